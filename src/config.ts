@@ -1,0 +1,293 @@
+// The only module that reads process.env. loadConfig() validates every variable once, with
+// zod, and returns a frozen, typed Config; every problem is reported at once, by name.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+
+export type DatabaseFlavour = 'sqlite' | 'postgresql';
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly host: string;
+  readonly port: number;
+  readonly issuer: string;
+  readonly database: { readonly url: string; readonly flavour: DatabaseFlavour; readonly poolSize: number };
+  /** Newest first. The first signs and encrypts; the others still verify and decrypt. */
+  readonly secrets: readonly string[];
+  /** Where a development secret was generated and kept, when that happened. */
+  readonly generatedSecretFile: string | undefined;
+  /** Express's `trust proxy` value; anything but `false` also makes the engine trust X-Forwarded-*. */
+  readonly trustProxy: boolean | number | string;
+  /** Lifetimes in seconds. */
+  readonly ttl: {
+    readonly accessToken: number;
+    readonly idToken: number;
+    readonly authorizationCode: number;
+    readonly refreshToken: number;
+    readonly session: number;
+    readonly interaction: number;
+    readonly grant: number;
+  };
+  readonly bcryptCost: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly autoMigrate: boolean;
+  /** Seconds between sweeps of expired artifacts; 0 turns the sweeper off. */
+  readonly sweepIntervalSeconds: number;
+  readonly demo: boolean;
+  readonly seedFile: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const DURATION_UNITS = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+/** "3600", "90s", "15m", "12h", "14d" → seconds. */
+function duration(example: string, { zeroMeansOff = false } = {}) {
+  return z.string().trim().transform((value, ctx) => {
+    const match = /^(\d+)\s*([smhd]?)$/.exec(value);
+    const seconds = match ? Number(match[1]) * DURATION_UNITS[(match[2] || 's') as keyof typeof DURATION_UNITS] : NaN;
+    if (!Number.isSafeInteger(seconds) || seconds < 0 || (seconds === 0 && !zeroMeansOff)) {
+      const off = zeroMeansOff ? '0 (off) or ' : '';
+      ctx.addIssue({ code: 'custom', message: `must be ${off}a positive duration in seconds or with a unit s/m/h/d (e.g. ${example})` });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+}
+
+function boolean(example: string) {
+  return z.string().trim().toLowerCase().transform((value, ctx) => {
+    if (['true', '1', 'yes', 'on'].includes(value)) return true;
+    if (['false', '0', 'no', 'off'].includes(value)) return false;
+    ctx.addIssue({ code: 'custom', message: `must be true or false (e.g. ${example})` });
+    return z.NEVER;
+  });
+}
+
+function integer(min: number, max: number, example: string) {
+  return z.string().trim().transform((value, ctx) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      ctx.addIssue({ code: 'custom', message: `must be a whole number from ${min} to ${max} (e.g. ${example})` });
+      return z.NEVER;
+    }
+    return n;
+  });
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Every variable Gatehouse reads: its schema, its default (as the string a person would
+ * write) and one line for humans. `.env.example` documents exactly these (a test checks).
+ */
+export const VARIABLES = {
+  NODE_ENV: {
+    schema: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }),
+    default: 'development',
+    doc: 'development (demo data, generated secret allowed) or production (strict).',
+  },
+  HOST: { schema: z.string().trim().min(1, 'must not be empty (e.g. 0.0.0.0)'), default: '0.0.0.0', doc: 'Interface to listen on.' },
+  PORT: { schema: integer(0, 65535, '3000'), default: '3000', doc: 'TCP port to listen on.' },
+  ISSUER: {
+    schema: z.string().trim().optional(),
+    default: undefined,
+    doc: 'Public base URL, exactly as clients see it (https in production). Default outside production: http://localhost:$PORT.',
+  },
+  DATABASE_URL: {
+    schema: z.string().trim(),
+    default: 'file:./data/gatehouse.db',
+    doc: 'file:./path.db for embedded SQLite, or postgresql://user:pass@host:5432/db for PostgreSQL.',
+  },
+  DATABASE_POOL_SIZE: { schema: integer(1, 200, '10'), default: '10', doc: 'PostgreSQL connections per instance.' },
+  SECRETS: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: 'Comma-separated secrets of 32+ characters, newest first. Sign cookies and encrypt signing keys at rest. Rotate by prepending a new one. Required in production.',
+  },
+  SECRETS_FILE: {
+    schema: z.string().trim().min(1),
+    default: './data/dev-secret',
+    doc: 'Development only: where a generated secret is kept when SECRETS is unset.',
+  },
+  TRUST_PROXY: {
+    schema: z.string().trim(),
+    default: 'false',
+    doc: 'false, true, a hop count, or comma-separated proxy addresses/subnets (Express "trust proxy"). Set behind a TLS-terminating proxy.',
+  },
+  ACCESS_TOKEN_TTL: { schema: duration('1h'), default: '1h', doc: 'Access token lifetime.' },
+  ID_TOKEN_TTL: { schema: duration('1h'), default: '1h', doc: 'ID token lifetime.' },
+  AUTHORIZATION_CODE_TTL: { schema: duration('60s'), default: '60s', doc: 'Authorization code lifetime.' },
+  REFRESH_TOKEN_TTL: { schema: duration('14d'), default: '14d', doc: 'Refresh token lifetime.' },
+  SESSION_TTL: { schema: duration('14d'), default: '14d', doc: 'Sign-in session lifetime.' },
+  INTERACTION_TTL: { schema: duration('1h'), default: '1h', doc: 'How long a sign-in or consent page stays valid.' },
+  GRANT_TTL: { schema: duration('365d'), default: '365d', doc: 'How long a consent (grant) is remembered.' },
+  BCRYPT_COST: { schema: integer(4, 15, '12'), default: '12', doc: 'bcrypt cost factor for password hashes.' },
+  LOG_LEVEL: {
+    schema: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }),
+    default: 'info',
+    doc: 'fatal, error, warn, info, debug, trace or silent.',
+  },
+  AUTO_MIGRATE: { schema: boolean('true'), default: 'true', doc: 'Apply pending database migrations at start-up.' },
+  SWEEP_INTERVAL: {
+    schema: duration('10m', { zeroMeansOff: true }),
+    default: '10m',
+    doc: 'How often expired codes, tokens and sessions are deleted; 0 turns the sweeper off.',
+  },
+  DEMO: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: 'Create and print a demo client and user at start-up. Default: true in development, refused in production.',
+  },
+  SEED_FILE: { schema: z.string().trim().min(1), default: 'prisma/seed.json', doc: 'JSON file read by `npx prisma db seed`.' },
+} as const;
+
+type VariableName = keyof typeof VARIABLES;
+type Env = Record<string, string | undefined>;
+
+const EXAMPLES: Partial<Record<VariableName, string>> = {
+  ISSUER: 'https://id.example.com',
+  DATABASE_URL: 'postgresql://gatehouse:secret@127.0.0.1:5432/gatehouse',
+  SECRETS: 'a 32+ character random string, e.g. from `openssl rand -base64 32`',
+  TRUST_PROXY: '1',
+  DEMO: 'false',
+};
+
+function parseTrustProxy(value: string): boolean | number | string | undefined {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  const parts = value.split(',').map((p) => p.trim());
+  const looksLikeAddress = (p: string) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(p) || ['loopback', 'linklocal', 'uniquelocal'].includes(p);
+  return parts.every((p) => p && looksLikeAddress(p)) ? parts.join(',') : undefined;
+}
+
+/** Validates the environment. Throws ConfigError listing every problem. */
+export function loadConfig(env: Env = process.env, options: { cwd?: string } = {}): Config {
+  const cwd = options.cwd ?? process.cwd();
+  const problems: string[] = [];
+  const raw = {} as Record<VariableName, unknown>;
+  for (const [name, variable] of Object.entries(VARIABLES) as [VariableName, (typeof VARIABLES)[VariableName]][]) {
+    const given = env[name];
+    const value = given === undefined || given === '' ? variable.default : given;
+    const result = (variable.schema as z.ZodType).safeParse(value);
+    if (result.success) raw[name] = result.data;
+    else problems.push(`${name}: ${result.error.issues[0]?.message ?? 'is invalid'}${EXAMPLES[name] ? ` (e.g. ${EXAMPLES[name]})` : ''}`);
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const nodeEnv = raw.NODE_ENV as Config['nodeEnv'];
+  const production = nodeEnv === 'production';
+  const port = raw.PORT as number;
+
+  // ISSUER
+  let issuer = (raw.ISSUER as string | undefined) || (production ? undefined : `http://localhost:${port}`);
+  if (!issuer) {
+    problems.push(`ISSUER: is required in production (e.g. ${EXAMPLES.ISSUER})`);
+  } else {
+    let url: URL | undefined;
+    try {
+      url = new URL(issuer);
+    } catch {
+      problems.push(`ISSUER: must be an absolute URL (e.g. ${EXAMPLES.ISSUER})`);
+    }
+    if (url) {
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') problems.push(`ISSUER: must be an http(s) URL (e.g. ${EXAMPLES.ISSUER})`);
+      else if (production && url.protocol !== 'https:') problems.push(`ISSUER: must be an https URL in production (e.g. ${EXAMPLES.ISSUER})`);
+      if (url.search || url.hash) problems.push(`ISSUER: must not have a query or fragment (e.g. ${EXAMPLES.ISSUER})`);
+      issuer = url.href.replace(/\/$/, '');
+    }
+  }
+
+  // DATABASE_URL
+  const databaseUrl = raw.DATABASE_URL as string;
+  let flavour: DatabaseFlavour | undefined;
+  if (/^file:.+/.test(databaseUrl)) flavour = 'sqlite';
+  else if (/^postgres(ql)?:\/\/.+/.test(databaseUrl)) flavour = 'postgresql';
+  else problems.push(`DATABASE_URL: must start with file: (SQLite) or postgresql:// (e.g. file:./data/gatehouse.db or ${EXAMPLES.DATABASE_URL})`);
+
+  // SECRETS
+  let secrets: string[] = [];
+  let generatedSecretFile: string | undefined;
+  const secretsValue = (raw.SECRETS as string | undefined)?.trim();
+  if (secretsValue) {
+    secrets = secretsValue.split(',').map((s) => s.trim());
+    secrets.forEach((secret, i) => {
+      if (secret.length < 32) problems.push(`SECRETS: secret #${i + 1} is ${secret.length} characters; each needs at least 32 (e.g. ${EXAMPLES.SECRETS})`);
+    });
+  } else if (production) {
+    problems.push(`SECRETS: is required in production (e.g. ${EXAMPLES.SECRETS})`);
+  } else {
+    generatedSecretFile = resolve(cwd, raw.SECRETS_FILE as string);
+    secrets = [readOrCreateDevSecret(generatedSecretFile)];
+  }
+
+  // TRUST_PROXY
+  const trustProxy = parseTrustProxy(raw.TRUST_PROXY as string);
+  if (trustProxy === undefined) problems.push(`TRUST_PROXY: must be true, false, a hop count or proxy addresses (e.g. ${EXAMPLES.TRUST_PROXY} or 10.0.0.0/8)`);
+
+  // DEMO
+  let demo = !production && nodeEnv !== 'test';
+  const demoValue = raw.DEMO as string | undefined;
+  if (demoValue !== undefined && demoValue !== '') {
+    const parsed = boolean('false').safeParse(demoValue);
+    if (!parsed.success) problems.push(`DEMO: must be true or false (e.g. ${EXAMPLES.DEMO})`);
+    else demo = parsed.data;
+  }
+  if (demo && production) problems.push('DEMO: the demo client and user are for development only; unset DEMO or set DEMO=false in production');
+
+  if (problems.length) throw new ConfigError(problems);
+
+  return deepFreeze({
+    nodeEnv,
+    host: raw.HOST as string,
+    port,
+    issuer: issuer as string,
+    database: { url: databaseUrl, flavour: flavour as DatabaseFlavour, poolSize: raw.DATABASE_POOL_SIZE as number },
+    secrets,
+    generatedSecretFile,
+    trustProxy: trustProxy as Config['trustProxy'],
+    ttl: {
+      accessToken: raw.ACCESS_TOKEN_TTL as number,
+      idToken: raw.ID_TOKEN_TTL as number,
+      authorizationCode: raw.AUTHORIZATION_CODE_TTL as number,
+      refreshToken: raw.REFRESH_TOKEN_TTL as number,
+      session: raw.SESSION_TTL as number,
+      interaction: raw.INTERACTION_TTL as number,
+      grant: raw.GRANT_TTL as number,
+    },
+    bcryptCost: raw.BCRYPT_COST as number,
+    logLevel: raw.LOG_LEVEL as Config['logLevel'],
+    autoMigrate: raw.AUTO_MIGRATE as boolean,
+    sweepIntervalSeconds: raw.SWEEP_INTERVAL as number,
+    demo,
+    seedFile: resolve(cwd, raw.SEED_FILE as string),
+  });
+}
+
+/** Development only: one random secret, generated on first start and kept in a file. */
+function readOrCreateDevSecret(file: string): string {
+  if (existsSync(file)) {
+    const secret = readFileSync(file, 'utf8').trim();
+    if (secret.length >= 32) return secret;
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,96 @@
+// The sign-in and consent pages the engine sends people to, at /interaction/:uid.
+// Each handler: load the interaction, check the prompt, call one step, finish or render.
+import express, { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { Interaction, InteractionSteps } from '../oidc/interactions.js';
+import { describeScope, type RenderPage } from '../oidc/provider.js';
+import { AppError } from './errors.js';
+
+const UidParam = z.object({ uid: z.string().regex(/^[\w-]{1,128}$/) });
+
+const LoginForm = z.object({
+  email: z.string().trim().max(320, 'That email address is too long.').refine((v) => v.length > 0, 'Enter your email address.'),
+  password: z.string().max(1024, 'That password is too long.').refine((v) => v.length > 0, 'Enter your password.'),
+});
+
+const WRONG_CREDENTIALS = 'Incorrect email or password.';
+
+export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage): Router {
+  const router = Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+
+  router.get('/interaction/:uid', showInteraction);
+  router.post('/interaction/:uid/login', form, submitLogin);
+  router.post('/interaction/:uid/confirm', form, confirmConsent);
+  router.post('/interaction/:uid/abort', form, abortInteraction);
+
+  /** Loads the interaction named in the URL; the cookie must belong to that same interaction. */
+  async function load(req: Request, res: Response): Promise<Interaction> {
+    const params = UidParam.safeParse(req.params);
+    const interaction = await steps.load(req, res);
+    if (!params.success || params.data.uid !== interaction.uid) {
+      throw new AppError(400, 'invalid_request', 'This sign-in page does not match your current sign-in. Go back to the app and start again.');
+    }
+    res.set('Cache-Control', 'no-store');
+    return interaction;
+  }
+
+  function expectPrompt(interaction: Interaction, name: 'login' | 'consent') {
+    if (interaction.prompt.name !== name) {
+      throw new AppError(400, 'invalid_request', 'This step of the sign-in is already done or not expected. Go back to the app and start again.');
+    }
+  }
+
+  async function renderLogin(res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: string }) {
+    const client = await steps.describeClient(interaction.params.client_id);
+    res.status(status).type('html').send(
+      await renderPage('login', { uid: interaction.uid, client, email: locals.email ?? interaction.params.login_hint ?? '', error: locals.error }),
+    );
+  }
+
+  async function renderConsent(res: Response, interaction: Interaction) {
+    const client = await steps.describeClient(interaction.params.client_id);
+    const { details } = interaction.prompt;
+    const scopes = (details.missingOIDCScope ?? []).filter((s) => s !== 'openid').map((s) => ({ name: s, description: describeScope(s) }));
+    res.type('html').send(
+      await renderPage('consent', {
+        uid: interaction.uid,
+        client,
+        scopes,
+        claims: details.missingOIDCClaims ?? [],
+        resources: Object.entries(details.missingResourceScopes ?? {}).map(([indicator, list]) => ({ indicator, scopes: list })),
+      }),
+    );
+  }
+
+  async function showInteraction(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    if (interaction.prompt.name === 'login') return renderLogin(res, interaction, 200, {});
+    if (interaction.prompt.name === 'consent') return renderConsent(res, interaction);
+    throw new AppError(400, 'invalid_request', `This sign-in needs a step Gatehouse does not offer (${interaction.prompt.name}).`);
+  }
+
+  async function submitLogin(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    const parsed = LoginForm.safeParse(req.body ?? {});
+    const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
+    if (!parsed.success) return renderLogin(res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
+    if (!(await steps.submitLogin(req, res, parsed.data.email, parsed.data.password))) {
+      return renderLogin(res, interaction, 401, { email, error: WRONG_CREDENTIALS });
+    }
+  }
+
+  async function confirmConsent(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'consent');
+    await steps.confirmConsent(req, res, interaction);
+  }
+
+  async function abortInteraction(req: Request, res: Response) {
+    await load(req, res);
+    await steps.abortInteraction(req, res);
+  }
+
+  return router;
+}

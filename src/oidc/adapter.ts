@@ -1,0 +1,135 @@
+// The engine's storage, backed by Prisma. One adapter per engine model: `Client` reads the
+// typed Client table; every other model (Session, Interaction, Grant, AuthorizationCode,
+// AccessToken, RefreshToken, DeviceCode, ReplayDetection, PushedAuthorizationRequest,
+// RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
+import type { Db } from '../db/client.js';
+import { createClientQueries, type ClientMetadata } from '../db/clients.js';
+
+export type Clock = () => Date;
+
+/** Models whose redemption mints tokens: a second redemption means a stolen or replayed value. */
+const GRANT_SOURCES: Record<string, string> = {
+  AuthorizationCode: 'authorization code',
+  RefreshToken: 'refresh token',
+  DeviceCode: 'device code',
+  BackchannelAuthenticationRequest: 'backchannel authentication request',
+  PreAuthorizedCode: 'pre-authorized code',
+};
+
+const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
+
+function toPayload(row: ArtifactRow | null): AdapterPayload | undefined {
+  if (!row) return undefined;
+  const payload = { ...row.payload } as AdapterPayload;
+  if (row.consumedAt) payload.consumed = epochSeconds(row.consumedAt);
+  return payload;
+}
+
+const text = (value: unknown) => (typeof value === 'string' ? value : null);
+
+export function createAdapterFactory(db: Db, now: Clock = () => new Date()): (model: string) => Adapter {
+  const artifacts = createArtifactQueries(db.prisma);
+  const clients = createClientQueries(db.prisma);
+
+  const clientAdapter: Adapter = {
+    async upsert(id, payload) {
+      await clients.save({ ...(payload as Payload), client_id: id } as ClientMetadata);
+    },
+    async find(id) {
+      return (await clients.find(id)) ?? undefined;
+    },
+    async destroy(id) {
+      await clients.destroy(id);
+    },
+    // Clients are neither looked up by uid or user code, consumed, nor part of a grant.
+    async findByUid() {
+      return undefined;
+    },
+    async findByUserCode() {
+      return undefined;
+    },
+    async consume() {},
+    async revokeByGrantId() {},
+  };
+
+  function artifactAdapter(model: string): Adapter {
+    return {
+      async upsert(id, payload, expiresIn) {
+        const expiresAt = expiresIn ? new Date(now().getTime() + expiresIn * 1000) : null;
+        await artifacts.save(
+          model,
+          id,
+          payload as Payload,
+          {
+            grantId: text(payload.grantId),
+            uid: text(payload.uid),
+            userCode: text(payload.userCode),
+            accountId: text(payload.accountId),
+            clientId: text(payload.clientId),
+          },
+          expiresAt,
+        );
+      },
+
+      async find(id) {
+        return toPayload(await artifacts.find(model, id, now()));
+      },
+
+      async findByUid(uid) {
+        return toPayload(await artifacts.findBy(model, 'uid', uid, now()));
+      },
+
+      async findByUserCode(userCode) {
+        return toPayload(await artifacts.findBy(model, 'userCode', userCode, now()));
+      },
+
+      // Atomic: exactly one of any number of concurrent calls succeeds. The engine checks
+      // `consumed` before it calls this, so a refusal here means another request redeemed the
+      // same value in the meantime: treat it as replay, end the grant, and refuse this one.
+      async consume(id) {
+        const at = now();
+        if (await artifacts.consume(model, id, at)) return;
+        const label = GRANT_SOURCES[model];
+        if (!label) throw new errors.InvalidRequest(`${model} was already used or has expired`);
+        const replayed = await artifacts.find(model, id, at);
+        if (replayed?.consumedAt) {
+          if (replayed.grantId) await artifacts.destroyByGrantId(replayed.grantId);
+          throw new errors.InvalidGrant(`${label} already consumed`);
+        }
+        throw new errors.InvalidGrant(`${label} not found or expired`);
+      },
+
+      async destroy(id) {
+        await artifacts.destroy(model, id);
+      },
+
+      async revokeByGrantId(grantId) {
+        await artifacts.destroyByGrantId(grantId, model);
+      },
+    };
+  }
+
+  const adapters = new Map<string, Adapter>();
+  return (model: string) => {
+    let adapter = adapters.get(model);
+    if (!adapter) {
+      adapter = model === 'Client' ? clientAdapter : artifactAdapter(model);
+      adapters.set(model, adapter);
+    }
+    return adapter;
+  };
+}
+
+/** Deletes expired artifacts every `intervalSeconds`; returns a function that stops it. */
+export function startSweeper(db: Db, intervalSeconds: number, onError: (error: unknown) => void, now: Clock = () => new Date()): () => void {
+  if (intervalSeconds <= 0) return () => {};
+  const artifacts = createArtifactQueries(db.prisma);
+  const timer = setInterval(() => {
+    artifacts.deleteExpired(now()).catch(onError);
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,123 @@
+// The composition root: configuration → database → keys → engine → HTTP → listen.
+// `npm start` runs this file; tests call createGatehouse() with their own configuration.
+import type { Server } from 'node:http';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createDb, type Db } from './db/client.js';
+import { migrate } from './db/migrate.js';
+import { createApp } from './http/app.js';
+import { createPageRenderer } from './http/pages.js';
+import { createLogger, type Logger } from './logger.js';
+import { createPasswordVerifier } from './oidc/accounts.js';
+import { startSweeper } from './oidc/adapter.js';
+import { ensureDemo, type Demo } from './oidc/demo.js';
+import { createInteractionSteps } from './oidc/interactions.js';
+import { loadSigningKeys } from './oidc/keys.js';
+import { createProvider } from './oidc/provider.js';
+
+export interface Gatehouse {
+  readonly app: ReturnType<typeof createApp>;
+  readonly db: Db;
+  readonly demo: Demo | undefined;
+  /** Stops background work and closes the database. */
+  close(): Promise<void>;
+}
+
+export async function createGatehouse(config: Config, logger: Logger): Promise<Gatehouse> {
+  if (config.autoMigrate) {
+    const report = await migrate(config.database);
+    if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
+    if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  }
+  const db = await createDb(config.database);
+  try {
+    const keys = await loadSigningKeys(db, config.secrets);
+    if (keys.created.length) logger.info({ kids: keys.created }, 'generated signing keys');
+    const renderPage = createPageRenderer();
+    const provider = createProvider({ config, db, keys, renderPage });
+    provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'engine server error'));
+    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost));
+    const demo = config.demo ? await ensureDemo(db, config) : undefined;
+    const app = createApp({ config, provider, steps, renderPage, logger, demo });
+    const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));
+    return {
+      app,
+      db,
+      demo,
+      async close() {
+        stopSweeper();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+}
+
+function listen(gatehouse: Gatehouse, config: Config): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = gatehouse.app.listen(config.port, config.host, () => resolve(server));
+    server.once('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config);
+  if (config.generatedSecretFile) {
+    logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
+  }
+  const gatehouse = await createGatehouse(config, logger);
+  const server = await listen(gatehouse, config);
+  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
+  if (gatehouse.demo) {
+    const { demo } = gatehouse;
+    console.log(
+      [
+        '',
+        'Development demo (DEMO=false turns it off):',
+        `  sign in at   ${demo.authorizeUrl}`,
+        `  user         ${demo.email} / ${demo.password}`,
+        `  client       ${demo.clientId} / ${demo.clientSecret}`,
+        `  redirect_uri ${demo.redirectUri}`,
+        '',
+      ].join('\n'),
+    );
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000).unref();
+    server.close(() => {
+      gatehouse
+        .close()
+        .then(() => {
+          clearTimeout(force);
+          process.exit(0);
+        })
+        .catch(() => process.exit(1));
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? `Gatehouse failed to start: ${error.message}` : error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,82 @@
+// Throwaway databases for tests: a fresh SQLite file, or a PostgreSQL database with a unique
+// name that is dropped afterwards. PostgreSQL runs must happen under CI=true; elsewhere
+// they are skipped, with the reason printed, when the server cannot be reached.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { DatabaseFlavour } from '../../src/config.js';
+import type { DbConfig } from '../../src/db/client.js';
+
+export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+
+export interface TestDatabase {
+  readonly config: DbConfig;
+  drop(): Promise<void>;
+}
+
+let postgresReachable: Promise<string | null> | undefined;
+
+/** null when reachable, otherwise why not. */
+function checkPostgres(): Promise<string | null> {
+  postgresReachable ??= (async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL, connectionTimeoutMillis: 3000 });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      return null;
+    } catch (error) {
+      return `PostgreSQL at ${POSTGRES_ADMIN_URL} is unreachable: ${(error as Error).message}`;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return postgresReachable;
+}
+
+/**
+ * The flavours this run covers. Call at the top of a test file (top-level await) and use with
+ * describe.each. Under CI=true PostgreSQL is always included, so an unreachable server fails
+ * the run instead of silently skipping it.
+ */
+export async function flavours(): Promise<DatabaseFlavour[]> {
+  if (process.env.CI === 'true') return ['sqlite', 'postgresql'];
+  const reason = await checkPostgres();
+  if (reason) {
+    console.warn(`[skip] PostgreSQL tests skipped: ${reason}`);
+    return ['sqlite'];
+  }
+  return ['sqlite', 'postgresql'];
+}
+
+export async function createTestDatabase(flavour: DatabaseFlavour): Promise<TestDatabase> {
+  if (flavour === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+    return {
+      config: { flavour, url: `file:${join(dir, 'gatehouse.db')}`, poolSize: 5 },
+      drop: async () => rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const name = `gatehouse_test_${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    config: { flavour, url: url.href, poolSize: 5 },
+    drop: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// Starts a real Gatehouse on 127.0.0.1 with a throwaway database, for flow tests.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import bcrypt from 'bcrypt';
+import type { DatabaseFlavour } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { createClientQueries, type ClientMetadata } from '../../src/db/clients.js';
+import { createUserQueries } from '../../src/db/users.js';
+import { createLogger } from '../../src/logger.js';
+import { createGatehouse, type Gatehouse } from '../../src/server.js';
+import { createTestDatabase, type TestDatabase } from './databases.js';
+
+export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+
+export interface TestGatehouse {
+  readonly issuer: string;
+  readonly gatehouse: Gatehouse;
+  readonly database: TestDatabase;
+  addClient(metadata: Partial<ClientMetadata> & { client_id: string }): Promise<void>;
+  addUser(user: { email: string; password: string; name?: string; emailVerified?: boolean }): Promise<string>;
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startTestGatehouse(flavour: DatabaseFlavour, env: Record<string, string> = {}): Promise<TestGatehouse> {
+  const database = await createTestDatabase(flavour);
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: issuer,
+    DATABASE_URL: database.config.url,
+    SECRETS: TEST_SECRET,
+    BCRYPT_COST: '4',
+    LOG_LEVEL: 'silent',
+    SWEEP_INTERVAL: '0',
+    ...env,
+  });
+  const gatehouse = await createGatehouse(config, createLogger(config));
+  const server: Server = await new Promise((resolve) => {
+    const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    issuer,
+    gatehouse,
+    database,
+    async addClient(metadata) {
+      await createClientQueries(gatehouse.db.prisma).save({ ...metadata } as ClientMetadata);
+    },
+    async addUser({ email, password, name, emailVerified = true }) {
+      const id = randomUUID();
+      const profile = { email, emailVerified, name: name ?? null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
+      await createUserQueries(gatehouse.db.prisma).create(id, profile, await bcrypt.hash(password, 4));
+      return id;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await gatehouse.close();
+      await database.drop();
+    },
+  };
+}
