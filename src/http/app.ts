@@ -1,6 +1,7 @@
 // The Express application: our pages first, the engine mounted last at the root, and one
 // error handler. Body parsers sit on our own POST routes only (the engine parses its own).
-import express, { type Express } from 'express';
+import type { IncomingMessage } from 'node:http';
+import express, { type Express, type NextFunction, type RequestHandler } from 'express';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -22,6 +23,27 @@ export interface AppDeps {
   demo?: Demo;
 }
 
+/**
+ * The engine (a Koa app) answers its own routes. A request none of them matched is handed
+ * back to Express, so unknown paths get our 404 page or JSON like every other error.
+ */
+function mountEngine(provider: Provider): RequestHandler {
+  const fallThrough = new WeakMap<IncomingMessage, NextFunction>();
+  provider.use(async (ctx, next) => {
+    await next();
+    // Koa's untouched default: no engine route matched this request.
+    if (ctx.status === 404 && ctx.body == null) {
+      ctx.respond = false;
+      fallThrough.get(ctx.req)?.();
+    }
+  });
+  const engine = provider.callback();
+  return function engineRoutes(req, res, next) {
+    fallThrough.set(req, next);
+    void engine(req, res);
+  };
+}
+
 export function createApp({ config, provider, steps, renderPage, logger, demo }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -32,8 +54,7 @@ export function createApp({ config, provider, steps, renderPage, logger, demo }:
   app.use(createInteractionRouter(steps, renderPage));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
 
-  app.use(provider.callback());
-  // The engine answers its own routes; anything that reaches here is unknown.
+  app.use(mountEngine(provider));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));
   return app;

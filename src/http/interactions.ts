@@ -9,8 +9,8 @@ import { AppError } from './errors.js';
 const UidParam = z.object({ uid: z.string().regex(/^[\w-]{1,128}$/) });
 
 const LoginForm = z.object({
-  email: z.string().trim().max(320, 'That email address is too long.').refine((v) => v.length > 0, 'Enter your email address.'),
-  password: z.string().max(1024, 'That password is too long.').refine((v) => v.length > 0, 'Enter your password.'),
+  email: z.string().trim().default('').refine((v) => v.length > 0, 'Enter your email address.').refine((v) => v.length <= 320, 'That email address is too long.'),
+  password: z.string().default('').refine((v) => v.length > 0, 'Enter your password.').refine((v) => v.length <= 1024, 'That password is too long.'),
 });
 
 const WRONG_CREDENTIALS = 'Incorrect email or password.';
