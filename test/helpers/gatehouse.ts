@@ -14,6 +14,9 @@ import { createTestDatabase, type TestDatabase } from './databases.js';
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 export interface TestGatehouse {
+  /** Where this instance listens. */
+  readonly url: string;
+  /** The issuer it is configured with (its own URL unless ISSUER was given). */
   readonly issuer: string;
   readonly gatehouse: Gatehouse;
   readonly database: TestDatabase;
@@ -33,15 +36,23 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startTestGatehouse(flavour: DatabaseFlavour, env: Record<string, string> = {}): Promise<TestGatehouse> {
-  const database = await createTestDatabase(flavour);
+/**
+ * Starts a Gatehouse on its own port. Pass `shareWith` to start a second instance on the same
+ * database (as behind a load balancer); the database is then dropped by the first one only.
+ */
+export async function startTestGatehouse(
+  flavour: DatabaseFlavour,
+  env: Record<string, string> = {},
+  shareWith?: TestGatehouse,
+): Promise<TestGatehouse> {
+  const database = shareWith?.database ?? (await createTestDatabase(flavour));
   const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  const url = `http://127.0.0.1:${port}`;
   const config = loadConfig({
     NODE_ENV: 'test',
     PORT: String(port),
     HOST: '127.0.0.1',
-    ISSUER: issuer,
+    ISSUER: url,
     DATABASE_URL: database.config.url,
     SECRETS: TEST_SECRET,
     BCRYPT_COST: '4',
@@ -54,7 +65,8 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, env: Record<s
     const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
   });
   return {
-    issuer,
+    url,
+    issuer: config.issuer,
     gatehouse,
     database,
     async addClient(metadata) {
@@ -70,7 +82,7 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, env: Record<s
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await gatehouse.close();
-      await database.drop();
+      if (!shareWith) await database.drop();
     },
   };
 }
