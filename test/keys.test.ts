@@ -1,6 +1,6 @@
 // Signing keys: generated once, stored encrypted with SECRETS, shared by every instance on the
 // same database, and still readable after SECRETS rotates.
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/client.js';
@@ -103,8 +103,8 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     const password = 'a long enough password';
     const sub = await a.addUser({ email, password });
 
-    const jwksA = await (await fetch(`${a.issuer}/jwks`)).json();
-    const jwksB = await (await fetch(`${b.url}/jwks`)).json();
+    const jwksA = (await (await fetch(`${a.url}/jwks`)).json()) as JSONWebKeySet;
+    const jwksB = (await (await fetch(`${b.url}/jwks`)).json()) as JSONWebKeySet;
     expect(jwksA).toEqual(jwksB);
     expect(jwksA.keys).toHaveLength(2);
     for (const key of jwksA.keys) expect(key).not.toHaveProperty('d');
@@ -144,7 +144,7 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     expect(response.status).toBe(200);
     const tokens = (await response.json()) as { id_token: string };
     const { kid } = decodeProtectedHeader(tokens.id_token);
-    expect(jwksA.keys.map((k: { kid: string }) => k.kid)).toContain(kid);
+    expect(jwksA.keys.map((k) => k.kid)).toContain(kid);
     const { payload } = await jwtVerify(tokens.id_token, createLocalJWKSet(jwksB), { audience: CLIENT.id, issuer: a.issuer });
     expect(payload.sub).toBe(sub);
   });

@@ -2,7 +2,8 @@
 // `_prisma_migrations` exactly as Prisma's schema engine does (same table, checksums and row
 // lifecycle), so `prisma migrate status/deploy` agree wherever that engine is available.
 // Each migration runs in its own transaction; concurrent starts are serialised (PostgreSQL:
-// the advisory lock Prisma itself takes; SQLite: BEGIN IMMEDIATE).
+// the advisory lock Prisma itself takes, around the whole run; SQLite: BEGIN IMMEDIATE around
+// each migration, which re-checks under the write lock whether another process applied it).
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -71,8 +72,11 @@ interface Store {
   /** Runs `work` while no other migrator can. */
   exclusive<T>(work: () => Promise<T>): Promise<T>;
   rows(): Promise<MigrationRow[]>;
-  /** In one transaction: record the start, run the SQL, record the finish. */
-  apply(migration: Migration): Promise<void>;
+  /**
+   * In one transaction: record the start, run the SQL, record the finish. False when another
+   * process applied it first (SQLite, where the check happens under the write lock).
+   */
+  apply(migration: Migration): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -90,12 +94,13 @@ export async function migrate(database: DbConfig, dir = migrationsDir(database.f
           alreadyApplied.push(migration.name);
           continue;
         }
+        let appliedHere: boolean;
         try {
-          await store.apply(migration);
+          appliedHere = await store.apply(migration);
         } catch (error) {
           throw new MigrationError(`Migration ${migration.name} failed and was rolled back: ${(error as Error).message}`);
         }
-        applied.push(migration.name);
+        (appliedHere ? applied : alreadyApplied).push(migration.name);
       }
       const known = new Set(migrations.map((m) => m.name));
       const unknown = rows.filter((row) => isApplied(row) && !known.has(row.migration_name)).map((row) => row.migration_name);
@@ -162,7 +167,7 @@ function openSqliteStore(url: string): Store {
         const done = db
           .prepare('SELECT 1 FROM _prisma_migrations WHERE migration_name = ? AND finished_at IS NOT NULL AND rolled_back_at IS NULL')
           .get(migration.name);
-        if (done) return;
+        if (done) return false;
         const id = randomUUID();
         db.prepare('INSERT INTO _prisma_migrations (id, checksum, migration_name, started_at) VALUES (?, ?, ?, ?)').run(
           id,
@@ -173,8 +178,9 @@ function openSqliteStore(url: string): Store {
         db.exec(migration.sql);
         db.prepare('UPDATE _prisma_migrations SET applied_steps_count = applied_steps_count + 1 WHERE id = ?').run(id);
         db.prepare('UPDATE _prisma_migrations SET finished_at = ? WHERE id = ?').run(Date.now(), id);
+        return true;
       });
-      run.immediate();
+      return run.immediate();
     },
     close: async () => {
       db.close();
@@ -222,6 +228,7 @@ async function openPostgresStore(url: string): Promise<Store> {
         await client.query('UPDATE "_prisma_migrations" SET applied_steps_count = applied_steps_count + 1 WHERE id = $1', [id]);
         await client.query('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp() WHERE id = $1', [id]);
         await client.query('COMMIT');
+        return true;
       } catch (error) {
         await client.query('ROLLBACK');
         throw error;
