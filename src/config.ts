@@ -29,6 +29,11 @@ export interface Config {
     readonly interaction: number;
     readonly grant: number;
   };
+  /**
+   * Accept authorization (and logout) requests as POST forms, as OpenID Connect Core requires.
+   * The engine then needs SameSite=None session cookies.
+   */
+  readonly authorizationPost: boolean;
   readonly bcryptCost: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly autoMigrate: boolean;
@@ -128,6 +133,11 @@ export const VARIABLES = {
   SESSION_TTL: { schema: duration('14d'), default: '14d', doc: 'Sign-in session lifetime.' },
   INTERACTION_TTL: { schema: duration('1h'), default: '1h', doc: 'How long a sign-in or consent page stays valid.' },
   GRANT_TTL: { schema: duration('365d'), default: '365d', doc: 'How long a consent (grant) is remembered.' },
+  AUTHORIZATION_POST: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: 'Accept POST at /authorize and /logout (OpenID Connect Core). Needs SameSite=None session cookies, which browsers keep only when Secure, so the default is true for an https ISSUER and false for http.',
+  },
   BCRYPT_COST: { schema: integer(4, 15, '12'), default: '12', doc: 'bcrypt cost factor for password hashes.' },
   LOG_LEVEL: {
     schema: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }),
@@ -154,7 +164,7 @@ type Env = Record<string, string | undefined>;
 const EXAMPLES: Partial<Record<VariableName, string>> = {
   ISSUER: 'https://id.example.com',
   DATABASE_URL: 'postgresql://gatehouse:secret@127.0.0.1:5432/gatehouse',
-  SECRETS: 'a 32+ character random string, e.g. from `openssl rand -base64 32`',
+  SECRETS: 'the output of `openssl rand -base64 32`',
   TRUST_PROXY: '1',
   DEMO: 'false',
 };
@@ -180,14 +190,14 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     if (result.success) raw[name] = result.data;
     else problems.push(`${name}: ${result.error.issues[0]?.message ?? 'is invalid'}${EXAMPLES[name] ? ` (e.g. ${EXAMPLES[name]})` : ''}`);
   }
-  if (problems.length) throw new ConfigError(problems);
-
+  // The checks below combine variables; each runs only when its own inputs parsed, so one
+  // run reports every problem.
   const nodeEnv = raw.NODE_ENV as Config['nodeEnv'];
-  const production = nodeEnv === 'production';
+  const production = nodeEnv === 'production' || (env.NODE_ENV ?? '').trim() === 'production';
   const port = raw.PORT as number;
 
   // ISSUER
-  let issuer = (raw.ISSUER as string | undefined) || (production ? undefined : `http://localhost:${port}`);
+  let issuer = (raw.ISSUER as string | undefined) || (production ? undefined : `http://localhost:${port ?? 3000}`);
   if (!issuer) {
     problems.push(`ISSUER: is required in production (e.g. ${EXAMPLES.ISSUER})`);
   } else {
@@ -208,7 +218,8 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   // DATABASE_URL
   const databaseUrl = raw.DATABASE_URL as string;
   let flavour: DatabaseFlavour | undefined;
-  if (/^file:.+/.test(databaseUrl)) flavour = 'sqlite';
+  if (databaseUrl === undefined) flavour = undefined;
+  else if (/^file:.+/.test(databaseUrl)) flavour = 'sqlite';
   else if (/^postgres(ql)?:\/\/.+/.test(databaseUrl)) flavour = 'postgresql';
   else problems.push(`DATABASE_URL: must start with file: (SQLite) or postgresql:// (e.g. file:./data/gatehouse.db or ${EXAMPLES.DATABASE_URL})`);
 
@@ -225,12 +236,20 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     problems.push(`SECRETS: is required in production (e.g. ${EXAMPLES.SECRETS})`);
   } else {
     generatedSecretFile = resolve(cwd, raw.SECRETS_FILE as string);
-    secrets = [readOrCreateDevSecret(generatedSecretFile)];
   }
 
   // TRUST_PROXY
-  const trustProxy = parseTrustProxy(raw.TRUST_PROXY as string);
+  const trustProxy = raw.TRUST_PROXY === undefined ? false : parseTrustProxy(raw.TRUST_PROXY as string);
   if (trustProxy === undefined) problems.push(`TRUST_PROXY: must be true, false, a hop count or proxy addresses (e.g. ${EXAMPLES.TRUST_PROXY} or 10.0.0.0/8)`);
+
+  // AUTHORIZATION_POST
+  let authorizationPost = issuer?.startsWith('https:') ?? false;
+  const postValue = raw.AUTHORIZATION_POST as string | undefined;
+  if (postValue !== undefined && postValue !== '') {
+    const parsed = boolean('true').safeParse(postValue);
+    if (!parsed.success) problems.push('AUTHORIZATION_POST: must be true or false (e.g. true)');
+    else authorizationPost = parsed.data;
+  }
 
   // DEMO
   let demo = !production && nodeEnv !== 'test';
@@ -243,6 +262,8 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   if (demo && production) problems.push('DEMO: the demo client and user are for development only; unset DEMO or set DEMO=false in production');
 
   if (problems.length) throw new ConfigError(problems);
+  // Only once everything is valid, so a refused start leaves no file behind.
+  if (generatedSecretFile) secrets = [readOrCreateDevSecret(generatedSecretFile)];
 
   return deepFreeze({
     nodeEnv,
@@ -262,6 +283,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
       interaction: raw.INTERACTION_TTL as number,
       grant: raw.GRANT_TTL as number,
     },
+    authorizationPost,
     bcryptCost: raw.BCRYPT_COST as number,
     logLevel: raw.LOG_LEVEL as Config['logLevel'],
     autoMigrate: raw.AUTO_MIGRATE as boolean,

@@ -159,6 +159,25 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
       expect(response.get('error')).toBe('invalid_request');
       expect(response.get('error_description')).toBe('requested response_type is not allowed for this client');
     });
+
+    it('answers 405 to a POSTed authorization request while AUTHORIZATION_POST is off (http issuer default)', async () => {
+      const browser = new Browser(server.issuer);
+      const params = Object.fromEntries(new URL(authorizeUrl(server.issuer)).searchParams);
+      const response = await browser.request('/authorize', { form: params, headers: { accept: 'application/json' } });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET');
+      expect(await response.json()).toMatchObject({ error: 'invalid_request' });
+    });
+
+    it('keeps the session cookie SameSite=Lax while AUTHORIZATION_POST is off', async () => {
+      const browser = new Browser(server.issuer);
+      const login = findForm((await browser.visit(authorizeUrl(server.issuer))).html, '/login');
+      const signedIn = await browser.request(login.action, { form: { email: ALICE.email, password: ALICE.password } });
+      const resumed = await browser.request(signedIn.headers.get('location') as string);
+      const session = resumed.headers.getSetCookie().find((c) => c.startsWith('_session='));
+      expect(session).toMatch(/samesite=lax/i);
+      expect(session).toMatch(/httponly/i);
+    });
   });
 
   describe('the token endpoint', () => {

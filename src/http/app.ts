@@ -9,7 +9,7 @@ import type { Demo } from '../oidc/demo.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/provider.js';
 import { createDemoRouter } from './demo.js';
-import { createErrorHandler, notFound } from './errors.js';
+import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createInteractionRouter } from './interactions.js';
 import { ASSETS_DIR } from './pages.js';
 import { securityHeaders } from './security-headers.js';
@@ -54,6 +54,12 @@ export function createApp({ config, provider, steps, renderPage, logger, demo }:
   app.use(createInteractionRouter(steps, renderPage));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
 
+  if (!config.authorizationPost) {
+    app.post(['/authorize', '/logout'], (_req, res, next) => {
+      res.set('Allow', 'GET');
+      next(new AppError(405, 'invalid_request', 'This server accepts authorization and logout requests by GET only (AUTHORIZATION_POST is off).'));
+    });
+  }
   app.use(mountEngine(provider));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));

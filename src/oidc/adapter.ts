@@ -64,7 +64,8 @@ export function createAdapterFactory(db: Db, now: Clock = () => new Date()): (mo
           id,
           payload as Payload,
           {
-            grantId: text(payload.grantId),
+            // A grant is its own grant: indexing it by its id lets one delete end all of it.
+            grantId: model === 'Grant' ? id : text(payload.grantId),
             uid: text(payload.uid),
             userCode: text(payload.userCode),
             accountId: text(payload.accountId),

@@ -48,7 +48,7 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
   const user = await users.findById(DEMO_USER_ID);
   if (user) {
     if (!(await bcrypt.compare(password, user.passwordHash))) {
-      await users.update(DEMO_USER_ID, { passwordHash: await hashPassword(password, config.bcryptCost), disabled: false });
+      await users.update(DEMO_USER_ID, { passwordHash: await hashPassword(password, config.bcryptCost) });
     }
   } else {
     const profile = { email: DEMO_EMAIL, emailVerified: true, name: 'Demo Person', givenName: 'Demo', familyName: 'Person', preferredUsername: 'demo', picture: null, locale: 'en' };

@@ -62,7 +62,10 @@ export function createProvider({ config, db, keys, renderPage, now = () => new D
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     claims: Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])),
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
-    cookies: { keys: cookieKeys(config.secrets) },
+    // POSTed authorization requests arrive cross-site, so the session cookie must then be
+    // SameSite=None to be sent with them; otherwise Lax keeps it out of cross-site requests.
+    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.authorizationPost ? 'none' : 'lax' } },
+    enableHttpPostMethods: config.authorizationPost,
     ttl: {
       AccessToken: config.ttl.accessToken,
       AuthorizationCode: config.ttl.authorizationCode,

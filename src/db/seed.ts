@@ -1,0 +1,318 @@
+// Seeding: a JSON file of clients and users, validated whole (every problem named by entry
+// and field), then written in one transaction so a run either applies everything or nothing.
+// Re-running the same file changes nothing: clients compare by metadata, users by field and
+// by bcrypt.compare, so password hashes do not churn.
+//
+// bcrypt lives here rather than behind oidc/accounts.ts because db/ must not import oidc/.
+import { randomUUID } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import { z } from 'zod';
+import type { Prisma as PrismaNamespace } from '../generated/sqlite/client.js';
+import type { Db } from './client.js';
+import { sameJson, type ClientMetadata } from './clients.js';
+import { normalizeEmail, type User, type UserProfile } from './users.js';
+
+// ---------------------------------------------------------------------------------------------
+// The file format
+// ---------------------------------------------------------------------------------------------
+
+const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
+const RESPONSE_TYPES = ['code', 'id_token', 'code id_token', 'none'] as const;
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'] as const;
+const SIGNING_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'Ed25519', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;
+/** RFC 7591 §2: a client without token_endpoint_auth_method authenticates with client_secret_basic. */
+const DEFAULT_AUTH_METHOD = 'client_secret_basic';
+const SECRET_AUTH_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt'];
+/** RFC 6749 §3.3 scope-token characters. */
+const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+
+const oneOf = (values: readonly string[]) => `must be one of ${values.join(', ')}`;
+/** For a required field's type check: says so when the field is missing altogether. */
+const required = (message: string) => (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : message);
+
+function isHttpUrl(value: string, { fragment }: { fragment: boolean }): boolean {
+  const url = URL.canParse(value) ? new URL(value) : null;
+  return !!url && (url.protocol === 'https:' || url.protocol === 'http:') && !!url.hostname && (fragment || !value.includes('#'));
+}
+
+const httpUrl = (message = 'must be an absolute http(s) URL') =>
+  z.string({ error: message }).refine((v) => isHttpUrl(v, { fragment: true }), message);
+
+const redirectUrl = () => {
+  const message = 'must be an absolute http(s) URL without a fragment';
+  return z.string({ error: message }).refine((v) => isHttpUrl(v, { fragment: false }), message);
+};
+
+const text = (max = 255) => z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+
+/** A non-empty list of distinct values. */
+const list = <T extends z.ZodType<string>>(item: T, what: string, { isRequired = false } = {}) =>
+  z
+    .array(item, { error: isRequired ? required(`must be an array of ${what}s`) : `must be an array of ${what}s` })
+    .min(1, `must list at least one ${what}`)
+    .refine((values) => new Set(values).size === values.length, 'must not repeat a value');
+
+const ClientSchema = z
+  .strictObject(
+    {
+      client_id: z.string({ error: required('must be a string') }).regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 characters of A-Z a-z 0-9 . _ ~ -'),
+      client_secret: z.string({ error: 'must be a string' }).min(32, 'must be at least 32 characters').max(1024, 'must be at most 1024 characters').optional(),
+      client_name: text().optional(),
+      redirect_uris: list(redirectUrl(), 'absolute http(s) URL', { isRequired: true }),
+      post_logout_redirect_uris: z.array(redirectUrl(), { error: 'must be an array of absolute http(s) URLs' }).optional(),
+      grant_types: list(z.enum(GRANT_TYPES, { error: oneOf(GRANT_TYPES) }), 'grant type').optional(),
+      response_types: list(z.enum(RESPONSE_TYPES, { error: oneOf(RESPONSE_TYPES) }), 'response type').optional(),
+      token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: oneOf(AUTH_METHODS) }).optional(),
+      scope: z.string({ error: 'must be a string' }).regex(SCOPE, 'must be scope names separated by single spaces (e.g. "openid profile email")').optional(),
+      client_uri: httpUrl().optional(),
+      logo_uri: httpUrl().optional(),
+      policy_uri: httpUrl().optional(),
+      tos_uri: httpUrl().optional(),
+      application_type: z.enum(['web', 'native'], { error: 'must be web or native' }).optional(),
+      jwks_uri: httpUrl().optional(),
+      id_token_signed_response_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
+    },
+    { error: 'must be an object' },
+  )
+  .superRefine(checkClientAuthentication, { when: () => true });
+
+/** Which secret a client needs follows from how it authenticates. Runs even when other fields failed. */
+function checkClientAuthentication(client: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  if (!client || typeof client !== 'object') return; // already reported
+  const given = client.token_endpoint_auth_method;
+  if (given !== undefined && !(AUTH_METHODS as readonly unknown[]).includes(given)) return; // already reported
+  const method = (given ?? DEFAULT_AUTH_METHOD) as string;
+  const how = given === undefined ? `${method} (the default)` : method;
+  if (method === 'none' && client.client_secret !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'must be absent when token_endpoint_auth_method is none (a public client has no secret)' });
+  }
+  if (SECRET_AUTH_METHODS.includes(method) && client.client_secret === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `is required when token_endpoint_auth_method is ${how}; use "none" for a public client` });
+  }
+  if (method === 'private_key_jwt' && client.jwks_uri === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'is required when token_endpoint_auth_method is private_key_jwt' });
+  }
+}
+
+const UserSchema = z.strictObject(
+  {
+    email: z
+      .string({ error: required('must be an email address') })
+      .trim()
+      .toLowerCase()
+      .max(254, 'must be at most 254 characters')
+      .pipe(z.email({ error: 'must be an email address' })),
+    password: z.string({ error: required('must be a string') }).min(8, 'must be at least 8 characters').max(1024, 'must be at most 1024 characters'),
+    name: text().optional(),
+    given_name: text().optional(),
+    family_name: text().optional(),
+    preferred_username: text().optional(),
+    picture: httpUrl().optional(),
+    locale: text(35).optional(),
+    email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+  },
+  { error: 'must be an object' },
+);
+
+export const SeedFileSchema = z
+  .strictObject(
+    {
+      clients: z.array(ClientSchema, { error: 'must be an array of clients' }).default([]),
+      users: z.array(UserSchema, { error: 'must be an array of users' }).default([]),
+    },
+    { error: 'must be a JSON object with "clients" and/or "users"' },
+  )
+  .superRefine(checkDuplicates, { when: () => true });
+
+/** Duplicates within the file, each named by its index and the entry it repeats. */
+function checkDuplicates(file: { clients?: unknown; users?: unknown }, ctx: z.RefinementCtx): void {
+  if (!file || typeof file !== 'object') return; // already reported
+  const sections = [
+    ['clients', 'client_id', (v: string) => v],
+    ['users', 'email', normalizeEmail],
+  ] as const;
+  for (const [section, field, key] of sections) {
+    const entries = file[section];
+    if (!Array.isArray(entries)) continue;
+    const seen = new Map<string, number>();
+    entries.forEach((entry: unknown, index) => {
+      const value = entry && typeof entry === 'object' ? (entry as Record<string, unknown>)[field] : undefined;
+      if (typeof value !== 'string') return;
+      const first = seen.get(key(value));
+      if (first === undefined) seen.set(key(value), index);
+      else ctx.addIssue({ code: 'custom', path: [section, index, field], message: `duplicates ${section}[${first}].${field}` });
+    });
+  }
+}
+
+export type SeedFile = z.output<typeof SeedFileSchema>;
+export type SeedClient = SeedFile['clients'][number];
+export type SeedUser = SeedFile['users'][number];
+
+export type SeedParseResult = { ok: true; data: SeedFile } | { ok: false; problems: string[] };
+
+/** Validates a parsed JSON document; on failure, every problem as `clients[2].redirect_uris[0]: …`. */
+export function parseSeedFile(json: unknown): SeedParseResult {
+  const result = SeedFileSchema.safeParse(json);
+  if (result.success) return { ok: true, data: result.data };
+  const problems = result.error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const hint = issue.path.length === 0 ? ' (a seed file has only "clients" and "users")' : '';
+      return issue.keys.map((key) => ({ path: [...issue.path, key], message: `unknown field${hint}` }));
+    }
+    return [{ path: issue.path, message: issue.message }];
+  });
+  // Grouped by entry (clients before users, in file order), each entry's problems in field order.
+  const rank = (path: readonly PropertyKey[]) => [path[0] === 'users' ? 1 : 0, typeof path[1] === 'number' ? path[1] : -1];
+  const sorted = problems
+    .map((problem, order) => ({ ...problem, order, rank: rank(problem.path) }))
+    .sort((a, b) => a.rank[0]! - b.rank[0]! || a.rank[1]! - b.rank[1]! || a.order - b.order);
+  return { ok: false, problems: sorted.map(({ path, message }) => `${formatPath(path)}: ${message}`) };
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(file)';
+  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i === 0 ? '' : '.'}${String(part)}`)).join('');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing it
+// ---------------------------------------------------------------------------------------------
+
+export interface SeedChanges {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+}
+
+export interface SeedReport {
+  /** By client_id. */
+  clients: SeedChanges;
+  /** By (lower-cased) email. */
+  users: SeedChanges;
+}
+
+export interface SeedOptions {
+  bcryptCost: number;
+}
+
+type Tx = PrismaNamespace.TransactionClient;
+
+/** Long enough for thousands of rows on a remote PostgreSQL; bcrypt work happens before it opens. */
+const TRANSACTION_TIMEOUT_MS = 60_000;
+
+export async function applySeed(db: Db, data: SeedFile, { bcryptCost }: SeedOptions): Promise<SeedReport> {
+  // bcrypt is slow by design: decide every password outside the transaction, so it stays short
+  // and a SQLite writer lock is not held across seconds of hashing.
+  const passwords = await preparePasswords(db, data.users, bcryptCost);
+  return db.prisma.$transaction(
+    async (tx) => ({
+      clients: await seedClients(tx, data.clients),
+      users: await seedUsers(tx, data.users, passwords, bcryptCost),
+    }),
+    { timeout: TRANSACTION_TIMEOUT_MS },
+  );
+}
+
+function clientMetadata(client: SeedClient): ClientMetadata {
+  // Keys the file did not give are absent from the parsed object, so this is the file's metadata.
+  // TODO: hash client_secret here once stored client secrets are hashed (its own issue).
+  return { ...client };
+}
+
+async function seedClients(tx: Tx, clients: readonly SeedClient[]): Promise<SeedChanges> {
+  const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
+  const ids = clients.map((client) => client.client_id);
+  const rows = await tx.client.findMany({ where: { id: { in: ids } }, select: { id: true, metadata: true } });
+  const existing = new Map(rows.map((row) => [row.id, row.metadata]));
+  for (const client of clients) {
+    const id = client.client_id;
+    const metadata = clientMetadata(client);
+    if (!existing.has(id)) {
+      await tx.client.create({ data: { id, metadata: metadata as object } });
+      changes.created.push(id);
+    } else if (sameJson(existing.get(id), metadata)) {
+      changes.unchanged.push(id);
+    } else {
+      await tx.client.update({ where: { id }, data: { metadata: metadata as object } });
+      changes.updated.push(id);
+    }
+  }
+  return changes;
+}
+
+/** What a run learned about one seed user's password before the transaction opened. */
+interface PreparedPassword {
+  /** The stored hash that was compared, if the user existed then. */
+  checkedHash?: string;
+  /** Whether that hash matched the seed password. */
+  matches: boolean;
+  /** A hash of the seed password, made when the stored one did not match (or there was none). */
+  newHash?: string;
+}
+
+async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: number): Promise<Map<string, PreparedPassword>> {
+  const rows = await db.prisma.user.findMany({ where: { email: { in: users.map((u) => u.email) } }, select: { email: true, passwordHash: true } });
+  const stored = new Map(rows.map((row) => [row.email, row.passwordHash]));
+  // bcrypt runs on libuv's thread pool, so Promise.all hashes several at a time.
+  const entries = await Promise.all(
+    users.map(async (user): Promise<[string, PreparedPassword]> => {
+      const checkedHash = stored.get(user.email);
+      const matches = checkedHash !== undefined && (await bcrypt.compare(user.password, checkedHash));
+      return [user.email, { checkedHash, matches, newHash: matches ? undefined : await bcrypt.hash(user.password, bcryptCost) }];
+    }),
+  );
+  return new Map(entries);
+}
+
+/** A new hash for an existing user, or null when the stored one already matches the seed password. */
+async function passwordChange(user: SeedUser, row: User, prepared: PreparedPassword, bcryptCost: number): Promise<string | null> {
+  // Another writer may have changed the hash since it was compared: compare again then.
+  const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await bcrypt.compare(user.password, row.passwordHash);
+  return matches ? null : (prepared.newHash ?? bcrypt.hash(user.password, bcryptCost));
+}
+
+function userProfile(user: SeedUser): UserProfile {
+  // The file describes each user whole: an optional field it leaves out is cleared.
+  return {
+    email: user.email,
+    emailVerified: user.email_verified,
+    name: user.name ?? null,
+    givenName: user.given_name ?? null,
+    familyName: user.family_name ?? null,
+    preferredUsername: user.preferred_username ?? null,
+    picture: user.picture ?? null,
+    locale: user.locale ?? null,
+  };
+}
+
+async function seedUsers(tx: Tx, users: readonly SeedUser[], passwords: Map<string, PreparedPassword>, bcryptCost: number): Promise<SeedChanges> {
+  const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
+  const rows = await tx.user.findMany({ where: { email: { in: users.map((u) => u.email) } } });
+  const existing = new Map(rows.map((row) => [row.email, row]));
+  for (const user of users) {
+    const profile = userProfile(user);
+    const prepared = passwords.get(user.email) ?? { matches: false };
+    const row = existing.get(user.email);
+    if (!row) {
+      // An opaque id: the email can change, the subject never does.
+      const passwordHash = prepared.newHash ?? (await bcrypt.hash(user.password, bcryptCost));
+      await tx.user.create({ data: { id: randomUUID(), ...profile, passwordHash } });
+      changes.created.push(user.email);
+      continue;
+    }
+    const passwordHash = await passwordChange(user, row, prepared, bcryptCost);
+    const changed: Partial<UserProfile> & { passwordHash?: string } = {};
+    for (const field of Object.keys(profile) as (keyof UserProfile)[]) {
+      if (profile[field] !== row[field]) Object.assign(changed, { [field]: profile[field] });
+    }
+    if (passwordHash) changed.passwordHash = passwordHash;
+    if (Object.keys(changed).length === 0) {
+      changes.unchanged.push(user.email);
+    } else {
+      await tx.user.update({ where: { id: row.id }, data: changed });
+      changes.updated.push(user.email);
+    }
+  }
+  return changes;
+}
