@@ -117,7 +117,7 @@ export const VARIABLES = {
     doc: 'Comma-separated secrets of 32+ characters, newest first. Sign cookies and encrypt signing keys at rest. Rotate by prepending a new one. Required in production.',
   },
   SECRETS_FILE: {
-    schema: z.string().trim().min(1),
+    schema: z.string().trim().min(1, 'must not be empty (e.g. ./data/dev-secret)'),
     default: './data/dev-secret',
     doc: 'Development only: where a generated secret is kept when SECRETS is unset.',
   },
@@ -155,7 +155,7 @@ export const VARIABLES = {
     default: undefined,
     doc: 'Create and print a demo client and user at start-up. Default: true in development, refused in production.',
   },
-  SEED_FILE: { schema: z.string().trim().min(1), default: 'prisma/seed.json', doc: 'JSON file read by `npx prisma db seed`.' },
+  SEED_FILE: { schema: z.string().trim().min(1, 'must not be empty (e.g. prisma/seed.json)'), default: 'prisma/seed.json', doc: 'JSON file read by `npx prisma db seed`.' },
 } as const;
 
 type VariableName = keyof typeof VARIABLES;
@@ -234,7 +234,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     });
   } else if (production) {
     problems.push(`SECRETS: is required in production (e.g. ${EXAMPLES.SECRETS})`);
-  } else {
+  } else if (raw.SECRETS_FILE !== undefined) {
     generatedSecretFile = resolve(cwd, raw.SECRETS_FILE as string);
   }
 

@@ -7,9 +7,9 @@ const CSP = [
   "script-src 'self'",
   "style-src 'self'",
   "img-src 'self' https: data:",
-  // Forms post to our own pages, and the engine's logout and resume forms to itself; the
-  // final redirect to a client's redirect_uri is a navigation, which form-action also governs.
-  "form-action 'self' https: http:",
+  // No form-action: browsers apply it to the redirects that follow a form submission too,
+  // and the consent form ends in a redirect to the client's redirect_uri, whose scheme may be
+  // anything a native app registered (e.g. com.example.app:/callback).
   "frame-ancestors 'none'",
   "base-uri 'none'",
 ].join('; ');
