@@ -48,6 +48,7 @@ async function seed(config: Config): Promise<void> {
     console.log(`Seeded from ${config.seedFile}`);
     console.log(summary('clients', report.clients));
     console.log(summary('users', report.users));
+    console.log(summary('resources', report.resources));
   } finally {
     await db.close();
   }

@@ -28,6 +28,21 @@ export interface Config {
     readonly session: number;
     readonly interaction: number;
     readonly grant: number;
+    /** Refresh tokens never outlive this, counted from the sign-in that started the grant. */
+    readonly refreshTokenAbsolute: number;
+    readonly deviceCode: number;
+  };
+  /** Protocol capabilities that can be turned off (or, for registration, on) per deployment. */
+  readonly features: {
+    readonly clientCredentials: boolean;
+    readonly introspection: boolean;
+    readonly revocation: boolean;
+    readonly deviceFlow: boolean;
+    readonly backchannelLogout: boolean;
+    readonly pushedAuthorizationRequests: boolean;
+    readonly requestObjects: boolean;
+    readonly dpop: boolean;
+    readonly registration: boolean;
   };
   /**
    * Accept authorization (and logout) requests as POST forms, as OpenID Connect Core requires.
@@ -133,6 +148,25 @@ export const VARIABLES = {
   SESSION_TTL: { schema: duration('14d'), default: '14d', doc: 'Sign-in session lifetime.' },
   INTERACTION_TTL: { schema: duration('1h'), default: '1h', doc: 'How long a sign-in or consent page stays valid.' },
   GRANT_TTL: { schema: duration('365d'), default: '365d', doc: 'How long a consent (grant) is remembered.' },
+  REFRESH_TOKEN_ABSOLUTE_TTL: {
+    schema: duration('90d'),
+    default: '90d',
+    doc: 'Refresh tokens never outlive this, counted from the sign-in that started the grant, however often they rotate.',
+  },
+  DEVICE_CODE_TTL: { schema: duration('10m'), default: '10m', doc: 'How long a device code (RFC 8628) stays valid.' },
+  FEATURE_CLIENT_CREDENTIALS: { schema: boolean('true'), default: 'true', doc: 'client_credentials grant for machine-to-machine clients (RFC 6749 4.4).' },
+  FEATURE_INTROSPECTION: { schema: boolean('true'), default: 'true', doc: 'Token introspection at /token/introspection (RFC 7662).' },
+  FEATURE_REVOCATION: { schema: boolean('true'), default: 'true', doc: 'Token revocation at /token/revocation (RFC 7009).' },
+  FEATURE_DEVICE_FLOW: { schema: boolean('true'), default: 'true', doc: 'Device authorization grant at /device/auth and /device (RFC 8628).' },
+  FEATURE_BACKCHANNEL_LOGOUT: { schema: boolean('true'), default: 'true', doc: 'OpenID Connect Back-Channel Logout 1.0 to clients that register a backchannel_logout_uri.' },
+  FEATURE_PAR: { schema: boolean('true'), default: 'true', doc: 'Pushed authorization requests at /par (RFC 9126).' },
+  FEATURE_REQUEST_OBJECTS: { schema: boolean('true'), default: 'true', doc: 'Signed request objects, the request parameter (JAR, RFC 9101).' },
+  FEATURE_DPOP: { schema: boolean('true'), default: 'true', doc: 'DPoP sender-constrained tokens (RFC 9449).' },
+  FEATURE_REGISTRATION: {
+    schema: boolean('false'),
+    default: 'false',
+    doc: 'Dynamic client registration at /register (RFC 7591/7592), with an initial access token from `npm run cli -- initial-access-token create`.',
+  },
   AUTHORIZATION_POST: {
     schema: z.string().optional(),
     default: undefined,
@@ -282,6 +316,19 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
       session: raw.SESSION_TTL as number,
       interaction: raw.INTERACTION_TTL as number,
       grant: raw.GRANT_TTL as number,
+      refreshTokenAbsolute: raw.REFRESH_TOKEN_ABSOLUTE_TTL as number,
+      deviceCode: raw.DEVICE_CODE_TTL as number,
+    },
+    features: {
+      clientCredentials: raw.FEATURE_CLIENT_CREDENTIALS as boolean,
+      introspection: raw.FEATURE_INTROSPECTION as boolean,
+      revocation: raw.FEATURE_REVOCATION as boolean,
+      deviceFlow: raw.FEATURE_DEVICE_FLOW as boolean,
+      backchannelLogout: raw.FEATURE_BACKCHANNEL_LOGOUT as boolean,
+      pushedAuthorizationRequests: raw.FEATURE_PAR as boolean,
+      requestObjects: raw.FEATURE_REQUEST_OBJECTS as boolean,
+      dpop: raw.FEATURE_DPOP as boolean,
+      registration: raw.FEATURE_REGISTRATION as boolean,
     },
     authorizationPost,
     bcryptCost: raw.BCRYPT_COST as number,

@@ -1,6 +1,7 @@
 // The composition root: configuration → database → keys → engine → HTTP → listen.
 // `npm start` runs this file; tests call createGatehouse() with their own configuration.
 import type { Server } from 'node:http';
+import type Provider from 'oidc-provider';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -13,13 +14,26 @@ import { ensureDemo, type Demo } from './oidc/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { loadSigningKeys } from './oidc/keys.js';
 import { createProvider } from './oidc/provider.js';
+import { loadPairwiseSalt } from './oidc/subjects.js';
 
 export interface Gatehouse {
   readonly app: ReturnType<typeof createApp>;
+  readonly provider: Provider;
   readonly db: Db;
   readonly demo: Demo | undefined;
   /** Stops background work and closes the database. */
   close(): Promise<void>;
+}
+
+/** Keys, salt and the configured engine, for the server and for CLI commands that need it. */
+export async function createEngine(config: Config, db: Db, logger: Logger) {
+  const keys = await loadSigningKeys(db, config.secrets);
+  if (keys.created.length) logger.info({ kids: keys.created }, 'generated signing keys');
+  const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
+  const renderPage = createPageRenderer();
+  const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger });
+  provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'engine server error'));
+  return { provider, renderPage };
 }
 
 export async function createGatehouse(config: Config, logger: Logger): Promise<Gatehouse> {
@@ -30,17 +44,14 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
   }
   const db = await createDb(config.database);
   try {
-    const keys = await loadSigningKeys(db, config.secrets);
-    if (keys.created.length) logger.info({ kids: keys.created }, 'generated signing keys');
-    const renderPage = createPageRenderer();
-    const provider = createProvider({ config, db, keys, renderPage });
-    provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'engine server error'));
+    const { provider, renderPage } = await createEngine(config, db, logger);
     const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost));
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     const app = createApp({ config, provider, steps, renderPage, logger, demo });
     const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));
     return {
       app,
+      provider,
       db,
       demo,
       async close() {

@@ -62,7 +62,28 @@ describe('defaults', () => {
       session: 14 * 86400,
       interaction: 3600,
       grant: 365 * 86400,
+      refreshTokenAbsolute: 90 * 86400,
+      deviceCode: 600,
     });
+    expect(config.features).toStrictEqual({
+      clientCredentials: true,
+      introspection: true,
+      revocation: true,
+      deviceFlow: true,
+      backchannelLogout: true,
+      pushedAuthorizationRequests: true,
+      requestObjects: true,
+      dpop: true,
+      registration: false,
+    });
+    expect(config.authorizationPost).toBe(false);
+  });
+
+  it('turns features on and off, and POST authorization follows an https issuer', () => {
+    const config = load({ FEATURE_REGISTRATION: 'true', FEATURE_DPOP: 'off', ISSUER: 'https://id.example.com' });
+    expect(config.features).toMatchObject({ registration: true, dpop: false });
+    expect(config.authorizationPost).toBe(true);
+    expect(load({ ISSUER: 'https://id.example.com', AUTHORIZATION_POST: 'false' }).authorizationPost).toBe(false);
   });
 
   it('the development issuer follows PORT', () => {

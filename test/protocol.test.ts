@@ -68,7 +68,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     expect(path(metadata.jwks_uri)).toBe('/jwks');
     expect(path(metadata.end_session_endpoint)).toBe('/logout');
     expect(metadata.response_types_supported).toContain('code');
-    expect(metadata.subject_types_supported).toEqual(['public']);
+    expect(metadata.subject_types_supported).toEqual(['public', 'pairwise']);
     expect(metadata.id_token_signing_alg_values_supported).toEqual(expect.arrayContaining(['RS256', 'ES256']));
     expect(metadata.scopes_supported).toEqual(expect.arrayContaining(['openid', 'profile', 'email', 'offline_access']));
     expect(metadata.claims_supported).toEqual(expect.arrayContaining(['sub', 'email', 'email_verified', 'name', 'updated_at']));
@@ -184,9 +184,9 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     expect(silent.redirectedTo?.searchParams.get('code')).toBeTruthy();
   });
 
-  it('refuses request objects, which it does not advertise', async () => {
+  it('refuses an unsigned request object (only signed ones are accepted, RFC 9101)', async () => {
     const page = await new Browser(server.issuer).visit(authorizeUrl({ request: 'eyJhbGciOiJub25lIn0.eyJzdGF0ZSI6InN0In0.' }).href);
-    expect(page.redirectedTo?.searchParams.get('error')).toBe('request_not_supported');
+    expect(page.redirectedTo?.searchParams.get('error')).toBe('invalid_request_object');
   });
 
   it('authenticates a client_secret_post client', async () => {

@@ -25,6 +25,7 @@ const DEFAULT_AUTH_METHOD = 'client_secret_basic';
 const SECRET_AUTH_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt'];
 /** RFC 6749 §3.3 scope-token characters. */
 const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 
 const oneOf = (values: readonly string[]) => `must be one of ${values.join(', ')}`;
 /** For a required field's type check: says so when the field is missing altogether. */
@@ -58,10 +59,14 @@ const ClientSchema = z
       client_id: z.string({ error: required('must be a string') }).regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 characters of A-Z a-z 0-9 . _ ~ -'),
       client_secret: z.string({ error: 'must be a string' }).min(32, 'must be at least 32 characters').max(1024, 'must be at most 1024 characters').optional(),
       client_name: text().optional(),
-      redirect_uris: list(redirectUrl(), 'absolute http(s) URL', { isRequired: true }),
+      redirect_uris: list(redirectUrl(), 'absolute http(s) URL').optional(),
       post_logout_redirect_uris: z.array(redirectUrl(), { error: 'must be an array of absolute http(s) URLs' }).optional(),
       grant_types: list(z.enum(GRANT_TYPES, { error: oneOf(GRANT_TYPES) }), 'grant type').optional(),
-      response_types: list(z.enum(RESPONSE_TYPES, { error: oneOf(RESPONSE_TYPES) }), 'response type').optional(),
+      // Empty for clients that never use the authorization endpoint (client_credentials, device).
+      response_types: z
+        .array(z.enum(RESPONSE_TYPES, { error: oneOf(RESPONSE_TYPES) }), { error: 'must be an array of response types' })
+        .refine((values) => new Set(values).size === values.length, 'must not repeat a value')
+        .optional(),
       token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: oneOf(AUTH_METHODS) }).optional(),
       scope: z.string({ error: 'must be a string' }).regex(SCOPE, 'must be scope names separated by single spaces (e.g. "openid profile email")').optional(),
       client_uri: httpUrl().optional(),
@@ -70,7 +75,16 @@ const ClientSchema = z
       tos_uri: httpUrl().optional(),
       application_type: z.enum(['web', 'native'], { error: 'must be web or native' }).optional(),
       jwks_uri: httpUrl().optional(),
+      jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown()), { error: 'must be an array of JWKs' }).min(1, 'must list at least one key') }, { error: 'must be a JWK Set ({ "keys": [...] })' }).optional(),
       id_token_signed_response_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
+      subject_type: z.enum(['public', 'pairwise'], { error: 'must be public or pairwise' }).optional(),
+      sector_identifier_uri: httpUrl().optional(),
+      backchannel_logout_uri: redirectUrl().optional(),
+      backchannel_logout_session_required: z.boolean({ error: 'must be true or false' }).optional(),
+      require_pushed_authorization_requests: z.boolean({ error: 'must be true or false' }).optional(),
+      require_signed_request_object: z.boolean({ error: 'must be true or false' }).optional(),
+      request_object_signing_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
+      dpop_bound_access_tokens: z.boolean({ error: 'must be true or false' }).optional(),
     },
     { error: 'must be an object' },
   )
@@ -79,6 +93,11 @@ const ClientSchema = z
 /** Which secret a client needs follows from how it authenticates. Runs even when other fields failed. */
 function checkClientAuthentication(client: Record<string, unknown>, ctx: z.RefinementCtx): void {
   if (!client || typeof client !== 'object') return; // already reported
+  // Redirect-based grants need somewhere to redirect to (RFC 7591 2).
+  const grants = Array.isArray(client.grant_types) ? client.grant_types : ['authorization_code'];
+  if ((grants.includes('authorization_code') || grants.includes('implicit')) && client.redirect_uris === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'is required for the authorization_code and implicit grants' });
+  }
   const given = client.token_endpoint_auth_method;
   if (given !== undefined && !(AUTH_METHODS as readonly unknown[]).includes(given)) return; // already reported
   const method = (given ?? DEFAULT_AUTH_METHOD) as string;
@@ -89,8 +108,8 @@ function checkClientAuthentication(client: Record<string, unknown>, ctx: z.Refin
   if (SECRET_AUTH_METHODS.includes(method) && client.client_secret === undefined) {
     ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `is required when token_endpoint_auth_method is ${how}; use "none" for a public client` });
   }
-  if (method === 'private_key_jwt' && client.jwks_uri === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'is required when token_endpoint_auth_method is private_key_jwt' });
+  if (method === 'private_key_jwt' && client.jwks_uri === undefined && client.jwks === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['jwks_uri'], message: 'is required (or jwks) when token_endpoint_auth_method is private_key_jwt' });
   }
 }
 
@@ -114,22 +133,39 @@ const UserSchema = z.strictObject(
   { error: 'must be an object' },
 );
 
+/** An API that access tokens can be issued for (RFC 8707 resource indicator). */
+const ResourceSchema = z.strictObject(
+  {
+    identifier: z
+      .string({ error: required('must be an absolute URI') })
+      .refine((v) => URL.canParse(v) && !v.includes('#'), 'must be an absolute URI without a fragment (e.g. https://api.example.com)'),
+    name: text().optional(),
+    scopes: list(z.string({ error: 'must be a string' }).regex(SCOPE_TOKEN, 'must be a scope name without spaces'), 'scope', { isRequired: true }),
+    access_token_format: z.enum(['jwt', 'opaque'], { error: 'must be jwt or opaque' }).default('jwt'),
+    access_token_ttl: z.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(60, 'must be at least 60 seconds').max(86_400, 'must be at most 86400 seconds (a day)').default(3600),
+    introspection_clients: list(z.string({ error: 'must be a string' }).min(1), 'client_id').optional(),
+  },
+  { error: 'must be an object' },
+);
+
 export const SeedFileSchema = z
   .strictObject(
     {
       clients: z.array(ClientSchema, { error: 'must be an array of clients' }).default([]),
       users: z.array(UserSchema, { error: 'must be an array of users' }).default([]),
+      resources: z.array(ResourceSchema, { error: 'must be an array of resources' }).default([]),
     },
-    { error: 'must be a JSON object with "clients" and/or "users"' },
+    { error: 'must be a JSON object with "clients", "users" and/or "resources"' },
   )
   .superRefine(checkDuplicates, { when: () => true });
 
 /** Duplicates within the file, each named by its index and the entry it repeats. */
-function checkDuplicates(file: { clients?: unknown; users?: unknown }, ctx: z.RefinementCtx): void {
+function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?: unknown }, ctx: z.RefinementCtx): void {
   if (!file || typeof file !== 'object') return; // already reported
   const sections = [
     ['clients', 'client_id', (v: string) => v],
     ['users', 'email', normalizeEmail],
+    ['resources', 'identifier', (v: string) => v],
   ] as const;
   for (const [section, field, key] of sections) {
     const entries = file[section];
@@ -148,6 +184,7 @@ function checkDuplicates(file: { clients?: unknown; users?: unknown }, ctx: z.Re
 export type SeedFile = z.output<typeof SeedFileSchema>;
 export type SeedClient = SeedFile['clients'][number];
 export type SeedUser = SeedFile['users'][number];
+export type SeedResource = SeedFile['resources'][number];
 
 export type SeedParseResult = { ok: true; data: SeedFile } | { ok: false; problems: string[] };
 
@@ -157,13 +194,14 @@ export function parseSeedFile(json: unknown): SeedParseResult {
   if (result.success) return { ok: true, data: result.data };
   const problems = result.error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
-      const hint = issue.path.length === 0 ? ' (a seed file has only "clients" and "users")' : '';
+      const hint = issue.path.length === 0 ? ' (a seed file has only "clients", "users" and "resources")' : '';
       return issue.keys.map((key) => ({ path: [...issue.path, key], message: `unknown field${hint}` }));
     }
     return [{ path: issue.path, message: issue.message }];
   });
   // Grouped by entry (clients before users, in file order), each entry's problems in field order.
-  const rank = (path: readonly PropertyKey[]) => [path[0] === 'users' ? 1 : 0, typeof path[1] === 'number' ? path[1] : -1];
+  const sectionOrder: Record<string, number> = { clients: 0, users: 1, resources: 2 };
+  const rank = (path: readonly PropertyKey[]) => [sectionOrder[String(path[0])] ?? 0, typeof path[1] === 'number' ? path[1] : -1];
   const sorted = problems
     .map((problem, order) => ({ ...problem, order, rank: rank(problem.path) }))
     .sort((a, b) => a.rank[0]! - b.rank[0]! || a.rank[1]! - b.rank[1]! || a.order - b.order);
@@ -190,6 +228,8 @@ export interface SeedReport {
   clients: SeedChanges;
   /** By (lower-cased) email. */
   users: SeedChanges;
+  /** By resource identifier. */
+  resources: SeedChanges;
 }
 
 export interface SeedOptions {
@@ -209,6 +249,7 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost }: SeedOpti
     async (tx) => ({
       clients: await seedClients(tx, data.clients),
       users: await seedUsers(tx, data.users, passwords, bcryptCost),
+      resources: await seedResources(tx, data.resources),
     }),
     { timeout: TRANSACTION_TIMEOUT_MS },
   );
@@ -236,6 +277,30 @@ async function seedClients(tx: Tx, clients: readonly SeedClient[]): Promise<Seed
     } else {
       await tx.client.update({ where: { id }, data: { metadata: metadata as object } });
       changes.updated.push(id);
+    }
+  }
+  return changes;
+}
+
+async function seedResources(tx: Tx, resources: readonly SeedResource[]): Promise<SeedChanges> {
+  const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
+  for (const resource of resources) {
+    const data = {
+      name: resource.name ?? null,
+      scope: resource.scopes.join(' '),
+      accessTokenFormat: resource.access_token_format,
+      accessTokenTtl: resource.access_token_ttl,
+      introspectionClients: (resource.introspection_clients ?? []).join(' '),
+    };
+    const existing = await tx.resource.findUnique({ where: { id: resource.identifier } });
+    if (!existing) {
+      await tx.resource.create({ data: { id: resource.identifier, ...data } });
+      changes.created.push(resource.identifier);
+    } else if (Object.entries(data).every(([key, value]) => existing[key as keyof typeof data] === value)) {
+      changes.unchanged.push(resource.identifier);
+    } else {
+      await tx.resource.update({ where: { id: resource.identifier }, data });
+      changes.updated.push(resource.identifier);
     }
   }
   return changes;

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Demo } from '../oidc/demo.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
-import type { RenderPage } from '../oidc/provider.js';
+import type { RenderPage } from '../oidc/render.js';
 import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createInteractionRouter } from './interactions.js';

@@ -2,7 +2,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Demo } from '../oidc/demo.js';
-import type { RenderPage } from '../oidc/provider.js';
+import type { RenderPage } from '../oidc/render.js';
 import { DEMO_CALLBACK_PATH } from '../oidc/demo.js';
 
 const CallbackQuery = z.object({

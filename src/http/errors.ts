@@ -3,7 +3,7 @@
 import type { ErrorRequestHandler, Request } from 'express';
 import { errors } from 'oidc-provider';
 import { ZodError } from 'zod';
-import type { RenderPage } from '../oidc/provider.js';
+import type { RenderPage } from '../oidc/render.js';
 
 export class AppError extends Error {
   override name = 'AppError';

@@ -3,7 +3,8 @@
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps } from '../oidc/interactions.js';
-import { describeScope, type RenderPage } from '../oidc/provider.js';
+import { describeScope } from '../oidc/provider.js';
+import type { RenderPage } from '../oidc/render.js';
 import { AppError } from './errors.js';
 
 const UidParam = z.object({ uid: z.string().regex(/^[\w-]{1,128}$/) });

@@ -2,7 +2,7 @@
 // insertions are our own partials and the engine's generated logout form.
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
-import type { RenderPage } from '../oidc/provider.js';
+import type { RenderPage } from '../oidc/render.js';
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views', import.meta.url));
 export const ASSETS_DIR = fileURLToPath(new URL('../../views/assets', import.meta.url));

@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { PasswordVerifier } from './accounts.js';
+import { ACR_PASSWORD } from './provider.js';
 
 /** The parts of the engine's interaction details that our pages use, parsed at the edge. */
 const InteractionSchema = z.object({
@@ -75,7 +76,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitLogin(req, res, email, password) {
       const accountId = await passwords.verifyPassword(email, password);
       if (!accountId) return false;
-      const result: InteractionResults = { login: { accountId, amr: ['pwd'] } };
+      const result: InteractionResults = { login: { accountId, amr: ['pwd'], acr: ACR_PASSWORD } };
       await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
       return true;
     },

@@ -1,22 +1,31 @@
 // The one place the oidc-provider engine is configured. Every departure from an engine
-// default says why in one line.
+// default says why in one line; larger pieces live in small neighbours (resources.ts,
+// subjects.ts, device-flow.ts, backchannel-logout.ts, token-errors.ts).
+import { hkdfSync } from 'node:crypto';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import { createArtifactQueries } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
+import type { Logger } from '../logger.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
+import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
+import { deviceFlowFeature } from './device-flow.js';
 import type { SigningKeys } from './keys.js';
+import type { RenderPage } from './render.js';
+import { resourceIndicators, tokenPolicies } from './resources.js';
 import { cookieKeys } from './secrets.js';
-
-/** Renders one of our pages to HTML (views live with the HTTP layer; this is how they reach us). */
-export type RenderPage = (view: string, locals: Record<string, unknown>) => Promise<string>;
+import { pairwiseIdentifier } from './subjects.js';
+import { correctTokenEndpointErrors } from './token-errors.js';
 
 export interface ProviderDeps {
   config: Config;
   db: Db;
   keys: SigningKeys;
+  /** The deployment's pairwise subject salt (subjects.ts). */
+  pairwiseSalt: string;
   renderPage: RenderPage;
+  logger: Logger;
   now?: Clock;
 }
 
@@ -38,6 +47,9 @@ export const ROUTES = {
   credential: '/credential',
 } as const;
 
+/** The authentication context Gatehouse asserts for a password sign-in. */
+export const ACR_PASSWORD = 'urn:gatehouse:acr:password';
+
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are',
   profile: 'See your name and profile details',
@@ -51,8 +63,11 @@ export function describeScope(scope: string): string {
 
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
-export function createProvider({ config, db, keys, renderPage, now = () => new Date() }: ProviderDeps): Provider {
+export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date() }: ProviderDeps): Provider {
   const artifacts = createArtifactQueries(db.prisma);
+  const policies = tokenPolicies(db);
+  const { features } = config;
+  const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(db, now),
@@ -61,22 +76,31 @@ export function createProvider({ config, db, keys, renderPage, now = () => new D
     routes: ROUTES,
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     claims: Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])),
+    acrValues: [ACR_PASSWORD],
+    subjectTypes: ['public', 'pairwise'],
+    pairwiseIdentifier: pairwiseIdentifier(pairwiseSalt),
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
     // POSTed authorization requests arrive cross-site, so the session cookie must then be
     // SameSite=None to be sent with them; otherwise Lax keeps it out of cross-site requests.
     cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.authorizationPost ? 'none' : 'lax' } },
     enableHttpPostMethods: config.authorizationPost,
     ttl: {
-      AccessToken: config.ttl.accessToken,
+      // A registered resource sets its own token lifetime; everything else uses ACCESS_TOKEN_TTL.
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       AuthorizationCode: config.ttl.authorizationCode,
-      ClientCredentials: config.ttl.accessToken,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
       IdToken: config.ttl.idToken,
-      RefreshToken: config.ttl.refreshToken,
+      // Rotation issues a new refresh token each time; none outlives the absolute lifetime
+      // counted from the first one of its grant (`iiat`).
+      RefreshToken(_ctx, token) {
+        const started = (token as { iiat?: number }).iiat ?? token.iat ?? epochNow();
+        return Math.max(1, Math.min(config.ttl.refreshToken, started + config.ttl.refreshTokenAbsolute - epochNow()));
+      },
       Session: config.ttl.session,
       Interaction: config.ttl.interaction,
       Grant: config.ttl.grant,
-      DeviceCode: 600,
-      BackchannelAuthenticationRequest: 600,
+      DeviceCode: config.ttl.deviceCode,
+      BackchannelAuthenticationRequest: config.ttl.deviceCode,
     },
     // Our own EJS pages replace the engine's development-only login screens.
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -84,6 +108,29 @@ export function createProvider({ config, db, keys, renderPage, now = () => new D
       devInteractions: { enabled: false },
       // Lets a relying party's request ask for individual claims (OpenID Connect Core 5.5).
       claimsParameter: { enabled: true },
+      clientCredentials: { enabled: features.clientCredentials },
+      resourceIndicators: resourceIndicators(db),
+      introspection: {
+        enabled: features.introspection,
+        allowedPolicy: async (_ctx, client, token) =>
+          policies.introspectionAllowed(client.clientId, { clientId: token.clientId, aud: (token as { aud?: string | string[] }).aud }),
+      },
+      revocation: {
+        enabled: features.revocation,
+        allowedPolicy: async (_ctx, client, token) => policies.revocationAllowed(client.clientId, { clientId: token.clientId }),
+      },
+      deviceFlow: features.deviceFlow ? deviceFlowFeature(renderPage) : { enabled: false },
+      backchannelLogout: { enabled: features.backchannelLogout },
+      pushedAuthorizationRequests: { enabled: features.pushedAuthorizationRequests, requirePushedAuthorizationRequests: false },
+      requestObjects: { enabled: features.requestObjects, requireSignedRequestObject: false },
+      dPoP: {
+        enabled: features.dpop,
+        // Lets Gatehouse hand out DPoP nonces (RFC 9449 8); every instance derives the same one.
+        nonceSecret: Buffer.from(hkdfSync('sha256', config.secrets[0] as string, 'gatehouse', 'gatehouse/dpop-nonce/v1', 32)),
+        requireNonce: () => false,
+      },
+      registration: { enabled: features.registration, initialAccessToken: true },
+      registrationManagement: { enabled: features.registration, rotateRegistrationAccessToken: true },
       rpInitiatedLogout: {
         enabled: true,
         async logoutSource(ctx, form) {
@@ -123,5 +170,7 @@ export function createProvider({ config, db, keys, renderPage, now = () => new D
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
+  correctTokenEndpointErrors(provider);
+  if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger);
   return provider;
 }

@@ -1,0 +1,146 @@
+// OpenID Connect Back-Channel Logout 1.0, delivered without making the person wait.
+//
+// The engine's end_session awaits every client's `backchannelLogout(sub, sid)` before it
+// answers the person, sends once, and reports only through events. We replace that method
+// on this provider's Client class: it issues the logout token at once (so iat is the moment
+// of logout, and no database is needed later) and hands the POST to a background delivery
+// that retries a bounded number of times, logs every failure and then emits the engine's
+// 'backchannel.success' / 'backchannel.error' once the outcome is known.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import Provider, { type Client } from 'oidc-provider';
+import type { Logger } from '../logger.js';
+
+export interface BackchannelLogoutOptions {
+  /** Pause before each retry, in ms: one retry per entry, so [1000, 3000] makes three attempts. */
+  readonly retryDelaysMs: readonly number[];
+  /** How long one attempt may take (the engine's own fetch allows 2.5 s). */
+  readonly timeoutMs: number;
+}
+
+const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+/** The engine issues logout tokens valid for two minutes; every retry must happen within that. */
+const LOGOUT_TOKEN_LIFETIME_MS = 120_000;
+
+let defaults: BackchannelLogoutOptions = { retryDelaysMs: [1000, 3000], timeoutMs: 2500 };
+
+/** Changes the options of providers set up from now on (for tests, until configuration carries them). */
+export function setBackchannelLogoutDefaults(options: Partial<BackchannelLogoutOptions>): void {
+  defaults = { ...defaults, ...options };
+}
+
+const inFlight = new Set<Promise<void>>();
+
+/** Resolves once every delivery started so far, and any started meanwhile, has succeeded or given up. */
+export async function settleBackchannelLogouts(): Promise<void> {
+  // Retry pauses do not hold the process open; someone waiting for them here does.
+  const keepAlive = setInterval(() => {}, 60_000);
+  try {
+    while (inFlight.size) await Promise.all(inFlight);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+export function deliverBackchannelLogoutsInBackground(provider: Provider, logger: Logger, options: Partial<BackchannelLogoutOptions> = {}): void {
+  const settings = { ...defaults, ...options };
+  const worstCaseMs = settings.retryDelaysMs.reduce((sum, ms) => sum + ms, 0) + (settings.retryDelaysMs.length + 1) * settings.timeoutMs;
+  if (worstCaseMs >= LOGOUT_TOKEN_LIFETIME_MS) throw new Error('back-channel logout: retries would outlive the two-minute logout token');
+
+  // end_session emits these as soon as our method resolves, which is now before delivery:
+  // drop the engine's and emit our own when the outcome is known, with the same arguments.
+  const emit = provider.emit.bind(provider);
+  provider.emit = ((event: string, ...args: unknown[]) => (event === 'backchannel.success' || event === 'backchannel.error' ? false : emit(event, ...args))) as Provider['emit'];
+
+  const prototype = provider.Client.prototype as Client & { backchannelLogout(sub: string, sid: string): Promise<void> };
+  prototype.backchannelLogout = async function backchannelLogout(this: Client, sub: string, sid: string) {
+    // The end_session request, which the events carry as the engine's did (its response may be gone).
+    const ctx = Provider.ctx;
+    const log = logger.child({ client_id: this.clientId, uri: this.backchannelLogoutUri });
+    let token: string;
+    try {
+      token = await issueLogoutToken(provider, this, sub, sid);
+    } catch (error) {
+      log.error({ reason: reasonFor(error) }, 'back-channel logout: could not issue the logout token');
+      emit('backchannel.error', ctx, error, this, sub, sid);
+      return;
+    }
+    const delivery = deliver(this.backchannelLogoutUri as string, token, settings, log)
+      .then(
+        () => void emit('backchannel.success', ctx, this, sub, sid),
+        (error: unknown) => void emit('backchannel.error', ctx, error, this, sub, sid),
+      )
+      // Nobody awaits this promise, so a throwing listener must not become an unhandled rejection.
+      .catch((error: unknown) => log.error({ reason: reasonFor(error) }, 'back-channel logout: an event listener failed'));
+    const tracked = delivery.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+  };
+}
+
+/** The token the engine would send (sub, and sid when the client asked for it), signed with the provider's keys. */
+async function issueLogoutToken(provider: Provider, client: Client, sub: string, sid: string): Promise<string> {
+  const token = new provider.IdToken({ sub }, { client });
+  // As the engine does: asking for `sub` alone also gives pairwise clients their own subject.
+  Object.assign(token, { mask: { sub: null } });
+  token.set('events', { [LOGOUT_EVENT]: {} });
+  token.set('jti', randomUUID());
+  if (client.backchannelLogoutSessionRequired) token.set('sid', sid);
+  return token.issue({ use: 'logout' });
+}
+
+/** An answer from the relying party other than 200 or 204. */
+class Refused extends Error {
+  constructor(readonly status: number) {
+    super(`HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trim());
+  }
+
+  /** The same token would be refused again, unless the RP was overloaded or broken. */
+  get retryable(): boolean {
+    return this.status >= 500 || this.status === 408 || this.status === 429;
+  }
+}
+
+/** Resolves once the RP acknowledges; rejects with the last failure once retrying is pointless or used up. */
+async function deliver(uri: string, token: string, { retryDelaysMs, timeoutMs }: BackchannelLogoutOptions, log: Logger): Promise<void> {
+  const attempts = retryDelaysMs.length + 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await post(uri, token, timeoutMs);
+      log.info({ attempt }, 'back-channel logout delivered');
+      return;
+    } catch (error) {
+      const reason = reasonFor(error);
+      if (attempt === attempts || (error instanceof Refused && !error.retryable)) {
+        log.error({ attempt, attempts, reason }, 'back-channel logout failed, giving up');
+        throw error;
+      }
+      const delayMs = retryDelaysMs[attempt - 1] ?? 0;
+      log.warn({ attempt, attempts, reason, retryInMs: delayMs }, 'back-channel logout attempt failed');
+      await pause(delayMs);
+    }
+  }
+}
+
+async function post(uri: string, token: string, timeoutMs: number): Promise<void> {
+  const response = await fetch(uri, {
+    method: 'POST',
+    // A redirect is a wrong URI, not somewhere to send the token.
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ logout_token: token }),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  await response.body?.cancel();
+  if (response.status !== 200 && response.status !== 204) throw new Refused(response.status);
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Why an attempt failed, in one line: fetch hides the network error in `cause`. */
+function reasonFor(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? `: ${(error.cause as NodeJS.ErrnoException).code ?? error.cause.message}` : '';
+  return `${error.message}${cause}`;
+}

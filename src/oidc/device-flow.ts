@@ -1,0 +1,150 @@
+// The Device Authorization Grant (RFC 8628): the engine runs the protocol; this file gives it
+// our pages for entering and confirming a user code, and adds the polling `interval` and
+// `slow_down` answer that the engine (9.x) leaves to the deployment.
+import type Provider from 'oidc-provider';
+import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { z } from 'zod';
+import type { RenderPage } from './render.js';
+
+type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
+
+/** Seconds a device should wait between polls (RFC 8628 3.2; also the RFC's default). */
+export const DEVICE_POLLING_INTERVAL = 5;
+
+const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+// Consonants only (no vowels, so no words; no 0/O or 1/I look-alikes), 8 of them in two groups.
+// The engine itself upper-cases what is typed and drops dashes and spaces before the lookup.
+const CHARSET = 'base-20';
+const MASK = '****-****';
+const EXAMPLE_CODE = exampleCode(MASK, 'WDJBMJHTQRSVXZ');
+
+function exampleCode(mask: string, letters: string): string {
+  let next = 0;
+  return mask.replace(/\*/g, () => letters[next++ % letters.length] as string);
+}
+
+/**
+ * Why the code page is shown again, keyed by the engine's re-render error names (those classes
+ * are not exported, so the engine's own default page matches them by name too).
+ */
+const REENTRY_REASONS: Record<string, { status: number; kind: 'error' | 'notice'; message: string; keepInput?: boolean }> = {
+  NoCodeError: { status: 400, kind: 'error', message: 'Enter the code shown on your device.' },
+  NotFoundError: {
+    status: 400,
+    kind: 'error',
+    message: 'That code is not right. Check the code on your device and try again.',
+    keepInput: true,
+  },
+  ExpiredError: { status: 400, kind: 'error', message: 'That code has expired. Start again on your device to get a new code.' },
+  AlreadyUsedError: { status: 400, kind: 'error', message: 'That code has already been used. Start again on your device to get a new code.' },
+  AbortedError: { status: 200, kind: 'notice', message: 'You denied access, so the device was not signed in. You can close this window.' },
+};
+
+/**
+ * The engine's `form` argument carries the form's action and its hidden fields (the xsrf
+ * token and, when confirming, the code). We re-render those through our template so that
+ * every byte on the page is ours and escaped, with our own labelled input instead of the
+ * engine's (which has an inline handler the CSP blocks and no label).
+ */
+const EngineForm = z.object({
+  action: z.url(),
+  hidden: z.array(z.tuple([z.string().regex(/^[\w-]+$/), z.string()])).refine((fields) => fields.some(([name]) => name === 'xsrf'), 'no xsrf field'),
+});
+
+const decodeEntities = (text: string) =>
+  text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+
+function parseEngineForm(form: string): z.infer<typeof EngineForm> {
+  const action = /<form\b[^>]*\saction="([^"]*)"/.exec(form)?.[1];
+  const hidden = [...form.matchAll(/<input\b[^>]*>/g)]
+    .map(([input]) => input)
+    .filter((input) => /\stype="hidden"/.test(input))
+    .map((input) => [/\sname="([^"]*)"/.exec(input)?.[1] ?? '', decodeEntities(/\svalue="([^"]*)"/.exec(input)?.[1] ?? '')]);
+  return EngineForm.parse({ action: action === undefined ? undefined : decodeEntities(action), hidden });
+}
+
+function describeClient(client: { clientId: string; clientName?: unknown; logoUri?: unknown } | undefined) {
+  const text = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
+  return { name: text(client?.clientName) ?? client?.clientId ?? 'the device', logoUri: text(client?.logoUri) };
+}
+
+async function respond(ctx: KoaContextWithOIDC, status: number, html: Promise<string>) {
+  const body = await html;
+  ctx.status = status;
+  ctx.type = 'html';
+  // The pages carry a one-time xsrf token.
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+}
+
+export function deviceFlowFeature(renderPage: RenderPage): DeviceFlowFeature {
+  return {
+    enabled: true,
+    charset: CHARSET,
+    mask: MASK,
+
+    /** /device: the code entry page, shown again with a reason after any failed step. */
+    async userCodeInputSource(ctx, form, _out, err) {
+      const { action, hidden } = parseEngineForm(form);
+      const reason = err ? REENTRY_REASONS[err.name] : undefined;
+      let status = 200;
+      let message: { kind: 'error' | 'notice'; text: string } | undefined;
+      if (reason) {
+        status = reason.status;
+        message = { kind: reason.kind, text: reason.message };
+      } else if (err instanceof errors.InvalidRequest) {
+        // Almost always a stale xsrf token: the page sat open too long or was opened twice.
+        status = 400;
+        message = { kind: 'error', text: 'This page had expired. Enter the code again.' };
+      } else if (err) {
+        status = ctx.status >= 400 ? ctx.status : 500;
+        message = { kind: 'error', text: 'Something went wrong. Enter the code again, or start again on your device.' };
+      }
+      const typed = (err as { userCode?: unknown } | undefined)?.userCode;
+      const value = reason?.keepInput && typeof typed === 'string' ? typed.slice(0, 64) : '';
+      await respond(ctx, status, renderPage('device-input', { action, hidden: hidden.filter(([name]) => name !== 'user_code'), value, message, example: EXAMPLE_CODE }));
+    },
+
+    /** After a valid code: which app, and the code to compare with the device. */
+    async userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+      const { action, hidden } = parseEngineForm(form);
+      await respond(ctx, 200, renderPage('device-confirm', { action, hidden, client: describeClient(client), userCode }));
+    },
+
+    /** After sign-in and consent. */
+    async successSource(ctx) {
+      await respond(ctx, 200, renderPage('device-success', { client: describeClient(ctx.oidc.client) }));
+    },
+  };
+}
+
+const PollingParams = z.object({ grant_type: z.literal(DEVICE_CODE_GRANT), device_code: z.string().min(1) });
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Advertises DEVICE_POLLING_INTERVAL in device authorization responses and answers a device
+ * that polls again sooner with `slow_down` instead of `authorization_pending` (RFC 8628 3.5).
+ * The last poll is remembered through the engine's adapter (ReplayDetection, keyed by a hash
+ * of the device code), so every instance behind a load balancer sees it. Install before
+ * `provider.callback()` is taken.
+ */
+export function enforceDevicePollingInterval(provider: Provider, interval = DEVICE_POLLING_INTERVAL): void {
+  provider.use(async function devicePollingInterval(ctx, next) {
+    await next();
+    // Documented post-processing: the engine has matched the route and set the response.
+    const { oidc } = ctx as Partial<KoaContextWithOIDC>;
+    if (oidc?.route === 'device_authorization' && ctx.status === 200 && isRecord(ctx.body) && typeof ctx.body.device_code === 'string') {
+      ctx.body = { ...ctx.body, interval };
+      return;
+    }
+    if (oidc?.route !== 'token' || ctx.status !== 400 || !isRecord(ctx.body) || ctx.body.error !== 'authorization_pending') return;
+    const params = PollingParams.safeParse({ grant_type: oidc.params?.grant_type, device_code: oidc.params?.device_code });
+    if (!params.success) return;
+    // Only a poll that got an answer starts a new window; a throttled one does not extend it.
+    const firstInWindow = await oidc.provider.ReplayDetection.unique('gatehouse:device-poll:', params.data.device_code, Math.floor(Date.now() / 1000) + interval);
+    if (!firstInWindow) {
+      ctx.body = { error: 'slow_down', error_description: `poll at most once every ${interval} seconds` };
+    }
+  });
+}

@@ -1,0 +1,31 @@
+// Two token-endpoint answers where the engine is looser than RFC 6749 5.2, corrected after
+// the engine has answered (it offers no hook for these): a client using a grant type it is
+// not registered for gets `unauthorized_client`, and a request without any client
+// authentication gets 401 `invalid_client`. Tests pin both engine descriptions we match.
+import type Provider from 'oidc-provider';
+
+const CLIENT_AUTHENTICATED_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'device_authorization']);
+
+const GRANT_NOT_ALLOWED = 'requested grant type is not allowed for this client';
+const NO_CLIENT_AUTHENTICATION = 'no client authentication mechanism provided';
+
+interface OAuthErrorBody {
+  error?: string;
+  error_description?: string;
+}
+
+export function correctTokenEndpointErrors(provider: Provider): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
+    if (!route || !CLIENT_AUTHENTICATED_ROUTES.has(route) || ctx.status !== 400) return;
+    const body = ctx.body as OAuthErrorBody | undefined;
+    if (body?.error !== 'invalid_request') return;
+    if (route === 'token' && body.error_description === GRANT_NOT_ALLOWED) {
+      ctx.body = { ...body, error: 'unauthorized_client' };
+    } else if (body.error_description === NO_CLIENT_AUTHENTICATION) {
+      ctx.status = 401;
+      ctx.body = { ...body, error: 'invalid_client' };
+    }
+  });
+}
