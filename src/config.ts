@@ -32,6 +32,11 @@ export interface Config {
     readonly refreshTokenAbsolute: number;
     readonly deviceCode: number;
   };
+  readonly backchannelLogout: {
+    readonly retryDelaysMs: readonly number[];
+    readonly timeoutMs: number;
+    readonly allowPrivateNetworks: boolean;
+  };
   /** Protocol capabilities that can be turned off (or, for registration, on) per deployment. */
   readonly features: {
     readonly clientCredentials: boolean;
@@ -159,6 +164,17 @@ export const VARIABLES = {
   FEATURE_REVOCATION: { schema: boolean('true'), default: 'true', doc: 'Token revocation at /token/revocation (RFC 7009).' },
   FEATURE_DEVICE_FLOW: { schema: boolean('true'), default: 'true', doc: 'Device authorization grant at /device/auth and /device (RFC 8628).' },
   FEATURE_BACKCHANNEL_LOGOUT: { schema: boolean('true'), default: 'true', doc: 'OpenID Connect Back-Channel Logout 1.0 to clients that register a backchannel_logout_uri.' },
+  BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS: {
+    schema: z.string().trim().regex(/^(\d{1,6}(,\d{1,6}){0,9})?$/, 'must be up to 10 comma-separated millisecond delays, or empty for no retries (e.g. 1000,3000)'),
+    default: '1000,3000',
+    doc: 'Pauses before each retry of a failed back-channel logout delivery (one retry per entry).',
+  },
+  BACKCHANNEL_LOGOUT_TIMEOUT_MS: { schema: integer(100, 30_000, '2500'), default: '2500', doc: 'How long one back-channel logout delivery attempt may take.' },
+  BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS: {
+    schema: z.string().optional(),
+    default: undefined,
+    doc: 'Allow backchannel_logout_uri on loopback/private/link-local addresses. Default: false in production, true otherwise.',
+  },
   FEATURE_PAR: { schema: boolean('true'), default: 'true', doc: 'Pushed authorization requests at /par (RFC 9126).' },
   FEATURE_REQUEST_OBJECTS: { schema: boolean('true'), default: 'true', doc: 'Signed request objects, the request parameter (JAR, RFC 9101).' },
   FEATURE_DPOP: { schema: boolean('true'), default: 'true', doc: 'DPoP sender-constrained tokens (RFC 9449).' },
@@ -285,6 +301,15 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     else authorizationPost = parsed.data;
   }
 
+  // BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS
+  let allowPrivateNetworks = !production;
+  const privateValue = raw.BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS as string | undefined;
+  if (privateValue !== undefined && privateValue !== '') {
+    const parsed = boolean('false').safeParse(privateValue);
+    if (!parsed.success) problems.push('BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS: must be true or false (e.g. false)');
+    else allowPrivateNetworks = parsed.data;
+  }
+
   // DEMO
   let demo = !production && nodeEnv !== 'test';
   const demoValue = raw.DEMO as string | undefined;
@@ -318,6 +343,11 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
       grant: raw.GRANT_TTL as number,
       refreshTokenAbsolute: raw.REFRESH_TOKEN_ABSOLUTE_TTL as number,
       deviceCode: raw.DEVICE_CODE_TTL as number,
+    },
+    backchannelLogout: {
+      retryDelaysMs: (raw.BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS as string).split(',').filter(Boolean).map(Number),
+      timeoutMs: raw.BACKCHANNEL_LOGOUT_TIMEOUT_MS as number,
+      allowPrivateNetworks,
     },
     features: {
       clientCredentials: raw.FEATURE_CLIENT_CREDENTIALS as boolean,

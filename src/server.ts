@@ -10,6 +10,7 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPasswordVerifier } from './oidc/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
+import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
 import { ensureDemo, type Demo } from './oidc/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { loadSigningKeys } from './oidc/keys.js';
@@ -56,6 +57,8 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
       demo,
       async close() {
         stopSweeper();
+        // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
+        await settleBackchannelLogouts();
         await db.close();
       },
     };
@@ -110,7 +113,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000).unref();
+    // Long enough for in-flight requests and the last back-channel logout retries.
+    const force = setTimeout(() => process.exit(1), 20_000).unref();
     server.close(() => {
       gatehouse
         .close()

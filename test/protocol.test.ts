@@ -172,6 +172,12 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     expect(again.html).toContain('/login"');
   });
 
+  it('accepts ui_locales and renders the sign-in page in the first language it has', async () => {
+    const page = await new Browser(server.issuer).visit(authorizeUrl({ ui_locales: 'tlh fr-CA en-GB' }).href);
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('<html lang="en">');
+  });
+
   it('prefills the email from login_hint', async () => {
     const page = await new Browser(server.issuer).visit(authorizeUrl({ login_hint: 'hint@example.com' }).href);
     expect(page.html).toContain('value="hint@example.com"');

@@ -6,6 +6,7 @@ import type { Interaction, InteractionSteps } from '../oidc/interactions.js';
 import { describeScope } from '../oidc/provider.js';
 import type { RenderPage } from '../oidc/render.js';
 import { AppError } from './errors.js';
+import { chooseLanguage } from './languages.js';
 
 const UidParam = z.object({ uid: z.string().regex(/^[\w-]{1,128}$/) });
 
@@ -42,19 +43,26 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     }
   }
 
-  async function renderLogin(res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: string }) {
+  async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: string }) {
     const client = await steps.describeClient(interaction.params.client_id);
     res.status(status).type('html').send(
-      await renderPage('login', { uid: interaction.uid, client, email: locals.email ?? interaction.params.login_hint ?? '', error: locals.error }),
+      await renderPage('login', {
+        lang: chooseLanguage(req, interaction.params.ui_locales),
+        uid: interaction.uid,
+        client,
+        email: locals.email ?? interaction.params.login_hint ?? '',
+        error: locals.error,
+      }),
     );
   }
 
-  async function renderConsent(res: Response, interaction: Interaction) {
+  async function renderConsent(req: Request, res: Response, interaction: Interaction) {
     const client = await steps.describeClient(interaction.params.client_id);
     const { details } = interaction.prompt;
     const scopes = (details.missingOIDCScope ?? []).filter((s) => s !== 'openid').map((s) => ({ name: s, description: describeScope(s) }));
     res.type('html').send(
       await renderPage('consent', {
+        lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
         client,
         scopes,
@@ -66,8 +74,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
 
   async function showInteraction(req: Request, res: Response) {
     const interaction = await load(req, res);
-    if (interaction.prompt.name === 'login') return renderLogin(res, interaction, 200, {});
-    if (interaction.prompt.name === 'consent') return renderConsent(res, interaction);
+    if (interaction.prompt.name === 'login') return renderLogin(req, res, interaction, 200, {});
+    if (interaction.prompt.name === 'consent') return renderConsent(req, res, interaction);
     throw new AppError(400, 'invalid_request', `This sign-in needs a step Gatehouse does not offer (${interaction.prompt.name}).`);
   }
 
@@ -76,9 +84,9 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     expectPrompt(interaction, 'login');
     const parsed = LoginForm.safeParse(req.body ?? {});
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
-    if (!parsed.success) return renderLogin(res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
+    if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
     if (!(await steps.submitLogin(req, res, parsed.data.email, parsed.data.password))) {
-      return renderLogin(res, interaction, 401, { email, error: WRONG_CREDENTIALS });
+      return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
     }
   }
 

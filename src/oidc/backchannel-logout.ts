@@ -7,7 +7,9 @@
 // that retries a bounded number of times, logs every failure and then emits the engine's
 // 'backchannel.success' / 'backchannel.error' once the outcome is known.
 import { randomUUID } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import Provider, { type Client } from 'oidc-provider';
 import type { Logger } from '../logger.js';
 
@@ -16,18 +18,18 @@ export interface BackchannelLogoutOptions {
   readonly retryDelaysMs: readonly number[];
   /** How long one attempt may take (the engine's own fetch allows 2.5 s). */
   readonly timeoutMs: number;
+  /**
+   * Whether a backchannel_logout_uri may point at a loopback, private or link-local address.
+   * Off in production: a client's registration must not make Gatehouse call into its network.
+   */
+  readonly allowPrivateNetworks: boolean;
 }
 
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** The engine issues logout tokens valid for two minutes; every retry must happen within that. */
 const LOGOUT_TOKEN_LIFETIME_MS = 120_000;
 
-let defaults: BackchannelLogoutOptions = { retryDelaysMs: [1000, 3000], timeoutMs: 2500 };
-
-/** Changes the options of providers set up from now on (for tests, until configuration carries them). */
-export function setBackchannelLogoutDefaults(options: Partial<BackchannelLogoutOptions>): void {
-  defaults = { ...defaults, ...options };
-}
+const DEFAULTS: BackchannelLogoutOptions = { retryDelaysMs: [1000, 3000], timeoutMs: 2500, allowPrivateNetworks: false };
 
 const inFlight = new Set<Promise<void>>();
 
@@ -43,7 +45,7 @@ export async function settleBackchannelLogouts(): Promise<void> {
 }
 
 export function deliverBackchannelLogoutsInBackground(provider: Provider, logger: Logger, options: Partial<BackchannelLogoutOptions> = {}): void {
-  const settings = { ...defaults, ...options };
+  const settings = { ...DEFAULTS, ...options };
   const worstCaseMs = settings.retryDelaysMs.reduce((sum, ms) => sum + ms, 0) + (settings.retryDelaysMs.length + 1) * settings.timeoutMs;
   if (worstCaseMs >= LOGOUT_TOKEN_LIFETIME_MS) throw new Error('back-channel logout: retries would outlive the two-minute logout token');
 
@@ -90,8 +92,12 @@ async function issueLogoutToken(provider: Provider, client: Client, sub: string,
 
 /** An answer from the relying party other than 200 or 204. */
 class Refused extends Error {
-  constructor(readonly status: number) {
-    super(`HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trim());
+  /** `status` 0: refused before any request was made. */
+  constructor(
+    readonly status: number,
+    message = `HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trim(),
+  ) {
+    super(message);
   }
 
   /** The same token would be refused again, unless the RP was overloaded or broken. */
@@ -101,10 +107,11 @@ class Refused extends Error {
 }
 
 /** Resolves once the RP acknowledges; rejects with the last failure once retrying is pointless or used up. */
-async function deliver(uri: string, token: string, { retryDelaysMs, timeoutMs }: BackchannelLogoutOptions, log: Logger): Promise<void> {
+async function deliver(uri: string, token: string, { retryDelaysMs, timeoutMs, allowPrivateNetworks }: BackchannelLogoutOptions, log: Logger): Promise<void> {
   const attempts = retryDelaysMs.length + 1;
   for (let attempt = 1; ; attempt++) {
     try {
+      if (!allowPrivateNetworks) await refuseSpecialUseAddresses(uri);
       await post(uri, token, timeoutMs);
       log.info({ attempt }, 'back-channel logout delivered');
       return;
@@ -132,6 +139,28 @@ async function post(uri: string, token: string, timeoutMs: number): Promise<void
   });
   await response.body?.cancel();
   if (response.status !== 200 && response.status !== 204) throw new Refused(response.status);
+}
+
+const SPECIAL_USE = new BlockList();
+for (const [network, prefix] of [['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.168.0.0', 16]] as const) {
+  SPECIAL_USE.addSubnet(network, prefix, 'ipv4');
+}
+for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10]] as const) SPECIAL_USE.addSubnet(network, prefix, 'ipv6');
+
+/**
+ * Refuses a URI whose host resolves to a loopback, private or link-local address (as the
+ * engine's own requests do). Checked before each attempt; a DNS answer that changes between
+ * this check and the connection is not caught, which is why production keeps it on and
+ * registration of back-channel URIs stays with admins and initial-access-token holders.
+ */
+async function refuseSpecialUseAddresses(uri: string): Promise<void> {
+  const host = new URL(uri).hostname.replace(/^\[|\]$/g, '');
+  const addresses = isIP(host) ? [{ address: host, family: isIP(host) }] : await lookup(host, { all: true });
+  for (const { address, family } of addresses) {
+    const mapped = family === 6 && address.startsWith('::ffff:') && isIP(address.slice(7)) === 4;
+    const [ip, type] = mapped ? [address.slice(7), 'ipv4' as const] : [address, family === 6 ? ('ipv6' as const) : ('ipv4' as const)];
+    if (SPECIAL_USE.check(ip, type)) throw new Refused(0, `${host} resolves to a special-use address (${address})`);
+  }
 }
 
 function pause(ms: number): Promise<void> {

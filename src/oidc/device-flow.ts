@@ -9,7 +9,7 @@ import type { RenderPage } from './render.js';
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 
 /** Seconds a device should wait between polls (RFC 8628 3.2; also the RFC's default). */
-export const DEVICE_POLLING_INTERVAL = 5;
+const DEVICE_POLLING_INTERVAL = 5;
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -17,12 +17,12 @@ const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 // The engine itself upper-cases what is typed and drops dashes and spaces before the lookup.
 const CHARSET = 'base-20';
 const MASK = '****-****';
-const EXAMPLE_CODE = exampleCode(MASK, 'WDJBMJHTQRSVXZ');
-
-function exampleCode(mask: string, letters: string): string {
+/** A made-up code in the mask's shape, for the hint under the input. */
+function exampleCode(mask: string, letters = 'WDJBMJHTQRSVXZ'): string {
   let next = 0;
   return mask.replace(/\*/g, () => letters[next++ % letters.length] as string);
 }
+const EXAMPLE_CODE = exampleCode(MASK);
 
 /**
  * Why the code page is shown again, keyed by the engine's re-render error names (those classes

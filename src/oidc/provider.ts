@@ -171,6 +171,6 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
   correctTokenEndpointErrors(provider);
-  if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger);
+  if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
   return provider;
 }
