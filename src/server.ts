@@ -2,6 +2,7 @@
 // `npm start` runs this file; tests call createGatehouse() with their own configuration.
 import type { Server } from 'node:http';
 import type Provider from 'oidc-provider';
+import type { errors, KoaContextWithOIDC } from 'oidc-provider';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -34,6 +35,17 @@ export async function createEngine(config: Config, db: Db, logger: Logger) {
   const renderPage = createPageRenderer();
   const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger });
   provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'engine server error'));
+  // Refused protocol requests: the client gets the OAuth error, the log also gets the engine's
+  // reason (error_detail), which is often the only place the real cause is named.
+  for (const event of ['authorization.error', 'grant.error', 'userinfo.error', 'introspection.error', 'revocation.error', 'end_session.error', 'pushed_authorization_request.error'] as const) {
+    const listen = provider.on.bind(provider) as (name: string, listener: (ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) => void) => void;
+    listen(event, (ctx, error) =>
+      logger.info(
+        { event, route: ctx.oidc?.route, client_id: ctx.oidc?.client?.clientId, error: error.error, error_description: error.error_description, error_detail: error.error_detail },
+        'request refused',
+      ),
+    );
+  }
   return { provider, renderPage };
 }
 

@@ -187,16 +187,22 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(await adapter('AccessToken').find('at')).toBeUndefined();
     });
 
-    it('findByUid and findByUserCode do not return expired entries', async () => {
+    it('findByUid does not return expired entries', async () => {
       await adapter('Session').upsert('s', payloadFor('Session', 's'), 60);
-      await adapter('DeviceCode').upsert('dc', payloadFor('DeviceCode', 'dc'), 60);
-
       advance(59);
       expect(await adapter('Session').findByUid('uid-s')).toBeDefined();
-      expect(await adapter('DeviceCode').findByUserCode('USER-dc')).toBeDefined();
       advance(2);
       expect(await adapter('Session').findByUid('uid-s')).toBeUndefined();
+    });
+
+    it('keeps a DeviceCode findable for an hour past its expiry, so the engine can answer expired_token', async () => {
+      await adapter('DeviceCode').upsert('dc', payloadFor('DeviceCode', 'dc'), 60);
+      advance(61);
+      expect(await adapter('DeviceCode').findByUserCode('USER-dc')).toBeDefined();
+      expect(await adapter('DeviceCode').find('dc')).toBeDefined();
+      advance(3600);
       expect(await adapter('DeviceCode').findByUserCode('USER-dc')).toBeUndefined();
+      expect(await adapter('DeviceCode').find('dc')).toBeUndefined();
     });
 
     it('an expired entry cannot be consumed', async () => {

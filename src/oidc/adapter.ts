@@ -19,6 +19,13 @@ const GRANT_SOURCES: Record<string, string> = {
   PreAuthorizedCode: 'pre-authorized code',
 };
 
+/**
+ * Models the engine looks up ignoring expiry so that it can say "expired" (RFC 8628
+ * `expired_token`, the /device page's "code has expired"); it checks the payload's `exp` itself
+ * on every lookup of these, so their rows are kept (and returned) an hour past expiry.
+ */
+const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, BackchannelAuthenticationRequest: 3600 };
+
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
 function toPayload(row: ArtifactRow | null): AdapterPayload | undefined {
@@ -58,7 +65,7 @@ export function createAdapterFactory(db: Db, now: Clock = () => new Date()): (mo
   function artifactAdapter(model: string): Adapter {
     return {
       async upsert(id, payload, expiresIn) {
-        const expiresAt = expiresIn ? new Date(now().getTime() + expiresIn * 1000) : null;
+        const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,
           id,

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
-import { deviceFlowFeature } from './device-flow.js';
+import { deviceFlowFeature, enforceDevicePollingInterval } from './device-flow.js';
 import type { SigningKeys } from './keys.js';
 import type { RenderPage } from './render.js';
 import { resourceIndicators, tokenPolicies } from './resources.js';
@@ -171,6 +171,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
   correctTokenEndpointErrors(provider);
+  if (features.deviceFlow) enforceDevicePollingInterval(provider);
   if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
   return provider;
 }
