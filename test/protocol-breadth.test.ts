@@ -1,13 +1,17 @@
 // What APIs and serious relying parties need beyond sign-in: client credentials with resource
 // indicators and RFC 9068 JWT access tokens, introspection, revocation, refresh-token
 // lifetimes, pairwise subjects, dynamic registration and truthful discovery.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySeed, parseSeedFile } from '../src/db/seed.js';
 import { Browser, findForm } from './helpers/browser.js';
 import { flavours } from './helpers/databases.js';
-import { startTestGatehouse, type TestGatehouse } from './helpers/gatehouse.js';
+import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from './helpers/gatehouse.js';
+
+const run = promisify(execFile);
 
 const APP = 'http://app.test';
 const API = 'https://api.example.com';
@@ -319,6 +323,24 @@ describe.each(await flavours())('dynamic client registration on %s', (flavour) =
     const deleted = await fetch(registered.registration_client_uri as string, { method: 'DELETE', headers: { authorization: `Bearer ${afterUpdate.registration_access_token}` } });
     expect(deleted.status).toBe(204);
     expect(await server.gatehouse.db.prisma.client.findUnique({ where: { id: registered.client_id as string } })).toBeNull();
+  });
+
+  it('accepts an initial access token made by the admin command `initial-access-token create`', async () => {
+    const { stdout } = await run('npx', ['tsx', 'src/cli.ts', 'initial-access-token', 'create', '--expires-in', '5m'], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        DATABASE_URL: server.database.config.url,
+        SECRETS: TEST_SECRET,
+        ISSUER: server.issuer,
+        FEATURE_REGISTRATION: 'true',
+        LOG_LEVEL: 'silent',
+      },
+    });
+    const token = stdout.trim();
+    expect(token).toMatch(/^[\w-]{20,}$/);
+    const response = await register({ redirect_uris: [`${APP}/cb`] }, token);
+    expect(response.status).toBe(201);
   });
 
   it('rejects invalid client metadata with invalid_redirect_uri or invalid_client_metadata', async () => {
