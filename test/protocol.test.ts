@@ -1,5 +1,6 @@
 // OpenID Connect Core, Discovery and RP-Initiated Logout behaviour a certification-style
 // checker looks for, driven over real HTTP with openid-client as the relying party.
+import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -176,6 +177,20 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     const page = await new Browser(server.issuer).visit(authorizeUrl({ ui_locales: 'tlh fr-CA en-GB' }).href);
     expect(page.status).toBe(200);
     expect(page.html).toContain('<html lang="en">');
+  });
+
+  it('answers response_mode=form_post with a self-submitting form the page CSP allows', async () => {
+    const browser = new Browser(server.issuer);
+    await complete(browser, await browser.visit(authorizeUrl({}).href));
+    const response = await browser.request(authorizeUrl({ response_mode: 'form_post' }).href);
+    const html = await response.text();
+    expect(response.status).toBe(200);
+    expect(html).toContain(`action="${APP}/cb"`);
+    expect(html).toMatch(/name="code" value="[\w-]+"/);
+    const csp = response.headers.get('content-security-policy') ?? '';
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
+    const hash = createHash('sha256').update(script).digest('base64');
+    expect(csp).toContain(`'sha256-${hash}'`);
   });
 
   it('prefills the email from login_hint', async () => {
