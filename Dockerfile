@@ -29,7 +29,7 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 3000
-# Migrations run at start (AUTO_MIGRATE=true by default). ISSUER and SECRETS must be given.
+# Migrations run at start (AUTO_MIGRATE=true by default). ISSUER, SECRETS and TRUST_PROXY must be given.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/.well-known/openid-configuration').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/server.js"]

@@ -292,6 +292,13 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const trustProxy = raw.TRUST_PROXY === undefined ? false : parseTrustProxy(raw.TRUST_PROXY as string);
   if (trustProxy === undefined) problems.push(`TRUST_PROXY: must be true, false, a hop count or proxy addresses (e.g. ${EXAMPLES.TRUST_PROXY} or 10.0.0.0/8)`);
 
+  // Gatehouse listens on plain HTTP, so an https issuer in production means a TLS-terminating
+  // proxy in front: without trusting it, cookies would lack Secure (and SameSite=None ones
+  // would be dropped by browsers) and discovery would name http endpoints.
+  if (production && issuer?.startsWith('https:') && trustProxy === false) {
+    problems.push('TRUST_PROXY: must be set when ISSUER is https in production, to trust the TLS-terminating proxy in front of Gatehouse (e.g. 1)');
+  }
+
   // AUTHORIZATION_POST
   let authorizationPost = issuer?.startsWith('https:') ?? false;
   const postValue = raw.AUTHORIZATION_POST as string | undefined;

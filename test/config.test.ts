@@ -11,7 +11,7 @@ import { ConfigError, loadConfig, VARIABLES } from '../src/config.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECRET_A = 'a'.repeat(20) + '-newest-secret-0123';
 const SECRET_B = 'b'.repeat(20) + '-older-secret-01234';
-const PRODUCTION = { NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRETS: SECRET_A };
+const PRODUCTION = { NODE_ENV: 'production', ISSUER: 'https://id.example.com', SECRETS: SECRET_A, TRUST_PROXY: '1' };
 
 let cwd: string;
 beforeEach(() => {
@@ -182,6 +182,11 @@ describe('production', () => {
     expect(config).toMatchObject({ nodeEnv: 'production', issuer: 'https://id.example.com', secrets: [SECRET_A], demo: false });
     expect(config.generatedSecretFile).toBeUndefined();
     expect(existsSync(join(cwd, 'data'))).toBe(false);
+  });
+
+  it('requires TRUST_PROXY with an https ISSUER (Gatehouse itself serves plain HTTP behind a TLS proxy)', () => {
+    expect(problemAbout(problemsOf({ ...PRODUCTION, TRUST_PROXY: 'false' }), 'TRUST_PROXY')).toMatch(/TLS-terminating proxy/);
+    expect(load(PRODUCTION).trustProxy).toBe(1);
   });
 
   it('refuses DEMO=true', () => {
