@@ -99,7 +99,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     for (let step = 0; step < 4 && !page.redirectedTo; step++) {
       const login = page.html.includes('/login"');
       const form = findForm(page.html, login ? '/login' : '/confirm');
-      page = await browser.visit(form.action, { form: login ? DAN : form.fields });
+      page = await browser.visit(form.action, { form: login ? { ...form.fields, ...DAN } : form.fields });
     }
     if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
     const tokens = await oidc.authorizationCodeGrant(config, page.redirectedTo, { expectedState: 'st' });

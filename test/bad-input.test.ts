@@ -54,8 +54,8 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
   describe('the sign-in form', () => {
     it('gives a wrong password and an unknown email the same message and status', async () => {
       const { browser, form } = await loginPage();
-      const wrongPassword = await browser.visit(form.action, { form: { email: ALICE.email, password: 'nope nope nope' } });
-      const unknownEmail = await browser.visit(form.action, { form: { email: 'nobody@example.com', password: 'nope nope nope' } });
+      const wrongPassword = await browser.visit(form.action, { form: { ...form.fields, email: ALICE.email, password: 'nope nope nope' } });
+      const unknownEmail = await browser.visit(form.action, { form: { ...form.fields, email: 'nobody@example.com', password: 'nope nope nope' } });
       expect(wrongPassword.status).toBe(401);
       expect(unknownEmail.status).toBe(401);
       const message = (html: string) => /<p class="alert"[^>]*>([^<]*)<\/p>/.exec(html)?.[1];
@@ -68,7 +68,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
 
     it('accepts the email in any letter case', async () => {
       const { browser, form } = await loginPage();
-      const next = await browser.visit(form.action, { form: { email: ALICE.email.toUpperCase(), password: ALICE.password } });
+      const next = await browser.visit(form.action, { form: { ...form.fields, email: ALICE.email.toUpperCase(), password: ALICE.password } });
       expect(next.status).toBe(200);
       expect(next.html).toContain('/confirm');
     });
@@ -80,7 +80,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
       [{ email: `${'a'.repeat(400)}@example.com`, password: 'x' }, 'That email address is too long.'],
     ])('asks again, with a message, when fields are missing or too long (%#)', async (fields, message) => {
       const { browser, form } = await loginPage();
-      const page = await browser.visit(form.action, { form: fields as Record<string, string> });
+      const page = await browser.visit(form.action, { form: { csrf_token: form.fields.csrf_token ?? '', ...(fields as Record<string, string>) } });
       expect(page.status).toBe(400);
       expect(page.html).toContain(message);
       expect(page.html).toContain('aria-invalid="true"');
@@ -90,7 +90,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
       const first = await loginPage();
       const second = await loginPage();
       // Browser 1 posts to browser 2's interaction: its cookie does not match that uid.
-      const page = await first.browser.visit(second.form.action, { form: { email: ALICE.email, password: ALICE.password } });
+      const page = await first.browser.visit(second.form.action, { form: { ...second.form.fields, email: ALICE.email, password: ALICE.password } });
       expect(page.status).toBe(400);
       expect(page.html).toContain('start signing in again');
       expectNoInternals(page.html);
@@ -99,7 +99,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
     it('explains an expired or foreign sign-in page instead of failing', async () => {
       const { form } = await loginPage();
       const stranger = new Browser(server.issuer);
-      const page = await stranger.visit(form.action, { form: { email: ALICE.email, password: ALICE.password } });
+      const page = await stranger.visit(form.action, { form: { ...form.fields, email: ALICE.email, password: ALICE.password } });
       expect(page.status).toBe(400);
       expect(page.html).toContain('has expired or was opened in another browser');
       expectNoInternals(page.html);
@@ -172,7 +172,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
     it('keeps the session cookie SameSite=Lax while AUTHORIZATION_POST is off', async () => {
       const browser = new Browser(server.issuer);
       const login = findForm((await browser.visit(authorizeUrl(server.issuer))).html, '/login');
-      const signedIn = await browser.request(login.action, { form: { email: ALICE.email, password: ALICE.password } });
+      const signedIn = await browser.request(login.action, { form: { ...login.fields, email: ALICE.email, password: ALICE.password } });
       const resumed = await browser.request(signedIn.headers.get('location') as string);
       const session = resumed.headers.getSetCookie().find((c) => c.startsWith('_session='));
       expect(session).toMatch(/samesite=lax/i);

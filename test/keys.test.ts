@@ -122,9 +122,9 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     });
     const browser = new Browser(a.issuer);
     const login = findForm((await browser.visit(url.href)).html, '/login');
-    const consent = await browser.visit(login.action, { form: { email, password } });
+    const consent = await browser.visit(login.action, { form: { ...login.fields, email, password } });
     const confirm = findForm(consent.html, '/confirm');
-    const callback = (await browser.visit(confirm.action, { form: {} })).redirectedTo as URL;
+    const callback = (await browser.visit(confirm.action, { form: confirm.fields })).redirectedTo as URL;
     expect(callback.searchParams.get('code')).toBeTruthy();
 
     // Redeem the code on B.

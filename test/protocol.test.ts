@@ -46,7 +46,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     for (let step = 0; step < 4 && !page.redirectedTo; step++) {
       if (page.html.includes('/login"')) {
         const login = findForm(page.html, '/login');
-        page = await browser.visit(login.action, { form: { email: CAROL.email, password: CAROL.password } });
+        page = await browser.visit(login.action, { form: { ...login.fields, email: CAROL.email, password: CAROL.password } });
       } else {
         const confirm = findForm(page.html, '/confirm');
         page = await browser.visit(confirm.action, { form: confirm.fields });
@@ -100,7 +100,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
   it('makes the session cookie SameSite=None so it travels with cross-site POSTs', async () => {
     const browser = new Browser(server.issuer);
     const login = findForm((await browser.visit(authorizeUrl({}).href)).html, '/login');
-    const signedIn = await browser.request(login.action, { form: { email: CAROL.email, password: CAROL.password } });
+    const signedIn = await browser.request(login.action, { form: { ...login.fields, email: CAROL.email, password: CAROL.password } });
     const resumed = await browser.request(signedIn.headers.get('location') as string);
     const session = resumed.headers.getSetCookie().find((c) => c.startsWith('_session='));
     expect(session).toMatch(/samesite=none/i);

@@ -8,11 +8,12 @@ import type { Logger } from '../logger.js';
 import type { Demo } from '../oidc/demo.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/render.js';
+import { createFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createInteractionRouter } from './interactions.js';
 import { ASSETS_DIR } from './pages.js';
-import { securityHeaders } from './security-headers.js';
+import { noStore, securityHeaders } from './security-headers.js';
 
 export interface AppDeps {
   config: Config;
@@ -49,9 +50,10 @@ export function createApp({ config, provider, steps, renderPage, logger, demo }:
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
 
-  app.use(securityHeaders);
+  app.use(securityHeaders(config));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
-  app.use(createInteractionRouter(steps, renderPage));
+  app.use(noStore);
+  app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
 
   if (!config.authorizationPost) {

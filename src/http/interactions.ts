@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Interaction, InteractionSteps } from '../oidc/interactions.js';
 import { describeScope } from '../oidc/provider.js';
 import type { RenderPage } from '../oidc/render.js';
+import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
 
@@ -15,9 +16,12 @@ const LoginForm = z.object({
   password: z.string().default('').refine((v) => v.length > 0, 'Enter your password.').refine((v) => v.length <= 1024, 'That password is too long.'),
 });
 
+/** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
+const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
+
 const WRONG_CREDENTIALS = 'Incorrect email or password.';
 
-export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage): Router {
+export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
 
@@ -43,12 +47,21 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     }
   }
 
+  /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
+  function checkFormToken(req: Request, interaction: Interaction) {
+    const parsed = TokenForm.safeParse(req.body ?? {});
+    if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
+      throw new AppError(403, 'invalid_form_token', 'This form was not sent from the sign-in page you have open, so nothing was done. Reload the page and try again.');
+    }
+  }
+
   async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: string }) {
     const client = await steps.describeClient(interaction.params.client_id);
     res.status(status).type('html').send(
       await renderPage('login', {
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
+        csrfToken: formTokens.issue(interaction),
         client,
         email: locals.email ?? interaction.params.login_hint ?? '',
         error: locals.error,
@@ -64,6 +77,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       await renderPage('consent', {
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
+        csrfToken: formTokens.issue(interaction),
         client,
         scopes,
         claims: details.missingOIDCClaims ?? [],
@@ -82,6 +96,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   async function submitLogin(req: Request, res: Response) {
     const interaction = await load(req, res);
     expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
     const parsed = LoginForm.safeParse(req.body ?? {});
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
     if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
@@ -93,11 +108,13 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   async function confirmConsent(req: Request, res: Response) {
     const interaction = await load(req, res);
     expectPrompt(interaction, 'consent');
+    checkFormToken(req, interaction);
     await steps.confirmConsent(req, res, interaction);
   }
 
   async function abortInteraction(req: Request, res: Response) {
-    await load(req, res);
+    const interaction = await load(req, res);
+    checkFormToken(req, interaction);
     await steps.abortInteraction(req, res);
   }
 

@@ -1,25 +1,43 @@
-// Baseline response headers for everything we and the engine serve.
+// Response headers for everything we and the engine serve (helmet), and the no-store default
+// for everything but the public documents that clients are meant to cache.
 import type { RequestHandler } from 'express';
+import helmet from 'helmet';
+import { ROUTES } from '../oidc/provider.js';
 
-const CSP = [
-  "default-src 'none'",
-  // No script of ours; the engine adds the hash of its form_post auto-submit script here.
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' https: data:",
-  // No form-action: browsers apply it to the redirects that follow a form submission too,
-  // and the consent form ends in a redirect to the client's redirect_uri, whose scheme may be
-  // anything a native app registered (e.g. com.example.app:/callback).
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
-
-export const securityHeaders: RequestHandler = function securityHeaders(_req, res, next) {
-  res.set({
-    'Content-Security-Policy': CSP,
-    'Referrer-Policy': 'no-referrer',
-    'X-Content-Type-Options': 'nosniff',
-    'X-Frame-Options': 'DENY',
+export function securityHeaders({ issuer }: { issuer: string }): RequestHandler {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'none'"],
+        // No script of ours; the engine adds the hash of its form_post auto-submit script here.
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'https:', 'data:'],
+        // No form-action: browsers apply it to the redirects that follow a form submission too,
+        // and the consent form ends in a redirect to the client's redirect_uri, whose scheme may be
+        // anything a native app registered (e.g. com.example.app:/callback).
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    },
+    // Off: an app that opens sign-in in a popup needs `window.opener` once the popup is back on
+    // the app's origin, and COOP same-origin would sever it for good.
+    crossOriginOpenerPolicy: false,
+    referrerPolicy: { policy: 'no-referrer' },
+    xFrameOptions: { action: 'deny' },
+    // Browsers ignore HSTS over http; sending it from a local http issuer would only mislead.
+    strictTransportSecurity: new URL(issuer).protocol === 'https:' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
+}
+
+const CACHEABLE = new Set(['/.well-known/openid-configuration', ROUTES.jwks]);
+
+/**
+ * Pages carry per-person state (sign-in, consent, errors) and must never be stored by a
+ * browser or proxy. The engine marks its token responses no-store itself; this covers the rest.
+ */
+export const noStore: RequestHandler = function noStore(req, res, next) {
+  if (!CACHEABLE.has(req.path)) res.set('Cache-Control', 'no-store');
   next();
 };

@@ -10,6 +10,8 @@ import { ACR_PASSWORD } from './provider.js';
 /** The parts of the engine's interaction details that our pages use, parsed at the edge. */
 const InteractionSchema = z.object({
   uid: z.string(),
+  /** A random value the engine keeps with the interaction and never shows (binds form tokens). */
+  cid: z.string().min(1),
   prompt: z.object({
     name: z.string(),
     reasons: z.array(z.string()).default([]),
@@ -30,7 +32,7 @@ const InteractionSchema = z.object({
       scope: z.string().optional(),
     })
     .loose(),
-  session: z.object({ accountId: z.string() }).loose().optional(),
+  session: z.object({ accountId: z.string(), uid: z.string().optional() }).loose().optional(),
   grantId: z.string().optional(),
 });
 

@@ -4,6 +4,7 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } f
 
 const ENCRYPTION_INFO = 'gatehouse/encryption-at-rest/v1';
 const COOKIE_INFO = 'gatehouse/cookie-signing/v1';
+const FORM_TOKEN_INFO = 'gatehouse/interaction-form-token/v1';
 
 function derive(secret: string, info: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
@@ -14,6 +15,11 @@ const fingerprint = (key: Buffer) => createHash('sha256').update(key).digest('ba
 /** Keys for the engine's cookie signing (keygrip): the first signs, all verify. */
 export function cookieKeys(secrets: readonly string[]): string[] {
   return secrets.map((secret) => derive(secret, COOKIE_INFO).toString('base64url'));
+}
+
+/** HMAC keys for the tokens in our interaction forms (http/csrf.ts): the first signs, all verify. */
+export function formTokenKeys(secrets: readonly string[]): Buffer[] {
+  return secrets.map((secret) => derive(secret, FORM_TOKEN_INFO));
 }
 
 /** AES-256-GCM with the newest secret. Format: v1.<key fingerprint>.<iv>.<ciphertext>.<tag>. */
