@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from '../src/config.js';
 import { createDb } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { applySeed, parseSeedFile, type SeedChanges, type SeedFile } from '../src/db/seed.js';
+import { clientSecretSealing } from '../src/oidc/client-secrets.js';
 
 /** A problem with the input, reported as it is and answered with exit code 1. */
 class InputError extends Error {}
@@ -44,7 +45,7 @@ async function seed(config: Config): Promise<void> {
   await migrate(config.database);
   const db = await createDb(config.database);
   try {
-    const report = await applySeed(db, data, { bcryptCost: config.bcryptCost });
+    const report = await applySeed(db, data, { bcryptCost: config.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
     console.log(`Seeded from ${config.seedFile}`);
     console.log(summary('clients', report.clients));
     console.log(summary('users', report.users));

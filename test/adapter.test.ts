@@ -11,6 +11,7 @@ import { createAdapterFactory, startSweeper } from '../src/oidc/adapter.js';
 import { createTestDatabase, flavours, type TestDatabase } from './helpers/databases.js';
 
 const FLAVOURS = await flavours();
+const ADAPTER_SECRET = 'adapter-test-secret-0123456789-abcdefghijklmnop';
 
 /** Every model the engine stores through the adapter, besides Client. */
 const ARTIFACT_MODELS = [
@@ -126,7 +127,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
     database = await createTestDatabase(flavour);
     await migrate(database.config);
     db = await createDb(database.config);
-    adapter = createAdapterFactory(db, now);
+    adapter = createAdapterFactory(db, [ADAPTER_SECRET], now);
   });
 
   afterAll(async () => {
@@ -420,8 +421,14 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
 
     it('upsert creates and then replaces a client, as dynamic registration does', async () => {
       await adapter('Client').upsert('rp-dyn', { ...metadata, client_id: 'rp-dyn' } as AdapterPayload);
-      expect(await db.prisma.client.findUnique({ where: { id: 'rp-dyn' } })).not.toBeNull();
-      expect(await adapter('Client').find('rp-dyn')).toStrictEqual({ ...metadata, client_id: 'rp-dyn' });
+      // The secret is stored only as a keyed hash; the engine gets a placeholder (client-secrets.ts).
+      const { client_secret: secret, ...rest } = metadata;
+      const stored = await db.prisma.client.findUniqueOrThrow({ where: { id: 'rp-dyn' } });
+      expect(stored.metadata).toStrictEqual({ ...rest, client_id: 'rp-dyn', client_secret_hash: expect.stringMatching(/^hmac-sha256:v1:/) });
+      expect(JSON.stringify(stored.metadata)).not.toContain(secret);
+      const found = await adapter('Client').find('rp-dyn');
+      expect(found).toStrictEqual({ ...rest, client_id: 'rp-dyn', client_secret: expect.stringMatching(/^gatehouse-hashed-secret~/) });
+      expect(found?.client_secret).not.toContain(secret);
 
       const updated = { client_id: 'rp-dyn', redirect_uris: ['https://rp.example/new'], client_name: 'Renamed' };
       await adapter('Client').upsert('rp-dyn', updated as AdapterPayload);

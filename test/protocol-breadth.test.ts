@@ -7,6 +7,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySeed, parseSeedFile } from '../src/db/seed.js';
+import { clientSecretSealing } from '../src/oidc/client-secrets.js';
 import { Browser, findForm } from './helpers/browser.js';
 import { flavours } from './helpers/databases.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from './helpers/gatehouse.js';
@@ -49,7 +50,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
     server = await startTestGatehouse(flavour, { REFRESH_TOKEN_ABSOLUTE_TTL: '4s' });
     const parsed = parseSeedFile(SEED);
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
-    await applySeed(server.gatehouse.db, parsed.data, { bcryptCost: 4 });
+    await applySeed(server.gatehouse.db, parsed.data, { bcryptCost: 4, clientSecrets: clientSecretSealing([TEST_SECRET]) });
     daveId = await server.addUser({ ...DAVE, name: 'Dave' });
     jwks = (await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet;
   });

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { applySeed, parseSeedFile, type SeedFile } from '../src/db/seed.js';
+import { clientSecretSealing } from '../src/oidc/client-secrets.js';
 import { createTestDatabase, flavours, type TestDatabase } from './helpers/databases.js';
 
 const BCRYPT_COST = 4;
@@ -28,6 +29,10 @@ const WEB_CLIENT = {
   scope: 'openid profile email offline_access',
 };
 const SPA_CLIENT = { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:5173/callback'] };
+/** WEB_CLIENT as stored: its secret only as a keyed hash (client-secrets.test.ts proves the rest). */
+const { client_secret: _webSecret, ...WEB_CLIENT_FIELDS } = WEB_CLIENT;
+const STORED_WEB_CLIENT = { ...WEB_CLIENT_FIELDS, client_secret_hash: expect.stringMatching(/^hmac-sha256:v1:/) };
+const CLIENT_SECRETS = clientSecretSealing(['seed-test-secret-0123456789-abcdefghijklmnop']);
 const ALICE = {
   email: 'Alice@Example.com',
   password: 'correct horse battery staple',
@@ -138,7 +143,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     await database?.drop();
   });
 
-  const seed = (file: unknown) => applySeed(db, parsed(file), { bcryptCost: BCRYPT_COST });
+  const seed = (file: unknown) => applySeed(db, parsed(file), { bcryptCost: BCRYPT_COST, clientSecrets: CLIENT_SECRETS });
   const user = (email: string) => db.prisma.user.findUniqueOrThrow({ where: { email } });
   const client = (id: string) => db.prisma.client.findUniqueOrThrow({ where: { id } });
   const counts = async () => ({ clients: await db.prisma.client.count(), users: await db.prisma.user.count() });
@@ -150,7 +155,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
       users: { created: ['alice@example.com', 'bob@example.com'], updated: [], unchanged: [] },
       resources: { created: [], updated: [], unchanged: [] },
     });
-    expect((await client('web-app')).metadata).toEqual(WEB_CLIENT);
+    expect((await client('web-app')).metadata).toEqual(STORED_WEB_CLIENT);
     expect((await client('spa')).metadata).toEqual(SPA_CLIENT);
     expect(await user('alice@example.com')).toMatchObject({
       email: 'alice@example.com',
@@ -216,7 +221,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     });
     const alice = await user('alice@example.com');
     expect(alice).toEqual({ ...before.alice, name: 'Alice Pleasance Liddell', updatedAt: alice.updatedAt });
-    expect((await client('web-app')).metadata).toEqual({ ...WEB_CLIENT, redirect_uris: file.clients[0]!.redirect_uris });
+    expect((await client('web-app')).metadata).toEqual({ ...STORED_WEB_CLIENT, redirect_uris: file.clients[0]!.redirect_uris });
     expect(await user('bob@example.com')).toEqual(before.bob);
     expect(await client('spa')).toEqual(before.spa);
     expect(await counts()).toEqual({ clients: 2, users: 2 });
@@ -257,7 +262,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     const data = parsed(validFile());
     data.clients[1] = { ...data.clients[1]!, client_name: 'Changed' };
     data.clients.push({ ...data.clients[0]! });
-    await expect(applySeed(db, data, { bcryptCost: BCRYPT_COST })).rejects.toThrow();
+    await expect(applySeed(db, data, { bcryptCost: BCRYPT_COST, clientSecrets: CLIENT_SECRETS })).rejects.toThrow();
     expect(await counts()).toEqual(before);
     await expect(db.prisma.client.findUnique({ where: { id: 'web-app' } })).resolves.toBeNull();
     expect((await client('spa')).metadata).toEqual(SPA_CLIENT);

@@ -1,15 +1,17 @@
 // Seeding: a JSON file of clients and users, validated whole (every problem named by entry
 // and field), then written in one transaction so a run either applies everything or nothing.
-// Re-running the same file changes nothing: clients compare by metadata, users by field and
-// by bcrypt.compare, so password hashes do not churn.
+// Re-running the same file changes nothing: clients compare by metadata and by verifying their
+// stored secret, users by field and by bcrypt.compare, so hashes do not churn.
 //
-// bcrypt lives here rather than behind oidc/accounts.ts because db/ must not import oidc/.
+// bcrypt lives here rather than behind oidc/accounts.ts because db/ must not import oidc/; client
+// secrets need SECRETS and the engine's rules, so the caller hands in how to seal them
+// (oidc/client-secrets.ts `clientSecretSealing`).
 import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import type { Prisma as PrismaNamespace } from '../generated/sqlite/client.js';
 import type { Db } from './client.js';
-import { sameJson, type ClientMetadata } from './clients.js';
+import type { ClientMetadata } from './clients.js';
 import { normalizeEmail, type User, type UserProfile } from './users.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -232,8 +234,17 @@ export interface SeedReport {
   resources: SeedChanges;
 }
 
+/** How client secrets are kept at rest: never in clear (oidc/client-secrets.ts). */
+export interface ClientSecretSealing {
+  /** The metadata to store, its client_secret replaced by a hash or an encryption of it. */
+  seal(metadata: ClientMetadata): ClientMetadata;
+  /** Whether stored metadata is what seal(metadata) would store now (same fields, same secret). */
+  holds(stored: unknown, metadata: ClientMetadata): boolean;
+}
+
 export interface SeedOptions {
   bcryptCost: number;
+  clientSecrets: ClientSecretSealing;
 }
 
 type Tx = PrismaNamespace.TransactionClient;
@@ -241,13 +252,13 @@ type Tx = PrismaNamespace.TransactionClient;
 /** Long enough for thousands of rows on a remote PostgreSQL; bcrypt work happens before it opens. */
 const TRANSACTION_TIMEOUT_MS = 60_000;
 
-export async function applySeed(db: Db, data: SeedFile, { bcryptCost }: SeedOptions): Promise<SeedReport> {
+export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets }: SeedOptions): Promise<SeedReport> {
   // bcrypt is slow by design: decide every password outside the transaction, so it stays short
   // and a SQLite writer lock is not held across seconds of hashing.
   const passwords = await preparePasswords(db, data.users, bcryptCost);
   return db.prisma.$transaction(
     async (tx) => ({
-      clients: await seedClients(tx, data.clients),
+      clients: await seedClients(tx, data.clients, clientSecrets),
       users: await seedUsers(tx, data.users, passwords, bcryptCost),
       resources: await seedResources(tx, data.resources),
     }),
@@ -256,12 +267,12 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost }: SeedOpti
 }
 
 function clientMetadata(client: SeedClient): ClientMetadata {
-  // Keys the file did not give are absent from the parsed object, so this is the file's metadata.
-  // TODO: hash client_secret here once stored client secrets are hashed (its own issue).
+  // Keys the file did not give are absent from the parsed object, so this is the file's metadata
+  // (with the clear secret: seedClients seals it before it is written).
   return { ...client };
 }
 
-async function seedClients(tx: Tx, clients: readonly SeedClient[]): Promise<SeedChanges> {
+async function seedClients(tx: Tx, clients: readonly SeedClient[], secrets: ClientSecretSealing): Promise<SeedChanges> {
   const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
   const ids = clients.map((client) => client.client_id);
   const rows = await tx.client.findMany({ where: { id: { in: ids } }, select: { id: true, metadata: true } });
@@ -270,12 +281,12 @@ async function seedClients(tx: Tx, clients: readonly SeedClient[]): Promise<Seed
     const id = client.client_id;
     const metadata = clientMetadata(client);
     if (!existing.has(id)) {
-      await tx.client.create({ data: { id, metadata: metadata as object } });
+      await tx.client.create({ data: { id, metadata: secrets.seal(metadata) as object } });
       changes.created.push(id);
-    } else if (sameJson(existing.get(id), metadata)) {
+    } else if (secrets.holds(existing.get(id), metadata)) {
       changes.unchanged.push(id);
     } else {
-      await tx.client.update({ where: { id }, data: { metadata: metadata as object } });
+      await tx.client.update({ where: { id }, data: { metadata: secrets.seal(metadata) as object } });
       changes.updated.push(id);
     }
   }

@@ -7,6 +7,7 @@ import { errors } from 'oidc-provider';
 import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import { createClientQueries, type ClientMetadata } from '../db/clients.js';
+import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from './client-secrets.js';
 
 export type Clock = () => Date;
 
@@ -37,16 +38,28 @@ function toPayload(row: ArtifactRow | null): AdapterPayload | undefined {
 
 const text = (value: unknown) => (typeof value === 'string' ? value : null);
 
-export function createAdapterFactory(db: Db, now: Clock = () => new Date()): (model: string) => Adapter {
+export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date()): (model: string) => Adapter {
   const artifacts = createArtifactQueries(db.prisma);
   const clients = createClientQueries(db.prisma);
 
   const clientAdapter: Adapter = {
+    // Dynamic registration stores through here: the secret is hashed or encrypted (client-secrets.ts).
     async upsert(id, payload) {
-      await clients.save({ ...(payload as Payload), client_id: id } as ClientMetadata);
+      let sealed: ClientMetadata;
+      try {
+        sealed = sealClientMetadata({ ...(payload as Payload), client_id: id } as ClientMetadata, secrets);
+      } catch (error) {
+        if (error instanceof UnsealableSecretError) throw new errors.InvalidClientMetadata(error.message);
+        throw error;
+      }
+      await clients.save(sealed);
     },
     async find(id) {
-      return (await clients.find(id)) ?? undefined;
+      const stored = await clients.find(id);
+      if (!stored) return undefined;
+      const { metadata, resealed } = revealClientMetadata(stored, secrets);
+      if (resealed) await clients.save(resealed);
+      return metadata;
     },
     async destroy(id) {
       await clients.destroy(id);

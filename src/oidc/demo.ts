@@ -8,6 +8,7 @@ import type { Db } from '../db/client.js';
 import { createClientQueries } from '../db/clients.js';
 import { createUserQueries } from '../db/users.js';
 import { hashPassword } from './accounts.js';
+import { sealClientMetadata } from './client-secrets.js';
 
 export interface Demo {
   clientId: string;
@@ -32,7 +33,8 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
   const password = derived(config, 'password', 16);
   const redirectUri = `${config.issuer}${DEMO_CALLBACK_PATH}`;
 
-  await createClientQueries(db.prisma).save({
+  // Stored hashed; the same secret and SECRETS give the same hash, so restarts change nothing.
+  const metadata = {
     client_id: DEMO_CLIENT_ID,
     client_secret: clientSecret,
     client_name: 'Gatehouse demo app',
@@ -42,7 +44,8 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'openid profile email offline_access',
-  });
+  };
+  await createClientQueries(db.prisma).save(sealClientMetadata(metadata, config.secrets));
 
   const users = createUserQueries(db.prisma);
   const user = await users.findById(DEMO_USER_ID);

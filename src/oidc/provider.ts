@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
+import { installClientSecretVerification } from './client-secrets.js';
 import { deviceFlowFeature, enforceDevicePollingInterval } from './device-flow.js';
 import type { SigningKeys } from './keys.js';
 import type { RenderPage } from './render.js';
@@ -70,7 +71,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db, now),
+    adapter: createAdapterFactory(db, config.secrets, now),
     findAccount: createFindAccount(db),
     jwks: keys.jwks,
     routes: ROUTES,
@@ -170,6 +171,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
+  installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
   correctTokenEndpointErrors(provider);
   if (features.deviceFlow) enforceDevicePollingInterval(provider);
   if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
