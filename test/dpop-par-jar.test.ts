@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, findForm, type Page } from './helpers/browser.js';
+import { Browser, completeSignIn, type Page } from './helpers/browser.js';
 import { flavours } from './helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from './helpers/gatehouse.js';
 
@@ -54,20 +54,7 @@ async function dpopProof(
 
 const thumbprint = async (keys: KeyPair) => calculateJwkThumbprint(await exportJWK(keys.publicKey));
 
-/** Drives whatever pages appear (sign-in, consent) until the browser is sent back to the app. */
-async function complete(browser: Browser, page: Page & { redirectedTo?: URL }): Promise<URL> {
-  for (let step = 0; step < 4 && !page.redirectedTo; step++) {
-    if (page.html.includes('/login"')) {
-      const login = findForm(page.html, '/login');
-      page = await browser.visit(login.action, { form: { ...login.fields, email: CAROL.email, password: CAROL.password } });
-    } else {
-      const confirm = findForm(page.html, '/confirm');
-      page = await browser.visit(confirm.action, { form: confirm.fields });
-    }
-  }
-  if (!page.redirectedTo) throw new Error(`never returned to the app; last page (${page.status}):\n${page.html.slice(0, 800)}`);
-  return page.redirectedTo;
-}
+const complete = (browser: Browser, page: Page & { redirectedTo?: URL }) => completeSignIn(browser, page, CAROL);
 
 /** Fresh authorization parameters: PKCE, state, and offline_access (which needs prompt=consent). */
 async function authorizationParams(extra: Record<string, string> = {}) {

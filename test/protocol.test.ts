@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, findForm } from './helpers/browser.js';
+import { Browser, completeSignIn, findForm } from './helpers/browser.js';
 import { flavours } from './helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from './helpers/gatehouse.js';
 
@@ -41,20 +41,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     return oidc.buildAuthorizationUrl(cfg, { redirect_uri: `${APP}/cb`, scope: 'openid', state: 'st', ...params });
   }
 
-  /** Drives whatever pages appear (sign-in, consent) until the browser is sent back to the app. */
-  async function complete(browser: Browser, page: Awaited<ReturnType<Browser['visit']>>): Promise<URL> {
-    for (let step = 0; step < 4 && !page.redirectedTo; step++) {
-      if (page.html.includes('/login"')) {
-        const login = findForm(page.html, '/login');
-        page = await browser.visit(login.action, { form: { ...login.fields, email: CAROL.email, password: CAROL.password } });
-      } else {
-        const confirm = findForm(page.html, '/confirm');
-        page = await browser.visit(confirm.action, { form: confirm.fields });
-      }
-    }
-    if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
-    return page.redirectedTo;
-  }
+  const complete = (browser: Browser, page: Awaited<ReturnType<Browser['visit']>>) => completeSignIn(browser, page, CAROL);
 
   const exchange = (callback: URL, cfg = config, checks: { expectedNonce?: string; maxAge?: number } = {}) =>
     oidc.authorizationCodeGrant(cfg, callback, { expectedState: 'st', ...checks });

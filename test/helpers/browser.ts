@@ -97,3 +97,21 @@ export function findForm(html: string, actionPart: string): { action: string; fi
 function decodeEntities(text: string): string {
   return text.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 }
+
+/**
+ * Drives whatever pages appear (sign-in, then consent when asked) until the browser is sent
+ * back to the app, and returns where it was sent.
+ */
+export async function completeSignIn(browser: Browser, page: Page & { redirectedTo?: URL }, credentials: { email: string; password: string }): Promise<URL> {
+  for (let step = 0; step < 4 && !page.redirectedTo; step++) {
+    if (page.html.includes('/login"')) {
+      const login = findForm(page.html, '/login');
+      page = await browser.visit(login.action, { form: { ...login.fields, ...credentials } });
+    } else {
+      const confirm = findForm(page.html, '/confirm');
+      page = await browser.visit(confirm.action, { form: confirm.fields });
+    }
+  }
+  if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
+  return page.redirectedTo;
+}
