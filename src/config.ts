@@ -55,6 +55,23 @@ export interface Config {
    */
   readonly authorizationPost: boolean;
   readonly bcryptCost: number;
+  /** New passwords (seed, admin, account page) need at least this many characters. */
+  readonly passwordMinLength: number;
+  /** Brute-force limits; counters live in the database, so every instance enforces them. */
+  readonly bruteForce: {
+    /** Failed sign-ins of one account within `windowSeconds` before it is locked. */
+    readonly accountMaxFailures: number;
+    /** Failed sign-ins from one IP address within `windowSeconds` before it is locked out. */
+    readonly ipMaxFailures: number;
+    readonly windowSeconds: number;
+    readonly lockoutSeconds: number;
+    /** Each failure so far adds this much delay to the next answer (increasing delay). */
+    readonly delayStepMs: number;
+    /** Failed client authentications of one client within `windowSeconds` before it is locked. */
+    readonly clientMaxFailures: number;
+  };
+  /** Audit events older than this are deleted by the sweeper. */
+  readonly auditRetentionSeconds: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly autoMigrate: boolean;
   /** Seconds between sweeps of expired artifacts; 0 turns the sweeper off. */
@@ -188,6 +205,14 @@ export const VARIABLES = {
     default: undefined,
     doc: 'Accept POST at /authorize and /logout (OpenID Connect Core). Needs SameSite=None session cookies, which browsers keep only when Secure, so the default is true for an https ISSUER and false for http.',
   },
+  PASSWORD_MIN_LENGTH: { schema: integer(8, 128, '10'), default: '10', doc: 'Minimum length of a new password.' },
+  SIGN_IN_MAX_FAILURES_PER_ACCOUNT: { schema: integer(1, 1000, '5'), default: '5', doc: 'Failed sign-ins of one account within SIGN_IN_FAILURE_WINDOW before a temporary lockout.' },
+  SIGN_IN_MAX_FAILURES_PER_IP: { schema: integer(1, 100_000, '20'), default: '20', doc: 'Failed sign-ins from one IP address within SIGN_IN_FAILURE_WINDOW before a temporary lockout.' },
+  SIGN_IN_FAILURE_WINDOW: { schema: duration('15m'), default: '15m', doc: 'How long failed sign-ins and client authentications are counted.' },
+  SIGN_IN_LOCKOUT: { schema: duration('15m'), default: '15m', doc: 'How long an account, IP address or client stays locked after too many failures.' },
+  SIGN_IN_DELAY_STEP_MS: { schema: integer(0, 5000, '250'), default: '250', doc: 'Each recent failure adds this many milliseconds before the next answer (increasing delay).' },
+  CLIENT_AUTH_MAX_FAILURES: { schema: integer(1, 100_000, '10'), default: '10', doc: 'Failed client authentications of one client within SIGN_IN_FAILURE_WINDOW before a temporary lockout.' },
+  AUDIT_RETENTION: { schema: duration('90d'), default: '90d', doc: 'How long audit events are kept.' },
   BCRYPT_COST: { schema: integer(4, 15, '12'), default: '12', doc: 'bcrypt cost factor for password hashes.' },
   LOG_LEVEL: {
     schema: z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }),
@@ -369,6 +394,16 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     },
     authorizationPost,
     bcryptCost: raw.BCRYPT_COST as number,
+    passwordMinLength: raw.PASSWORD_MIN_LENGTH as number,
+    bruteForce: {
+      accountMaxFailures: raw.SIGN_IN_MAX_FAILURES_PER_ACCOUNT as number,
+      ipMaxFailures: raw.SIGN_IN_MAX_FAILURES_PER_IP as number,
+      windowSeconds: raw.SIGN_IN_FAILURE_WINDOW as number,
+      lockoutSeconds: raw.SIGN_IN_LOCKOUT as number,
+      delayStepMs: raw.SIGN_IN_DELAY_STEP_MS as number,
+      clientMaxFailures: raw.CLIENT_AUTH_MAX_FAILURES as number,
+    },
+    auditRetentionSeconds: raw.AUDIT_RETENTION as number,
     logLevel: raw.LOG_LEVEL as Config['logLevel'],
     autoMigrate: raw.AUTO_MIGRATE as boolean,
     sweepIntervalSeconds: raw.SWEEP_INTERVAL as number,

@@ -11,6 +11,7 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPasswordVerifier } from './oidc/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
+import { createAuditLog } from './oidc/audit.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
 import { ensureDemo, type Demo } from './oidc/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
@@ -58,7 +59,8 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
   const db = await createDb(config.database);
   try {
     const { provider, renderPage } = await createEngine(config, db, logger);
-    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost));
+    const audit = createAuditLog(db, logger);
+    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost, audit), audit);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     const app = createApp({ config, provider, steps, renderPage, logger, demo });
     const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));

@@ -19,6 +19,9 @@ const LoginForm = z.object({
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 
+/** Where the request came from, for the audit trail (req.ip honours TRUST_PROXY). */
+const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+
 const WRONG_CREDENTIALS = 'Incorrect email or password.';
 
 export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
@@ -100,7 +103,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const parsed = LoginForm.safeParse(req.body ?? {});
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
     if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
-    if (!(await steps.submitLogin(req, res, parsed.data.email, parsed.data.password))) {
+    if (!(await steps.submitLogin(req, res, parsed.data.email, parsed.data.password, originOf(req)))) {
       return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
     }
   }
@@ -109,7 +112,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const interaction = await load(req, res);
     expectPrompt(interaction, 'consent');
     checkFormToken(req, interaction);
-    await steps.confirmConsent(req, res, interaction);
+    await steps.confirmConsent(req, res, interaction, originOf(req));
   }
 
   async function abortInteraction(req: Request, res: Response) {

@@ -4,6 +4,7 @@ import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { createUserQueries, type User } from '../db/users.js';
+import type { AuditLog, RequestOrigin } from './audit.js';
 
 /** Which claims each scope releases (the engine filters what findAccount returns by these). */
 export const CLAIMS_BY_SCOPE = {
@@ -43,11 +44,14 @@ export function createFindAccount(db: Db): FindAccount {
 export const hashPassword = (password: string, cost: number) => bcrypt.hash(password, cost);
 
 export interface PasswordVerifier {
-  /** The account id when the email and password match an enabled user, otherwise null. */
-  verifyPassword(email: string, password: string): Promise<string | null>;
+  /**
+   * The account id when the email and password match an enabled user, otherwise null (the
+   * caller shows one generic message whatever the reason). Records the attempt.
+   */
+  verifyPassword(email: string, password: string, origin: RequestOrigin): Promise<string | null>;
 }
 
-export function createPasswordVerifier(db: Db, bcryptCost: number): PasswordVerifier {
+export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog): PasswordVerifier {
   const users = createUserQueries(db.prisma);
   // Compared against when the email is unknown, so that case costs the same bcrypt work as a
   // wrong password and response times do not reveal which emails have accounts.
@@ -55,10 +59,15 @@ export function createPasswordVerifier(db: Db, bcryptCost: number): PasswordVeri
   const dummy = () => (dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), bcryptCost));
 
   return {
-    async verifyPassword(email, password) {
+    async verifyPassword(email, password, origin) {
       const user = await users.findByEmail(email);
       const matches = await bcrypt.compare(password, user?.passwordHash ?? (await dummy()));
-      if (!user || !matches || user.disabled) return null;
+      if (!user || !matches || user.disabled) {
+        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : 'wrong_password';
+        await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details: { reason } });
+        return null;
+      }
+      await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
       // The cost was raised since this hash was made: upgrade it while we hold the password.
       if (bcrypt.getRounds(user.passwordHash) !== bcryptCost) {
         await users.update(user.id, { passwordHash: await hashPassword(password, bcryptCost) });

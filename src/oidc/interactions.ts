@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { PasswordVerifier } from './accounts.js';
+import type { AuditLog, RequestOrigin } from './audit.js';
 import { ACR_PASSWORD } from './provider.js';
 
 /** The parts of the engine's interaction details that our pages use, parsed at the edge. */
@@ -50,12 +51,12 @@ export interface ClientSummary {
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
   describeClient(clientId: string): Promise<ClientSummary>;
-  submitLogin(req: IncomingMessage, res: ServerResponse, email: string, password: string): Promise<boolean>;
-  confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction): Promise<void>;
+  submitLogin(req: IncomingMessage, res: ServerResponse, email: string, password: string, origin: RequestOrigin): Promise<boolean>;
+  confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog): InteractionSteps {
   return {
     async load(req, res) {
       return InteractionSchema.parse(await provider.interactionDetails(req, res));
@@ -75,8 +76,8 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     },
 
     /** Finishes the login prompt when the password is right; false (nothing sent) when not. */
-    async submitLogin(req, res, email, password) {
-      const accountId = await passwords.verifyPassword(email, password);
+    async submitLogin(req, res, email, password, origin) {
+      const accountId = await passwords.verifyPassword(email, password, origin);
       if (!accountId) return false;
       const result: InteractionResults = { login: { accountId, amr: ['pwd'], acr: ACR_PASSWORD } };
       await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
@@ -84,7 +85,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     },
 
     /** Grants what the consent prompt asked for, on the existing grant when there is one. */
-    async confirmConsent(req, res, interaction) {
+    async confirmConsent(req, res, interaction, origin) {
       const { details } = interaction.prompt;
       const accountId = interaction.session?.accountId;
       if (!accountId) throw new Error('consent prompt without a signed-in account');
@@ -97,6 +98,13 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
         grant.addResourceScope(indicator, scopes.join(' '));
       }
       const grantId = await grant.save();
+      await audit.record({
+        type: 'consent.given',
+        accountId,
+        clientId: interaction.params.client_id,
+        ...origin,
+        details: { scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [], resources: Object.keys(details.missingResourceScopes ?? {}) },
+      });
       await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
     },
 
