@@ -23,6 +23,12 @@ const SELECT = { payload: true, grantId: true, consumedAt: true, expiresAt: true
 
 const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
 
+/**
+ * PostgreSQL cannot store or compare U+0000 in text or jsonb, so a value containing it can
+ * match nothing: look-ups with one find nothing on both databases alike.
+ */
+export const hasNul = (value: string) => value.includes('\0');
+
 export function createArtifactQueries(prisma: Prisma) {
   return {
     async save(model: string, id: string, payload: Payload, lookups: ArtifactLookups, expiresAt: Date | null): Promise<void> {
@@ -35,15 +41,18 @@ export function createArtifactQueries(prisma: Prisma) {
     },
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
+      if (hasNul(id)) return null;
       return prisma.oidcArtifact.findFirst({ where: { model, id, ...live(now) }, select: SELECT }) as Promise<ArtifactRow | null>;
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
+      if (hasNul(value)) return null;
       return prisma.oidcArtifact.findFirst({ where: { model, [field]: value, ...live(now) }, select: SELECT }) as Promise<ArtifactRow | null>;
     },
 
     /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
     async consume(model: string, id: string, now: Date): Promise<boolean> {
+      if (hasNul(id)) return false;
       const { count } = await prisma.oidcArtifact.updateMany({
         where: { model, id, consumedAt: null, ...live(now) },
         data: { consumedAt: now },

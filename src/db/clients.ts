@@ -1,4 +1,5 @@
 // Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole.
+import { hasNul } from './artifacts.js';
 import type { Prisma } from './client.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
@@ -6,6 +7,7 @@ export type ClientMetadata = Record<string, unknown> & { client_id: string };
 export function createClientQueries(prisma: Prisma) {
   return {
     async find(clientId: string): Promise<ClientMetadata | null> {
+      if (hasNul(clientId)) return null;
       const row = await prisma.client.findUnique({ where: { id: clientId }, select: { metadata: true } });
       return row ? ({ ...(row.metadata as object), client_id: clientId } as ClientMetadata) : null;
     },

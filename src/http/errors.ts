@@ -1,5 +1,6 @@
 // One error type with its HTTP contract, and the one place errors become responses: an HTML
 // page for browsers, JSON for everything else. Stack traces never leave the process.
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request } from 'express';
 import { errors } from 'oidc-provider';
 import { ZodError } from 'zod';
@@ -32,9 +33,12 @@ function describe(error: unknown): AppError {
   }
   if (error instanceof ZodError) return new AppError(400, 'invalid_request', 'The request is malformed.');
   const status = (error as { status?: unknown }).status;
-  // Body parsers and similar middleware throw http-errors with a 4xx status (e.g. 413).
+  // Body parsers and express.static throw http-errors with a 4xx status (e.g. 413, 404). Their
+  // message is shown only when marked safe to show (static's ENOENT names a file path).
+  if (status === 404) return notFound();
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new AppError(status, (error as { type?: string }).type ?? 'invalid_request', (error as Error).message);
+    const exposable = (error as { expose?: boolean }).expose !== false;
+    return new AppError(status, (error as { type?: string }).type ?? 'invalid_request', exposable ? (error as Error).message : (STATUS_CODES[status] ?? 'Bad request'));
   }
   return new AppError(500, 'server_error', 'Something went wrong on our side. Please try again.', false);
 }

@@ -38,6 +38,16 @@ function toPayload(row: ArtifactRow | null): AdapterPayload | undefined {
 
 const text = (value: unknown) => (typeof value === 'string' ? value : null);
 
+/** Request parameters end up in payloads, and PostgreSQL cannot store U+0000 in jsonb. */
+function refuseNul(payload: unknown): void {
+  let found = false;
+  JSON.stringify(payload, (key, value: unknown) => {
+    if (key.includes('\0') || (typeof value === 'string' && value.includes('\0'))) found = true;
+    return value;
+  });
+  if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
+}
+
 export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date()): (model: string) => Adapter {
   const artifacts = createArtifactQueries(db.prisma);
   const clients = createClientQueries(db.prisma);
@@ -45,6 +55,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
   const clientAdapter: Adapter = {
     // Dynamic registration stores through here: the secret is hashed or encrypted (client-secrets.ts).
     async upsert(id, payload) {
+      refuseNul(payload);
       let sealed: ClientMetadata;
       try {
         sealed = sealClientMetadata({ ...(payload as Payload), client_id: id } as ClientMetadata, secrets);
@@ -78,6 +89,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
   function artifactAdapter(model: string): Adapter {
     return {
       async upsert(id, payload, expiresIn) {
+        refuseNul(payload);
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,

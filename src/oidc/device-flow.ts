@@ -148,3 +148,24 @@ export function enforceDevicePollingInterval(provider: Provider, interval = DEVI
     }
   });
 }
+
+/**
+ * oidc-provider 9.13 answers a POST to /device that arrives without a saved session (no
+ * device-flow page opened first, or a bad xsrf value) with an unhandled TypeError from
+ * ensureSessionSave ("persist can only be called on previously persisted Sessions"), which
+ * becomes a bare 500. Turn it into the 400 page it should have been.
+ */
+export function recoverDeviceFormWithoutSession(provider: Provider, renderPage: RenderPage): void {
+  provider.use(async function deviceFormWithoutSession(ctx, next) {
+    try {
+      await next();
+    } catch (error) {
+      const { oidc } = ctx as Partial<KoaContextWithOIDC>;
+      if (!(error instanceof TypeError) || oidc?.route !== 'code_verification' || ctx.method !== 'POST') throw error;
+      await respond(ctx as KoaContextWithOIDC, 400, renderPage('error', {
+        error: 'invalid_request',
+        description: 'This code entry form has expired. Open the device sign-in page again and enter the code shown on your device.',
+      }));
+    }
+  });
+}
