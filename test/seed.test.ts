@@ -73,7 +73,7 @@ const INVALID_FILE_PROBLEMS = [
   'clients[3].grant_types[0]: must be one of authorization_code, refresh_token, client_credentials, implicit, urn:ietf:params:oauth:grant-type:device_code',
   'clients[3].client_id: duplicates clients[0].client_id',
   'users[1].email: must be an email address',
-  'users[1].password: must be at least 8 characters',
+  'users[1].password: must be at least 10 characters',
   'users[2].picture: must be an absolute http(s) URL',
   'users[2].email: duplicates users[0].email',
   'users[3].email: is required',
@@ -99,9 +99,9 @@ describe('parseSeedFile', () => {
 
   it('defaults both lists and email_verified, lower-cases emails and keeps only the client keys given', () => {
     expect(parsed({})).toEqual({ clients: [], users: [], resources: [] });
-    const data = parsed({ clients: [SPA_CLIENT], users: [{ email: ' Bob@Example.COM ', password: '12345678' }] });
+    const data = parsed({ clients: [SPA_CLIENT], users: [{ email: ' Bob@Example.COM ', password: 'bobs other password' }] });
     expect(data.clients[0]).toStrictEqual(SPA_CLIENT);
-    expect(data.users[0]).toStrictEqual({ email: 'bob@example.com', password: '12345678', email_verified: false });
+    expect(data.users[0]).toStrictEqual({ email: 'bob@example.com', password: 'bobs other password', email_verified: false });
   });
 
   it('ties the client secret to the authentication method', () => {

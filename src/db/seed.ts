@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { Prisma as PrismaNamespace } from '../generated/sqlite/client.js';
 import type { Db } from './client.js';
 import type { ClientMetadata } from './clients.js';
+import { checkPassword, DEFAULT_PASSWORD_MIN_LENGTH } from './password-policy.js';
 import { normalizeEmail, type User, type UserProfile } from './users.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -87,6 +88,8 @@ const ClientSchema = z
       require_signed_request_object: z.boolean({ error: 'must be true or false' }).optional(),
       request_object_signing_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
       dpop_bound_access_tokens: z.boolean({ error: 'must be true or false' }).optional(),
+      /** Gatehouse's own: every sign-in to this client needs a second factor (TOTP). */
+      gatehouse_require_mfa: z.boolean({ error: 'must be true or false' }).optional(),
     },
     { error: 'must be an object' },
   )
@@ -115,25 +118,37 @@ function checkClientAuthentication(client: Record<string, unknown>, ctx: z.Refin
   }
 }
 
-const UserSchema = z.strictObject(
-  {
-    email: z
-      .string({ error: required('must be an email address') })
-      .trim()
-      .toLowerCase()
-      .max(254, 'must be at most 254 characters')
-      .pipe(z.email({ error: 'must be an email address' })),
-    password: z.string({ error: required('must be a string') }).min(8, 'must be at least 8 characters').max(1024, 'must be at most 1024 characters'),
-    name: text().optional(),
-    given_name: text().optional(),
-    family_name: text().optional(),
-    preferred_username: text().optional(),
-    picture: httpUrl().optional(),
-    locale: text(35).optional(),
-    email_verified: z.boolean({ error: 'must be true or false' }).default(false),
-  },
-  { error: 'must be an object' },
-);
+/** A user entry; its password must meet the policy (password-policy.ts) for `passwordMinLength`. */
+const userSchema = (passwordMinLength: number) =>
+  z
+    .strictObject(
+      {
+        email: z
+          .string({ error: required('must be an email address') })
+          .trim()
+          .toLowerCase()
+          .max(254, 'must be at most 254 characters')
+          .pipe(z.email({ error: 'must be an email address' })),
+        password: z.string({ error: required('must be a string') }),
+        name: text().optional(),
+        given_name: text().optional(),
+        family_name: text().optional(),
+        preferred_username: text().optional(),
+        picture: httpUrl().optional(),
+        locale: text(35).optional(),
+        email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+      },
+      { error: 'must be an object' },
+    )
+    .superRefine((user, ctx) => checkUserPassword(user, passwordMinLength, ctx), { when: () => true });
+
+/** Runs even when other fields failed, so one run reports every problem. */
+function checkUserPassword(user: { email?: unknown; password?: unknown }, minLength: number, ctx: z.RefinementCtx): void {
+  if (!user || typeof user !== 'object' || typeof user.password !== 'string') return; // already reported
+  const email = typeof user.email === 'string' ? user.email : undefined;
+  const problem = checkPassword(user.password, { minLength, email });
+  if (problem) ctx.addIssue({ code: 'custom', path: ['password'], message: problem });
+}
 
 /** An API that access tokens can be issued for (RFC 8707 resource indicator). */
 const ResourceSchema = z.strictObject(
@@ -150,16 +165,20 @@ const ResourceSchema = z.strictObject(
   { error: 'must be an object' },
 );
 
-export const SeedFileSchema = z
-  .strictObject(
-    {
-      clients: z.array(ClientSchema, { error: 'must be an array of clients' }).default([]),
-      users: z.array(UserSchema, { error: 'must be an array of users' }).default([]),
-      resources: z.array(ResourceSchema, { error: 'must be an array of resources' }).default([]),
-    },
-    { error: 'must be a JSON object with "clients", "users" and/or "resources"' },
-  )
-  .superRefine(checkDuplicates, { when: () => true });
+const seedFileSchema = (passwordMinLength: number) =>
+  z
+    .strictObject(
+      {
+        clients: z.array(ClientSchema, { error: 'must be an array of clients' }).default([]),
+        users: z.array(userSchema(passwordMinLength), { error: 'must be an array of users' }).default([]),
+        resources: z.array(ResourceSchema, { error: 'must be an array of resources' }).default([]),
+      },
+      { error: 'must be a JSON object with "clients", "users" and/or "resources"' },
+    )
+    .superRefine(checkDuplicates, { when: () => true });
+
+/** The seed file's schema with the default password policy (parseSeedFile takes the configured one). */
+export const SeedFileSchema = seedFileSchema(DEFAULT_PASSWORD_MIN_LENGTH);
 
 /** Duplicates within the file, each named by its index and the entry it repeats. */
 function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?: unknown }, ctx: z.RefinementCtx): void {
@@ -190,9 +209,15 @@ export type SeedResource = SeedFile['resources'][number];
 
 export type SeedParseResult = { ok: true; data: SeedFile } | { ok: false; problems: string[] };
 
+export interface SeedParseOptions {
+  /** PASSWORD_MIN_LENGTH (config.passwordMinLength); DEFAULT_PASSWORD_MIN_LENGTH when not given. */
+  passwordMinLength?: number;
+}
+
 /** Validates a parsed JSON document; on failure, every problem as `clients[2].redirect_uris[0]: …`. */
-export function parseSeedFile(json: unknown): SeedParseResult {
-  const result = SeedFileSchema.safeParse(json);
+export function parseSeedFile(json: unknown, { passwordMinLength = DEFAULT_PASSWORD_MIN_LENGTH }: SeedParseOptions = {}): SeedParseResult {
+  const schema = passwordMinLength === DEFAULT_PASSWORD_MIN_LENGTH ? SeedFileSchema : seedFileSchema(passwordMinLength);
+  const result = schema.safeParse(json);
   if (result.success) return { ok: true, data: result.data };
   const problems = result.error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
@@ -202,17 +227,26 @@ export function parseSeedFile(json: unknown): SeedParseResult {
     return [{ path: issue.path, message: issue.message }];
   });
   // Grouped by entry (clients before users, in file order), each entry's problems in field order.
-  const sectionOrder: Record<string, number> = { clients: 0, users: 1, resources: 2 };
-  const rank = (path: readonly PropertyKey[]) => [sectionOrder[String(path[0])] ?? 0, typeof path[1] === 'number' ? path[1] : -1];
+  // A Map, not an object literal: a file's own "__proto__" or "constructor" key must rank like any other.
+  const sectionOrder = new Map([['clients', 0], ['users', 1], ['resources', 2]]);
+  const rank = (path: readonly PropertyKey[]) => [sectionOrder.get(String(path[0])) ?? 0, typeof path[1] === 'number' ? path[1] : -1];
   const sorted = problems
     .map((problem, order) => ({ ...problem, order, rank: rank(problem.path) }))
     .sort((a, b) => a.rank[0]! - b.rank[0]! || a.rank[1]! - b.rank[1]! || a.order - b.order);
   return { ok: false, problems: sorted.map(({ path, message }) => `${formatPath(path)}: ${message}`) };
 }
 
+/** `clients[2].redirect_uris[0]`; a key that is not a plain name is quoted (`users[0]["e-mail "]`). */
 function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) return '(file)';
-  return path.map((part, i) => (typeof part === 'number' ? `[${part}]` : `${i === 0 ? '' : '.'}${String(part)}`)).join('');
+  return path
+    .map((part, i) => {
+      if (typeof part === 'number') return `[${part}]`;
+      const key = String(part);
+      if (/^[A-Za-z_$][\w$]*$/.test(key)) return `${i === 0 ? '' : '.'}${key}`;
+      return i === 0 ? JSON.stringify(key) : `[${JSON.stringify(key)}]`;
+    })
+    .join('');
 }
 
 // ---------------------------------------------------------------------------------------------
