@@ -1,10 +1,12 @@
 // People as the engine sees them: findAccount() for claims, verifyPassword() for sign-in.
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { createUserQueries, type User } from '../db/users.js';
 import type { AuditLog, RequestOrigin } from './audit.js';
+import type { SignInAttempt, SignInLimits } from './brute-force.js';
 
 /** Which claims each scope releases (the engine filters what findAccount returns by these). */
 export const CLAIMS_BY_SCOPE = {
@@ -46,27 +48,40 @@ export const hashPassword = (password: string, cost: number) => bcrypt.hash(pass
 export interface PasswordVerifier {
   /**
    * The account id when the email and password match an enabled user, otherwise null (the
-   * caller shows one generic message whatever the reason). Records the attempt.
+   * caller shows one generic message whatever the reason, a lockout included). Records the
+   * attempt, and waits longer the more recent failures the account has (brute-force.ts).
    */
   verifyPassword(email: string, password: string, origin: RequestOrigin): Promise<string | null>;
 }
 
-export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog): PasswordVerifier {
+export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog, limits: SignInLimits): PasswordVerifier {
   const users = createUserQueries(db.prisma);
   // Compared against when the email is unknown, so that case costs the same bcrypt work as a
   // wrong password and response times do not reveal which emails have accounts.
   let dummyHash: Promise<string> | undefined;
   const dummy = () => (dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), bcryptCost));
 
+  async function refuse(attempt: SignInAttempt, user: User | null, origin: RequestOrigin, details: Record<string, unknown>): Promise<null> {
+    await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details });
+    for (const scope of await attempt.failed()) {
+      const { lockoutSeconds, windowSeconds } = limits.settings;
+      await audit.record({ type: 'sign_in.locked', accountId: user?.id, ...origin, details: { scope, lockoutSeconds, windowSeconds } });
+    }
+    return null;
+  }
+
   return {
     async verifyPassword(email, password, origin) {
+      const attempt = await limits.begin(email, origin.ip);
+      await sleep(attempt.delayMs);
       const user = await users.findByEmail(email);
+      // Locked: not even the right password gets in, so it is not checked.
+      if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
       const matches = await bcrypt.compare(password, user?.passwordHash ?? (await dummy()));
       if (!user || !matches || user.disabled) {
-        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : 'wrong_password';
-        await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details: { reason } });
-        return null;
+        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : 'wrong_password' });
       }
+      await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
       // The cost was raised since this hash was made: upgrade it while we hold the password.
       if (bcrypt.getRounds(user.passwordHash) !== bcryptCost) {
