@@ -4,6 +4,7 @@
 // Exit codes: 0 done, 1 invalid configuration or seed file, 2 unexpected failure.
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
+import { createAuditQueries } from '../src/db/audit.js';
 import { createDb } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { applySeed, parseSeedFile, type SeedChanges, type SeedFile } from '../src/db/seed.js';
@@ -12,7 +13,7 @@ import { clientSecretSealing } from '../src/oidc/client-secrets.js';
 /** A problem with the input, reported as it is and answered with exit code 1. */
 class InputError extends Error {}
 
-function readSeedFile(path: string): SeedFile {
+function readSeedFile(path: string, passwordMinLength: number): SeedFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -27,7 +28,7 @@ function readSeedFile(path: string): SeedFile {
   } catch (error) {
     throw new InputError(`Seed file ${path} is not valid JSON: ${(error as Error).message}`);
   }
-  const parsed = parseSeedFile(json);
+  const parsed = parseSeedFile(json, { passwordMinLength });
   if (!parsed.ok) {
     const count = parsed.problems.length === 1 ? '1 problem' : `${parsed.problems.length} problems`;
     throw new InputError(`Seed file ${path} has ${count}; nothing was written:\n${parsed.problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -41,7 +42,7 @@ function summary(kind: string, changes: SeedChanges): string {
 }
 
 async function seed(config: Config): Promise<void> {
-  const data = readSeedFile(config.seedFile);
+  const data = readSeedFile(config.seedFile, config.passwordMinLength);
   await migrate(config.database);
   const db = await createDb(config.database);
   try {
@@ -50,6 +51,9 @@ async function seed(config: Config): Promise<void> {
     console.log(summary('clients', report.clients));
     console.log(summary('users', report.users));
     console.log(summary('resources', report.resources));
+    const audit = createAuditQueries(db.prisma);
+    for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
+    for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
   } finally {
     await db.close();
   }

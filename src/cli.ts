@@ -1,5 +1,6 @@
 // Command-line entry for operators. `npm run db:migrate` runs `migrate`.
 import { ConfigError, loadConfig } from './config.js';
+import { AUDIT_EVENT_TYPES, createAuditQueries, type AuditEventType, type AuditFilter } from './db/audit.js';
 import { createDb } from './db/client.js';
 import { migrate, MigrationError } from './db/migrate.js';
 import { createLogger } from './logger.js';
@@ -11,7 +12,17 @@ Commands:
   migrate                       Apply pending database migrations to DATABASE_URL and exit
   initial-access-token create   Print a new initial access token for dynamic client
     [--expires-in <duration>]   registration (FEATURE_REGISTRATION=true); default 1d
+  audit list                    Print audit events, newest first:
+    [--since <time>]            from this time: ISO 8601 (2025-01-31, 2025-01-31T12:00Z)
+    [--until <time>]              or a duration ago (90s, 15m, 24h, 7d)
+    [--account <id>]            of this account
+    [--client <id>]             of this client
+    [--type <type>]             of this type (listed below)
+    [--limit <n>]               at most n events (1-1000); default 100
+    [--json]                    one JSON object a line instead of a table
   help                          Show this help
+
+Audit event types: ${AUDIT_EVENT_TYPES.join(', ')}.
 
 Configuration comes from the environment (see .env.example).`;
 
@@ -63,6 +74,88 @@ async function createInitialAccessToken(args: string[]): Promise<number> {
   }
 }
 
+/** An ISO 8601 date or time, or a duration before `now`. */
+function parseTime(value: string, now: Date): Date | undefined {
+  const duration = DURATION.exec(value);
+  if (duration) return new Date(now.getTime() - Number(duration[1]) * (UNIT_SECONDS[duration[2] ?? 's'] ?? 1) * 1000);
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/i.test(value)) return undefined;
+  const time = new Date(value);
+  return Number.isNaN(time.getTime()) ? undefined : time;
+}
+
+type AuditListOptions = { filter: AuditFilter; json: boolean };
+
+function parseAuditListOptions(args: string[], now: Date): AuditListOptions | string {
+  const filter: AuditFilter = {};
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const option = args[i];
+    if (option === '--json') {
+      json = true;
+      continue;
+    }
+    const value = args[++i];
+    if (value === undefined || value.startsWith('--')) return `${option ?? ''} needs a value`;
+    if (option === '--since' || option === '--until') {
+      const time = parseTime(value, now);
+      if (!time) return `${option} needs an ISO 8601 time (2025-01-31T12:00:00Z) or a duration ago (15m, 24h, 7d), not "${value}"`;
+      filter[option === '--since' ? 'since' : 'until'] = time;
+    } else if (option === '--account') {
+      filter.accountId = value;
+    } else if (option === '--client') {
+      filter.clientId = value;
+    } else if (option === '--type') {
+      if (!(AUDIT_EVENT_TYPES as readonly string[]).includes(value)) return `--type must be one of ${AUDIT_EVENT_TYPES.join(', ')}; not "${value}"`;
+      filter.type = value as AuditEventType;
+    } else if (option === '--limit') {
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) return `--limit needs a whole number from 1 to 1000, not "${value}"`;
+      filter.limit = Number(value);
+    } else {
+      return `Unknown option: ${option ?? ''}`;
+    }
+  }
+  if (filter.since && filter.until && filter.since > filter.until) return '--since is after --until';
+  return { filter, json };
+}
+
+function auditTable(rows: { at: Date; type: string; accountId: string | null; clientId: string | null; ip: string | null; userAgent: string | null; details: unknown }[]): string {
+  const header = ['TIME', 'TYPE', 'ACCOUNT', 'CLIENT', 'IP', 'USER AGENT', 'DETAILS'];
+  const cells = rows.map((row) => [
+    row.at.toISOString(),
+    row.type,
+    row.accountId ?? '-',
+    row.clientId ?? '-',
+    row.ip ?? '-',
+    (row.userAgent ?? '-').slice(0, 40),
+    row.details == null ? '' : JSON.stringify(row.details),
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...cells.map((line) => line[column]?.length ?? 0)));
+  return [header, ...cells].map((line) => line.map((cell, column) => (column === line.length - 1 ? cell : cell.padEnd(widths[column] ?? 0))).join('  ').trimEnd()).join('\n');
+}
+
+async function listAuditEvents(args: string[]): Promise<number> {
+  const options = parseAuditListOptions(args, new Date());
+  if (typeof options === 'string') {
+    console.error(`${options}\n\n${USAGE}`);
+    return 2;
+  }
+  const config = loadConfig();
+  const db = await createDb(config.database);
+  try {
+    const rows = await createAuditQueries(db.prisma).list(options.filter);
+    if (options.json) {
+      for (const row of rows) console.log(JSON.stringify({ ...row, at: row.at.toISOString() }));
+    } else if (rows.length) {
+      console.log(auditTable(rows));
+    } else {
+      console.error('No audit events match.');
+    }
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
@@ -71,6 +164,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'migrate') return runMigrate();
   if (command === 'initial-access-token' && argv[1] === 'create') return createInitialAccessToken(argv.slice(2));
+  if (command === 'audit' && argv[1] === 'list') return listAuditEvents(argv.slice(2));
   console.error(`Unknown command: ${command}\n\n${USAGE}`);
   return 2;
 }

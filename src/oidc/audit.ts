@@ -27,3 +27,18 @@ export interface RequestOrigin {
   ip?: string | null;
   userAgent?: string | null;
 }
+
+/** Deletes audit events older than the retention period; returns how many. */
+export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {
+  return createAuditQueries(db.prisma).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
+}
+
+/** Applies retention every `intervalSeconds` (the artifact sweeper's interval; 0 turns it off). */
+export function startAuditRetention(db: Db, retentionSeconds: number, intervalSeconds: number, onError: (error: unknown) => void, now: () => Date = () => new Date()): () => void {
+  if (intervalSeconds <= 0) return () => {};
+  const timer = setInterval(() => {
+    pruneAuditEvents(db, retentionSeconds, now()).catch(onError);
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -7,7 +7,7 @@ import type { DatabaseFlavour } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { createClientQueries, type ClientMetadata } from '../../src/db/clients.js';
 import { createUserQueries } from '../../src/db/users.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 
@@ -39,11 +39,13 @@ async function freePort(): Promise<number> {
 /**
  * Starts a Gatehouse on its own port. Pass `shareWith` to start a second instance on the same
  * database (as behind a load balancer); the database is then dropped by the first one only.
+ * Pass `logger` to capture what it logs (LOG_LEVEL in `env` then does not apply).
  */
 export async function startTestGatehouse(
   flavour: DatabaseFlavour,
   env: Record<string, string> = {},
   shareWith?: TestGatehouse,
+  logger?: Logger,
 ): Promise<TestGatehouse> {
   const database = shareWith?.database ?? (await createTestDatabase(flavour));
   const port = await freePort();
@@ -60,7 +62,7 @@ export async function startTestGatehouse(
     SWEEP_INTERVAL: '0',
     ...env,
   });
-  const gatehouse = await createGatehouse(config, createLogger(config));
+  const gatehouse = await createGatehouse(config, logger ?? createLogger(config));
   const server: Server = await new Promise((resolve) => {
     const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
   });
