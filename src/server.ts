@@ -11,11 +11,14 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPasswordVerifier } from './oidc/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
-import { createAuditLog } from './oidc/audit.js';
+import { recordEngineEvents } from './oidc/audit-events.js';
+import { createAuditLog, startAuditRetention } from './oidc/audit.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
+import { createSignInLimits, installClientAuthLimit, startCounterSweeper } from './oidc/brute-force.js';
 import { ensureDemo, type Demo } from './oidc/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { loadSigningKeys } from './oidc/keys.js';
+import { createMfa } from './oidc/mfa.js';
 import { createProvider } from './oidc/provider.js';
 import { loadPairwiseSalt } from './oidc/subjects.js';
 
@@ -32,6 +35,8 @@ export interface Gatehouse {
 export async function createEngine(config: Config, db: Db, logger: Logger) {
   const keys = await loadSigningKeys(db, config.secrets);
   if (keys.created.length) logger.info({ kids: keys.created }, 'generated signing keys');
+  const audit = createAuditLog(db, logger);
+  for (const kid of keys.created) await audit.record({ type: 'key.created', details: { kid } });
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
   const renderPage = createPageRenderer();
   const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger });
@@ -47,7 +52,8 @@ export async function createEngine(config: Config, db: Db, logger: Logger) {
       ),
     );
   }
-  return { provider, renderPage };
+  const auditEvents = recordEngineEvents(provider, audit);
+  return { provider, renderPage, audit, auditEvents };
 }
 
 export async function createGatehouse(config: Config, logger: Logger): Promise<Gatehouse> {
@@ -58,12 +64,15 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
   }
   const db = await createDb(config.database);
   try {
-    const { provider, renderPage } = await createEngine(config, db, logger);
-    const audit = createAuditLog(db, logger);
-    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost, audit), audit);
+    const { provider, renderPage, audit, auditEvents } = await createEngine(config, db, logger);
+    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger });
+    const mfa = createMfa(db, { secrets: config.secrets, audit });
+    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost, audit, createSignInLimits(db, config.bruteForce)), audit, mfa);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     const app = createApp({ config, provider, steps, renderPage, logger, demo });
     const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));
+    const stopAuditRetention = startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed'));
+    const stopCounterSweeper = startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed'));
     return {
       app,
       provider,
@@ -71,8 +80,11 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
       demo,
       async close() {
         stopSweeper();
+        stopAuditRetention();
+        stopCounterSweeper();
         // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
         await settleBackchannelLogouts();
+        await auditEvents.settle();
         await db.close();
       },
     };

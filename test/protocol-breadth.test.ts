@@ -227,7 +227,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
   it('asserts the password acr when asked through acr_values', async () => {
     const tokens = await signIn(await client('web'), { scope: 'openid', acr_values: 'urn:gatehouse:acr:password' });
     expect(tokens.claims()?.acr).toBe('urn:gatehouse:acr:password');
-    expect((await client('web')).serverMetadata().acr_values_supported).toEqual(['urn:gatehouse:acr:password']);
+    expect((await client('web')).serverMetadata().acr_values_supported).toEqual(['urn:gatehouse:acr:password', 'urn:gatehouse:acr:mfa']);
   });
 
   it('answers a request without client authentication with 401 invalid_client (RFC 6749 5.2)', async () => {

@@ -2,7 +2,7 @@
 // Each handler: load the interaction, check the prompt, call one step, finish or render.
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Interaction, InteractionSteps } from '../oidc/interactions.js';
+import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
 import { describeScope } from '../oidc/provider.js';
 import type { RenderPage } from '../oidc/render.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
@@ -16,6 +16,14 @@ const LoginForm = z.object({
   password: z.string().default('').refine((v) => v.length > 0, 'Enter your password.').refine((v) => v.length <= 1024, 'That password is too long.'),
 });
 
+/** A TOTP code (spaces allowed: apps show "123 456") or a recovery code. */
+const CodeForm = z.object({
+  code: z.string().trim().default('').refine((v) => v.length > 0, 'Enter the 6-digit code from your authenticator app.').refine((v) => v.length <= 32, 'That code is too long.'),
+});
+const RecoveryCodeForm = z.object({
+  recovery_code: z.string().trim().default('').refine((v) => v.length > 0, 'Enter one of your recovery codes.').refine((v) => v.length <= 64, 'That recovery code is too long.'),
+});
+
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 
@@ -23,6 +31,9 @@ const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
 const WRONG_CREDENTIALS = 'Incorrect email or password.';
+const WRONG_CODE = 'That code is not right. Enter the current code from your authenticator app.';
+const WRONG_RECOVERY_CODE = 'That recovery code is not valid or has already been used.';
+const TOO_MANY_FAILURES = 'Too many incorrect codes. Sign in again.';
 
 export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
   const router = Router();
@@ -30,6 +41,10 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
 
   router.get('/interaction/:uid', showInteraction);
   router.post('/interaction/:uid/login', form, submitLogin);
+  router.post('/interaction/:uid/mfa', form, submitTotpCode);
+  router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
+  router.post('/interaction/:uid/enroll', form, confirmEnrolment);
+  router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
   router.post('/interaction/:uid/confirm', form, confirmConsent);
   router.post('/interaction/:uid/abort', form, abortInteraction);
 
@@ -48,6 +63,15 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     if (interaction.prompt.name !== name) {
       throw new AppError(400, 'invalid_request', 'This step of the sign-in is already done or not expected. Go back to the app and start again.');
     }
+  }
+
+  /** The second factor this interaction owes after its password step; refused without one. */
+  function expectSecondFactor(interaction: Interaction, stage: PendingSecondFactor['stage']): PendingSecondFactor {
+    const pending = steps.pendingSecondFactor(interaction);
+    if (!pending || pending.stage !== stage) {
+      throw new AppError(400, 'invalid_request', 'This step of the sign-in is not expected now. Go back to the app and start again.');
+    }
+    return pending;
   }
 
   /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
@@ -72,6 +96,27 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     );
   }
 
+  /** The page for the second factor still owed: the code, the enrolment, or the recovery codes. */
+  async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: string; recoveryError?: string; recoveryCodes?: string[] }) {
+    const page = {
+      lang: chooseLanguage(req, interaction.params.ui_locales),
+      uid: interaction.uid,
+      csrfToken: formTokens.issue(interaction),
+      client: await steps.describeClient(interaction.params.client_id),
+      error: locals.error,
+    };
+    if (pending.stage === 'code') {
+      return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, recoveryError: locals.recoveryError }));
+    }
+    if (pending.stage === 'enrolled') {
+      return res.status(status).type('html').send(await renderPage('mfa-recovery-codes', { ...page, codes: locals.recoveryCodes ?? [] }));
+    }
+    const enrolment = await steps.describeEnrolment(pending);
+    if (!enrolment) throw new AppError(400, 'invalid_request', 'This set-up is no longer pending. Go back to the app and start again.');
+    const secretGroups = enrolment.secret.match(/.{1,4}/g)?.join(' ') ?? enrolment.secret;
+    res.status(status).type('html').send(await renderPage('mfa-enroll', { ...page, qrCode: enrolment.qrCode, secret: secretGroups }));
+  }
+
   async function renderConsent(req: Request, res: Response, interaction: Interaction) {
     const client = await steps.describeClient(interaction.params.client_id);
     const { details } = interaction.prompt;
@@ -91,7 +136,11 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
 
   async function showInteraction(req: Request, res: Response) {
     const interaction = await load(req, res);
-    if (interaction.prompt.name === 'login') return renderLogin(req, res, interaction, 200, {});
+    if (interaction.prompt.name === 'login') {
+      const pending = steps.pendingSecondFactor(interaction);
+      if (pending) return renderSecondFactor(req, res, interaction, pending, 200, {});
+      return renderLogin(req, res, interaction, 200, {});
+    }
     if (interaction.prompt.name === 'consent') return renderConsent(req, res, interaction);
     throw new AppError(400, 'invalid_request', `This sign-in needs a step Gatehouse does not offer (${interaction.prompt.name}).`);
   }
@@ -103,9 +152,55 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const parsed = LoginForm.safeParse(req.body ?? {});
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
     if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
-    if (!(await steps.submitLogin(req, res, parsed.data.email, parsed.data.password, originOf(req)))) {
-      return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
-    }
+    const outcome = await steps.submitLogin(req, res, interaction, parsed.data.email, parsed.data.password, originOf(req));
+    if (outcome === 'wrong') return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
+    // The code or enrolment page, by GET, so reloading it never re-sends the password.
+    if (outcome === 'second_factor') res.redirect(303, `/interaction/${interaction.uid}`);
+  }
+
+  async function submitTotpCode(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = expectSecondFactor(interaction, 'code');
+    const parsed = CodeForm.safeParse(req.body ?? {});
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: parsed.error.issues[0]?.message });
+    const outcome = await steps.submitTotpCode(req, res, interaction, pending, parsed.data.code, originOf(req));
+    if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { error: WRONG_CODE });
+    if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+  }
+
+  async function submitRecoveryCode(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = expectSecondFactor(interaction, 'code');
+    const parsed = RecoveryCodeForm.safeParse(req.body ?? {});
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { recoveryError: parsed.error.issues[0]?.message });
+    const outcome = await steps.submitRecoveryCode(req, res, interaction, pending, parsed.data.recovery_code, originOf(req));
+    if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { recoveryError: WRONG_RECOVERY_CODE });
+    if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+  }
+
+  async function confirmEnrolment(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = expectSecondFactor(interaction, 'enroll');
+    const parsed = CodeForm.safeParse(req.body ?? {});
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: parsed.error.issues[0]?.message });
+    const outcome = await steps.confirmEnrolment(req, res, interaction, pending, parsed.data.code, originOf(req));
+    if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { error: WRONG_CODE });
+    if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+    // Shown in this response only: only their hashes are kept.
+    return renderSecondFactor(req, res, interaction, { ...pending, stage: 'enrolled' }, 200, { recoveryCodes: outcome });
+  }
+
+  async function continueAfterEnrolment(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'));
   }
 
   async function confirmConsent(req: Request, res: Response) {

@@ -1,12 +1,33 @@
 // The login and consent steps the interaction routes call. Routes stay thin: they load the
 // interaction, check the prompt, call one function here, then finish or render.
+//
+// A sign-in with a second factor takes several requests within one login prompt. After the
+// password, the step that is still owed ({ accountId, stage }) is kept server-side in the
+// engine's Interaction, as its `result` (the only open-ended field the engine persists), and
+// never in the form. Finishing the prompt replaces that result with the login.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { PasswordVerifier } from './accounts.js';
 import type { AuditLog, RequestOrigin } from './audit.js';
-import { ACR_PASSWORD } from './provider.js';
+import type { Mfa, TotpEnrolment } from './mfa.js';
+import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
+
+/** Where the result keeps the pending second factor. */
+const PENDING_KEY = 'gatehouse_mfa';
+
+/** Wrong codes allowed per password step; then the password is asked again. */
+export const MAX_SECOND_FACTOR_FAILURES = 5;
+
+const PendingSecondFactorSchema = z.object({
+  accountId: z.string().min(1),
+  /** code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue. */
+  stage: z.enum(['code', 'enroll', 'enrolled']),
+  failures: z.number().int().min(0).default(0),
+});
+
+export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;
 
 /** The parts of the engine's interaction details that our pages use, parsed at the edge. */
 const InteractionSchema = z.object({
@@ -35,6 +56,7 @@ const InteractionSchema = z.object({
     .loose(),
   session: z.object({ accountId: z.string(), uid: z.string().optional() }).loose().optional(),
   grantId: z.string().optional(),
+  result: z.object({ [PENDING_KEY]: PendingSecondFactorSchema.optional().catch(undefined) }).loose().optional(),
 });
 
 export type Interaction = z.infer<typeof InteractionSchema>;
@@ -48,15 +70,50 @@ export interface ClientSummary {
   tosUri?: string;
 }
 
+/** What a password or code submission led to; `finished` means the response was sent. */
+export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures';
+
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
   describeClient(clientId: string): Promise<ClientSummary>;
-  submitLogin(req: IncomingMessage, res: ServerResponse, email: string, password: string, origin: RequestOrigin): Promise<boolean>;
+  /** Finishes the login prompt, or records that a second factor (or enrolment) is owed. */
+  submitLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, email: string, password: string, origin: RequestOrigin): Promise<StepOutcome>;
+  /** The second factor still owed in this interaction, if its password step was passed. */
+  pendingSecondFactor(interaction: Interaction): PendingSecondFactor | undefined;
+  describeEnrolment(pending: PendingSecondFactor): Promise<TotpEnrolment | null>;
+  submitTotpCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
+  submitRecoveryCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
+  /** Enables TOTP when the code is right and returns the recovery codes to show once. */
+  confirmEnrolment(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<string[] | 'wrong' | 'too_many_failures'>;
+  /** After the recovery codes were shown: finishes the login prompt as an MFA sign-in. */
+  finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor): Promise<void>;
   confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa): InteractionSteps {
+  const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
+    provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
+  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, accountId: string) =>
+    finishLogin(req, res, { accountId, amr: ['pwd', 'otp'], acr: ACR_MFA });
+
+  /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
+  async function keepPending(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor | undefined) {
+    await provider.interactionResult(req, res, pending ? { [PENDING_KEY]: pending } : {}, { mergeWithLastSubmission: false });
+  }
+
+  /** Counts a wrong code; after too many the password step is forgotten. */
+  async function countFailure(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, method: string, origin: RequestOrigin) {
+    const failures = pending.failures + 1;
+    await audit.record({ type: 'mfa.failure', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method, failures } });
+    if (failures >= MAX_SECOND_FACTOR_FAILURES) {
+      await keepPending(req, res, undefined);
+      return 'too_many_failures' as const;
+    }
+    await keepPending(req, res, { ...pending, failures });
+    return 'wrong' as const;
+  }
+
   return {
     async load(req, res) {
       return InteractionSchema.parse(await provider.interactionDetails(req, res));
@@ -75,14 +132,50 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       };
     },
 
-    /** Finishes the login prompt when the password is right; false (nothing sent) when not. */
-    async submitLogin(req, res, email, password, origin) {
+    async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
-      if (!accountId) return false;
-      const result: InteractionResults = { login: { accountId, amr: ['pwd'], acr: ACR_PASSWORD } };
-      await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
-      return true;
+      if (!accountId) return 'wrong';
+      if (await mfa.isEnabled(accountId)) {
+        await keepPending(req, res, { accountId, stage: 'code', failures: 0 });
+        return 'second_factor';
+      }
+      if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
+        // false only when TOTP got enabled since the check above: ask for a code then.
+        const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
+        await keepPending(req, res, { accountId, stage, failures: 0 });
+        return 'second_factor';
+      }
+      await finishLogin(req, res, { accountId, amr: ['pwd'], acr: ACR_PASSWORD });
+      return 'finished';
     },
+
+    pendingSecondFactor: (interaction) => interaction.result?.[PENDING_KEY],
+
+    describeEnrolment: (pending) => mfa.describeEnrolment(pending.accountId),
+
+    async submitTotpCode(req, res, interaction, pending, code, origin) {
+      if (!(await mfa.verifyCode(pending.accountId, code))) return countFailure(req, res, interaction, pending, 'totp', origin);
+      await finishWithSecondFactor(req, res, pending.accountId);
+      return 'finished';
+    },
+
+    async submitRecoveryCode(req, res, interaction, pending, code, origin) {
+      const used = await mfa.useRecoveryCode(pending.accountId, code);
+      if (!used) return countFailure(req, res, interaction, pending, 'recovery_code', origin);
+      await audit.record({ type: 'mfa.recovery_code_used', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { remaining: used.remaining } });
+      await finishWithSecondFactor(req, res, pending.accountId);
+      return 'finished';
+    },
+
+    async confirmEnrolment(req, res, interaction, pending, code, origin) {
+      const codes = await mfa.confirmEnrolment(pending.accountId, code);
+      if (!codes) return countFailure(req, res, interaction, pending, 'enrolment', origin);
+      await audit.record({ type: 'mfa.enrolled', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method: 'totp' } });
+      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0 });
+      return codes;
+    },
+
+    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending.accountId),
 
     /** Grants what the consent prompt asked for, on the existing grant when there is one. */
     async confirmConsent(req, res, interaction, origin) {

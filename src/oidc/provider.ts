@@ -2,7 +2,7 @@
 // default says why in one line; larger pieces live in small neighbours (resources.ts,
 // subjects.ts, device-flow.ts, backchannel-logout.ts, token-errors.ts).
 import { hkdfSync } from 'node:crypto';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import { createArtifactQueries } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
@@ -11,7 +11,7 @@ import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
 import { installClientSecretVerification } from './client-secrets.js';
-import { deviceFlowFeature, enforceDevicePollingInterval } from './device-flow.js';
+import { deviceFlowFeature, enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
 import type { SigningKeys } from './keys.js';
 import type { RenderPage } from './render.js';
 import { resourceIndicators, tokenPolicies } from './resources.js';
@@ -50,6 +50,40 @@ export const ROUTES = {
 
 /** The authentication context Gatehouse asserts for a password sign-in. */
 export const ACR_PASSWORD = 'urn:gatehouse:acr:password';
+/** The authentication context for a password and a second factor (TOTP or a recovery code). */
+export const ACR_MFA = 'urn:gatehouse:acr:mfa';
+
+/** Client metadata of our own: a client with `gatehouse_require_mfa: true` gets only MFA sign-ins. */
+export const REQUIRE_MFA_METADATA = 'gatehouse_require_mfa';
+
+/**
+ * Whether this authorization request must end with an MFA sign-in: the client requires it, or
+ * the request asks for ACR_MFA (acr_values, the claims parameter, or the client's
+ * default_acr_values) without also accepting a password-only sign-in.
+ */
+function mfaRequired(ctx: KoaContextWithOIDC): boolean {
+  const client = ctx.oidc.client as unknown as Record<string, unknown> | undefined;
+  if (client?.[REQUIRE_MFA_METADATA] === true) return true;
+  const acrValues = (ctx.oidc.params?.acr_values as string | undefined)?.split(' ') ?? [];
+  const acrClaim = (ctx.oidc.claims as { id_token?: { acr?: { value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+  const requested = new Set<unknown>([...acrValues, acrClaim?.value, ...(Array.isArray(acrClaim?.values) ? acrClaim.values : [])]);
+  return requested.has(ACR_MFA) && !requested.has(ACR_PASSWORD);
+}
+
+/**
+ * The engine's default prompts, and one more reason for the login prompt: MFA is required and
+ * this session's sign-in was password-only (the engine itself only enforces essential acr
+ * claims, not acr_values or our client setting). The interaction pages read the reason.
+ */
+export const MFA_REQUIRED_REASON = 'mfa_required';
+
+function interactionPolicyWithMfa() {
+  const policy = interactionPolicy.base();
+  policy.get('login')?.checks.add(
+    new interactionPolicy.Check(MFA_REQUIRED_REASON, 'multi-factor authentication is required', 'login_required', (ctx) => mfaRequired(ctx) && ctx.oidc.session?.acr !== ACR_MFA),
+  );
+  return policy;
+}
 
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Know who you are',
@@ -76,8 +110,9 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
     jwks: keys.jwks,
     routes: ROUTES,
     scopes: ['openid', 'offline_access', 'profile', 'email'],
-    claims: Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])),
-    acrValues: [ACR_PASSWORD],
+    // Every ID token says how the person signed in (acr, amr), so an app can check for MFA.
+    claims: { ...Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])), openid: [...CLAIMS_BY_SCOPE.openid, 'acr', 'amr'] },
+    acrValues: [ACR_PASSWORD, ACR_MFA],
     subjectTypes: ['public', 'pairwise'],
     pairwiseIdentifier: pairwiseIdentifier(pairwiseSalt),
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
@@ -104,7 +139,15 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
       BackchannelAuthenticationRequest: config.ttl.deviceCode,
     },
     // Our own EJS pages replace the engine's development-only login screens.
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionPolicyWithMfa() },
+    extraClientMetadata: {
+      properties: [REQUIRE_MFA_METADATA],
+      validator(_ctx, key, value) {
+        if (key === REQUIRE_MFA_METADATA && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_METADATA} must be true or false`);
+        }
+      },
+    },
     features: {
       devInteractions: { enabled: false },
       // Lets a relying party's request ask for individual claims (OpenID Connect Core 5.5).
@@ -173,7 +216,10 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   provider.proxy = config.trustProxy !== false;
   installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
   correctTokenEndpointErrors(provider);
-  if (features.deviceFlow) enforceDevicePollingInterval(provider);
+  if (features.deviceFlow) {
+    enforceDevicePollingInterval(provider);
+    recoverDeviceFormWithoutSession(provider, renderPage);
+  }
   if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
   return provider;
 }

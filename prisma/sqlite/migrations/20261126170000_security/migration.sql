@@ -1,5 +1,6 @@
 -- AlterTable
 ALTER TABLE "User" ADD COLUMN "totpEnabledAt" DATETIME;
+ALTER TABLE "User" ADD COLUMN "totpLastStep" INTEGER;
 ALTER TABLE "User" ADD COLUMN "totpSecretEncrypted" TEXT;
 
 -- CreateTable
