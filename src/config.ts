@@ -76,6 +76,8 @@ export interface Config {
   readonly autoMigrate: boolean;
   /** Seconds between sweeps of expired artifacts; 0 turns the sweeper off. */
   readonly sweepIntervalSeconds: number;
+  /** On SIGTERM/SIGINT, in-flight requests and pending work get this long before a forced exit. */
+  readonly shutdownTimeoutSeconds: number;
   readonly demo: boolean;
   readonly seedFile: string;
 }
@@ -225,6 +227,7 @@ export const VARIABLES = {
     default: '10m',
     doc: 'How often expired codes, tokens and sessions are deleted; 0 turns the sweeper off.',
   },
+  SHUTDOWN_TIMEOUT: { schema: duration('10s'), default: '10s', doc: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (code 1).' },
   DEMO: {
     schema: z.string().optional(),
     default: undefined,
@@ -407,6 +410,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     logLevel: raw.LOG_LEVEL as Config['logLevel'],
     autoMigrate: raw.AUTO_MIGRATE as boolean,
     sweepIntervalSeconds: raw.SWEEP_INTERVAL as number,
+    shutdownTimeoutSeconds: raw.SHUTDOWN_TIMEOUT as number,
     demo,
     seedFile: resolve(cwd, raw.SEED_FILE as string),
   });

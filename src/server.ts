@@ -1,13 +1,16 @@
 // The composition root: configuration → database → keys → engine → HTTP → listen.
 // `npm start` runs this file; tests call createGatehouse() with their own configuration.
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { errors, KoaContextWithOIDC } from 'oidc-provider';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { createApp } from './http/app.js';
+import { readinessChecks } from './http/health.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import { createPageRenderer } from './http/pages.js';
+import { requestIdOf } from './http/request-log.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPasswordVerifier } from './oidc/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
@@ -32,28 +35,28 @@ export interface Gatehouse {
 }
 
 /** Keys, salt and the configured engine, for the server and for CLI commands that need it. */
-export async function createEngine(config: Config, db: Db, logger: Logger) {
+export async function createEngine(config: Config, db: Db, logger: Logger, metrics?: Metrics) {
   const keys = await loadSigningKeys(db, config.secrets);
   if (keys.created.length) logger.info({ kids: keys.created }, 'generated signing keys');
   const audit = createAuditLog(db, logger);
   for (const kid of keys.created) await audit.record({ type: 'key.created', details: { kid } });
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
   const renderPage = createPageRenderer();
-  const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger });
-  provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'engine server error'));
+  const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, observeAdapter: metrics?.observeAdapter });
+  provider.on('server_error', (ctx, error) => logger.error({ err: error, request_id: requestIdOf(ctx.res) }, 'engine server error'));
   // Refused protocol requests: the client gets the OAuth error, the log also gets the engine's
   // reason (error_detail), which is often the only place the real cause is named.
   for (const event of ['authorization.error', 'grant.error', 'userinfo.error', 'introspection.error', 'revocation.error', 'end_session.error', 'pushed_authorization_request.error'] as const) {
     const listen = provider.on.bind(provider) as (name: string, listener: (ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) => void) => void;
     listen(event, (ctx, error) =>
       logger.info(
-        { event, route: ctx.oidc?.route, client_id: ctx.oidc?.client?.clientId, error: error.error, error_description: error.error_description, error_detail: error.error_detail },
+        { event, request_id: requestIdOf(ctx.res), route: ctx.oidc?.route, client_id: ctx.oidc?.client?.clientId, error: error.error, error_description: error.error_description, error_detail: error.error_detail },
         'request refused',
       ),
     );
   }
   const auditEvents = recordEngineEvents(provider, audit);
-  return { provider, renderPage, audit, auditEvents };
+  return { provider, keys, renderPage, audit, auditEvents };
 }
 
 export async function createGatehouse(config: Config, logger: Logger): Promise<Gatehouse> {
@@ -64,12 +67,15 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
   }
   const db = await createDb(config.database);
   try {
-    const { provider, renderPage, audit, auditEvents } = await createEngine(config, db, logger);
+    const metrics = createMetrics();
+    const { provider, keys, renderPage, audit, auditEvents } = await createEngine(config, db, logger, metrics);
     installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger });
     const mfa = createMfa(db, { secrets: config.secrets, audit });
-    const steps = createInteractionSteps(provider, createPasswordVerifier(db, config.bcryptCost, audit, createSignInLimits(db, config.bruteForce)), audit, mfa);
+    const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
+    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
-    const app = createApp({ config, provider, steps, renderPage, logger, demo });
+    const readiness = readinessChecks({ config, db, keys });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo });
     const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));
     const stopAuditRetention = startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed'));
     const stopCounterSweeper = startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed'));
@@ -94,10 +100,43 @@ export async function createGatehouse(config: Config, logger: Logger): Promise<G
   }
 }
 
-function listen(gatehouse: Gatehouse, config: Config): Promise<Server> {
+interface Listener {
+  /**
+   * Refuses new connections, lets the requests in flight finish (closing their connections
+   * once answered, and idle keep-alive connections at once) and resolves when none is left.
+   */
+  drain(): Promise<void>;
+}
+
+function listen(gatehouse: Gatehouse, config: Config): Promise<Listener> {
+  const server = createServer();
+  const inFlight = new Set<ServerResponse>();
+  let draining = false;
+  // Registered before the app, so the header is set before any handler can answer.
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    // Without Connection: close, a kept-alive connection would hold the server open until
+    // its keep-alive timeout after answering.
+    if (draining) res.setHeader('Connection', 'close');
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      if (draining) setImmediate(() => server.closeIdleConnections());
+    });
+  });
+  server.on('request', gatehouse.app);
+  const drain = () => {
+    draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
+    server.closeIdleConnections();
+    return closed;
+  };
   return new Promise((resolve, reject) => {
-    const server = gatehouse.app.listen(config.port, config.host, () => resolve(server));
     server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve({ drain });
+    });
   });
 }
 
@@ -117,7 +156,7 @@ async function main(): Promise<void> {
     logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
   }
   const gatehouse = await createGatehouse(config, logger);
-  const server = await listen(gatehouse, config);
+  const listener = await listen(gatehouse, config);
   logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
   if (gatehouse.demo) {
     const { demo } = gatehouse;
@@ -134,26 +173,38 @@ async function main(): Promise<void> {
     );
   }
 
+  // SIGTERM/SIGINT: stop accepting, finish what is in flight, stop background work (which waits
+  // for back-channel logouts and audit writes), close the database, exit 0. A second signal or
+  // SHUTDOWN_TIMEOUT ends it with exit 1.
   let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
+  const shutDown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.error({ signal }, 'second signal while shutting down: exiting now');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    // Long enough for in-flight requests and the last back-channel logout retries.
-    const force = setTimeout(() => process.exit(1), 20_000).unref();
-    server.close(() => {
-      gatehouse
-        .close()
-        .then(() => {
-          clearTimeout(force);
+    logger.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
+    // Not unref'd: it must fire even if a stuck promise is all that is left.
+    setTimeout(() => {
+      logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out with work still in progress: exiting now');
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000);
+    listener
+      .drain()
+      .then(() => gatehouse.close())
+      .then(
+        () => {
+          logger.info('shut down');
           process.exit(0);
-        })
-        .catch(() => process.exit(1));
-    });
-    server.closeIdleConnections();
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutting down failed');
+          process.exit(1);
+        },
+      );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', shutDown);
+  process.on('SIGINT', shutDown);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

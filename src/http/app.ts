@@ -11,8 +11,11 @@ import type { RenderPage } from '../oidc/render.js';
 import { createFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
+import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
+import type { Metrics } from './metrics.js';
 import { ASSETS_DIR } from './pages.js';
+import { logRequests } from './request-log.js';
 import { noStore, securityHeaders } from './security-headers.js';
 
 export interface AppDeps {
@@ -21,6 +24,9 @@ export interface AppDeps {
   steps: InteractionSteps;
   renderPage: RenderPage;
   logger: Logger;
+  /** Named checks behind /readyz (health.ts). */
+  readiness: Record<string, ReadinessCheck>;
+  metrics: Metrics;
   demo?: Demo;
 }
 
@@ -45,14 +51,18 @@ function mountEngine(provider: Provider): RequestHandler {
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, demo }: AppDeps): Express {
+export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
 
+  app.use(logRequests(logger));
+  app.use(metrics.recordRequests);
   app.use(securityHeaders(config));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(noStore);
+  app.use(createHealthRouter(readiness, logger));
+  app.get('/metrics', metrics.serveMetrics);
   app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
 
@@ -62,6 +72,7 @@ export function createApp({ config, provider, steps, renderPage, logger, demo }:
       next(new AppError(405, 'invalid_request', 'This server accepts authorization and logout requests by GET only (AUTHORIZATION_POST is off).'));
     });
   }
+  metrics.instrumentEngine(provider);
   app.use(mountEngine(provider));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));

@@ -5,6 +5,7 @@ import type { ErrorRequestHandler, Request } from 'express';
 import { errors } from 'oidc-provider';
 import { ZodError } from 'zod';
 import type { RenderPage } from '../oidc/render.js';
+import { requestIdOf } from './request-log.js';
 
 export class AppError extends Error {
   override name = 'AppError';
@@ -53,7 +54,7 @@ export function createErrorHandler(renderPage: RenderPage, logger: ErrorLogger):
   return async function handleError(error, req, res, next) {
     if (res.headersSent) return next(error);
     const described = describe(error);
-    if (described.status >= 500) logger.error({ err: error, method: req.method, url: req.originalUrl }, 'request failed');
+    if (described.status >= 500) logger.error({ err: error, request_id: requestIdOf(res), method: req.method, url: req.originalUrl }, 'request failed');
     const message = described.expose ? described.message : 'Something went wrong on our side. Please try again.';
     res.status(described.status).set('Cache-Control', 'no-store');
     if (wantsHtml(req)) {

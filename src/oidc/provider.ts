@@ -12,6 +12,7 @@ import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
 import { installClientSecretVerification } from './client-secrets.js';
 import { deviceFlowFeature, enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
+import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
 import type { SigningKeys } from './keys.js';
 import type { RenderPage } from './render.js';
 import { resourceIndicators, tokenPolicies } from './resources.js';
@@ -28,6 +29,8 @@ export interface ProviderDeps {
   renderPage: RenderPage;
   logger: Logger;
   now?: Clock;
+  /** Told how long each storage call took (metrics); absent, calls are not timed. */
+  observeAdapter?: AdapterObserver;
 }
 
 /** Our protocol paths: the engine's defaults renamed to what Gatehouse documents. */
@@ -98,14 +101,14 @@ export function describeScope(scope: string): string {
 
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
-export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date() }: ProviderDeps): Provider {
+export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter }: ProviderDeps): Provider {
   const artifacts = createArtifactQueries(db.prisma);
   const policies = tokenPolicies(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db, config.secrets, now),
+    adapter: observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now), observeAdapter) : createAdapterFactory(db, config.secrets, now),
     findAccount: createFindAccount(db),
     jwks: keys.jwks,
     routes: ROUTES,

@@ -1,0 +1,101 @@
+// Prometheus metrics, one Registry per app (so several Gatehouses in one process never clash):
+// HTTP requests and latency by route, sign-ins by outcome, tokens by grant type, storage call
+// latency, and the process's own metrics (event-loop lag, memory, CPU, GC).
+//
+// Route labels are route names, never URLs: Express's matched route (/interaction/:uid/login),
+// the engine's route name (authorization, token, userinfo, …), "/assets", or "unmatched".
+// Paths carry ids and queries carry codes; labels stay few and free of secrets.
+import type { IncomingMessage } from 'node:http';
+import type { Request, RequestHandler } from 'express';
+import type Provider from 'oidc-provider';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import type { AuditLog } from '../oidc/audit.js';
+import type { AdapterObserver } from '../oidc/instrumentation.js';
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const SIGN_IN_OUTCOMES = ['success', 'failure', 'locked'] as const;
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Counts and times every request once its response is done. */
+  readonly recordRequests: RequestHandler;
+  /** Serves the registry in Prometheus's text format. */
+  readonly serveMetrics: RequestHandler;
+  /** Names engine requests by route and counts issued tokens. Call once, before mounting the engine. */
+  instrumentEngine(provider: Provider): void;
+  /** The same audit log, counting sign_in.* events on the way. */
+  countSignIns(audit: AuditLog): AuditLog;
+  readonly observeAdapter: AdapterObserver;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const requests = new Counter({ name: 'gatehouse_http_requests_total', help: 'HTTP requests answered, by method, route and status.', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const requestDuration = new Histogram({
+    name: 'gatehouse_http_request_duration_seconds',
+    help: 'Time from receiving a request to finishing its response, by method, route and status.',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const signIns = new Counter({ name: 'gatehouse_sign_ins_total', help: 'Password sign-in attempts, by outcome (success, failure, locked).', labelNames: ['outcome'], registers: [registry] });
+  for (const outcome of SIGN_IN_OUTCOMES) signIns.inc({ outcome }, 0);
+  const tokensIssued = new Counter({ name: 'gatehouse_tokens_issued_total', help: 'Successful token endpoint responses, by grant type.', labelNames: ['grant_type'], registers: [registry] });
+  const adapterDuration = new Histogram({
+    name: 'gatehouse_adapter_duration_seconds',
+    help: "Duration of the engine's storage calls, by model and method.",
+    labelNames: ['model', 'method'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+
+  const engineRoutes = new WeakMap<IncomingMessage, string>();
+  const routeOf = (req: Request): string => {
+    const engineRoute = engineRoutes.get(req);
+    if (engineRoute) return engineRoute;
+    const path = (req.route as { path?: unknown } | undefined)?.path;
+    if (path !== undefined) return `${req.baseUrl}${String(path)}`;
+    if (req.originalUrl.startsWith('/assets/')) return '/assets';
+    return 'unmatched';
+  };
+
+  return {
+    registry,
+    recordRequests(req, res, next) {
+      const started = process.hrtime.bigint();
+      res.once('close', () => {
+        const labels = { method: METHODS.has(req.method) ? req.method : 'OTHER', route: routeOf(req), status: String(res.statusCode) };
+        requests.inc(labels);
+        requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      });
+      next();
+    },
+    async serveMetrics(_req, res) {
+      res.type(registry.contentType).send(await registry.metrics());
+    },
+    instrumentEngine(provider) {
+      provider.use(async function nameEngineRoute(ctx, next) {
+        await next();
+        if (ctx.oidc?.route) engineRoutes.set(ctx.req, ctx.oidc.route);
+      });
+      provider.on('grant.success', (ctx) => {
+        const grantType = (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type;
+        tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
+      });
+    },
+    countSignIns(audit) {
+      return {
+        async record(event) {
+          const outcome = event.type.startsWith('sign_in.') ? event.type.slice('sign_in.'.length) : undefined;
+          if (outcome) signIns.inc({ outcome });
+          return audit.record(event);
+        },
+      };
+    },
+    observeAdapter(model, method, seconds) {
+      adapterDuration.observe({ model, method }, seconds);
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// One log line per request, and a request id that ties it to every other line about that
+// request. A caller's X-Request-Id is kept when it is printable and at most 128 characters
+// (a proxy's or the app's own id); otherwise a new UUID replaces it. Either way it is sent back
+// in X-Request-Id. The line names the path without its query (which may carry codes) and
+// with long opaque segments masked: /interaction/<uid> holds the interaction cookie's value.
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
+import type { Logger } from '../logger.js';
+
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+const VALID_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** The engine's ids (interaction uids, 43 characters) and the like; no route name is this long. */
+const OPAQUE_SEGMENT = /\/[\w-]{32,}(?=\/|$)/g;
+
+function loggablePath(originalUrl: string): string {
+  const path = (originalUrl.split('?', 1)[0] ?? '').replace(OPAQUE_SEGMENT, '/:id');
+  return path.length > 512 ? `${path.slice(0, 512)}…` : path;
+}
+
+/** The id given to the request this response answers (for log lines written elsewhere, e.g. by the engine). */
+export function requestIdOf(res: Pick<ServerResponse, 'getHeader'>): string | undefined {
+  const id = res.getHeader(REQUEST_ID_HEADER);
+  return typeof id === 'string' ? id : undefined;
+}
+
+export function logRequests(logger: Logger): RequestHandler {
+  return function logRequest(req, res, next) {
+    const started = process.hrtime.bigint();
+    const offered = req.get(REQUEST_ID_HEADER);
+    const requestId = offered !== undefined && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    res.once('close', () => {
+      logger.info(
+        {
+          request_id: requestId,
+          method: req.method,
+          path: loggablePath(req.originalUrl),
+          status: res.statusCode,
+          duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+          ...(res.writableFinished ? {} : { aborted: true }),
+        },
+        'request',
+      );
+    });
+    next();
+  };
+}
