@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # Gatehouse container: build with dev dependencies, run with production ones only.
+# test/container.test.ts checks this file: COPY sources, .dockerignore, and the runtime
+# stage's layout running `node dist/server.js`.
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
@@ -7,29 +9,40 @@ WORKDIR /app
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
-# postinstall generates both Prisma clients into src/generated/.
+# postinstall generates both Prisma clients into src/generated/ with the `prisma` dev dependency.
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+# The generated clients are TypeScript under src/, so they are compiled into dist/ too.
+RUN npm run build
+
+# Production dependencies only, compiled for the same base image as the runtime. No scripts
+# run here: prune only removes packages (tsx, prisma, typescript, …).
+FROM build AS prod-deps
+RUN npm prune --omit=dev
 
 FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
     PORT=3000 \
     DATABASE_URL=file:/data/gatehouse.db
 WORKDIR /app
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
+# Read-only for the `node` user: only /data is writable.
 COPY package.json ./
-COPY prisma ./prisma
+COPY --from=prod-deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+# Read at start by dist/db/migrate.js (AUTO_MIGRATE=true by default) and dist/http/pages.js.
+COPY prisma/postgresql/migrations ./prisma/postgresql/migrations
+COPY prisma/sqlite/migrations ./prisma/sqlite/migrations
 COPY views ./views
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]
 EXPOSE 3000
-# Migrations run at start (AUTO_MIGRATE=true by default). ISSUER, SECRETS and TRUST_PROXY must be given.
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/.well-known/openid-configuration').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# ISSUER, SECRETS and TRUST_PROXY must be given. On SIGTERM in-flight requests get
+# SHUTDOWN_TIMEOUT (10s): give the container a longer stop timeout (compose: stop_grace_period).
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/server.js"]
