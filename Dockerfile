@@ -37,7 +37,10 @@ COPY --from=build /app/dist ./dist
 COPY prisma/postgresql/migrations ./prisma/postgresql/migrations
 COPY prisma/sqlite/migrations ./prisma/sqlite/migrations
 COPY views ./views
-RUN mkdir -p /data && chown node:node /data
+# `gatehouse <command>` on the PATH (e.g. docker compose exec gatehouse gatehouse migrate);
+# npm run build made dist/cli.js executable.
+RUN mkdir -p /data && chown node:node /data \
+ && ln -s /app/dist/cli.js /usr/local/bin/gatehouse
 USER node
 VOLUME ["/data"]
 EXPOSE 3000

@@ -1,11 +1,19 @@
-// The only module that reads process.env. loadConfig() validates every variable once, with
-// zod, and returns a frozen, typed Config; every problem is reported at once, by name.
+// The only module that reads process.env (and the CONFIG_FILE it names). loadConfig() validates
+// every variable once, with zod, and returns a frozen, typed Config; every problem is reported
+// at once, by name. A configuration file sets the same variables under structured keys
+// (CONFIG_FILE_LAYOUT); the environment wins over it.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import YAML from 'yaml';
 import { z } from 'zod';
 
 export type DatabaseFlavour = 'sqlite' | 'postgresql';
+
+/** The languages the pages are written in; each has a catalogue in src/http/messages/. */
+export const SUPPORTED_LANGUAGES = ['en', 'ko'] as const;
+export type Language = (typeof SUPPORTED_LANGUAGES)[number];
 
 export interface Config {
   readonly nodeEnv: 'development' | 'production' | 'test';
@@ -76,11 +84,47 @@ export interface Config {
   readonly autoMigrate: boolean;
   /** Seconds between sweeps of expired artifacts; 0 turns the sweeper off. */
   readonly sweepIntervalSeconds: number;
+  /** How long a client read from the database is reused; other instances' client edits reach this one within it. 0: never cached. */
+  readonly clientCacheSeconds: number;
   /** On SIGTERM/SIGINT, in-flight requests and pending work get this long before a forced exit. */
   readonly shutdownTimeoutSeconds: number;
+  /** Worker processes serving HTTP on this machine (src/cluster.ts); 1: no workers, this process serves. */
+  readonly webConcurrency: number;
   readonly demo: boolean;
   readonly seedFile: string;
+  /** Signing key lifecycle (oidc/keys.ts, oidc/key-refresher.ts), in seconds. */
+  readonly keys: {
+    /** How often each instance re-reads the signing keys; 0: only at start. */
+    readonly refreshIntervalSeconds: number;
+    /** How long a rotated-in key is only published before it signs. */
+    readonly activationDelaySeconds: number;
+    /** Rotate automatically when the newest key is this old; 0: never. */
+    readonly rotationIntervalSeconds: number;
+  };
+  /** The pages' language when neither ui_locales nor Accept-Language names one we have. */
+  readonly defaultLanguage: Language;
+  /** How the sign-in, consent and account pages look. Paths are absolute. */
+  readonly branding: {
+    readonly productName: string;
+    readonly logoUrl: string | undefined;
+    /** A logo image served from this server at /assets/brand-logo (wins over logoUrl). */
+    readonly logoFile: string | undefined;
+    /** A CSS hex colour (#rgb or #rrggbb). */
+    readonly primaryColor: string;
+    readonly supportUrl: string | undefined;
+    /** A stylesheet served after Gatehouse's own. */
+    readonly cssFile: string | undefined;
+    /** A folder whose EJS templates replace the built-in ones of the same name. */
+    readonly templatesDir: string | undefined;
+  };
+  /** The configuration file read (absolute path), if any. */
+  readonly configFile: string | undefined;
+  /** Each variable's value as given (or its default) and where it came from; see describeEffectiveConfig. */
+  readonly settings: Readonly<Record<VariableName, { readonly value: string | undefined; readonly source: SettingSource }>>;
 }
+
+/** Where a setting's value came from: the environment wins over the file, the file over the default. */
+export type SettingSource = 'env' | 'file' | 'default';
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -124,6 +168,9 @@ function integer(min: number, max: number, example: string) {
     return n;
   });
 }
+
+/** More workers than this on one machine is a configuration mistake, not a plan. */
+const MAX_WORKERS = 64;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -227,16 +274,70 @@ export const VARIABLES = {
     default: '10m',
     doc: 'How often expired codes, tokens and sessions are deleted; 0 turns the sweeper off.',
   },
+  CLIENT_CACHE_TTL: {
+    schema: duration('5s', { zeroMeansOff: true }),
+    default: '5s',
+    doc: 'How long each instance reuses a client it read from the database. Edits made by this instance apply at once; edits made elsewhere (another instance, the CLI) within this time. 0 reads the client on every request.',
+  },
   SHUTDOWN_TIMEOUT: { schema: duration('10s'), default: '10s', doc: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (code 1).' },
+  WEB_CONCURRENCY: {
+    schema: z.string().trim().toLowerCase().transform((value, ctx) => {
+      if (value === 'auto') return Math.min(availableParallelism(), MAX_WORKERS);
+      const n = Number(value);
+      if (!/^\d+$/.test(value) || n < 1 || n > MAX_WORKERS) {
+        ctx.addIssue({ code: 'custom', message: `must be auto (one per CPU) or a whole number from 1 to ${MAX_WORKERS} (e.g. 4)` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    default: '1',
+    doc: 'Worker processes serving HTTP on one port (node:cluster); auto: one per CPU. 1: a single process, no workers.',
+  },
   DEMO: {
     schema: z.string().optional(),
     default: undefined,
     doc: 'Create and print a demo client and user at start-up. Default: true in development, refused in production.',
   },
   SEED_FILE: { schema: z.string().trim().min(1, 'must not be empty (e.g. prisma/seed.json)'), default: 'prisma/seed.json', doc: 'JSON file read by `npx prisma db seed`.' },
+  KEY_REFRESH_INTERVAL: {
+    schema: duration('30s', { zeroMeansOff: true }),
+    default: '30s',
+    doc: 'How often each instance re-reads the signing keys, so a rotation reaches it without a restart; 0: only at start (rotations, activations and scheduled rotation then wait for a restart).',
+  },
+  KEY_ACTIVATION_DELAY: {
+    schema: duration('1h', { zeroMeansOff: true }),
+    default: '1h',
+    doc: 'How long a rotated-in key is only published in /jwks before it signs; at least KEY_REFRESH_INTERVAL plus how long relying parties cache /jwks.',
+  },
+  KEY_ROTATION_INTERVAL: {
+    schema: duration('90d', { zeroMeansOff: true }),
+    default: '0',
+    doc: 'Rotate the signing keys automatically when the newest is this old (e.g. 90d); 0: only by `keys rotate`.',
+  },
+  CONFIG_FILE: {
+    schema: z.string().trim().optional(),
+    default: undefined,
+    doc: 'A JSON or YAML file with structured settings (see README "Configuration file"); variables set in the environment win over it.',
+  },
+  DEFAULT_LANGUAGE: {
+    schema: z.enum(SUPPORTED_LANGUAGES, { message: `must be one of ${SUPPORTED_LANGUAGES.join(', ')}` }),
+    default: 'en',
+    doc: 'Language of the pages when neither the ui_locales parameter nor Accept-Language names one we have: en or ko.',
+  },
+  BRAND_NAME: { schema: z.string().trim().min(1, 'must not be empty (e.g. Acme ID)').max(60, 'must be at most 60 characters (e.g. Acme ID)'), default: 'Gatehouse', doc: 'Product name shown on the pages.' },
+  BRAND_LOGO_URL: { schema: z.string().trim().optional(), default: undefined, doc: 'Logo shown on the pages: an https URL or a path on this server.' },
+  BRAND_LOGO_FILE: { schema: z.string().trim().optional(), default: undefined, doc: 'A logo image file (svg, png, webp, jpeg or gif) served by Gatehouse itself; wins over BRAND_LOGO_URL.' },
+  BRAND_PRIMARY_COLOR: {
+    schema: z.string().trim().regex(/^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/, 'must be a hex colour (e.g. #1d4ed8)'),
+    default: '#1d4ed8',
+    doc: 'Colour of buttons and links, as #rrggbb.',
+  },
+  BRAND_SUPPORT_URL: { schema: z.string().trim().optional(), default: undefined, doc: 'Where the pages send people for help: an http(s) or mailto: URL.' },
+  BRAND_CSS_FILE: { schema: z.string().trim().optional(), default: undefined, doc: 'A stylesheet served after the built-in one.' },
+  BRAND_TEMPLATES_DIR: { schema: z.string().trim().optional(), default: undefined, doc: 'A folder of EJS templates that replace the built-in ones of the same name.' },
 } as const;
 
-type VariableName = keyof typeof VARIABLES;
+export type VariableName = keyof typeof VARIABLES;
 type Env = Record<string, string | undefined>;
 
 const EXAMPLES: Partial<Record<VariableName, string>> = {
@@ -256,18 +357,162 @@ function parseTrustProxy(value: string): boolean | number | string | undefined {
   return parts.every((p) => p && looksLikeAddress(p)) ? parts.join(',') : undefined;
 }
 
+type FileLayout = { readonly [key: string]: VariableName | FileLayout };
+
+/**
+ * Where each variable lives in a CONFIG_FILE (JSON, or YAML for .yaml/.yml). A value from the
+ * file goes through the variable's own schema in VARIABLES, so the file accepts exactly what
+ * the environment accepts (numbers and true/false may be written bare, lists as arrays), and
+ * a variable set in the environment wins. Secrets, the database URL, NODE_ENV and variables
+ * not listed here are environment-only.
+ */
+export const CONFIG_FILE_LAYOUT = {
+  server: { host: 'HOST', port: 'PORT', issuer: 'ISSUER', trustProxy: 'TRUST_PROXY', authorizationPost: 'AUTHORIZATION_POST', shutdownTimeout: 'SHUTDOWN_TIMEOUT', workers: 'WEB_CONCURRENCY' },
+  database: { poolSize: 'DATABASE_POOL_SIZE', autoMigrate: 'AUTO_MIGRATE', sweepInterval: 'SWEEP_INTERVAL' },
+  lifetimes: {
+    accessToken: 'ACCESS_TOKEN_TTL',
+    idToken: 'ID_TOKEN_TTL',
+    authorizationCode: 'AUTHORIZATION_CODE_TTL',
+    refreshToken: 'REFRESH_TOKEN_TTL',
+    refreshTokenAbsolute: 'REFRESH_TOKEN_ABSOLUTE_TTL',
+    session: 'SESSION_TTL',
+    interaction: 'INTERACTION_TTL',
+    grant: 'GRANT_TTL',
+    deviceCode: 'DEVICE_CODE_TTL',
+  },
+  features: {
+    clientCredentials: 'FEATURE_CLIENT_CREDENTIALS',
+    introspection: 'FEATURE_INTROSPECTION',
+    revocation: 'FEATURE_REVOCATION',
+    deviceFlow: 'FEATURE_DEVICE_FLOW',
+    backchannelLogout: 'FEATURE_BACKCHANNEL_LOGOUT',
+    pushedAuthorizationRequests: 'FEATURE_PAR',
+    requestObjects: 'FEATURE_REQUEST_OBJECTS',
+    dpop: 'FEATURE_DPOP',
+    registration: 'FEATURE_REGISTRATION',
+  },
+  backchannelLogout: { retryDelaysMs: 'BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS', timeoutMs: 'BACKCHANNEL_LOGOUT_TIMEOUT_MS', allowPrivateNetworks: 'BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS' },
+  passwords: { minLength: 'PASSWORD_MIN_LENGTH', bcryptCost: 'BCRYPT_COST' },
+  bruteForce: {
+    accountMaxFailures: 'SIGN_IN_MAX_FAILURES_PER_ACCOUNT',
+    ipMaxFailures: 'SIGN_IN_MAX_FAILURES_PER_IP',
+    failureWindow: 'SIGN_IN_FAILURE_WINDOW',
+    lockout: 'SIGN_IN_LOCKOUT',
+    delayStepMs: 'SIGN_IN_DELAY_STEP_MS',
+    clientMaxFailures: 'CLIENT_AUTH_MAX_FAILURES',
+  },
+  keys: { refreshInterval: 'KEY_REFRESH_INTERVAL', activationDelay: 'KEY_ACTIVATION_DELAY', rotationInterval: 'KEY_ROTATION_INTERVAL' },
+  defaultLanguage: 'DEFAULT_LANGUAGE',
+  branding: { productName: 'BRAND_NAME', logoUrl: 'BRAND_LOGO_URL', logoFile: 'BRAND_LOGO_FILE', primaryColor: 'BRAND_PRIMARY_COLOR', supportUrl: 'BRAND_SUPPORT_URL', cssFile: 'BRAND_CSS_FILE', templatesDir: 'BRAND_TEMPLATES_DIR' },
+  auditRetention: 'AUDIT_RETENTION',
+  logLevel: 'LOG_LEVEL',
+  demo: 'DEMO',
+  seedFile: 'SEED_FILE',
+} as const satisfies FileLayout;
+
+/** Keys people will try that are deliberately environment-only, and what to do instead. */
+const ENVIRONMENT_ONLY_HINTS: Record<string, string> = {
+  secrets: 'secrets stay out of files: set SECRETS in the environment',
+  'database.url': 'connection strings carry passwords: set DATABASE_URL in the environment',
+  nodeEnv: 'set NODE_ENV in the environment',
+};
+
+/** The dotted file key of each variable the file may set. */
+const FILE_KEY_OF: Partial<Record<VariableName, string>> = {};
+(function index(layout: FileLayout, prefix: string) {
+  for (const [key, inner] of Object.entries(layout)) {
+    if (typeof inner === 'string') FILE_KEY_OF[inner] = `${prefix}${key}`;
+    else index(inner, `${prefix}${key}.`);
+  }
+})(CONFIG_FILE_LAYOUT, '');
+
+const fileLeaf = z
+  .union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))], { message: 'must be a string, a number, true/false or a list of them' })
+  .transform((value) => (Array.isArray(value) ? value.join(',') : String(value)));
+
+function fileSchemaOf(layout: FileLayout): z.ZodType {
+  return z.strictObject(Object.fromEntries(Object.entries(layout).map(([key, inner]) => [key, (typeof inner === 'string' ? fileLeaf : fileSchemaOf(inner)).optional()])));
+}
+
+/** The shape of a configuration file (values are then checked by each variable's schema). */
+export const CONFIG_FILE_SCHEMA = fileSchemaOf(CONFIG_FILE_LAYOUT);
+
+function layoutAt(path: readonly PropertyKey[]): FileLayout | undefined {
+  let layout: FileLayout | VariableName = CONFIG_FILE_LAYOUT;
+  for (const key of path) {
+    if (typeof layout === 'string') return undefined;
+    layout = layout[String(key)] as FileLayout | VariableName;
+  }
+  return typeof layout === 'string' ? undefined : layout;
+}
+
+/** Reads CONFIG_FILE into variable values; every problem names the file and the key path. */
+function readConfigFile(file: string): { values: Partial<Record<VariableName, string>>; problems: string[] } {
+  const values: Partial<Record<VariableName, string>> = {};
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(error as Error).message})`;
+    return { values, problems: [`CONFIG_FILE: ${file} ${reason} (e.g. ./gatehouse.yaml)`] };
+  }
+  let parsed: unknown;
+  const yamlFile = /\.ya?ml$/i.test(file);
+  if (!yamlFile && !/\.json$/i.test(file)) return { values, problems: [`CONFIG_FILE: ${file} must end in .json, .yaml or .yml (e.g. ./gatehouse.yaml)`] };
+  try {
+    parsed = yamlFile ? (YAML.parse(text) ?? {}) : JSON.parse(text);
+  } catch (error) {
+    return { values, problems: [`${file}: is not valid ${yamlFile ? 'YAML' : 'JSON'}: ${(error as Error).message.split('\n')[0]}`] };
+  }
+  const result = CONFIG_FILE_SCHEMA.safeParse(parsed);
+  if (!result.success) {
+    const problems = result.error.issues.flatMap((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        const known = Object.keys(layoutAt(issue.path) ?? {}).join(', ');
+        return issue.keys.map((key) => {
+          const path = [...issue.path, key].join('.');
+          return `${file}: ${path}: ${ENVIRONMENT_ONLY_HINTS[path] ?? `unknown setting (known here: ${known})`}`;
+        });
+      }
+      const group = layoutAt(issue.path);
+      const where = issue.path.length ? issue.path.join('.') : '(top level)';
+      if (group && issue.code === 'invalid_type') return [`${file}: ${where}: must be an object with keys among ${Object.keys(group).join(', ')}`];
+      return [`${file}: ${where}: ${issue.message}`];
+    });
+    return { values, problems };
+  }
+  (function collect(layout: FileLayout, node: Record<string, unknown>) {
+    for (const [key, inner] of Object.entries(layout)) {
+      const value = node[key];
+      if (value === undefined) continue;
+      if (typeof inner === 'string') values[inner] = value as string;
+      else collect(inner, value as Record<string, unknown>);
+    }
+  })(CONFIG_FILE_LAYOUT, result.data as Record<string, unknown>);
+  return { values, problems: [] };
+}
+
 /** Validates the environment. Throws ConfigError listing every problem. */
 export function loadConfig(env: Env = process.env, options: { cwd?: string } = {}): Config {
   const cwd = options.cwd ?? process.cwd();
   const problems: string[] = [];
   const raw = {} as Record<VariableName, unknown>;
+  const configFile = env.CONFIG_FILE?.trim() ? resolve(cwd, env.CONFIG_FILE.trim()) : undefined;
+  const file = configFile ? readConfigFile(configFile) : { values: {} as Partial<Record<VariableName, string>>, problems: [] };
+  problems.push(...file.problems);
+  const settings = {} as Record<VariableName, { value: string | undefined; source: SettingSource }>;
   for (const [name, variable] of Object.entries(VARIABLES) as [VariableName, (typeof VARIABLES)[VariableName]][]) {
     const given = env[name];
-    const value = given === undefined || given === '' ? variable.default : given;
+    const source: SettingSource = given !== undefined && given !== '' ? 'env' : file.values[name] !== undefined ? 'file' : 'default';
+    const value = source === 'env' ? given : source === 'file' ? file.values[name] : variable.default;
+    settings[name] = { value, source };
     const result = (variable.schema as z.ZodType).safeParse(value);
     if (result.success) raw[name] = result.data;
+    else if (source === 'file') problems.push(`${configFile}: ${FILE_KEY_OF[name]}: ${result.error.issues[0]?.message ?? 'is invalid'} (or set ${name})`);
     else problems.push(`${name}: ${result.error.issues[0]?.message ?? 'is invalid'}${EXAMPLES[name] ? ` (e.g. ${EXAMPLES[name]})` : ''}`);
   }
+  /** Relative paths in the file are relative to the file; in the environment, to the working directory. */
+  const pathOf = (name: VariableName, value: string) => resolve(settings[name].source === 'file' && configFile ? dirname(configFile) : cwd, value);
   // The checks below combine variables; each runs only when its own inputs parsed, so one
   // run reports every problem.
   const nodeEnv = raw.NODE_ENV as Config['nodeEnv'];
@@ -355,6 +600,38 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   }
   if (demo && production) problems.push('DEMO: the demo client and user are for development only; unset DEMO or set DEMO=false in production');
 
+  // KEY_ACTIVATION_DELAY: every instance must have published a new key before any signs with it.
+  const keyRefresh = raw.KEY_REFRESH_INTERVAL as number | undefined;
+  const keyActivation = raw.KEY_ACTIVATION_DELAY as number | undefined;
+  if (production && keyRefresh !== undefined && keyActivation !== undefined && keyRefresh > 0 && keyActivation < keyRefresh) {
+    problems.push(`KEY_ACTIVATION_DELAY: must be at least KEY_REFRESH_INTERVAL (${keyRefresh}s) in production, so every instance publishes a new key before any signs with it (e.g. 1h)`);
+  }
+  const keyRotation = raw.KEY_ROTATION_INTERVAL as number | undefined;
+  if (keyRotation !== undefined && keyActivation !== undefined && keyRotation > 0 && keyRotation <= keyActivation) {
+    problems.push(`KEY_ROTATION_INTERVAL: must be longer than KEY_ACTIVATION_DELAY (${keyActivation}s), or each key would be replaced before it ever signs (e.g. 90d)`);
+  }
+
+  // BRAND_*: URLs the pages link to and files they load.
+  const logoUrl = (raw.BRAND_LOGO_URL as string | undefined) || undefined;
+  if (logoUrl && !(/^\/(?!\/)/.test(logoUrl) || (URL.canParse(logoUrl) && (new URL(logoUrl).protocol === 'https:' || (!production && new URL(logoUrl).protocol === 'http:'))))) {
+    problems.push('BRAND_LOGO_URL: must be an https URL or a path on this server (e.g. https://cdn.example.com/logo.svg or /assets/logo.svg)');
+  }
+  const supportUrl = (raw.BRAND_SUPPORT_URL as string | undefined) || undefined;
+  if (supportUrl && !(URL.canParse(supportUrl) && ['https:', 'http:', 'mailto:'].includes(new URL(supportUrl).protocol))) {
+    problems.push('BRAND_SUPPORT_URL: must be an http(s) or mailto: URL (e.g. https://help.example.com or mailto:help@example.com)');
+  }
+  const logoValue = (raw.BRAND_LOGO_FILE as string | undefined) || undefined;
+  const logoFile = logoValue ? pathOf('BRAND_LOGO_FILE', logoValue) : undefined;
+  if (logoFile && !(/\.(svg|png|webp|jpe?g|gif)$/i.test(logoFile) && existsSync(logoFile) && statSync(logoFile).isFile())) {
+    problems.push(`BRAND_LOGO_FILE: ${logoFile} is not an svg, png, webp, jpeg or gif file (e.g. ./branding/logo.svg)`);
+  }
+  const cssValue = (raw.BRAND_CSS_FILE as string | undefined) || undefined;
+  const cssFile = cssValue ? pathOf('BRAND_CSS_FILE', cssValue) : undefined;
+  if (cssFile && !(existsSync(cssFile) && statSync(cssFile).isFile())) problems.push(`BRAND_CSS_FILE: ${cssFile} is not a file (e.g. ./branding/site.css)`);
+  const templatesValue = (raw.BRAND_TEMPLATES_DIR as string | undefined) || undefined;
+  const templatesDir = templatesValue ? pathOf('BRAND_TEMPLATES_DIR', templatesValue) : undefined;
+  if (templatesDir && !(existsSync(templatesDir) && statSync(templatesDir).isDirectory())) problems.push(`BRAND_TEMPLATES_DIR: ${templatesDir} is not a folder (e.g. ./branding/views)`);
+
   if (problems.length) throw new ConfigError(problems);
   // Only once everything is valid, so a refused start leaves no file behind.
   if (generatedSecretFile) secrets = [readOrCreateDevSecret(generatedSecretFile)];
@@ -410,10 +687,109 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     logLevel: raw.LOG_LEVEL as Config['logLevel'],
     autoMigrate: raw.AUTO_MIGRATE as boolean,
     sweepIntervalSeconds: raw.SWEEP_INTERVAL as number,
+    clientCacheSeconds: raw.CLIENT_CACHE_TTL as number,
     shutdownTimeoutSeconds: raw.SHUTDOWN_TIMEOUT as number,
+    webConcurrency: raw.WEB_CONCURRENCY as number,
     demo,
-    seedFile: resolve(cwd, raw.SEED_FILE as string),
+    seedFile: pathOf('SEED_FILE', raw.SEED_FILE as string),
+    keys: {
+      refreshIntervalSeconds: raw.KEY_REFRESH_INTERVAL as number,
+      activationDelaySeconds: raw.KEY_ACTIVATION_DELAY as number,
+      rotationIntervalSeconds: raw.KEY_ROTATION_INTERVAL as number,
+    },
+    defaultLanguage: raw.DEFAULT_LANGUAGE as Language,
+    branding: {
+      productName: raw.BRAND_NAME as string,
+      logoUrl,
+      logoFile,
+      primaryColor: raw.BRAND_PRIMARY_COLOR as string,
+      supportUrl,
+      cssFile,
+      templatesDir,
+    },
+    configFile,
+    settings,
   });
+}
+
+/** One line of `gatehouse config check`. */
+export interface EffectiveSetting {
+  /** The environment variable. */
+  readonly name: VariableName;
+  /** Its key in a configuration file; undefined when it is environment-only. */
+  readonly fileKey: string | undefined;
+  /** The value in effect, as text; secrets masked. */
+  readonly value: string;
+  readonly source: SettingSource;
+  readonly masked: boolean;
+}
+
+const MASK = '********';
+
+/** postgresql://user:pass@host/db → postgresql://user:********@host/db (and a password= parameter). */
+function maskDatabaseUrl(url: string): { value: string; masked: boolean } {
+  if (url.startsWith('file:')) return { value: url, masked: false };
+  // Not a URL the parser accepts (an unencoded @ in the password, say): mask all it might hide.
+  if (!URL.canParse(url)) return { value: `${url.split(':')[0]}://${MASK}`, masked: true };
+  const parsed = new URL(url);
+  let masked = false;
+  if (parsed.password) {
+    parsed.password = MASK;
+    masked = true;
+  }
+  for (const key of [...parsed.searchParams.keys()]) {
+    if (/pass|secret|key/i.test(key)) {
+      parsed.searchParams.set(key, MASK);
+      masked = true;
+    }
+  }
+  return { value: parsed.href, masked };
+}
+
+/** Settings whose default depends on other settings: their value in effect, read from the Config. */
+function derivedValue(name: VariableName, config: Config): string | undefined {
+  switch (name) {
+    case 'ISSUER':
+      return config.issuer;
+    case 'AUTHORIZATION_POST':
+      return String(config.authorizationPost);
+    case 'DEMO':
+      return String(config.demo);
+    case 'BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS':
+      return String(config.backchannelLogout.allowPrivateNetworks);
+    case 'SECRETS':
+      return config.secrets.length ? `(generated, in ${config.generatedSecretFile ?? 'SECRETS_FILE'})` : undefined;
+    case 'CONFIG_FILE':
+      return config.configFile;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The configuration in effect, one entry per variable, with where each value came from
+ * (environment, file or default). SECRETS never appears (only how many there are) and a
+ * database password is masked. `gatehouse config check` prints formatEffectiveConfig() of it.
+ */
+export function describeEffectiveConfig(config: Config): EffectiveSetting[] {
+  return (Object.keys(VARIABLES) as VariableName[]).map((name) => {
+    const setting = config.settings[name] ?? { value: undefined, source: 'default' as const };
+    let value = setting.value === undefined || setting.value === '' ? derivedValue(name, config) ?? '(unset)' : setting.value;
+    let masked = false;
+    if (name === 'SECRETS' && setting.source !== 'default') {
+      value = `${MASK} (${config.secrets.length} secret${config.secrets.length === 1 ? '' : 's'})`;
+      masked = true;
+    } else if (name === 'DATABASE_URL') {
+      ({ value, masked } = maskDatabaseUrl(value));
+    }
+    return { name, fileKey: FILE_KEY_OF[name], value, source: setting.source, masked };
+  });
+}
+
+/** describeEffectiveConfig as aligned text: name, value, source (and file key). */
+export function formatEffectiveConfig(settings: readonly EffectiveSetting[]): string {
+  const width = Math.max(...settings.map((s) => s.name.length));
+  return settings.map((s) => `${s.name.padEnd(width)}  ${s.value}  [${s.source}${s.fileKey ? `; file key ${s.fileKey}` : ''}]`).join('\n');
 }
 
 /** Development only: one random secret, generated on first start and kept in a file. */

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { errors, KoaContextWithOIDC } from 'oidc-provider';
+import { isClusterWorker, onPrimaryShutdownRequest, superviseWorkers, workerId } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -12,6 +13,7 @@ import { createMetrics, type Metrics } from './http/metrics.js';
 import { createPageRenderer } from './http/pages.js';
 import { requestIdOf } from './http/request-log.js';
 import { createLogger, type Logger } from './logger.js';
+import { createAccountService } from './oidc/account.js';
 import { createPasswordVerifier } from './oidc/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
 import { recordEngineEvents } from './oidc/audit-events.js';
@@ -20,6 +22,7 @@ import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
 import { createSignInLimits, installClientAuthLimit, startCounterSweeper } from './oidc/brute-force.js';
 import { ensureDemo, type Demo } from './oidc/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
+import { startKeyRefresher, type KeyRefresher } from './oidc/key-refresher.js';
 import { loadSigningKeys } from './oidc/keys.js';
 import { createMfa } from './oidc/mfa.js';
 import { createProvider } from './oidc/provider.js';
@@ -30,6 +33,8 @@ export interface Gatehouse {
   readonly provider: Provider;
   readonly db: Db;
   readonly demo: Demo | undefined;
+  /** The signing keys in use; `refresh()` picks up a rotation now instead of at the next KEY_REFRESH_INTERVAL. */
+  readonly signingKeys: KeyRefresher;
   /** Stops background work and closes the database. */
   close(): Promise<void>;
 }
@@ -41,7 +46,7 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   const audit = createAuditLog(db, logger);
   for (const kid of keys.created) await audit.record({ type: 'key.created', details: { kid } });
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
-  const renderPage = createPageRenderer();
+  const renderPage = createPageRenderer(config);
   const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, observeAdapter: metrics?.observeAdapter });
   provider.on('server_error', (ctx, error) => logger.error({ err: error, request_id: requestIdOf(ctx.res) }, 'engine server error'));
   // Refused protocol requests: the client gets the OAuth error, the log also gets the engine's
@@ -59,35 +64,50 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   return { provider, keys, renderPage, audit, auditEvents };
 }
 
-export async function createGatehouse(config: Config, logger: Logger): Promise<Gatehouse> {
-  if (config.autoMigrate) {
-    const report = await migrate(config.database);
-    if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
-    if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
-  }
+async function applyMigrations(config: Config, logger: Logger): Promise<void> {
+  const report = await migrate(config.database);
+  if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
+  if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+}
+
+/** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
+function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void {
+  const stops = [
+    startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
+    startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
+    startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
+  ];
+  return () => stops.forEach((stop) => stop());
+}
+
+/** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
+export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
+  if (config.autoMigrate) await applyMigrations(config, logger);
   const db = await createDb(config.database);
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, auditEvents } = await createEngine(config, db, logger, metrics);
-    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger });
+    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCacheSeconds });
     const mfa = createMfa(db, { secrets: config.secrets, audit });
     const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
     const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
-    const readiness = readinessChecks({ config, db, keys });
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo });
-    const stopSweeper = startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed'));
-    const stopAuditRetention = startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed'));
-    const stopCounterSweeper = startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed'));
+    // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
+    const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
+    const readiness = readinessChecks({ config, db, keys: signingKeys });
+    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength });
+    const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
+    const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     return {
       app,
       provider,
       db,
       demo,
+      signingKeys,
       async close() {
-        stopSweeper();
-        stopAuditRetention();
-        stopCounterSweeper();
+        await signingKeys.stop();
+        stopBackgroundJobs();
         // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
         await settleBackchannelLogouts();
         await auditEvents.settle();
@@ -140,7 +160,12 @@ function listen(gatehouse: Gatehouse, config: Config): Promise<Listener> {
   });
 }
 
-async function main(): Promise<void> {
+/**
+ * `npm start` and `gatehouse serve`: load the configuration, start, and shut down on SIGTERM/SIGINT.
+ * With WEB_CONCURRENCY > 1 this process becomes the primary of that many workers (cluster.ts),
+ * each of which runs main() again and serves.
+ */
+export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
@@ -152,38 +177,93 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
+  if (isClusterWorker()) return serveAsWorker(config, logger.child({ worker: workerId(), pid: process.pid }));
   if (config.generatedSecretFile) {
     logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
   }
+  if (config.webConcurrency > 1) return startPrimary(config, logger);
+
   const gatehouse = await createGatehouse(config, logger);
   const listener = await listen(gatehouse, config);
   logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
-  if (gatehouse.demo) {
-    const { demo } = gatehouse;
-    console.log(
-      [
-        '',
-        'Development demo (DEMO=false turns it off):',
-        `  sign in at   ${demo.authorizeUrl}`,
-        `  user         ${demo.email} / ${demo.password}`,
-        `  client       ${demo.clientId} / ${demo.clientSecret}`,
-        `  redirect_uri ${demo.redirectUri}`,
-        '',
-      ].join('\n'),
-    );
-  }
+  if (gatehouse.demo) printDemo(gatehouse.demo);
+  const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
+  process.on('SIGTERM', shutDown);
+  process.on('SIGINT', shutDown);
+}
 
-  // SIGTERM/SIGINT: stop accepting, finish what is in flight, stop background work (which waits
-  // for back-channel logouts and audit writes), close the database, exit 0. A second signal or
-  // SHUTDOWN_TIMEOUT ends it with exit 1.
+/**
+ * WEB_CONCURRENCY > 1, in the primary: the work to do once per machine, before any worker starts
+ * (migrations, the demo data) or in one process only (the sweepers), then the workers. The
+ * development secret file already exists: loadConfig() created it.
+ */
+async function startPrimary(config: Config, logger: Logger): Promise<void> {
+  if (config.autoMigrate) await applyMigrations(config, logger);
+  // The sweepers run one query at a time.
+  const db = await createDb({ ...config.database, poolSize: 1 });
+  let stopBackgroundJobs: () => void;
+  try {
+    const demo = config.demo ? await ensureDemo(db, config) : undefined;
+    stopBackgroundJobs = startBackgroundJobs(db, config, logger);
+    if (demo) printDemo(demo);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  superviseWorkers({
+    workers: config.webConcurrency,
+    logger,
+    shutdownTimeoutSeconds: config.shutdownTimeoutSeconds,
+    async onStopped() {
+      stopBackgroundJobs();
+      await db.close();
+    },
+  });
+}
+
+/** A worker forked by the primary: it serves. Migrations and sweepers are the primary's, which also created the demo data before any worker started. */
+async function serveAsWorker(config: Config, logger: Logger): Promise<void> {
+  // Listening from the start: the primary may ask while this worker is still starting.
+  const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
+  const gatehouse = await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false });
+  const listener = await listen(gatehouse, config);
+  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
+  const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
+  process.on('SIGTERM', shutDown);
+  process.on('SIGINT', shutDown);
+  void askedToStop.then(() => shutDown('primary'));
+}
+
+function printDemo(demo: Demo): void {
+  console.log(
+    [
+      '',
+      'Development demo (DEMO=false turns it off):',
+      `  sign in at   ${demo.authorizeUrl}`,
+      `  user         ${demo.email} / ${demo.password}`,
+      `  client       ${demo.clientId} / ${demo.clientSecret}`,
+      `  redirect_uri ${demo.redirectUri}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/**
+ * SIGTERM/SIGINT (or, in a worker, the primary's request): stop accepting, finish what is in
+ * flight, stop background work (which waits for back-channel logouts and audit writes), close the
+ * database, exit 0. A second signal or SHUTDOWN_TIMEOUT ends it with exit 1; a repeated request
+ * from the primary (it also arrives after a terminal's Ctrl-C reached every process) changes nothing.
+ */
+function shutDownOnRequest(listener: Listener, gatehouse: Gatehouse, config: Config, logger: Logger) {
   let stopping = false;
-  const shutDown = (signal: NodeJS.Signals) => {
+  return (reason: NodeJS.Signals | 'primary') => {
     if (stopping) {
-      logger.error({ signal }, 'second signal while shutting down: exiting now');
+      if (reason === 'primary') return;
+      logger.error({ signal: reason }, 'second signal while shutting down: exiting now');
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
+    logger.info({ signal: reason, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
     // Not unref'd: it must fire even if a stuck promise is all that is left.
     setTimeout(() => {
       logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out with work still in progress: exiting now');
@@ -203,8 +283,6 @@ async function main(): Promise<void> {
         },
       );
   };
-  process.on('SIGTERM', shutDown);
-  process.on('SIGINT', shutDown);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

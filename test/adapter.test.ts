@@ -456,6 +456,40 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
     });
   });
 
+  describe('client cache (CLIENT_CACHE_TTL)', () => {
+    const stored = (name: string) => ({ client_name: name, redirect_uris: ['https://rp.example/cb'], token_endpoint_auth_method: 'none' });
+
+    it('reuses a client read from the database until the time is up', async () => {
+      const cached = createAdapterFactory(db, [ADAPTER_SECRET], now, 1);
+      await db.prisma.client.create({ data: { id: 'rp-c', metadata: stored('First') } });
+      expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'First' });
+
+      // Another instance (its own Db on the same database) changes the client: not seen yet...
+      const other = await createDb(database.config);
+      try {
+        await other.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Second') } });
+      } finally {
+        await other.close();
+      }
+      expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'First' });
+      // ...and seen once the entry has expired.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'Second' });
+    });
+
+    it('drops every entry as soon as this process writes a client, however it writes it', async () => {
+      const cached = createAdapterFactory(db, [ADAPTER_SECRET], now, 3600);
+      await db.prisma.client.create({ data: { id: 'rp-c', metadata: stored('First') } });
+      expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'First' });
+
+      await db.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Edited') } });
+      expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'Edited' });
+
+      await db.prisma.client.deleteMany({ where: { id: 'rp-c' } });
+      expect(await cached('Client').find('rp-c')).toBeUndefined();
+    });
+  });
+
   describe('sweeper', () => {
     let stop: (() => void) | undefined;
     afterEach(() => {
@@ -490,6 +524,16 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(await queries.deleteExpired(now())).toBe(1);
       expect(await row('AccessToken', 'expired')).toBeNull();
       await expectSurvivors();
+    });
+
+    it('deleteExpired works through more expired rows than one batch holds, and keeps the live ones', async () => {
+      const tokens = adapter('AccessToken');
+      for (let i = 0; i < 7; i++) await tokens.upsert(`old-${i}`, { jti: `old-${i}` }, 10);
+      await tokens.upsert('live', { jti: 'live' }, 3600);
+      advance(11);
+      expect(await createArtifactQueries(db.prisma).deleteExpired(now(), 3)).toBe(7);
+      expect(await db.prisma.oidcArtifact.count()).toBe(1);
+      expect(await row('AccessToken', 'live')).not.toBeNull();
     });
 
     it('runs on its interval with the injected clock, and stops when told', async () => {

@@ -272,6 +272,18 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(await exited, output).toBe(0);
     expect(output).toContain('shutting down');
   }, 45_000);
+
+  it('has the `gatehouse` command line compiled in, as the package\'s bin, and it runs there', async () => {
+    const { bin, scripts } = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+    expect(bin).toStrictEqual({ gatehouse: 'dist/cli.js' });
+    expect(readFileSync(join(app, bin.gatehouse!), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    expect(scripts.build).toMatch(/chmod.*dist\/cli\.js/);
+    const env = { PATH: process.env.PATH, NODE_ENV: 'production', ISSUER: 'https://id.example.test', SECRETS: TEST_SECRET, TRUST_PROXY: '1', DATABASE_URL: `file:${join(work, 'data/cli.db')}` };
+    const { stdout } = await promisify(execFile)(process.execPath, [bin.gatehouse!, 'migrate', '--json'], { cwd: app, env });
+    expect((JSON.parse(stdout) as { applied: string[] }).applied.length).toBeGreaterThan(0);
+    const { stdout: version } = await promisify(execFile)(process.execPath, [bin.gatehouse!, '--version'], { cwd: app, env });
+    expect(version.trim()).toBe((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  }, 30_000);
 });
 
 describe('compose.yaml', () => {

@@ -507,7 +507,7 @@ describe.each(FLAVOURS)('migrations on %s', (flavour) => {
         .replace('"locale" TEXT,', '"locale" INTEGER,')
         .replace('"name" TEXT,', '"name" TEXT NOT NULL,')
         .replace('"emailVerified" BOOLEAN NOT NULL DEFAULT false,', '"emailVerified" BOOLEAN NOT NULL,')
-        .replace('CREATE INDEX "OidcArtifact_grantId_idx" ON "OidcArtifact"("grantId");', 'CREATE INDEX "OidcArtifact_clientId_idx" ON "OidcArtifact"("clientId");');
+        .replace('CREATE INDEX "OidcArtifact_grantId_idx" ON "OidcArtifact"("grantId");', 'CREATE INDEX "OidcArtifact_consumedAt_idx" ON "OidcArtifact"("consumedAt");');
       expect(drifted, 'the first migration no longer contains the lines this test edits').not.toBe(sql);
       writeFileSync(sqlFile, drifted);
       await migrate(database.config, dir);
@@ -518,7 +518,7 @@ describe.each(FLAVOURS)('migrations on %s', (flavour) => {
           'User.name: column is NOT NULL but the field is optional',
           'User.emailVerified: column has no default, the field has @default',
           'OidcArtifact: missing index OidcArtifact_grantId_idx on (grantId)',
-          'OidcArtifact: extra index OidcArtifact_clientId_idx on (clientId) is not in the Prisma schema',
+          'OidcArtifact: extra index OidcArtifact_consumedAt_idx on (consumedAt) is not in the Prisma schema',
         ]),
       );
       expect(problems).toHaveLength(5);

@@ -85,9 +85,59 @@ export function createArtifactQueries(prisma: Prisma) {
       return row?.id ?? null;
     },
 
-    async deleteExpired(now: Date): Promise<number> {
-      const { count } = await prisma.oidcArtifact.deleteMany({ where: { expiresAt: { lte: now } } });
+    /** An account's live artifacts of one model (its grants, its sessions), oldest first. */
+    listByAccount(model: string, accountId: string, now: Date) {
+      if (hasNul(accountId)) return Promise.resolve([]);
+      return prisma.oidcArtifact.findMany({
+        where: { model, accountId, ...live(now) },
+        orderBy: { createdAt: 'asc' },
+        select: { id: true, payload: true, clientId: true, createdAt: true },
+      }) as Promise<{ id: string; payload: Payload; clientId: string | null; createdAt: Date }[]>;
+    },
+
+    /** Deletes an account's artifacts of one model, except the ids given; returns how many. */
+    async destroyByAccount(model: string, accountId: string, except: readonly string[] = []): Promise<number> {
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, accountId, id: { notIn: [...except] } } });
       return count;
+    },
+
+    /** Deletes every artifact issued to a client (its grants, codes, tokens, registration token); returns how many. */
+    async destroyByClient(clientId: string): Promise<number> {
+      if (hasNul(clientId)) return 0;
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { clientId } });
+      return count;
+    },
+
+    /** Deletes an account's artifact of one model found by its uid (a session); false when there is none. */
+    async destroyByUid(model: string, uid: string, accountId: string): Promise<boolean> {
+      if (hasNul(uid) || hasNul(accountId)) return false;
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, uid, accountId } });
+      return count > 0;
+    },
+
+    /**
+     * Deletes what expired by `now`, `batchSize` rows per statement: one DELETE of a million rows
+     * would hold SQLite's write lock (and a PostgreSQL transaction) for its whole duration, while
+     * between batches the engine's own writes get their turn.
+     */
+    async deleteExpired(now: Date, batchSize = 2000): Promise<number> {
+      let deleted = 0;
+      for (;;) {
+        const expired = await prisma.oidcArtifact.findMany({ where: { expiresAt: { lte: now } }, select: { model: true, id: true }, take: batchSize });
+        if (!expired.length) return deleted;
+        const byModel = new Map<string, string[]>();
+        for (const { model, id } of expired) {
+          const ids = byModel.get(model);
+          if (ids) ids.push(id);
+          else byModel.set(model, [id]);
+        }
+        for (const [model, ids] of byModel) {
+          // Still expired: an upsert may have renewed a row since it was listed.
+          const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, id: { in: ids }, expiresAt: { lte: now } } });
+          deleted += count;
+        }
+        if (expired.length < batchSize) return deleted;
+      }
     },
   };
 }

@@ -14,13 +14,21 @@ export const AUDIT_EVENT_TYPES = [
   'mfa.recovery_code_used',
   'consent.given',
   'consent.revoked',
+  'password.changed',
+  'session.revoked',
   'token.issued',
   'token.revoked',
   'logout',
   'client.created',
   'client.updated',
   'client.deleted',
+  'client.secret_rotated',
+  'user.created',
+  'user.updated',
+  'user.disabled',
+  'user.enabled',
   'key.created',
+  'key.retired',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -44,21 +52,26 @@ export interface AuditFilter {
   limit?: number;
 }
 
+const auditRow = (event: AuditEventInput, at: Date) => ({
+  id: randomUUID(),
+  at,
+  type: event.type,
+  accountId: event.accountId ?? null,
+  clientId: event.clientId ?? null,
+  ip: event.ip ?? null,
+  userAgent: event.userAgent?.slice(0, 512) ?? null,
+  details: (event.details ?? undefined) as object | undefined,
+});
+
 export function createAuditQueries(prisma: Prisma) {
   return {
     async record(event: AuditEventInput, at: Date = new Date()): Promise<void> {
-      await prisma.auditEvent.create({
-        data: {
-          id: randomUUID(),
-          at,
-          type: event.type,
-          accountId: event.accountId ?? null,
-          clientId: event.clientId ?? null,
-          ip: event.ip ?? null,
-          userAgent: event.userAgent?.slice(0, 512) ?? null,
-          details: (event.details ?? undefined) as object | undefined,
-        },
-      });
+      await prisma.auditEvent.create({ data: auditRow(event, at) });
+    },
+
+    /** Several events in one statement (all or none). */
+    async recordMany(events: readonly { event: AuditEventInput; at: Date }[]): Promise<void> {
+      await prisma.auditEvent.createMany({ data: events.map(({ event, at }) => auditRow(event, at)) });
     },
 
     list(filter: AuditFilter = {}) {

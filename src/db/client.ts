@@ -6,11 +6,8 @@
 // compile and then fail on SQLite) and the PostgreSQL client is cast to it here, once.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
-import { PrismaPg } from '@prisma/adapter-pg';
 import type { Config, DatabaseFlavour } from '../config.js';
-import { PrismaClient as PostgresClient } from '../generated/postgresql/client.js';
-import { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
+import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
 
 export type Prisma = SqliteClient;
 
@@ -18,6 +15,12 @@ export interface Db {
   readonly prisma: Prisma;
   readonly flavour: DatabaseFlavour;
   readonly url: string;
+  /**
+   * Counts writes to the Client table made through this Db (bumped when each starts and when it
+   * ends): an in-process cache of clients that remembers this number with each entry knows an
+   * entry is stale as soon as any code in this process changed a client.
+   */
+  clientWrites(): number;
   close(): Promise<void>;
 }
 
@@ -32,21 +35,49 @@ export function sqliteFilePath(url: string): string {
   return path === ':memory:' ? path : resolve(path);
 }
 
+const CLIENT_READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
+
+/** The client with every Client-table write counted (see Db.clientWrites). */
+function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma: T): { prisma: Prisma; clientWrites: () => number } {
+  let writes = 0;
+  const extended = prisma.$extends({
+    query: {
+      client: {
+        async $allOperations({ operation, args, query }) {
+          if (CLIENT_READS.has(operation)) return query(args);
+          writes++;
+          try {
+            return await query(args);
+          } finally {
+            writes++;
+          }
+        },
+      },
+    },
+  });
+  return { prisma: extended as unknown as Prisma, clientWrites: () => writes };
+}
+
 export async function createDb(database: DbConfig): Promise<Db> {
   if (database.flavour === 'sqlite') {
     const file = sqliteFilePath(database.url);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    // Only the configured database's client and driver are loaded: less memory, faster start.
+    const [{ PrismaBetterSqlite3 }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-better-sqlite3'), import('../generated/sqlite/client.js')]);
     const adapter = new PrismaBetterSqlite3(
       { url: file, timeout: SQLITE_BUSY_TIMEOUT_MS },
       // Epoch milliseconds, as Prisma's own engine writes SQLite dates.
       { timestampFormat: 'unixepoch-ms' },
     );
-    const prisma = new SqliteClient({ adapter });
+    const base = new PrismaClient({ adapter });
     // WAL lets readers run while one writer writes; it is a property of the file and persists.
-    if (file !== ':memory:') await prisma.$queryRawUnsafe('PRAGMA journal_mode = WAL');
-    return { prisma, flavour: 'sqlite', url: database.url, close: () => prisma.$disconnect() };
+    if (file !== ':memory:') await base.$queryRawUnsafe('PRAGMA journal_mode = WAL');
+    const { prisma, clientWrites } = countingClientWrites(base);
+    return { prisma, flavour: 'sqlite', url: database.url, clientWrites, close: () => base.$disconnect() };
   }
+  const [{ PrismaPg }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js')]);
   const adapter = new PrismaPg({ connectionString: database.url, max: database.poolSize ?? 10 });
-  const prisma = new PostgresClient({ adapter }) as unknown as Prisma;
-  return { prisma, flavour: 'postgresql', url: database.url, close: () => prisma.$disconnect() };
+  const base = new PrismaClient({ adapter }) as unknown as Prisma;
+  const { prisma, clientWrites } = countingClientWrites(base);
+  return { prisma, flavour: 'postgresql', url: database.url, clientWrites, close: () => base.$disconnect() };
 }

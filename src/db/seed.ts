@@ -24,8 +24,8 @@ const RESPONSE_TYPES = ['code', 'id_token', 'code id_token', 'none'] as const;
 const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'] as const;
 const SIGNING_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'Ed25519', 'EdDSA', 'HS256', 'HS384', 'HS512'] as const;
 /** RFC 7591 §2: a client without token_endpoint_auth_method authenticates with client_secret_basic. */
-const DEFAULT_AUTH_METHOD = 'client_secret_basic';
-const SECRET_AUTH_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt'];
+export const DEFAULT_AUTH_METHOD = 'client_secret_basic';
+export const SECRET_AUTH_METHODS: readonly string[] = ['client_secret_basic', 'client_secret_post', 'client_secret_jwt'];
 /** RFC 6749 §3.3 scope-token characters. */
 const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
@@ -56,47 +56,61 @@ const list = <T extends z.ZodType<string>>(item: T, what: string, { isRequired =
     .min(1, `must list at least one ${what}`)
     .refine((values) => new Set(values).size === values.length, 'must not repeat a value');
 
+/**
+ * A client's RFC 7591 metadata as Gatehouse accepts it (the seed file and the admin API share it).
+ * Without `client_id` and `client_secret`: callers add those their own way.
+ */
+export const CLIENT_METADATA_FIELDS = {
+  client_name: text().optional(),
+  redirect_uris: list(redirectUrl(), 'absolute http(s) URL').optional(),
+  post_logout_redirect_uris: z.array(redirectUrl(), { error: 'must be an array of absolute http(s) URLs' }).optional(),
+  grant_types: list(z.enum(GRANT_TYPES, { error: oneOf(GRANT_TYPES) }), 'grant type').optional(),
+  // Empty for clients that never use the authorization endpoint (client_credentials, device).
+  response_types: z
+    .array(z.enum(RESPONSE_TYPES, { error: oneOf(RESPONSE_TYPES) }), { error: 'must be an array of response types' })
+    .refine((values) => new Set(values).size === values.length, 'must not repeat a value')
+    .optional(),
+  token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: oneOf(AUTH_METHODS) }).optional(),
+  scope: z.string({ error: 'must be a string' }).regex(SCOPE, 'must be scope names separated by single spaces (e.g. "openid profile email")').optional(),
+  client_uri: httpUrl().optional(),
+  logo_uri: httpUrl().optional(),
+  policy_uri: httpUrl().optional(),
+  tos_uri: httpUrl().optional(),
+  application_type: z.enum(['web', 'native'], { error: 'must be web or native' }).optional(),
+  jwks_uri: httpUrl().optional(),
+  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown()), { error: 'must be an array of JWKs' }).min(1, 'must list at least one key') }, { error: 'must be a JWK Set ({ "keys": [...] })' }).optional(),
+  id_token_signed_response_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
+  subject_type: z.enum(['public', 'pairwise'], { error: 'must be public or pairwise' }).optional(),
+  sector_identifier_uri: httpUrl().optional(),
+  backchannel_logout_uri: redirectUrl().optional(),
+  backchannel_logout_session_required: z.boolean({ error: 'must be true or false' }).optional(),
+  require_pushed_authorization_requests: z.boolean({ error: 'must be true or false' }).optional(),
+  require_signed_request_object: z.boolean({ error: 'must be true or false' }).optional(),
+  request_object_signing_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
+  dpop_bound_access_tokens: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Gatehouse's own: every sign-in to this client needs a second factor (TOTP). */
+  gatehouse_require_mfa: z.boolean({ error: 'must be true or false' }).optional(),
+};
+
+export const CLIENT_ID = z.string({ error: required('must be a string') }).regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 characters of A-Z a-z 0-9 . _ ~ -');
+
 const ClientSchema = z
   .strictObject(
     {
-      client_id: z.string({ error: required('must be a string') }).regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 characters of A-Z a-z 0-9 . _ ~ -'),
+      client_id: CLIENT_ID,
       client_secret: z.string({ error: 'must be a string' }).min(32, 'must be at least 32 characters').max(1024, 'must be at most 1024 characters').optional(),
-      client_name: text().optional(),
-      redirect_uris: list(redirectUrl(), 'absolute http(s) URL').optional(),
-      post_logout_redirect_uris: z.array(redirectUrl(), { error: 'must be an array of absolute http(s) URLs' }).optional(),
-      grant_types: list(z.enum(GRANT_TYPES, { error: oneOf(GRANT_TYPES) }), 'grant type').optional(),
-      // Empty for clients that never use the authorization endpoint (client_credentials, device).
-      response_types: z
-        .array(z.enum(RESPONSE_TYPES, { error: oneOf(RESPONSE_TYPES) }), { error: 'must be an array of response types' })
-        .refine((values) => new Set(values).size === values.length, 'must not repeat a value')
-        .optional(),
-      token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: oneOf(AUTH_METHODS) }).optional(),
-      scope: z.string({ error: 'must be a string' }).regex(SCOPE, 'must be scope names separated by single spaces (e.g. "openid profile email")').optional(),
-      client_uri: httpUrl().optional(),
-      logo_uri: httpUrl().optional(),
-      policy_uri: httpUrl().optional(),
-      tos_uri: httpUrl().optional(),
-      application_type: z.enum(['web', 'native'], { error: 'must be web or native' }).optional(),
-      jwks_uri: httpUrl().optional(),
-      jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown()), { error: 'must be an array of JWKs' }).min(1, 'must list at least one key') }, { error: 'must be a JWK Set ({ "keys": [...] })' }).optional(),
-      id_token_signed_response_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
-      subject_type: z.enum(['public', 'pairwise'], { error: 'must be public or pairwise' }).optional(),
-      sector_identifier_uri: httpUrl().optional(),
-      backchannel_logout_uri: redirectUrl().optional(),
-      backchannel_logout_session_required: z.boolean({ error: 'must be true or false' }).optional(),
-      require_pushed_authorization_requests: z.boolean({ error: 'must be true or false' }).optional(),
-      require_signed_request_object: z.boolean({ error: 'must be true or false' }).optional(),
-      request_object_signing_alg: z.enum(SIGNING_ALGS, { error: oneOf(SIGNING_ALGS) }).optional(),
-      dpop_bound_access_tokens: z.boolean({ error: 'must be true or false' }).optional(),
-      /** Gatehouse's own: every sign-in to this client needs a second factor (TOTP). */
-      gatehouse_require_mfa: z.boolean({ error: 'must be true or false' }).optional(),
+      ...CLIENT_METADATA_FIELDS,
     },
     { error: 'must be an object' },
   )
-  .superRefine(checkClientAuthentication, { when: () => true });
+  .superRefine((client, ctx) => checkClientAuthentication(client, ctx), { when: () => true });
 
-/** Which secret a client needs follows from how it authenticates. Runs even when other fields failed. */
-function checkClientAuthentication(client: Record<string, unknown>, ctx: z.RefinementCtx): void {
+/**
+ * Which secret a client needs follows from how it authenticates. Runs even when other fields
+ * failed. `secretGenerated`: Gatehouse makes the secret itself (the admin API), so only its
+ * absence for a public client is checked.
+ */
+export function checkClientAuthentication(client: Record<string, unknown>, ctx: z.RefinementCtx, { secretGenerated = false } = {}): void {
   if (!client || typeof client !== 'object') return; // already reported
   // Redirect-based grants need somewhere to redirect to (RFC 7591 2).
   const grants = Array.isArray(client.grant_types) ? client.grant_types : ['authorization_code'];
@@ -110,7 +124,7 @@ function checkClientAuthentication(client: Record<string, unknown>, ctx: z.Refin
   if (method === 'none' && client.client_secret !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['client_secret'], message: 'must be absent when token_endpoint_auth_method is none (a public client has no secret)' });
   }
-  if (SECRET_AUTH_METHODS.includes(method) && client.client_secret === undefined) {
+  if (!secretGenerated && SECRET_AUTH_METHODS.includes(method) && client.client_secret === undefined) {
     ctx.addIssue({ code: 'custom', path: ['client_secret'], message: `is required when token_endpoint_auth_method is ${how}; use "none" for a public client` });
   }
   if (method === 'private_key_jwt' && client.jwks_uri === undefined && client.jwks === undefined) {
@@ -118,24 +132,32 @@ function checkClientAuthentication(client: Record<string, unknown>, ctx: z.Refin
   }
 }
 
+/** An email address as stored: trimmed and lower-cased. */
+export const EMAIL = z
+  .string({ error: required('must be an email address') })
+  .trim()
+  .toLowerCase()
+  .max(254, 'must be at most 254 characters')
+  .pipe(z.email({ error: 'must be an email address' }));
+
+/** A person's optional profile fields (OIDC claim names), shared by the seed file and the admin API. */
+export const USER_PROFILE_FIELDS = {
+  name: text().optional(),
+  given_name: text().optional(),
+  family_name: text().optional(),
+  preferred_username: text().optional(),
+  picture: httpUrl().optional(),
+  locale: text(35).optional(),
+};
+
 /** A user entry; its password must meet the policy (password-policy.ts) for `passwordMinLength`. */
 const userSchema = (passwordMinLength: number) =>
   z
     .strictObject(
       {
-        email: z
-          .string({ error: required('must be an email address') })
-          .trim()
-          .toLowerCase()
-          .max(254, 'must be at most 254 characters')
-          .pipe(z.email({ error: 'must be an email address' })),
+        email: EMAIL,
         password: z.string({ error: required('must be a string') }),
-        name: text().optional(),
-        given_name: text().optional(),
-        family_name: text().optional(),
-        preferred_username: text().optional(),
-        picture: httpUrl().optional(),
-        locale: text(35).optional(),
+        ...USER_PROFILE_FIELDS,
         email_verified: z.boolean({ error: 'must be true or false' }).default(false),
       },
       { error: 'must be an object' },
@@ -143,7 +165,7 @@ const userSchema = (passwordMinLength: number) =>
     .superRefine((user, ctx) => checkUserPassword(user, passwordMinLength, ctx), { when: () => true });
 
 /** Runs even when other fields failed, so one run reports every problem. */
-function checkUserPassword(user: { email?: unknown; password?: unknown }, minLength: number, ctx: z.RefinementCtx): void {
+export function checkUserPassword(user: { email?: unknown; password?: unknown }, minLength: number, ctx: z.RefinementCtx): void {
   if (!user || typeof user !== 'object' || typeof user.password !== 'string') return; // already reported
   const email = typeof user.email === 'string' ? user.email : undefined;
   const problem = checkPassword(user.password, { minLength, email });

@@ -8,7 +8,11 @@ import type { Logger } from '../logger.js';
 import type { Demo } from '../oidc/demo.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/render.js';
-import { createFormTokens } from './csrf.js';
+import type { AccountService } from '../oidc/account.js';
+import { createAccountRouter } from './account.js';
+import { createAdminRouter, type AdminDeps } from './admin.js';
+import { createBrandingRouter } from './branding.js';
+import { createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
@@ -28,6 +32,10 @@ export interface AppDeps {
   readiness: Record<string, ReadinessCheck>;
   metrics: Metrics;
   demo?: Demo;
+  /** The admin API (/admin, admin.ts); absent, it is not mounted. */
+  admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys'>;
+  /** The account page (/account); absent, it is not mounted. */
+  account?: AccountService;
 }
 
 /**
@@ -51,7 +59,7 @@ function mountEngine(provider: Provider): RequestHandler {
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo }: AppDeps): Express {
+export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
@@ -59,17 +67,20 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.use(logRequests(logger));
   app.use(metrics.recordRequests);
   app.use(securityHeaders(config));
+  app.use(createBrandingRouter(config.branding));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(noStore);
   app.use(createHealthRouter(readiness, logger));
   app.get('/metrics', metrics.serveMetrics);
   app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
+  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwordMinLength }));
 
+  if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.authorizationPost) {
     app.post(['/authorize', '/logout'], (_req, res, next) => {
       res.set('Allow', 'GET');
-      next(new AppError(405, 'invalid_request', 'This server accepts authorization and logout requests by GET only (AUTHORIZATION_POST is off).'));
+      next(new AppError(405, 'invalid_request', { key: 'error.getOnly' }));
     });
   }
   metrics.instrumentEngine(provider);

@@ -35,3 +35,29 @@ export function createFormTokens(secrets: readonly string[]): FormTokens {
     },
   };
 }
+
+/**
+ * Tokens for the account page's forms, bound the same way to the signed-in session they were
+ * rendered for: the session's id (the secret value in its cookie, rotated at each sign-in) and
+ * its account. A page rendered for another session, or before signing in again, submits nothing.
+ */
+export interface SessionFormTokens {
+  issue(session: { sessionId: string; accountId: string }): string;
+  verify(session: { sessionId: string; accountId: string }, token: string): boolean;
+}
+
+export function createSessionFormTokens(secrets: readonly string[]): SessionFormTokens {
+  const keys = formTokenKeys(secrets);
+  const mac = (key: Buffer, session: { sessionId: string; accountId: string }) =>
+    createHmac('sha256', key).update(JSON.stringify(['account/v1', session.sessionId, session.accountId])).digest('base64url');
+  return {
+    issue: (session) => mac(keys[0] as Buffer, session),
+    verify(session, token) {
+      const given = Buffer.from(token);
+      return keys.some((key) => {
+        const expected = Buffer.from(mac(key, session));
+        return given.length === expected.length && timingSafeEqual(given, expected);
+      });
+    },
+  };
+}

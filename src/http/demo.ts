@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Demo } from '../oidc/demo.js';
 import type { RenderPage } from '../oidc/render.js';
 import { DEMO_CALLBACK_PATH } from '../oidc/demo.js';
+import { chooseLanguage } from './languages.js';
 
 const CallbackQuery = z.object({
   code: z.string().max(512).optional(),
@@ -20,7 +21,7 @@ export function createDemoRouter(demo: Demo, issuer: string, renderPage: RenderP
     const exchange = query.code
       ? `curl -s -u '${demo.clientId}:${demo.clientSecret}' -d grant_type=authorization_code -d code='${query.code}' --data-urlencode 'redirect_uri=${demo.redirectUri}' ${issuer}/token`
       : undefined;
-    res.set('Cache-Control', 'no-store').type('html').send(await renderPage('demo-callback', { ...query, exchange, authorizeUrl: demo.authorizeUrl }));
+    res.set('Cache-Control', 'no-store').type('html').send(await renderPage('demo-callback', { ...query, lang: chooseLanguage(req), exchange, authorizeUrl: demo.authorizeUrl }));
   });
   return router;
 }

@@ -4,35 +4,47 @@ import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, Request } from 'express';
 import { errors } from 'oidc-provider';
 import { ZodError } from 'zod';
+import { ConflictError, fieldIssues, NotFoundError, ValidationError, type FieldIssue } from '../oidc/manage-errors.js';
 import type { RenderPage } from '../oidc/render.js';
+import { chooseLanguage } from './languages.js';
+import { translate, type PageMessage } from './messages/index.js';
 import { requestIdOf } from './request-log.js';
 
 export class AppError extends Error {
   override name = 'AppError';
+  /** The message as a catalogue entry: pages word it in their language, JSON in English. */
+  readonly pageMessage: PageMessage | undefined;
   constructor(
     readonly status: number,
     readonly code: string,
-    message: string,
+    message: string | PageMessage,
     /** Whether `message` may be shown to the person or client. */
     readonly expose = status < 500,
+    /** Field-level detail of a 400 (JSON responses only). */
+    readonly issues?: readonly FieldIssue[],
   ) {
-    super(message);
+    super(typeof message === 'string' ? message : translate('en', message.key, message.params));
+    this.pageMessage = typeof message === 'string' ? undefined : message;
   }
 }
 
-export const notFound = () => new AppError(404, 'not_found', 'There is nothing at this address.');
+export const notFound = () => new AppError(404, 'not_found', { key: 'error.notFound' });
 
 function describe(error: unknown): AppError {
   if (error instanceof AppError) return error;
   // The interaction cookie is missing or expired: the person opened an old or foreign link.
   if (error instanceof errors.SessionNotFound) {
-    return new AppError(400, 'session_not_found', 'This sign-in page has expired or was opened in another browser. Go back to the app and start signing in again.');
+    return new AppError(400, 'session_not_found', { key: 'error.sessionNotFound' });
   }
   if (error instanceof errors.OIDCProviderError) {
     const description = (error as { error_description?: string }).error_description ?? error.message;
     return new AppError(error.status, error.error, description, error.expose);
   }
-  if (error instanceof ZodError) return new AppError(400, 'invalid_request', 'The request is malformed.');
+  if (error instanceof ZodError) return new AppError(400, 'invalid_request', { key: 'error.malformed' }, true, fieldIssues(error));
+  // The management layer (admin API): its messages are written to be shown.
+  if (error instanceof ValidationError) return new AppError(400, 'invalid_request', error.message, true, error.issues);
+  if (error instanceof NotFoundError) return new AppError(404, 'not_found', error.message);
+  if (error instanceof ConflictError) return new AppError(409, 'conflict', error.message);
   const status = (error as { status?: unknown }).status;
   // Body parsers and express.static throw http-errors with a 4xx status (e.g. 413, 404). Their
   // message is shown only when marked safe to show (static's ENOENT names a file path).
@@ -41,10 +53,11 @@ function describe(error: unknown): AppError {
     const exposable = (error as { expose?: boolean }).expose !== false;
     return new AppError(status, (error as { type?: string }).type ?? 'invalid_request', exposable ? (error as Error).message : (STATUS_CODES[status] ?? 'Bad request'));
   }
-  return new AppError(500, 'server_error', 'Something went wrong on our side. Please try again.', false);
+  return new AppError(500, 'server_error', { key: 'error.server' }, false);
 }
 
-const wantsHtml = (req: Request) => req.accepts(['html', 'json']) === 'html';
+/** A router that answers only JSON (the admin API) sets `res.locals.jsonErrors`. */
+const wantsHtml = (req: Request) => req.res?.locals.jsonErrors !== true && req.accepts(['html', 'json']) === 'html';
 
 export interface ErrorLogger {
   error(details: Record<string, unknown>, message: string): void;
@@ -55,12 +68,15 @@ export function createErrorHandler(renderPage: RenderPage, logger: ErrorLogger):
     if (res.headersSent) return next(error);
     const described = describe(error);
     if (described.status >= 500) logger.error({ err: error, request_id: requestIdOf(res), method: req.method, url: req.originalUrl }, 'request failed');
-    const message = described.expose ? described.message : 'Something went wrong on our side. Please try again.';
+    const message = described.expose ? described.message : translate('en', 'error.server');
     res.status(described.status).set('Cache-Control', 'no-store');
     if (wantsHtml(req)) {
-      res.type('html').send(await renderPage('error', { error: described.code, description: message }));
+      const uiLocales = typeof req.query.ui_locales === 'string' ? req.query.ui_locales : undefined;
+      const pageMessage: PageMessage | undefined = described.expose ? described.pageMessage : { key: 'error.server' };
+      res.type('html').send(await renderPage('error', { lang: chooseLanguage(req, uiLocales), error: described.code, description: message, message: pageMessage }));
     } else {
-      res.json({ error: described.code, error_description: message });
+      const requestId = requestIdOf(res);
+      res.json({ error: described.code, error_description: message, ...(requestId ? { request_id: requestId } : {}), ...(described.issues?.length ? { issues: described.issues } : {}) });
     }
   };
 }

@@ -3,26 +3,39 @@
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
-import { describeScope } from '../oidc/provider.js';
 import type { RenderPage } from '../oidc/render.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
+import { isMessageKey, type MessageKey } from './messages/index.js';
 
 const UidParam = z.object({ uid: z.string().regex(/^[\w-]{1,128}$/) });
 
+// Validation messages are catalogue keys (messages/en.ts); the page words them.
 const LoginForm = z.object({
-  email: z.string().trim().default('').refine((v) => v.length > 0, 'Enter your email address.').refine((v) => v.length <= 320, 'That email address is too long.'),
-  password: z.string().default('').refine((v) => v.length > 0, 'Enter your password.').refine((v) => v.length <= 1024, 'That password is too long.'),
+  email: z.string().trim().default('').refine((v) => v.length > 0, 'login.error.emailMissing').refine((v) => v.length <= 320, 'login.error.emailTooLong'),
+  password: z.string().default('').refine((v) => v.length > 0, 'login.error.passwordMissing').refine((v) => v.length <= 1024, 'login.error.passwordTooLong'),
 });
 
 /** A TOTP code (spaces allowed: apps show "123 456") or a recovery code. */
 const CodeForm = z.object({
-  code: z.string().trim().default('').refine((v) => v.length > 0, 'Enter the 6-digit code from your authenticator app.').refine((v) => v.length <= 32, 'That code is too long.'),
+  code: z.string().trim().default('').refine((v) => v.length > 0, 'mfa.error.codeMissing').refine((v) => v.length <= 32, 'mfa.error.codeTooLong'),
 });
 const RecoveryCodeForm = z.object({
-  recovery_code: z.string().trim().default('').refine((v) => v.length > 0, 'Enter one of your recovery codes.').refine((v) => v.length <= 64, 'That recovery code is too long.'),
+  recovery_code: z.string().trim().default('').refine((v) => v.length > 0, 'mfa.error.recoveryMissing').refine((v) => v.length <= 64, 'mfa.error.recoveryTooLong'),
 });
+
+/** A form error for the page: which message, and which fields it is about. */
+interface FormError {
+  key: MessageKey;
+  fields: string[];
+}
+
+/** The first problem zod found, as the page shows it. */
+const formError = (error: z.ZodError): FormError => {
+  const issue = error.issues[0];
+  return { key: isMessageKey(issue?.message) ? issue.message : 'error.malformed', fields: issue ? issue.path.map(String) : [] };
+};
 
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
@@ -30,10 +43,10 @@ const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 /** Where the request came from, for the audit trail (req.ip honours TRUST_PROXY). */
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
-const WRONG_CREDENTIALS = 'Incorrect email or password.';
-const WRONG_CODE = 'That code is not right. Enter the current code from your authenticator app.';
-const WRONG_RECOVERY_CODE = 'That recovery code is not valid or has already been used.';
-const TOO_MANY_FAILURES = 'Too many incorrect codes. Sign in again.';
+const WRONG_CREDENTIALS: FormError = { key: 'login.error.wrongCredentials', fields: ['email', 'password'] };
+const WRONG_CODE: FormError = { key: 'mfa.error.wrongCode', fields: ['code'] };
+const WRONG_RECOVERY_CODE: FormError = { key: 'mfa.error.wrongRecoveryCode', fields: ['recovery_code'] };
+const TOO_MANY_FAILURES: FormError = { key: 'login.error.tooManyCodes', fields: [] };
 
 export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
   const router = Router();
@@ -53,7 +66,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const params = UidParam.safeParse(req.params);
     const interaction = await steps.load(req, res);
     if (!params.success || params.data.uid !== interaction.uid) {
-      throw new AppError(400, 'invalid_request', 'This sign-in page does not match your current sign-in. Go back to the app and start again.');
+      throw new AppError(400, 'invalid_request', { key: 'error.interactionMismatch' });
     }
     res.set('Cache-Control', 'no-store');
     return interaction;
@@ -61,7 +74,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
 
   function expectPrompt(interaction: Interaction, name: 'login' | 'consent') {
     if (interaction.prompt.name !== name) {
-      throw new AppError(400, 'invalid_request', 'This step of the sign-in is already done or not expected. Go back to the app and start again.');
+      throw new AppError(400, 'invalid_request', { key: 'error.stepDone' });
     }
   }
 
@@ -69,7 +82,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   function expectSecondFactor(interaction: Interaction, stage: PendingSecondFactor['stage']): PendingSecondFactor {
     const pending = steps.pendingSecondFactor(interaction);
     if (!pending || pending.stage !== stage) {
-      throw new AppError(400, 'invalid_request', 'This step of the sign-in is not expected now. Go back to the app and start again.');
+      throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
     }
     return pending;
   }
@@ -78,11 +91,11 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   function checkFormToken(req: Request, interaction: Interaction) {
     const parsed = TokenForm.safeParse(req.body ?? {});
     if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
-      throw new AppError(403, 'invalid_form_token', 'This form was not sent from the sign-in page you have open, so nothing was done. Reload the page and try again.');
+      throw new AppError(403, 'invalid_form_token', { key: 'error.formToken' });
     }
   }
 
-  async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: string }) {
+  async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: FormError }) {
     const client = await steps.describeClient(interaction.params.client_id);
     res.status(status).type('html').send(
       await renderPage('login', {
@@ -97,7 +110,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   /** The page for the second factor still owed: the code, the enrolment, or the recovery codes. */
-  async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: string; recoveryError?: string; recoveryCodes?: string[] }) {
+  async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: FormError; recoveryError?: FormError; recoveryCodes?: string[] }) {
     const page = {
       lang: chooseLanguage(req, interaction.params.ui_locales),
       uid: interaction.uid,
@@ -112,24 +125,22 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       return res.status(status).type('html').send(await renderPage('mfa-recovery-codes', { ...page, codes: locals.recoveryCodes ?? [] }));
     }
     const enrolment = await steps.describeEnrolment(pending);
-    if (!enrolment) throw new AppError(400, 'invalid_request', 'This set-up is no longer pending. Go back to the app and start again.');
+    if (!enrolment) throw new AppError(400, 'invalid_request', { key: 'error.enrolmentGone' });
     const secretGroups = enrolment.secret.match(/.{1,4}/g)?.join(' ') ?? enrolment.secret;
     res.status(status).type('html').send(await renderPage('mfa-enroll', { ...page, qrCode: enrolment.qrCode, secret: secretGroups }));
   }
 
   async function renderConsent(req: Request, res: Response, interaction: Interaction) {
     const client = await steps.describeClient(interaction.params.client_id);
-    const { details } = interaction.prompt;
-    const scopes = (details.missingOIDCScope ?? []).filter((s) => s !== 'openid').map((s) => ({ name: s, description: describeScope(s) }));
+    const { requested, granted } = await steps.describeConsent(interaction);
     res.type('html').send(
       await renderPage('consent', {
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
         csrfToken: formTokens.issue(interaction),
         client,
-        scopes,
-        claims: details.missingOIDCClaims ?? [],
-        resources: Object.entries(details.missingResourceScopes ?? {}).map(([indicator, list]) => ({ indicator, scopes: list })),
+        requested,
+        granted,
       }),
     );
   }
@@ -142,7 +153,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       return renderLogin(req, res, interaction, 200, {});
     }
     if (interaction.prompt.name === 'consent') return renderConsent(req, res, interaction);
-    throw new AppError(400, 'invalid_request', `This sign-in needs a step Gatehouse does not offer (${interaction.prompt.name}).`);
+    throw new AppError(400, 'invalid_request', { key: 'error.unsupportedPrompt', params: { prompt: interaction.prompt.name } });
   }
 
   async function submitLogin(req: Request, res: Response) {
@@ -151,7 +162,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     checkFormToken(req, interaction);
     const parsed = LoginForm.safeParse(req.body ?? {});
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 320) : '';
-    if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: parsed.error.issues[0]?.message });
+    if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: formError(parsed.error) });
     const outcome = await steps.submitLogin(req, res, interaction, parsed.data.email, parsed.data.password, originOf(req));
     if (outcome === 'wrong') return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
     // The code or enrolment page, by GET, so reloading it never re-sends the password.
@@ -164,7 +175,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     checkFormToken(req, interaction);
     const pending = expectSecondFactor(interaction, 'code');
     const parsed = CodeForm.safeParse(req.body ?? {});
-    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: parsed.error.issues[0]?.message });
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: formError(parsed.error) });
     const outcome = await steps.submitTotpCode(req, res, interaction, pending, parsed.data.code, originOf(req));
     if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { error: WRONG_CODE });
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
@@ -176,7 +187,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     checkFormToken(req, interaction);
     const pending = expectSecondFactor(interaction, 'code');
     const parsed = RecoveryCodeForm.safeParse(req.body ?? {});
-    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { recoveryError: parsed.error.issues[0]?.message });
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { recoveryError: formError(parsed.error) });
     const outcome = await steps.submitRecoveryCode(req, res, interaction, pending, parsed.data.recovery_code, originOf(req));
     if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { recoveryError: WRONG_RECOVERY_CODE });
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
@@ -188,7 +199,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     checkFormToken(req, interaction);
     const pending = expectSecondFactor(interaction, 'enroll');
     const parsed = CodeForm.safeParse(req.body ?? {});
-    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: parsed.error.issues[0]?.message });
+    if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: formError(parsed.error) });
     const outcome = await steps.confirmEnrolment(req, res, interaction, pending, parsed.data.code, originOf(req));
     if (outcome === 'wrong') return renderSecondFactor(req, res, interaction, pending, 401, { error: WRONG_CODE });
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });

@@ -1,21 +1,27 @@
 // Which language a page is rendered in: the first of the request's `ui_locales` (OpenID
-// Connect Core 3.1.2.1) that we have, then the browser's Accept-Language, then English.
+// Connect Core 3.1.2.1) that we have, then the browser's Accept-Language, then the configured
+// DEFAULT_LANGUAGE (applied by the renderer, pages.ts, when this finds nothing).
 import type { Request } from 'express';
+import { SUPPORTED_LANGUAGES, type Language } from '../config.js';
 
-export const SUPPORTED_LANGUAGES = ['en'] as const;
-export type Language = (typeof SUPPORTED_LANGUAGES)[number];
+export { SUPPORTED_LANGUAGES, type Language };
 
 const primary = (tag: string) => tag.trim().toLowerCase().split('-')[0] ?? '';
 const supported = (tag: string): Language | undefined => SUPPORTED_LANGUAGES.find((language) => language === primary(tag));
 
-export function chooseLanguage(req: Request, uiLocales?: string): Language {
-  for (const tag of (uiLocales ?? '').split(' ')) {
+export const isLanguage = (value: unknown): value is Language => SUPPORTED_LANGUAGES.includes(value as Language);
+
+/** From a space-separated ui_locales value and the accepted languages, best first. */
+export function preferredLanguage(uiLocales: unknown, accepted: readonly string[] = []): Language | undefined {
+  const asked = typeof uiLocales === 'string' ? uiLocales.slice(0, 256).split(' ') : [];
+  for (const tag of [...asked, ...accepted]) {
     const language = supported(tag);
     if (language) return language;
   }
-  for (const tag of req.acceptsLanguages()) {
-    const language = supported(tag);
-    if (language) return language;
-  }
-  return 'en';
+  return undefined;
+}
+
+/** The language this request asks for, or undefined to use DEFAULT_LANGUAGE. */
+export function chooseLanguage(req: Request, uiLocales?: string): Language | undefined {
+  return preferredLanguage(uiLocales, req.acceptsLanguages());
 }

@@ -1,17 +1,82 @@
-// Renders our EJS pages (views/) to HTML. Output is escaped by default (<%= %>); the only raw
-// insertions are our own partials and the engine's generated logout form.
+// Renders our EJS pages (views/) to HTML, in the page's language and with the deployment's
+// branding. Output is escaped by default (<%= %>); the only raw insertions are our own
+// partials, t.strong() (which escapes) and the engine's generated logout form. Templates in
+// BRAND_TEMPLATES_DIR replace the built-in ones of the same name, includes too.
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
+import type { Config } from '../config.js';
 import type { RenderPage } from '../oidc/render.js';
+import { isLanguage, preferredLanguage, SUPPORTED_LANGUAGES } from './languages.js';
+import { createTranslator, describeClaim, describeScope } from './messages/index.js';
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views', import.meta.url));
 export const ASSETS_DIR = fileURLToPath(new URL('../../views/assets', import.meta.url));
 
-export interface PageDefaults {
-  productName: string;
+/** Where the branding router (branding.ts) serves the operator's files. */
+export const BRAND_ASSETS = { stylesheet: '/assets/brand.css', customCss: '/assets/custom.css', logo: '/assets/brand-logo' } as const;
+
+export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'>;
+
+const DEFAULT_SETTINGS: PageSettings = {
+  defaultLanguage: 'en',
+  branding: { productName: 'Gatehouse', logoUrl: undefined, logoFile: undefined, primaryColor: '#1d4ed8', supportUrl: undefined, cssFile: undefined, templatesDir: undefined },
+};
+
+/** A template file: the override folder's when it has one, else the built-in. */
+function viewResolver(overrideDir: string | undefined) {
+  const within = (dir: string, name: string) => {
+    const file = normalize(join(dir, extname(name) ? name : `${name}.ejs`));
+    return file.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`) ? file : undefined;
+  };
+  return (name: string): string => {
+    const relative = name.replace(/^\/+/, '');
+    const override = overrideDir ? within(overrideDir, relative) : undefined;
+    if (override && existsSync(override)) return override;
+    const builtIn = within(VIEWS_DIR, relative);
+    if (!builtIn) throw new Error(`template "${name}" is outside the views folder`);
+    return builtIn;
+  };
 }
 
-export function createPageRenderer(defaults: PageDefaults = { productName: 'Gatehouse' }): RenderPage {
-  return (view, locals) =>
-    ejs.renderFile(`${VIEWS_DIR}/${view}.ejs`, { ...defaults, lang: 'en', ...locals }, { async: false, cache: true, root: VIEWS_DIR });
+export function createPageRenderer({ defaultLanguage, branding }: PageSettings = DEFAULT_SETTINGS): RenderPage {
+  const resolveView = viewResolver(branding.templatesDir);
+  // Our own caches, not EJS's global one: a compiled template keeps the includer it was compiled
+  // with, and two renderers (tests, or another override folder) must not share them.
+  const sources = new Map<string, string>();
+  const templates = new Map<string, ejs.TemplateFunction>();
+  const sourceOf = (file: string) => sources.get(file) ?? sources.set(file, readFileSync(file, 'utf8')).get(file)!;
+  const includer = (original: string) => {
+    const filename = resolveView(original);
+    return { filename, template: sourceOf(filename) };
+  };
+  const templateOf = (file: string) => {
+    let template = templates.get(file);
+    if (!template) {
+      template = ejs.compile(sourceOf(file), { filename: file, root: VIEWS_DIR, includer: includer as unknown as ejs.IncluderCallback, async: false });
+      templates.set(file, template);
+    }
+    return template;
+  };
+  const brand = {
+    logoUrl: branding.logoFile ? BRAND_ASSETS.logo : branding.logoUrl,
+    supportUrl: branding.supportUrl,
+    stylesheets: [BRAND_ASSETS.stylesheet, ...(branding.cssFile ? [BRAND_ASSETS.customCss] : [])],
+  };
+  return (view, { languageHints, ...locals }) => {
+    const lang = isLanguage(locals.lang) ? locals.lang : (preferredLanguage(languageHints?.uiLocales, languageHints?.accepted) ?? defaultLanguage);
+    const t = createTranslator(lang);
+    const page = {
+      productName: branding.productName,
+      brand,
+      languages: SUPPORTED_LANGUAGES,
+      ...locals,
+      lang,
+      t,
+      describeScope: (scope: string) => describeScope(t, scope),
+      describeClaim: (claim: string) => describeClaim(t, claim),
+    };
+    return Promise.resolve().then(() => templateOf(resolveView(view))(page));
+  };
 }

@@ -7,6 +7,7 @@ import { errors } from 'oidc-provider';
 import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import { createClientQueries, type ClientMetadata } from '../db/clients.js';
+import { ADMIN_SCOPE } from './admin-access.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from './client-secrets.js';
 
 export type Clock = () => Date;
@@ -48,14 +49,28 @@ function refuseNul(payload: unknown): void {
   if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
 }
 
-export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date()): (model: string) => Adapter {
+/** Distinct clients kept by the client cache; beyond this the oldest entry is dropped. */
+const CLIENT_CACHE_ENTRIES = 1000;
+
+/**
+ * `clientCacheSeconds`: how long a client read from the database is reused (0: read on every
+ * lookup). The engine looks a client up on every request that names one. An entry is dropped at
+ * once when anything in this process writes a client (Db.clientWrites); writes by another
+ * instance or the CLI are seen when the entry expires, so they take effect within that time.
+ */
+export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0): (model: string) => Adapter {
   const artifacts = createArtifactQueries(db.prisma);
   const clients = createClientQueries(db.prisma);
+  const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
   const clientAdapter: Adapter = {
     // Dynamic registration stores through here: the secret is hashed or encrypted (client-secrets.ts).
     async upsert(id, payload) {
       refuseNul(payload);
+      // The admin API's scope is given by an administrator (admin API, seed), never self-registered.
+      if (typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE)) {
+        throw new errors.InvalidClientMetadata(`the ${ADMIN_SCOPE} scope cannot be registered dynamically`);
+      }
       let sealed: ClientMetadata;
       try {
         sealed = sealClientMetadata({ ...(payload as Payload), client_id: id } as ClientMetadata, secrets);
@@ -66,10 +81,19 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       await clients.save(sealed);
     },
     async find(id) {
+      // Taken before the read: a write that overlaps it makes the entry stale at once.
+      const writes = db.clientWrites();
+      const cached = clientCache.get(id);
+      if (cached && cached.writes === writes && cached.until > Date.now()) return cached.metadata;
+      clientCache.delete(id);
       const stored = await clients.find(id);
       if (!stored) return undefined;
       const { metadata, resealed } = revealClientMetadata(stored, secrets);
       if (resealed) await clients.save(resealed);
+      else if (clientCacheSeconds > 0) {
+        if (clientCache.size >= CLIENT_CACHE_ENTRIES) clientCache.delete(clientCache.keys().next().value as string);
+        clientCache.set(id, { metadata, writes, until: Date.now() + clientCacheSeconds * 1000 });
+      }
       return metadata;
     },
     async destroy(id) {

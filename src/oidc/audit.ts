@@ -9,15 +9,53 @@ export interface AuditLog {
   record(event: AuditEventInput): Promise<void>;
 }
 
+interface Pending {
+  event: AuditEventInput;
+  at: Date;
+  written: () => void;
+}
+
+/**
+ * Events are written in batches: those recorded while a write is in flight go together in the
+ * next one, so under load each request does not pay for its own INSERT, and when idle an event
+ * is written at once. record() still resolves only once its event is written (or has failed).
+ */
 export function createAuditLog(db: Db, logger: Logger): AuditLog {
   const queries = createAuditQueries(db.prisma);
-  return {
-    async record(event) {
+  let queue: Pending[] = [];
+  let writing = false;
+
+  async function writeOne({ event, at }: Pending): Promise<void> {
+    try {
+      await queries.record(event, at);
+    } catch (error) {
+      logger.error({ err: error, type: event.type }, 'recording an audit event failed');
+    }
+  }
+
+  async function writeQueued(): Promise<void> {
+    writing = true;
+    while (queue.length) {
+      const batch = queue;
+      queue = [];
       try {
-        await queries.record(event);
-      } catch (error) {
-        logger.error({ err: error, type: event.type }, 'recording an audit event failed');
+        if (batch.length === 1) await writeOne(batch[0] as Pending);
+        else await queries.recordMany(batch);
+      } catch {
+        // One bad event must not cost the others theirs: write them one by one.
+        for (const pending of batch) await writeOne(pending);
       }
+      for (const pending of batch) pending.written();
+    }
+    writing = false;
+  }
+
+  return {
+    record(event) {
+      return new Promise<void>((resolve) => {
+        queue.push({ event, at: new Date(), written: resolve });
+        if (!writing) void writeQueued();
+      });
     },
   };
 }

@@ -121,14 +121,35 @@ export interface ClientAuthLimitDeps {
   settings: BruteForceSettings;
   audit: AuditLog;
   logger: Logger;
+  /**
+   * How long a client's lock state, once read, is reused (0: read on every authentication). A
+   * failure counted here drops it at once and a lock is kept until it ends, so only a lockout made
+   * by another instance can take this long to reach this one (CLIENT_CACHE_TTL).
+   */
+  cacheSeconds?: number;
 }
 
 /**
  * Locks a client after `clientMaxFailures` failed authentications, whatever the method
  * (secret, client_secret_jwt, private_key_jwt). Install before the app mounts provider.callback().
  */
-export function installClientAuthLimit(provider: Provider, { db, settings, audit, logger }: ClientAuthLimitDeps): void {
+export function installClientAuthLimit(provider: Provider, { db, settings, audit, logger, cacheSeconds = 0 }: ClientAuthLimitDeps): void {
   const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.windowSeconds);
+  /** Lock states read recently, by client_id (bounded like the client cache). */
+  const lockStates = new Map<string, { locked: boolean; until: number }>();
+  async function isLocked(clientId: string): Promise<boolean> {
+    const known = lockStates.get(clientId);
+    if (known && known.until > Date.now()) return known.locked;
+    lockStates.delete(clientId);
+    const state = await clients.get(clientId);
+    const locked = !!state && state.consumedPoints >= settings.clientMaxFailures;
+    if (cacheSeconds > 0) {
+      if (lockStates.size >= 1000) lockStates.delete(lockStates.keys().next().value as string);
+      const until = Date.now() + (state && locked ? state.msBeforeNext : cacheSeconds * 1000);
+      lockStates.set(clientId, { locked, until });
+    }
+    return locked;
+  }
   /** Requests whose client failed to authenticate, by the client they named. */
   const failures = new WeakMap<object, string>();
 
@@ -139,8 +160,7 @@ export function installClientAuthLimit(provider: Provider, { db, settings, audit
   provider.Client.find = async function findClientUnlessLocked(id: string) {
     const ctx = Provider.ctx;
     if (ctx?.oidc && CLIENT_AUTHENTICATED_ROUTES.has(ctx.oidc.route ?? '') && !ctx.oidc.client && typeof id === 'string') {
-      const state = await clients.get(id);
-      if (state && state.consumedPoints >= settings.clientMaxFailures) {
+      if (await isLocked(id)) {
         // Answered exactly like a wrong secret; error_detail only reaches our log.
         throw new errors.InvalidClientAuth('client is temporarily locked after too many failed authentications');
       }
@@ -162,6 +182,7 @@ export function installClientAuthLimit(provider: Provider, { db, settings, audit
     await next();
     const clientId = failures.get(ctx);
     if (clientId === undefined) return;
+    lockStates.delete(clientId);
     try {
       const { consumedPoints } = await clients.penalty(clientId);
       if (consumedPoints !== settings.clientMaxFailures) return;
@@ -175,6 +196,9 @@ export function installClientAuthLimit(provider: Provider, { db, settings, audit
       });
     } catch (error) {
       logger.error({ err: error, clientId }, 'counting a failed client authentication failed');
+    } finally {
+      // Again once counted, in case a request read the state while this one was counting.
+      lockStates.delete(clientId);
     }
   });
 }

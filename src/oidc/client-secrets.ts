@@ -25,7 +25,17 @@ const PLACEHOLDER_INFO = 'gatehouse/client-secret-placeholder/v1';
 const HASH_PREFIX = 'hmac-sha256:v1:';
 const PLACEHOLDER_PREFIX = 'gatehouse-hashed-secret~';
 
-const derive = (secret: string, info: string) => Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+// Every client authentication derives these keys again; they depend only on SECRETS, so each is made once.
+const derived = new Map<string, Buffer>();
+function derive(secret: string, info: string): Buffer {
+  const id = `${info}\n${secret}`;
+  let key = derived.get(id);
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+    derived.set(id, key);
+  }
+  return key;
+}
 const fingerprint = (key: Buffer) => createHash('sha256').update(key).digest('base64url').slice(0, 11);
 const hmac = (key: Buffer, value: string) => createHmac('sha256', key).update(value, 'utf8').digest();
 const newest = (secrets: readonly string[]) => secrets[0] as string;

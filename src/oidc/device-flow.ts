@@ -4,7 +4,7 @@
 import type Provider from 'oidc-provider';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { z } from 'zod';
-import type { RenderPage } from './render.js';
+import { languageHintsOf, type RenderPage } from './render.js';
 
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 
@@ -26,19 +26,15 @@ const EXAMPLE_CODE = exampleCode(MASK);
 
 /**
  * Why the code page is shown again, keyed by the engine's re-render error names (those classes
- * are not exported, so the engine's own default page matches them by name too).
+ * are not exported, so the engine's own default page matches them by name too). `key` names
+ * the message in the pages' catalogues (src/http/messages/).
  */
-const REENTRY_REASONS: Record<string, { status: number; kind: 'error' | 'notice'; message: string; keepInput?: boolean }> = {
-  NoCodeError: { status: 400, kind: 'error', message: 'Enter the code shown on your device.' },
-  NotFoundError: {
-    status: 400,
-    kind: 'error',
-    message: 'That code is not right. Check the code on your device and try again.',
-    keepInput: true,
-  },
-  ExpiredError: { status: 400, kind: 'error', message: 'That code has expired. Start again on your device to get a new code.' },
-  AlreadyUsedError: { status: 400, kind: 'error', message: 'That code has already been used. Start again on your device to get a new code.' },
-  AbortedError: { status: 200, kind: 'notice', message: 'You denied access, so the device was not signed in. You can close this window.' },
+const REENTRY_REASONS: Record<string, { status: number; kind: 'error' | 'notice'; key: string; keepInput?: boolean }> = {
+  NoCodeError: { status: 400, kind: 'error', key: 'device.error.noCode' },
+  NotFoundError: { status: 400, kind: 'error', key: 'device.error.notFound', keepInput: true },
+  ExpiredError: { status: 400, kind: 'error', key: 'device.error.expired' },
+  AlreadyUsedError: { status: 400, kind: 'error', key: 'device.error.alreadyUsed' },
+  AbortedError: { status: 200, kind: 'notice', key: 'device.notice.aborted' },
 };
 
 /**
@@ -66,7 +62,8 @@ function parseEngineForm(form: string): z.infer<typeof EngineForm> {
 
 function describeClient(client: { clientId: string; clientName?: unknown; logoUri?: unknown } | undefined) {
   const text = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
-  return { name: text(client?.clientName) ?? client?.clientId ?? 'the device', logoUri: text(client?.logoUri) };
+  // No name: the page says "the device" in its own language.
+  return { name: text(client?.clientName) ?? client?.clientId, logoUri: text(client?.logoUri) };
 }
 
 async function respond(ctx: KoaContextWithOIDC, status: number, html: Promise<string>) {
@@ -89,32 +86,32 @@ export function deviceFlowFeature(renderPage: RenderPage): DeviceFlowFeature {
       const { action, hidden } = parseEngineForm(form);
       const reason = err ? REENTRY_REASONS[err.name] : undefined;
       let status = 200;
-      let message: { kind: 'error' | 'notice'; text: string } | undefined;
+      let message: { kind: 'error' | 'notice'; key: string } | undefined;
       if (reason) {
         status = reason.status;
-        message = { kind: reason.kind, text: reason.message };
+        message = { kind: reason.kind, key: reason.key };
       } else if (err instanceof errors.InvalidRequest) {
         // Almost always a stale xsrf token: the page sat open too long or was opened twice.
         status = 400;
-        message = { kind: 'error', text: 'This page had expired. Enter the code again.' };
+        message = { kind: 'error', key: 'device.error.stale' };
       } else if (err) {
         status = ctx.status >= 400 ? ctx.status : 500;
-        message = { kind: 'error', text: 'Something went wrong. Enter the code again, or start again on your device.' };
+        message = { kind: 'error', key: 'device.error.other' };
       }
       const typed = (err as { userCode?: unknown } | undefined)?.userCode;
       const value = reason?.keepInput && typeof typed === 'string' ? typed.slice(0, 64) : '';
-      await respond(ctx, status, renderPage('device-input', { action, hidden: hidden.filter(([name]) => name !== 'user_code'), value, message, example: EXAMPLE_CODE }));
+      await respond(ctx, status, renderPage('device-input', { languageHints: languageHintsOf(ctx), action, hidden: hidden.filter(([name]) => name !== 'user_code'), value, message, example: EXAMPLE_CODE }));
     },
 
     /** After a valid code: which app, and the code to compare with the device. */
     async userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
       const { action, hidden } = parseEngineForm(form);
-      await respond(ctx, 200, renderPage('device-confirm', { action, hidden, client: describeClient(client), userCode }));
+      await respond(ctx, 200, renderPage('device-confirm', { languageHints: languageHintsOf(ctx), action, hidden, client: describeClient(client), userCode }));
     },
 
     /** After sign-in and consent. */
     async successSource(ctx) {
-      await respond(ctx, 200, renderPage('device-success', { client: describeClient(ctx.oidc.client) }));
+      await respond(ctx, 200, renderPage('device-success', { languageHints: languageHintsOf(ctx), client: describeClient(ctx.oidc.client) }));
     },
   };
 }
@@ -163,8 +160,9 @@ export function recoverDeviceFormWithoutSession(provider: Provider, renderPage: 
       const { oidc } = ctx as Partial<KoaContextWithOIDC>;
       if (!(error instanceof TypeError) || oidc?.route !== 'code_verification' || ctx.method !== 'POST') throw error;
       await respond(ctx as KoaContextWithOIDC, 400, renderPage('error', {
+        languageHints: languageHintsOf(ctx as KoaContextWithOIDC),
         error: 'invalid_request',
-        description: 'This code entry form has expired. Open the device sign-in page again and enter the code shown on your device.',
+        message: { key: 'error.deviceFormExpired' },
       }));
     }
   });

@@ -70,12 +70,31 @@ export interface ClientSummary {
   tosUri?: string;
 }
 
+/** Scopes, claims and resource scopes, as the consent page lists them. */
+export interface Permissions {
+  scopes: string[];
+  claims: string[];
+  resources: { indicator: string; scopes: string[] }[];
+}
+
+/** What the app asks for now, and what the person already allowed it (its existing grant). */
+export interface ConsentRequest {
+  requested: Permissions;
+  granted: Permissions;
+}
+
+/** `openid` is implied by every sign-in: the page says "know who you are" on its own. */
+const withoutOpenid = (scopes: string[]) => scopes.filter((scope) => scope !== 'openid');
+const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filter(Boolean) : []);
+
 /** What a password or code submission led to; `finished` means the response was sent. */
 export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures';
 
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
   describeClient(clientId: string): Promise<ClientSummary>;
+  /** For the consent page: what is new in this request and what the existing grant holds. */
+  describeConsent(interaction: Interaction): Promise<ConsentRequest>;
   /** Finishes the login prompt, or records that a second factor (or enrolment) is owed. */
   submitLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, email: string, password: string, origin: RequestOrigin): Promise<StepOutcome>;
   /** The second factor still owed in this interaction, if its password step was passed. */
@@ -129,6 +148,23 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
         logoUri: text(client?.logoUri),
         policyUri: text(client?.policyUri),
         tosUri: text(client?.tosUri),
+      };
+    },
+
+    async describeConsent(interaction) {
+      const { details } = interaction.prompt;
+      const grant = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
+      return {
+        requested: {
+          scopes: withoutOpenid(details.missingOIDCScope ?? []),
+          claims: details.missingOIDCClaims ?? [],
+          resources: Object.entries(details.missingResourceScopes ?? {}).map(([indicator, scopes]) => ({ indicator, scopes })),
+        },
+        granted: {
+          scopes: withoutOpenid(splitScope(grant?.getOIDCScope())),
+          claims: grant?.getOIDCClaims() ?? [],
+          resources: Object.keys(grant?.resources ?? {}).map((indicator) => ({ indicator, scopes: splitScope(grant?.getResourceScope(indicator)) })),
+        },
       };
     },
 

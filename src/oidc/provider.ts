@@ -7,14 +7,17 @@ import type { Config } from '../config.js';
 import { createArtifactQueries } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../logger.js';
+import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from './account-client.js';
+import { ADMIN_SCOPE } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
 import { installClientSecretVerification } from './client-secrets.js';
 import { deviceFlowFeature, enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
+import { renderFormPostPages } from './form-post.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
 import type { SigningKeys } from './keys.js';
-import type { RenderPage } from './render.js';
+import { languageHintsOf, type RenderPage } from './render.js';
 import { resourceIndicators, tokenPolicies } from './resources.js';
 import { cookieKeys } from './secrets.js';
 import { pairwiseIdentifier } from './subjects.js';
@@ -31,6 +34,8 @@ export interface ProviderDeps {
   now?: Clock;
   /** Told how long each storage call took (metrics); absent, calls are not timed. */
   observeAdapter?: AdapterObserver;
+  /** Replaces Gatehouse's storage; only the benchmark's baseline (test/bench) passes the engine's in-memory adapter. */
+  adapter?: Configuration['adapter'];
 }
 
 /** Our protocol paths: the engine's defaults renamed to what Gatehouse documents. */
@@ -88,31 +93,23 @@ function interactionPolicyWithMfa() {
   return policy;
 }
 
-const SCOPE_DESCRIPTIONS: Record<string, string> = {
-  openid: 'Know who you are',
-  profile: 'See your name and profile details',
-  email: 'See your email address',
-  offline_access: 'Stay connected when you are not using it',
-};
-
-export function describeScope(scope: string): string {
-  return SCOPE_DESCRIPTIONS[scope] ?? scope;
-}
-
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
-export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter }: ProviderDeps): Provider {
+export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
   const artifacts = createArtifactQueries(db.prisma);
   const policies = tokenPolicies(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now), observeAdapter) : createAdapterFactory(db, config.secrets, now),
+    adapter: adapter ?? (observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds), observeAdapter) : createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds)),
     findAccount: createFindAccount(db),
+    // The account page's own first-party client (account-client.ts); static, so nobody edits it.
+    clients: [accountClientMetadata(config.issuer)],
     jwks: keys.jwks,
     routes: ROUTES,
-    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    // `admin` is listed so the engine grants it only to clients whose registered scope has it (admin-access.ts).
+    scopes: ['openid', 'offline_access', 'profile', 'email', ADMIN_SCOPE],
     // Every ID token says how the person signed in (acr, amr), so an app can check for MFA.
     claims: { ...Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])), openid: [...CLAIMS_BY_SCOPE.openid, 'acr', 'amr'] },
     acrValues: [ACR_PASSWORD, ACR_MFA],
@@ -182,11 +179,11 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
         enabled: true,
         async logoutSource(ctx, form) {
           ctx.type = 'html';
-          ctx.body = await renderPage('logout', { form, clientName: clientName(ctx) });
+          ctx.body = await renderPage('logout', { languageHints: languageHintsOf(ctx), form, clientName: clientName(ctx) });
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = 'html';
-          ctx.body = await renderPage('signed-out', { clientName: clientName(ctx) });
+          ctx.body = await renderPage('signed-out', { languageHints: languageHintsOf(ctx), clientName: clientName(ctx) });
         },
       },
     },
@@ -202,7 +199,10 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
         (ctx.oidc.result?.consent as { grantId?: string } | undefined)?.grantId ||
         session.grantIdFor(client.clientId) ||
         (await artifacts.latestGrantId(session.accountId, client.clientId, now()));
-      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined;
+      const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      // The account page is Gatehouse itself: it never asks for consent (account-client.ts).
+      if (!grant && client.clientId === ACCOUNT_CLIENT_ID) return accountPageGrant(ctx.oidc.provider, session.accountId);
+      return grant;
     },
     // Browsers may call the token and userinfo endpoints only from a client's own origins.
     clientBasedCORS(_ctx, origin, client) {
@@ -210,7 +210,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
     },
     async renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.body = await renderPage('error', { error: out.error, description: out.error_description });
+      ctx.body = await renderPage('error', { languageHints: languageHintsOf(ctx), error: out.error, description: out.error_description });
     },
   };
 
@@ -219,6 +219,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   provider.proxy = config.trustProxy !== false;
   installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
   correctTokenEndpointErrors(provider);
+  renderFormPostPages(provider, renderPage);
   if (features.deviceFlow) {
     enforceDevicePollingInterval(provider);
     recoverDeviceFormWithoutSession(provider, renderPage);

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
-import type { DatabaseFlavour } from '../../src/config.js';
+import type { Config, DatabaseFlavour } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import { createClientQueries, type ClientMetadata } from '../../src/db/clients.js';
 import { createUserQueries } from '../../src/db/users.js';
@@ -18,6 +18,7 @@ export interface TestGatehouse {
   readonly url: string;
   /** The issuer it is configured with (its own URL unless ISSUER was given). */
   readonly issuer: string;
+  readonly config: Config;
   readonly gatehouse: Gatehouse;
   readonly database: TestDatabase;
   addClient(metadata: Partial<ClientMetadata> & { client_id: string }): Promise<void>;
@@ -39,13 +40,15 @@ async function freePort(): Promise<number> {
 /**
  * Starts a Gatehouse on its own port. Pass `shareWith` to start a second instance on the same
  * database (as behind a load balancer); the database is then dropped by the first one only.
- * Pass `logger` to capture what it logs (LOG_LEVEL in `env` then does not apply).
+ * Pass `logger` to capture what it logs (LOG_LEVEL in `env` then does not apply), and
+ * `options.now` to run its key lifecycle on a controlled clock.
  */
 export async function startTestGatehouse(
   flavour: DatabaseFlavour,
   env: Record<string, string> = {},
   shareWith?: TestGatehouse,
   logger?: Logger,
+  options: { now?: () => Date } = {},
 ): Promise<TestGatehouse> {
   const database = shareWith?.database ?? (await createTestDatabase(flavour));
   const port = await freePort();
@@ -62,13 +65,14 @@ export async function startTestGatehouse(
     SWEEP_INTERVAL: '0',
     ...env,
   });
-  const gatehouse = await createGatehouse(config, logger ?? createLogger(config));
+  const gatehouse = await createGatehouse(config, logger ?? createLogger(config), options);
   const server: Server = await new Promise((resolve) => {
     const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
   });
   return {
     url,
     issuer: config.issuer,
+    config,
     gatehouse,
     database,
     async addClient(metadata) {

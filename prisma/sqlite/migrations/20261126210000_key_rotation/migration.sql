@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "SigningKey" ADD COLUMN "activatesAt" DATETIME;
+ALTER TABLE "SigningKey" ADD COLUMN "retireAfter" DATETIME;

@@ -1,0 +1,248 @@
+// The account page, /account: the signed-in person's profile, connected apps, sessions,
+// password and second factor. Without a session it sends the browser to sign in as the
+// internal account client (oidc/account-client.ts) and comes back at /account/callback.
+// Every POST carries a form token bound to the session (csrf.ts) and redirects back (303) to
+// the page with a notice, so reloading never repeats an action.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import express, { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { PasswordProblem } from '../db/password-policy.js';
+import type { AccountService, SignedIn } from '../oidc/account.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oidc/account-client.js';
+import type { RenderPage } from '../oidc/render.js';
+import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
+import { AppError } from './errors.js';
+import { chooseLanguage } from './languages.js';
+import type { MessageKey, PageMessage } from './messages/index.js';
+
+/** Holds the `state` of the sign-in the account page started, until it comes back. */
+const STATE_COOKIE = 'gatehouse.account_state';
+
+/** What the page says after a successful action (?done=…). */
+const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled'] as const;
+type Notice = (typeof NOTICES)[number];
+
+/** ui_locales as the page passes it on (sign-in, form actions, redirects): language tags only. */
+const UiLocales = z.string().max(64).regex(/^[A-Za-z0-9 -]+$/).optional().catch(undefined);
+
+const PageQuery = z.object({
+  done: z.enum(NOTICES).optional().catch(undefined),
+  ui_locales: UiLocales,
+});
+
+const CallbackQuery = z.object({
+  state: z.string().max(128).optional(),
+  error: z.string().max(128).optional(),
+});
+
+const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
+const RevokeForm = z.object({ client_id: z.string().min(1).max(256) });
+const PasswordField = z.string().max(1024).default('');
+const ChangePasswordForm = z.object({ current_password: PasswordField, new_password: PasswordField, new_password_confirm: PasswordField });
+const PasswordForm = z.object({ password: PasswordField });
+const CodeForm = z.object({ code: z.string().trim().max(32).default('') });
+
+/** Dates as the page shows them, in its language; times in UTC, said so. */
+const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23', timeZone: 'UTC' }).format(date)} UTC`;
+
+const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
+
+/** Which form an error message belongs to, so the page shows it next to that form. */
+type FormErrors = Partial<Record<'password' | 'mfa', PageMessage>>;
+
+const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
+  too_short: 'account.error.policy.tooShort',
+  too_long: 'account.error.policy.tooLong',
+  control_characters: 'account.error.policy.control',
+  email: 'account.error.policy.email',
+  common: 'account.error.policy.common',
+  same: 'account.error.policy.same',
+};
+
+export interface AccountRouterDeps {
+  account: AccountService;
+  renderPage: RenderPage;
+  formTokens: SessionFormTokens;
+  issuer: string;
+  passwordMinLength: number;
+}
+
+export function createAccountRouter({ account, renderPage, formTokens, issuer, passwordMinLength }: AccountRouterDeps): Router {
+  const router = Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  const secureCookies = new URL(issuer).protocol === 'https:';
+
+  router.get('/account', showAccount);
+  router.get('/account/callback', returnFromSignIn);
+  router.post('/account/apps/revoke', form, revokeApp);
+  router.post('/account/sessions/end-others', form, endOtherSessions);
+  router.post('/account/password', form, changePassword);
+  router.post('/account/mfa/enroll', form, beginMfaEnrolment);
+  router.get('/account/mfa', showMfaEnrolment);
+  router.post('/account/mfa/confirm', form, confirmMfaEnrolment);
+  router.post('/account/mfa/remove', form, removeMfa);
+
+  const uiLocalesOf = (req: Request) => PageQuery.parse(req.query).ui_locales;
+  const language = (req: Request) => chooseLanguage(req, uiLocalesOf(req));
+  /** Keeps a language asked for by ui_locales across the page's links, forms and redirects. */
+  const withLanguage = (req: Request, path: string, params: Record<string, string> = {}) => {
+    const uiLocales = uiLocalesOf(req);
+    const query = new URLSearchParams({ ...params, ...(uiLocales ? { ui_locales: uiLocales } : {}) }).toString();
+    return query ? `${path}?${query}` : path;
+  };
+
+  /** The signed-in session, or a 401 for a POST or page that needs one (GET /account signs in instead). */
+  async function requireSession(req: Request, res: Response): Promise<SignedIn> {
+    res.set('Cache-Control', 'no-store');
+    const signedIn = await account.currentSession(req, res);
+    if (!signedIn) throw new AppError(401, 'login_required', { key: 'account.error.notSignedIn' });
+    return signedIn;
+  }
+
+  /** Refuses a POST whose form was not rendered for this session (cross-site request forgery). */
+  function checkFormToken(req: Request, signedIn: SignedIn) {
+    const parsed = TokenForm.safeParse(req.body ?? {});
+    if (!parsed.success || !formTokens.verify(signedIn, parsed.data[FORM_TOKEN_FIELD])) {
+      throw new AppError(403, 'invalid_form_token', { key: 'account.error.formToken' });
+    }
+  }
+
+  async function renderAccount(req: Request, res: Response, signedIn: SignedIn, status: number, locals: { notice?: Notice; errors?: FormErrors }) {
+    const overview = await account.overview(signedIn);
+    res.status(status).type('html').send(
+      await renderPage('account', {
+        lang: language(req),
+        csrfToken: formTokens.issue(signedIn),
+        ...overview,
+        // openid ("know who you are") is every app's; the page lists it once, first.
+        apps: overview.apps.map((app) => ({ ...app, scopes: app.scopes.filter((s) => s !== 'openid') })),
+        formatDate,
+        passwordMinLength,
+        action: (path: string) => withLanguage(req, path),
+        notice: locals.notice,
+        errors: locals.errors ?? {},
+      }),
+    );
+  }
+
+  /** Sends the browser to sign in as the account page's own client, remembering a fresh state. */
+  function startSignIn(req: Request, res: Response) {
+    const state = randomBytes(16).toString('base64url');
+    const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: accountCallbackUrl(issuer), state });
+    const uiLocales = uiLocalesOf(req);
+    if (uiLocales) params.set('ui_locales', uiLocales);
+    // The language goes along in the cookie, so the page comes back in it.
+    res.cookie(STATE_COOKIE, `${state}.${uiLocales ?? ''}`, { httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/account', maxAge: 15 * 60 * 1000 });
+    res.redirect(303, `/authorize?${params}`);
+  }
+
+  async function showAccount(req: Request, res: Response) {
+    res.set('Cache-Control', 'no-store');
+    const signedIn = await account.currentSession(req, res);
+    if (!signedIn) return startSignIn(req, res);
+    await renderAccount(req, res, signedIn, 200, { notice: PageQuery.parse(req.query).done });
+  }
+
+  async function returnFromSignIn(req: Request, res: Response) {
+    res.set('Cache-Control', 'no-store');
+    const query = CallbackQuery.safeParse(req.query);
+    const cookie = (req.get('cookie') ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${STATE_COOKIE}=`))?.slice(STATE_COOKIE.length + 1) ?? '';
+    const [expected = '', uiLocales] = decodeURIComponent(cookie).split('.');
+    res.clearCookie(STATE_COOKIE, { path: '/account' });
+    const given = query.success ? (query.data.state ?? '') : '';
+    if (!expected || given.length !== expected.length || !timingSafeEqual(Buffer.from(given), Buffer.from(expected))) {
+      throw new AppError(400, 'invalid_state', { key: 'account.error.state' });
+    }
+    if (query.success && query.data.error) {
+      throw new AppError(400, query.data.error === 'access_denied' ? 'access_denied' : 'login_required', { key: 'account.error.cancelled' });
+    }
+    const language = UiLocales.parse(uiLocales || undefined);
+    res.redirect(303, language ? `/account?${new URLSearchParams({ ui_locales: language })}` : '/account');
+  }
+
+  const backToAccount = (req: Request, res: Response, notice: Notice) => res.redirect(303, withLanguage(req, '/account', { done: notice }));
+
+  async function revokeApp(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    const parsed = RevokeForm.safeParse(req.body);
+    if (!parsed.success || !(await account.revokeApp(signedIn, parsed.data.client_id, originOf(req)))) {
+      throw new AppError(404, 'not_found', { key: 'account.error.appNotFound' });
+    }
+    backToAccount(req, res, 'app_revoked');
+  }
+
+  async function endOtherSessions(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    await account.signOutOtherSessions(signedIn, originOf(req));
+    backToAccount(req, res, 'sessions_ended');
+  }
+
+  async function changePassword(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    const fields = ChangePasswordForm.parse(req.body);
+    const refuse = (status: number, key: MessageKey, params?: PageMessage['params']) => renderAccount(req, res, signedIn, status, { errors: { password: { key, params } } });
+    if (!fields.current_password) return refuse(400, 'account.error.currentMissing');
+    if (!fields.new_password) return refuse(400, 'account.error.newMissing');
+    if (fields.new_password !== fields.new_password_confirm) return refuse(400, 'account.error.mismatch');
+    const change = await account.changePassword(signedIn, fields.current_password, fields.new_password, originOf(req));
+    if (change.outcome === 'wrong_password') return refuse(401, 'account.error.wrongPassword');
+    if (change.outcome === 'rejected') return refuse(400, POLICY_MESSAGES[change.problem], { min: passwordMinLength });
+    backToAccount(req, res, 'password_changed');
+  }
+
+  async function beginMfaEnrolment(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    const { password } = PasswordForm.parse(req.body);
+    if (!password) return refuseMfa(req, res, signedIn, 400, 'account.error.passwordMissing');
+    const outcome = await account.beginMfaEnrolment(signedIn, password, originOf(req));
+    if (outcome === 'wrong_password') return refuseMfa(req, res, signedIn, 401, 'account.error.wrongPassword');
+    if (outcome === 'already_enabled') return refuseMfa(req, res, signedIn, 409, 'account.error.mfaOn');
+    res.redirect(303, withLanguage(req, '/account/mfa'));
+  }
+
+  const refuseMfa = (req: Request, res: Response, signedIn: SignedIn, status: number, key: MessageKey) => renderAccount(req, res, signedIn, status, { errors: { mfa: { key } } });
+
+  async function renderEnrolment(req: Request, res: Response, signedIn: SignedIn, status: number, error?: MessageKey) {
+    const enrolment = await account.describeMfaEnrolment(signedIn);
+    if (!enrolment) return res.redirect(303, withLanguage(req, '/account'));
+    const secret = enrolment.secret.match(/.{1,4}/g)?.join(' ') ?? enrolment.secret;
+    res.status(status).type('html').send(
+      await renderPage('account-mfa', { lang: language(req), csrfToken: formTokens.issue(signedIn), qrCode: enrolment.qrCode, secret, error, action: (path: string) => withLanguage(req, path) }),
+    );
+  }
+
+  async function showMfaEnrolment(req: Request, res: Response) {
+    const signedIn = await account.currentSession(req, res);
+    res.set('Cache-Control', 'no-store');
+    if (!signedIn) return res.redirect(303, withLanguage(req, '/account'));
+    await renderEnrolment(req, res, signedIn, 200);
+  }
+
+  async function confirmMfaEnrolment(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    const { code } = CodeForm.parse(req.body);
+    if (!code) return renderEnrolment(req, res, signedIn, 400, 'mfa.error.codeMissing');
+    const codes = await account.confirmMfaEnrolment(signedIn, code, originOf(req));
+    if (!codes) return renderEnrolment(req, res, signedIn, 401, 'mfa.error.wrongCode');
+    // Shown in this response only: only their hashes are kept.
+    res.type('html').send(await renderPage('account-recovery-codes', { lang: language(req), codes, done: withLanguage(req, '/account', { done: 'mfa_enrolled' }) }));
+  }
+
+  async function removeMfa(req: Request, res: Response) {
+    const signedIn = await requireSession(req, res);
+    checkFormToken(req, signedIn);
+    const { password } = PasswordForm.parse(req.body);
+    if (!password) return refuseMfa(req, res, signedIn, 400, 'account.error.passwordMissing');
+    const outcome = await account.removeMfa(signedIn, password, originOf(req));
+    if (outcome === 'wrong_password') return refuseMfa(req, res, signedIn, 401, 'account.error.wrongPassword');
+    if (outcome === 'not_enabled') return refuseMfa(req, res, signedIn, 409, 'account.error.mfaOff');
+    backToAccount(req, res, 'mfa_removed');
+  }
+
+  return router;
+}

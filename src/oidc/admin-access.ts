@@ -1,0 +1,61 @@
+// Who may call the admin API: a client that holds one of Gatehouse's own access tokens, obtained
+// with the client_credentials grant, carrying the `admin` scope. Nothing else gets in.
+//
+// The token is opaque and looked up in the database on every call (through the engine), so a
+// revoked token (/token/revocation), a deleted client or a client whose `admin` scope was removed
+// is refused at once, and an expired one the moment it expires. Refused as well:
+// - user access tokens (the authorization code flow), even with `admin` in their scope: the
+//   admin API acts for a machine, never on a person's consent;
+// - tokens issued for a registered resource (RFC 8707 `resource`): they belong to that API;
+// - sender-constrained tokens (DPoP, mTLS): this API does not check proofs, and accepting such
+//   a token as a plain bearer token would undo its binding.
+// The engine refuses `admin` at /token to a client whose registered `scope` lacks it (it is one
+// of the provider's scopes, provider.ts); this check repeats that against the stored client, which
+// also covers clients registered without any `scope`.
+import type Provider from 'oidc-provider';
+
+export const ADMIN_SCOPE = 'admin';
+
+export class AdminTokenError extends Error {
+  override name = 'AdminTokenError';
+  constructor(
+    /** 401: no usable token (RFC 6750 invalid_token); 403: a good token without the right (insufficient_scope). */
+    readonly status: 401 | 403,
+    readonly code: 'invalid_token' | 'insufficient_scope',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string) => new AdminTokenError(401, 'invalid_token', message);
+const insufficient = (message: string) => new AdminTokenError(403, 'insufficient_scope', message);
+
+const words = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
+
+/** The client an Authorization header's admin token belongs to; throws AdminTokenError otherwise. */
+export async function authorizeAdminRequest(provider: Provider, authorization: string | undefined): Promise<{ clientId: string }> {
+  const match = /^Bearer +([\x21-\x7E]+) *$/i.exec(authorization ?? '');
+  if (!match) throw invalid('send an access token: Authorization: Bearer <token> (client_credentials grant, scope admin)');
+  const value = match[1] as string;
+
+  const token = await provider.ClientCredentials.find(value);
+  if (!token || token.isExpired) {
+    // A valid token of a person (authorization code flow) is a token without the right to this API.
+    const userToken = await provider.AccessToken.find(value);
+    if (userToken && !userToken.isExpired) throw insufficient('the admin API accepts only client_credentials tokens');
+    throw invalid('the access token is unknown, expired or revoked');
+  }
+  const { clientId } = token;
+  if (!clientId) throw invalid('the access token has no client');
+  if (token.resourceServer || token.aud !== undefined) throw invalid('the access token was issued for another resource (leave out the resource parameter)');
+  if ((token as { cnf?: unknown }).cnf !== undefined) throw invalid('sender-constrained (DPoP or mTLS) tokens are not accepted by the admin API');
+  if (!words(token.scope).includes(ADMIN_SCOPE)) throw insufficient(`the access token lacks the ${ADMIN_SCOPE} scope`);
+
+  const client = await provider.Client.find(clientId);
+  if (!client) throw invalid('the client of this access token no longer exists');
+  if (!words(client.scope).includes(ADMIN_SCOPE) || !client.grantTypes?.includes('client_credentials')) {
+    throw insufficient(`client ${clientId} is not registered for the ${ADMIN_SCOPE} scope with the client_credentials grant`);
+  }
+  return { clientId };
+}

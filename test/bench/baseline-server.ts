@@ -1,0 +1,119 @@
+// The benchmark's baseline: the same oidc-provider engine, configured by the same
+// createProvider() from the same environment, keys and database rows as Gatehouse, but storing
+// its artifacts and clients in the engine's own in-memory adapter. It is mounted bare on
+// node:http: no Express, request log, metrics, security headers, audit trail or brute-force
+// limits, which are Gatehouse's own costs and part of what the benchmark compares.
+//
+// Clients: Gatehouse's clients live behind its adapter (the engine looks them up on every use),
+// so here they are read from the same Client rows, revealed exactly as Gatehouse's adapter
+// reveals them (hashed secrets as placeholders, verified by the same compareClientSecret), and
+// served by an in-memory Client adapter that the engine also asks on every use. They are not
+// given as static `clients`, which the engine would build once and keep, skipping the
+// per-request lookup Gatehouse has to make.
+//
+// Sign-in is a minimal handler in the spirit of the engine's own example: one form, the same
+// bcrypt comparison against the same user row, and consent granted with the sign-in (Gatehouse
+// remembers consent, so its measured flows also show the login page only).
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import bcrypt from 'bcrypt';
+import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
+// The engine's default adapter (an LRU of 1000 entries); the package has no exports map.
+// @ts-expect-error no type declarations for the engine's internal module
+import MemoryAdapterModule from 'oidc-provider/lib/adapters/memory_adapter.js';
+import { loadConfig } from '../../src/config.js';
+import { createDb } from '../../src/db/client.js';
+import { createUserQueries } from '../../src/db/users.js';
+import { createPageRenderer } from '../../src/http/pages.js';
+import { createLogger } from '../../src/logger.js';
+import { revealClientMetadata } from '../../src/oidc/client-secrets.js';
+import { loadSigningKeys } from '../../src/oidc/keys.js';
+import { createProvider } from '../../src/oidc/provider.js';
+import { loadPairwiseSalt } from '../../src/oidc/subjects.js';
+
+const MemoryAdapter = MemoryAdapterModule as new (model: string) => Adapter;
+
+// Clients are kept in a Map beside it: the engine's adapter is an LRU of 1000 entries, which a
+// few thousand tokens would evict them from (a real deployment's client store never forgets).
+const clientStore = new Map<string, AdapterPayload>();
+const clientAdapter: Adapter = {
+  upsert: async (id, payload) => void clientStore.set(id, payload),
+  find: async (id) => clientStore.get(id),
+  destroy: async (id) => void clientStore.delete(id),
+  findByUid: async () => undefined,
+  findByUserCode: async () => undefined,
+  consume: async () => {},
+  revokeByGrantId: async () => {},
+};
+const storage: NonNullable<Configuration['adapter']> = (model: string) => (model === 'Client' ? clientAdapter : new MemoryAdapter(model));
+
+const config = loadConfig();
+const logger = createLogger(config);
+const db = await createDb(config.database);
+const keys = await loadSigningKeys(db, config.secrets);
+const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
+const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage: createPageRenderer(), logger, adapter: storage });
+
+for (const row of await db.prisma.client.findMany()) {
+  const { metadata } = revealClientMetadata({ ...(row.metadata as object), client_id: row.id }, config.secrets);
+  clientStore.set(row.id, metadata);
+}
+
+const users = createUserQueries(db.prisma);
+const engine = provider.callback();
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function page(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
+  res.end(html);
+}
+
+async function interaction(req: IncomingMessage, res: ServerResponse, uid: string, step: string | undefined): Promise<void> {
+  const details = await provider.interactionDetails(req, res);
+  if (req.method === 'GET' && !step) {
+    const action = details.prompt.name === 'login' ? 'login' : 'confirm';
+    const fields = action === 'login' ? '<input name="email"><input name="password" type="password">' : '';
+    return page(res, 200, `<!doctype html><form method="post" action="/interaction/${uid}/${action}">${fields}<button>Go</button></form>`);
+  }
+  const form = await readForm(req);
+  const clientId = String(details.params.client_id);
+  if (step === 'login') {
+    const user = await users.findByEmail(form.get('email') ?? '');
+    const ok = await bcrypt.compare(form.get('password') ?? '', user?.passwordHash ?? '$2b$04$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva');
+    if (!user || !ok) return page(res, 400, '<!doctype html><p>wrong email or password</p>');
+    const grant = new provider.Grant({ accountId: user.id, clientId });
+    grant.addOIDCScope(String(details.params.scope ?? 'openid'));
+    const grantId = await grant.save();
+    return provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
+  }
+  // A consent prompt after sign-in (prompt=consent): grant what it lists.
+  const accountId = details.session?.accountId;
+  if (!accountId) return page(res, 400, '<!doctype html><p>no session</p>');
+  const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
+  const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+  if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  const grantId = await grant.save();
+  return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
+const server = createServer((req, res) => {
+  const match = /^\/interaction\/([\w-]+)(?:\/(login|confirm))?$/.exec((req.url ?? '').split('?')[0] ?? '');
+  if (!match) return void engine(req, res);
+  interaction(req, res, match[1] as string, match[2]).catch((error: unknown) => {
+    logger.error({ err: error }, 'baseline interaction failed');
+    if (!res.headersSent) page(res, 500, '<!doctype html><p>error</p>');
+  });
+});
+server.listen(config.port, config.host);
+
+process.on('SIGTERM', () => {
+  server.close();
+  server.closeAllConnections();
+  void db.close().then(() => process.exit(0));
+});

@@ -1,0 +1,272 @@
+// `npm run bench`: Gatehouse on SQLite and on PostgreSQL against the baseline (the same
+// oidc-provider engine and configuration with the engine's in-memory adapter, baseline-server.ts),
+// each in its own process on 127.0.0.1. Per scenario: requests/s (median of the runs), p50/p99
+// latency, errors, and the ratio to the baseline; per server: peak RSS and cold start. Runs of
+// the servers are interleaved (baseline, sqlite, postgresql, baseline, ...) so that noise from a
+// shared machine falls on all of them alike. Each run also reads the server's own CPU time
+// (/proc/<pid>/stat): "cpu ratio" is the baseline's CPU per request over this server's, the
+// throughput ratio they would have with a core each (PostgreSQL's own CPU is not counted), which
+// stays meaningful when other work on the machine makes rates noisy. Not a test: nothing here
+// asserts a timing.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { BENCH_SECRET, seedBenchData } from './fixtures.js';
+import { SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
+import { startServer, type RunningServer, type ServerSpec } from './servers.js';
+
+const DATABASES = ['sqlite', 'postgresql'] as const;
+const list = <T extends string>(allowed: readonly T[], name: string) =>
+  z
+    .string()
+    .transform((value) => value.split(',').map((v) => v.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(allowed as unknown as [T, ...T[]], { message: `${name}: each must be one of ${allowed.join(', ')}` })).min(1, `${name}: name at least one`));
+const count = (name: string, min: number, max: number) =>
+  z.coerce.number({ message: `${name}: must be a number` }).int(`${name}: must be a whole number`).min(min, `${name}: at least ${min}`).max(max, `${name}: at most ${max}`);
+
+const OptionsSchema = z.object({
+  duration: count('--duration (seconds per run)', 1, 600).default(3),
+  warmup: count('--warmup (seconds)', 0, 600).default(1),
+  runs: count('--runs', 1, 50).default(3),
+  connections: count('--connections', 1, 1024).default(16),
+  scenarios: list(SCENARIOS, '--scenarios').default([...SCENARIOS]),
+  databases: list(DATABASES, '--databases').default([...DATABASES]),
+  'cold-starts': count('--cold-starts', 1, 20).default(3),
+  'bcrypt-cost': count('--bcrypt-cost', 4, 15).default(4),
+  'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn'),
+  json: z.string().min(1).default('tmp/bench/latest.json'),
+  profile: z.string().min(1).optional(),
+  variant: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*(,[A-Z][A-Z0-9_]*=[^,]*)*$/, '--variant: KEY=VALUE[,KEY=VALUE] (e.g. CLIENT_CACHE_TTL=0)')).default([]),
+  dist: z.boolean().default(false),
+  help: z.boolean().default(false),
+});
+type Options = z.output<typeof OptionsSchema>;
+
+const USAGE = `npm run bench -- [options]
+  --duration <s>        seconds per measured run (3)
+  --warmup <s>          seconds of warm-up per scenario and server (1)
+  --runs <n>            measured runs per scenario and server; the median is reported (3)
+  --connections <n>     concurrent connections (and sign-in workers) (16)
+  --scenarios <list>    ${SCENARIOS.join(',')}
+  --databases <list>    sqlite,postgresql (the baseline always runs)
+  --cold-starts <n>     measured starts per server, after one unmeasured first start (3)
+  --bcrypt-cost <n>     bcrypt cost of the people who sign in (4)
+  --log-level <level>   LOG_LEVEL of the servers (warn)
+  --json <file>         where the results go as JSON (tmp/bench/latest.json)
+  --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
+  --dist                run Gatehouse from dist/ (npm run build first) with plain node, not tsx
+  --variant <K=V,...>   also run each database's Gatehouse with these variables (repeatable),
+                        e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves`;
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      runs: { type: 'string' },
+      connections: { type: 'string' },
+      scenarios: { type: 'string' },
+      databases: { type: 'string' },
+      'cold-starts': { type: 'string' },
+      'bcrypt-cost': { type: 'string' },
+      'log-level': { type: 'string' },
+      json: { type: 'string' },
+      profile: { type: 'string' },
+      variant: { type: 'string', multiple: true },
+      dist: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  const parsed = OptionsSchema.safeParse(values);
+  if (!parsed.success) {
+    console.error(`${parsed.error.issues.map((i) => i.message).join('\n')}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return parsed.data;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+const mb = (bytes: number) => bytes / 1024 / 1024;
+
+interface ServerReport {
+  name: string;
+  coldStartsMs: number[];
+  coldStartMedianMs: number;
+  peakRssMb: number;
+}
+
+interface ScenarioReport {
+  scenario: ScenarioName;
+  title: string;
+  unit: 'req/s' | 'flows/s';
+  servers: Record<string, { runs: RunResult[]; rate: number; p50: number; p99: number; errors: number; ratio: number | null; cpuPerRequestMs: number; cpuRatio: number | null }>;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  if (options.help) return console.log(USAGE);
+  const work = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
+  const env: Record<string, string> = {
+    NODE_ENV: 'development',
+    DEMO: 'false',
+    SECRETS: BENCH_SECRET,
+    BCRYPT_COST: String(options['bcrypt-cost']),
+    LOG_LEVEL: options['log-level'],
+  };
+  const users = options.connections;
+  const specs: ServerSpec[] = [{ name: 'baseline', kind: 'baseline', databaseUrl: `file:${join(work, 'baseline.db')}`, env, logFile: join(work, 'baseline.log') }];
+  let postgres: TestDatabase | undefined;
+  for (const database of options.databases) {
+    let url = `file:${join(work, 'gatehouse.db')}`;
+    if (database === 'postgresql') {
+      postgres = await createTestDatabase('postgresql');
+      url = postgres.config.url;
+    }
+    specs.push({ name: database, kind: options.dist ? 'gatehouse-dist' : 'gatehouse', databaseUrl: url, env, logFile: join(work, `${database}.log`), profileDir: options.profile && resolve(options.profile) });
+    // Variants share the database (and its data) with the plain server.
+    options.variant.forEach((variant, i) => {
+      const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
+      specs.push({ name: `${database} ${variant}`, kind: options.dist ? 'gatehouse-dist' : 'gatehouse', databaseUrl: url, env: { ...env, ...extra }, logFile: join(work, `${database}-variant-${i}.log`) });
+    });
+  }
+  const running: RunningServer[] = [];
+  const cleanUp = async () => {
+    await Promise.all(running.map((s) => s.stop()));
+    await postgres?.drop();
+  };
+  process.once('SIGINT', () => void cleanUp().finally(() => process.exit(130)));
+
+  try {
+    console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
+    console.log(
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.dist ? 'from dist/ (node)' : 'under tsx'}; logs in ${work}`,
+    );
+    for (const spec of specs) {
+      if (spec.name.includes('=')) continue; // a variant: its database is seeded already
+      const flavour = spec.databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql';
+      await seedBenchData({ url: spec.databaseUrl, flavour, poolSize: 2 }, { users, bcryptCost: options['bcrypt-cost'] });
+    }
+
+    // Cold start: spawn → discovery answers 200. The first start (signing keys generated) is not counted.
+    const servers: { server: RunningServer; report: ServerReport }[] = [];
+    for (const spec of specs) {
+      let server = await startServer(spec);
+      const coldStartsMs: number[] = [];
+      for (let i = 0; i < options['cold-starts']; i++) {
+        await server.stop();
+        server = await startServer(spec);
+        coldStartsMs.push(server.coldStartMs);
+      }
+      running.push(server);
+      servers.push({ server, report: { name: spec.name, coldStartsMs, coldStartMedianMs: median(coldStartsMs), peakRssMb: 0 } });
+      console.log(`started ${spec.name.padEnd(10)} pid ${server.pid}, cold start ${coldStartsMs.map((ms) => Math.round(ms)).join(', ')} ms`);
+    }
+
+    const scenarios: ScenarioReport[] = [];
+    for (const scenario of options.scenarios) {
+      const prepared: PreparedScenario[] = [];
+      for (const { server } of servers) prepared.push(await prepareScenario(scenario, server.url, users));
+      const load = { connections: options.connections, durationSeconds: options.duration };
+      if (options.warmup) {
+        for (const p of prepared) {
+          await p.beforeRun?.(load);
+          await p.run({ ...load, durationSeconds: options.warmup });
+        }
+      }
+      const runs: RunResult[][] = servers.map(() => []);
+      for (let r = 0; r < options.runs; r++) {
+        for (const [i, p] of prepared.entries()) {
+          const { server } = servers[i]!;
+          await p.beforeRun?.(load);
+          const cpuBefore = server.cpuMs();
+          const result = await p.run(load);
+          runs[i]!.push({ ...result, cpuPerRequestMs: (server.cpuMs() - cpuBefore) / Math.max(result.total, 1) });
+        }
+      }
+      const report: ScenarioReport = { scenario, title: SCENARIO_TITLES[scenario], unit: scenario === 'code-flow' ? 'flows/s' : 'req/s', servers: {} };
+      const baselineRate = median(runs[0]!.map((r) => r.rate));
+      const baselineCpu = median(runs[0]!.map((r) => r.cpuPerRequestMs ?? NaN));
+      servers.forEach(({ report: { name } }, i) => {
+        const mine = runs[i]!;
+        const rate = median(mine.map((r) => r.rate));
+        const cpuPerRequestMs = median(mine.map((r) => r.cpuPerRequestMs ?? NaN));
+        report.servers[name] = {
+          cpuPerRequestMs,
+          cpuRatio: name === 'baseline' ? null : baselineCpu / cpuPerRequestMs,
+          runs: mine,
+          rate,
+          p50: median(mine.map((r) => r.p50)),
+          p99: median(mine.map((r) => r.p99)),
+          errors: mine.reduce((sum, r) => sum + r.errors, 0),
+          ratio: name === 'baseline' ? null : rate / baselineRate,
+        };
+      });
+      scenarios.push(report);
+      printScenario(report);
+    }
+    for (const { server, report } of servers) report.peakRssMb = mb(server.peakRss());
+    printServers(servers.map((s) => s.report));
+    const targets = checkTargets(scenarios, servers.map((s) => s.report), options.connections);
+    const output = { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryMb: Math.round(mb(totalmem())), node: process.version }, options, servers: servers.map((s) => s.report), scenarios, targets };
+    const file = resolve(options.json);
+    mkdirSync(resolve(file, '..'), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
+    console.log(`\nJSON: ${file}`);
+  } finally {
+    await cleanUp();
+    if (!options.profile) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function printScenario(report: ScenarioReport): void {
+  const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
+  const rows = [['', report.unit, 'p50 ms', 'p99 ms', 'errors', 'ratio', 'cpu ms/req', 'cpu ratio']];
+  for (const [name, s] of Object.entries(report.servers)) {
+    rows.push([name, f(s.rate), f(s.p50), f(s.p99), String(s.errors), s.ratio === null ? '1.00' : f(s.ratio, 2), f(s.cpuPerRequestMs, 2), s.cpuRatio === null ? '1.00' : f(s.cpuRatio, 2)]);
+  }
+  console.log(`\n${report.scenario}: ${report.title}\n${table(rows)}`);
+}
+
+function printServers(reports: ServerReport[]): void {
+  const rows = [['', 'cold start ms (median)', 'peak RSS MB']];
+  for (const r of reports) rows.push([r.name, r.coldStartMedianMs.toFixed(0), r.peakRssMb.toFixed(1)]);
+  console.log(`\nservers\n${table(rows)}`);
+}
+
+/** The issue's targets, each met or missed, from this run's figures. */
+function checkTargets(scenarios: ScenarioReport[], servers: ServerReport[], connections: number) {
+  const results: { target: string; value: string; met: boolean }[] = [];
+  const minimum: Record<string, number> = { sqlite: 0.7, postgresql: 0.5 };
+  for (const report of scenarios) {
+    for (const [name, s] of Object.entries(report.servers)) {
+      if (name === 'baseline' || !(name in minimum)) continue;
+      if (['cc-opaque', 'cc-jwt', 'userinfo', 'refresh'].includes(report.scenario)) {
+        results.push({ target: `${name} ${report.scenario} ≥ ${minimum[name]}× baseline`, value: `${s.ratio!.toFixed(2)}×`, met: s.ratio! >= minimum[name]! });
+        results.push({ target: `${name} ${report.scenario} p99 < 50 ms at ${connections} connections`, value: `${s.p99.toFixed(1)} ms`, met: s.p99 < 50 });
+      }
+      results.push({ target: `${name} ${report.scenario} no errors`, value: String(s.errors), met: s.errors === 0 });
+    }
+  }
+  for (const server of servers) {
+    if (!(server.name in minimum)) continue;
+    results.push({ target: `${server.name} peak RSS < 200 MB`, value: `${server.peakRssMb.toFixed(1)} MB`, met: server.peakRssMb < 200 });
+    results.push({ target: `${server.name} cold start < 1.5 s`, value: `${server.coldStartMedianMs.toFixed(0)} ms`, met: server.coldStartMedianMs < 1500 });
+  }
+  console.log(`\ntargets\n${table([['', 'value', ''], ...results.map((r) => [r.target, r.value, r.met ? 'met' : 'MISSED'])])}`);
+  return results;
+}
+
+await main();

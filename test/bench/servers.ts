@@ -1,0 +1,128 @@
+// The benchmarked servers, each in its own child process (so its RSS and start-up time are its
+// own, and the load generator does not share its event loop): Gatehouse as `npm start` runs it
+// (src/server.ts under tsx), and the in-memory baseline (baseline-server.ts).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ENTRIES = {
+  gatehouse: fileURLToPath(new URL('../../src/server.ts', import.meta.url)),
+  baseline: fileURLToPath(new URL('./baseline-server.ts', import.meta.url)),
+  /** `npm run build` output, run by plain node as the container runs it. */
+  'gatehouse-dist': fileURLToPath(new URL('../../dist/server.js', import.meta.url)),
+};
+
+export type ServerKind = keyof typeof ENTRIES;
+
+export interface ServerSpec {
+  /** Shown in tables: baseline, sqlite, postgresql. */
+  name: string;
+  kind: ServerKind;
+  databaseUrl: string;
+  env: Record<string, string>;
+  /** Where the child's output goes. */
+  logFile: string;
+  /** Directory for --cpu-prof output; absent: no profiling. */
+  profileDir?: string;
+}
+
+export interface RunningServer {
+  readonly spec: ServerSpec;
+  readonly url: string;
+  readonly pid: number;
+  /** VmHWM: the highest resident set size the process has had, in bytes. */
+  peakRss(): number;
+  /** CPU time (user + system) the process has used so far, in milliseconds. */
+  cpuMs(): number;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function readPeakRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  if (!kb) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kb) * 1024;
+}
+
+/** utime + stime from /proc/<pid>/stat (clock ticks; 100 per second on Linux). */
+function readCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve();
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Starts the server and resolves once discovery answers 200; `coldStartMs` is spawn → that answer. */
+export async function startServer(spec: ServerSpec): Promise<RunningServer & { coldStartMs: number }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const out = openSync(spec.logFile, 'a');
+  if (!existsSync(ENTRIES[spec.kind])) throw new Error(`${ENTRIES[spec.kind]} does not exist (npm run build makes dist/)`);
+  const flags = [...(spec.kind === 'gatehouse-dist' ? [] : ['--import', 'tsx']), ...(spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [])];
+  const started = performance.now();
+  const child = spawn(process.execPath, [...flags, ENTRIES[spec.kind]], {
+    cwd: ROOT,
+    env: { ...process.env, ...spec.env, DATABASE_URL: spec.databaseUrl, PORT: String(port), HOST: '127.0.0.1', ISSUER: url },
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => (exited = `exited with ${code ?? signal}`));
+  const discovery = `${url}/.well-known/openid-configuration`;
+  for (;;) {
+    if (exited) throw new Error(`${spec.name} ${exited} before answering; see ${spec.logFile}`);
+    if (performance.now() - started > 60_000) {
+      child.kill('SIGKILL');
+      throw new Error(`${spec.name} did not answer discovery within 60 s; see ${spec.logFile}`);
+    }
+    try {
+      const response = await fetch(discovery);
+      await response.arrayBuffer();
+      if (response.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    await sleep(10);
+  }
+  const coldStartMs = performance.now() - started;
+  const pid = child.pid as number;
+  return {
+    spec,
+    url,
+    pid,
+    coldStartMs,
+    peakRss: () => readPeakRss(pid),
+    cpuMs: () => readCpuMs(pid),
+    async stop() {
+      child.kill('SIGTERM');
+      await waitForExit(child, 15_000);
+    },
+  };
+}
