@@ -194,7 +194,7 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
         }
       }
     }
-  }, 60_000);
+  }, 180_000);
 
   afterAll(() => {
     if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
