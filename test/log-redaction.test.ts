@@ -1,25 +1,12 @@
 // Logs never carry credentials: first the logger itself, fed credentials at every depth and
 // in every shape we know of; then a whole running Gatehouse logging at `trace` through a
 // sign-in, token, refresh and logout flow and through refused requests.
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
 import { completeSignIn } from './helpers/browser.js';
 import { logout, RecordingBrowser, startAuthorization, submitPassword, tokenRequest } from './helpers/code-flow.js';
 import { flavours } from './helpers/databases.js';
+import { captureLogger } from './helpers/logs.js';
 import { startTestGatehouse, type TestGatehouse } from './helpers/gatehouse.js';
-
-function captureLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  const logger = createLogger({ logLevel: 'trace' }, stream);
-  return { logger, text: () => lines.join('') };
-}
 
 describe('the logger', () => {
   const SECRETS = {
@@ -36,7 +23,7 @@ describe('the logger', () => {
   };
 
   it('redacts credentials under their usual names at any depth, in arrays, errors, child bindings and messages', () => {
-    const { logger, text } = captureLogger();
+    const { logger, text } = captureLogger('trace');
     const s = SECRETS;
     // Top level, and the shapes a request, the engine's params and a body take.
     logger.info({ password: s.password, client_secret: s.clientSecret, code: s.code, access_token: s.accessToken, refresh_token: s.refreshToken, id_token: s.idToken }, 'top level');
@@ -72,7 +59,7 @@ const WRONG_SECRET = 'wrong-client-secret-0123456789-0123456789';
 
 describe.each(await flavours())('a running Gatehouse logging at trace on %s', (flavour) => {
   let server: TestGatehouse;
-  const capture = captureLogger();
+  const capture = captureLogger('trace');
 
   beforeAll(async () => {
     server = await startTestGatehouse(flavour, {}, undefined, capture.logger);

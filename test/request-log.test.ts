@@ -1,11 +1,10 @@
 // One structured log line per request, tied together by a request id that the caller may
 // supply (validated) and that every response carries; nothing secret in those lines.
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.js';
 import { completeSignIn } from './helpers/browser.js';
 import { RecordingBrowser, startAuthorization, tokenRequest } from './helpers/code-flow.js';
 import { flavours } from './helpers/databases.js';
+import { captureLogger } from './helpers/logs.js';
 import { startTestGatehouse, type TestGatehouse } from './helpers/gatehouse.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -20,17 +19,6 @@ interface LogLine {
   path?: string;
   status?: number;
   duration_ms?: number;
-}
-
-function captureLogger() {
-  const lines: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { logger: createLogger({ logLevel: 'info' }, stream), lines };
 }
 
 describe.each(await flavours())('request logs on %s', (flavour) => {
