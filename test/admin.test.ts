@@ -173,24 +173,35 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect((await call('get', '/clients', token)).status).toBe(403);
   });
 
-  it("refuses a person's access token even when their app may ask for admin (403)", async () => {
-    const app = await registerClient({ client_id: 'greedy-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], scope: 'openid email admin' });
+  it('never lets a person sign in to an app with the admin scope, whatever the app registered', async () => {
+    const registered = await registerClient({ client_id: 'greedy-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], scope: 'openid email admin' });
+    // No registered scope: the engine would otherwise allow any of the provider's scopes.
+    const unrestricted = await registerClient({ client_id: 'open-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'] });
+    for (const app of [registered, unrestricted]) {
+      const url = new URL(`${server.url}/authorize`);
+      url.search = new URLSearchParams({
+        client_id: app.id,
+        response_type: 'code',
+        redirect_uri: `${APP}/callback`,
+        scope: 'openid admin',
+        state: 'kept',
+        code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+        code_challenge_method: 'S256',
+      }).toString();
+      // Refused before any page is shown: straight back to the app with the OAuth error.
+      const page = await new Browser(server.url).visit(url.href);
+      expect(page.redirectedTo?.origin, page.html.slice(0, 300)).toBe(APP);
+      expect(Object.fromEntries(page.redirectedTo?.searchParams ?? [])).toMatchObject({ error: 'invalid_scope', state: 'kept', scope: 'admin' });
+    }
+  });
+
+  it("refuses a person's access token even if one carried the admin scope (403)", async () => {
     await server.addUser({ email: 'greedy@example.com', password: PASSWORD });
-    const browser = new Browser(server.url);
-    const verifier = randomBytes(32).toString('base64url');
-    const url = new URL(`${server.url}/authorize`);
-    url.search = new URLSearchParams({
-      client_id: app.id,
-      response_type: 'code',
-      redirect_uri: `${APP}/callback`,
-      scope: 'openid admin',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    }).toString();
-    const code = (await completeSignIn(browser, await browser.visit(url.href), { email: 'greedy@example.com', password: PASSWORD })).searchParams.get('code') as string;
-    const tokens = await tokenFor(app, { grant_type: 'authorization_code', code, redirect_uri: `${APP}/callback`, code_verifier: verifier });
-    expect(tokens.body.scope).toContain('admin');
-    const reply = await call('get', '/clients', tokens.body.access_token);
+    const { provider } = server.gatehouse;
+    const client = await provider.Client.find(webApp.id);
+    if (!client) throw new Error('web-app is missing');
+    const forged = new provider.AccessToken({ accountId: 'greedy@example.com', client, scope: 'openid admin', grantId: 'no-grant' });
+    const reply = await call('get', '/clients', await forged.save());
     expect(reply.status).toBe(403);
     expect(reply.body.error).toBe('insufficient_scope');
   });

@@ -85,8 +85,25 @@ function mfaRequired(ctx: KoaContextWithOIDC): boolean {
  */
 export const MFA_REQUIRED_REASON = 'mfa_required';
 
-function interactionPolicyWithMfa() {
+/**
+ * `admin` opens the admin API, which acts for a machine (client_credentials), never on a
+ * person's consent. The engine lets a client with no registered `scope` ask for any of the
+ * provider's scopes, so every authorization request (front channel, PAR, request object, device
+ * flow) naming `admin` is refused here with invalid_scope before anyone signs in or consents.
+ */
+const ADMIN_SCOPE_REFUSED = 'admin_scope_refused';
+function refuseAdminScope(ctx: KoaContextWithOIDC): boolean {
+  const scope = ctx.oidc.params?.scope;
+  if (typeof scope === 'string' && scope.split(' ').includes(ADMIN_SCOPE)) {
+    throw new errors.InvalidScope(`the ${ADMIN_SCOPE} scope is issued only with the client_credentials grant`, ADMIN_SCOPE);
+  }
+  return false;
+}
+
+function interactionPolicyOfGatehouse() {
   const policy = interactionPolicy.base();
+  // The login prompt is evaluated first on every authorization request, whether or not a session exists.
+  policy.get('login')?.checks.add(new interactionPolicy.Check(ADMIN_SCOPE_REFUSED, 'the admin scope is not available here', 'invalid_scope', refuseAdminScope), 0);
   policy.get('login')?.checks.add(
     new interactionPolicy.Check(MFA_REQUIRED_REASON, 'multi-factor authentication is required', 'login_required', (ctx) => mfaRequired(ctx) && ctx.oidc.session?.acr !== ACR_MFA),
   );
@@ -108,7 +125,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
     clients: [accountClientMetadata(config.issuer)],
     jwks: keys.jwks,
     routes: ROUTES,
-    // `admin` is listed so the engine grants it only to clients whose registered scope has it (admin-access.ts).
+    // `admin` is listed so the engine grants it at /token only to clients whose registered scope has
+    // it (admin-access.ts); authorization requests never get it (refuseAdminScope).
     scopes: ['openid', 'offline_access', 'profile', 'email', ADMIN_SCOPE],
     // Every ID token says how the person signed in (acr, amr), so an app can check for MFA.
     claims: { ...Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])), openid: [...CLAIMS_BY_SCOPE.openid, 'acr', 'amr'] },
@@ -139,7 +157,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
       BackchannelAuthenticationRequest: config.ttl.deviceCode,
     },
     // Our own EJS pages replace the engine's development-only login screens.
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionPolicyWithMfa() },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionPolicyOfGatehouse() },
     extraClientMetadata: {
       properties: [REQUIRE_MFA_METADATA],
       validator(_ctx, key, value) {
