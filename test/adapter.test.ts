@@ -514,7 +514,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
 
     it('deleteExpired deletes exactly the artifacts expired by the given time', async () => {
       await mixedArtifacts();
-      const queries = createArtifactQueries(db.prisma);
+      const queries = createArtifactQueries(db);
 
       advance(59);
       expect(await queries.deleteExpired(now())).toBe(0);
@@ -531,7 +531,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       for (let i = 0; i < 7; i++) await tokens.upsert(`old-${i}`, { jti: `old-${i}` }, 10);
       await tokens.upsert('live', { jti: 'live' }, 3600);
       advance(11);
-      expect(await createArtifactQueries(db.prisma).deleteExpired(now(), 3)).toBe(7);
+      expect(await createArtifactQueries(db).deleteExpired(now(), 3)).toBe(7);
       expect(await db.prisma.oidcArtifact.count()).toBe(1);
       expect(await row('AccessToken', 'live')).not.toBeNull();
     });

@@ -200,7 +200,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     const { provider } = server.gatehouse;
     const client = await provider.Client.find(webApp.id);
     if (!client) throw new Error('web-app is missing');
-    const forged = new provider.AccessToken({ accountId: 'greedy@example.com', client, scope: 'openid admin', grantId: 'no-grant' });
+    const forged = new provider.AccessToken({ accountId: 'greedy@example.com', client, scope: 'openid admin', grantId: 'no-grant', gty: 'authorization_code' });
     const reply = await call('get', '/clients', await forged.save());
     expect(reply.status).toBe(403);
     expect(reply.body.error).toBe('insufficient_scope');

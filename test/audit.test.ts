@@ -44,7 +44,7 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
   });
   afterAll(async () => server?.close());
 
-  const audit = () => createAuditQueries(server.gatehouse.db.prisma);
+  const audit = () => createAuditQueries(server.gatehouse.db);
 
   it('records sign-in, consent, tokens, revocation, logout and registration in order, without credentials', async () => {
     const browser = new RecordingBrowser(server.url, BROWSER_AGENT);

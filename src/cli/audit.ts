@@ -49,7 +49,7 @@ export function registerAudit(program: Command): void {
     .action(async (options: AuditListOptions) => {
       if (options.since && options.until && options.since > options.until) throw new UsageError('--since is after --until.');
       const filter: AuditFilter = { since: options.since, until: options.until, accountId: options.account, clientId: options.client, type: options.type, limit: options.limit };
-      const rows = await withDatabase(({ db }) => createAuditQueries(db.prisma).list(filter));
+      const rows = await withDatabase(({ db }) => createAuditQueries(db).list(filter));
       if (options.json) {
         printJson(rows.map((row) => ({ ...row, at: row.at.toISOString() })));
         return;

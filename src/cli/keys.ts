@@ -40,7 +40,7 @@ export function registerKeys(program: Command): void {
     .action(async (options: { alg?: SigningAlgorithm; immediate?: boolean; json?: boolean }) => {
       const result = await withDatabase(async ({ config, db }) => {
         const rotation = await rotateSigningKeys(db, config, { alg: options.alg, immediate: options.immediate });
-        const audit = createAuditQueries(db.prisma);
+        const audit = createAuditQueries(db);
         for (const key of rotation.created) {
           await audit.record({ type: 'key.created', details: { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt.toISOString(), reason: options.immediate ? 'manual, immediate' : 'manual' } });
         }

@@ -46,7 +46,7 @@ export async function seedFromFile(config: Config, path: string, { hint = '' } =
   const db = await createDb(config.database);
   try {
     const report = await applySeed(db, data, { bcryptCost: config.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
-    const audit = createAuditQueries(db.prisma);
+    const audit = createAuditQueries(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
     return report;

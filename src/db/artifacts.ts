@@ -1,6 +1,9 @@
 // Queries on OidcArtifact: everything the engine stores through its adapter, keyed by
 // (model, id). Expiry is compared against a `now` the caller passes, so tests can control time.
-import type { Prisma } from './client.js';
+// The statements the engine runs on every token and userinfo request (save, find, consume,
+// destroy) are written in SQL (dialect.ts); the rest use Prisma's query builder.
+import type { Db } from './client.js';
+import { dialectOf, readJson, readTime } from './dialect.js';
 
 export type Payload = Record<string, unknown>;
 
@@ -11,15 +14,27 @@ export interface ArtifactRow {
   expiresAt: Date | null;
 }
 
+/** The columns an artifact is looked up by besides (model, id); a save sets every one of them. */
 export interface ArtifactLookups {
-  grantId?: string | null;
-  uid?: string | null;
-  userCode?: string | null;
-  accountId?: string | null;
-  clientId?: string | null;
+  grantId: string | null;
+  uid: string | null;
+  userCode: string | null;
+  accountId: string | null;
+  clientId: string | null;
 }
 
-const SELECT = { payload: true, grantId: true, consumedAt: true, expiresAt: true } as const;
+const COLUMNS = '"payload", "grantId", "consumedAt", "expiresAt"';
+const LIVE = '("expiresAt" IS NULL OR "expiresAt" > ?)';
+
+interface RawArtifact {
+  payload: unknown;
+  grantId: string | null;
+  consumedAt: unknown;
+  expiresAt: unknown;
+}
+
+const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
+  raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
 
 const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
 
@@ -29,47 +44,74 @@ const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now 
  */
 export const hasNul = (value: string) => value.includes('\0');
 
-export function createArtifactQueries(prisma: Prisma) {
+export function createArtifactQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+  const { prisma } = db;
+  const dialect = dialectOf(db.flavour);
+  const statements = {
+    // One statement whether the row is new or not; no read after the write.
+    save: dialect.sql(
+      `INSERT INTO "OidcArtifact" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "createdAt")
+       VALUES (?, ?, ${dialect.json}, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT ("model", "id") DO UPDATE SET "payload" = excluded."payload", "grantId" = excluded."grantId", "uid" = excluded."uid",
+         "userCode" = excluded."userCode", "accountId" = excluded."accountId", "clientId" = excluded."clientId", "expiresAt" = excluded."expiresAt"`,
+    ),
+    find: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "id" = ? AND ${LIVE}`),
+    findByUid: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "uid" = ? AND ${LIVE} LIMIT 1`),
+    findByUserCode: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "userCode" = ? AND ${LIVE} LIMIT 1`),
+    // Conditional, so two instances consuming the same code at once cannot both succeed.
+    consume: dialect.sql(`UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
+    grantIdOf: dialect.sql(`SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    destroy: dialect.sql(`DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+  };
+
   return {
     async save(model: string, id: string, payload: Payload, lookups: ArtifactLookups, expiresAt: Date | null): Promise<void> {
-      const data = { payload: payload as object, ...lookups, expiresAt };
-      await prisma.oidcArtifact.upsert({
-        where: { model_id: { model, id } },
-        create: { model, id, ...data },
-        update: data,
-      });
+      const { grantId, uid, userCode, accountId, clientId } = lookups;
+      await prisma.$executeRawUnsafe(
+        statements.save,
+        model,
+        id,
+        JSON.stringify(payload),
+        grantId,
+        uid,
+        userCode,
+        accountId,
+        clientId,
+        expiresAt && dialect.time(expiresAt),
+        dialect.time(new Date()),
+      );
     },
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(id)) return null;
-      return prisma.oidcArtifact.findFirst({ where: { model, id, ...live(now) }, select: SELECT }) as Promise<ArtifactRow | null>;
+      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(statements.find, model, id, dialect.time(now));
+      return toRow(row);
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
-      return prisma.oidcArtifact.findFirst({ where: { model, [field]: value, ...live(now) }, select: SELECT }) as Promise<ArtifactRow | null>;
+      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(field === 'uid' ? statements.findByUid : statements.findByUserCode, model, value, dialect.time(now));
+      return toRow(row);
     },
 
     /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
     async consume(model: string, id: string, now: Date): Promise<boolean> {
       if (hasNul(id)) return false;
-      const { count } = await prisma.oidcArtifact.updateMany({
-        where: { model, id, consumedAt: null, ...live(now) },
-        data: { consumedAt: now },
-      });
+      const count = await prisma.$executeRawUnsafe(statements.consume, dialect.time(now), model, id, dialect.time(now));
       return count === 1;
     },
 
     async grantIdOf(model: string, id: string): Promise<string | null> {
-      const row = await prisma.oidcArtifact.findUnique({ where: { model_id: { model, id } }, select: { grantId: true } });
+      if (hasNul(id)) return null;
+      const [row] = await prisma.$queryRawUnsafe<{ grantId: string | null }[]>(statements.grantIdOf, model, id);
       return row?.grantId ?? null;
     },
 
     async destroy(model: string, id: string): Promise<void> {
-      await prisma.oidcArtifact.deleteMany({ where: { model, id } });
+      if (hasNul(id)) return;
+      await prisma.$executeRawUnsafe(statements.destroy, model, id);
     },
 
-    /** Deletes the given model's artifacts of a grant, or every artifact of it when no model is given. */
     async destroyByGrantId(grantId: string, model?: string): Promise<number> {
       const { count } = await prisma.oidcArtifact.deleteMany({ where: model ? { model, grantId } : { grantId } });
       return count;

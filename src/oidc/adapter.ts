@@ -59,7 +59,7 @@ const CLIENT_CACHE_ENTRIES = 1000;
  * instance or the CLI are seen when the entry expires, so they take effect within that time.
  */
 export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0): (model: string) => Adapter {
-  const artifacts = createArtifactQueries(db.prisma);
+  const artifacts = createArtifactQueries(db);
   const clients = createClientQueries(db.prisma);
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
@@ -183,7 +183,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
 /** Deletes expired artifacts every `intervalSeconds`; returns a function that stops it. */
 export function startSweeper(db: Db, intervalSeconds: number, onError: (error: unknown) => void, now: Clock = () => new Date()): () => void {
   if (intervalSeconds <= 0) return () => {};
-  const artifacts = createArtifactQueries(db.prisma);
+  const artifacts = createArtifactQueries(db);
   const timer = setInterval(() => {
     artifacts.deleteExpired(now()).catch(onError);
   }, intervalSeconds * 1000);

@@ -15,14 +15,16 @@ interface Pending {
   written: () => void;
 }
 
+const MAX_BATCH = 500;
+
 /**
  * Events are written in batches: those recorded while a write is in flight go together in the
  * next one, so under load each request does not pay for its own INSERT, and when idle an event
  * is written at once. record() still resolves only once its event is written (or has failed).
  */
 export function createAuditLog(db: Db, logger: Logger): AuditLog {
-  const queries = createAuditQueries(db.prisma);
-  let queue: Pending[] = [];
+  const queries = createAuditQueries(db);
+  const queue: Pending[] = [];
   let writing = false;
 
   async function writeOne({ event, at }: Pending): Promise<void> {
@@ -36,8 +38,8 @@ export function createAuditLog(db: Db, logger: Logger): AuditLog {
   async function writeQueued(): Promise<void> {
     writing = true;
     while (queue.length) {
-      const batch = queue;
-      queue = [];
+      // Bounded, so one statement stays well under SQLite's and PostgreSQL's parameter limits.
+      const batch = queue.splice(0, MAX_BATCH);
       try {
         if (batch.length === 1) await writeOne(batch[0] as Pending);
         else await queries.recordMany(batch);
@@ -68,7 +70,7 @@ export interface RequestOrigin {
 
 /** Deletes audit events older than the retention period; returns how many. */
 export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {
-  return createAuditQueries(db.prisma).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
+  return createAuditQueries(db).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
 }
 
 /** Applies retention every `intervalSeconds` (the artifact sweeper's interval; 0 turns it off). */

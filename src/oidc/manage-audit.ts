@@ -43,7 +43,7 @@ export const AuditEventList = z.object({ events: z.array(AuditEventView) }).meta
 /** Events matching `query` (AuditQuery), newest first. */
 export async function queryAuditEvents({ db }: { db: Db }, query: unknown = {}): Promise<AuditEventView[]> {
   const filter = parseInput(AuditQuery, query);
-  const rows = await createAuditQueries(db.prisma).list({
+  const rows = await createAuditQueries(db).list({
     since: filter.since ? new Date(filter.since) : undefined,
     until: filter.until ? new Date(filter.until) : undefined,
     accountId: filter.account_id,

@@ -226,7 +226,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
 
 /** Deletes a client and everything issued to it: its grants, codes, tokens and registration token. */
 export async function deleteClient(deps: ClientManagementDeps, clientId: string, actor: Actor): Promise<void> {
-  const artifacts = createArtifactQueries(deps.db.prisma);
+  const artifacts = createArtifactQueries(deps.db);
   const { count } = await deps.db.prisma.client.deleteMany({ where: { id: clientId } });
   if (count === 0) throw new NotFoundError(`there is no client ${clientId}`);
   const ended = await artifacts.destroyByClient(clientId);

@@ -274,7 +274,7 @@ export async function setUserDisabled(deps: UserManagementDeps, id: string, inpu
   const user = await createUserQueries(deps.db.prisma).update(id, { disabled });
   const details: Record<string, unknown> = by(actor);
   if (disabled) {
-    const artifacts = createArtifactQueries(deps.db.prisma);
+    const artifacts = createArtifactQueries(deps.db);
     details.sessions_ended = await artifacts.destroyByAccount('Session', id);
     const grants = await artifacts.listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
     for (const grant of grants) await artifacts.destroyByGrantId(grant.id);
@@ -291,7 +291,7 @@ export async function setUserPassword(deps: UserManagementDeps, id: string, inpu
   enforcePolicy(password, user.email, deps.passwordMinLength);
   await createUserQueries(deps.db.prisma).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
   // Whoever else knew the old password loses their sessions with it.
-  const sessionsEnded = await createArtifactQueries(deps.db.prisma).destroyByAccount('Session', id);
+  const sessionsEnded = await createArtifactQueries(deps.db).destroyByAccount('Session', id);
   await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded } });
 }
 
@@ -306,7 +306,7 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
 /** The person's live grants (consents), oldest first. */
 export async function listUserGrants(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<GrantView[]> {
   await findUser(deps.db, id);
-  const rows = await createArtifactQueries(deps.db.prisma).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
+  const rows = await createArtifactQueries(deps.db).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
   return rows.map((row) => {
     const grant = GrantPayload.safeParse(row.payload);
     const data = grant.success ? grant.data : {};
@@ -327,14 +327,14 @@ export async function revokeUserGrant(deps: UserManagementDeps, id: string, gran
   const grants = await listUserGrants(deps, id);
   const grant = grants.find((candidate) => candidate.id === grantId);
   if (!grant) throw new NotFoundError(`user ${id} has no grant ${grantId}`);
-  await createArtifactQueries(deps.db.prisma).destroyByGrantId(grantId);
+  await createArtifactQueries(deps.db).destroyByGrantId(grantId);
   await deps.audit.record({ type: 'consent.revoked', accountId: id, clientId: grant.client_id, ...origin(actor), details: { ...by(actor), grant_ids: [grantId] } });
 }
 
 /** The person's live sessions, most recent sign-in first. */
 export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<SessionView[]> {
   await findUser(deps.db, id);
-  const rows = await createArtifactQueries(deps.db.prisma).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
+  const rows = await createArtifactQueries(deps.db).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
   const sessions: SessionView[] = [];
   for (const row of rows) {
     const parsed = SessionPayload.safeParse(row.payload as Payload);
@@ -355,6 +355,6 @@ export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'no
 /** Signs the person out of one session (by its uid). Grants given in it stay: revoke those separately. */
 export async function revokeUserSession(deps: UserManagementDeps, id: string, sessionUid: string, actor: Actor): Promise<void> {
   await findUser(deps.db, id);
-  if (!(await createArtifactQueries(deps.db.prisma).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
+  if (!(await createArtifactQueries(deps.db).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
   await deps.audit.record({ type: 'session.revoked', accountId: id, ...origin(actor), details: { ...by(actor), sessions: 1 } });
 }

@@ -113,7 +113,7 @@ function interactionPolicyOfGatehouse() {
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
 export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
-  const artifacts = createArtifactQueries(db.prisma);
+  const artifacts = createArtifactQueries(db);
   const policies = tokenPolicies(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);

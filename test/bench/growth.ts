@@ -133,7 +133,7 @@ async function size(db: Db): Promise<{ rows: number; bytes: number; note: string
 
 /** Runs the sweeper's deletion while a loop of lookups measures how long each waits. */
 async function sweepUnderLoad(db: Db, adapters: (model: string) => Adapter): Promise<{ deleted: number; seconds: number; lookupsDuringSweep: Latency & { count: number } }> {
-  const artifacts = createArtifactQueries(db.prisma);
+  const artifacts = createArtifactQueries(db);
   let sweeping = true;
   const during: number[] = [];
   const probe = (async () => {
