@@ -40,7 +40,8 @@ const OptionsSchema = z.object({
   json: z.string().min(1).default('tmp/bench/latest.json'),
   profile: z.string().min(1).optional(),
   variant: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*(,[A-Z][A-Z0-9_]*=[^,]*)*$/, '--variant: KEY=VALUE[,KEY=VALUE] (e.g. CLIENT_CACHE_TTL=0)')).default([]),
-  dist: z.boolean().default(false),
+  source: z.boolean().default(false),
+  heap: count('--heap (MB)', 0, 65536).default(128),
   help: z.boolean().default(false),
 });
 type Options = z.output<typeof OptionsSchema>;
@@ -57,7 +58,8 @@ const USAGE = `npm run bench -- [options]
   --log-level <level>   LOG_LEVEL of the servers (warn)
   --json <file>         where the results go as JSON (tmp/bench/latest.json)
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
-  --dist                run Gatehouse from dist/ (npm run build first) with plain node, not tsx
+  --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
+  --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default)
   --variant <K=V,...>   also run each database's Gatehouse with these variables (repeatable),
                         e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves`;
 
@@ -76,7 +78,8 @@ function parseOptions(): Options {
       json: { type: 'string' },
       profile: { type: 'string' },
       variant: { type: 'string', multiple: true },
-      dist: { type: 'boolean' },
+      source: { type: 'boolean' },
+      heap: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -126,6 +129,10 @@ async function main(): Promise<void> {
     BCRYPT_COST: String(options['bcrypt-cost']),
     LOG_LEVEL: options['log-level'],
   };
+  // Gatehouse runs as it ships (Dockerfile): compiled, with the same heap limit. The baseline
+  // keeps Node's defaults (its in-memory adapter holds every token it issues).
+  const gatehouseEnv = options.heap ? { ...env, NODE_OPTIONS: `--max-old-space-size=${options.heap}` } : env;
+  const kind = options.source ? 'gatehouse' : 'gatehouse-dist';
   const users = options.connections;
   const specs: ServerSpec[] = [{ name: 'baseline', kind: 'baseline', databaseUrl: `file:${join(work, 'baseline.db')}`, env, logFile: join(work, 'baseline.log') }];
   let postgres: TestDatabase | undefined;
@@ -135,11 +142,11 @@ async function main(): Promise<void> {
       postgres = await createTestDatabase('postgresql');
       url = postgres.config.url;
     }
-    specs.push({ name: database, kind: options.dist ? 'gatehouse-dist' : 'gatehouse', databaseUrl: url, env, logFile: join(work, `${database}.log`), profileDir: options.profile && resolve(options.profile) });
+    specs.push({ name: database, kind, databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}.log`), profileDir: options.profile && resolve(options.profile) });
     // Variants share the database (and its data) with the plain server.
     options.variant.forEach((variant, i) => {
       const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
-      specs.push({ name: `${database} ${variant}`, kind: options.dist ? 'gatehouse-dist' : 'gatehouse', databaseUrl: url, env: { ...env, ...extra }, logFile: join(work, `${database}-variant-${i}.log`) });
+      specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`) });
     });
   }
   const running: RunningServer[] = [];
@@ -152,7 +159,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
     console.log(
-      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.dist ? 'from dist/ (node)' : 'under tsx'}; logs in ${work}`,
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}; logs in ${work}`,
     );
     for (const spec of specs) {
       if (spec.name.includes('=')) continue; // a variant: its database is seeded already
