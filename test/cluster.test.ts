@@ -204,7 +204,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
         scope: 'openid email offline_access',
       } as ClientMetadata);
       const profile = { email: USER.email, emailVerified: true, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-      await createUserQueries(db.prisma).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
+      await createUserQueries(db).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
     } finally {
       await db.close();
     }

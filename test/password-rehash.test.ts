@@ -21,7 +21,7 @@ describe.each(await flavours())('password rehash on %s', (flavour) => {
   });
   afterAll(async () => server?.close());
 
-  const storedHash = async () => (await createUserQueries(server.gatehouse.db.prisma).findById(leoId))?.passwordHash as string;
+  const storedHash = async () => (await createUserQueries(server.gatehouse.db).findById(leoId))?.passwordHash as string;
 
   async function signIn(password: string) {
     const browser = new Browser(server.issuer);

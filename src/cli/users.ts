@@ -24,7 +24,7 @@ async function deps({ config, db, logger }: CommandContext): Promise<UserManagem
 async function resolveUserId({ db }: CommandContext, user: string): Promise<string> {
   if (!user.includes('@')) return user;
   const { createUserQueries } = await import('../db/users.js');
-  const found = await createUserQueries(db.prisma).findByEmail(user);
+  const found = await createUserQueries(db).findByEmail(user);
   if (!found) throw new NotFoundError(`there is no user with email ${user}`);
   return found.id;
 }

@@ -1,6 +1,7 @@
 // Queries on User: the people who sign in. Emails are stored and looked up lower-cased.
 import { hasNul } from './artifacts.js';
-import type { Prisma } from './client.js';
+import type { Db } from './client.js';
+import { dialectOf, readTime } from './dialect.js';
 import { replaceRecoveryCodes } from './recovery-codes.js';
 import type { User } from '../generated/sqlite/client.js';
 
@@ -13,9 +14,34 @@ export type UserProfile = Pick<
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
-export function createUserQueries(prisma: Prisma) {
+const USER_COLUMNS = ['id', 'email', 'emailVerified', 'passwordHash', 'name', 'givenName', 'familyName', 'preferredUsername', 'picture', 'locale', 'disabled', 'totpSecretEncrypted', 'totpEnabledAt', 'totpLastStep', 'createdAt', 'updatedAt'] as const satisfies readonly (keyof User)[];
+
+/** SQLite hands booleans and integers to raw queries as numbers or bigints. */
+const readBoolean = (value: unknown) => value === true || value === 1 || value === 1n || value === '1';
+const readInteger = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+
+function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
   return {
-    findById: async (id: string) => (hasNul(id) ? null : prisma.user.findUnique({ where: { id } })),
+    ...(raw as unknown as User),
+    emailVerified: readBoolean(raw.emailVerified),
+    disabled: readBoolean(raw.disabled),
+    totpEnabledAt: readTime(raw.totpEnabledAt),
+    totpLastStep: readInteger(raw.totpLastStep),
+    createdAt: readTime(raw.createdAt) as Date,
+    updatedAt: readTime(raw.updatedAt) as Date,
+  };
+}
+
+export function createUserQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+  const { prisma } = db;
+  // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
+  const byId = dialectOf(db.flavour).sql(`SELECT ${USER_COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "User" WHERE "id" = ?`);
+  return {
+    async findById(id: string): Promise<User | null> {
+      if (hasNul(id)) return null;
+      const [raw] = await prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(byId, id);
+      return raw ? toUser(raw) : null;
+    },
 
     findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
 

@@ -121,7 +121,7 @@ const text = (value: unknown) => (typeof value === 'string' && value ? value : u
 const date = (iso: string | null) => (iso ? new Date(iso) : null);
 
 export function createAccountService({ provider, db, passwords, mfa, audit, bcryptCost, passwordMinLength, now = () => new Date() }: AccountDeps): AccountService {
-  const users = createUserQueries(db.prisma);
+  const users = createUserQueries(db);
   const recoveryCodes = createRecoveryCodeQueries(db.prisma);
   // Grants and sessions are listed and ended by the same functions as the admin API's.
   const manage = { db, audit, bcryptCost, passwordMinLength, now };

@@ -35,7 +35,7 @@ export function userClaims(user: User): AccountClaims {
 }
 
 export function createFindAccount(db: Db): FindAccount {
-  const users = createUserQueries(db.prisma);
+  const users = createUserQueries(db);
   return async function findAccount(_ctx, id): Promise<Account | undefined> {
     const user = await users.findById(id);
     if (!user || user.disabled) return undefined;
@@ -55,7 +55,7 @@ export interface PasswordVerifier {
 }
 
 export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog, limits: SignInLimits): PasswordVerifier {
-  const users = createUserQueries(db.prisma);
+  const users = createUserQueries(db);
   // Compared against when the email is unknown, so that case costs the same bcrypt work as a
   // wrong password and response times do not reveal which emails have accounts.
   let dummyHash: Promise<string> | undefined;

@@ -47,7 +47,7 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
   };
   await createClientQueries(db.prisma).save(sealClientMetadata(metadata, config.secrets));
 
-  const users = createUserQueries(db.prisma);
+  const users = createUserQueries(db);
   const user = await users.findById(DEMO_USER_ID);
   if (user) {
     if (!(await bcrypt.compare(password, user.passwordHash))) {

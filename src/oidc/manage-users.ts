@@ -200,7 +200,7 @@ function enforcePolicy(password: string, email: string, minLength: number): void
 }
 
 async function findUser(db: Db, id: string): Promise<User> {
-  const user = await createUserQueries(db.prisma).findById(id);
+  const user = await createUserQueries(db).findById(id);
   if (!user) throw new NotFoundError(`there is no user ${id}`);
   return user;
 }
@@ -234,7 +234,7 @@ export async function createUser(deps: UserManagementDeps, input: unknown, actor
   let user: User;
   try {
     // An opaque id: the email can change, the subject never does.
-    user = await createUserQueries(deps.db.prisma).create(randomUUID(), profile, passwordHash);
+    user = await createUserQueries(deps.db).create(randomUUID(), profile, passwordHash);
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${parsed.email} already exists`);
     throw error;
@@ -255,7 +255,7 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
   }
   let user: User;
   try {
-    user = await createUserQueries(deps.db.prisma).update(id, data);
+    user = await createUserQueries(deps.db).update(id, data);
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${changes.email} already exists`);
     throw error;
@@ -271,7 +271,7 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
 export async function setUserDisabled(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
   const { disabled } = parseInput(SetDisabledInput, input);
   await findUser(deps.db, id);
-  const user = await createUserQueries(deps.db.prisma).update(id, { disabled });
+  const user = await createUserQueries(deps.db).update(id, { disabled });
   const details: Record<string, unknown> = by(actor);
   if (disabled) {
     const artifacts = createArtifactQueries(deps.db);
@@ -289,7 +289,7 @@ export async function setUserPassword(deps: UserManagementDeps, id: string, inpu
   const { password } = parseInput(SetPasswordInput, input);
   const user = await findUser(deps.db, id);
   enforcePolicy(password, user.email, deps.passwordMinLength);
-  await createUserQueries(deps.db.prisma).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
+  await createUserQueries(deps.db).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
   // Whoever else knew the old password loses their sessions with it.
   const sessionsEnded = await createArtifactQueries(deps.db).destroyByAccount('Session', id);
   await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded } });
@@ -298,7 +298,7 @@ export async function setUserPassword(deps: UserManagementDeps, id: string, inpu
 /** Removes TOTP and the recovery codes (a lost phone); the person may enrol again. False when there was none. */
 export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: Actor): Promise<boolean> {
   await findUser(deps.db, id);
-  const removed = await createUserQueries(deps.db.prisma).resetMfa(id);
+  const removed = await createUserQueries(deps.db).resetMfa(id);
   if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
   return removed;
 }

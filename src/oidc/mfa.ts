@@ -83,7 +83,7 @@ async function totpStep(secret: string, code: string, afterTimeStep?: number): P
 }
 
 export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: MfaOptions): Mfa {
-  const users = createUserQueries(db.prisma);
+  const users = createUserQueries(db);
   const recoveryCodes = createRecoveryCodeQueries(db.prisma);
   const reveal = (sealed: string) => decrypt(sealed, secrets).plaintext;
 

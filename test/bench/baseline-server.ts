@@ -58,7 +58,7 @@ for (const row of await db.prisma.client.findMany()) {
   clientStore.set(row.id, metadata);
 }
 
-const users = createUserQueries(db.prisma);
+const users = createUserQueries(db);
 const engine = provider.callback();
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {

@@ -81,7 +81,7 @@ export async function startTestGatehouse(
     async addUser({ email, password, name, emailVerified = true }) {
       const id = randomUUID();
       const profile = { email, emailVerified, name: name ?? null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-      await createUserQueries(gatehouse.db.prisma).create(id, profile, await bcrypt.hash(password, 4));
+      await createUserQueries(gatehouse.db).create(id, profile, await bcrypt.hash(password, 4));
       return id;
     },
     async close() {
