@@ -90,6 +90,8 @@ export interface Config {
   readonly shutdownTimeoutSeconds: number;
   /** Worker processes serving HTTP on this machine (src/cluster.ts); 1: no workers, this process serves. */
   readonly webConcurrency: number;
+  /** `port` set: /metrics is served there, not on the public port (http/metrics.ts). */
+  readonly metrics: { readonly port: number | undefined; readonly host: string };
   readonly demo: boolean;
   readonly seedFile: string;
   /** Signing key lifecycle (oidc/keys.ts, oidc/key-refresher.ts), in seconds. */
@@ -186,6 +188,12 @@ export const VARIABLES = {
   },
   HOST: { schema: z.string().trim().min(1, 'must not be empty (e.g. 0.0.0.0)'), default: '0.0.0.0', doc: 'Interface to listen on.' },
   PORT: { schema: integer(0, 65535, '3000'), default: '3000', doc: 'TCP port to listen on.' },
+  METRICS_PORT: {
+    schema: integer(1, 65535, '9464').optional(),
+    default: undefined,
+    doc: 'Serve /metrics on this port only (not on PORT). With WEB_CONCURRENCY > 1, the primary answers there with every worker\'s metrics added up. Unset: /metrics is on PORT, per process.',
+  },
+  METRICS_HOST: { schema: z.string().trim().min(1, 'must not be empty (e.g. 127.0.0.1)').optional(), default: undefined, doc: 'Interface for METRICS_PORT. Default: HOST.' },
   ISSUER: {
     schema: z.string().trim().optional(),
     default: undefined,
@@ -367,7 +375,7 @@ type FileLayout = { readonly [key: string]: VariableName | FileLayout };
  * not listed here are environment-only.
  */
 export const CONFIG_FILE_LAYOUT = {
-  server: { host: 'HOST', port: 'PORT', issuer: 'ISSUER', trustProxy: 'TRUST_PROXY', authorizationPost: 'AUTHORIZATION_POST', shutdownTimeout: 'SHUTDOWN_TIMEOUT', workers: 'WEB_CONCURRENCY' },
+  server: { host: 'HOST', port: 'PORT', metricsHost: 'METRICS_HOST', metricsPort: 'METRICS_PORT', issuer: 'ISSUER', trustProxy: 'TRUST_PROXY', authorizationPost: 'AUTHORIZATION_POST', shutdownTimeout: 'SHUTDOWN_TIMEOUT', workers: 'WEB_CONCURRENCY' },
   database: { poolSize: 'DATABASE_POOL_SIZE', autoMigrate: 'AUTO_MIGRATE', sweepInterval: 'SWEEP_INTERVAL' },
   lifetimes: {
     accessToken: 'ACCESS_TOKEN_TTL',
@@ -518,6 +526,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const nodeEnv = raw.NODE_ENV as Config['nodeEnv'];
   const production = nodeEnv === 'production' || (env.NODE_ENV ?? '').trim() === 'production';
   const port = raw.PORT as number;
+  if (raw.METRICS_PORT !== undefined && raw.METRICS_PORT === port) problems.push(`METRICS_PORT: must differ from PORT (${port}), or be left unset to serve /metrics on PORT`);
 
   // ISSUER
   let issuer = (raw.ISSUER as string | undefined) || (production ? undefined : `http://localhost:${port ?? 3000}`);
@@ -690,6 +699,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     clientCacheSeconds: raw.CLIENT_CACHE_TTL as number,
     shutdownTimeoutSeconds: raw.SHUTDOWN_TIMEOUT as number,
     webConcurrency: raw.WEB_CONCURRENCY as number,
+    metrics: { port: raw.METRICS_PORT as number | undefined, host: (raw.METRICS_HOST as string | undefined) ?? (raw.HOST as string) },
     demo,
     seedFile: pathOf('SEED_FILE', raw.SEED_FILE as string),
     keys: {

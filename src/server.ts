@@ -10,6 +10,7 @@ import { migrate } from './db/migrate.js';
 import { createApp } from './http/app.js';
 import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
+import { clusterMetrics, listenForMetrics, reportToClusterPrimary, type MetricsListener, type MetricsSource } from './http/metrics-port.js';
 import { createPageRenderer } from './http/pages.js';
 import { requestIdOf } from './http/request-log.js';
 import { createLogger, type Logger } from './logger.js';
@@ -35,6 +36,8 @@ export interface Gatehouse {
   readonly demo: Demo | undefined;
   /** The signing keys in use; `refresh()` picks up a rotation now instead of at the next KEY_REFRESH_INTERVAL. */
   readonly signingKeys: KeyRefresher;
+  /** Its Prometheus registry and instruments (http/metrics.ts). */
+  readonly metrics: Metrics;
   /** Stops background work and closes the database. */
   close(): Promise<void>;
 }
@@ -105,6 +108,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
       db,
       demo,
       signingKeys,
+      metrics,
       async close() {
         await signingKeys.stop();
         stopBackgroundJobs();
@@ -128,7 +132,18 @@ interface Listener {
   drain(): Promise<void>;
 }
 
-function listen(gatehouse: Gatehouse, config: Config): Promise<Listener> {
+/** Serves the app on PORT; with `metrics`, also /metrics on METRICS_PORT (drained together). */
+async function listen(gatehouse: Gatehouse, config: Config, metrics?: { source: MetricsSource; logger: Logger }): Promise<Listener> {
+  const metricsListener = metrics && config.metrics.port !== undefined ? await listenForMetrics(metrics.source, { host: config.metrics.host, port: config.metrics.port }, metrics.logger) : undefined;
+  try {
+    return await listenForApp(gatehouse, config, metricsListener);
+  } catch (error) {
+    await metricsListener?.close();
+    throw error;
+  }
+}
+
+function listenForApp(gatehouse: Gatehouse, config: Config, metricsListener: MetricsListener | undefined): Promise<Listener> {
   const server = createServer();
   const inFlight = new Set<ServerResponse>();
   let draining = false;
@@ -149,7 +164,7 @@ function listen(gatehouse: Gatehouse, config: Config): Promise<Listener> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
     server.closeIdleConnections();
-    return closed;
+    return Promise.all([closed, metricsListener?.close()]).then(() => undefined);
   };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -184,7 +199,7 @@ export async function main(): Promise<void> {
   if (config.webConcurrency > 1) return startPrimary(config, logger);
 
   const gatehouse = await createGatehouse(config, logger);
-  const listener = await listen(gatehouse, config);
+  const listener = await listen(gatehouse, config, { source: gatehouse.metrics.registry, logger });
   logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
   if (gatehouse.demo) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
@@ -202,11 +217,14 @@ async function startPrimary(config: Config, logger: Logger): Promise<void> {
   // The sweepers run one query at a time.
   const db = await createDb({ ...config.database, poolSize: 1 });
   let stopBackgroundJobs: () => void;
+  let metricsListener: MetricsListener | undefined;
   try {
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
+    if (config.metrics.port !== undefined) metricsListener = await listenForMetrics(clusterMetrics(), { host: config.metrics.host, port: config.metrics.port }, logger);
     stopBackgroundJobs = startBackgroundJobs(db, config, logger);
     if (demo) printDemo(demo);
   } catch (error) {
+    await metricsListener?.close();
     await db.close();
     throw error;
   }
@@ -216,6 +234,7 @@ async function startPrimary(config: Config, logger: Logger): Promise<void> {
     shutdownTimeoutSeconds: config.shutdownTimeoutSeconds,
     async onStopped() {
       stopBackgroundJobs();
+      await metricsListener?.close();
       await db.close();
     },
   });
@@ -226,6 +245,8 @@ async function serveAsWorker(config: Config, logger: Logger): Promise<void> {
   // Listening from the start: the primary may ask while this worker is still starting.
   const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
   const gatehouse = await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false });
+  // The primary serves METRICS_PORT for the whole machine, asking each worker for its figures.
+  if (config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse, config);
   logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);

@@ -35,6 +35,7 @@ interface LogLine {
   pid?: number;
   worker?: number;
   request_id?: string;
+  path?: string;
   exitCode?: number | null;
 }
 
@@ -167,10 +168,12 @@ describe('WEB_CONCURRENCY', () => {
 describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFlavour) => {
   let database: TestDatabase;
   let cluster: Cluster;
+  let metricsPort: number;
 
   beforeAll(async () => {
     database = await createTestDatabase(flavour);
-    cluster = startCluster(database, await freePort());
+    metricsPort = await freePort();
+    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
     await until(() => cluster.logs.some((line) => line.msg === 'all 2 workers are listening'), 'both workers to listen', cluster);
   }, 120_000);
   afterAll(async () => {
@@ -225,6 +228,25 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     const servedBy = () => cluster.logs.filter((line) => line.msg === 'request' && browser.requestIds.includes(line.request_id as string)).map((line) => line.pid);
     await until(() => servedBy().length === browser.requestIds.length, 'a log line for every request', cluster, 10_000);
     expect(new Set(servedBy())).toStrictEqual(new Set(listeningWorkers(cluster)));
+  });
+
+  it("adds up every worker's metrics on METRICS_PORT, and serves none on the public port", async () => {
+    const jwksServed = async () => {
+      const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(response.status).toBe(200);
+      const line = (await response.text()).split('\n').find((l) => l.startsWith('gatehouse_http_requests_total{') && l.includes('route="jwks"') && l.includes('status="200"'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    const before = await jwksServed();
+    const browser = new NewConnectionBrowser(cluster.url);
+    for (let i = 0; i < 12; i++) expect((await browser.request(`${cluster.url}/jwks`)).status).toBe(200);
+    // Both workers answered some of them, and the figure is their sum.
+    const servedBy = () => cluster.logs.filter((line) => line.msg === 'request' && line.path === '/jwks').map((line) => line.pid);
+    await until(() => servedBy().length === 12, 'a log line for every request', cluster, 10_000);
+    expect(new Set(servedBy()).size).toBe(2);
+    expect(await jwksServed()).toBe(before + 12);
+    expect((await fetch(`${cluster.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/jwks`)).status).toBe(404);
   });
 
   it('restarts a worker that dies', async () => {

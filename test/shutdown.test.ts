@@ -226,3 +226,26 @@ describe('graceful shutdown of the server process', () => {
     stuck.socket.destroy();
   }, 60_000);
 });
+
+describe('METRICS_PORT in a single process', () => {
+  it('serves /metrics there only, and closes it on SIGTERM with the rest', async () => {
+    const metricsPort = await freePort();
+    const { child, port, exited } = await startServer({ METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    const discoveryServed = async () => {
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      return Number(/^gatehouse_http_requests_total\{[^}]*route="discovery"[^}]*\} (\d+)$/m.exec(await metrics.text())?.[1] ?? 0);
+    };
+    const before = await discoveryServed();
+    expect((await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).status).toBe(200);
+    expect(await discoveryServed()).toBe(before + 1);
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { method: 'POST' })).status).toBe(405);
+
+    child.kill('SIGTERM');
+    expect((await exited).code).toBe(0);
+    expect(await tryConnect(metricsPort)).toBe('ECONNREFUSED');
+  }, 60_000);
+});

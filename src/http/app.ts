@@ -71,7 +71,8 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(noStore);
   app.use(createHealthRouter(readiness, logger));
-  app.get('/metrics', metrics.serveMetrics);
+  // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
+  if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
   app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
   if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwordMinLength }));
