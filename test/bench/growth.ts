@@ -30,7 +30,18 @@ const OptionsSchema = z.object({
   json: z.string().min(1).default('tmp/bench/growth.json'),
 });
 
-const { values } = parseArgs({ options: { rows: { type: 'string' }, 'live-percent': { type: 'string' }, samples: { type: 'string' }, databases: { type: 'string' }, json: { type: 'string' } }, strict: true });
+const USAGE = `npm run bench:growth -- [options]
+  --rows <n>            rows to add to OidcArtifact (1000000)
+  --live-percent <n>    how many of them are live; the rest have expired (10)
+  --samples <n>         lookups timed per measurement (500)
+  --databases <list>    sqlite,postgresql
+  --json <file>         where the results go as JSON (tmp/bench/growth.json)`;
+
+const { values: { help, ...values } } = parseArgs({ options: { rows: { type: 'string' }, 'live-percent': { type: 'string' }, samples: { type: 'string' }, databases: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+if (help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const parsedOptions = OptionsSchema.safeParse(values);
 if (!parsedOptions.success) {
   console.error(parsedOptions.error.issues.map((i) => i.message).join('\n'));
