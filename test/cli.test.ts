@@ -65,10 +65,13 @@ describe('gatehouse help', () => {
       'clients list',
       'clients get',
       'clients create',
+      'clients update',
       'clients delete',
       'clients rotate-secret',
       'users list',
       'users create',
+      'users update',
+      'users reset-mfa',
       'users set-password',
       'users disable',
       'users enable',
@@ -319,6 +322,62 @@ describe.each((await flavours()).slice(-1))('clients and users from the command 
     expect((await token('cli-service', newSecret)).status).toBe(401);
     const again = await gatehouse(['clients', 'delete', 'cli-service', '--json'], env);
     expect(again).toMatchObject({ code: 1, stdout: '', stderr: 'error: there is no client cli-service\n' });
+  });
+
+  it('updates only the client fields given, keeps the secret, and removes a field given as null', SLOW, async () => {
+    const created = json<{ client_secret: string }>(
+      await gatehouse(['clients', 'create', '--id', 'cli-batch', '--name', 'Batch', '--grant-type', 'client_credentials', '--metadata', '{"policy_uri": "https://batch.example/policy"}', '--json'], env),
+    );
+    const updated = await gatehouse(['clients', 'update', 'cli-batch', '--name', 'Nightly batch', '--scope', 'openid', '--metadata', '{"policy_uri": null, "tos_uri": "https://batch.example/tos"}', '--json'], env);
+    expect(updated, updated.stderr).toMatchObject({ code: 0 });
+    const { client, client_secret } = json<{ client: Record<string, unknown>; client_secret?: string }>(updated);
+    expect(client_secret).toBeUndefined();
+    expect(client).toMatchObject({ client_id: 'cli-batch', client_name: 'Nightly batch', scope: 'openid', grant_types: ['client_credentials'], tos_uri: 'https://batch.example/tos' });
+    expect(client).not.toHaveProperty('policy_uri');
+    expect((await token('cli-batch', created.client_secret)).status).toBe(200);
+
+    const table = await gatehouse(['clients', 'update', 'cli-batch', '--name', 'Batch again'], env);
+    expect(table.stdout).toMatch(/^client_name +Batch again$/m);
+    const [nothing, unknown, invalid] = await Promise.all([
+      gatehouse(['clients', 'update', 'cli-batch'], env),
+      gatehouse(['clients', 'update', 'no-such-client', '--name', 'x'], env),
+      gatehouse(['clients', 'update', 'cli-batch', '--redirect-uri', 'not a url'], env),
+    ]);
+    expect(nothing).toMatchObject({ code: 2, stdout: '', stderr: expect.stringContaining('name at least one field to change') as string });
+    expect(unknown).toMatchObject({ code: 1, stderr: 'error: there is no client no-such-client\n' });
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('redirect_uris.0: must be an absolute http(s) URL');
+    expect(json<{ client_name: string }>(await gatehouse(['clients', 'get', 'cli-batch', '--json'], env)).client_name).toBe('Batch again');
+  });
+
+  it("updates a user's profile and email, clears fields, and resets their MFA", SLOW, async () => {
+    const created = await gatehouse(['users', 'create', 'eve@example.com', '--password-stdin', '--name', 'Eve', '--json'], env, 'an apple a day keeps the doctor away');
+    const eve = json<{ id: string }>(created);
+    const changed = json<Record<string, unknown>>(
+      await gatehouse(['users', 'update', 'eve@example.com', '--given-name', 'Eve', '--family-name', 'Adams', '--locale', 'ko-KR', '--email-verified', '--json'], env),
+    );
+    expect(changed).toMatchObject({ id: eve.id, email: 'eve@example.com', name: 'Eve', given_name: 'Eve', family_name: 'Adams', locale: 'ko-KR', email_verified: true });
+    const moved = json<Record<string, unknown>>(await gatehouse(['users', 'update', eve.id, '--email', 'Eve.Adams@Example.com', '--clear', 'name', '--clear', 'locale', '--no-email-verified', '--json'], env));
+    expect(moved).toMatchObject({ email: 'eve.adams@example.com', name: null, locale: null, given_name: 'Eve', email_verified: false });
+
+    const [nothing, badClear, badPicture] = await Promise.all([
+      gatehouse(['users', 'update', eve.id], env),
+      gatehouse(['users', 'update', eve.id, '--clear', 'email'], env),
+      gatehouse(['users', 'update', eve.id, '--picture', 'javascript:alert(1)'], env),
+    ]);
+    expect(nothing).toMatchObject({ code: 2, stderr: expect.stringContaining('name at least one field to change') as string });
+    expect(badClear).toMatchObject({ code: 2, stderr: expect.stringContaining('--clear email: not a field that can be removed') as string });
+    expect(badPicture.code).toBe(1);
+    expect(badPicture.stderr).toContain('picture:');
+
+    expect(json(await gatehouse(['users', 'reset-mfa', eve.id, '--json'], env))).toEqual({ id: eve.id, mfaRemoved: false });
+    await server.gatehouse.db.prisma.user.update({ where: { id: eve.id }, data: { totpSecretEncrypted: 'sealed', totpEnabledAt: new Date() } });
+    const reset = await gatehouse(['users', 'reset-mfa', 'eve.adams@example.com'], env);
+    expect(reset).toMatchObject({ code: 0, stdout: 'removed the second factor of eve.adams@example.com\n' });
+    expect(await server.gatehouse.db.prisma.user.findUnique({ where: { id: eve.id } })).toMatchObject({ totpSecretEncrypted: null, totpEnabledAt: null });
+
+    const events = json<Array<{ type: string }>>(await gatehouse(['audit', 'list', '--account', eve.id, '--json'], env));
+    expect(events.map((event) => event.type)).toEqual(['mfa.removed', 'user.updated', 'user.updated', 'user.created']);
   });
 
   it('creates users with a password from stdin, refuses weak ones with exit 1, sets passwords, disables and enables', SLOW, async () => {

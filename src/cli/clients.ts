@@ -1,4 +1,4 @@
-// `gatehouse clients list|get|create|delete|rotate-secret`: the registered clients, through the
+// `gatehouse clients list|get|create|update|delete|rotate-secret`: the registered clients, through the
 // same management layer as the admin API (src/oidc/manage-clients.ts). A new secret is printed
 // once, on stdout; it is stored only hashed or encrypted.
 import { readFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { ClientMetadata } from '../db/clients.js';
 import type { Actor, ClientManagementDeps, ClientView, ClientWithSecret } from '../oidc/manage-clients.js';
 import { withDatabase, type CommandContext } from './context.js';
-import { formatTable, note, printJson } from './io.js';
+import { formatTable, note, printJson, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
 
@@ -69,8 +69,7 @@ function describeClient(client: ClientView): string {
   return formatTable(['FIELD', 'VALUE'], rows);
 }
 
-interface CreateOptions {
-  id?: string;
+interface MetadataOptions {
   name?: string;
   redirectUri?: string[];
   postLogoutRedirectUri?: string[];
@@ -82,8 +81,41 @@ interface CreateOptions {
   json?: boolean;
 }
 
+/** --metadata, then the named options over it. */
+function metadataInput(options: MetadataOptions & { id?: string }): Record<string, unknown> {
+  const input: Record<string, unknown> = { ...options.metadata };
+  const fields: Array<[string, unknown]> = [
+    ['client_id', options.id],
+    ['client_name', options.name],
+    ['redirect_uris', options.redirectUri],
+    ['post_logout_redirect_uris', options.postLogoutRedirectUri],
+    ['grant_types', options.grantType],
+    ['response_types', options.responseType],
+    ['token_endpoint_auth_method', options.authMethod],
+    ['scope', options.scope],
+  ];
+  for (const [field, value] of fields) if (value !== undefined) input[field] = value;
+  return input;
+}
+
+/** The metadata options shared by create and update. */
+function withMetadataOptions(command: Command, defaults: { grantType: string; responseType: string; authMethod: string }): Command {
+  return command
+    .option('--name <name>', 'client_name, shown on the consent page')
+    .option('--redirect-uri <uri>', 'a redirect URI (repeat for more)', collect)
+    .option('--post-logout-redirect-uri <uri>', 'a post-logout redirect URI (repeat for more)', collect)
+    .option('--grant-type <type>', `a grant type (repeat for more${defaults.grantType})`, collect)
+    .option('--response-type <type>', `a response type (repeat for more${defaults.responseType})`, collect)
+    .option('--auth-method <method>', `token_endpoint_auth_method: client_secret_basic${defaults.authMethod}, client_secret_post, client_secret_jwt, private_key_jwt or none (public client)`)
+    .option('--scope <scopes>', 'the scopes it may ask for, space-separated (e.g. "openid profile email")');
+}
+
+interface CreateOptions extends MetadataOptions {
+  id?: string;
+}
+
 export function registerClients(program: Command): void {
-  const group = program.command('clients').summary('list, create, delete clients and rotate their secrets').description('The clients (relying parties) registered with Gatehouse.');
+  const group = program.command('clients').summary('list, create, update, delete clients and rotate their secrets').description('The clients (relying parties) registered with Gatehouse.');
 
   group
     .command('list')
@@ -120,34 +152,36 @@ export function registerClients(program: Command): void {
       else console.log(describeClient(client));
     });
 
-  group
-    .command('create')
-    .description('Register a client. Its secret (for secret-based authentication) is generated and printed once. Options set the common metadata; --metadata adds any other RFC 7591 field Gatehouse understands (see README, "Clients and users").')
-    .option('--id <client_id>', 'its client_id (default: a random UUID)')
-    .option('--name <name>', 'client_name, shown on the consent page')
-    .option('--redirect-uri <uri>', 'a redirect URI (repeat for more)', collect)
-    .option('--post-logout-redirect-uri <uri>', 'a post-logout redirect URI (repeat for more)', collect)
-    .option('--grant-type <type>', 'a grant type (repeat for more; default authorization_code)', collect)
-    .option('--response-type <type>', 'a response type (repeat for more; default code)', collect)
-    .option('--auth-method <method>', 'token_endpoint_auth_method: client_secret_basic (default), client_secret_post, client_secret_jwt, private_key_jwt or none (public client)')
-    .option('--scope <scopes>', 'the scopes it may ask for, space-separated (e.g. "openid profile email")')
+  withMetadataOptions(
+    group
+      .command('create')
+      .description('Register a client. Its secret (for secret-based authentication) is generated and printed once. Options set the common metadata; --metadata adds any other RFC 7591 field Gatehouse understands (see README, "Clients and users").')
+      .option('--id <client_id>', 'its client_id (default: a random UUID)'),
+    { grantType: '; default authorization_code', responseType: '; default code', authMethod: ' (default)' },
+  )
     .option('--metadata <json>', 'more metadata as a JSON object, or @file.json; the options above win', parseMetadata)
     .option('--json', 'print {client, client_secret} as JSON')
     .action(async (options: CreateOptions) => {
-      const input: Record<string, unknown> = { ...options.metadata };
-      const fields: Array<[string, unknown]> = [
-        ['client_id', options.id],
-        ['client_name', options.name],
-        ['redirect_uris', options.redirectUri],
-        ['post_logout_redirect_uris', options.postLogoutRedirectUri],
-        ['grant_types', options.grantType],
-        ['response_types', options.responseType],
-        ['token_endpoint_auth_method', options.authMethod],
-        ['scope', options.scope],
-      ];
-      for (const [field, value] of fields) if (value !== undefined) input[field] = value;
-      const result = await withDatabase(async (context) => (await manage()).createClient(await deps(context, engineValidator(context)), input, ACTOR));
+      const result = await withDatabase(async (context) => (await manage()).createClient(await deps(context, engineValidator(context)), metadataInput(options), ACTOR));
       printSecret(result, options.json);
+    });
+
+  withMetadataOptions(
+    group
+      .command('update')
+      .description('Change a client\'s metadata: only the fields given change (lists are replaced whole). A change of authentication method that needs a new secret generates one and prints it once; the secret is otherwise kept.')
+      .argument('<client_id>', 'the client'),
+    { grantType: '', responseType: '', authMethod: '' },
+  )
+    .option('--metadata <json>', 'fields to change as a JSON object, or @file.json; null removes a field (e.g. \'{"policy_uri": null}\'); the options above win', parseMetadata)
+    .option('--json', 'print {client, client_secret?} as JSON')
+    .action(async (clientId: string, options: MetadataOptions) => {
+      const changes = metadataInput(options);
+      if (!Object.keys(changes).length) throw new UsageError('name at least one field to change (see --help)');
+      const result = await withDatabase(async (context) => (await manage()).updateClient(await deps(context, engineValidator(context)), clientId, changes, ACTOR));
+      if (options.json) printJson(result);
+      else if (result.client_secret) printSecret(result, false);
+      else console.log(describeClient(result.client));
     });
 
   group

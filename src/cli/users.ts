@@ -1,4 +1,4 @@
-// `gatehouse users list|get|create|set-password|disable|enable`: the people who sign in,
+// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa`: the people who sign in,
 // through the same management layer as the admin API (src/oidc/manage-users.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
@@ -53,8 +53,24 @@ interface CreateOptions {
   json?: boolean;
 }
 
+/** `--clear` names, and the field each removes. */
+const CLEARABLE = { name: 'name', 'given-name': 'given_name', 'family-name': 'family_name', username: 'preferred_username', picture: 'picture', locale: 'locale' } as const;
+
+interface UpdateOptions {
+  email?: string;
+  emailVerified?: boolean;
+  name?: string;
+  givenName?: string;
+  familyName?: string;
+  username?: string;
+  picture?: string;
+  locale?: string;
+  clear?: string[];
+  json?: boolean;
+}
+
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create and disable users, set passwords').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -123,6 +139,57 @@ export function registerUsers(program: Command): void {
       });
       if (options.json) printJson({ id, passwordChanged: true });
       else console.log(`password set for ${user}; their sessions have ended`);
+    });
+
+  group
+    .command('update')
+    .description('Change a user\'s email or profile: only the fields given change. Passwords, MFA and disabling have their own commands.')
+    .argument(...USER_ARGUMENT)
+    .option('--email <email>', 'a new email to sign in with')
+    .option('--email-verified', 'mark the email as verified')
+    .option('--no-email-verified', 'mark the email as not verified')
+    .option('--name <name>', 'full name (the name claim)')
+    .option('--given-name <name>', 'given_name claim')
+    .option('--family-name <name>', 'family_name claim')
+    .option('--username <name>', 'preferred_username claim')
+    .option('--picture <url>', 'picture claim (an http(s) URL)')
+    .option('--locale <tag>', 'locale claim (e.g. ko-KR)')
+    .option('--clear <field>', `remove an optional field (repeat for more): ${Object.keys(CLEARABLE).join(', ')}`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--json', 'print the user as a JSON object')
+    .action(async (user: string, options: UpdateOptions) => {
+      const changes: Record<string, unknown> = {};
+      for (const field of options.clear ?? []) {
+        const claim = CLEARABLE[field as keyof typeof CLEARABLE];
+        if (!claim) throw new UsageError(`--clear ${field}: not a field that can be removed (${Object.keys(CLEARABLE).join(', ')})`);
+        changes[claim] = null;
+      }
+      const given: Array<[string, unknown]> = [
+        ['email', options.email],
+        ['email_verified', options.emailVerified],
+        ['name', options.name],
+        ['given_name', options.givenName],
+        ['family_name', options.familyName],
+        ['preferred_username', options.username],
+        ['picture', options.picture],
+        ['locale', options.locale],
+      ];
+      for (const [field, value] of given) if (value !== undefined) changes[field] = value;
+      if (!Object.keys(changes).length) throw new UsageError('name at least one field to change (see --help)');
+      printUser(await withDatabase(async (context) => (await manage()).updateUser(await deps(context), await resolveUserId(context, user), changes, ACTOR)), options.json);
+    });
+
+  group
+    .command('reset-mfa')
+    .description('Remove a user\'s second factor (TOTP and recovery codes), e.g. after a lost phone; they sign in with their password and may enrol again.')
+    .argument(...USER_ARGUMENT)
+    .option('--json', 'print {"id": …, "mfaRemoved": true|false} as JSON')
+    .action(async (user: string, options: { json?: boolean }) => {
+      const { id, removed } = await withDatabase(async (context) => {
+        const userId = await resolveUserId(context, user);
+        return { id: userId, removed: await (await manage()).resetUserMfa(await deps(context), userId, ACTOR) };
+      });
+      if (options.json) printJson({ id, mfaRemoved: removed });
+      else console.log(removed ? `removed the second factor of ${user}` : `${user} had no second factor; nothing changed`);
     });
 
   for (const [name, disabled, description] of [
