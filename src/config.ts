@@ -527,6 +527,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const production = nodeEnv === 'production' || (env.NODE_ENV ?? '').trim() === 'production';
   const port = raw.PORT as number;
   if (raw.METRICS_PORT !== undefined && raw.METRICS_PORT === port) problems.push(`METRICS_PORT: must differ from PORT (${port}), or be left unset to serve /metrics on PORT`);
+  if (raw.METRICS_HOST !== undefined && raw.METRICS_PORT === undefined) problems.push('METRICS_HOST: applies only with METRICS_PORT (e.g. METRICS_PORT=9464); set both or neither');
 
   // ISSUER
   let issuer = (raw.ISSUER as string | undefined) || (production ? undefined : `http://localhost:${port ?? 3000}`);

@@ -93,6 +93,15 @@ describe('defaults', () => {
   it('an empty value means the default', () => {
     expect(load({ PORT: '', BCRYPT_COST: '' })).toMatchObject({ port: 3000, bcryptCost: 12 });
   });
+
+  it('serves /metrics on PORT unless METRICS_PORT is set, on HOST unless METRICS_HOST is', () => {
+    expect(load({}).metrics).toEqual({ port: undefined, host: '0.0.0.0' });
+    expect(load({ HOST: '10.0.0.5', METRICS_PORT: '9464' }).metrics).toEqual({ port: 9464, host: '10.0.0.5' });
+    expect(load({ METRICS_PORT: '9464', METRICS_HOST: '127.0.0.1' }).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(problemAbout(problemsOf({ PORT: '3000', METRICS_PORT: '3000' }), 'METRICS_PORT')).toContain('must differ from PORT');
+    expect(problemAbout(problemsOf({ METRICS_HOST: '127.0.0.1' }), 'METRICS_HOST')).toContain('applies only with METRICS_PORT');
+    expect(problemAbout(problemsOf({ METRICS_PORT: '99999' }), 'METRICS_PORT')).toContain('whole number from 1 to 65535');
+  });
 });
 
 describe('durations', () => {

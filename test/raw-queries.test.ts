@@ -7,6 +7,8 @@ import { createAuditQueries } from '../src/db/audit.js';
 import { createDb, type Db } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createUserQueries } from '../src/db/users.js';
+import { createLogger } from '../src/logger.js';
+import { createAuditLog } from '../src/oidc/audit.js';
 import { createTestDatabase, flavours, type TestDatabase } from './helpers/databases.js';
 
 describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
@@ -44,7 +46,8 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
     await artifacts.save('AccessToken', 'at-1', payload, lookups, new Date(now.getTime() + 60_000));
     const built = await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } });
     expect(built).toMatchObject({ payload, ...lookups, expiresAt: new Date(now.getTime() + 60_000), consumedAt: null });
-    expect(built?.createdAt).toBeInstanceOf(Date);
+    // createdAt is the time of the first save, as Prisma would store it.
+    expect(Math.abs((built?.createdAt as Date).getTime() - Date.now())).toBeLessThan(60_000);
 
     await db.prisma.oidcArtifact.create({ data: { model: 'Session', id: 's-1', payload: { uid: 'uid-2' }, uid: 'uid-2', expiresAt: null } });
     expect(await artifacts.find('Session', 's-1', now)).toEqual({ payload: { uid: 'uid-2' }, grantId: null, consumedAt: null, expiresAt: null });
@@ -61,8 +64,28 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
     expect(await artifacts.consume('AccessToken', 'at-1', now)).toBe(false);
     expect((await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } }))?.consumedAt).toEqual(now);
     expect(await artifacts.grantIdOf('AccessToken', 'at-1')).toBe('g-2');
+
+    // A later save may clear look-ups; it keeps when the row was made and whether it was consumed.
+    await artifacts.save('AccessToken', 'at-1', { jti: 'at-1', v: 3 }, { grantId: null, uid: null, userCode: null, accountId: null, clientId: null }, null);
+    const resaved = await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } });
+    expect(resaved).toMatchObject({ grantId: null, uid: null, accountId: null, clientId: null, consumedAt: now, createdAt: built?.createdAt });
+
     await artifacts.destroy('AccessToken', 'at-1');
     expect(await db.prisma.oidcArtifact.count({ where: { model: 'AccessToken' } })).toBe(0);
+
+    // A device code found by its user code; an expired code is neither found nor consumed.
+    await artifacts.save('DeviceCode', 'dc-1', { userCode: 'WDJB-MJHT' }, { ...lookups, userCode: 'WDJB-MJHT' }, new Date(now.getTime() + 1000));
+    expect(await artifacts.findBy('DeviceCode', 'userCode', 'WDJB-MJHT', now)).toMatchObject({ payload: { userCode: 'WDJB-MJHT' } });
+    expect(await artifacts.findBy('DeviceCode', 'userCode', 'WDJB-MJHT', new Date(now.getTime() + 1000))).toBeNull();
+    expect(await artifacts.consume('DeviceCode', 'dc-1', new Date(now.getTime() + 1000))).toBe(false);
+
+    // Ids with a NUL character (which PostgreSQL cannot store) match nothing and fail nothing.
+    expect(await artifacts.find('DeviceCode', 'dc-1\0', now)).toBeNull();
+    expect(await artifacts.findBy('DeviceCode', 'uid', 'x\0', now)).toBeNull();
+    expect(await artifacts.consume('DeviceCode', 'dc-1\0', now)).toBe(false);
+    expect(await artifacts.grantIdOf('DeviceCode', 'dc-1\0')).toBeNull();
+    await artifacts.destroy('DeviceCode', 'dc-1\0');
+    expect(await db.prisma.oidcArtifact.count({ where: { model: 'DeviceCode' } })).toBe(1);
   });
 
   it('writes audit events, one or many in a statement, that the query builder lists', async () => {
@@ -81,5 +104,11 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
     ]);
     expect(rows[1]?.userAgent).toHaveLength(512);
     expect(await audit.list({ since: at })).toHaveLength(3);
+  });
+
+  it('records a burst of events larger than one statement takes, every one of them', async () => {
+    const log = createAuditLog(db, createLogger({ logLevel: 'silent' }));
+    await Promise.all(Array.from({ length: 1234 }, (_, i) => log.record({ type: 'token.issued', clientId: `burst-${i}` })));
+    expect(await db.prisma.auditEvent.count({ where: { clientId: { startsWith: 'burst-' } } })).toBe(1234);
   });
 });

@@ -16,6 +16,11 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 const USER_COLUMNS = ['id', 'email', 'emailVerified', 'passwordHash', 'name', 'givenName', 'familyName', 'preferredUsername', 'picture', 'locale', 'disabled', 'totpSecretEncrypted', 'totpEnabledAt', 'totpLastStep', 'createdAt', 'updatedAt'] as const satisfies readonly (keyof User)[];
 
+type UnlistedUserColumn = Exclude<keyof User, (typeof USER_COLUMNS)[number]>;
+/** Does not compile, and names the column, once User has a column USER_COLUMNS leaves out. */
+const EVERY_USER_COLUMN_LISTED: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
+void EVERY_USER_COLUMN_LISTED;
+
 /** SQLite hands booleans and integers to raw queries as numbers or bigints. */
 const readBoolean = (value: unknown) => value === true || value === 1 || value === 1n || value === '1';
 const readInteger = (value: unknown) => (value === null || value === undefined ? null : Number(value));

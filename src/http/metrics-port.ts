@@ -1,8 +1,10 @@
 // METRICS_PORT: /metrics on a port of its own, so it can stay off the public internet (bind it
 // to an internal interface with METRICS_HOST) and, with WEB_CONCURRENCY > 1, describe the whole
 // machine: the cluster's primary asks every worker for its registry over the cluster channel
-// (prom-client's AggregatorRegistry) and answers with the sum. Without METRICS_PORT, /metrics
-// is on the public port (app.ts) and describes the one process that answered.
+// (prom-client's AggregatorRegistry) and answers with the sum. The sum covers the workers alive
+// at the time: when one dies and is replaced, its counts leave the sum, which Prometheus sees as
+// a counter reset. Without METRICS_PORT, /metrics is on the public port (app.ts) and describes
+// the one process that answered.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
@@ -17,11 +19,15 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** In a cluster worker: answer the primary's requests for this registry. */
-export function reportToClusterPrimary(registry: Registry): void {
-  AggregatorRegistry.setRegistries([registry]);
+/**
+ * In a cluster worker, as early as possible: answer the primary's requests for metrics (with
+ * none at first), and return the function that names the registry to answer with once it exists.
+ */
+export function reportToClusterPrimary(): (registry: Registry) => void {
+  AggregatorRegistry.setRegistries([]);
   // Constructing one installs the worker's listener for the primary's requests.
   new AggregatorRegistry();
+  return (registry) => AggregatorRegistry.setRegistries([registry]);
 }
 
 /** In the cluster primary: every live worker's metrics, added up. */
