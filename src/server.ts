@@ -244,11 +244,9 @@ async function startPrimary(config: Config, logger: Logger): Promise<void> {
 async function serveAsWorker(config: Config, logger: Logger): Promise<void> {
   // Listening from the start: the primary may ask while this worker is still starting.
   const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
-  // The primary serves METRICS_PORT for the whole machine, asking each worker for its figures;
-  // a worker still starting answers with none rather than leave the primary waiting.
-  const metricsReport = config.metrics.port !== undefined ? reportToClusterPrimary() : undefined;
   const gatehouse = await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false });
-  metricsReport?.(gatehouse.metrics.registry);
+  // The primary serves METRICS_PORT for the whole machine, asking each listening worker for its figures.
+  if (config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse, config);
   logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);

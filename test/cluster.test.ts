@@ -253,7 +253,12 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     const [victim, survivor] = listeningWorkers(cluster) as [number, number];
     process.kill(victim, 'SIGKILL');
     await until(() => cluster.logs.some((line) => line.msg === 'worker exited unexpectedly: restarting it'), 'the primary to notice', cluster);
+    // Metrics go on being served while the replacement starts: from the workers that listen.
+    const scrapeStarted = Date.now();
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    expect(Date.now() - scrapeStarted).toBeLessThan(2000);
     await until(() => listeningWorkers(cluster).length === 3, 'a new worker to listen', cluster);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
     const replacement = listeningWorkers(cluster)[2] as number;
     expect([victim, survivor]).not.toContain(replacement);
     expect(parentOf(replacement)).toBe(cluster.primary.pid);

@@ -1,10 +1,14 @@
 // METRICS_PORT: /metrics on a port of its own, so it can stay off the public internet (bind it
 // to an internal interface with METRICS_HOST) and, with WEB_CONCURRENCY > 1, describe the whole
-// machine: the cluster's primary asks every worker for its registry over the cluster channel
-// (prom-client's AggregatorRegistry) and answers with the sum. The sum covers the workers alive
-// at the time: when one dies and is replaced, its counts leave the sum, which Prometheus sees as
-// a counter reset. Without METRICS_PORT, /metrics is on the public port (app.ts) and describes
-// the one process that answered.
+// machine: the cluster's primary asks every listening worker for its registry over the cluster
+// channel and answers with the sum (prom-client's aggregation rules). A worker still starting is
+// not asked (it has served nothing yet); a scrape fails (503) rather than report a partial sum
+// when a listening worker does not answer within WORKER_ANSWER_MS. When a worker dies and is
+// replaced, its counts leave the sum, which Prometheus sees as a counter reset. Without
+// METRICS_PORT, /metrics is on the public port (app.ts) and describes the one process that
+// answered.
+import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
@@ -19,21 +23,77 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/**
- * In a cluster worker, as early as possible: answer the primary's requests for metrics (with
- * none at first), and return the function that names the registry to answer with once it exists.
- */
-export function reportToClusterPrimary(): (registry: Registry) => void {
-  AggregatorRegistry.setRegistries([]);
-  // Constructing one installs the worker's listener for the primary's requests.
-  new AggregatorRegistry();
-  return (registry) => AggregatorRegistry.setRegistries([registry]);
+const WORKER_ANSWER_MS = 3000;
+
+type RegistryJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
+
+interface MetricsRequest {
+  gatehouseMetrics: 'request';
+  id: string;
+}
+interface MetricsAnswer {
+  gatehouseMetrics: 'answer';
+  id: string;
+  metrics?: RegistryJson;
+  error?: string;
 }
 
-/** In the cluster primary: every live worker's metrics, added up. */
+const isMessage = <T extends { gatehouseMetrics: string }>(value: unknown, kind: T['gatehouseMetrics']): value is T =>
+  typeof value === 'object' && value !== null && (value as { gatehouseMetrics?: unknown }).gatehouseMetrics === kind;
+
+/** In a cluster worker, once its registry exists (before it listens): answer the primary's requests. */
+export function reportToClusterPrimary(registry: Registry): void {
+  process.on('message', (message: unknown) => {
+    if (!isMessage<MetricsRequest>(message, 'request')) return;
+    const reply = (answer: Omit<MetricsAnswer, 'gatehouseMetrics' | 'id'>) => process.send?.({ gatehouseMetrics: 'answer', id: message.id, ...answer } satisfies MetricsAnswer);
+    registry.getMetricsAsJSON().then(
+      (metrics) => reply({ metrics }),
+      (error: unknown) => reply({ error: (error as Error).message }),
+    );
+  });
+}
+
+/** In the cluster primary: every listening worker's metrics, added up. */
 export function clusterMetrics(): MetricsSource {
-  const aggregator = new AggregatorRegistry();
-  return { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() };
+  const listening = new Set<Worker>();
+  cluster.on('listening', (worker) => listening.add(worker));
+  cluster.on('exit', (worker) => listening.delete(worker));
+
+  function ask(worker: Worker): Promise<RegistryJson> {
+    return new Promise((resolve, reject) => {
+      const id = randomUUID();
+      const finish = () => {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        worker.off('exit', onExit);
+      };
+      const onMessage = (message: unknown) => {
+        if (!isMessage<MetricsAnswer>(message, 'answer') || message.id !== id) return;
+        finish();
+        if (message.metrics) resolve(message.metrics);
+        else reject(new Error(`worker ${worker.process.pid} could not collect its metrics: ${message.error ?? 'no reason given'}`));
+      };
+      const onExit = () => {
+        finish();
+        reject(new Error(`worker ${worker.process.pid} exited before answering`));
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`worker ${worker.process.pid} did not answer within ${WORKER_ANSWER_MS} ms`));
+      }, WORKER_ANSWER_MS);
+      worker.on('message', onMessage);
+      worker.once('exit', onExit);
+      worker.send({ gatehouseMetrics: 'request', id } satisfies MetricsRequest);
+    });
+  }
+
+  return {
+    contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE,
+    async metrics() {
+      const answers = await Promise.all([...listening].filter((worker) => worker.isConnected()).map(ask));
+      return answers.length ? AggregatorRegistry.aggregate(answers).metrics() : '';
+    },
+  };
 }
 
 function answer(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
@@ -53,7 +113,7 @@ export function listenForMetrics(source: MetricsSource, { host, port }: { host: 
       },
       (error: unknown) => {
         logger.error({ err: error }, 'collecting metrics failed');
-        answer(res, 500, 'Collecting metrics failed; see the server log.\n');
+        answer(res, 503, 'Collecting metrics failed; see the server log.\n');
       },
     );
   });
