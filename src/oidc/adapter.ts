@@ -7,7 +7,7 @@ import { errors } from 'oidc-provider';
 import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import { createClientQueries, type ClientMetadata } from '../db/clients.js';
-import { ADMIN_SCOPE } from './admin-access.js';
+import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from './client-secrets.js';
 
 export type Clock = () => Date;
@@ -114,6 +114,9 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
     return {
       async upsert(id, payload, expiresIn) {
         refuseNul(payload);
+        // Refused at /par and /device/auth, not only later when the request is used (admin-access.ts).
+        if (model === 'PushedAuthorizationRequest') refuseAdminScope(scopeOfRequestObject(payload.request));
+        if (model === 'DeviceCode') refuseAdminScope((payload.params as { scope?: unknown } | undefined)?.scope);
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,

@@ -13,8 +13,33 @@
 // of the provider's scopes, provider.ts); this check repeats that against the stored client, which
 // also covers clients registered without any `scope`.
 import type Provider from 'oidc-provider';
+import { errors } from 'oidc-provider';
 
 export const ADMIN_SCOPE = 'admin';
+
+/**
+ * Authorization requests never get `admin`: throws invalid_scope when `scope` (a request's
+ * space-separated scope parameter, anything else ignored) names it. Called by the engine's
+ * interaction policy for every authorization request, and by the adapter before it stores a
+ * pushed request or a device code, so /par and /device/auth refuse it at once.
+ */
+export function refuseAdminScope(scope: unknown): void {
+  if (typeof scope === 'string' && scope.split(' ').includes(ADMIN_SCOPE)) {
+    throw new errors.InvalidScope(`the ${ADMIN_SCOPE} scope is issued only with the client_credentials grant`, ADMIN_SCOPE);
+  }
+}
+
+/** The scope inside a pushed request as the engine stores it: an unsecured or signed JWT (a JWE is opaque: undefined). */
+export function scopeOfRequestObject(request: unknown): unknown {
+  if (typeof request !== 'string') return undefined;
+  const parts = request.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    return (JSON.parse(Buffer.from(parts[1] as string, 'base64url').toString('utf8')) as { scope?: unknown }).scope;
+  } catch {
+    return undefined;
+  }
+}
 
 export class AdminTokenError extends Error {
   override name = 'AdminTokenError';

@@ -8,7 +8,7 @@ import { createArtifactQueries } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from './account-client.js';
-import { ADMIN_SCOPE } from './admin-access.js';
+import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
@@ -89,21 +89,19 @@ export const MFA_REQUIRED_REASON = 'mfa_required';
  * `admin` opens the admin API, which acts for a machine (client_credentials), never on a
  * person's consent. The engine lets a client with no registered `scope` ask for any of the
  * provider's scopes, so every authorization request (front channel, PAR, request object, device
- * flow) naming `admin` is refused here with invalid_scope before anyone signs in or consents.
+ * flow) naming `admin` is refused here with invalid_scope before anyone signs in or consents
+ * (the adapter also refuses to store a pushed request or device code naming it).
  */
 const ADMIN_SCOPE_REFUSED = 'admin_scope_refused';
-function refuseAdminScope(ctx: KoaContextWithOIDC): boolean {
-  const scope = ctx.oidc.params?.scope;
-  if (typeof scope === 'string' && scope.split(' ').includes(ADMIN_SCOPE)) {
-    throw new errors.InvalidScope(`the ${ADMIN_SCOPE} scope is issued only with the client_credentials grant`, ADMIN_SCOPE);
-  }
+function checkNoAdminScope(ctx: KoaContextWithOIDC): boolean {
+  refuseAdminScope(ctx.oidc.params?.scope);
   return false;
 }
 
 function interactionPolicyOfGatehouse() {
   const policy = interactionPolicy.base();
   // The login prompt is evaluated first on every authorization request, whether or not a session exists.
-  policy.get('login')?.checks.add(new interactionPolicy.Check(ADMIN_SCOPE_REFUSED, 'the admin scope is not available here', 'invalid_scope', refuseAdminScope), 0);
+  policy.get('login')?.checks.add(new interactionPolicy.Check(ADMIN_SCOPE_REFUSED, 'the admin scope is not available here', 'invalid_scope', checkNoAdminScope), 0);
   policy.get('login')?.checks.add(
     new interactionPolicy.Check(MFA_REQUIRED_REASON, 'multi-factor authentication is required', 'login_required', (ctx) => mfaRequired(ctx) && ctx.oidc.session?.acr !== ACR_MFA),
   );
