@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../src/db/audit.js';
+import { describeUserAgent } from '../src/http/user-agents.js';
 import { Browser, completeSignIn, findForm, type Page } from './helpers/browser.js';
 import { startAuthorization, tokenRequest, type ConfidentialClient } from './helpers/code-flow.js';
 import { flavours } from './helpers/databases.js';
@@ -16,6 +17,9 @@ const WEB: ConfidentialClient = { id: 'web-app', secret: 'web-app-secret-0123456
 const PASSWORD = 'correct horse battery staple';
 const UA = 'account-test';
 const REFUSED = 'This form was not sent from your account page';
+
+const FIREFOX_ON_LINUX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
+const SAFARI_ON_IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1';
 
 describe.each(await flavours())('the account page on %s', (flavour) => {
   let server: TestGatehouse;
@@ -44,8 +48,8 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   }
 
   /** Opens /account in a new browser, signs in on the page it is sent to, and returns the account page. */
-  async function signedInAccountPage(person: { email: string; password: string }) {
-    const browser = new Browser(server.issuer);
+  async function signedInAccountPage(person: { email: string; password: string }, headers: Record<string, string> = {}) {
+    const browser = new Browser(server.issuer, headers);
     const signIn = await browser.visit('/account');
     expect(signIn.html).toContain('/login"');
     const page = await browser.visit(findForm(signIn.html, '/login').action, { form: { ...findForm(signIn.html, '/login').fields, email: person.email, password: person.password } });
@@ -171,10 +175,13 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
 
   it('signs out every other session, and only those', async () => {
     const carol = await newPerson();
-    const here = await signedInAccountPage(carol);
-    const elsewhere = await signedInAccountPage(carol);
+    const here = await signedInAccountPage(carol, { 'user-agent': FIREFOX_ON_LINUX });
+    const elsewhere = await signedInAccountPage(carol, { 'user-agent': SAFARI_ON_IPHONE });
     const page = await here.browser.visit('/account');
     expect(page.html).toContain('Another browser or device');
+    // Each session says when, with which browser and from which address it was last used.
+    expect(page.html).toMatch(/Last used [^<]+ · Firefox · Linux · (::ffff:)?127\.0\.0\.1</);
+    expect(page.html).toMatch(/Last used [^<]+ · Safari · iOS · (::ffff:)?127\.0\.0\.1</);
     expect(await sessionsOf(carol.id)).toBe(2);
 
     const after = await post(here.browser, page, '/account/sessions/end-others');
@@ -185,6 +192,16 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     expect((await elsewhere.browser.visit('/account')).html).toContain('/login"');
     expect((await here.browser.visit('/account')).html).toContain('<h1>Your account</h1>');
     expect(await events(carol.id, 'session.revoked')).toEqual([expect.objectContaining({ details: expect.objectContaining({ via: 'account', sessions: 1 }) })]);
+  });
+
+  it('names common browsers and systems in a few words, and nothing it does not recognise', () => {
+    expect(describeUserAgent(FIREFOX_ON_LINUX)).toBe('Firefox · Linux');
+    expect(describeUserAgent(SAFARI_ON_IPHONE)).toBe('Safari · iOS');
+    expect(describeUserAgent('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0')).toBe('Edge · Windows');
+    expect(describeUserAgent('Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36')).toBe('Chrome · Android');
+    expect(describeUserAgent('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36')).toBe('Chrome · macOS');
+    expect(describeUserAgent('something-else/1.0')).toBeNull();
+    expect(describeUserAgent(null)).toBeNull();
   });
 
   it('changes the password only with the right current password and a new one the policy accepts', async () => {

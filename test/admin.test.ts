@@ -448,6 +448,8 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect(grants).toEqual([expect.objectContaining({ client_id: 'web-app', scope: expect.stringContaining('offline_access') })]);
     const sessions = (await api.get(`/users/${erin}/sessions`)).body.sessions as SessionView[];
     expect(sessions).toEqual([expect.objectContaining({ amr: ['pwd'], client_ids: ['web-app'] })]);
+    // Where it was last used: the sign-in's address and browser (Node's fetch says "node").
+    expect(sessions[0]?.last_seen).toEqual({ at: expect.stringMatching(/^\d{4}-/), ip: expect.stringMatching(/127\.0\.0\.1$/), user_agent: 'node' });
     // Sessions are named by uid: the cookie value (the session's id) never leaves the database.
     const stored = await server.gatehouse.db.prisma.oidcArtifact.findFirst({ where: { model: 'Session', accountId: erin } });
     expect(sessions[0]?.id).not.toBe(stored?.id);

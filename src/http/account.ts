@@ -13,6 +13,7 @@ import type { RenderPage } from '../oidc/render.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
+import { describeUserAgent } from './user-agents.js';
 import type { MessageKey, PageMessage } from './messages/index.js';
 
 /** Holds the `state` of the sign-in the account page started, until it comes back. */
@@ -116,6 +117,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
         ...overview,
         // openid ("know who you are") is every app's; the page lists it once, first.
         apps: overview.apps.map((app) => ({ ...app, scopes: app.scopes.filter((s) => s !== 'openid') })),
+        sessions: overview.sessions.map((session) => ({ ...session, device: describeUserAgent(session.lastSeen?.userAgent) })),
         formatDate,
         passwordMinLength,
         action: (path: string) => withLanguage(req, path),

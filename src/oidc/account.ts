@@ -63,6 +63,8 @@ export interface SessionSummary {
   methods: string[];
   /** Names of the apps used in it (the account page itself left out). */
   apps: string[];
+  /** When and from where it was last used (a sign-in or an app's authorization request). */
+  lastSeen: { at: Date; ip: string | null; userAgent: string | null } | null;
 }
 
 export interface AccountOverview {
@@ -198,7 +200,15 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
           if (!names.has(clientId)) names.set(clientId, (await describeClient(clientId)).name);
           appNames.push(names.get(clientId) as string);
         }
-        sessions.push({ current: session.id === signedIn.sessionUid, signedInAt: date(session.signed_in_at), expiresAt: date(session.expires_at), methods: session.amr, apps: appNames });
+        const seen = session.last_seen;
+        sessions.push({
+          current: session.id === signedIn.sessionUid,
+          signedInAt: date(session.signed_in_at),
+          expiresAt: date(session.expires_at),
+          methods: session.amr,
+          apps: appNames,
+          lastSeen: seen ? { at: new Date(seen.at), ip: seen.ip, userAgent: seen.user_agent } : null,
+        });
       }
       // This browser first, then the most recent sign-in.
       sessions.sort((a, b) => Number(b.current) - Number(a.current) || (b.signedInAt?.getTime() ?? 0) - (a.signedInAt?.getTime() ?? 0));

@@ -3,7 +3,7 @@
 // AccessToken, RefreshToken, DeviceCode, ReplayDetection, PushedAuthorizationRequest,
 // RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { errors } from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
 import type { Db } from '../db/client.js';
 import { createClientQueries, type ClientMetadata } from '../db/clients.js';
@@ -47,6 +47,20 @@ function refuseNul(payload: unknown): void {
     return value;
   });
   if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
+}
+
+/**
+ * Where a session was last used, kept in its payload under this key (the engine ignores keys it
+ * does not know): the address and browser of the request that last saved it, for the account
+ * page and the admin API.
+ */
+export const SESSION_SEEN_KEY = 'gatehouse_seen';
+
+/** The engine's request being served (the engine keeps it in AsyncLocalStorage), if any. */
+function seenNow(now: Date): { ip: string | null; user_agent: string | null; at: number } | undefined {
+  const ctx = Provider.ctx;
+  if (!ctx) return undefined;
+  return { ip: ctx.ip || null, user_agent: ctx.get('user-agent').slice(0, 512) || null, at: Math.floor(now.getTime() / 1000) };
 }
 
 /** Distinct clients kept by the client cache; beyond this the oldest entry is dropped. */
@@ -117,6 +131,11 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
         // Refused at /par and /device/auth, not only later when the request is used (admin-access.ts).
         if (model === 'PushedAuthorizationRequest') refuseAdminScope(scopeOfRequestObject(payload.request));
         if (model === 'DeviceCode') refuseAdminScope((payload.params as { scope?: unknown } | undefined)?.scope);
+        if (model === 'Session') {
+          // Saved outside an engine request (rare): keep what was recorded before.
+          const seen = seenNow(now()) ?? (await artifacts.find(model, id, now()))?.payload[SESSION_SEEN_KEY];
+          if (seen) payload = { ...payload, [SESSION_SEEN_KEY]: seen };
+        }
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,

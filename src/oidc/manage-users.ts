@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import { createArtifactQueries, type Payload } from '../db/artifacts.js';
+import { SESSION_SEEN_KEY } from './adapter.js';
 import type { Db } from '../db/client.js';
 import { checkPassword } from '../db/password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from '../db/seed.js';
@@ -136,6 +137,10 @@ export const SessionView = z
     amr: z.array(z.string()).describe('How the person signed in (pwd, otp).'),
     acr: z.string().nullable(),
     client_ids: z.array(z.string()).describe('Clients used in this session.'),
+    last_seen: z
+      .object({ at: z.iso.datetime(), ip: z.string().nullable(), user_agent: z.string().nullable() })
+      .nullable()
+      .describe('The last sign-in or authorization in this session: when, from which address and browser.'),
   })
   .meta({ id: 'Session' });
 export type SessionView = z.infer<typeof SessionView>;
@@ -156,6 +161,7 @@ const SessionPayload = z.looseObject({
   amr: z.array(z.string()).optional(),
   acr: z.string().optional(),
   authorizations: z.record(z.string(), z.unknown()).optional(),
+  [SESSION_SEEN_KEY]: z.object({ at: z.number(), ip: z.string().nullable(), user_agent: z.string().nullable() }).optional().catch(undefined),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -347,6 +353,10 @@ export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'no
       amr: session.amr ?? [],
       acr: session.acr ?? null,
       client_ids: Object.keys(session.authorizations ?? {}),
+      last_seen: (() => {
+        const seen = session[SESSION_SEEN_KEY];
+        return seen ? { at: fromEpoch(seen.at) as string, ip: seen.ip, user_agent: seen.user_agent } : null;
+      })(),
     });
   }
   return sessions.sort((a, b) => (b.signed_in_at ?? '').localeCompare(a.signed_in_at ?? ''));

@@ -17,7 +17,11 @@ interface Cookie {
 export class Browser {
   private cookies: Cookie[] = [];
 
-  constructor(private readonly origin: string) {}
+  /** `headers` go with every request (a User-Agent, say). */
+  constructor(
+    private readonly origin: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   private cookieHeader(url: URL): string {
     return this.cookies
@@ -48,7 +52,7 @@ export class Browser {
   /** One request, no redirect following. */
   async request(url: string, init: { method?: string; form?: Record<string, string>; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
     const target = new URL(url, this.origin);
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
+    const headers: Record<string, string> = { accept: 'text/html', ...this.headers, ...init.headers };
     const cookie = this.cookieHeader(target);
     if (cookie) headers.cookie = cookie;
     // `body` sends a raw, already encoded body (repeated or odd fields) with the given headers.
