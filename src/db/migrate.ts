@@ -139,11 +139,31 @@ function checkHistory(migrations: Migration[], rows: MigrationRow[]): void {
   }
 }
 
+const SQLITE_WAL_SWITCH_TIMEOUT_MS = 5000;
+
+/**
+ * Two processes opening a new database file at once (instances starting together) both switch
+ * it to WAL; SQLite answers the loser "database is locked" at once instead of waiting out the
+ * busy timeout, so the switch is retried until the timeout.
+ */
+function switchToWal(db: Database.Database): void {
+  const deadline = Date.now() + SQLITE_WAL_SWITCH_TIMEOUT_MS;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    }
+  }
+}
+
 function openSqliteStore(url: string): Store {
   const file = sqliteFilePath(url);
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-  const db = new Database(file, { timeout: 5000 });
-  if (file !== ':memory:') db.pragma('journal_mode = WAL');
+  const db = new Database(file, { timeout: SQLITE_WAL_SWITCH_TIMEOUT_MS });
+  if (file !== ':memory:') switchToWal(db);
   const tableExists = () => Boolean(db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get());
   return {
     exclusive: async (work) => work(),

@@ -9,6 +9,7 @@ import type { Db } from '../db/client.js';
 import { createClientQueries, type ClientMetadata } from '../db/clients.js';
 import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from './client-secrets.js';
+import { SESSION_SEEN_KEY, type SessionSeen } from './session-seen.js';
 
 export type Clock = () => Date;
 
@@ -49,15 +50,8 @@ function refuseNul(payload: unknown): void {
   if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
 }
 
-/**
- * Where a session was last used, kept in its payload under this key (the engine ignores keys it
- * does not know): the address and browser of the request that last saved it, for the account
- * page and the admin API.
- */
-export const SESSION_SEEN_KEY = 'gatehouse_seen';
-
-/** The engine's request being served (the engine keeps it in AsyncLocalStorage), if any. */
-function seenNow(now: Date): { ip: string | null; user_agent: string | null; at: number } | undefined {
+/** Where the engine's request being served comes from (the engine keeps it in AsyncLocalStorage), if any. */
+function seenNow(now: Date): SessionSeen | undefined {
   const ctx = Provider.ctx;
   if (!ctx) return undefined;
   return { ip: ctx.ip || null, user_agent: ctx.get('user-agent').slice(0, 512) || null, at: Math.floor(now.getTime() / 1000) };

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import { createArtifactQueries, type Payload } from '../db/artifacts.js';
-import { SESSION_SEEN_KEY } from './adapter.js';
+import { SESSION_SEEN_KEY } from './session-seen.js';
 import type { Db } from '../db/client.js';
 import { checkPassword } from '../db/password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from '../db/seed.js';
