@@ -13,7 +13,7 @@ import type { Prisma as PrismaNamespace } from '../generated/sqlite/client.js';
 import type { Db } from './client.js';
 import type { ClientMetadata } from './clients.js';
 import { checkPassword, DEFAULT_PASSWORD_MIN_LENGTH } from './password-policy.js';
-import { normalizeEmail, type User, type UserProfile } from './users.js';
+import { normalizeEmail, profileColumnsOf, type User, type UserProfile } from './users.js';
 
 // ---------------------------------------------------------------------------------------------
 // The file format
@@ -409,12 +409,7 @@ function userProfile(user: SeedUser): UserProfile {
   return {
     email: user.email,
     emailVerified: user.email_verified,
-    name: user.name ?? null,
-    givenName: user.given_name ?? null,
-    familyName: user.family_name ?? null,
-    preferredUsername: user.preferred_username ?? null,
-    picture: user.picture ?? null,
-    locale: user.locale ?? null,
+    ...profileColumnsOf(user),
   };
 }
 

@@ -14,6 +14,28 @@ export type UserProfile = Pick<
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
+/** The optional profile claims (OpenID Connect Core 5.1) and the User column each is kept in. */
+export const PROFILE_CLAIM_COLUMNS = {
+  name: 'name',
+  given_name: 'givenName',
+  family_name: 'familyName',
+  preferred_username: 'preferredUsername',
+  picture: 'picture',
+  locale: 'locale',
+} as const satisfies Record<string, keyof UserProfile>;
+
+export type ProfileClaim = keyof typeof PROFILE_CLAIM_COLUMNS;
+
+/** A person's optional profile, by claim name (null where not set). */
+export function profileClaimsOf(user: Pick<User, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]>): Record<ProfileClaim, string | null> {
+  return Object.fromEntries(Object.entries(PROFILE_CLAIM_COLUMNS).map(([claim, column]) => [claim, user[column]])) as Record<ProfileClaim, string | null>;
+}
+
+/** The profile columns from claim names; a claim not given is cleared. */
+export function profileColumnsOf(claims: Partial<Record<ProfileClaim, string | null>>): Pick<UserProfile, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]> {
+  return Object.fromEntries(Object.entries(PROFILE_CLAIM_COLUMNS).map(([claim, column]) => [column, claims[claim as ProfileClaim] ?? null])) as Pick<UserProfile, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]>;
+}
+
 const USER_COLUMNS = ['id', 'email', 'emailVerified', 'passwordHash', 'name', 'givenName', 'familyName', 'preferredUsername', 'picture', 'locale', 'disabled', 'totpSecretEncrypted', 'totpEnabledAt', 'totpLastStep', 'createdAt', 'updatedAt'] as const satisfies readonly (keyof User)[];
 
 type UnlistedUserColumn = Exclude<keyof User, (typeof USER_COLUMNS)[number]>;

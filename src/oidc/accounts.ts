@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createUserQueries, type User } from '../db/users.js';
+import { createUserQueries, profileClaimsOf, type User } from '../db/users.js';
 import type { AuditLog, RequestOrigin } from './audit.js';
 import type { SignInAttempt, SignInLimits } from './brute-force.js';
 
@@ -22,15 +22,7 @@ export function userClaims(user: User): AccountClaims {
     email_verified: user.emailVerified,
     updated_at: Math.floor(user.updatedAt.getTime() / 1000),
   };
-  const optional = {
-    name: user.name,
-    given_name: user.givenName,
-    family_name: user.familyName,
-    preferred_username: user.preferredUsername,
-    picture: user.picture,
-    locale: user.locale,
-  };
-  for (const [claim, value] of Object.entries(optional)) if (value) claims[claim] = value;
+  for (const [claim, value] of Object.entries(profileClaimsOf(user))) if (value) claims[claim] = value;
   return claims;
 }
 

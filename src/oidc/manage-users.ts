@@ -16,7 +16,7 @@ import { SESSION_SEEN_KEY } from './session-seen.js';
 import type { Db } from '../db/client.js';
 import { checkPassword } from '../db/password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from '../db/seed.js';
-import { createUserQueries, type User, type UserProfile } from '../db/users.js';
+import { createUserQueries, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from '../db/users.js';
 import type { AuditLog } from './audit.js';
 import type { Actor } from './manage-clients.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from './manage-errors.js';
@@ -175,12 +175,7 @@ function toView(user: User): UserView {
     id: user.id,
     email: user.email,
     email_verified: user.emailVerified,
-    name: user.name,
-    given_name: user.givenName,
-    family_name: user.familyName,
-    preferred_username: user.preferredUsername,
-    picture: user.picture,
-    locale: user.locale,
+    ...profileClaimsOf(user),
     disabled: user.disabled,
     mfa_enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted),
     created_at: user.createdAt.toISOString(),
@@ -188,15 +183,9 @@ function toView(user: User): UserView {
   };
 }
 
-/** Claim names → columns. */
-const PROFILE_COLUMNS = {
-  name: 'name',
-  given_name: 'givenName',
-  family_name: 'familyName',
-  preferred_username: 'preferredUsername',
-  picture: 'picture',
-  locale: 'locale',
-} as const satisfies Record<keyof typeof USER_PROFILE_FIELDS, keyof UserProfile>;
+// The schema's profile fields are exactly the claims users.ts maps to columns.
+const PROFILE_FIELDS_ARE_CLAIMS: [Exclude<keyof typeof USER_PROFILE_FIELDS, ProfileClaim> | Exclude<ProfileClaim, keyof typeof USER_PROFILE_FIELDS>] extends [never] ? true : never = true;
+void PROFILE_FIELDS_ARE_CLAIMS;
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === 'P2002';
 
@@ -234,8 +223,7 @@ export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string
 export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
   const parsed = parseInput(CreateUserInput, input);
   enforcePolicy(parsed.password, parsed.email, deps.passwordMinLength);
-  const profile: UserProfile = { email: parsed.email, emailVerified: parsed.email_verified, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-  for (const [claim, column] of Object.entries(PROFILE_COLUMNS)) profile[column] = parsed[claim as keyof typeof PROFILE_COLUMNS] ?? null;
+  const profile: UserProfile = { email: parsed.email, emailVerified: parsed.email_verified, ...profileColumnsOf(parsed) };
   const passwordHash = await bcrypt.hash(parsed.password, deps.bcryptCost);
   let user: User;
   try {
@@ -255,8 +243,8 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
   const data: Partial<UserProfile> = {};
   if (changes.email !== undefined) data.email = changes.email;
   if (changes.email_verified !== undefined) data.emailVerified = changes.email_verified;
-  for (const [claim, column] of Object.entries(PROFILE_COLUMNS)) {
-    const value = changes[claim as keyof typeof PROFILE_COLUMNS];
+  for (const [claim, column] of Object.entries(PROFILE_CLAIM_COLUMNS)) {
+    const value = changes[claim as ProfileClaim];
     if (value !== undefined) data[column] = value;
   }
   let user: User;
