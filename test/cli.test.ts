@@ -3,7 +3,6 @@
 // usage errors with exit code 2, failures with exit code 1, and what each command does.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
@@ -12,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../src/cli/program.js';
 import { createTestDatabase, flavours, type TestDatabase } from './helpers/databases.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from './helpers/gatehouse.js';
+import { freePort } from './helpers/ports.js';
 
 interface Outcome {
   code: number | null;
@@ -417,16 +417,6 @@ describe.each((await flavours()).slice(-1))('clients and users from the command 
   });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 describe('gatehouse serve', () => {
   it('starts the server as `npm start` does, answers, and exits 0 on SIGTERM', SLOW, async () => {

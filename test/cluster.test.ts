@@ -19,6 +19,7 @@ import { Browser, completeSignIn } from './helpers/browser.js';
 import { startAuthorization, type ConfidentialClient } from './helpers/code-flow.js';
 import { createTestDatabase, flavours, type TestDatabase } from './helpers/databases.js';
 import { TEST_SECRET } from './helpers/gatehouse.js';
+import { freePort } from './helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLIENT: ConfidentialClient = {
@@ -50,16 +51,6 @@ interface Cluster {
 
 const started: Cluster[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function startCluster(database: TestDatabase, port: number, env: Record<string, string> = {}): Cluster {
   const url = `http://127.0.0.1:${port}`;

@@ -3,9 +3,10 @@
 // (src/server.ts under tsx), and the in-memory baseline (baseline-server.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../helpers/ports.js';
+
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENTRIES = {
@@ -40,16 +41,6 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function readPeakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

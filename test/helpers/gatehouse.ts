@@ -1,7 +1,6 @@
 // Starts a real Gatehouse on 127.0.0.1 with a throwaway database, for flow tests.
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
@@ -10,6 +9,7 @@ import { createUserQueries } from '../../src/db/users.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
+import { freePort } from './ports.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -26,16 +26,6 @@ export interface TestGatehouse {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * Starts a Gatehouse on its own port. Pass `shareWith` to start a second instance on the same
