@@ -334,6 +334,7 @@ export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'no
     const parsed = SessionPayload.safeParse(row.payload as Payload);
     if (!parsed.success) continue;
     const session = parsed.data;
+    const seen = session[SESSION_SEEN_KEY];
     sessions.push({
       id: session.uid,
       signed_in_at: fromEpoch(session.loginTs),
@@ -341,10 +342,7 @@ export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'no
       amr: session.amr ?? [],
       acr: session.acr ?? null,
       client_ids: Object.keys(session.authorizations ?? {}),
-      last_seen: (() => {
-        const seen = session[SESSION_SEEN_KEY];
-        return seen ? { at: fromEpoch(seen.at) as string, ip: seen.ip, user_agent: seen.user_agent } : null;
-      })(),
+      last_seen: seen ? { at: fromEpoch(seen.at) as string, ip: seen.ip, user_agent: seen.user_agent } : null,
     });
   }
   return sessions.sort((a, b) => (b.signed_in_at ?? '').localeCompare(a.signed_in_at ?? ''));
