@@ -8,7 +8,7 @@
 // dies, with a growing delay, gives up (exit 1) when one keeps dying before it ever listens, and
 // on SIGTERM/SIGINT asks every worker to drain and exits 0 once all of them exited 0.
 import cluster, { type Worker } from 'node:cluster';
-import type { Logger } from './logger.js';
+import type { Logger } from './core/logger.js';
 
 /** The one message the primary sends: "drain and exit", as SIGTERM would. */
 const SHUT_DOWN = { gatehouse: 'shut down' } as const;

@@ -1,6 +1,6 @@
 // `gatehouse audit list`: read the audit trail, newest first.
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import { AUDIT_EVENT_TYPES, createAuditQueries, type AuditEventType, type AuditFilter } from '../db/audit.js';
+import { AUDIT_EVENT_TYPES, createAuditQueries, type AuditEventType, type AuditFilter } from '../audit/store.js';
 import { withDatabase } from './context.js';
 import { durationSeconds, formatTable, note, parseWholeNumber, printJson, UsageError } from './io.js';
 

@@ -1,20 +1,20 @@
 // `gatehouse clients list|get|create|update|delete|rotate-secret`: the registered clients, through the
-// same management layer as the admin API (src/oidc/manage-clients.ts). A new secret is printed
+// same management layer as the admin API (src/clients/service.ts). A new secret is printed
 // once, on stdout; it is stored only hashed or encrypted.
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import type { ClientMetadata } from '../db/clients.js';
-import type { Actor, ClientManagementDeps, ClientView, ClientWithSecret } from '../oidc/manage-clients.js';
+import type { ClientMetadata } from '../clients/store.js';
+import type { Actor, ClientManagementDeps, ClientView, ClientWithSecret } from '../clients/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, printJson, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
 
 // The management layer (and its dependencies) load only when a clients command runs.
-const manage = () => import('../oidc/manage-clients.js');
+const manage = () => import('../clients/service.js');
 
 async function deps({ config, db, logger }: CommandContext, validateWithEngine?: ClientManagementDeps['validateWithEngine']): Promise<ClientManagementDeps> {
-  const { createAuditLog } = await import('../oidc/audit.js');
+  const { createAuditLog } = await import('../audit/log.js');
   return { db, secrets: config.secrets, audit: createAuditLog(db, logger), validateWithEngine };
 }
 

@@ -1,5 +1,5 @@
 // `gatehouse config check`: validate the configuration as the server would, and print what is
-// in effect and where each value came from, with secrets masked (src/config.ts).
+// in effect and where each value came from, with secrets masked (src/config/index.ts).
 import type { Command } from 'commander';
 import { note, printJson } from './io.js';
 
@@ -10,7 +10,7 @@ export function registerConfig(program: Command): void {
     .description('Validate the configuration and print every setting in effect with its source (env, file or default). Secrets are masked. Exit code 1 lists every problem.')
     .option('--json', 'print a JSON array of {name, fileKey, value, source, masked}')
     .action(async (options: { json?: boolean }) => {
-      const { describeEffectiveConfig, formatEffectiveConfig, loadConfig } = await import('../config.js');
+      const { describeEffectiveConfig, formatEffectiveConfig, loadConfig } = await import('../config/index.js');
       const settings = describeEffectiveConfig(loadConfig());
       if (options.json) {
         printJson(settings);

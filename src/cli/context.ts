@@ -1,9 +1,9 @@
 // Configuration and database for a command. Both load only when a command runs, and their
 // modules are imported only then, so --help and usage errors need no environment and start
 // quickly. The database is migrated first when AUTO_MIGRATE allows, and always closed.
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 
 export interface CommandContext {
   readonly config: Config;
@@ -14,12 +14,12 @@ export interface CommandContext {
 
 /** The configuration from the environment, as the server reads it; throws ConfigError. */
 export async function loadConfiguration(): Promise<Config> {
-  const { loadConfig } = await import('../config.js');
+  const { loadConfig } = await import('../config/index.js');
   return loadConfig();
 }
 
 async function createCliLogger(config: Pick<Config, 'logLevel'>): Promise<Logger> {
-  const [{ destination }, { createLogger }] = await Promise.all([import('pino'), import('../logger.js')]);
+  const [{ destination }, { createLogger }] = await Promise.all([import('pino'), import('../core/logger.js')]);
   return createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' }, destination(2));
 }
 

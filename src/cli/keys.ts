@@ -1,7 +1,7 @@
-// `gatehouse keys list|rotate`: the signing keys and their lifecycle (src/oidc/keys.ts).
+// `gatehouse keys list|rotate`: the signing keys and their lifecycle (src/keys/signing-keys.ts).
 import { Option, type Command } from 'commander';
-import { createAuditQueries } from '../db/audit.js';
-import { listSigningKeys, rotateSigningKeys, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../oidc/keys.js';
+import { createAuditQueries } from '../audit/store.js';
+import { listSigningKeys, rotateSigningKeys, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../keys/signing-keys.js';
 import { withDatabase } from './context.js';
 import { formatTable, note, printJson } from './io.js';
 

@@ -3,7 +3,7 @@
 // Each command group lives in its own file and registers itself here.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ManagementError, ValidationError } from '../oidc/manage-errors.js';
+import { ManagementError, ValidationError } from '../core/errors.js';
 import { registerAudit } from './audit.js';
 import { registerClients } from './clients.js';
 import { registerConfig } from './config-check.js';
@@ -11,7 +11,7 @@ import { CommandFailed, EXIT, UsageError } from './io.js';
 import { registerKeys } from './keys.js';
 import { registerMigrate } from './migrate.js';
 import { registerInitialAccessTokens } from './registration.js';
-import { registerSeed } from './seed-command.js';
+import { registerSeed } from './seed.js';
 import { registerServe } from './serve.js';
 import { registerUsers } from './users.js';
 
@@ -78,7 +78,7 @@ export async function runCli(argv: readonly string[]): Promise<number | 'serving
       return EXIT.failed;
     }
     // Loaded already if they are what failed: the command imported them.
-    const [{ ConfigError }, { MigrationError }] = await Promise.all([import('../config.js'), import('../db/migrate.js')]);
+    const [{ ConfigError }, { MigrationError }] = await Promise.all([import('../config/index.js'), import('../db/migrate.js')]);
     if (error instanceof ConfigError || error instanceof MigrationError || error instanceof CommandFailed) {
       console.error(error.message);
       return EXIT.failed;

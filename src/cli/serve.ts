@@ -14,7 +14,7 @@ export function registerServe(program: Command, keepRunning: () => void): void {
         const { main } = await import('../server.js');
         await main();
       } catch (error) {
-        const { ConfigError } = await import('../config.js');
+        const { ConfigError } = await import('../config/index.js');
         if (error instanceof ConfigError || !(error instanceof Error)) throw error;
         throw new CommandFailed(`Gatehouse failed to start: ${error.message}`);
       }

@@ -1,10 +1,10 @@
 // `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa`: the people who sign in,
-// through the same management layer as the admin API (src/oidc/manage-users.ts). Passwords
+// through the same management layer as the admin API (src/people/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
-import { NotFoundError } from '../oidc/manage-errors.js';
-import type { Actor, UserManagementDeps, UserView } from '../oidc/manage-users.js';
+import { NotFoundError } from '../core/errors.js';
+import type { Actor, UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 
@@ -13,17 +13,17 @@ const USER_ARGUMENT = ['<user>', 'the user: their id or their email'] as const;
 const PASSWORD_STDIN = ['--password-stdin', 'read the password from stdin (e.g. printf %s "$PASSWORD" | …)'] as const;
 
 // The management layer (bcrypt among its dependencies) loads only when a users command runs.
-const manage = () => import('../oidc/manage-users.js');
+const manage = () => import('../people/service.js');
 
 async function deps({ config, db, logger }: CommandContext): Promise<UserManagementDeps> {
-  const { createAuditLog } = await import('../oidc/audit.js');
+  const { createAuditLog } = await import('../audit/log.js');
   return { db, audit: createAuditLog(db, logger), bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength };
 }
 
 /** A user named by id or, when it has an @, by email. */
 async function resolveUserId({ db }: CommandContext, user: string): Promise<string> {
   if (!user.includes('@')) return user;
-  const { createUserQueries } = await import('../db/users.js');
+  const { createUserQueries } = await import('../people/store.js');
   const found = await createUserQueries(db).findByEmail(user);
   if (!found) throw new NotFoundError(`there is no user with email ${user}`);
   return found.id;

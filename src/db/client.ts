@@ -6,7 +6,7 @@
 // compile and then fail on SQLite) and the PostgreSQL client is cast to it here, once.
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Config, DatabaseFlavour } from '../config.js';
+import type { Config, DatabaseFlavour } from '../config/index.js';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
 
 export type Prisma = SqliteClient;

@@ -3,7 +3,7 @@
 // the builder costs two to three times the CPU of the same statement sent raw; see the README's
 // "Performance" section). Statements still go through Prisma ($queryRawUnsafe /
 // $executeRawUnsafe) and its driver adapter; only the query planning is skipped.
-import type { DatabaseFlavour } from '../config.js';
+import type { DatabaseFlavour } from '../config/index.js';
 
 export interface Dialect {
   /** A statement written with `?` placeholders, numbered ($1, $2, …) for PostgreSQL. */

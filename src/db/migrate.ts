@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { DatabaseFlavour } from '../config.js';
+import type { DatabaseFlavour } from '../config/index.js';
 import { sqliteFilePath, type DbConfig } from './client.js';
 
 export interface Migration {

@@ -1,15 +1,15 @@
 // The account page, /account: the signed-in person's profile, connected apps, sessions,
 // password and second factor. Without a session it sends the browser to sign in as the
-// internal account client (oidc/account-client.ts) and comes back at /account/callback.
+// internal account client (clients/account-client.ts) and comes back at /account/callback.
 // Every POST carries a form token bound to the session (csrf.ts) and redirects back (303) to
 // the page with a notice, so reloading never repeats an action.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { PasswordProblem } from '../db/password-policy.js';
-import type { AccountService, SignedIn } from '../oidc/account.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../oidc/account-client.js';
-import type { RenderPage } from '../oidc/render.js';
+import type { PasswordProblem } from '../people/password-policy.js';
+import type { AccountService, SignedIn } from '../people/self-service.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
+import type { RenderPage } from '../oidc/page-renderer.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';

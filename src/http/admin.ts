@@ -6,12 +6,12 @@
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { ADMIN_SCOPE, AdminTokenError, authorizeAdminRequest } from '../oidc/admin-access.js';
-import type { AuditLog } from '../oidc/audit.js';
-import { parseInput } from '../oidc/manage-errors.js';
-import { AuditEventList, AuditQuery, queryAuditEvents } from '../oidc/manage-audit.js';
+import type { AuditLog } from '../audit/log.js';
+import { parseInput } from '../core/errors.js';
+import { AuditEventList, AuditQuery, queryAuditEvents } from '../audit/service.js';
 import {
   ClientList,
   ClientView,
@@ -26,8 +26,8 @@ import {
   updateClient,
   type Actor,
   type ClientManagementDeps,
-} from '../oidc/manage-clients.js';
-import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../oidc/manage-keys.js';
+} from '../clients/service.js';
+import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
   createUser,
@@ -50,7 +50,7 @@ import {
   UserPage,
   UserView,
   type UserManagementDeps,
-} from '../oidc/manage-users.js';
+} from '../people/service.js';
 import { AppError, notFound } from './errors.js';
 import { buildOpenApiDocument } from './openapi.js';
 

@@ -3,12 +3,12 @@
 import type { IncomingMessage } from 'node:http';
 import express, { type Express, type NextFunction, type RequestHandler } from 'express';
 import type Provider from 'oidc-provider';
-import type { Config } from '../config.js';
-import type { Logger } from '../logger.js';
-import type { Demo } from '../oidc/demo.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../core/logger.js';
+import type { Demo } from '../seed/demo.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
-import type { RenderPage } from '../oidc/render.js';
-import type { AccountService } from '../oidc/account.js';
+import type { RenderPage } from '../oidc/page-renderer.js';
+import type { AccountService } from '../people/self-service.js';
 import { createAccountRouter } from './account.js';
 import { createAdminRouter, type AdminDeps } from './admin.js';
 import { createBrandingRouter } from './branding.js';

@@ -4,7 +4,7 @@
 // light and the dark card background.
 import { extname } from 'node:path';
 import { Router } from 'express';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { BRAND_ASSETS } from './pages.js';
 
 type Rgb = readonly [number, number, number];

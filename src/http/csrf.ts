@@ -6,7 +6,7 @@
 // stored, and every instance sharing SECRETS verifies it.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Interaction } from '../oidc/interactions.js';
-import { formTokenKeys } from '../oidc/secrets.js';
+import { formTokenKeys } from '../core/secrets.js';
 
 /** The form field that carries the token (views/login.ejs and consent.ejs spell it out too). */
 export const FORM_TOKEN_FIELD = 'csrf_token';

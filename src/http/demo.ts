@@ -1,9 +1,9 @@
 // Development only: where the demo client's sign-in lands, showing what an app receives.
 import { Router } from 'express';
 import { z } from 'zod';
-import type { Demo } from '../oidc/demo.js';
-import type { RenderPage } from '../oidc/render.js';
-import { DEMO_CALLBACK_PATH } from '../oidc/demo.js';
+import type { Demo } from '../seed/demo.js';
+import type { RenderPage } from '../oidc/page-renderer.js';
+import { DEMO_CALLBACK_PATH } from '../seed/demo.js';
 import { chooseLanguage } from './languages.js';
 
 const CallbackQuery = z.object({

@@ -2,11 +2,11 @@
 // process serves HTTP; /readyz also checks the database, the migrations and the signing keys,
 // naming each check, and answers 503 while any fails (the reason goes to the log, not the body).
 import { Router } from 'express';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { pendingMigrations } from '../db/migrate.js';
-import type { Logger } from '../logger.js';
-import { SIGNING_ALGORITHMS, type SigningKeys } from '../oidc/keys.js';
+import type { Logger } from '../core/logger.js';
+import { SIGNING_ALGORITHMS, type SigningKeys } from '../keys/signing-keys.js';
 
 /** Resolves when ready; rejects with the reason otherwise. */
 export type ReadinessCheck = () => Promise<void>;

@@ -3,7 +3,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
-import type { RenderPage } from '../oidc/render.js';
+import type { RenderPage } from '../oidc/page-renderer.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';

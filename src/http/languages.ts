@@ -2,7 +2,7 @@
 // Connect Core 3.1.2.1) that we have, then the browser's Accept-Language, then the configured
 // DEFAULT_LANGUAGE (applied by the renderer, pages.ts, when this finds nothing).
 import type { Request } from 'express';
-import { SUPPORTED_LANGUAGES, type Language } from '../config.js';
+import { SUPPORTED_LANGUAGES, type Language } from '../config/index.js';
 
 export { SUPPORTED_LANGUAGES, type Language };
 

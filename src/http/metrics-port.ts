@@ -11,7 +11,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 
 export interface MetricsSource {
   readonly contentType: string;

@@ -9,7 +9,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import type { AuditLog } from '../oidc/audit.js';
+import type { AuditLog } from '../audit/log.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

@@ -6,8 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
-import type { Config } from '../config.js';
-import type { RenderPage } from '../oidc/render.js';
+import type { Config } from '../config/index.js';
+import type { RenderPage } from '../oidc/page-renderer.js';
 import { isLanguage, preferredLanguage, SUPPORTED_LANGUAGES } from './languages.js';
 import { createTranslator, describeClaim, describeScope } from './messages/index.js';
 

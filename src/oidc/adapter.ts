@@ -4,12 +4,12 @@
 // RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import Provider, { errors } from 'oidc-provider';
-import { createArtifactQueries, type ArtifactRow, type Payload } from '../db/artifacts.js';
+import { createArtifactQueries, type ArtifactRow, type Payload } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import { createClientQueries, type ClientMetadata } from '../db/clients.js';
+import { createClientQueries, type ClientMetadata } from '../clients/store.js';
 import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
-import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from './client-secrets.js';
-import { SESSION_SEEN_KEY, type SessionSeen } from './session-seen.js';
+import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
+import { SESSION_SEEN_KEY, type SessionSeen } from '../artifacts/session-seen.js';
 
 export type Clock = () => Date;
 

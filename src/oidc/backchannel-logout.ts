@@ -11,7 +11,7 @@ import { lookup } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import Provider, { type Client } from 'oidc-provider';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../core/logger.js';
 
 export interface BackchannelLogoutOptions {
   /** Pause before each retry, in ms: one retry per entry, so [1000, 3000] makes three attempts. */

@@ -4,7 +4,7 @@
 import type Provider from 'oidc-provider';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { z } from 'zod';
-import { languageHintsOf, type RenderPage } from './render.js';
+import { languageHintsOf, type RenderPage } from './page-renderer.js';
 
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 

@@ -5,7 +5,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { z } from 'zod';
-import { languageHintsOf, type RenderPage } from './render.js';
+import { languageHintsOf, type RenderPage } from './page-renderer.js';
 
 /** How the engine's page begins (lib/response_modes/form_post.js); tests pin it. */
 const ENGINE_FORM_POST = /^<!DOCTYPE html>\s*<html>\s*<head>[\s\S]*?<title>Submitting Callback<\/title>/;

@@ -9,9 +9,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import type { PasswordVerifier } from './accounts.js';
-import type { AuditLog, RequestOrigin } from './audit.js';
-import type { Mfa, TotpEnrolment } from './mfa.js';
+import type { PasswordVerifier } from '../people/accounts.js';
+import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import type { Mfa, TotpEnrolment } from '../people/mfa.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 
 /** Where the result keeps the pending second factor. */

@@ -3,23 +3,23 @@
 // subjects.ts, device-flow.ts, backchannel-logout.ts, token-errors.ts).
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Config } from '../config.js';
-import { createArtifactQueries } from '../db/artifacts.js';
+import type { Config } from '../config/index.js';
+import { createArtifactQueries } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import type { Logger } from '../logger.js';
-import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from './account-client.js';
+import type { Logger } from '../core/logger.js';
+import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
 import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
-import { CLAIMS_BY_SCOPE, createFindAccount } from './accounts.js';
+import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
-import { installClientSecretVerification } from './client-secrets.js';
+import { installClientSecretVerification } from '../clients/secrets.js';
 import { deviceFlowFeature, enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
 import { renderFormPostPages } from './form-post.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
-import type { SigningKeys } from './keys.js';
-import { languageHintsOf, type RenderPage } from './render.js';
-import { resourceIndicators, tokenPolicies } from './resources.js';
-import { cookieKeys } from './secrets.js';
+import type { SigningKeys } from '../keys/signing-keys.js';
+import { languageHintsOf, type RenderPage } from './page-renderer.js';
+import { resourceIndicators, tokenPolicies } from '../resources/engine.js';
+import { cookieKeys } from '../core/secrets.js';
 import { pairwiseIdentifier } from './subjects.js';
 import { correctTokenEndpointErrors } from './token-errors.js';
 

@@ -6,7 +6,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Configuration } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { createSettingQueries } from '../db/settings.js';
-import { decrypt, encrypt } from './secrets.js';
+import { decrypt, encrypt } from '../core/secrets.js';
 
 const SALT_KEY = 'pairwise-subject-salt';
 

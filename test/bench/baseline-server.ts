@@ -20,13 +20,13 @@ import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
 // The engine's default adapter (an LRU of 1000 entries); the package has no exports map.
 // @ts-expect-error no type declarations for the engine's internal module
 import MemoryAdapterModule from 'oidc-provider/lib/adapters/memory_adapter.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
-import { createUserQueries } from '../../src/db/users.js';
+import { createUserQueries } from '../../src/people/store.js';
 import { createPageRenderer } from '../../src/http/pages.js';
-import { createLogger } from '../../src/logger.js';
-import { revealClientMetadata } from '../../src/oidc/client-secrets.js';
-import { loadSigningKeys } from '../../src/oidc/keys.js';
+import { createLogger } from '../../src/core/logger.js';
+import { revealClientMetadata } from '../../src/clients/secrets.js';
+import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { createProvider } from '../../src/oidc/provider.js';
 import { loadPairwiseSalt } from '../../src/oidc/subjects.js';
 

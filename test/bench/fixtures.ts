@@ -4,8 +4,8 @@
 import type { DbConfig } from '../../src/db/client.js';
 import { createDb } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { applySeed, parseSeedFile } from '../../src/db/seed.js';
-import { clientSecretSealing } from '../../src/oidc/client-secrets.js';
+import { applySeed, parseSeedFile } from '../../src/seed/apply.js';
+import { clientSecretSealing } from '../../src/clients/secrets.js';
 
 export const BENCH_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 export const REDIRECT_URI = 'http://127.0.0.1:1/cb';

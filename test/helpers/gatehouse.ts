@@ -2,11 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import bcrypt from 'bcrypt';
-import type { Config, DatabaseFlavour } from '../../src/config.js';
-import { loadConfig } from '../../src/config.js';
-import { createClientQueries, type ClientMetadata } from '../../src/db/clients.js';
-import { createUserQueries } from '../../src/db/users.js';
-import { createLogger, type Logger } from '../../src/logger.js';
+import type { Config, DatabaseFlavour } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { createClientQueries, type ClientMetadata } from '../../src/clients/store.js';
+import { createUserQueries } from '../../src/people/store.js';
+import { createLogger, type Logger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { freePort } from './ports.js';

@@ -1,7 +1,7 @@
 // A logger whose output the test can read back, one JSON line per entry.
 import { Writable } from 'node:stream';
-import type { Config } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import type { Config } from '../../src/config/index.js';
+import { createLogger } from '../../src/core/logger.js';
 
 export function captureLogger(logLevel: Config['logLevel'] = 'info') {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 // Every string the pages show, in English. Keys are `area.what`; `{name}` is a placeholder
 // filled by t(key, { name }). The Korean catalogue (ko.ts) must have exactly these keys and
-// placeholders (tsc and test/pages.test.ts check). Append new keys to both files.
+// placeholders (tsc and test/http/pages.test.ts check). Append new keys to both files.
 export const en = {
   // Shared by every page (views/partials).
   'layout.support': 'Help and support',

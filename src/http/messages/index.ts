@@ -1,6 +1,6 @@
 // The message catalogues and t(): every string a page shows comes from here. A missing key
 // in a catalogue fails tsc (each satisfies `Messages`); an unknown key fails the render.
-import type { Language } from '../../config.js';
+import type { Language } from '../../config/index.js';
 import { en, type MessageKey, type Messages } from './en.js';
 import { ko } from './ko.js';
 

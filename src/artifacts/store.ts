@@ -1,0 +1,187 @@
+// Queries on OidcArtifact: everything the engine stores through its adapter, keyed by
+// (model, id). Expiry is compared against a `now` the caller passes, so tests can control time.
+// The statements the engine runs on every token and userinfo request (save, find, consume,
+// destroy) are written in SQL (dialect.ts); the rest use Prisma's query builder.
+import type { Db } from '../db/client.js';
+import { dialectOf, readJson, readTime } from '../db/dialect.js';
+
+export type Payload = Record<string, unknown>;
+
+export interface ArtifactRow {
+  payload: Payload;
+  grantId: string | null;
+  consumedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+/** The columns an artifact is looked up by besides (model, id); a save sets every one of them. */
+export interface ArtifactLookups {
+  grantId: string | null;
+  uid: string | null;
+  userCode: string | null;
+  accountId: string | null;
+  clientId: string | null;
+}
+
+const COLUMNS = '"payload", "grantId", "consumedAt", "expiresAt"';
+const LIVE = '("expiresAt" IS NULL OR "expiresAt" > ?)';
+
+interface RawArtifact {
+  payload: unknown;
+  grantId: string | null;
+  consumedAt: unknown;
+  expiresAt: unknown;
+}
+
+const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
+  raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
+
+const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
+
+/**
+ * PostgreSQL cannot store or compare U+0000 in text or jsonb, so a value containing it can
+ * match nothing: look-ups with one find nothing on both databases alike.
+ */
+export const hasNul = (value: string) => value.includes('\0');
+
+export function createArtifactQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+  const { prisma } = db;
+  const dialect = dialectOf(db.flavour);
+  const statements = {
+    // One statement whether the row is new or not; no read after the write.
+    save: dialect.sql(
+      `INSERT INTO "OidcArtifact" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "createdAt")
+       VALUES (?, ?, ${dialect.json}, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT ("model", "id") DO UPDATE SET "payload" = excluded."payload", "grantId" = excluded."grantId", "uid" = excluded."uid",
+         "userCode" = excluded."userCode", "accountId" = excluded."accountId", "clientId" = excluded."clientId", "expiresAt" = excluded."expiresAt"`,
+    ),
+    find: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "id" = ? AND ${LIVE}`),
+    findByUid: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "uid" = ? AND ${LIVE} LIMIT 1`),
+    findByUserCode: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "userCode" = ? AND ${LIVE} LIMIT 1`),
+    // Conditional, so two instances consuming the same code at once cannot both succeed.
+    consume: dialect.sql(`UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
+    grantIdOf: dialect.sql(`SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    destroy: dialect.sql(`DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+  };
+
+  return {
+    async save(model: string, id: string, payload: Payload, lookups: ArtifactLookups, expiresAt: Date | null): Promise<void> {
+      const { grantId, uid, userCode, accountId, clientId } = lookups;
+      await prisma.$executeRawUnsafe(
+        statements.save,
+        model,
+        id,
+        JSON.stringify(payload),
+        grantId,
+        uid,
+        userCode,
+        accountId,
+        clientId,
+        expiresAt && dialect.time(expiresAt),
+        dialect.time(new Date()),
+      );
+    },
+
+    async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
+      if (hasNul(id)) return null;
+      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(statements.find, model, id, dialect.time(now));
+      return toRow(row);
+    },
+
+    async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
+      if (hasNul(value)) return null;
+      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(field === 'uid' ? statements.findByUid : statements.findByUserCode, model, value, dialect.time(now));
+      return toRow(row);
+    },
+
+    /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
+    async consume(model: string, id: string, now: Date): Promise<boolean> {
+      if (hasNul(id)) return false;
+      const count = await prisma.$executeRawUnsafe(statements.consume, dialect.time(now), model, id, dialect.time(now));
+      return count === 1;
+    },
+
+    async grantIdOf(model: string, id: string): Promise<string | null> {
+      if (hasNul(id)) return null;
+      const [row] = await prisma.$queryRawUnsafe<{ grantId: string | null }[]>(statements.grantIdOf, model, id);
+      return row?.grantId ?? null;
+    },
+
+    async destroy(model: string, id: string): Promise<void> {
+      if (hasNul(id)) return;
+      await prisma.$executeRawUnsafe(statements.destroy, model, id);
+    },
+
+    async destroyByGrantId(grantId: string, model?: string): Promise<number> {
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: model ? { model, grantId } : { grantId } });
+      return count;
+    },
+
+    /** The newest live grant an account gave a client, to remember consent across sessions. */
+    async latestGrantId(accountId: string, clientId: string, now: Date): Promise<string | null> {
+      const row = await prisma.oidcArtifact.findFirst({
+        where: { model: 'Grant', accountId, clientId, ...live(now) },
+        orderBy: { createdAt: 'desc' },
+        select: { id: true },
+      });
+      return row?.id ?? null;
+    },
+
+    /** An account's live artifacts of one model (its grants, its sessions), oldest first. */
+    listByAccount(model: string, accountId: string, now: Date) {
+      if (hasNul(accountId)) return Promise.resolve([]);
+      return prisma.oidcArtifact.findMany({
+        where: { model, accountId, ...live(now) },
+        orderBy: { createdAt: 'asc' },
+        select: { id: true, payload: true, clientId: true, createdAt: true },
+      }) as Promise<{ id: string; payload: Payload; clientId: string | null; createdAt: Date }[]>;
+    },
+
+    /** Deletes an account's artifacts of one model, except the ids given; returns how many. */
+    async destroyByAccount(model: string, accountId: string, except: readonly string[] = []): Promise<number> {
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, accountId, id: { notIn: [...except] } } });
+      return count;
+    },
+
+    /** Deletes every artifact issued to a client (its grants, codes, tokens, registration token); returns how many. */
+    async destroyByClient(clientId: string): Promise<number> {
+      if (hasNul(clientId)) return 0;
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { clientId } });
+      return count;
+    },
+
+    /** Deletes an account's artifact of one model found by its uid (a session); false when there is none. */
+    async destroyByUid(model: string, uid: string, accountId: string): Promise<boolean> {
+      if (hasNul(uid) || hasNul(accountId)) return false;
+      const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, uid, accountId } });
+      return count > 0;
+    },
+
+    /**
+     * Deletes what expired by `now`, `batchSize` rows per statement: one DELETE of a million rows
+     * would hold SQLite's write lock (and a PostgreSQL transaction) for its whole duration, while
+     * between batches the engine's own writes get their turn.
+     */
+    async deleteExpired(now: Date, batchSize = 2000): Promise<number> {
+      let deleted = 0;
+      for (;;) {
+        const expired = await prisma.oidcArtifact.findMany({ where: { expiresAt: { lte: now } }, select: { model: true, id: true }, take: batchSize });
+        if (!expired.length) return deleted;
+        const byModel = new Map<string, string[]>();
+        for (const { model, id } of expired) {
+          const ids = byModel.get(model);
+          if (ids) ids.push(id);
+          else byModel.set(model, [id]);
+        }
+        for (const [model, ids] of byModel) {
+          // Still expired: an upsert may have renewed a row since it was listed.
+          const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, id: { in: ids }, expiresAt: { lte: now } } });
+          deleted += count;
+        }
+        if (expired.length < batchSize) return deleted;
+      }
+    },
+  };
+}
+
+export type ArtifactQueries = ReturnType<typeof createArtifactQueries>;

@@ -1,0 +1,84 @@
+// Recording security events. A failed write is logged and never fails the request that
+// caused it: the audit trail must not become a way to stop people signing in.
+import type { AuditEventInput } from './store.js';
+import { createAuditQueries } from './store.js';
+import type { Db } from '../db/client.js';
+import type { Logger } from '../core/logger.js';
+
+export interface AuditLog {
+  record(event: AuditEventInput): Promise<void>;
+}
+
+interface Pending {
+  event: AuditEventInput;
+  at: Date;
+  written: () => void;
+}
+
+const MAX_BATCH = 500;
+
+/**
+ * Events are written in batches: those recorded while a write is in flight go together in the
+ * next one, so under load each request does not pay for its own INSERT, and when idle an event
+ * is written at once. record() still resolves only once its event is written (or has failed).
+ */
+export function createAuditLog(db: Db, logger: Logger): AuditLog {
+  const queries = createAuditQueries(db);
+  const queue: Pending[] = [];
+  let writing = false;
+
+  async function writeOne({ event, at }: Pending): Promise<void> {
+    try {
+      await queries.record(event, at);
+    } catch (error) {
+      logger.error({ err: error, type: event.type }, 'recording an audit event failed');
+    }
+  }
+
+  async function writeQueued(): Promise<void> {
+    writing = true;
+    while (queue.length) {
+      // Bounded, so one statement stays well under SQLite's and PostgreSQL's parameter limits.
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        if (batch.length === 1) await writeOne(batch[0] as Pending);
+        else await queries.recordMany(batch);
+      } catch {
+        // One bad event must not cost the others theirs: write them one by one.
+        for (const pending of batch) await writeOne(pending);
+      }
+      for (const pending of batch) pending.written();
+    }
+    writing = false;
+  }
+
+  return {
+    record(event) {
+      return new Promise<void>((resolve) => {
+        queue.push({ event, at: new Date(), written: resolve });
+        if (!writing) void writeQueued();
+      });
+    },
+  };
+}
+
+/** Where a request came from, for the audit trail (the IP as Express/the engine resolved it). */
+export interface RequestOrigin {
+  ip?: string | null;
+  userAgent?: string | null;
+}
+
+/** Deletes audit events older than the retention period; returns how many. */
+export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {
+  return createAuditQueries(db).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
+}
+
+/** Applies retention every `intervalSeconds` (the artifact sweeper's interval; 0 turns it off). */
+export function startAuditRetention(db: Db, retentionSeconds: number, intervalSeconds: number, onError: (error: unknown) => void, now: () => Date = () => new Date()): () => void {
+  if (intervalSeconds <= 0) return () => {};
+  const timer = setInterval(() => {
+    pruneAuditEvents(db, retentionSeconds, now()).catch(onError);
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

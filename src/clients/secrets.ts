@@ -1,0 +1,250 @@
+// Client secrets at rest. A client that only ever presents its secret (client_secret_basic,
+// client_secret_post) is stored with a keyed hash of it (`client_secret_hash`); a client whose
+// secret is also a key (client_secret_jwt, HS* signatures, symmetric encryption) is stored with
+// it encrypted (`client_secret_encrypted`), because the engine needs the value itself.
+//
+// The engine's client schema requires `client_secret` for both kinds, and checks a presented
+// secret with one method, Client#compareClientSecret. For a hashed client the adapter hands the
+// engine a placeholder: the stored hash plus a tag keyed from SECRETS. compareClientSecret
+// (replaced below) verifies against the hash inside it, so the placeholder itself never
+// authenticates; the tag makes it unguessable even to someone who read the database, because
+// the engine also turns every client secret into an HS256 key (request objects). Responses that
+// would echo the placeholder (RFC 7592 reads and updates) drop it, and an update that hands it
+// back to the adapter keeps the stored hash.
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+// Type-only engine import: prisma/seed.ts uses this module, and importing the engine prints warnings.
+import type Provider from 'oidc-provider';
+import { createClientQueries, sameJson, type ClientMetadata } from './store.js';
+import type { Db } from '../db/client.js';
+import type { ClientSecretSealing } from '../seed/apply.js';
+import type { Logger } from '../core/logger.js';
+import { decrypt, encrypt } from '../core/secrets.js';
+
+const HASH_INFO = 'gatehouse/client-secret-hash/v1';
+const PLACEHOLDER_INFO = 'gatehouse/client-secret-placeholder/v1';
+const HASH_PREFIX = 'hmac-sha256:v1:';
+const PLACEHOLDER_PREFIX = 'gatehouse-hashed-secret~';
+
+// Every client authentication derives these keys again; they depend only on SECRETS, so each is made once.
+const derived = new Map<string, Buffer>();
+function derive(secret: string, info: string): Buffer {
+  const id = `${info}\n${secret}`;
+  let key = derived.get(id);
+  if (!key) {
+    key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+    derived.set(id, key);
+  }
+  return key;
+}
+const fingerprint = (key: Buffer) => createHash('sha256').update(key).digest('base64url').slice(0, 11);
+const hmac = (key: Buffer, value: string) => createHmac('sha256', key).update(value, 'utf8').digest();
+const newest = (secrets: readonly string[]) => secrets[0] as string;
+
+// ---------------------------------------------------------------------------------------------
+// Hashing: HMAC-SHA-256 keyed from SECRETS. Client secrets are long random values, so a fast
+// keyed hash is enough; no salt, so the same secret and key always give the same hash.
+// ---------------------------------------------------------------------------------------------
+
+/** `hmac-sha256:v1:<key fingerprint>:<base64url digest>`, keyed from the newest secret. */
+export function hashClientSecret(secret: string, secrets: readonly string[]): string {
+  const key = derive(newest(secrets), HASH_INFO);
+  return `${HASH_PREFIX}${fingerprint(key)}:${hmac(key, secret).toString('base64url')}`;
+}
+
+function parseHash(stored: string): { keyId: string; digest: Buffer } | null {
+  if (!stored.startsWith(HASH_PREFIX)) return null;
+  const [keyId, digest, ...rest] = stored.slice(HASH_PREFIX.length).split(':');
+  if (!keyId || !digest || rest.length > 0) return null;
+  const bytes = Buffer.from(digest, 'base64url');
+  return bytes.length === 32 ? { keyId, digest: bytes } : null;
+}
+
+/** Constant-time check of a presented secret against a stored hash made with any secret in SECRETS. */
+export function verifyClientSecret(presented: string, stored: string, secrets: readonly string[]): boolean {
+  const parsed = parseHash(stored);
+  if (!parsed || typeof presented !== 'string') return false;
+  const secret = secrets.find((candidate) => fingerprint(derive(candidate, HASH_INFO)) === parsed.keyId);
+  if (secret === undefined) return false;
+  return timingSafeEqual(hmac(derive(secret, HASH_INFO), presented), parsed.digest);
+}
+
+/** Whether a stored hash was made with the newest secret (otherwise re-hash on the next match). */
+export function isCurrentHash(stored: string, secrets: readonly string[]): boolean {
+  return parseHash(stored)?.keyId === fingerprint(derive(newest(secrets), HASH_INFO));
+}
+
+/** Constant-time equality of two clear secrets of any lengths. */
+function sameSecret(a: string, b: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which clients keep their secret (encrypted) and which only a hash of it
+// ---------------------------------------------------------------------------------------------
+
+/** The engine's own lists (models/client.js): HS* here makes the secret a signing key. */
+const SIGNING_ALG_FIELDS = [
+  'id_token_signed_response_alg',
+  'request_object_signing_alg',
+  'token_endpoint_auth_signing_alg',
+  'userinfo_signed_response_alg',
+  'introspection_signed_response_alg',
+  'authorization_signed_response_alg',
+];
+/** A*KW, A*GCMKW or dir here makes the secret an encryption key. */
+const ENCRYPTION_ALG_FIELDS = [
+  'id_token_encrypted_response_alg',
+  'request_object_encryption_alg',
+  'userinfo_encrypted_response_alg',
+  'introspection_encrypted_response_alg',
+  'authorization_encrypted_response_alg',
+];
+
+/** Whether the engine needs the clear secret itself, not only to compare a presented one. */
+export function needsClearSecret(metadata: Record<string, unknown>): boolean {
+  const value = (field: string) => (typeof metadata[field] === 'string' ? (metadata[field] as string) : '');
+  return (
+    metadata.token_endpoint_auth_method === 'client_secret_jwt' ||
+    SIGNING_ALG_FIELDS.some((field) => value(field).startsWith('HS')) ||
+    ENCRYPTION_ALG_FIELDS.some((field) => /^(A|dir$)/.test(value(field)))
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The placeholder the engine holds for a hashed client
+// ---------------------------------------------------------------------------------------------
+
+const placeholderTag = (clientId: string, hash: string, secrets: readonly string[]) =>
+  hmac(derive(newest(secrets), PLACEHOLDER_INFO), `${clientId}\n${hash}`).toString('base64url');
+
+function placeholder(clientId: string, hash: string, secrets: readonly string[]): string {
+  return `${PLACEHOLDER_PREFIX}${hash}~${placeholderTag(clientId, hash, secrets)}`;
+}
+
+const isPlaceholder = (value: unknown): value is string => typeof value === 'string' && value.startsWith(PLACEHOLDER_PREFIX);
+
+/** The stored hash inside a placeholder this deployment made for this client, or null. */
+function openPlaceholder(value: string, clientId: string, secrets: readonly string[]): string | null {
+  if (!isPlaceholder(value)) return null;
+  const [hash, tag, ...rest] = value.slice(PLACEHOLDER_PREFIX.length).split('~');
+  if (!hash || !tag || rest.length > 0) return null;
+  return sameSecret(tag, placeholderTag(clientId, hash, secrets)) ? hash : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata as stored and as the engine sees it
+// ---------------------------------------------------------------------------------------------
+
+/** Metadata that asks for a clear secret where only a hash is kept (the adapter answers 400). */
+export class UnsealableSecretError extends Error {
+  override name = 'UnsealableSecretError';
+}
+
+/** The metadata to store: `client_secret` replaced by its hash or its encryption. */
+export function sealClientMetadata(metadata: ClientMetadata, secrets: readonly string[]): ClientMetadata {
+  const { client_secret: secret, client_secret_hash: _hash, client_secret_encrypted: _sealed, ...rest } = metadata;
+  if (typeof secret !== 'string') return metadata;
+  if (isPlaceholder(secret)) {
+    // A registration update hands back what find() gave the engine: keep the stored hash.
+    const hash = openPlaceholder(secret, metadata.client_id, secrets);
+    if (hash === null) throw new Error(`client ${metadata.client_id}: client_secret placeholder does not belong to this client`);
+    if (needsClearSecret(rest)) {
+      throw new UnsealableSecretError('this client only has a hashed secret, which cannot sign or encrypt; register a new client for HS* algorithms or client_secret_jwt');
+    }
+    return { ...rest, client_secret_hash: hash } as ClientMetadata;
+  }
+  if (needsClearSecret(rest)) return { ...rest, client_secret_encrypted: encrypt(secret, secrets) } as ClientMetadata;
+  return { ...rest, client_secret_hash: hashClientSecret(secret, secrets) } as ClientMetadata;
+}
+
+/**
+ * The metadata to hand the engine: the decrypted secret, or a placeholder for a hashed one.
+ * `resealed` is set when the stored form should be rewritten (encrypted with an older secret).
+ */
+export function revealClientMetadata(stored: ClientMetadata, secrets: readonly string[]): { metadata: ClientMetadata; resealed?: ClientMetadata } {
+  const { client_secret_hash: hash, client_secret_encrypted: sealed, ...rest } = stored;
+  if (typeof sealed === 'string') {
+    const { plaintext, rotated } = decrypt(sealed, secrets);
+    const metadata = { ...rest, client_secret: plaintext } as ClientMetadata;
+    return rotated ? { metadata, resealed: { ...rest, client_secret_encrypted: encrypt(plaintext, secrets) } as ClientMetadata } : { metadata };
+  }
+  if (typeof hash === 'string') return { metadata: { ...rest, client_secret: placeholder(stored.client_id, hash, secrets) } as ClientMetadata };
+  // No secret, or a row written before secrets were sealed (a seed run rewrites those).
+  return { metadata: stored };
+}
+
+/** Whether `stored` is what sealing `metadata` (with its clear secret) now would store. */
+function holdsClient(stored: unknown, metadata: ClientMetadata, secrets: readonly string[]): boolean {
+  if (!stored || typeof stored !== 'object') return false;
+  const { client_secret: secret, ...rest } = metadata;
+  const { client_secret_hash: hash, client_secret_encrypted: sealed, ...storedRest } = stored as Record<string, unknown>;
+  if (!sameJson(storedRest, rest)) return false;
+  if (typeof secret !== 'string') return hash === undefined && sealed === undefined;
+  if (needsClearSecret(rest)) {
+    if (typeof sealed !== 'string' || hash !== undefined) return false;
+    try {
+      const { plaintext, rotated } = decrypt(sealed, secrets);
+      return !rotated && sameSecret(plaintext, secret);
+    } catch {
+      return false;
+    }
+  }
+  return typeof hash === 'string' && sealed === undefined && isCurrentHash(hash, secrets) && verifyClientSecret(secret, hash, secrets);
+}
+
+/** What the seed (db/, which must not import oidc/) is handed to store client secrets. */
+export function clientSecretSealing(secrets: readonly string[]): ClientSecretSealing {
+  return {
+    seal: (metadata) => sealClientMetadata(metadata, secrets),
+    holds: (stored, metadata) => holdsClient(stored, metadata, secrets),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine
+// ---------------------------------------------------------------------------------------------
+
+export interface ClientSecretVerificationDeps {
+  secrets: readonly string[];
+  db: Db;
+  logger: Logger;
+}
+
+/**
+ * Replaces the engine's Client#compareClientSecret (client_secret_basic and client_secret_post)
+ * and keeps placeholders out of registration responses.
+ */
+export function installClientSecretVerification(provider: Provider, { secrets, db, logger }: ClientSecretVerificationDeps): void {
+  const clients = createClientQueries(db.prisma);
+
+  async function upgradeHash(clientId: string, oldHash: string, presented: string): Promise<void> {
+    const row = await clients.find(clientId);
+    if (row?.client_secret_hash !== oldHash) return; // changed meanwhile
+    await clients.save({ ...row, client_secret_hash: hashClientSecret(presented, secrets) });
+  }
+
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; clientSecret?: string }, presented: string) {
+    const stored = this.clientSecret;
+    if (typeof presented !== 'string' || typeof stored !== 'string' || presented.length === 0) return false;
+    if (!isPlaceholder(stored)) return sameSecret(presented, stored); // encrypted at rest, or an unsealed row
+    const hash = openPlaceholder(stored, this.clientId, secrets);
+    if (hash === null || !verifyClientSecret(presented, hash, secrets)) return false;
+    if (!isCurrentHash(hash, secrets)) {
+      // The old hash keeps working until this succeeds, so a failure only costs a retry later.
+      await upgradeHash(this.clientId, hash, presented).catch((error: unknown) => logger.warn({ err: error, clientId: this.clientId }, 'could not re-hash a client secret'));
+    }
+    return true;
+  };
+
+  // RFC 7592 reads and updates answer with the client's metadata: never with the placeholder
+  // (there is no clear secret to return once it is hashed).
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (body && typeof body === 'object' && isPlaceholder(body.client_secret)) {
+      delete body.client_secret;
+      delete body.client_secret_expires_at;
+    }
+  });
+}

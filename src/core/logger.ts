@@ -1,0 +1,87 @@
+// Structured JSON logs (pino). Credentials never reach a log line: the value under a key that
+// names a credential is replaced at any depth (request bodies, engine params, headers, nested
+// context), and credentials inside strings (a logged URL such as /logout?id_token_hint=…, or an
+// "Authorization: Bearer …" value) are masked, in messages and error messages too.
+import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
+import type { Config } from '../config/index.js';
+
+export type { Logger };
+
+const CENSOR = '[redacted]';
+
+/** Exact key names (lower case, without `_` and `-`) that hold a code or other one-time credential. */
+const CREDENTIAL_KEYS = new Set(['code', 'usercode', 'devicecode', 'recoverycode', 'recoverycodes', 'otp', 'totp', 'mfacode', 'xsrf', 'csrf', 'jwt']);
+/** Key names ending like these hold credentials: client_secret, refresh_token, id_token_hint, set-cookie, client_assertion, code_verifier… */
+const CREDENTIAL_SUFFIXES = ['token', 'tokens', 'tokenhint', 'cookie', 'cookies', 'authorization', 'assertion', 'verifier'];
+/** Key names containing these hold credentials: password, passwordHash, clientSecret, secrets, privateJwk… */
+const CREDENTIAL_PARTS = ['password', 'secret', 'private'];
+
+export function isCredentialKey(key: string): boolean {
+  const name = key.toLowerCase().replace(/[-_]/g, '');
+  return CREDENTIAL_KEYS.has(name) || CREDENTIAL_SUFFIXES.some((suffix) => name.endsWith(suffix)) || CREDENTIAL_PARTS.some((part) => name.includes(part));
+}
+
+const QUERY_CREDENTIAL = /([?&#;]\s*(?:code|user_code|device_code|code_verifier|token|access_token|refresh_token|id_token|id_token_hint|logout_token|client_secret|client_assertion|password|xsrf)=)[^&#\s"';]*/gi;
+const AUTH_SCHEME = /\b(Bearer|Basic|DPoP)\s+[\w\-.~+/]+=*/gi;
+
+/** Masks credentials that appear inside a string (URL query parameters, authorization header values). */
+export function maskCredentialsInText(text: string): string {
+  return text.replace(QUERY_CREDENTIAL, `$1${CENSOR}`).replace(AUTH_SCHEME, `$1 ${CENSOR}`);
+}
+
+function isPlainObject(value: object): value is Record<string, unknown> {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/** A copy of `value` with every credential replaced; objects that are not plain (errors, buffers) are left to pino's serializers. */
+export function redactCredentials(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return maskCredentialsInText(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 16) return CENSOR;
+  if (seen.has(value)) return '[Circular]';
+  if (Array.isArray(value)) {
+    seen.add(value);
+    return value.map((item) => redactCredentials(item, depth + 1, seen));
+  }
+  if (!isPlainObject(value)) return value;
+  seen.add(value);
+  const copy: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    copy[key] = isCredentialKey(key) && item != null ? CENSOR : redactCredentials(item, depth + 1, seen);
+  }
+  return copy;
+}
+
+function redactObject(object: Record<string, unknown>): Record<string, unknown> {
+  return redactCredentials(object) as Record<string, unknown>;
+}
+
+export function createLogger(config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger {
+  const logger = pino(
+    {
+      level: config.logLevel,
+      base: { service: 'gatehouse' },
+      formatters: { log: redactObject },
+      serializers: {
+        // The message, after interpolation (and an error's message when it stands in for one).
+        msg: (message: string) => maskCredentialsInText(String(message)),
+        // pino's error serializer returns an object with its own prototype: copy it to redact it.
+        err: (error: Error) => redactCredentials({ ...stdSerializers.err(error) }),
+      },
+      hooks: {
+        // Values interpolated into the message (logger.info('%o', value)) bypass formatters.log.
+        logMethod(args, method) {
+          method.apply(this, args.map((arg: unknown) => redactCredentials(arg)) as Parameters<typeof method>);
+        },
+      },
+    },
+    destination,
+  );
+  // Child bindings bypass formatters.log; children inherit this override from their parent.
+  const createChild = logger.child;
+  logger.child = function redactedChild(this: Logger, bindings, options) {
+    return createChild.call(this, redactObject(bindings), options);
+  } as Logger['child'];
+  return logger;
+}

@@ -1,0 +1,93 @@
+// Queries on SigningKey: token signing keys, private halves encrypted by the caller.
+import type { Prisma } from '../db/client.js';
+
+export interface StoredKey {
+  id: string;
+  alg: string;
+  generation: number;
+  publicJwk: Record<string, unknown>;
+  privateJwkEncrypted: string;
+  createdAt: Date;
+  /** Null: signing since it was created. */
+  activatesAt: Date | null;
+  /** Null until a newer key supersedes it. */
+  retireAfter: Date | null;
+  retiredAt: Date | null;
+}
+
+/** A key without its key material: enough to work out its state. */
+export type KeyMeta = Omit<StoredKey, 'publicJwk' | 'privateJwkEncrypted'>;
+
+export type NewKey = Pick<StoredKey, 'id' | 'alg' | 'generation' | 'publicJwk' | 'privateJwkEncrypted'> & { activatesAt?: Date | null; createdAt?: Date };
+
+export function createSigningKeyQueries(prisma: Prisma) {
+  return {
+    /** Keys not yet marked retired, newest generation first within each algorithm. */
+    async listActive(): Promise<StoredKey[]> {
+      const rows = await prisma.signingKey.findMany({
+        where: { retiredAt: null },
+        orderBy: [{ alg: 'asc' }, { generation: 'desc' }],
+      });
+      return rows as StoredKey[];
+    },
+
+    /** listActive without the key material: the key refresher's cheap poll. */
+    async listActiveMeta(): Promise<KeyMeta[]> {
+      return prisma.signingKey.findMany({
+        where: { retiredAt: null },
+        orderBy: [{ alg: 'asc' }, { generation: 'desc' }],
+        select: { id: true, alg: true, generation: true, createdAt: true, activatesAt: true, retireAfter: true, retiredAt: true },
+      });
+    },
+
+    async find(id: string): Promise<StoredKey | undefined> {
+      return ((await prisma.signingKey.findUnique({ where: { id } })) as StoredKey | null) ?? undefined;
+    },
+
+    /** Every key, retired ones included, newest generation first within each algorithm. */
+    async listAll(): Promise<StoredKey[]> {
+      const rows = await prisma.signingKey.findMany({ orderBy: [{ alg: 'asc' }, { generation: 'desc' }] });
+      return rows as StoredKey[];
+    },
+
+    /**
+     * Inserts a key unless (alg, generation) is already taken, which is how concurrent first
+     * starts and concurrent rotations agree on one key: the loser's insert is refused.
+     */
+    async insertIfGenerationFree(key: NewKey): Promise<boolean> {
+      try {
+        await prisma.signingKey.create({ data: { ...key, publicJwk: key.publicJwk as object } });
+        return true;
+      } catch (error) {
+        if ((error as { code?: string }).code === 'P2002') return false;
+        throw error;
+      }
+    },
+
+    /**
+     * Gives every older key of `alg` without a retirement date one. A key superseded twice keeps
+     * the first (later-or-equal keys only ever extend how long it stays published).
+     */
+    async scheduleRetirement(alg: string, belowGeneration: number, retireAfter: Date): Promise<string[]> {
+      const rows = await prisma.signingKey.findMany({
+        where: { alg, generation: { lt: belowGeneration }, retireAfter: null, retiredAt: null },
+        select: { id: true },
+      });
+      if (rows.length) await prisma.signingKey.updateMany({ where: { id: { in: rows.map((r) => r.id) }, retireAfter: null }, data: { retireAfter } });
+      return rows.map((r) => r.id);
+    },
+
+    /** Marks keys whose retirement date has passed as retired; returns their ids. */
+    async retireDue(now: Date): Promise<string[]> {
+      const rows = await prisma.signingKey.findMany({ where: { retiredAt: null, retireAfter: { lte: now } }, select: { id: true } });
+      if (rows.length) await prisma.signingKey.updateMany({ where: { id: { in: rows.map((r) => r.id) }, retiredAt: null }, data: { retiredAt: now } });
+      return rows.map((r) => r.id);
+    },
+
+    async reencrypt(id: string, privateJwkEncrypted: string): Promise<void> {
+      await prisma.signingKey.update({ where: { id }, data: { privateJwkEncrypted } });
+    },
+  };
+}
+
+export type SigningKeyQueries = ReturnType<typeof createSigningKeyQueries>;

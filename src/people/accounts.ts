@@ -1,0 +1,85 @@
+// People as the engine sees them: findAccount() for claims, verifyPassword() for sign-in.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import bcrypt from 'bcrypt';
+import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
+import type { Db } from '../db/client.js';
+import { createUserQueries, profileClaimsOf, type User } from './store.js';
+import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
+
+/** Which claims each scope releases (the engine filters what findAccount returns by these). */
+export const CLAIMS_BY_SCOPE = {
+  openid: ['sub'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture', 'locale', 'updated_at'],
+  email: ['email', 'email_verified'],
+} as const;
+
+export function userClaims(user: User): AccountClaims {
+  const claims: AccountClaims = {
+    sub: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    updated_at: Math.floor(user.updatedAt.getTime() / 1000),
+  };
+  for (const [claim, value] of Object.entries(profileClaimsOf(user))) if (value) claims[claim] = value;
+  return claims;
+}
+
+export function createFindAccount(db: Db): FindAccount {
+  const users = createUserQueries(db);
+  return async function findAccount(_ctx, id): Promise<Account | undefined> {
+    const user = await users.findById(id);
+    if (!user || user.disabled) return undefined;
+    return { accountId: user.id, claims: () => userClaims(user) };
+  };
+}
+
+export const hashPassword = (password: string, cost: number) => bcrypt.hash(password, cost);
+
+export interface PasswordVerifier {
+  /**
+   * The account id when the email and password match an enabled user, otherwise null (the
+   * caller shows one generic message whatever the reason, a lockout included). Records the
+   * attempt, and waits longer the more recent failures the account has (brute-force.ts).
+   */
+  verifyPassword(email: string, password: string, origin: RequestOrigin): Promise<string | null>;
+}
+
+export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog, limits: SignInLimits): PasswordVerifier {
+  const users = createUserQueries(db);
+  // Compared against when the email is unknown, so that case costs the same bcrypt work as a
+  // wrong password and response times do not reveal which emails have accounts.
+  let dummyHash: Promise<string> | undefined;
+  const dummy = () => (dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), bcryptCost));
+
+  async function refuse(attempt: SignInAttempt, user: User | null, origin: RequestOrigin, details: Record<string, unknown>): Promise<null> {
+    await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details });
+    for (const scope of await attempt.failed()) {
+      const { lockoutSeconds, windowSeconds } = limits.settings;
+      await audit.record({ type: 'sign_in.locked', accountId: user?.id, ...origin, details: { scope, lockoutSeconds, windowSeconds } });
+    }
+    return null;
+  }
+
+  return {
+    async verifyPassword(email, password, origin) {
+      const attempt = await limits.begin(email, origin.ip);
+      await sleep(attempt.delayMs);
+      const user = await users.findByEmail(email);
+      // Locked: not even the right password gets in, so it is not checked.
+      if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
+      const matches = await bcrypt.compare(password, user?.passwordHash ?? (await dummy()));
+      if (!user || !matches || user.disabled) {
+        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : 'wrong_password' });
+      }
+      await attempt.succeeded();
+      await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
+      // The cost was raised since this hash was made: upgrade it while we hold the password.
+      if (bcrypt.getRounds(user.passwordHash) !== bcryptCost) {
+        await users.update(user.id, { passwordHash: await hashPassword(password, bcryptCost) });
+      }
+      return user.id;
+    },
+  };
+}

@@ -1,0 +1,356 @@
+// Managing people: what the admin API (http/admin.ts) and the CLI both call. Profiles use the
+// seed file's field schemas (seed/apply.ts), new passwords the one password policy, and bcrypt at
+// BCRYPT_COST. Disabling someone, or setting their password, ends their sessions; disabling also
+// ends every grant they gave and the tokens issued under it.
+//
+// Sessions are named by the engine's session `uid`, never by their id: a session's id is the
+// value of its cookie, so it must not leave the database.
+//
+// Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
+// ValidationError (manage-errors.ts).
+import { randomUUID } from 'node:crypto';
+import bcrypt from 'bcrypt';
+import { z } from 'zod';
+import { createArtifactQueries, type Payload } from '../artifacts/store.js';
+import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
+import type { Db } from '../db/client.js';
+import { checkPassword } from './password-policy.js';
+import { EMAIL, USER_PROFILE_FIELDS } from '../seed/apply.js';
+import { createUserQueries, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
+import type { AuditLog } from '../audit/log.js';
+import type { Actor } from '../clients/service.js';
+import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
+
+export type { Actor } from '../clients/service.js';
+
+export interface UserManagementDeps {
+  db: Db;
+  audit: AuditLog;
+  bcryptCost: number;
+  /** PASSWORD_MIN_LENGTH. */
+  passwordMinLength: number;
+  now?: () => Date;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas (the admin API's OpenAPI document is generated from these)
+// ---------------------------------------------------------------------------------------------
+
+export const PASSWORD = z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).meta({ format: 'password' });
+
+export const CreateUserInput = z
+  .strictObject(
+    {
+      email: EMAIL,
+      password: PASSWORD,
+      ...USER_PROFILE_FIELDS,
+      email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+    },
+    { error: 'must be an object' },
+  )
+  .meta({ id: 'CreateUser', description: 'The password must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email).' });
+
+const nullable = <T extends Record<string, z.ZodOptional<z.ZodType>>>(shape: T) =>
+  Object.fromEntries(Object.entries(shape).map(([key, schema]) => [key, schema.nullable()])) as { [K in keyof T]: z.ZodNullable<T[K]> };
+
+/** Profile changes: the fields given replace the stored ones; `null` clears an optional one. */
+export const UpdateUserInput = z
+  .strictObject(
+    {
+      email: EMAIL.optional(),
+      email_verified: z.boolean({ error: 'must be true or false' }).optional(),
+      ...nullable(USER_PROFILE_FIELDS),
+    },
+    { error: 'must be an object' },
+  )
+  .meta({ id: 'UpdateUser', description: 'Fields to change; null clears an optional one. Passwords, MFA and disabling have their own routes.' });
+
+export const SetPasswordInput = z.strictObject({ password: PASSWORD }, { error: 'must be an object' }).meta({ id: 'SetPassword' });
+
+export const SetDisabledInput = z.strictObject({ disabled: z.boolean({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be true or false') }) }, { error: 'must be an object' }).meta({ id: 'SetDisabled' });
+
+const pagingNumber = (min: number, max: number, fallback: number) =>
+  z
+    .union([z.number(), z.string().regex(/^\d+$/, `must be a whole number from ${min} to ${max}`).transform(Number)], { error: `must be a whole number from ${min} to ${max}` })
+    .pipe(z.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .default(fallback);
+
+/** Query of the user list: `search` matches the email or the name; `offset`/`limit` page through, by email. */
+export const ListUsersQuery = z
+  .strictObject(
+    {
+      search: z
+        .string({ error: 'must be a string' })
+        .trim()
+        .max(254, 'must be at most 254 characters')
+        .optional()
+        .describe('Part of the email (any case) or of the name (as written on PostgreSQL; ASCII in any case on SQLite).'),
+      offset: pagingNumber(0, 1_000_000, 0),
+      limit: pagingNumber(1, 200, 50),
+    },
+    { error: 'must be an object' },
+  )
+  .meta({ id: 'ListUsersQuery' });
+
+export const UserView = z
+  .object({
+    id: z.string().describe('The stable subject (sub) of this person.'),
+    email: z.string(),
+    email_verified: z.boolean(),
+    name: z.string().nullable(),
+    given_name: z.string().nullable(),
+    family_name: z.string().nullable(),
+    preferred_username: z.string().nullable(),
+    picture: z.string().nullable(),
+    locale: z.string().nullable(),
+    disabled: z.boolean(),
+    mfa_enabled: z.boolean(),
+    created_at: z.iso.datetime(),
+    updated_at: z.iso.datetime(),
+  })
+  .meta({ id: 'User' });
+export type UserView = z.infer<typeof UserView>;
+
+export const UserPage = z
+  .object({ users: z.array(UserView), total: z.number().int(), offset: z.number().int(), limit: z.number().int() })
+  .meta({ id: 'UserPage' });
+export type UserPage = z.infer<typeof UserPage>;
+
+export const GrantView = z
+  .object({
+    id: z.string(),
+    client_id: z.string().nullable(),
+    scope: z.string().describe('OpenID scopes granted.'),
+    claims: z.array(z.string()),
+    resources: z.record(z.string(), z.string()).describe('Scopes granted per resource indicator.'),
+    created_at: z.iso.datetime(),
+    expires_at: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'Grant' });
+export type GrantView = z.infer<typeof GrantView>;
+
+export const SessionView = z
+  .object({
+    id: z.string().describe("The session's uid (not its cookie value)."),
+    signed_in_at: z.iso.datetime().nullable(),
+    expires_at: z.iso.datetime().nullable(),
+    amr: z.array(z.string()).describe('How the person signed in (pwd, otp).'),
+    acr: z.string().nullable(),
+    client_ids: z.array(z.string()).describe('Clients used in this session.'),
+    last_seen: z
+      .object({ at: z.iso.datetime(), ip: z.string().nullable(), user_agent: z.string().nullable() })
+      .nullable()
+      .describe('The last sign-in or authorization in this session: when, from which address and browser.'),
+  })
+  .meta({ id: 'Session' });
+export type SessionView = z.infer<typeof SessionView>;
+
+export const GrantList = z.object({ grants: z.array(GrantView) }).meta({ id: 'GrantList' });
+export const SessionList = z.object({ sessions: z.array(SessionView) }).meta({ id: 'SessionList' });
+
+/** The engine's payloads, parsed at the edge: only what is shown. */
+const GrantPayload = z.looseObject({
+  openid: z.looseObject({ scope: z.string().optional(), claims: z.array(z.string()).optional() }).optional(),
+  resources: z.record(z.string(), z.string()).optional(),
+  exp: z.number().optional(),
+});
+const SessionPayload = z.looseObject({
+  uid: z.string(),
+  loginTs: z.number().optional(),
+  exp: z.number().optional(),
+  amr: z.array(z.string()).optional(),
+  acr: z.string().optional(),
+  authorizations: z.record(z.string(), z.unknown()).optional(),
+  [SESSION_SEEN_KEY]: z.object({ at: z.number(), ip: z.string().nullable(), user_agent: z.string().nullable() }).optional().catch(undefined),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const fromEpoch = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
+
+function toView(user: User): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    email_verified: user.emailVerified,
+    ...profileClaimsOf(user),
+    disabled: user.disabled,
+    mfa_enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted),
+    created_at: user.createdAt.toISOString(),
+    updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+// The schema's profile fields are exactly the claims users.ts maps to columns.
+const PROFILE_FIELDS_ARE_CLAIMS: [Exclude<keyof typeof USER_PROFILE_FIELDS, ProfileClaim> | Exclude<ProfileClaim, keyof typeof USER_PROFILE_FIELDS>] extends [never] ? true : never = true;
+void PROFILE_FIELDS_ARE_CLAIMS;
+
+const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === 'P2002';
+
+function enforcePolicy(password: string, email: string, minLength: number): void {
+  const problem = checkPassword(password, { minLength, email });
+  if (problem) throw ValidationError.field('password', problem);
+}
+
+async function findUser(db: Db, id: string): Promise<User> {
+  const user = await createUserQueries(db).findById(id);
+  if (!user) throw new NotFoundError(`there is no user ${id}`);
+  return user;
+}
+
+const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
+const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+// ---------------------------------------------------------------------------------------------
+
+/** A page of users ordered by email; `search` matches part of the email (any case) or of the name. */
+export async function listUsers({ db }: Pick<UserManagementDeps, 'db'>, query: unknown = {}): Promise<UserPage> {
+  const { search, offset, limit } = parseInput(ListUsersQuery, query);
+  // Emails are stored lower-cased, so a lower-cased search matches them in any case on both databases.
+  const where = search ? { OR: [{ email: { contains: search.toLowerCase() } }, { name: { contains: search } }] } : {};
+  const [users, total] = await Promise.all([db.prisma.user.findMany({ where, orderBy: { email: 'asc' }, skip: offset, take: limit }), db.prisma.user.count({ where })]);
+  return { users: users.map(toView), total, offset, limit };
+}
+
+export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string): Promise<UserView> {
+  return toView(await findUser(db, id));
+}
+
+export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
+  const parsed = parseInput(CreateUserInput, input);
+  enforcePolicy(parsed.password, parsed.email, deps.passwordMinLength);
+  const profile: UserProfile = { email: parsed.email, emailVerified: parsed.email_verified, ...profileColumnsOf(parsed) };
+  const passwordHash = await bcrypt.hash(parsed.password, deps.bcryptCost);
+  let user: User;
+  try {
+    // An opaque id: the email can change, the subject never does.
+    user = await createUserQueries(deps.db).create(randomUUID(), profile, passwordHash);
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${parsed.email} already exists`);
+    throw error;
+  }
+  await deps.audit.record({ type: 'user.created', accountId: user.id, ...origin(actor), details: by(actor) });
+  return toView(user);
+}
+
+export async function updateUser(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
+  const changes = parseInput(UpdateUserInput, input);
+  await findUser(deps.db, id);
+  const data: Partial<UserProfile> = {};
+  if (changes.email !== undefined) data.email = changes.email;
+  if (changes.email_verified !== undefined) data.emailVerified = changes.email_verified;
+  for (const [claim, column] of Object.entries(PROFILE_CLAIM_COLUMNS)) {
+    const value = changes[claim as ProfileClaim];
+    if (value !== undefined) data[column] = value;
+  }
+  let user: User;
+  try {
+    user = await createUserQueries(deps.db).update(id, data);
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${changes.email} already exists`);
+    throw error;
+  }
+  await deps.audit.record({ type: 'user.updated', accountId: id, ...origin(actor), details: { ...by(actor), fields: Object.keys(changes) } });
+  return toView(user);
+}
+
+/**
+ * Disables (or enables) a person. Disabled, they cannot sign in (the sign-in page says only that
+ * the email or password is wrong), and their sessions, grants and tokens end at once.
+ */
+export async function setUserDisabled(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
+  const { disabled } = parseInput(SetDisabledInput, input);
+  await findUser(deps.db, id);
+  const user = await createUserQueries(deps.db).update(id, { disabled });
+  const details: Record<string, unknown> = by(actor);
+  if (disabled) {
+    const artifacts = createArtifactQueries(deps.db);
+    details.sessions_ended = await artifacts.destroyByAccount('Session', id);
+    const grants = await artifacts.listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
+    for (const grant of grants) await artifacts.destroyByGrantId(grant.id);
+    details.grants_ended = grants.length;
+  }
+  await deps.audit.record({ type: disabled ? 'user.disabled' : 'user.enabled', accountId: id, ...origin(actor), details });
+  return toView(user);
+}
+
+/** Sets a new password (the policy applies) and ends the person's sessions. */
+export async function setUserPassword(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<void> {
+  const { password } = parseInput(SetPasswordInput, input);
+  const user = await findUser(deps.db, id);
+  enforcePolicy(password, user.email, deps.passwordMinLength);
+  await createUserQueries(deps.db).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
+  // Whoever else knew the old password loses their sessions with it.
+  const sessionsEnded = await createArtifactQueries(deps.db).destroyByAccount('Session', id);
+  await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded } });
+}
+
+/** Removes TOTP and the recovery codes (a lost phone); the person may enrol again. False when there was none. */
+export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: Actor): Promise<boolean> {
+  await findUser(deps.db, id);
+  const removed = await createUserQueries(deps.db).resetMfa(id);
+  if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
+  return removed;
+}
+
+/** The person's live grants (consents), oldest first. */
+export async function listUserGrants(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<GrantView[]> {
+  await findUser(deps.db, id);
+  const rows = await createArtifactQueries(deps.db).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
+  return rows.map((row) => {
+    const grant = GrantPayload.safeParse(row.payload);
+    const data = grant.success ? grant.data : {};
+    return {
+      id: row.id,
+      client_id: row.clientId,
+      scope: data.openid?.scope ?? '',
+      claims: data.openid?.claims ?? [],
+      resources: data.resources ?? {},
+      created_at: row.createdAt.toISOString(),
+      expires_at: fromEpoch(data.exp),
+    };
+  });
+}
+
+/** Ends one grant and every code and token issued under it. */
+export async function revokeUserGrant(deps: UserManagementDeps, id: string, grantId: string, actor: Actor): Promise<void> {
+  const grants = await listUserGrants(deps, id);
+  const grant = grants.find((candidate) => candidate.id === grantId);
+  if (!grant) throw new NotFoundError(`user ${id} has no grant ${grantId}`);
+  await createArtifactQueries(deps.db).destroyByGrantId(grantId);
+  await deps.audit.record({ type: 'consent.revoked', accountId: id, clientId: grant.client_id, ...origin(actor), details: { ...by(actor), grant_ids: [grantId] } });
+}
+
+/** The person's live sessions, most recent sign-in first. */
+export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<SessionView[]> {
+  await findUser(deps.db, id);
+  const rows = await createArtifactQueries(deps.db).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
+  const sessions: SessionView[] = [];
+  for (const row of rows) {
+    const parsed = SessionPayload.safeParse(row.payload as Payload);
+    if (!parsed.success) continue;
+    const session = parsed.data;
+    const seen = session[SESSION_SEEN_KEY];
+    sessions.push({
+      id: session.uid,
+      signed_in_at: fromEpoch(session.loginTs),
+      expires_at: fromEpoch(session.exp),
+      amr: session.amr ?? [],
+      acr: session.acr ?? null,
+      client_ids: Object.keys(session.authorizations ?? {}),
+      last_seen: seen ? { at: fromEpoch(seen.at) as string, ip: seen.ip, user_agent: seen.user_agent } : null,
+    });
+  }
+  return sessions.sort((a, b) => (b.signed_in_at ?? '').localeCompare(a.signed_in_at ?? ''));
+}
+
+/** Signs the person out of one session (by its uid). Grants given in it stay: revoke those separately. */
+export async function revokeUserSession(deps: UserManagementDeps, id: string, sessionUid: string, actor: Actor): Promise<void> {
+  await findUser(deps.db, id);
+  if (!(await createArtifactQueries(deps.db).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
+  await deps.audit.record({ type: 'session.revoked', accountId: id, ...origin(actor), details: { ...by(actor), sessions: 1 } });
+}

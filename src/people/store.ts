@@ -1,0 +1,124 @@
+// Queries on User: the people who sign in. Emails are stored and looked up lower-cased.
+import { hasNul } from '../artifacts/store.js';
+import type { Db } from '../db/client.js';
+import { dialectOf, readTime } from '../db/dialect.js';
+import { replaceRecoveryCodes } from './recovery-code-store.js';
+import type { User } from '../generated/sqlite/client.js';
+
+export type { User };
+
+export type UserProfile = Pick<
+  User,
+  'email' | 'emailVerified' | 'name' | 'givenName' | 'familyName' | 'preferredUsername' | 'picture' | 'locale'
+>;
+
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+
+/** The optional profile claims (OpenID Connect Core 5.1) and the User column each is kept in. */
+export const PROFILE_CLAIM_COLUMNS = {
+  name: 'name',
+  given_name: 'givenName',
+  family_name: 'familyName',
+  preferred_username: 'preferredUsername',
+  picture: 'picture',
+  locale: 'locale',
+} as const satisfies Record<string, keyof UserProfile>;
+
+export type ProfileClaim = keyof typeof PROFILE_CLAIM_COLUMNS;
+
+/** A person's optional profile, by claim name (null where not set). */
+export function profileClaimsOf(user: Pick<User, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]>): Record<ProfileClaim, string | null> {
+  return Object.fromEntries(Object.entries(PROFILE_CLAIM_COLUMNS).map(([claim, column]) => [claim, user[column]])) as Record<ProfileClaim, string | null>;
+}
+
+/** The profile columns from claim names; a claim not given is cleared. */
+export function profileColumnsOf(claims: Partial<Record<ProfileClaim, string | null>>): Pick<UserProfile, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]> {
+  return Object.fromEntries(Object.entries(PROFILE_CLAIM_COLUMNS).map(([claim, column]) => [column, claims[claim as ProfileClaim] ?? null])) as Pick<UserProfile, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]>;
+}
+
+const USER_COLUMNS = ['id', 'email', 'emailVerified', 'passwordHash', 'name', 'givenName', 'familyName', 'preferredUsername', 'picture', 'locale', 'disabled', 'totpSecretEncrypted', 'totpEnabledAt', 'totpLastStep', 'createdAt', 'updatedAt'] as const satisfies readonly (keyof User)[];
+
+type UnlistedUserColumn = Exclude<keyof User, (typeof USER_COLUMNS)[number]>;
+/** Does not compile, and names the column, once User has a column USER_COLUMNS leaves out. */
+const EVERY_USER_COLUMN_LISTED: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
+void EVERY_USER_COLUMN_LISTED;
+
+/** SQLite hands booleans and integers to raw queries as numbers or bigints. */
+const readBoolean = (value: unknown) => value === true || value === 1 || value === 1n || value === '1';
+const readInteger = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+
+function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
+  return {
+    ...(raw as unknown as User),
+    emailVerified: readBoolean(raw.emailVerified),
+    disabled: readBoolean(raw.disabled),
+    totpEnabledAt: readTime(raw.totpEnabledAt),
+    totpLastStep: readInteger(raw.totpLastStep),
+    createdAt: readTime(raw.createdAt) as Date,
+    updatedAt: readTime(raw.updatedAt) as Date,
+  };
+}
+
+export function createUserQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+  const { prisma } = db;
+  // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
+  const byId = dialectOf(db.flavour).sql(`SELECT ${USER_COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "User" WHERE "id" = ?`);
+  return {
+    async findById(id: string): Promise<User | null> {
+      if (hasNul(id)) return null;
+      const [raw] = await prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(byId, id);
+      return raw ? toUser(raw) : null;
+    },
+
+    findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
+
+    create: (id: string, profile: UserProfile, passwordHash: string) =>
+      prisma.user.create({ data: { id, ...profile, email: normalizeEmail(profile.email), passwordHash } }),
+
+    update: (id: string, changes: Partial<UserProfile> & { passwordHash?: string; disabled?: boolean }) =>
+      prisma.user.update({ where: { id }, data: changes.email ? { ...changes, email: normalizeEmail(changes.email) } : changes }),
+
+    /**
+     * Keeps a new, not yet confirmed TOTP secret (encrypted) for the person. Never replaces a
+     * confirmed one: false when TOTP is already enabled.
+     */
+    async startTotpEnrolment(id: string, secretEncrypted: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, totpEnabledAt: null }, data: { totpSecretEncrypted: secretEncrypted, totpLastStep: null } });
+      return count === 1;
+    },
+
+    /**
+     * Confirms the pending secret the person proved they hold and replaces their recovery codes,
+     * together. False (nothing written) when that secret is no longer the pending one.
+     */
+    enableTotp: (id: string, secretEncrypted: string, recoveryCodeHashes: readonly string[], at: Date = new Date()) =>
+      prisma.$transaction(async (tx) => {
+        const { count } = await tx.user.updateMany({ where: { id, totpEnabledAt: null, totpSecretEncrypted: secretEncrypted }, data: { totpEnabledAt: at } });
+        if (count !== 1) return false;
+        await replaceRecoveryCodes(tx, id, recoveryCodeHashes);
+        return true;
+      }),
+
+    /**
+     * Records that a TOTP time step was used; false when it (or a later one) already was, so a
+     * code, even sent twice at once, signs in only once.
+     */
+    async claimTotpStep(id: string, step: number): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({
+        where: { id, OR: [{ totpLastStep: null }, { totpLastStep: { lt: step } }] },
+        data: { totpLastStep: step },
+      });
+      return count === 1;
+    },
+
+    /** Removes TOTP and recovery codes (an admin's reset). True when there was something to remove. */
+    resetMfa: (id: string) =>
+      prisma.$transaction(async (tx) => {
+        const { count } = await tx.user.updateMany({ where: { id, totpSecretEncrypted: { not: null } }, data: { totpSecretEncrypted: null, totpEnabledAt: null, totpLastStep: null } });
+        const codes = await tx.recoveryCode.deleteMany({ where: { userId: id } });
+        return count > 0 || codes.count > 0;
+      }),
+  };
+}
+
+export type UserQueries = ReturnType<typeof createUserQueries>;

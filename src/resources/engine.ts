@@ -1,0 +1,51 @@
+// Resource indicators (RFC 8707): an API registered in the Resource table receives access
+// tokens with its own audience, scopes, lifetime and format (JWT per RFC 9068, or opaque).
+// A request without a resource gets an opaque token for the userinfo endpoint, as before.
+// JWT access tokens are signed RS256, the algorithm RFC 9068 asks every resource server to accept.
+import type { Configuration } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+import type { Db } from '../db/client.js';
+import { createResourceQueries } from './store.js';
+
+type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
+
+export function resourceIndicators(db: Db): ResourceIndicators {
+  const resources = createResourceQueries(db.prisma);
+  return {
+    enabled: true,
+    // With one resource requested at authorization, the token request may leave it out.
+    defaultResource: async (_ctx, _client, oneOf) => oneOf,
+    // A refresh or code exchange without `resource` keeps the audience that was granted.
+    useGrantedResource: async () => true,
+    async getResourceServerInfo(_ctx, indicator) {
+      const resource = await resources.find(indicator);
+      if (!resource) throw new errors.InvalidTarget(`${indicator} is not a registered resource`);
+      return {
+        audience: resource.id,
+        scope: resource.scope,
+        accessTokenTTL: resource.accessTokenTtl,
+        accessTokenFormat: resource.accessTokenFormat === 'opaque' ? 'opaque' : 'jwt',
+        ...(resource.accessTokenFormat === 'opaque' ? {} : { jwt: { sign: { alg: 'RS256' } } }),
+      };
+    },
+  };
+}
+
+/** Which tokens a client may introspect or revoke. */
+export function tokenPolicies(db: Db) {
+  const resources = createResourceQueries(db.prisma);
+  return {
+    /** Its own tokens, or, for a resource server registered to introspect, tokens for that resource. */
+    async introspectionAllowed(clientId: string, token: { clientId?: string; aud?: string | string[] }): Promise<boolean> {
+      if (token.clientId === clientId) return true;
+      const audiences = token.aud === undefined ? [] : Array.isArray(token.aud) ? token.aud : [token.aud];
+      if (!audiences.length) return false;
+      const allowed = await resources.introspectableBy(clientId);
+      return audiences.some((aud) => allowed.includes(aud));
+    },
+    /** Only its own tokens. */
+    revocationAllowed(clientId: string, token: { clientId?: string }): boolean {
+      return token.clientId === clientId;
+    },
+  };
+}

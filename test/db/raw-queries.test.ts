@@ -1,0 +1,114 @@
+// The statements written in SQL for speed (artifacts, audit events, the user lookup; see
+// src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
+// PostgreSQL alike: rows written one way are read back identically the other way.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createArtifactQueries } from '../../src/artifacts/store.js';
+import { createAuditQueries } from '../../src/audit/store.js';
+import { createDb, type Db } from '../../src/db/client.js';
+import { migrate } from '../../src/db/migrate.js';
+import { createUserQueries } from '../../src/people/store.js';
+import { createLogger } from '../../src/core/logger.js';
+import { createAuditLog } from '../../src/audit/log.js';
+import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+
+describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
+  let database: TestDatabase;
+  let db: Db;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(flavour);
+    await migrate(database.config);
+    db = await createDb(database.config);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+  });
+
+  it('reads a person exactly as the query builder does, booleans, times and counters included', async () => {
+    const users = createUserQueries(db);
+    await users.create('u-plain', { email: 'Plain@Example.com', emailVerified: false, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null }, 'hash');
+    await db.prisma.user.create({
+      data: { id: 'u-full', email: 'full@example.com', emailVerified: true, passwordHash: 'hash', name: 'Full Name', locale: 'ko', disabled: true, totpSecretEncrypted: 'sealed', totpEnabledAt: new Date('2030-01-02T03:04:05.678Z'), totpLastStep: 123456789 },
+    });
+    for (const id of ['u-plain', 'u-full']) {
+      expect(await users.findById(id)).toEqual(await db.prisma.user.findUnique({ where: { id } }));
+    }
+    expect(await users.findById('nobody')).toBeNull();
+    expect(await users.findById('nul\0id')).toBeNull();
+  });
+
+  it('stores artifacts the query builder reads back, and reads what it stored', async () => {
+    const artifacts = createArtifactQueries(db);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const payload = { jti: 'at-1', nested: { list: [1, 'two', null], unicode: '한국어 ✓' }, exp: 1 };
+    const lookups = { grantId: 'g-1', uid: 'uid-1', userCode: null, accountId: 'acc-1', clientId: 'client-1' };
+    await artifacts.save('AccessToken', 'at-1', payload, lookups, new Date(now.getTime() + 60_000));
+    const built = await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } });
+    expect(built).toMatchObject({ payload, ...lookups, expiresAt: new Date(now.getTime() + 60_000), consumedAt: null });
+    // createdAt is the time of the first save, as Prisma would store it.
+    expect(Math.abs((built?.createdAt as Date).getTime() - Date.now())).toBeLessThan(60_000);
+
+    await db.prisma.oidcArtifact.create({ data: { model: 'Session', id: 's-1', payload: { uid: 'uid-2' }, uid: 'uid-2', expiresAt: null } });
+    expect(await artifacts.find('Session', 's-1', now)).toEqual({ payload: { uid: 'uid-2' }, grantId: null, consumedAt: null, expiresAt: null });
+    expect(await artifacts.findBy('Session', 'uid', 'uid-2', now)).toMatchObject({ payload: { uid: 'uid-2' } });
+
+    // Expiry is compared with the time given, to the millisecond.
+    expect(await artifacts.find('AccessToken', 'at-1', new Date(now.getTime() + 59_999))).toMatchObject({ payload });
+    expect(await artifacts.find('AccessToken', 'at-1', new Date(now.getTime() + 60_000))).toBeNull();
+
+    // An upsert replaces the payload, lookups and expiry; consumption is one conditional update.
+    await artifacts.save('AccessToken', 'at-1', { jti: 'at-1', v: 2 }, { ...lookups, grantId: 'g-2' }, null);
+    expect(await artifacts.find('AccessToken', 'at-1', now)).toEqual({ payload: { jti: 'at-1', v: 2 }, grantId: 'g-2', consumedAt: null, expiresAt: null });
+    expect(await artifacts.consume('AccessToken', 'at-1', now)).toBe(true);
+    expect(await artifacts.consume('AccessToken', 'at-1', now)).toBe(false);
+    expect((await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } }))?.consumedAt).toEqual(now);
+    expect(await artifacts.grantIdOf('AccessToken', 'at-1')).toBe('g-2');
+
+    // A later save may clear look-ups; it keeps when the row was made and whether it was consumed.
+    await artifacts.save('AccessToken', 'at-1', { jti: 'at-1', v: 3 }, { grantId: null, uid: null, userCode: null, accountId: null, clientId: null }, null);
+    const resaved = await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'AccessToken', id: 'at-1' } } });
+    expect(resaved).toMatchObject({ grantId: null, uid: null, accountId: null, clientId: null, consumedAt: now, createdAt: built?.createdAt });
+
+    await artifacts.destroy('AccessToken', 'at-1');
+    expect(await db.prisma.oidcArtifact.count({ where: { model: 'AccessToken' } })).toBe(0);
+
+    // A device code found by its user code; an expired code is neither found nor consumed.
+    await artifacts.save('DeviceCode', 'dc-1', { userCode: 'WDJB-MJHT' }, { ...lookups, userCode: 'WDJB-MJHT' }, new Date(now.getTime() + 1000));
+    expect(await artifacts.findBy('DeviceCode', 'userCode', 'WDJB-MJHT', now)).toMatchObject({ payload: { userCode: 'WDJB-MJHT' } });
+    expect(await artifacts.findBy('DeviceCode', 'userCode', 'WDJB-MJHT', new Date(now.getTime() + 1000))).toBeNull();
+    expect(await artifacts.consume('DeviceCode', 'dc-1', new Date(now.getTime() + 1000))).toBe(false);
+
+    // Ids with a NUL character (which PostgreSQL cannot store) match nothing and fail nothing.
+    expect(await artifacts.find('DeviceCode', 'dc-1\0', now)).toBeNull();
+    expect(await artifacts.findBy('DeviceCode', 'uid', 'x\0', now)).toBeNull();
+    expect(await artifacts.consume('DeviceCode', 'dc-1\0', now)).toBe(false);
+    expect(await artifacts.grantIdOf('DeviceCode', 'dc-1\0')).toBeNull();
+    await artifacts.destroy('DeviceCode', 'dc-1\0');
+    expect(await db.prisma.oidcArtifact.count({ where: { model: 'DeviceCode' } })).toBe(1);
+  });
+
+  it('writes audit events, one or many in a statement, that the query builder lists', async () => {
+    const audit = createAuditQueries(db);
+    const at = new Date('2030-07-08T09:10:11.012Z');
+    await audit.record({ type: 'token.issued', clientId: 'c', details: { grant_type: 'client_credentials' } }, at);
+    await audit.recordMany([
+      { event: { type: 'sign_in.failure', accountId: 'a', ip: '127.0.0.1', userAgent: 'x'.repeat(600) }, at: new Date(at.getTime() + 1) },
+      { event: { type: 'logout', accountId: 'a' }, at: new Date(at.getTime() + 2) },
+    ]);
+    const rows = await db.prisma.auditEvent.findMany({ where: { at: { gte: at } }, orderBy: { at: 'asc' } });
+    expect(rows.map(({ type, at: when, clientId, accountId, ip, details }) => ({ type, at: when, clientId, accountId, ip, details }))).toEqual([
+      { type: 'token.issued', at, clientId: 'c', accountId: null, ip: null, details: { grant_type: 'client_credentials' } },
+      { type: 'sign_in.failure', at: new Date(at.getTime() + 1), clientId: null, accountId: 'a', ip: '127.0.0.1', details: null },
+      { type: 'logout', at: new Date(at.getTime() + 2), clientId: null, accountId: 'a', ip: null, details: null },
+    ]);
+    expect(rows[1]?.userAgent).toHaveLength(512);
+    expect(await audit.list({ since: at })).toHaveLength(3);
+  });
+
+  it('records a burst of events larger than one statement takes, every one of them', async () => {
+    const log = createAuditLog(db, createLogger({ logLevel: 'silent' }));
+    await Promise.all(Array.from({ length: 1234 }, (_, i) => log.record({ type: 'token.issued', clientId: `burst-${i}` })));
+    expect(await db.prisma.auditEvent.count({ where: { clientId: { startsWith: 'burst-' } } })).toBe(1234);
+  });
+});

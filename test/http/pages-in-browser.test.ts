@@ -1,0 +1,305 @@
+// A real browser (Debian's Chromium, driven by playwright-core) goes through the pages people
+// see: a small app served by this test sends it to sign in (a wrong password, then the right
+// one), it allows access, the app gets its code and shows the person's name, it signs out,
+// removes the app on the account page, and signs in again in Korean. axe-core checks every page
+// for accessibility (a serious or critical violation fails the test), and each page is
+// photographed at phone and desktop widths into tmp/screenshots/ (git-ignored).
+// SCREENSHOTS_FOR_README=1 also refreshes the README's pictures in test/screenshots/.
+//
+// Without /usr/bin/chromium this file is skipped with a message, except under CI=true, where a
+// missing browser fails (.ci/run installs it).
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import * as oidc from 'openid-client';
+import { generate } from 'otplib';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SCREENSHOTS = `${ROOT}tmp/screenshots`;
+const README_SCREENSHOTS = `${ROOT}test/screenshots`;
+const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1280, height: 800 } } as const;
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+const CLIENT = { id: 'browser-test-app', secret: 'browser-test-app-secret-0123456789-abcdefghij', name: 'Bookshelf' };
+const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple', name: 'Alice Liddell' };
+
+const haveBrowser = existsSync(CHROMIUM);
+if (!haveBrowser && process.env.CI !== 'true') {
+  console.warn(`[skip] browser tests skipped: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)`);
+}
+
+/**
+ * The relying party: a home page with a sign-in link (PKCE, state, nonce), a callback that
+ * redeems the code with openid-client and greets the person by name, and a sign-out link.
+ */
+async function startRelyingParty(issuer: string) {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const config = await oidc.discovery(new URL(issuer), CLIENT.id, CLIENT.secret, oidc.ClientSecretBasic(CLIENT.secret), { execute: [oidc.allowInsecureRequests] });
+  const pending = new Map<string, { verifier: string; nonce: string }>();
+  const received: { codes: string[]; idToken?: string } = { codes: [] };
+  const html = (body: string) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${CLIENT.name}</title></head><body><main>${body}</main></body></html>`;
+
+  server.on('request', (req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', origin);
+      if (url.pathname === '/') {
+        const verifier = oidc.randomPKCECodeVerifier();
+        const state = oidc.randomState();
+        const nonce = oidc.randomNonce();
+        pending.set(state, { verifier, nonce });
+        const signIn = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: `${origin}/callback`,
+          scope: 'openid profile email',
+          code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+          code_challenge_method: 'S256',
+          state,
+          nonce,
+          ...(url.searchParams.get('lang') ? { ui_locales: url.searchParams.get('lang') as string } : {}),
+        });
+        res.setHeader('content-type', 'text/html; charset=utf-8');
+        res.end(html(`<h1>${CLIENT.name}</h1><a id="sign-in" href="${signIn.href.replace(/&/g, '&amp;')}">Sign in with Gatehouse</a>`));
+        return;
+      }
+      if (url.pathname === '/callback') {
+        const state = url.searchParams.get('state') ?? '';
+        const expected = pending.get(state);
+        if (!expected) throw new Error('unknown state');
+        pending.delete(state);
+        received.codes.push(url.searchParams.get('code') ?? '');
+        const tokens = await oidc.authorizationCodeGrant(config, url, { pkceCodeVerifier: expected.verifier, expectedState: state, expectedNonce: expected.nonce });
+        received.idToken = tokens.id_token;
+        const claims = (await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()?.sub as string)) as { name?: string };
+        const signOut = oidc.buildEndSessionUrl(config, { id_token_hint: tokens.id_token as string });
+        res.setHeader('content-type', 'text/html; charset=utf-8');
+        res.end(html(`<h1>${CLIENT.name}</h1><p id="greeting">Hello, ${claims.name ?? 'stranger'}</p><a id="sign-out" href="${signOut.href.replace(/&/g, '&amp;')}">Sign out</a>`));
+        return;
+      }
+      res.statusCode = 404;
+      res.end('not found');
+    })().catch((error: unknown) => {
+      res.statusCode = 500;
+      res.end(`relying party error: ${(error as Error).message}`);
+    });
+  });
+  return { origin, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+describe.skipIf(!haveBrowser && process.env.CI !== 'true')('the pages in a real browser (Chromium)', () => {
+  let server: TestGatehouse;
+  let rp: Awaited<ReturnType<typeof startRelyingParty>>;
+  let browser: Browser;
+  const photographed: string[] = [];
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install chromium)`);
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    server = await startTestGatehouse('sqlite');
+    await server.addUser(ALICE);
+    // The relying party's port is known only once it listens: register the client after.
+    rp = await startRelyingParty(server.issuer);
+    await server.addClient({
+      client_id: CLIENT.id,
+      client_secret: CLIENT.secret,
+      client_name: CLIENT.name,
+      redirect_uris: [`${rp.origin}/callback`],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await rp?.close();
+    await server?.close();
+    if (process.env.SCREENSHOTS_FOR_README === '1') {
+      mkdirSync(README_SCREENSHOTS, { recursive: true });
+      for (const name of ['sign-in', 'consent']) {
+        for (const size of Object.keys(SIZES)) copyFileSync(`${SCREENSHOTS}/${name}-${size}.png`, `${README_SCREENSHOTS}/${name}-${size}.png`);
+      }
+    }
+  });
+
+  /** A fresh browser profile whose console errors (a CSP violation, a script error) and failed assets fail the test. */
+  async function newPage() {
+    const context = await browser.newContext({ viewport: SIZES.desktop });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    // A page's own 4xx status is expected (a wrong password is a 401); a failed asset is not.
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) problems.push(`${page.url()}: ${message.text()}`);
+    });
+    page.on('response', (response) => {
+      const request = response.request();
+      if (response.status() >= 400 && request.resourceType() !== 'document' && !request.url().endsWith('/favicon.ico')) problems.push(`${request.url()}: ${response.status()}`);
+    });
+    page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
+    page.on('pageerror', (error) => problems.push(`${page.url()}: ${error.message}`));
+    return { page, problems, close: () => context.close() };
+  }
+
+  /**
+   * Runs axe-core on the page (injected through the DevTools protocol, which the page's
+   * Content-Security-Policy does not govern, so the policy stays on for the whole test) and
+   * photographs it at both widths.
+   */
+  async function axeViolations(page: Page): Promise<AxeViolation[]> {
+    await page.evaluate(`${AXE_SOURCE};0`);
+    return ((await page.evaluate(`axe.run(document, { resultTypes: ['violations'] })`)) as { violations: AxeViolation[] }).violations;
+  }
+
+  async function check(page: Page, name: string) {
+    const serious = (await axeViolations(page)).filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    expect(serious.map((v) => `${name}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+    for (const [size, viewport] of Object.entries(SIZES)) {
+      await page.setViewportSize(viewport);
+      await page.screenshot({ path: `${SCREENSHOTS}/${name}-${size}.png`, fullPage: true });
+    }
+    await page.setViewportSize(SIZES.desktop);
+    photographed.push(name);
+  }
+
+  it('has an accessibility check that can fail: axe-core finds an unlabelled field', async () => {
+    const { page, close } = await newPage();
+    await page.goto(`${rp.origin}/`);
+    await page.evaluate(`document.querySelector('main').insertAdjacentHTML('beforeend', '<input type="text">')`);
+    expect((await axeViolations(page)).map((v) => `${v.id} ${v.impact}`)).toContain('label critical');
+    await close();
+  });
+
+  it('signs in to an app (wrong then right password, consent), signs out, and removes the app on the account page', async () => {
+    const { page, problems, close } = await newPage();
+    await page.goto(`${rp.origin}/`);
+    await page.click('#sign-in');
+    await page.waitForURL(/\/interaction\//);
+    expect(await page.textContent('h1')).toBe('Sign in');
+    expect(await page.getAttribute('html', 'lang')).toBe('en');
+    await check(page, 'sign-in');
+
+    await page.fill('#email', ALICE.email);
+    await page.fill('#password', 'not the password');
+    await page.click('button.primary');
+    await page.waitForSelector('#form-error');
+    expect(await page.textContent('#form-error')).toContain('Incorrect email or password.');
+    expect(await page.inputValue('#email')).toBe(ALICE.email);
+    await check(page, 'sign-in-error');
+
+    await page.fill('#password', ALICE.password);
+    await page.click('button.primary');
+    await page.waitForSelector('form[action$="/confirm"]');
+    expect(await page.textContent('h1')).toContain(`Allow ${CLIENT.name}`);
+    await check(page, 'consent');
+
+    await page.click('form[action$="/confirm"] button');
+    await page.waitForURL(`${rp.origin}/callback?**`);
+    expect(new URL(page.url()).searchParams.get('code')).toBe(rp.received.codes.at(-1));
+    expect(await page.textContent('#greeting')).toBe(`Hello, ${ALICE.name}`);
+
+    // RP-initiated logout: the confirmation, then the signed-out page.
+    await page.click('#sign-out');
+    await page.waitForSelector('button[name="logout"]');
+    await check(page, 'logout');
+    await page.click('button[name="logout"]');
+    await page.waitForFunction(`!document.querySelector('button[name="logout"]')`);
+    await check(page, 'signed-out');
+
+    // Signed out: the account page asks to sign in first, then lists the app once it is connected again.
+    await page.goto(`${rp.origin}/`);
+    await page.click('#sign-in');
+    await page.fill('#email', ALICE.email);
+    await page.fill('#password', ALICE.password);
+    await page.click('button.primary');
+    await page.waitForSelector('form[action$="/confirm"]');
+    await page.click('form[action$="/confirm"] button');
+    await page.waitForURL(`${rp.origin}/callback?**`);
+    await page.goto(`${server.issuer}/account`);
+    await page.waitForSelector('#apps-heading');
+    expect(await page.textContent('h1')).toBe('Your account');
+    expect(await page.locator('.account-list h3').allTextContents()).toEqual([CLIENT.name]);
+    await check(page, 'account');
+
+    await page.click(`button:has-text("${CLIENT.name}")`);
+    await page.waitForURL(/done=app_revoked/);
+    expect(await page.locator('.account-list h3').count()).toBe(0);
+    await check(page, 'account-app-removed');
+
+    // Two-step verification from the account page: the QR code page, then the recovery codes.
+    await page.fill('#mfa_password', ALICE.password);
+    await page.click('form[action="/account/mfa/enroll"] button');
+    await page.waitForSelector('img.qr-code');
+    await check(page, 'account-mfa');
+    const secret = ((await page.textContent('#totp-secret')) ?? '').replace(/\s/g, '');
+    await page.fill('#code', await generate({ secret }));
+    await page.click('form[action="/account/mfa/confirm"] button');
+    await page.waitForSelector('.recovery-codes');
+    expect(await page.locator('.recovery-codes li').count()).toBe(10);
+    await check(page, 'account-recovery-codes');
+    await page.click('a[href="/account?done=mfa_enrolled"]');
+    await page.waitForSelector('form[action="/account/mfa/remove"]');
+    await page.fill('#mfa_password', ALICE.password);
+    await page.click('form[action="/account/mfa/remove"] button');
+    await page.waitForURL(/done=mfa_removed/);
+
+    // An error page: an unknown client.
+    await page.goto(`${server.issuer}/authorize?client_id=nobody&response_type=code&scope=openid`);
+    await check(page, 'error');
+
+    // The device flow's code entry page.
+    await page.goto(`${server.issuer}/device`);
+    await page.waitForSelector('form');
+    await check(page, 'device-input');
+
+    expect(problems).toEqual([]);
+    await close();
+  }, 90_000);
+
+  it('shows the pages in Korean when the app asks with ui_locales=ko', async () => {
+    const { page, problems, close } = await newPage();
+    await page.goto(`${rp.origin}/?lang=ko`);
+    await page.click('#sign-in');
+    await page.waitForURL(/\/interaction\//);
+    expect(await page.getAttribute('html', 'lang')).toBe('ko');
+    expect(await page.textContent('h1')).toMatch(/[\uac00-\ud7a3]/);
+    await check(page, 'sign-in-ko');
+
+    await page.fill('#email', ALICE.email);
+    await page.fill('#password', 'not the password');
+    await page.click('button.primary');
+    await page.waitForSelector('#form-error');
+    expect(await page.textContent('#form-error')).toMatch(/[\uac00-\ud7a3]/);
+    await check(page, 'sign-in-error-ko');
+
+    await page.fill('#password', ALICE.password);
+    await page.click('button.primary');
+    await page.waitForSelector('form[action$="/confirm"]');
+    expect(await page.textContent('h1')).toMatch(/[\uac00-\ud7a3]/);
+    await check(page, 'consent-ko');
+
+    await page.goto(`${server.issuer}/account?ui_locales=ko`);
+    await page.waitForSelector('#apps-heading');
+    expect(await page.getAttribute('html', 'lang')).toBe('ko');
+    expect(await page.textContent('h1')).toMatch(/[\uac00-\ud7a3]/);
+    await check(page, 'account-ko');
+
+    expect(problems).toEqual([]);
+    await close();
+    expect(photographed.length).toBeGreaterThan(0);
+  }, 60_000);
+});

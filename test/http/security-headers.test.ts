@@ -1,0 +1,213 @@
+// Response headers and cookies: a strict Content-Security-Policy and friends on every page,
+// no-store on every page we render, HttpOnly/SameSite cookies, and Secure cookies and https
+// URLs behind a TLS-terminating proxy only when TRUST_PROXY says to believe it. Headers do not
+// depend on the database, so SQLite is enough here.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser, findForm } from '../helpers/browser.js';
+import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+
+const APP = 'http://app.test';
+const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
+const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
+const HTTPS_ISSUER = 'https://id.example.test';
+
+function authorizePath(params: Record<string, string> = {}) {
+  return `/authorize?${new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', scope: 'openid email', redirect_uri: `${APP}/callback`, state: 'xyz', ...params })}`;
+}
+
+async function setUp(server: TestGatehouse) {
+  await server.addClient({
+    client_id: CLIENT.id,
+    client_secret: CLIENT.secret,
+    client_name: 'Web App',
+    redirect_uris: [`${APP}/callback`],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  });
+  await server.addUser(ALICE);
+}
+
+/** The Content-Security-Policy as a map of directive → sources. */
+function csp(headers: Headers): Map<string, string> {
+  const value = headers.get('content-security-policy') ?? '';
+  return new Map(
+    value
+      .split(';')
+      .map((d) => d.trim())
+      .filter(Boolean)
+      .map((d) => {
+        const [name = '', ...sources] = d.split(/\s+/);
+        return [name, sources.join(' ')];
+      }),
+  );
+}
+
+function expectBaseline(headers: Headers) {
+  const policy = csp(headers);
+  expect(policy.get('default-src')).toBe("'none'");
+  expect(policy.get('script-src')).toBe("'self'");
+  expect(policy.get('style-src')).toBe("'self'");
+  expect(policy.get('img-src')).toBe("'self' https: data:");
+  expect(policy.get('frame-ancestors')).toBe("'none'");
+  expect(policy.get('base-uri')).toBe("'none'");
+  // form-action would also govern the redirect to a native app's custom-scheme redirect_uri.
+  expect(policy.has('form-action')).toBe(false);
+  expect(policy.has('upgrade-insecure-requests')).toBe(false);
+  expect(headers.get('referrer-policy')).toBe('no-referrer');
+  expect(headers.get('x-content-type-options')).toBe('nosniff');
+  expect(headers.get('x-frame-options')).toBe('DENY');
+  expect(headers.get('x-powered-by')).toBeNull();
+}
+
+function expectPage(headers: Headers) {
+  expectBaseline(headers);
+  expect(headers.get('cache-control')).toBe('no-store');
+  expect(headers.get('content-type')).toMatch(/^text\/html/);
+}
+
+describe('security headers on an http issuer', () => {
+  let server: TestGatehouse;
+
+  beforeAll(async () => {
+    server = await startTestGatehouse('sqlite');
+    await setUp(server);
+  });
+  afterAll(async () => server?.close());
+
+  it('sets them on the sign-in and consent pages, and no HSTS over http', async () => {
+    const browser = new Browser(server.issuer);
+    const signIn = await browser.visit(authorizePath());
+    expect(signIn.url).toMatch(/\/interaction\//);
+    expectPage(signIn.headers);
+    expect(signIn.headers.get('strict-transport-security')).toBeNull();
+
+    const login = findForm(signIn.html, '/login');
+    const consent = await browser.visit(login.action, { form: { ...login.fields, email: ALICE.email, password: ALICE.password } });
+    expect(consent.html).toContain('/confirm');
+    expectPage(consent.headers);
+  });
+
+  it('sets them on our error pages and the engine error pages', async () => {
+    // Ours: an interaction without its cookie.
+    const ours = await new Browser(server.issuer).visit('/interaction/no-such-interaction');
+    expect(ours.status).toBe(400);
+    expectPage(ours.headers);
+    // The engine's (renderError): an unknown client at the authorization endpoint.
+    const engine = await new Browser(server.issuer).visit(authorizePath({ client_id: 'who-is-this' }));
+    expect(engine.status).toBe(400);
+    expect(engine.html).toContain('invalid_client');
+    expectPage(engine.headers);
+  });
+
+  it('sets them on a 404, as a page and as JSON', async () => {
+    const page = await new Browser(server.issuer).visit('/nope');
+    expect(page.status).toBe(404);
+    expectPage(page.headers);
+    const json = await fetch(`${server.issuer}/nope`, { headers: { accept: 'application/json' } });
+    expect(json.status).toBe(404);
+    expectBaseline(json.headers);
+    expect(json.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('sets them on discovery and the keys, which stay cacheable', async () => {
+    for (const path of ['/.well-known/openid-configuration', '/jwks']) {
+      const response = await fetch(`${server.issuer}${path}`);
+      expect(response.status).toBe(200);
+      expectBaseline(response.headers);
+      expect(response.headers.get('cache-control')).toBeNull();
+    }
+  });
+
+  it('marks every cookie set during sign-in HttpOnly and SameSite=Lax, and not Secure over http', async () => {
+    const browser = new Browser(server.issuer);
+    const cookies: string[] = [];
+    const collect = (response: Response) => {
+      cookies.push(...response.headers.getSetCookie());
+      return response;
+    };
+    let response = collect(await browser.request(authorizePath()));
+    while (response.status === 303 || response.status === 302) {
+      const next = new URL(response.headers.get('location') as string, server.issuer);
+      if (next.origin !== server.issuer) break;
+      response = collect(await browser.request(next.href));
+      if (response.status === 200) {
+        const html = await response.text();
+        const form = html.includes('/login"') ? findForm(html, '/login') : findForm(html, '/confirm');
+        response = collect(await browser.request(form.action, { form: { ...form.fields, email: ALICE.email, password: ALICE.password } }));
+      }
+    }
+    expect(response.headers.get('location')).toMatch(/^http:\/\/app\.test\/callback\?code=/);
+    const names = new Set(cookies.map((c) => c.slice(0, c.indexOf('='))));
+    for (const name of ['_interaction', '_interaction_resume', '_session']) expect(names.has(name)).toBe(true);
+    for (const cookie of cookies) {
+      expect(cookie).toMatch(/;\s*httponly/i);
+      expect(cookie).toMatch(/;\s*samesite=lax/i);
+      expect(cookie).not.toMatch(/;\s*secure/i);
+    }
+  });
+});
+
+describe('behind a TLS-terminating proxy (https ISSUER)', () => {
+  const forwarded = { 'x-forwarded-proto': 'https' };
+
+  describe('with TRUST_PROXY=true', () => {
+    let server: TestGatehouse;
+    beforeAll(async () => {
+      server = await startTestGatehouse('sqlite', { ISSUER: HTTPS_ISSUER, TRUST_PROXY: 'true' });
+      await setUp(server);
+    });
+    afterAll(async () => server?.close());
+
+    it('sets Secure cookies for a request the proxy says came over https', async () => {
+      // One request only: fetch would not send Secure cookies back over http.
+      const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toMatch(/^\/interaction\//);
+      const cookies = response.headers.getSetCookie();
+      expect(cookies.length).toBeGreaterThan(0);
+      for (const cookie of cookies) {
+        expect(cookie).toMatch(/;\s*secure/i);
+        expect(cookie).toMatch(/;\s*httponly/i);
+      }
+      expectBaseline(response.headers);
+      expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    });
+
+    it('builds https endpoint URLs in discovery', async () => {
+      const response = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: forwarded });
+      const discovery = (await response.json()) as Record<string, unknown>;
+      expect(discovery.issuer).toBe(HTTPS_ISSUER);
+      expect(discovery.authorization_endpoint).toMatch(/^https:\/\/.*\/authorize$/);
+      expect(discovery.token_endpoint).toMatch(/^https:\/\/.*\/token$/);
+      expect(discovery.jwks_uri).toMatch(/^https:\/\/.*\/jwks$/);
+    });
+  });
+
+  describe('without TRUST_PROXY', () => {
+    let server: TestGatehouse;
+    beforeAll(async () => {
+      server = await startTestGatehouse('sqlite', { ISSUER: HTTPS_ISSUER });
+      await setUp(server);
+    });
+    afterAll(async () => server?.close());
+
+    it('ignores X-Forwarded-Proto: cookies are not Secure', async () => {
+      const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toMatch(/^\/interaction\//);
+      const cookies = response.headers.getSetCookie();
+      expect(cookies.length).toBeGreaterThan(0);
+      for (const cookie of cookies) expect(cookie).not.toMatch(/;\s*secure/i);
+      // The issuer is https, so HSTS is sent (browsers only heed it over https).
+      expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
+    });
+
+    it('ignores X-Forwarded-Proto: discovery shows http endpoints', async () => {
+      const response = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: forwarded });
+      const discovery = (await response.json()) as Record<string, unknown>;
+      expect(discovery.authorization_endpoint).toMatch(/^http:\/\/.*\/authorize$/);
+      expect(discovery.token_endpoint).toMatch(/^http:\/\/.*\/token$/);
+    });
+  });
+});

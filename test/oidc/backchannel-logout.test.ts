@@ -1,0 +1,311 @@
+// OpenID Connect Back-Channel Logout 1.0: the logout token each relying party receives, the
+// bounded retries, and that a slow or dead relying party never holds up the person's logout.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose';
+import Provider, { type Client } from 'oidc-provider';
+import * as oidc from 'openid-client';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { deliverBackchannelLogoutsInBackground, settleBackchannelLogouts } from '../../src/oidc/backchannel-logout.js';
+import { Browser, findForm } from '../helpers/browser.js';
+import { flavours } from '../helpers/databases.js';
+import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+
+const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+const APP = 'http://app.test';
+const SECRET = 'bc-secret-0123456789-0123456789-0123456789';
+const DAN = { email: 'dan@example.com', password: 'dan has a long password' };
+// Short enough for tests; the attempt timeout is longer than the limit put on the logout response.
+const RETRY_DELAYS_MS = [50, 100];
+const ATTEMPTS = RETRY_DELAYS_MS.length + 1;
+const TIMEOUT_MS = 1500;
+
+interface Receiver {
+  readonly uri: string;
+  /** Every request received, in order. */
+  readonly posts: { method?: string; contentType?: string; params: URLSearchParams; at: number }[];
+  close(): Promise<void>;
+}
+
+/** A relying party's back-channel logout endpoint; `answer(n)` scripts its reply to the n-th request. */
+async function startReceiver(answer: (n: number) => number | 'hang' = () => 200): Promise<Receiver> {
+  const posts: Receiver['posts'] = [];
+  const server = createServer(async (req, res) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    posts.push({ method: req.method, contentType: req.headers['content-type'], params: new URLSearchParams(body), at: performance.now() });
+    const status = answer(posts.length);
+    if (status === 'hang') return;
+    res.writeHead(status, { 'cache-control': 'no-store' }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    uri: `http://127.0.0.1:${port}/backchannel-logout`,
+    posts,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe.each(await flavours())('back-channel logout on %s', (flavour) => {
+  let server: TestGatehouse;
+  let danId: string;
+  let jwks: ReturnType<typeof createLocalJWKSet>;
+  let receivers: Receiver[] = [];
+  let clients = 0;
+
+  beforeAll(async () => {
+    server = await startTestGatehouse(flavour, {
+      BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(','),
+      BACKCHANNEL_LOGOUT_TIMEOUT_MS: String(TIMEOUT_MS),
+    });
+    danId = await server.addUser({ ...DAN, name: 'Dan' });
+    jwks = createLocalJWKSet((await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet);
+  });
+  afterEach(async () => {
+    await settleBackchannelLogouts();
+    await Promise.all(receivers.map((r) => r.close()));
+    receivers = [];
+  });
+  afterAll(async () => server?.close());
+
+  /** A receiver, and a client registered to be told about logouts there. */
+  async function clientWithReceiver(answer?: Parameters<typeof startReceiver>[0], metadata: Record<string, unknown> = {}) {
+    const receiver = await startReceiver(answer);
+    receivers.push(receiver);
+    const clientId = `bc-rp-${++clients}`;
+    await server.addClient({
+      client_id: clientId,
+      client_secret: SECRET,
+      redirect_uris: [`${APP}/cb`],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      backchannel_logout_uri: receiver.uri,
+      backchannel_logout_session_required: true,
+      ...metadata,
+    });
+    const config = await oidc.discovery(new URL(server.issuer), clientId, SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
+    return { clientId, config, receiver };
+  }
+
+  /** A full code flow for `config`'s client in `browser`; returns the ID token and its claims. */
+  async function signIn(browser: Browser, config: oidc.Configuration) {
+    const authorize = oidc.buildAuthorizationUrl(config, { redirect_uri: `${APP}/cb`, scope: 'openid', state: 'st' });
+    let page = await browser.visit(authorize.href);
+    for (let step = 0; step < 4 && !page.redirectedTo; step++) {
+      const login = page.html.includes('/login"');
+      const form = findForm(page.html, login ? '/login' : '/confirm');
+      page = await browser.visit(form.action, { form: login ? { ...form.fields, ...DAN } : form.fields });
+    }
+    if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
+    const tokens = await oidc.authorizationCodeGrant(config, page.redirectedTo, { expectedState: 'st' });
+    return { idToken: tokens.id_token as string, claims: tokens.claims() as oidc.IDToken };
+  }
+
+  /** RP-initiated logout with id_token_hint, confirmed; times the confirmation response alone. */
+  async function logOut(browser: Browser, config: oidc.Configuration, idToken: string) {
+    const page = await browser.visit(oidc.buildEndSessionUrl(config, { id_token_hint: idToken }).href);
+    const form = findForm(page.html, '/logout');
+    const started = performance.now();
+    const response = await browser.request(form.action, { form: { ...form.fields, logout: 'yes' } });
+    return { status: response.status, elapsedMs: performance.now() - started };
+  }
+
+  it('POSTs one logout token, signed by the provider, naming the person and the session', async () => {
+    const { clientId, config, receiver } = await clientWithReceiver();
+    const browser = new Browser(server.issuer);
+    const { idToken, claims } = await signIn(browser, config);
+    expect(claims.sid).toEqual(expect.any(String));
+
+    const loggedOutAt = Math.floor(Date.now() / 1000);
+    expect((await logOut(browser, config, idToken)).status).toBe(303);
+    await settleBackchannelLogouts();
+
+    expect(receiver.posts).toHaveLength(1);
+    const [post] = receiver.posts;
+    expect(post?.method).toBe('POST');
+    expect(post?.contentType).toBe('application/x-www-form-urlencoded');
+    expect([...(post?.params.keys() ?? [])]).toEqual(['logout_token']);
+    const { payload, protectedHeader } = await jwtVerify(post?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
+    expect(protectedHeader.typ).toBe('logout+jwt');
+    expect(payload.events).toEqual({ [LOGOUT_EVENT]: {} });
+    expect(payload.sub).toBe(danId);
+    expect(payload.sid).toBe(claims.sid);
+    expect(payload.jti).toEqual(expect.any(String));
+    expect(payload.iat).toBeGreaterThanOrEqual(loggedOutAt - 1);
+    expect(payload.iat).toBeLessThanOrEqual(loggedOutAt + 2);
+    expect(payload).not.toHaveProperty('nonce');
+  });
+
+  it('retries a failing relying party and stops once it answers 200', async () => {
+    const { config, receiver } = await clientWithReceiver((n) => (n <= 2 ? 500 : 200));
+    const browser = new Browser(server.issuer);
+    const { idToken } = await signIn(browser, config);
+    await logOut(browser, config, idToken);
+    await settleBackchannelLogouts();
+
+    expect(receiver.posts).toHaveLength(3);
+    // The same token each time: it was issued when the person logged out.
+    expect(new Set(receiver.posts.map((p) => p.params.get('logout_token'))).size).toBe(1);
+    const gaps = receiver.posts.slice(1).map((p, i) => p.at - (receiver.posts[i]?.at ?? 0));
+    gaps.forEach((gap, i) => expect(gap).toBeGreaterThanOrEqual((RETRY_DELAYS_MS[i] ?? 0) - 5));
+  });
+
+  it('makes exactly the configured number of attempts at a relying party that always fails, then no more', async () => {
+    const { config, receiver } = await clientWithReceiver(() => 500);
+    const browser = new Browser(server.issuer);
+    const { idToken } = await signIn(browser, config);
+    await logOut(browser, config, idToken);
+    await settleBackchannelLogouts();
+    expect(receiver.posts).toHaveLength(ATTEMPTS);
+    await new Promise((resolve) => setTimeout(resolve, 3 * Math.max(...RETRY_DELAYS_MS)));
+    expect(receiver.posts).toHaveLength(ATTEMPTS);
+  });
+
+  it('does not retry a relying party that rejects the token (400)', async () => {
+    const { config, receiver } = await clientWithReceiver(() => 400);
+    const browser = new Browser(server.issuer);
+    const { idToken } = await signIn(browser, config);
+    await logOut(browser, config, idToken);
+    await settleBackchannelLogouts();
+    expect(receiver.posts).toHaveLength(1);
+  });
+
+  it('answers the person at once while a relying party hangs, and gives up on it after the configured attempts', async () => {
+    const { config, receiver } = await clientWithReceiver(() => 'hang');
+    const browser = new Browser(server.issuer);
+    const { idToken } = await signIn(browser, config);
+    const { status, elapsedMs } = await logOut(browser, config, idToken);
+    expect(status).toBe(303);
+    expect(elapsedMs).toBeLessThan(1000);
+
+    await settleBackchannelLogouts();
+    expect(receiver.posts).toHaveLength(ATTEMPTS);
+    // The session is over even though the relying party never answered.
+    const silent = await browser.visit(oidc.buildAuthorizationUrl(config, { redirect_uri: `${APP}/cb`, scope: 'openid', prompt: 'none' }).href);
+    expect(silent.redirectedTo?.searchParams.get('error')).toBe('login_required');
+  });
+
+  it('gives a pairwise client the subject it knows the person by', async () => {
+    const { clientId, config, receiver } = await clientWithReceiver(undefined, { subject_type: 'pairwise' });
+    const browser = new Browser(server.issuer);
+    const { idToken, claims } = await signIn(browser, config);
+    expect(claims.sub).not.toBe(danId);
+    await logOut(browser, config, idToken);
+    await settleBackchannelLogouts();
+    const { payload } = await jwtVerify(receiver.posts[0]?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
+    expect(payload.sub).toBe(claims.sub);
+  });
+
+  it('tells every client signed in within the session, each about its own sid', async () => {
+    const first = await clientWithReceiver();
+    const second = await clientWithReceiver();
+    const browser = new Browser(server.issuer);
+    const one = await signIn(browser, first.config);
+    const two = await signIn(browser, second.config);
+
+    await logOut(browser, first.config, one.idToken);
+    await settleBackchannelLogouts();
+
+    for (const [{ clientId, receiver }, signedIn] of [
+      [first, one],
+      [second, two],
+    ] as const) {
+      expect(receiver.posts).toHaveLength(1);
+      const { payload } = await jwtVerify(receiver.posts[0]?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
+      expect(payload).toMatchObject({ sub: danId, sid: signedIn.claims.sid });
+    }
+  });
+});
+
+// Without a database: the method the engine calls, the events it used to emit, and the log lines.
+describe('back-channel logout delivery', () => {
+  type LogoutCapable = Client & { backchannelLogout(sub: string, sid: string): Promise<void> };
+  let answer: (n: number) => number | 'hang';
+  let receiver: Receiver;
+  let provider: Provider;
+  let guarded: Provider;
+  let client: LogoutCapable;
+  let lines: Record<string, unknown>[];
+  let events: string[];
+
+  beforeAll(async () => {
+    receiver = await startReceiver((n) => answer(n));
+    const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+    provider = new Provider('http://op.test', {
+      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' }] },
+      features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
+      clients: [{ client_id: 'rp', client_secret: SECRET, redirect_uris: [`${APP}/cb`], backchannel_logout_uri: receiver.uri }],
+    });
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    deliverBackchannelLogoutsInBackground(provider, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks: true });
+    guarded = new Provider('http://op.test', {
+      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' }] },
+      features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
+      clients: [{ client_id: 'rp', client_secret: SECRET, redirect_uris: [`${APP}/cb`], backchannel_logout_uri: receiver.uri }],
+    });
+    deliverBackchannelLogoutsInBackground(guarded, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks: false });
+    provider.on('backchannel.success', (_ctx, c, sub, sid) => events.push(`success ${c.clientId} ${sub} ${sid}`));
+    provider.on('backchannel.error', (_ctx, err, c, sub, sid) => events.push(`error ${c.clientId} ${sub} ${sid} ${err.message}`));
+    client = (await provider.Client.find('rp')) as LogoutCapable;
+  });
+  beforeEach(() => {
+    receiver.posts.length = 0;
+    lines = [];
+    events = [];
+  });
+  afterEach(async () => settleBackchannelLogouts());
+  afterAll(async () => receiver?.close());
+
+  it('resolves before the relying party answers, then emits backchannel.success once', async () => {
+    answer = (n) => (n === 1 ? 503 : 200);
+    await client.backchannelLogout('user-1', 'sid-1');
+    expect(receiver.posts).toHaveLength(0);
+    expect(events).toEqual([]);
+
+    await settleBackchannelLogouts();
+    expect(events).toEqual(['success rp user-1 sid-1']);
+    const token = receiver.posts[0]?.params.get('logout_token') ?? '';
+    // Not asked for by this client (backchannel_logout_session_required is false).
+    expect(decodeJwt(token)).not.toHaveProperty('sid');
+    expect(lines.map(({ level, attempt, reason }) => [level, attempt, reason])).toEqual([
+      [40, 1, 'HTTP 503 Service Unavailable'],
+      [30, 2, undefined],
+    ]);
+    expect(lines.every((line) => line.client_id === 'rp' && line.uri === receiver.uri)).toBe(true);
+    expect(JSON.stringify(lines)).not.toContain(token);
+  });
+
+  it('logs every failed attempt, gives up with an error, then emits backchannel.error once', async () => {
+    answer = () => 'hang';
+    await client.backchannelLogout('user-2', 'sid-2');
+    await settleBackchannelLogouts();
+    expect(events).toEqual([expect.stringMatching(/^error rp user-2 sid-2 /)]);
+    expect(lines.map(({ level, attempt }) => [level, attempt])).toEqual([
+      [40, 1],
+      [40, 2],
+      [50, 3],
+    ]);
+    expect(lines.at(-1)?.reason).toMatch(/timeout/i);
+  });
+
+  it('refuses a loopback or private address when private networks are not allowed (production default)', async () => {
+    answer = () => 200;
+    const guardedClient = (await guarded.Client.find('rp')) as LogoutCapable;
+    await guardedClient.backchannelLogout('user-4', 'sid-4');
+    await settleBackchannelLogouts();
+    expect(receiver.posts).toHaveLength(0);
+    expect(lines.map(({ level, attempt }) => [level, attempt])).toEqual([[50, 1]]);
+    expect(lines[0]?.reason).toMatch(/special-use address/);
+  });
+
+  it('drops the events end_session emits before delivery has happened', async () => {
+    provider.emit('backchannel.success', undefined, client, 'user-3', 'sid-3');
+    provider.emit('backchannel.error', undefined, new Error('x'), client, 'user-3', 'sid-3');
+    expect(events).toEqual([]);
+  });
+});

@@ -1,0 +1,352 @@
+// What APIs and serious relying parties need beyond sign-in: client credentials with resource
+// indicators and RFC 9068 JWT access tokens, introspection, revocation, refresh-token
+// lifetimes, pairwise subjects, dynamic registration and truthful discovery.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applySeed, parseSeedFile } from '../../src/seed/apply.js';
+import { clientSecretSealing } from '../../src/clients/secrets.js';
+import { Browser, findForm } from '../helpers/browser.js';
+import { flavours } from '../helpers/databases.js';
+import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+
+const run = promisify(execFile);
+
+const APP = 'http://app.test';
+const API = 'https://api.example.com';
+const OPAQUE_API = 'https://ledger.example.com';
+const SECRET = (name: string) => `${name}-secret-0123456789-0123456789-0123456789`;
+const DAVE = { email: 'dave@example.com', password: 'dave has a long password' };
+
+const SEED = {
+  clients: [
+    { client_id: 'machine', client_secret: SECRET('machine'), grant_types: ['client_credentials'], response_types: [] },
+    { client_id: 'other-machine', client_secret: SECRET('other-machine'), grant_types: ['client_credentials'], response_types: [] },
+    { client_id: 'ledger-rs', client_secret: SECRET('ledger-rs'), grant_types: ['client_credentials'], response_types: [] },
+    {
+      client_id: 'web',
+      client_secret: SECRET('web'),
+      redirect_uris: [`${APP}/cb`],
+      grant_types: ['authorization_code', 'refresh_token'],
+      scope: 'openid profile email offline_access',
+    },
+    { client_id: 'pairwise-a', client_secret: SECRET('pairwise-a'), redirect_uris: ['http://a.test/cb'], subject_type: 'pairwise' },
+    { client_id: 'pairwise-b', client_secret: SECRET('pairwise-b'), redirect_uris: ['http://b.test/cb'], subject_type: 'pairwise' },
+  ],
+  resources: [
+    { identifier: API, name: 'Example API', scopes: ['read', 'write'], access_token_format: 'jwt', access_token_ttl: 600 },
+    { identifier: OPAQUE_API, scopes: ['read'], access_token_format: 'opaque', introspection_clients: ['ledger-rs'] },
+  ],
+};
+
+describe.each(await flavours())('protocol breadth on %s', (flavour) => {
+  let server: TestGatehouse;
+  let daveId: string;
+  let jwks: JSONWebKeySet;
+
+  beforeAll(async () => {
+    server = await startTestGatehouse(flavour, { REFRESH_TOKEN_ABSOLUTE_TTL: '4s' });
+    const parsed = parseSeedFile(SEED);
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    await applySeed(server.gatehouse.db, parsed.data, { bcryptCost: 4, clientSecrets: clientSecretSealing([TEST_SECRET]) });
+    daveId = await server.addUser({ ...DAVE, name: 'Dave' });
+    jwks = (await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet;
+  });
+  afterAll(async () => server?.close());
+
+  const client = (id: string) =>
+    oidc.discovery(new URL(server.issuer), id, SECRET(id), oidc.ClientSecretBasic(SECRET(id)), { execute: [oidc.allowInsecureRequests] });
+
+  const tokenRequest = (clientId: string, body: Record<string, string>) =>
+    fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${SECRET(clientId)}`).toString('base64')}` },
+      body: new URLSearchParams(body),
+    });
+
+  async function signIn(config: oidc.Configuration, params: Record<string, string>, redirectUri = `${APP}/cb`) {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: redirectUri,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state: 'st',
+      ...params,
+    });
+    const browser = new Browser(server.issuer);
+    let page = await browser.visit(url.href);
+    for (let step = 0; step < 4 && !page.redirectedTo; step++) {
+      const form = page.html.includes('/login"') ? findForm(page.html, '/login') : findForm(page.html, '/confirm');
+      page = await browser.visit(form.action, { form: { ...form.fields, email: DAVE.email, password: DAVE.password } });
+    }
+    return oidc.authorizationCodeGrant(config, page.redirectedTo as URL, { pkceCodeVerifier: verifier, expectedState: 'st' });
+  }
+
+  describe('client credentials with resource indicators', () => {
+    it('issues an RFC 9068 JWT access token for a registered resource, verifiable offline', async () => {
+      const tokens = await oidc.clientCredentialsGrant(await client('machine'), { resource: API, scope: 'read' });
+      expect(tokens.token_type.toLowerCase()).toBe('bearer');
+      expect(tokens.expires_in).toBe(600);
+      expect(decodeProtectedHeader(tokens.access_token).typ).toBe('at+jwt');
+      const { payload } = await jwtVerify(tokens.access_token, createLocalJWKSet(jwks), { issuer: server.issuer, audience: API, typ: 'at+jwt' });
+      expect(payload).toMatchObject({ client_id: 'machine', sub: 'machine', scope: 'read' });
+      expect(payload.jti).toBeTruthy();
+      expect((payload.exp as number) - (payload.iat as number)).toBe(600);
+    });
+
+    it('issues an opaque access token when no resource is requested', async () => {
+      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
+      expect(tokens.access_token.split('.')).toHaveLength(1);
+    });
+
+    it('refuses an unknown resource with invalid_target', async () => {
+      const response = await tokenRequest('machine', { grant_type: 'client_credentials', resource: 'https://unknown.example.com' });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: 'invalid_target' });
+    });
+
+    it('grants only scopes both the client and the resource allow', async () => {
+      const response = await tokenRequest('machine', { grant_type: 'client_credentials', resource: API, scope: 'read delete' });
+      const body = (await response.json()) as { access_token?: string; scope?: string; error?: string };
+      if (response.status === 200) {
+        expect(body.scope).toBe('read');
+      } else {
+        expect(body.error).toBe('invalid_scope');
+      }
+    });
+
+    it('refuses the grant to a client not registered for it', async () => {
+      const response = await tokenRequest('web', { grant_type: 'client_credentials' });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: 'unauthorized_client' });
+    });
+  });
+
+  describe('introspection (RFC 7662)', () => {
+    it('tells a client about its own token', async () => {
+      const config = await client('machine');
+      const tokens = await oidc.clientCredentialsGrant(config);
+      const result = await oidc.tokenIntrospection(config, tokens.access_token);
+      expect(result).toMatchObject({ active: true, client_id: 'machine', token_type: 'Bearer' });
+    });
+
+    it('says inactive to a client asking about another client’s token', async () => {
+      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
+      const result = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
+      expect(result.active).toBe(false);
+    });
+
+    it('lets a resource server registered to introspect see tokens issued for its resource', async () => {
+      const tokens = await oidc.clientCredentialsGrant(await client('machine'), { resource: OPAQUE_API, scope: 'read' });
+      expect(tokens.access_token.split('.')).toHaveLength(1);
+      const byResourceServer = await oidc.tokenIntrospection(await client('ledger-rs'), tokens.access_token);
+      expect(byResourceServer).toMatchObject({ active: true, aud: OPAQUE_API, client_id: 'machine', scope: 'read' });
+      const byStranger = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
+      expect(byStranger.active).toBe(false);
+    });
+
+    it('refuses an unauthenticated caller with 401 invalid_client', async () => {
+      const response = await fetch(`${server.url}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: 'anything' }),
+      });
+      expect(response.status).toBe(401);
+      expect(await response.json()).toMatchObject({ error: 'invalid_client' });
+    });
+  });
+
+  describe('revocation (RFC 7009)', () => {
+    it('revokes a client’s own access token', async () => {
+      const config = await client('machine');
+      const tokens = await oidc.clientCredentialsGrant(config);
+      await oidc.tokenRevocation(config, tokens.access_token);
+      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    });
+
+    // RFC 7009 2.2 answers 200 whatever happened, so a client cannot probe for other tokens.
+    it('does not let a client revoke another client’s token (answering 200 all the same)', async () => {
+      const owner = await client('machine');
+      const tokens = await oidc.clientCredentialsGrant(owner);
+      const response = await fetch(`${server.url}/token/revocation`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`other-machine:${SECRET('other-machine')}`).toString('base64')}` },
+        body: new URLSearchParams({ token: tokens.access_token }),
+      });
+      expect(response.status).toBe(200);
+      expect((await oidc.tokenIntrospection(owner, tokens.access_token)).active).toBe(true);
+    });
+
+    it('ends the whole grant when a refresh token is revoked', async () => {
+      const config = await client('web');
+      const tokens = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
+      await oidc.tokenRevocation(config, tokens.refresh_token as string);
+      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+      await expect(oidc.refreshTokenGrant(config, tokens.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+  });
+
+  describe('refresh tokens', () => {
+    it('are issued only for offline_access with consent', async () => {
+      const config = await client('web');
+      const withoutConsentPrompt = await signIn(config, { scope: 'openid offline_access' });
+      expect(withoutConsentPrompt.refresh_token).toBeUndefined();
+      const withConsent = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
+      expect(withConsent.refresh_token).toBeTruthy();
+    });
+
+    it('never outlive the absolute lifetime, however often they rotate', async () => {
+      const config = await client('web');
+      const first = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
+      const introspected = await oidc.tokenIntrospection(config, first.refresh_token as string);
+      expect((introspected.exp as number) - (introspected.iat as number)).toBeLessThanOrEqual(4);
+      const rotated = await oidc.refreshTokenGrant(config, first.refresh_token as string);
+      const again = await oidc.tokenIntrospection(config, rotated.refresh_token as string);
+      expect(again.exp as number).toBeLessThanOrEqual(introspected.exp as number);
+      await new Promise((resolve) => setTimeout(resolve, 4500));
+      await expect(oidc.refreshTokenGrant(config, rotated.refresh_token as string)).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+  });
+
+  describe('subjects', () => {
+    it('give a pairwise client its own stable sub per sector, and a public client the account id', async () => {
+      const a = await signIn(await client('pairwise-a'), { scope: 'openid' }, 'http://a.test/cb');
+      const aAgain = await signIn(await client('pairwise-a'), { scope: 'openid' }, 'http://a.test/cb');
+      const b = await signIn(await client('pairwise-b'), { scope: 'openid' }, 'http://b.test/cb');
+      const pub = await signIn(await client('web'), { scope: 'openid' });
+      expect(a.claims()?.sub).toBe(aAgain.claims()?.sub);
+      expect(a.claims()?.sub).not.toBe(b.claims()?.sub);
+      expect(a.claims()?.sub).not.toBe(daveId);
+      expect(pub.claims()?.sub).toBe(daveId);
+      expect((await client('web')).serverMetadata().subject_types_supported).toEqual(['public', 'pairwise']);
+    });
+  });
+
+  it('asserts the password acr when asked through acr_values', async () => {
+    const tokens = await signIn(await client('web'), { scope: 'openid', acr_values: 'urn:gatehouse:acr:password' });
+    expect(tokens.claims()?.acr).toBe('urn:gatehouse:acr:password');
+    expect((await client('web')).serverMetadata().acr_values_supported).toEqual(['urn:gatehouse:acr:password', 'urn:gatehouse:acr:mfa']);
+  });
+
+  it('answers a request without client authentication with 401 invalid_client (RFC 6749 5.2)', async () => {
+    for (const path of ['/token', '/token/introspection', '/token/revocation']) {
+      const response = await fetch(`${server.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', token: 'x', client_id: 'machine' }),
+      });
+      expect(response.status, path).toBe(401);
+      expect(await response.json()).toMatchObject({ error: 'invalid_client' });
+    }
+  });
+
+  it('answers token errors with no-store and, for failed Basic authentication, WWW-Authenticate', async () => {
+    const response = await fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('machine:wrong').toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'client_credentials' }),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('cache-control')).toContain('no-store');
+    expect(response.headers.get('www-authenticate')).toMatch(/^Basic realm=".*", error="invalid_client"/);
+    expect(await response.json()).toMatchObject({ error: 'invalid_client', error_description: expect.any(String) });
+  });
+
+  it('advertises the endpoints it serves', async () => {
+    const metadata = (await client('web')).serverMetadata();
+    const path = (url?: string) => (url ? new URL(url).pathname : undefined);
+    expect(path(metadata.introspection_endpoint)).toBe('/token/introspection');
+    expect(path(metadata.revocation_endpoint)).toBe('/token/revocation');
+    expect(path(metadata.device_authorization_endpoint)).toBe('/device/auth');
+    expect(path(metadata.pushed_authorization_request_endpoint)).toBe('/par');
+    expect(metadata.grant_types_supported).toEqual(expect.arrayContaining(['client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']));
+    expect(metadata.backchannel_logout_supported).toBe(true);
+    expect(metadata.registration_endpoint).toBeUndefined();
+  });
+});
+
+describe.each(await flavours())('dynamic client registration on %s', (flavour) => {
+  let server: TestGatehouse;
+
+  beforeAll(async () => {
+    server = await startTestGatehouse(flavour, { FEATURE_REGISTRATION: 'true' });
+  });
+  afterAll(async () => server?.close());
+
+  const register = (body: object, token?: string) =>
+    fetch(`${server.url}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+
+  async function initialAccessToken(): Promise<string> {
+    return new server.gatehouse.provider.InitialAccessToken({ expiresIn: 60 }).save();
+  }
+
+  it('is advertised, and refuses a registration without an initial access token', async () => {
+    const metadata = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as { registration_endpoint?: string };
+    expect(new URL(metadata.registration_endpoint as string).pathname).toBe('/register');
+    const response = await register({ redirect_uris: [`${APP}/cb`] });
+    expect(response.status).toBe(401);
+    expect(await response.json()).toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('registers, reads, updates and deletes a client with an initial access token; the client persists', async () => {
+    const response = await register({ redirect_uris: [`${APP}/cb`], client_name: 'Registered App', grant_types: ['authorization_code', 'client_credentials'] }, await initialAccessToken());
+    expect(response.status).toBe(201);
+    const registered = (await response.json()) as Record<string, string>;
+    expect(registered).toMatchObject({ client_name: 'Registered App' });
+    expect(registered.client_id && registered.client_secret && registered.registration_access_token).toBeTruthy();
+    const stored = await server.gatehouse.db.prisma.client.findUnique({ where: { id: registered.client_id as string } });
+    expect(stored).not.toBeNull();
+
+    const read = await fetch(registered.registration_client_uri as string, { headers: { authorization: `Bearer ${registered.registration_access_token}` } });
+    expect(read.status).toBe(200);
+    const current = (await read.json()) as Record<string, unknown>;
+
+    const config = await oidc.discovery(new URL(server.issuer), registered.client_id as string, registered.client_secret, oidc.ClientSecretBasic(registered.client_secret as string), {
+      execute: [oidc.allowInsecureRequests],
+    });
+    expect((await oidc.clientCredentialsGrant(config)).access_token).toBeTruthy();
+
+    const updated = await fetch(registered.registration_client_uri as string, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${current.registration_access_token}` },
+      body: JSON.stringify({ ...current, client_name: 'Renamed App', registration_access_token: undefined, registration_client_uri: undefined, client_secret_expires_at: undefined, client_id_issued_at: undefined }),
+    });
+    expect(updated.status).toBe(200);
+    const afterUpdate = (await updated.json()) as Record<string, string>;
+    expect(afterUpdate.client_name).toBe('Renamed App');
+
+    const deleted = await fetch(registered.registration_client_uri as string, { method: 'DELETE', headers: { authorization: `Bearer ${afterUpdate.registration_access_token}` } });
+    expect(deleted.status).toBe(204);
+    expect(await server.gatehouse.db.prisma.client.findUnique({ where: { id: registered.client_id as string } })).toBeNull();
+  });
+
+  it('accepts an initial access token made by the admin command `initial-access-token create`', async () => {
+    const { stdout } = await run('npx', ['tsx', 'src/cli.ts', 'initial-access-token', 'create', '--expires-in', '5m'], {
+      env: {
+        ...process.env,
+        NODE_ENV: 'test',
+        DATABASE_URL: server.database.config.url,
+        SECRETS: TEST_SECRET,
+        ISSUER: server.issuer,
+        FEATURE_REGISTRATION: 'true',
+        LOG_LEVEL: 'silent',
+      },
+    });
+    const token = stdout.trim();
+    expect(token).toMatch(/^[\w-]{20,}$/);
+    const response = await register({ redirect_uris: [`${APP}/cb`] }, token);
+    expect(response.status).toBe(201);
+  });
+
+  it('rejects invalid client metadata with invalid_redirect_uri or invalid_client_metadata', async () => {
+    const response = await register({ redirect_uris: ['not a url'] }, await initialAccessToken());
+    expect(response.status).toBe(400);
+    expect(['invalid_redirect_uri', 'invalid_client_metadata']).toContain(((await response.json()) as { error: string }).error);
+  });
+});

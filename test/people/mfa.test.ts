@@ -1,0 +1,392 @@
+// Multi-factor sign-in with TOTP (RFC 6238): enrolment during sign-in when a client requires
+// it, the code step after the password, recovery codes, and what an app sees in the ID token.
+// Codes are made here with otplib from the secret the enrolment page shows.
+import * as oidc from 'openid-client';
+import { generate } from 'otplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEventType } from '../../src/audit/store.js';
+import { createUserQueries } from '../../src/people/store.js';
+import { decrypt } from '../../src/core/secrets.js';
+import { Browser, findForm, type Page } from '../helpers/browser.js';
+import { flavours } from '../helpers/databases.js';
+import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+
+const APP = 'http://app.test';
+const ACR_MFA = 'urn:gatehouse:acr:mfa';
+const ACR_PASSWORD = 'urn:gatehouse:acr:password';
+const STRICT = { id: 'strict-app', secret: 'strict-app-secret-0123456789-0123456789-abcd' };
+const WEB = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
+const PASSWORD = 'correct horse battery staple';
+
+type Visited = Page & { redirectedTo?: URL };
+
+describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
+  let server: TestGatehouse;
+
+  beforeAll(async () => {
+    server = await startTestGatehouse(flavour);
+    const client = { redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' };
+    await server.addClient({ ...client, client_id: STRICT.id, client_secret: STRICT.secret, client_name: 'Strict App', gatehouse_require_mfa: true });
+    await server.addClient({ ...client, client_id: WEB.id, client_secret: WEB.secret, client_name: 'Web App' });
+  });
+  afterAll(async () => server?.close());
+
+  let people = 0;
+  async function newPerson() {
+    const person = { email: `person-${++people}@example.com`, password: PASSWORD };
+    return { ...person, id: await server.addUser(person) };
+  }
+
+  const discover = (client: { id: string; secret: string }) =>
+    oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
+
+  /** Starts an authorization in `browser`; `finish` redeems the code the app gets back. */
+  async function authorize(browser: Browser, client: { id: string; secret: string }, params: Record<string, string> = {}) {
+    const config = await discover(client);
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: `${APP}/callback`,
+      scope: 'openid',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...params,
+    });
+    const page = await browser.visit(url.href);
+    const finish = async (callback: URL | undefined) => {
+      expect(callback?.origin).toBe(APP);
+      const tokens = await oidc.authorizationCodeGrant(config, callback as URL, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
+      return tokens.claims() as oidc.IDToken;
+    };
+    return { page, finish };
+  }
+
+  const submit = (browser: Browser, page: Page, action: string, fields: Record<string, string> = {}) => {
+    const form = findForm(page.html, action);
+    return browser.visit(form.action, { form: { ...form.fields, ...fields } });
+  };
+  const password = (browser: Browser, page: Page, person: { email: string; password: string }) =>
+    submit(browser, page, '/login', { email: person.email, password: person.password });
+  /** Allows access when the consent page appears (the first time a person uses a client). */
+  const consentIfAsked = async (browser: Browser, page: Visited) => (page.redirectedTo ? page : submit(browser, page, '/confirm'));
+
+  const isEnrolPage = (page: Page) => page.html.includes('/enroll"');
+  const isCodePage = (page: Page) => page.html.includes('/mfa"');
+  const isSignInPage = (page: Page) => page.html.includes('/login"');
+
+  const secretOnPage = (page: Page) => (/id="totp-secret">([A-Z2-7 ]+)</.exec(page.html)?.[1] ?? '').replace(/ /g, '');
+  const recoveryCodesOnPage = (page: Page) => [...page.html.matchAll(/<li><code>([a-z2-7-]+)<\/code><\/li>/g)].map((m) => m[1] as string);
+  const user = (id: string) => createUserQueries(server.gatehouse.db).findById(id);
+  const events = (accountId: string, type: AuditEventType) => server.gatehouse.db.prisma.auditEvent.findMany({ where: { accountId, type } });
+
+  /**
+   * The code an authenticator app shows for the next time step not yet used with this secret:
+   * the server accepts each step once (and the one after the current one, for clock drift), so
+   * a test that signs in twice within 30 seconds moves on a step, waiting if it must.
+   */
+  const usedSteps = new Map<string, number>();
+  async function nextCode(secret: string): Promise<string> {
+    const current = Math.floor(Date.now() / 30_000);
+    const step = Math.max(current, (usedSteps.get(secret) ?? current - 1) + 1);
+    if (step > current + 1) await new Promise((resolve) => setTimeout(resolve, (step - 1) * 30_000 - Date.now() + 50));
+    usedSteps.set(secret, step);
+    return generate({ secret, epoch: step * 30 });
+  }
+
+  /** A code the app would not show now (the current one, shifted). */
+  const wrongCode = async (secret: string) => String((Number(await generate({ secret })) + 500_000) % 1_000_000).padStart(6, '0');
+
+  /** Signs `person` up for TOTP through a strict client's sign-in and returns the secret and recovery codes. */
+  async function enrol(person: { id: string; email: string; password: string }) {
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, STRICT);
+    const enrolPage = await password(browser, page, person);
+    expect(isEnrolPage(enrolPage)).toBe(true);
+    const secret = secretOnPage(enrolPage);
+    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
+    const recoveryCodes = recoveryCodesOnPage(codesPage);
+    expect(recoveryCodes).toHaveLength(10);
+    await finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    return { secret, recoveryCodes };
+  }
+
+  it('enrols a person during sign-in to a client that requires MFA: QR code, wrong code refused, 10 recovery codes, MFA in the ID token', async () => {
+    const alice = await newPerson();
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, STRICT);
+    expect(isSignInPage(page)).toBe(true);
+
+    const enrolPage = await password(browser, page, alice);
+    expect(enrolPage.status).toBe(200);
+    expect(enrolPage.url).toMatch(/\/interaction\/[\w-]+$/);
+    expect(enrolPage.html).toMatch(/<img class="qr-code" src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
+    expect(enrolPage.html).toMatch(/<label for="code">/);
+    expect(enrolPage.html).toContain('autocomplete="one-time-code"');
+    expect(enrolPage.html).toContain('inputmode="numeric"');
+    const secret = secretOnPage(enrolPage);
+    expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+
+    // Pending, and kept only encrypted: the secret on the page is what the database decrypts to.
+    const pending = await user(alice.id);
+    expect(pending?.totpEnabledAt).toBeNull();
+    expect(pending?.totpSecretEncrypted).toMatch(/^v1\./);
+    expect(pending?.totpSecretEncrypted).not.toContain(secret);
+    expect(decrypt(pending?.totpSecretEncrypted as string, [TEST_SECRET]).plaintext).toBe(secret);
+
+    const wrong = await submit(browser, enrolPage, '/enroll', { code: await wrongCode(secret) });
+    expect(wrong.status).toBe(401);
+    expect(wrong.html).toContain('That code is not right');
+    expect(isEnrolPage(wrong)).toBe(true);
+    expect((await user(alice.id))?.totpEnabledAt).toBeNull();
+    expect(await events(alice.id, 'mfa.failure')).toHaveLength(1);
+
+    const codesPage = await submit(browser, wrong, '/enroll', { code: await nextCode(secret) });
+    expect(codesPage.status).toBe(200);
+    const recoveryCodes = recoveryCodesOnPage(codesPage);
+    expect(recoveryCodes).toHaveLength(10);
+    expect(new Set(recoveryCodes).size).toBe(10);
+    expect((await user(alice.id))?.totpEnabledAt).toBeInstanceOf(Date);
+    expect(await events(alice.id, 'mfa.enrolled')).toHaveLength(1);
+
+    // Recovery codes are stored only as hashes.
+    const rows = await server.gatehouse.db.prisma.recoveryCode.findMany({ where: { userId: alice.id } });
+    expect(rows).toHaveLength(10);
+    for (const row of rows) {
+      expect(row.codeHash).toMatch(/^[0-9a-f]{64}$/);
+      for (const code of recoveryCodes) {
+        expect(row.codeHash).not.toContain(code.replace(/-/g, ''));
+      }
+    }
+
+    const claims = await finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    expect(claims.sub).toBe(alice.id);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+  });
+
+  it('asks an enrolled person for the code after the password: wrong code refused, right code gives amr pwd+otp and the MFA acr', async () => {
+    const bob = await newPerson();
+    const { secret } = await enrol(bob);
+
+    // Any client, even one that does not require MFA.
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, WEB);
+    const codePage = await password(browser, page, bob);
+    expect(codePage.status).toBe(200);
+    expect(isCodePage(codePage)).toBe(true);
+    expect(codePage.html).toMatch(/<label for="code">/);
+    expect(codePage.html).toContain('autocomplete="one-time-code"');
+    expect(codePage.html).toContain('inputmode="numeric"');
+    expect(codePage.html).toContain('Use a recovery code instead');
+    expect(findForm(codePage.html, '/mfa').fields.csrf_token).toMatch(/^[\w-]{43}$/);
+    expect(findForm(codePage.html, '/recovery').fields.csrf_token).toMatch(/^[\w-]{43}$/);
+
+    const wrong = await submit(browser, codePage, '/mfa', { code: await wrongCode(secret) });
+    expect(wrong.status).toBe(401);
+    expect(wrong.html).toContain('That code is not right');
+    expect(wrong.redirectedTo).toBeUndefined();
+    const failures = await events(bob.id, 'mfa.failure');
+    expect(failures.at(-1)?.details).toMatchObject({ method: 'totp' });
+
+    const code = await nextCode(secret);
+    const done = await consentIfAsked(browser, await submit(browser, wrong, '/mfa', { code }));
+    const claims = await finish(done.redirectedTo);
+    expect(claims.sub).toBe(bob.id);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+
+    // The same code a second time, even in another browser with the right password: refused.
+    const replay = new Browser(server.issuer);
+    const again = await password(replay, (await authorize(replay, WEB)).page, bob);
+    const refused = await submit(replay, again, '/mfa', { code });
+    expect(refused.status).toBe(401);
+    expect(refused.redirectedTo).toBeUndefined();
+  });
+
+  it('accepts a recovery code once instead of the app, and never twice', async () => {
+    const carol = await newPerson();
+    const { recoveryCodes } = await enrol(carol);
+    const [code] = recoveryCodes as [string];
+
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, STRICT);
+    const codePage = await password(browser, page, carol);
+    // Case and dashes do not matter.
+    const done = await submit(browser, codePage, '/recovery', { recovery_code: code.toUpperCase().replace(/-/g, ' ') });
+    const claims = await finish(done.redirectedTo);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+    const used = await events(carol.id, 'mfa.recovery_code_used');
+    expect(used).toHaveLength(1);
+    expect(used[0]?.details).toEqual({ remaining: 9 });
+    expect(JSON.stringify(used[0])).not.toContain(code);
+
+    const other = new Browser(server.issuer);
+    const again = await authorize(other, STRICT);
+    const secondCodePage = await password(other, again.page, carol);
+    const refused = await submit(other, secondCodePage, '/recovery', { recovery_code: code });
+    expect(refused.status).toBe(401);
+    expect(refused.redirectedTo).toBeUndefined();
+    expect(refused.html).toContain('not valid or has already been used');
+    expect(await server.gatehouse.db.prisma.recoveryCode.count({ where: { userId: carol.id, usedAt: { not: null } } })).toBe(1);
+  });
+
+  it('leaves a person without MFA on password-only sign-in for clients that do not require it', async () => {
+    const dave = await newPerson();
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, WEB);
+    const claims = await finish((await consentIfAsked(browser, await password(browser, page, dave))).redirectedTo);
+    expect(claims.amr).toEqual(['pwd']);
+    expect(claims.acr).toBe(ACR_PASSWORD);
+    expect((await user(dave.id))?.totpSecretEncrypted).toBeNull();
+
+    // A silent request that needs MFA cannot be satisfied by this password-only session.
+    const silent = await authorize(browser, WEB, { acr_values: ACR_MFA, prompt: 'none' });
+    expect(silent.page.redirectedTo?.searchParams.get('error')).toBe('login_required');
+  });
+
+  it('asks a password-only session to sign in again, and to enrol, when a request asks for acr_values=mfa', async () => {
+    const erin = await newPerson();
+    const browser = new Browser(server.issuer);
+    const first = await authorize(browser, WEB);
+    expect((await first.finish((await consentIfAsked(browser, await password(browser, first.page, erin))).redirectedTo)).acr).toBe(ACR_PASSWORD);
+
+    // Same session, no MFA requested: straight back to the app.
+    const quiet = await authorize(browser, WEB);
+    expect(quiet.page.redirectedTo?.searchParams.get('code')).toBeTruthy();
+
+    const stepUp = await authorize(browser, WEB, { acr_values: ACR_MFA });
+    expect(isSignInPage(stepUp.page)).toBe(true);
+    const enrolPage = await password(browser, stepUp.page, erin);
+    expect(isEnrolPage(enrolPage)).toBe(true);
+    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secretOnPage(enrolPage)) });
+    expect(recoveryCodesOnPage(codesPage)).toHaveLength(10);
+    const claims = await stepUp.finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    expect(claims.amr).toEqual(['pwd', 'otp']);
+    expect(claims.acr).toBe(ACR_MFA);
+
+    // The session is now an MFA one: a client that requires MFA needs no new sign-in.
+    const strict = await authorize(browser, STRICT);
+    expect(strict.page.html).not.toContain('/login"');
+  });
+
+  it('honours an essential acr claim in the claims parameter', async () => {
+    const frank = await newPerson();
+    const { secret } = await enrol(frank);
+    const browser = new Browser(server.issuer);
+    const first = await authorize(browser, WEB);
+    const codePage = await password(browser, first.page, frank);
+    await first.finish((await consentIfAsked(browser, await submit(browser, codePage, '/mfa', { code: await nextCode(secret) }))).redirectedTo);
+
+    const claims = JSON.stringify({ id_token: { acr: { essential: true, value: ACR_MFA } } });
+    const again = await authorize(browser, WEB, { claims });
+    expect((await again.finish(again.page.redirectedTo)).acr).toBe(ACR_MFA);
+
+    // A person without MFA asked for it by an essential claim must enrol.
+    const grace = await newPerson();
+    const other = new Browser(server.issuer);
+    const essential = await authorize(other, WEB, { claims });
+    expect(isEnrolPage(await password(other, essential.page, grace))).toBe(true);
+  });
+
+  it('refuses a code posted without the password step, from another browser, or without the form token', async () => {
+    const henry = await newPerson();
+    const { secret } = await enrol(henry);
+
+    // The sign-in page's own token, but no password step in this interaction.
+    const browser = new Browser(server.issuer);
+    const { page } = await authorize(browser, STRICT);
+    const login = findForm(page.html, '/login');
+    const mfaAction = login.action.replace(/\/login$/, '/mfa');
+    for (const [action, field] of [
+      [mfaAction, { code: await generate({ secret }) }],
+      [login.action.replace(/\/login$/, '/recovery'), { recovery_code: 'aaaa-bbbb-cccc-dddd' }],
+      [login.action.replace(/\/login$/, '/enroll'), { code: await generate({ secret }) }],
+      [login.action.replace(/\/login$/, '/continue'), {}],
+    ] as const) {
+      const forged = await browser.visit(action, { form: { csrf_token: login.fields.csrf_token as string, ...field } });
+      expect(forged.status).toBe(400);
+      expect(forged.html).toContain('not expected now');
+      expect(forged.redirectedTo).toBeUndefined();
+    }
+
+    // After the password step: the code form needs its token.
+    const codePage = await password(browser, page, henry);
+    const form = findForm(codePage.html, '/mfa');
+    const missing = await browser.visit(form.action, { form: { code: await generate({ secret }) } });
+    expect(missing.status).toBe(403);
+    const wrongToken = await browser.visit(form.action, { form: { csrf_token: 'x'.repeat(43), code: await generate({ secret }) } });
+    expect(wrongToken.status).toBe(403);
+    const recovery = findForm(codePage.html, '/recovery');
+    expect((await browser.visit(recovery.action, { form: { recovery_code: 'aaaa-bbbb-cccc-dddd' } })).status).toBe(403);
+
+    // Another browser (no interaction cookie) cannot use this interaction, token or not.
+    const stranger = new Browser(server.issuer);
+    const stolen = await stranger.visit(form.action, { form: { ...form.fields, code: await generate({ secret }) } });
+    expect(stolen.status).toBe(400);
+    expect(stolen.redirectedTo).toBeUndefined();
+
+    // The real browser still can.
+    expect((await browser.visit(form.action, { form: { ...form.fields, code: await nextCode(secret) } })).redirectedTo?.origin).toBe(APP);
+  });
+
+  it('requires the form token on the enrolment and recovery-code pages', async () => {
+    const ivy = await newPerson();
+    const browser = new Browser(server.issuer);
+    const { page } = await authorize(browser, STRICT);
+    const enrolPage = await password(browser, page, ivy);
+    const enrolForm = findForm(enrolPage.html, '/enroll');
+    const secret = secretOnPage(enrolPage);
+    expect((await browser.visit(enrolForm.action, { form: { code: await generate({ secret }) } })).status).toBe(403);
+    expect((await user(ivy.id))?.totpEnabledAt).toBeNull();
+
+    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
+    const cont = findForm(codesPage.html, '/continue');
+    expect((await browser.visit(cont.action, { form: {} })).status).toBe(403);
+    // Reloading the interaction shows no codes again.
+    const reloaded = await browser.visit(cont.action.replace(/\/continue$/, ''));
+    expect(recoveryCodesOnPage(reloaded)).toHaveLength(0);
+    expect(findForm(reloaded.html, '/continue').fields.csrf_token).toBe(cont.fields.csrf_token);
+  });
+
+  it('forgets the password step after five wrong codes', async () => {
+    const jack = await newPerson();
+    const { secret } = await enrol(jack);
+    const browser = new Browser(server.issuer);
+    const { page } = await authorize(browser, WEB);
+    let current: Visited = await password(browser, page, jack);
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      current = await submit(browser, current, '/mfa', { code: await wrongCode(secret) });
+      expect(current.status).toBe(401);
+      expect(isCodePage(current)).toBe(true);
+    }
+    const form = findForm(current.html, '/mfa');
+    current = await browser.visit(form.action, { form: { ...form.fields, code: await wrongCode(secret) } });
+    expect(current.status).toBe(401);
+    expect(current.html).toContain('Too many incorrect codes');
+    expect(isSignInPage(current)).toBe(true);
+    // The right code no longer helps without the password again.
+    const late = await browser.visit(form.action, { form: { ...form.fields, code: await generate({ secret }) } });
+    expect(late.status).toBe(400);
+  });
+
+  it('resets MFA for a person: secret and recovery codes removed, password-only sign-in again', async () => {
+    const kate = await newPerson();
+    await enrol(kate);
+    const users = createUserQueries(server.gatehouse.db);
+    expect(await users.resetMfa(kate.id)).toBe(true);
+    expect(await users.resetMfa(kate.id)).toBe(false);
+    const row = await user(kate.id);
+    expect(row?.totpSecretEncrypted).toBeNull();
+    expect(row?.totpEnabledAt).toBeNull();
+    expect(await server.gatehouse.db.prisma.recoveryCode.count({ where: { userId: kate.id } })).toBe(0);
+
+    const browser = new Browser(server.issuer);
+    const { page, finish } = await authorize(browser, WEB);
+    const claims = await finish((await consentIfAsked(browser, await password(browser, page, kate))).redirectedTo);
+    expect(claims.amr).toEqual(['pwd']);
+  });
+});

@@ -1,0 +1,292 @@
+// WEB_CONCURRENCY=2 with the real process (`node --import tsx src/server.ts`): the primary applies
+// the migrations and starts two workers on one port; a sign-in whose requests land on both
+// workers works; a worker that dies is restarted; SIGTERM stops everything with exit 0 and
+// leaves no process behind; workers that cannot start make the primary give up with exit 1.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import bcrypt from 'bcrypt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, type DatabaseFlavour } from '../../src/config/index.js';
+import { createDb } from '../../src/db/client.js';
+import { createClientQueries, type ClientMetadata } from '../../src/clients/store.js';
+import { createUserQueries } from '../../src/people/store.js';
+import { Browser, completeSignIn } from '../helpers/browser.js';
+import { startAuthorization, type ConfidentialClient } from '../helpers/code-flow.js';
+import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
+import { freePort } from '../helpers/ports.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLIENT: ConfidentialClient = {
+  id: 'web-app',
+  secret: 'web-app-secret-0123456789-0123456789-abcdef',
+  redirectUri: 'http://app.test/callback',
+  postLogoutRedirectUri: 'http://app.test/signed-out',
+};
+const USER = { email: 'alice@example.com', password: 'correct horse battery staple' };
+
+interface LogLine {
+  msg?: string;
+  level?: number;
+  pid?: number;
+  worker?: number;
+  request_id?: string;
+  path?: string;
+  exitCode?: number | null;
+}
+
+interface Cluster {
+  readonly primary: ChildProcess;
+  readonly port: number;
+  readonly url: string;
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+const started: Cluster[] = [];
+
+
+function startCluster(database: TestDatabase, port: number, env: Record<string, string> = {}): Cluster {
+  const url = `http://127.0.0.1:${port}`;
+  const primary = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'test',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ISSUER: url,
+      DATABASE_URL: database.config.url,
+      DATABASE_POOL_SIZE: '3',
+      SECRETS: TEST_SECRET,
+      BCRYPT_COST: '4',
+      LOG_LEVEL: 'info',
+      DEMO: 'false',
+      WEB_CONCURRENCY: '2',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let buffered = '';
+  primary.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+  });
+  let stderr = '';
+  primary.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
+  const cluster = { primary, port, url, logs, stderr: () => stderr, exited };
+  started.push(cluster);
+  return cluster;
+}
+
+async function until(condition: () => boolean, what: string, cluster: Cluster, ms = 90_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; log:\n${cluster.logs.map((l) => JSON.stringify(l)).join('\n')}\n${cluster.stderr()}`);
+    await sleep(50);
+  }
+}
+
+/** The pids the primary reported as listening workers, in order. */
+const listeningWorkers = (cluster: Cluster) => cluster.logs.filter((line) => line.msg === 'worker is listening').map((line) => line.pid as number);
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The parent of `pid`, from /proc. */
+const parentOf = (pid: number) => Number(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+
+/** A browser that opens a new connection for every request (so each may reach another worker) and names each request. */
+class NewConnectionBrowser extends Browser {
+  readonly requestIds: string[] = [];
+
+  override async request(url: string, init: Parameters<Browser['request']>[1] = {}): Promise<Response> {
+    const id = randomUUID();
+    this.requestIds.push(id);
+    return super.request(url, { ...init, headers: { connection: 'close', 'x-request-id': id, ...init.headers } });
+  }
+}
+
+afterAll(() => {
+  // Only if a test failed half-way: the processes this file started, by pid.
+  for (const cluster of started) {
+    const pids = [...listeningWorkers(cluster), cluster.primary.pid].filter((pid): pid is number => pid !== undefined);
+    for (const pid of pids) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  }
+});
+
+describe('WEB_CONCURRENCY', () => {
+  const load = (value?: string) => loadConfig({ NODE_ENV: 'test', SECRETS: TEST_SECRET, ...(value === undefined ? {} : { WEB_CONCURRENCY: value }) });
+
+  it('is 1 (one process, no workers) unless set', () => {
+    expect(load().webConcurrency).toBe(1);
+  });
+
+  it('takes a number of workers, or auto for one per CPU', () => {
+    expect(load('4').webConcurrency).toBe(4);
+    expect(load(' AUTO ').webConcurrency).toBe(Math.min(availableParallelism(), 64));
+  });
+
+  it.each(['0', '-2', '1.5', 'many', '65'])('refuses %s, naming the variable', (value) => {
+    expect(() => load(value)).toThrow(ConfigError);
+    expect(() => load(value)).toThrow('WEB_CONCURRENCY: must be auto (one per CPU) or a whole number from 1 to 64 (e.g. 4)');
+  });
+});
+
+describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFlavour) => {
+  let database: TestDatabase;
+  let cluster: Cluster;
+  let metricsPort: number;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(flavour);
+    metricsPort = await freePort();
+    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    await until(() => cluster.logs.some((line) => line.msg === 'all 2 workers are listening'), 'both workers to listen', cluster);
+  }, 120_000);
+  afterAll(async () => {
+    if (cluster.primary.exitCode === null && cluster.primary.signalCode === null) cluster.primary.kill('SIGKILL');
+    await database?.drop();
+  });
+
+  it('migrates once in the primary, then runs two workers that are its children', () => {
+    const primaryPid = cluster.primary.pid as number;
+    const workers = listeningWorkers(cluster);
+    expect(new Set(workers).size).toBe(2);
+    for (const pid of workers) {
+      expect(pid).not.toBe(primaryPid);
+      expect(parentOf(pid)).toBe(primaryPid);
+    }
+    const migrated = cluster.logs.filter((line) => line.msg === 'applied database migrations');
+    expect(migrated).toHaveLength(1);
+    expect(migrated[0]!.pid).toBeUndefined(); // the primary's line; worker lines carry their pid
+  });
+
+  it('signs a person in across both workers', async () => {
+    const db = await createDb(database.config);
+    try {
+      await createClientQueries(db.prisma).save({
+        client_id: CLIENT.id,
+        client_secret: CLIENT.secret,
+        redirect_uris: [CLIENT.redirectUri],
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        token_endpoint_auth_method: 'client_secret_basic',
+        scope: 'openid email offline_access',
+      } as ClientMetadata);
+      const profile = { email: USER.email, emailVerified: true, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
+      await createUserQueries(db).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
+    } finally {
+      await db.close();
+    }
+
+    const browser = new NewConnectionBrowser(cluster.url);
+    const { page, verifier } = await startAuthorization(browser, cluster.url, CLIENT);
+    const callback = await completeSignIn(browser, page, USER);
+    const code = callback.searchParams.get('code');
+    expect(code, callback.href).toBeTruthy();
+    const token = await browser.request(`${cluster.url}/token`, {
+      form: { grant_type: 'authorization_code', code: code as string, redirect_uri: CLIENT.redirectUri, code_verifier: verifier },
+      headers: { authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`, accept: 'application/json' },
+    });
+    expect(token.status, await token.clone().text()).toBe(200);
+    expect(await token.json()).toMatchObject({ token_type: 'Bearer', id_token: expect.any(String) });
+
+    // Each request's log line names the worker that served it: both did.
+    const servedBy = () => cluster.logs.filter((line) => line.msg === 'request' && browser.requestIds.includes(line.request_id as string)).map((line) => line.pid);
+    await until(() => servedBy().length === browser.requestIds.length, 'a log line for every request', cluster, 10_000);
+    expect(new Set(servedBy())).toStrictEqual(new Set(listeningWorkers(cluster)));
+  });
+
+  it("adds up every worker's metrics on METRICS_PORT, and serves none on the public port", async () => {
+    const jwksServed = async () => {
+      const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(response.status).toBe(200);
+      const line = (await response.text()).split('\n').find((l) => l.startsWith('gatehouse_http_requests_total{') && l.includes('route="jwks"') && l.includes('status="200"'));
+      return Number(line?.split(' ').at(-1) ?? 0);
+    };
+    const before = await jwksServed();
+    const browser = new NewConnectionBrowser(cluster.url);
+    for (let i = 0; i < 12; i++) expect((await browser.request(`${cluster.url}/jwks`)).status).toBe(200);
+    // Both workers answered some of them, and the figure is their sum.
+    const servedBy = () => cluster.logs.filter((line) => line.msg === 'request' && line.path === '/jwks').map((line) => line.pid);
+    await until(() => servedBy().length === 12, 'a log line for every request', cluster, 10_000);
+    expect(new Set(servedBy()).size).toBe(2);
+    expect(await jwksServed()).toBe(before + 12);
+    expect((await fetch(`${cluster.url}/metrics`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/jwks`)).status).toBe(404);
+  });
+
+  it('restarts a worker that dies', async () => {
+    const [victim, survivor] = listeningWorkers(cluster) as [number, number];
+    process.kill(victim, 'SIGKILL');
+    await until(() => cluster.logs.some((line) => line.msg === 'worker exited unexpectedly: restarting it'), 'the primary to notice', cluster);
+    // Metrics go on being served while the replacement starts: from the workers that listen.
+    const scrapeStarted = Date.now();
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    expect(Date.now() - scrapeStarted).toBeLessThan(2000);
+    await until(() => listeningWorkers(cluster).length === 3, 'a new worker to listen', cluster);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    const replacement = listeningWorkers(cluster)[2] as number;
+    expect([victim, survivor]).not.toContain(replacement);
+    expect(parentOf(replacement)).toBe(cluster.primary.pid);
+    expect(isRunning(survivor)).toBe(true);
+    const discovery = await fetch(`${cluster.url}/.well-known/openid-configuration`, { headers: { connection: 'close' } });
+    expect(discovery.status).toBe(200);
+  }, 120_000);
+
+  it('stops on SIGTERM: every worker drains, the primary exits 0, no process is left', async () => {
+    const pids = listeningWorkers(cluster);
+    cluster.primary.kill('SIGTERM');
+    expect(await cluster.exited).toBe(0);
+    const stopped = cluster.logs.filter((line) => line.msg === 'worker stopped');
+    expect(stopped.map((line) => line.exitCode)).toStrictEqual([0, 0]);
+    // Workers log their own drain before they exit; their pids are gone once the primary exits.
+    expect(cluster.logs.filter((line) => line.msg === 'shut down' && line.pid !== undefined)).toHaveLength(2);
+    for (const pid of pids) expect(isRunning(pid), `worker ${pid}`).toBe(false);
+  }, 60_000);
+});
+
+describe('workers that cannot start', () => {
+  let blocker: Server | undefined;
+  let database: TestDatabase | undefined;
+  afterAll(async () => {
+    await new Promise((resolve) => (blocker ? blocker.close(resolve) : resolve(undefined)));
+    await database?.drop();
+  });
+
+  it('make the primary give up with exit 1 instead of restarting them forever', async () => {
+    // The port is taken, so every worker fails at listen(); the primary itself never listens.
+    blocker = createServer();
+    const port = await new Promise<number>((resolve) => blocker!.listen(0, '127.0.0.1', () => resolve((blocker!.address() as AddressInfo).port)));
+    database = await createTestDatabase('sqlite');
+    const cluster = startCluster(database, port);
+    expect(await cluster.exited).toBe(1);
+    expect(cluster.logs.some((line) => line.msg === 'workers keep failing at start-up: giving up' && line.level === 50)).toBe(true);
+    expect(cluster.logs.filter((line) => line.msg === 'worker exited unexpectedly: restarting it').length).toBeGreaterThanOrEqual(2);
+    expect(cluster.stderr()).toMatch(/EADDRINUSE/);
+  }, 240_000);
+});

@@ -1,0 +1,309 @@
+// What can be checked of the container without a Docker engine: every COPY source exists and
+// survives .dockerignore, the runtime stage's layout (rebuilt from its COPY lines, with a fresh
+// `tsc` build as dist/) starts with `node dist/server.js` in production mode, answers
+// discovery and its HEALTHCHECK command, and stops on SIGTERM with exit 0; nothing the built
+// code imports is a dev dependency; compose.yaml wires Gatehouse to a healthy PostgreSQL 16.
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
+import { freePort } from '../helpers/ports.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Instruction {
+  readonly keyword: string;
+  readonly args: string;
+}
+interface Stage {
+  readonly name: string | undefined;
+  readonly instructions: Instruction[];
+}
+
+/** Dockerfile → stages of instructions (comments dropped, `\` continuations joined). */
+function parseDockerfile(text: string): Stage[] {
+  const logical: string[] = [];
+  let current = '';
+  for (const raw of text.split(/\r?\n/)) {
+    if (/^\s*#/.test(raw) && !current) continue;
+    if (/^\s*#/.test(raw)) continue; // comment inside a continuation
+    const line = raw.replace(/\s+$/, '');
+    if (line.endsWith('\\')) {
+      current += `${line.slice(0, -1)} `;
+      continue;
+    }
+    current += line;
+    if (current.trim()) logical.push(current.trim());
+    current = '';
+  }
+  const stages: Stage[] = [];
+  for (const line of logical) {
+    const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/s.exec(line) ?? [];
+    if (keyword.toUpperCase() === 'FROM') {
+      stages.push({ name: /\sAS\s+(\S+)$/i.exec(args)?.[1], instructions: [] });
+    }
+    stages.at(-1)?.instructions.push({ keyword: keyword.toUpperCase(), args });
+  }
+  return stages;
+}
+
+interface Copy {
+  readonly from: string | undefined;
+  readonly sources: string[];
+  readonly destination: string;
+}
+
+function parseCopy(args: string): Copy {
+  const words = args.trim().startsWith('[') ? (JSON.parse(args) as string[]) : args.trim().split(/\s+/);
+  const flags = words.filter((word) => word.startsWith('--'));
+  const paths = words.filter((word) => !word.startsWith('--'));
+  return {
+    from: flags.find((flag) => flag.startsWith('--from='))?.slice('--from='.length),
+    sources: paths.slice(0, -1),
+    destination: paths.at(-1)!,
+  };
+}
+
+/** .dockerignore semantics: patterns relative to the context root, `*` within a segment, `**` across, `!` re-includes, last match wins, a match on a directory covers what is inside. */
+function dockerIgnored(patterns: string[], path: string): boolean {
+  const toRegExp = (pattern: string) =>
+    new RegExp(
+      `^${pattern
+        .replace(/^\/+|\/+$/g, '')
+        .split('')
+        .map((c, i, all) => {
+          if (c === '*' && all[i + 1] === '*') return '';
+          if (c === '*' && all[i - 1] === '*') return all[i + 1] === '/' ? '(?:.*/)?' : '.*';
+          if (c === '/' && all[i - 1] === '*' && all[i - 2] === '*') return '';
+          if (c === '*') return '[^/]*';
+          if (c === '?') return '[^/]';
+          return c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+        })
+        .join('')}$`,
+    );
+  const segments = path.split('/');
+  const prefixes = segments.map((_, i) => segments.slice(0, i + 1).join('/'));
+  let ignored = false;
+  for (const pattern of patterns) {
+    const negated = pattern.startsWith('!');
+    const regExp = toRegExp(negated ? pattern.slice(1) : pattern);
+    if (prefixes.some((prefix) => regExp.test(prefix))) ignored = !negated;
+  }
+  return ignored;
+}
+
+const dockerfile = parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'));
+const runtime = dockerfile.at(-1)!;
+const ignorePatterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
+  .split(/\r?\n/)
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'));
+const contextCopies = dockerfile.flatMap((stage) => stage.instructions.filter((i) => i.keyword === 'COPY').map((i) => parseCopy(i.args))).filter((copy) => !copy.from);
+
+describe('Dockerfile', () => {
+  it('copies only paths that exist in the repository', () => {
+    const sources = contextCopies.flatMap((copy) => copy.sources);
+    expect(sources.length).toBeGreaterThan(0);
+    for (const source of sources) expect(existsSync(join(ROOT, source)), `COPY ${source}`).toBe(true);
+  });
+
+  it('copies nothing that .dockerignore leaves out of the build context', () => {
+    for (const source of contextCopies.flatMap((copy) => copy.sources)) {
+      expect(dockerIgnored(ignorePatterns, source), `COPY ${source} is excluded by .dockerignore`).toBe(false);
+      // Every tracked file under a copied directory reaches the image (migrations, views, sources).
+      const tracked = execFileSync('git', ['ls-files', '--', source], { cwd: ROOT, encoding: 'utf8' }).split('\n').filter(Boolean);
+      expect(tracked.length, `git ls-files ${source}`).toBeGreaterThan(0);
+      for (const file of tracked) expect(dockerIgnored(ignorePatterns, file), `${file} (under COPY ${source}) is excluded by .dockerignore`).toBe(false);
+    }
+    // …while what must be made inside the image, or never leave the host, stays out.
+    for (const path of ['node_modules/express/package.json', 'dist/server.js', 'src/generated/sqlite/client.ts', '.env', 'data/gatehouse.db', '.git/HEAD']) {
+      expect(dockerIgnored(ignorePatterns, path), path).toBe(true);
+    }
+  });
+
+  it('runs as a non-root user with a data volume, a health check and the compiled server', () => {
+    const keywords = (stage: Stage, keyword: string) => stage.instructions.filter((i) => i.keyword === keyword).map((i) => i.args);
+    expect(dockerfile.length).toBeGreaterThanOrEqual(2);
+    expect(keywords(runtime, 'USER').at(-1)).toMatch(/^(node|\d*[1-9]\d*)(:|$)/);
+    expect(keywords(runtime, 'VOLUME').join(' ')).toContain('/data');
+    expect(keywords(runtime, 'ENV').join(' ')).toMatch(/DATABASE_URL=file:\/data\//);
+    expect(keywords(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
+    expect(keywords(runtime, 'HEALTHCHECK')).toHaveLength(1);
+    expect(JSON.parse(keywords(runtime, 'CMD').at(-1)!)).toStrictEqual(['node', 'dist/server.js']);
+    // The build stage builds; dev dependencies never reach the runtime stage.
+    const runs = dockerfile.slice(0, -1).flatMap((stage) => keywords(stage, 'RUN')).join('\n');
+    expect(runs).toContain('npm ci');
+    expect(runs).toContain('npm run build');
+    expect(runs).toContain('npm prune --omit=dev');
+    const nodeModules = keywords(runtime, 'COPY').map(parseCopy).find((copy) => copy.destination.replace(/\/$/, '').endsWith('node_modules'));
+    const pruned = dockerfile.find((stage) => stage.name === nodeModules?.from);
+    expect(pruned && keywords(pruned, 'RUN').join('\n'), 'node_modules comes from the stage that prunes dev dependencies').toContain('npm prune --omit=dev');
+  });
+});
+
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? filesUnder(join(dir, entry.name)) : [join(dir, entry.name)]));
+}
+
+describe('the runtime stage, rebuilt from its COPY lines in a temporary directory', () => {
+  let work: string;
+  let app: string;
+  let child: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'gatehouse-container-'));
+    app = join(work, 'app');
+    mkdirSync(app);
+    // `npm run build`, into a directory of our own.
+    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(work, 'build/dist')], { cwd: ROOT });
+    const workdir = runtime.instructions.filter((i) => i.keyword === 'WORKDIR').at(-1)!.args.replace(/\/$/, '');
+    for (const instruction of runtime.instructions.filter((i) => i.keyword === 'COPY')) {
+      const copy = parseCopy(instruction.args);
+      const destination = join(app, posix.relative(workdir, posix.resolve(workdir, copy.destination)));
+      for (const source of copy.sources) {
+        const name = posix.relative(workdir, source);
+        if (copy.from && name === 'node_modules') {
+          // The project's own node_modules (with dev dependencies: the import check below covers those).
+          mkdirSync(dirname(destination), { recursive: true });
+          symlinkSync(join(ROOT, 'node_modules'), destination, 'dir');
+        } else if (copy.from && name === 'dist') {
+          cpSync(join(work, 'build/dist'), destination, { recursive: true });
+        } else if (copy.from) {
+          throw new Error(`the runtime stage copies ${source} from ${copy.from}: teach this test where that comes from`);
+        } else {
+          const target = copy.destination.endsWith('/') && !source.endsWith('/') ? join(destination, posix.basename(source)) : destination;
+          cpSync(join(ROOT, source), target, { recursive: true });
+        }
+      }
+    }
+  }, 180_000);
+
+  afterAll(() => {
+    if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('imports only production dependencies and Node built-ins at run time', () => {
+    const { dependencies = {} } = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+    const builtins = new Set(builtinModules);
+    const imported = new Set<string>();
+    for (const file of filesUnder(join(app, 'dist')).filter((f) => f.endsWith('.js'))) {
+      const source = readFileSync(file, 'utf8');
+      for (const [, specifier = ''] of source.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*)['"]([^'"]+)['"]/g)) {
+        if (specifier.startsWith('.') || specifier.startsWith('node:') || builtins.has(specifier.split('/')[0]!)) continue;
+        imported.add(specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!);
+      }
+    }
+    expect(imported.size).toBeGreaterThan(5);
+    for (const name of imported) expect(dependencies, `dist/ imports ${name}`).toHaveProperty([name]);
+    expect(imported.has('tsx')).toBe(false);
+  });
+
+  it('starts `node dist/server.js` in production mode, answers discovery and the HEALTHCHECK, and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const imageEnv: Record<string, string> = Object.fromEntries(
+      runtime.instructions
+        .filter((i) => i.keyword === 'ENV')
+        .flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map(([, key = '', value = '']) => [key, value])),
+    );
+    const env: Record<string, string | undefined> = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...imageEnv,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ISSUER: 'https://id.example.test',
+      SECRETS: TEST_SECRET,
+      TRUST_PROXY: '1',
+      DATABASE_URL: `file:${join(work, 'data/gatehouse.db')}`,
+      LOG_LEVEL: 'info',
+    };
+    expect(env.NODE_ENV).toBe('production');
+    const cmd = JSON.parse(runtime.instructions.filter((i) => i.keyword === 'CMD').at(-1)!.args) as string[];
+    child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+
+    let discovery: { issuer?: string; token_endpoint?: string } | undefined;
+    const deadline = Date.now() + 30_000;
+    while (!discovery) {
+      if (child.exitCode !== null) throw new Error(`node dist/server.js exited with ${child.exitCode}:\n${output}`);
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`, { headers: { 'X-Forwarded-Proto': 'https' } });
+        if (response.ok) discovery = (await response.json()) as typeof discovery;
+      } catch {
+        // not listening yet
+      }
+      if (discovery) break;
+      if (Date.now() > deadline) throw new Error(`discovery did not answer within 30 s:\n${output}`);
+      await sleep(100);
+    }
+    expect(discovery).toMatchObject({ issuer: 'https://id.example.test' });
+    expect(discovery?.token_endpoint).toMatch(/^https:\/\//);
+    expect(output).toMatch(/applied database migrations/);
+
+    // The image's HEALTHCHECK command, run as Docker would (exec form) with the container's env.
+    const [healthKind, ...health] = JSON.parse(/\bCMD\s+(\[.*\])\s*$/s.exec(runtime.instructions.find((i) => i.keyword === 'HEALTHCHECK')!.args)![1]!) as string[];
+    expect(healthKind).toBe('node');
+    expect(health.join(' ')).toContain('/healthz');
+    await expect(promisify(execFile)(process.execPath, health, { env, timeout: 5000 })).resolves.toBeDefined();
+
+    child.kill('SIGTERM');
+    expect(await exited, output).toBe(0);
+    expect(output).toContain('shutting down');
+  }, 45_000);
+
+  it('has the `gatehouse` command line compiled in, as the package\'s bin, and it runs there', async () => {
+    const { bin, scripts } = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
+    expect(bin).toStrictEqual({ gatehouse: 'dist/cli.js' });
+    expect(readFileSync(join(app, bin.gatehouse!), 'utf8')).toMatch(/^#!\/usr\/bin\/env node\n/);
+    expect(scripts.build).toMatch(/chmod.*dist\/cli\.js/);
+    const env = { PATH: process.env.PATH, NODE_ENV: 'production', ISSUER: 'https://id.example.test', SECRETS: TEST_SECRET, TRUST_PROXY: '1', DATABASE_URL: `file:${join(work, 'data/cli.db')}` };
+    const { stdout } = await promisify(execFile)(process.execPath, [bin.gatehouse!, 'migrate', '--json'], { cwd: app, env });
+    expect((JSON.parse(stdout) as { applied: string[] }).applied.length).toBeGreaterThan(0);
+    const { stdout: version } = await promisify(execFile)(process.execPath, [bin.gatehouse!, '--version'], { cwd: app, env });
+    expect(version.trim()).toBe((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  }, 30_000);
+});
+
+describe('compose.yaml', () => {
+  const compose = parseYaml(readFileSync(join(ROOT, 'compose.yaml'), 'utf8')) as {
+    services: Record<string, Record<string, unknown> & { environment?: Record<string, string>; depends_on?: Record<string, { condition?: string }> }>;
+    volumes?: Record<string, unknown>;
+  };
+
+  it('runs Gatehouse from the Dockerfile next to PostgreSQL 16 with a named volume and a pg_isready health check', () => {
+    const { gatehouse, postgres } = compose.services;
+    expect(gatehouse).toBeDefined();
+    expect(postgres).toBeDefined();
+    expect(postgres!.image).toMatch(/^postgres:16(\b|$)/);
+    const healthcheck = postgres!.healthcheck as { test: string[] | string };
+    expect(JSON.stringify(healthcheck.test)).toContain('pg_isready');
+    const volumes = postgres!.volumes as string[];
+    const named = volumes.map((v) => v.split(':')[0]!).find((source) => Object.keys(compose.volumes ?? {}).includes(source));
+    expect(named, 'PostgreSQL keeps its data in a named volume').toBeDefined();
+    expect(volumes.find((v) => v.startsWith(`${named}:`))).toMatch(/:\/var\/lib\/postgresql\/data$/);
+
+    const build = gatehouse!.build as string | { context?: string; dockerfile?: string };
+    expect(typeof build === 'string' ? build : build.context).toBe('.');
+    expect(gatehouse!.depends_on?.postgres?.condition).toBe('service_healthy');
+  });
+
+  it('points Gatehouse at that PostgreSQL and asks for ISSUER, SECRETS and TRUST_PROXY', () => {
+    const env = compose.services.gatehouse!.environment!;
+    expect(env.NODE_ENV).toBe('production');
+    expect(env.DATABASE_URL).toMatch(/^postgresql:\/\/[^@]+@postgres:5432\//);
+    for (const name of ['ISSUER', 'SECRETS', 'TRUST_PROXY']) expect(env, name).toHaveProperty([name]);
+    expect(env.SECRETS).toMatch(/^\$\{SECRETS:\?/); // no default secret: compose refuses to start without one
+  });
+});
