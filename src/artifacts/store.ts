@@ -2,7 +2,7 @@
 // (model, id). Expiry is compared against a `now` the caller passes, so tests can control time.
 // The statements the engine runs on every token and userinfo request (save, find, consume,
 // destroy) are written in SQL (dialect.ts); the rest use Prisma's query builder.
-import type { Db } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 import { dialectOf, readJson, readTime } from '../db/dialect.js';
 
 export type Payload = Record<string, unknown>;
@@ -44,7 +44,7 @@ const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now 
  */
 export const hasNul = (value: string) => value.includes('\0');
 
-export function createArtifactQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+export function createArtifactStore(db: DbHandle) {
   const { prisma } = db;
   const dialect = dialectOf(db.flavour);
   const statements = {
@@ -184,4 +184,4 @@ export function createArtifactQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
   };
 }
 
-export type ArtifactQueries = ReturnType<typeof createArtifactQueries>;
+export type ArtifactStore = ReturnType<typeof createArtifactStore>;

@@ -1,7 +1,7 @@
 // Recording security events. A failed write is logged and never fails the request that
 // caused it: the audit trail must not become a way to stop people signing in.
 import type { AuditEventInput } from './store.js';
-import { createAuditQueries } from './store.js';
+import { createAuditStore } from './store.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 
@@ -23,7 +23,7 @@ const MAX_BATCH = 500;
  * is written at once. record() still resolves only once its event is written (or has failed).
  */
 export function createAuditLog(db: Db, logger: Logger): AuditLog {
-  const queries = createAuditQueries(db);
+  const queries = createAuditStore(db);
   const queue: Pending[] = [];
   let writing = false;
 
@@ -70,7 +70,7 @@ export interface RequestOrigin {
 
 /** Deletes audit events older than the retention period; returns how many. */
 export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {
-  return createAuditQueries(db).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
+  return createAuditStore(db).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));
 }
 
 /** Applies retention every `intervalSeconds` (the artifact sweeper's interval; 0 turns it off). */

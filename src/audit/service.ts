@@ -1,7 +1,7 @@
 // Reading the audit trail, for the admin API and the CLI: filters by time, account, client and
 // event type, newest first.
 import { z } from 'zod';
-import { AUDIT_EVENT_TYPES, createAuditQueries } from './store.js';
+import { AUDIT_EVENT_TYPES, createAuditStore } from './store.js';
 import type { Db } from '../db/client.js';
 import { parseInput } from '../core/errors.js';
 
@@ -43,7 +43,7 @@ export const AuditEventList = z.object({ events: z.array(AuditEventView) }).meta
 /** Events matching `query` (AuditQuery), newest first. */
 export async function queryAuditEvents({ db }: { db: Db }, query: unknown = {}): Promise<AuditEventView[]> {
   const filter = parseInput(AuditQuery, query);
-  const rows = await createAuditQueries(db).list({
+  const rows = await createAuditStore(db).list({
     since: filter.since ? new Date(filter.since) : undefined,
     until: filter.until ? new Date(filter.until) : undefined,
     accountId: filter.account_id,

@@ -1,7 +1,7 @@
 // Queries on AuditEvent: an append-only record of security events. Nothing here updates a
 // row; the only deletion is retention.
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 import { dialectOf } from '../db/dialect.js';
 
 export const AUDIT_EVENT_TYPES = [
@@ -66,7 +66,7 @@ const auditValues = (event: AuditEventInput, at: Date | number) => [
 ];
 const INSERT_COLUMNS = '"id", "at", "type", "accountId", "clientId", "ip", "userAgent", "details"';
 
-export function createAuditQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+export function createAuditStore(db: DbHandle) {
   const { prisma } = db;
   const dialect = dialectOf(db.flavour);
   const tuple = `(?, ?, ?, ?, ?, ?, ?, ${dialect.json})`;
@@ -106,4 +106,4 @@ export function createAuditQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
   };
 }
 
-export type AuditQueries = ReturnType<typeof createAuditQueries>;
+export type AuditStore = ReturnType<typeof createAuditStore>;

@@ -1,6 +1,6 @@
 // `gatehouse audit list`: read the audit trail, newest first.
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import { AUDIT_EVENT_TYPES, createAuditQueries, type AuditEventType, type AuditFilter } from '../audit/store.js';
+import { AUDIT_EVENT_TYPES, createAuditStore, type AuditEventType, type AuditFilter } from '../audit/store.js';
 import { withDatabase } from './context.js';
 import { durationSeconds, formatTable, note, parseWholeNumber, printJson, UsageError } from './io.js';
 
@@ -49,7 +49,7 @@ export function registerAudit(program: Command): void {
     .action(async (options: AuditListOptions) => {
       if (options.since && options.until && options.since > options.until) throw new UsageError('--since is after --until.');
       const filter: AuditFilter = { since: options.since, until: options.until, accountId: options.account, clientId: options.client, type: options.type, limit: options.limit };
-      const rows = await withDatabase(({ db }) => createAuditQueries(db).list(filter));
+      const rows = await withDatabase(({ db }) => createAuditStore(db).list(filter));
       if (options.json) {
         printJson(rows.map((row) => ({ ...row, at: row.at.toISOString() })));
         return;

@@ -1,6 +1,6 @@
 // `gatehouse keys list|rotate`: the signing keys and their lifecycle (src/keys/signing-keys.ts).
 import { Option, type Command } from 'commander';
-import { createAuditQueries } from '../audit/store.js';
+import { createAuditStore } from '../audit/store.js';
 import { listSigningKeys, rotateSigningKeys, SIGNING_ALGORITHMS, type SigningAlgorithm } from '../keys/signing-keys.js';
 import { withDatabase } from './context.js';
 import { formatTable, note, printJson } from './io.js';
@@ -40,7 +40,7 @@ export function registerKeys(program: Command): void {
     .action(async (options: { alg?: SigningAlgorithm; immediate?: boolean; json?: boolean }) => {
       const result = await withDatabase(async ({ config, db }) => {
         const rotation = await rotateSigningKeys(db, config, { alg: options.alg, immediate: options.immediate });
-        const audit = createAuditQueries(db);
+        const audit = createAuditStore(db);
         for (const key of rotation.created) {
           await audit.record({ type: 'key.created', details: { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt.toISOString(), reason: options.immediate ? 'manual, immediate' : 'manual' } });
         }

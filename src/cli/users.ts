@@ -23,8 +23,8 @@ async function deps({ config, db, logger }: CommandContext): Promise<UserManagem
 /** A user named by id or, when it has an @, by email. */
 async function resolveUserId({ db }: CommandContext, user: string): Promise<string> {
   if (!user.includes('@')) return user;
-  const { createUserQueries } = await import('../people/store.js');
-  const found = await createUserQueries(db).findByEmail(user);
+  const { createUserStore } = await import('../people/store.js');
+  const found = await createUserStore(db).findByEmail(user);
   if (!found) throw new NotFoundError(`there is no user with email ${user}`);
   return found.id;
 }

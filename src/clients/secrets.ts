@@ -14,7 +14,7 @@
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 // Type-only engine import: prisma/seed.ts uses this module, and importing the engine prints warnings.
 import type Provider from 'oidc-provider';
-import { createClientQueries, sameJson, type ClientMetadata } from './store.js';
+import { createClientStore, sameJson, type ClientMetadata } from './store.js';
 import type { Db } from '../db/client.js';
 import type { ClientSecretSealing } from '../seed/apply.js';
 import type { Logger } from '../core/logger.js';
@@ -216,7 +216,7 @@ export interface ClientSecretVerificationDeps {
  * and keeps placeholders out of registration responses.
  */
 export function installClientSecretVerification(provider: Provider, { secrets, db, logger }: ClientSecretVerificationDeps): void {
-  const clients = createClientQueries(db.prisma);
+  const clients = createClientStore(db);
 
   async function upgradeHash(clientId: string, oldHash: string, presented: string): Promise<void> {
     const row = await clients.find(clientId);

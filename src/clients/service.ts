@@ -8,7 +8,7 @@
 // ValidationError (manage-errors.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { createArtifactQueries } from '../artifacts/store.js';
+import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import type { ClientMetadata } from './store.js';
 import { CLIENT_ID, CLIENT_METADATA_FIELDS, checkClientAuthentication, DEFAULT_AUTH_METHOD, SECRET_AUTH_METHODS } from '../seed/apply.js';
@@ -226,7 +226,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
 
 /** Deletes a client and everything issued to it: its grants, codes, tokens and registration token. */
 export async function deleteClient(deps: ClientManagementDeps, clientId: string, actor: Actor): Promise<void> {
-  const artifacts = createArtifactQueries(deps.db);
+  const artifacts = createArtifactStore(deps.db);
   const { count } = await deps.db.prisma.client.deleteMany({ where: { id: clientId } });
   if (count === 0) throw new NotFoundError(`there is no client ${clientId}`);
   const ended = await artifacts.destroyByClient(clientId);

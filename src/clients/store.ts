@@ -1,10 +1,10 @@
 // Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole.
 import { hasNul } from '../artifacts/store.js';
-import type { Prisma } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
-export function createClientQueries(prisma: Prisma) {
+export function createClientStore({ prisma }: DbHandle) {
   return {
     async find(clientId: string): Promise<ClientMetadata | null> {
       if (hasNul(clientId)) return null;
@@ -36,4 +36,4 @@ export function sameJson(a: unknown, b: unknown): boolean {
   return ka.length === kb.length && ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-export type ClientQueries = ReturnType<typeof createClientQueries>;
+export type ClientStore = ReturnType<typeof createClientStore>;

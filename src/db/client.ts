@@ -24,6 +24,12 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/**
+ * What every store (`src/<noun>/store.ts`) is built from: the Prisma client, or a transaction's,
+ * and the dialect its hand-written SQL needs. A Db is one; so is `{ prisma: tx, flavour }`.
+ */
+export type DbHandle = Pick<Db, 'prisma' | 'flavour'>;
+
 export type DbConfig = Pick<Config['database'], 'url' | 'flavour'> & Partial<Pick<Config['database'], 'poolSize'>>;
 
 /** How long a SQLite writer waits for another writer before giving up. */

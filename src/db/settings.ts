@@ -1,7 +1,7 @@
 // Queries on Setting: per-deployment values created once and shared by every instance.
-import type { Prisma } from './client.js';
+import type { DbHandle } from './client.js';
 
-export function createSettingQueries(prisma: Prisma) {
+export function createSettingStore({ prisma }: DbHandle) {
   return {
     async get(key: string): Promise<string | null> {
       return (await prisma.setting.findUnique({ where: { key } }))?.valueEncrypted ?? null;

@@ -10,7 +10,7 @@
 // sweeper cadence.
 import type Provider from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createSigningKeyQueries } from './store.js';
+import { createSigningKeyStore } from './store.js';
 import type { Logger } from '../core/logger.js';
 import type { AuditLog } from '../audit/log.js';
 import { replaceEngineKeys } from './engine-swap.js';
@@ -35,7 +35,7 @@ export interface KeyRefresherDeps {
 }
 
 export function startKeyRefresher({ db, config, provider, initial, logger, audit, now = () => new Date() }: KeyRefresherDeps): KeyRefresher {
-  const queries = createSigningKeyQueries(db.prisma);
+  const queries = createSigningKeyStore(db);
   const opened = new Map<string, PrivateJwk>(initial.jwks.keys.map((key) => [key.kid, key]));
   let current: SigningKeys = initial;
   let running: Promise<boolean> | undefined;

@@ -10,7 +10,7 @@
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
-import { createSigningKeyQueries, type KeyMeta, type NewKey, type StoredKey } from './store.js';
+import { createSigningKeyStore, type KeyMeta, type NewKey, type StoredKey } from './store.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
 export const SIGNING_ALGORITHMS = ['RS256', 'ES256'] as const;
@@ -107,7 +107,7 @@ export function engineKeyOrder<Key extends KeyMeta>(keys: readonly Key[], now: D
 export async function openPrivateKey(db: Db, key: StoredKey, secrets: readonly string[]): Promise<PrivateJwk> {
   const { plaintext, rotated } = decrypt(key.privateJwkEncrypted, secrets);
   // A key sealed with an older secret is re-sealed with the newest, so old secrets can go.
-  if (rotated) await createSigningKeyQueries(db.prisma).reencrypt(key.id, encrypt(plaintext, secrets));
+  if (rotated) await createSigningKeyStore(db).reencrypt(key.id, encrypt(plaintext, secrets));
   return JSON.parse(plaintext) as PrivateJwk;
 }
 
@@ -116,7 +116,7 @@ export async function openPrivateKey(db: Db, key: StoredKey, secrets: readonly s
  * start, or every key retired). Concurrent callers agree on one key per generation.
  */
 async function ensureKeys(db: Db, secrets: readonly string[], now: Date): Promise<string[]> {
-  const queries = createSigningKeyQueries(db.prisma);
+  const queries = createSigningKeyStore(db);
   const all = await queries.listAll();
   const states = keyStates(all, now);
   const created: string[] = [];
@@ -134,7 +134,7 @@ async function ensureKeys(db: Db, secrets: readonly string[], now: Date): Promis
 /** Loads the signing keys to publish and sign with at `now`, creating the first ones when there are none. */
 export async function loadSigningKeys(db: Db, secrets: readonly string[], now: Date = new Date()): Promise<SigningKeys> {
   const created = await ensureKeys(db, secrets, now);
-  const stored = await createSigningKeyQueries(db.prisma).listActive();
+  const stored = await createSigningKeyStore(db).listActive();
   const keys: PrivateJwk[] = [];
   for (const key of engineKeyOrder(stored, now)) keys.push(await openPrivateKey(db, key, secrets));
   return { jwks: { keys }, created };
@@ -142,7 +142,7 @@ export async function loadSigningKeys(db: Db, secrets: readonly string[], now: D
 
 /** Every key with its state at `now`, newest generation first within each algorithm. */
 export async function listSigningKeys(db: Db, now: Date = new Date()): Promise<SigningKeyInfo[]> {
-  const all = await createSigningKeyQueries(db.prisma).listAll();
+  const all = await createSigningKeyStore(db).listAll();
   const states = keyStates(all, now);
   return all.map((key) => ({
     kid: key.id,
@@ -200,7 +200,7 @@ export interface RotationResult {
  */
 export async function rotateSigningKeys(db: Db, config: KeyConfig, options: RotateOptions = {}): Promise<RotationResult> {
   const now = options.now ?? new Date();
-  const queries = createSigningKeyQueries(db.prisma);
+  const queries = createSigningKeyStore(db);
   const all = await queries.listAll();
   const activatesAt = new Date(now.getTime() + (options.immediate ? 0 : config.keys.activationDelaySeconds) * 1000);
   const lifetime = await longestSignedTokenLifetime(db, config);
@@ -227,7 +227,7 @@ export async function rotateSigningKeys(db: Db, config: KeyConfig, options: Rota
 
 /** Stamps `retiredAt` on keys past their retirement date (they already left /jwks then). */
 export async function retireExpiredKeys(db: Db, _config: Pick<Config, 'keys'> | undefined, now: Date = new Date()): Promise<string[]> {
-  return createSigningKeyQueries(db.prisma).retireDue(now);
+  return createSigningKeyStore(db).retireDue(now);
 }
 
 /**
@@ -237,7 +237,7 @@ export async function retireExpiredKeys(db: Db, _config: Pick<Config, 'keys'> | 
 export async function rotateIfDue(db: Db, config: KeyConfig, now: Date = new Date()): Promise<RotationResult | undefined> {
   const intervalSeconds = config.keys.rotationIntervalSeconds;
   if (intervalSeconds <= 0) return undefined;
-  const all = await createSigningKeyQueries(db.prisma).listAll();
+  const all = await createSigningKeyStore(db).listAll();
   const expectedGeneration: Partial<Record<SigningAlgorithm, number>> = {};
   for (const alg of SIGNING_ALGORITHMS) {
     const newest = all.filter((key) => key.alg === alg).sort((a, b) => b.generation - a.generation)[0];

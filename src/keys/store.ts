@@ -1,5 +1,5 @@
 // Queries on SigningKey: token signing keys, private halves encrypted by the caller.
-import type { Prisma } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 
 export interface StoredKey {
   id: string;
@@ -20,7 +20,7 @@ export type KeyMeta = Omit<StoredKey, 'publicJwk' | 'privateJwkEncrypted'>;
 
 export type NewKey = Pick<StoredKey, 'id' | 'alg' | 'generation' | 'publicJwk' | 'privateJwkEncrypted'> & { activatesAt?: Date | null; createdAt?: Date };
 
-export function createSigningKeyQueries(prisma: Prisma) {
+export function createSigningKeyStore({ prisma }: DbHandle) {
   return {
     /** Keys not yet marked retired, newest generation first within each algorithm. */
     async listActive(): Promise<StoredKey[]> {
@@ -90,4 +90,4 @@ export function createSigningKeyQueries(prisma: Prisma) {
   };
 }
 
-export type SigningKeyQueries = ReturnType<typeof createSigningKeyQueries>;
+export type SigningKeyStore = ReturnType<typeof createSigningKeyStore>;

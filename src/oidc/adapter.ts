@@ -4,9 +4,9 @@
 // RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import Provider, { errors } from 'oidc-provider';
-import { createArtifactQueries, type ArtifactRow, type Payload } from '../artifacts/store.js';
+import { createArtifactStore, type ArtifactRow, type Payload } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import { createClientQueries, type ClientMetadata } from '../clients/store.js';
+import { createClientStore, type ClientMetadata } from '../clients/store.js';
 import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
 import { SESSION_SEEN_KEY, type SessionSeen } from '../artifacts/session-seen.js';
@@ -67,8 +67,8 @@ const CLIENT_CACHE_ENTRIES = 1000;
  * instance or the CLI are seen when the entry expires, so they take effect within that time.
  */
 export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0): (model: string) => Adapter {
-  const artifacts = createArtifactQueries(db);
-  const clients = createClientQueries(db.prisma);
+  const artifacts = createArtifactStore(db);
+  const clients = createClientStore(db);
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
   const clientAdapter: Adapter = {
@@ -199,7 +199,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
 /** Deletes expired artifacts every `intervalSeconds`; returns a function that stops it. */
 export function startSweeper(db: Db, intervalSeconds: number, onError: (error: unknown) => void, now: Clock = () => new Date()): () => void {
   if (intervalSeconds <= 0) return () => {};
-  const artifacts = createArtifactQueries(db);
+  const artifacts = createArtifactStore(db);
   const timer = setInterval(() => {
     artifacts.deleteExpired(now()).catch(onError);
   }, intervalSeconds * 1000);

@@ -4,7 +4,7 @@
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/index.js';
-import { createArtifactQueries } from '../artifacts/store.js';
+import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
@@ -111,7 +111,7 @@ function interactionPolicyOfGatehouse() {
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
 export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
-  const artifacts = createArtifactQueries(db);
+  const artifacts = createArtifactStore(db);
   const policies = tokenPolicies(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);

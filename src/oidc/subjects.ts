@@ -5,13 +5,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Configuration } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createSettingQueries } from '../db/settings.js';
+import { createSettingStore } from '../db/settings.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
 const SALT_KEY = 'pairwise-subject-salt';
 
 export async function loadPairwiseSalt(db: Db, secrets: readonly string[]): Promise<string> {
-  const settings = createSettingQueries(db.prisma);
+  const settings = createSettingStore(db);
   const stored = await settings.getOrCreate(SALT_KEY, encrypt(randomBytes(32).toString('base64url'), secrets));
   const { plaintext, rotated } = decrypt(stored, secrets);
   if (rotated) await settings.set(SALT_KEY, encrypt(plaintext, secrets));

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createUserQueries, profileClaimsOf, type User } from './store.js';
+import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
 
@@ -27,7 +27,7 @@ export function userClaims(user: User): AccountClaims {
 }
 
 export function createFindAccount(db: Db): FindAccount {
-  const users = createUserQueries(db);
+  const users = createUserStore(db);
   return async function findAccount(_ctx, id): Promise<Account | undefined> {
     const user = await users.findById(id);
     if (!user || user.disabled) return undefined;
@@ -47,7 +47,7 @@ export interface PasswordVerifier {
 }
 
 export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog, limits: SignInLimits): PasswordVerifier {
-  const users = createUserQueries(db);
+  const users = createUserStore(db);
   // Compared against when the email is unknown, so that case costs the same bcrypt work as a
   // wrong password and response times do not reveal which emails have accounts.
   let dummyHash: Promise<string> | undefined;

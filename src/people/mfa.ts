@@ -7,8 +7,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
 import type { Db } from '../db/client.js';
-import { createRecoveryCodeQueries } from './recovery-code-store.js';
-import { createUserQueries } from './store.js';
+import { createRecoveryCodeStore } from './recovery-code-store.js';
+import { createUserStore } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
@@ -83,8 +83,8 @@ async function totpStep(secret: string, code: string, afterTimeStep?: number): P
 }
 
 export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: MfaOptions): Mfa {
-  const users = createUserQueries(db);
-  const recoveryCodes = createRecoveryCodeQueries(db.prisma);
+  const users = createUserStore(db);
+  const recoveryCodes = createRecoveryCodeStore(db);
   const reveal = (sealed: string) => decrypt(sealed, secrets).plaintext;
 
   return {

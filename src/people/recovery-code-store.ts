@@ -1,9 +1,9 @@
 // Queries on RecoveryCode: one-time codes a person can use instead of their authenticator app.
 // Only hashes are stored (people/mfa.ts makes and checks them); a code is used at most once.
 import { randomUUID } from 'node:crypto';
-import type { Prisma } from '../db/client.js';
+import type { DbHandle, Prisma } from '../db/client.js';
 
-export function createRecoveryCodeQueries(prisma: Prisma) {
+export function createRecoveryCodeStore({ prisma }: DbHandle) {
   return {
     /** The person's unused codes (id and hash only). */
     listUnused: (userId: string) =>
@@ -25,4 +25,4 @@ export async function replaceRecoveryCodes(tx: Pick<Prisma, 'recoveryCode'>, use
   await tx.recoveryCode.createMany({ data: codeHashes.map((codeHash) => ({ id: randomUUID(), userId, codeHash })) });
 }
 
-export type RecoveryCodeQueries = ReturnType<typeof createRecoveryCodeQueries>;
+export type RecoveryCodeStore = ReturnType<typeof createRecoveryCodeStore>;

@@ -13,8 +13,8 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
-import { createRecoveryCodeQueries } from './recovery-code-store.js';
-import { createUserQueries } from './store.js';
+import { createRecoveryCodeStore } from './recovery-code-store.js';
+import { createUserStore } from './store.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
 import type { PasswordVerifier } from './accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
@@ -123,8 +123,8 @@ const text = (value: unknown) => (typeof value === 'string' && value ? value : u
 const date = (iso: string | null) => (iso ? new Date(iso) : null);
 
 export function createAccountService({ provider, db, passwords, mfa, audit, bcryptCost, passwordMinLength, now = () => new Date() }: AccountDeps): AccountService {
-  const users = createUserQueries(db);
-  const recoveryCodes = createRecoveryCodeQueries(db.prisma);
+  const users = createUserStore(db);
+  const recoveryCodes = createRecoveryCodeStore(db);
   // Grants and sessions are listed and ended by the same functions as the admin API's.
   const manage = { db, audit, bcryptCost, passwordMinLength, now };
   const actor = (origin: RequestOrigin): Actor => ({ via: 'account', ...origin });

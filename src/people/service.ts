@@ -11,12 +11,12 @@
 import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
-import { createArtifactQueries, type Payload } from '../artifacts/store.js';
+import { createArtifactStore, type Payload } from '../artifacts/store.js';
 import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
 import type { Db } from '../db/client.js';
 import { checkPassword } from './password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from '../seed/apply.js';
-import { createUserQueries, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
+import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Actor } from '../clients/service.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
@@ -195,7 +195,7 @@ function enforcePolicy(password: string, email: string, minLength: number): void
 }
 
 async function findUser(db: Db, id: string): Promise<User> {
-  const user = await createUserQueries(db).findById(id);
+  const user = await createUserStore(db).findById(id);
   if (!user) throw new NotFoundError(`there is no user ${id}`);
   return user;
 }
@@ -228,7 +228,7 @@ export async function createUser(deps: UserManagementDeps, input: unknown, actor
   let user: User;
   try {
     // An opaque id: the email can change, the subject never does.
-    user = await createUserQueries(deps.db).create(randomUUID(), profile, passwordHash);
+    user = await createUserStore(deps.db).create(randomUUID(), profile, passwordHash);
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${parsed.email} already exists`);
     throw error;
@@ -249,7 +249,7 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
   }
   let user: User;
   try {
-    user = await createUserQueries(deps.db).update(id, data);
+    user = await createUserStore(deps.db).update(id, data);
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${changes.email} already exists`);
     throw error;
@@ -265,10 +265,10 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
 export async function setUserDisabled(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
   const { disabled } = parseInput(SetDisabledInput, input);
   await findUser(deps.db, id);
-  const user = await createUserQueries(deps.db).update(id, { disabled });
+  const user = await createUserStore(deps.db).update(id, { disabled });
   const details: Record<string, unknown> = by(actor);
   if (disabled) {
-    const artifacts = createArtifactQueries(deps.db);
+    const artifacts = createArtifactStore(deps.db);
     details.sessions_ended = await artifacts.destroyByAccount('Session', id);
     const grants = await artifacts.listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
     for (const grant of grants) await artifacts.destroyByGrantId(grant.id);
@@ -283,16 +283,16 @@ export async function setUserPassword(deps: UserManagementDeps, id: string, inpu
   const { password } = parseInput(SetPasswordInput, input);
   const user = await findUser(deps.db, id);
   enforcePolicy(password, user.email, deps.passwordMinLength);
-  await createUserQueries(deps.db).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
+  await createUserStore(deps.db).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
   // Whoever else knew the old password loses their sessions with it.
-  const sessionsEnded = await createArtifactQueries(deps.db).destroyByAccount('Session', id);
+  const sessionsEnded = await createArtifactStore(deps.db).destroyByAccount('Session', id);
   await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded } });
 }
 
 /** Removes TOTP and the recovery codes (a lost phone); the person may enrol again. False when there was none. */
 export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: Actor): Promise<boolean> {
   await findUser(deps.db, id);
-  const removed = await createUserQueries(deps.db).resetMfa(id);
+  const removed = await createUserStore(deps.db).resetMfa(id);
   if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
   return removed;
 }
@@ -300,7 +300,7 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
 /** The person's live grants (consents), oldest first. */
 export async function listUserGrants(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<GrantView[]> {
   await findUser(deps.db, id);
-  const rows = await createArtifactQueries(deps.db).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
+  const rows = await createArtifactStore(deps.db).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
   return rows.map((row) => {
     const grant = GrantPayload.safeParse(row.payload);
     const data = grant.success ? grant.data : {};
@@ -321,14 +321,14 @@ export async function revokeUserGrant(deps: UserManagementDeps, id: string, gran
   const grants = await listUserGrants(deps, id);
   const grant = grants.find((candidate) => candidate.id === grantId);
   if (!grant) throw new NotFoundError(`user ${id} has no grant ${grantId}`);
-  await createArtifactQueries(deps.db).destroyByGrantId(grantId);
+  await createArtifactStore(deps.db).destroyByGrantId(grantId);
   await deps.audit.record({ type: 'consent.revoked', accountId: id, clientId: grant.client_id, ...origin(actor), details: { ...by(actor), grant_ids: [grantId] } });
 }
 
 /** The person's live sessions, most recent sign-in first. */
 export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<SessionView[]> {
   await findUser(deps.db, id);
-  const rows = await createArtifactQueries(deps.db).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
+  const rows = await createArtifactStore(deps.db).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
   const sessions: SessionView[] = [];
   for (const row of rows) {
     const parsed = SessionPayload.safeParse(row.payload as Payload);
@@ -351,6 +351,6 @@ export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'no
 /** Signs the person out of one session (by its uid). Grants given in it stay: revoke those separately. */
 export async function revokeUserSession(deps: UserManagementDeps, id: string, sessionUid: string, actor: Actor): Promise<void> {
   await findUser(deps.db, id);
-  if (!(await createArtifactQueries(deps.db).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
+  if (!(await createArtifactStore(deps.db).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
   await deps.audit.record({ type: 'session.revoked', accountId: id, ...origin(actor), details: { ...by(actor), sessions: 1 } });
 }

@@ -1,6 +1,6 @@
 // Queries on User: the people who sign in. Emails are stored and looked up lower-cased.
 import { hasNul } from '../artifacts/store.js';
-import type { Db } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 import { dialectOf, readTime } from '../db/dialect.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';
 import type { User } from '../generated/sqlite/client.js';
@@ -59,7 +59,7 @@ function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
   };
 }
 
-export function createUserQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
+export function createUserStore(db: DbHandle) {
   const { prisma } = db;
   // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
   const byId = dialectOf(db.flavour).sql(`SELECT ${USER_COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "User" WHERE "id" = ?`);
@@ -121,4 +121,4 @@ export function createUserQueries(db: Pick<Db, 'prisma' | 'flavour'>) {
   };
 }
 
-export type UserQueries = ReturnType<typeof createUserQueries>;
+export type UserStore = ReturnType<typeof createUserStore>;

@@ -5,12 +5,12 @@
 import type { Configuration } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createResourceQueries } from './store.js';
+import { createResourceStore } from './store.js';
 
 type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
 
 export function resourceIndicators(db: Db): ResourceIndicators {
-  const resources = createResourceQueries(db.prisma);
+  const resources = createResourceStore(db);
   return {
     enabled: true,
     // With one resource requested at authorization, the token request may leave it out.
@@ -33,7 +33,7 @@ export function resourceIndicators(db: Db): ResourceIndicators {
 
 /** Which tokens a client may introspect or revoke. */
 export function tokenPolicies(db: Db) {
-  const resources = createResourceQueries(db.prisma);
+  const resources = createResourceStore(db);
   return {
     /** Its own tokens, or, for a resource server registered to introspect, tokens for that resource. */
     async introspectionAllowed(clientId: string, token: { clientId?: string; aud?: string | string[] }): Promise<boolean> {

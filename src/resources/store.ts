@@ -1,12 +1,12 @@
 // Queries on Resource: the APIs access tokens can be issued for (RFC 8707).
-import type { Prisma } from '../db/client.js';
+import type { DbHandle } from '../db/client.js';
 import type { Resource } from '../generated/sqlite/client.js';
 
 export type { Resource };
 
 export type ResourceInput = Pick<Resource, 'id' | 'name' | 'scope' | 'accessTokenFormat' | 'accessTokenTtl' | 'introspectionClients'>;
 
-export function createResourceQueries(prisma: Prisma) {
+export function createResourceStore({ prisma }: DbHandle) {
   return {
     find: (id: string) => prisma.resource.findUnique({ where: { id } }),
 
@@ -22,4 +22,4 @@ export function createResourceQueries(prisma: Prisma) {
   };
 }
 
-export type ResourceQueries = ReturnType<typeof createResourceQueries>;
+export type ResourceStore = ReturnType<typeof createResourceStore>;

@@ -5,8 +5,8 @@ import { createHmac } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
-import { createClientQueries } from '../clients/store.js';
-import { createUserQueries } from '../people/store.js';
+import { createClientStore } from '../clients/store.js';
+import { createUserStore } from '../people/store.js';
 import { hashPassword } from '../people/accounts.js';
 import { sealClientMetadata } from '../clients/secrets.js';
 
@@ -45,9 +45,9 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
     token_endpoint_auth_method: 'client_secret_basic',
     scope: 'openid profile email offline_access',
   };
-  await createClientQueries(db.prisma).save(sealClientMetadata(metadata, config.secrets));
+  await createClientStore(db).save(sealClientMetadata(metadata, config.secrets));
 
-  const users = createUserQueries(db);
+  const users = createUserStore(db);
   const user = await users.findById(DEMO_USER_ID);
   if (user) {
     if (!(await bcrypt.compare(password, user.passwordHash))) {

@@ -3,7 +3,7 @@
 // it in one transaction, record client changes in the audit trail, and report what changed.
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
-import { createAuditQueries } from '../audit/store.js';
+import { createAuditStore } from '../audit/store.js';
 import { createDb } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
 import { applySeed, parseSeedFile, type SeedChanges, type SeedFile, type SeedReport } from './apply.js';
@@ -46,7 +46,7 @@ export async function seedFromFile(config: Config, path: string, { hint = '' } =
   const db = await createDb(config.database);
   try {
     const report = await applySeed(db, data, { bcryptCost: config.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
-    const audit = createAuditQueries(db);
+    const audit = createAuditStore(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
     return report;

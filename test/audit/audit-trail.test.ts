@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createAuditQueries } from '../../src/audit/store.js';
+import { createAuditStore } from '../../src/audit/store.js';
 import { pruneAuditEvents, startAuditRetention } from '../../src/audit/log.js';
 import { completeSignIn } from '../helpers/browser.js';
 import { logout, RecordingBrowser, revokeToken, startAuthorization, submitPassword, tokenRequest } from '../helpers/code-flow.js';
@@ -44,7 +44,7 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
   });
   afterAll(async () => server?.close());
 
-  const audit = () => createAuditQueries(server.gatehouse.db);
+  const audit = () => createAuditStore(server.gatehouse.db);
 
   it('records sign-in, consent, tokens, revocation, logout and registration in order, without credentials', async () => {
     const browser = new RecordingBrowser(server.url, BROWSER_AGENT);

@@ -22,7 +22,7 @@ import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
 import MemoryAdapterModule from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
-import { createUserQueries } from '../../src/people/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { createPageRenderer } from '../../src/http/pages.js';
 import { createLogger } from '../../src/core/logger.js';
 import { revealClientMetadata } from '../../src/clients/secrets.js';
@@ -58,7 +58,7 @@ for (const row of await db.prisma.client.findMany()) {
   clientStore.set(row.id, metadata);
 }
 
-const users = createUserQueries(db);
+const users = createUserStore(db);
 const engine = provider.callback();
 
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Adapter } from 'oidc-provider';
 import { z } from 'zod';
 import type { DatabaseFlavour } from '../../src/config/index.js';
-import { createArtifactQueries } from '../../src/artifacts/store.js';
+import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createDb, sqliteFilePath, type Db } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
@@ -144,7 +144,7 @@ async function size(db: Db): Promise<{ rows: number; bytes: number; note: string
 
 /** Runs the sweeper's deletion while a loop of lookups measures how long each waits. */
 async function sweepUnderLoad(db: Db, adapters: (model: string) => Adapter): Promise<{ deleted: number; seconds: number; lookupsDuringSweep: Latency & { count: number } }> {
-  const artifacts = createArtifactQueries(db);
+  const artifacts = createArtifactStore(db);
   let sweeping = true;
   const during: number[] = [];
   const probe = (async () => {

@@ -2,11 +2,11 @@
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
 // PostgreSQL alike: rows written one way are read back identically the other way.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createArtifactQueries } from '../../src/artifacts/store.js';
-import { createAuditQueries } from '../../src/audit/store.js';
+import { createArtifactStore } from '../../src/artifacts/store.js';
+import { createAuditStore } from '../../src/audit/store.js';
 import { createDb, type Db } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { createUserQueries } from '../../src/people/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
@@ -26,7 +26,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('reads a person exactly as the query builder does, booleans, times and counters included', async () => {
-    const users = createUserQueries(db);
+    const users = createUserStore(db);
     await users.create('u-plain', { email: 'Plain@Example.com', emailVerified: false, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null }, 'hash');
     await db.prisma.user.create({
       data: { id: 'u-full', email: 'full@example.com', emailVerified: true, passwordHash: 'hash', name: 'Full Name', locale: 'ko', disabled: true, totpSecretEncrypted: 'sealed', totpEnabledAt: new Date('2030-01-02T03:04:05.678Z'), totpLastStep: 123456789 },
@@ -39,7 +39,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
-    const artifacts = createArtifactQueries(db);
+    const artifacts = createArtifactStore(db);
     const now = new Date('2030-05-06T07:08:09.123Z');
     const payload = { jti: 'at-1', nested: { list: [1, 'two', null], unicode: '한국어 ✓' }, exp: 1 };
     const lookups = { grantId: 'g-1', uid: 'uid-1', userCode: null, accountId: 'acc-1', clientId: 'client-1' };
@@ -89,7 +89,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('writes audit events, one or many in a statement, that the query builder lists', async () => {
-    const audit = createAuditQueries(db);
+    const audit = createAuditStore(db);
     const at = new Date('2030-07-08T09:10:11.012Z');
     await audit.record({ type: 'token.issued', clientId: 'c', details: { grant_type: 'client_credentials' } }, at);
     await audit.recordMany([

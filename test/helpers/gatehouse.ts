@@ -4,8 +4,8 @@ import type { Server } from 'node:http';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { createClientQueries, type ClientMetadata } from '../../src/clients/store.js';
-import { createUserQueries } from '../../src/people/store.js';
+import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { createLogger, type Logger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
@@ -66,12 +66,12 @@ export async function startTestGatehouse(
     gatehouse,
     database,
     async addClient(metadata) {
-      await createClientQueries(gatehouse.db.prisma).save({ ...metadata } as ClientMetadata);
+      await createClientStore(gatehouse.db).save({ ...metadata } as ClientMetadata);
     },
     async addUser({ email, password, name, emailVerified = true }) {
       const id = randomUUID();
       const profile = { email, emailVerified, name: name ?? null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-      await createUserQueries(gatehouse.db).create(id, profile, await bcrypt.hash(password, 4));
+      await createUserStore(gatehouse.db).create(id, profile, await bcrypt.hash(password, 4));
       return id;
     },
     async close() {

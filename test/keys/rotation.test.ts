@@ -6,7 +6,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
-import { createResourceQueries } from '../../src/resources/store.js';
+import { createResourceStore } from '../../src/resources/store.js';
 import { listSigningKeys, retireExpiredKeys, rotateSigningKeys } from '../../src/keys/signing-keys.js';
 import { Browser, findForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
@@ -46,7 +46,7 @@ const kidsOf = (jwks: JSONWebKeySet) => jwks.keys.map((key) => key.kid);
 async function prepare(server: TestGatehouse): Promise<void> {
   await server.addClient({ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [`${APP}/cb`], grant_types: ['authorization_code'], response_types: ['code'] });
   await server.addClient({ client_id: MACHINE.id, client_secret: MACHINE.secret, grant_types: ['client_credentials'], response_types: [] });
-  await createResourceQueries(server.gatehouse.db.prisma).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 600, introspectionClients: '' });
+  await createResourceStore(server.gatehouse.db).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 600, introspectionClients: '' });
   await server.addUser(USER);
 }
 
@@ -180,7 +180,7 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
 
   it('counts a registered resource\'s longer token lifetime when scheduling retirement', async () => {
     const server = await start(flavour, { KEY_REFRESH_INTERVAL: '0', ID_TOKEN_TTL: '10m', ACCESS_TOKEN_TTL: '10m' });
-    await createResourceQueries(server.gatehouse.db.prisma).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 7200, introspectionClients: '' });
+    await createResourceStore(server.gatehouse.db).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 7200, introspectionClients: '' });
     const rotation = await rotateSigningKeys(server.gatehouse.db, keyConfigOf(server, { KEY_REFRESH_INTERVAL: '30s', ID_TOKEN_TTL: '10m', ACCESS_TOKEN_TTL: '10m' }), { alg: 'RS256', immediate: true });
     expect(rotation.created).toHaveLength(1);
     const created = rotation.created[0] as { activatesAt: Date };

@@ -4,7 +4,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createArtifactQueries } from '../../src/artifacts/store.js';
+import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createDb, type Db } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createAdapterFactory, startSweeper } from '../../src/oidc/adapter.js';
@@ -514,7 +514,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
 
     it('deleteExpired deletes exactly the artifacts expired by the given time', async () => {
       await mixedArtifacts();
-      const queries = createArtifactQueries(db);
+      const queries = createArtifactStore(db);
 
       advance(59);
       expect(await queries.deleteExpired(now())).toBe(0);
@@ -531,7 +531,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       for (let i = 0; i < 7; i++) await tokens.upsert(`old-${i}`, { jti: `old-${i}` }, 10);
       await tokens.upsert('live', { jti: 'live' }, 3600);
       advance(11);
-      expect(await createArtifactQueries(db).deleteExpired(now(), 3)).toBe(7);
+      expect(await createArtifactStore(db).deleteExpired(now(), 3)).toBe(7);
       expect(await db.prisma.oidcArtifact.count()).toBe(1);
       expect(await row('AccessToken', 'live')).not.toBeNull();
     });

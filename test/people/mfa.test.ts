@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../../src/audit/store.js';
-import { createUserQueries } from '../../src/people/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { decrypt } from '../../src/core/secrets.js';
 import { Browser, findForm, type Page } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
@@ -79,7 +79,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
 
   const secretOnPage = (page: Page) => (/id="totp-secret">([A-Z2-7 ]+)</.exec(page.html)?.[1] ?? '').replace(/ /g, '');
   const recoveryCodesOnPage = (page: Page) => [...page.html.matchAll(/<li><code>([a-z2-7-]+)<\/code><\/li>/g)].map((m) => m[1] as string);
-  const user = (id: string) => createUserQueries(server.gatehouse.db).findById(id);
+  const user = (id: string) => createUserStore(server.gatehouse.db).findById(id);
   const events = (accountId: string, type: AuditEventType) => server.gatehouse.db.prisma.auditEvent.findMany({ where: { accountId, type } });
 
   /**
@@ -376,7 +376,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   it('resets MFA for a person: secret and recovery codes removed, password-only sign-in again', async () => {
     const kate = await newPerson();
     await enrol(kate);
-    const users = createUserQueries(server.gatehouse.db);
+    const users = createUserStore(server.gatehouse.db);
     expect(await users.resetMfa(kate.id)).toBe(true);
     expect(await users.resetMfa(kate.id)).toBe(false);
     const row = await user(kate.id);

@@ -1,7 +1,7 @@
 // Raising BCRYPT_COST upgrades each stored hash at the person's next successful sign-in.
 import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUserQueries } from '../../src/people/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { Browser, findForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
@@ -21,7 +21,7 @@ describe.each(await flavours())('password rehash on %s', (flavour) => {
   });
   afterAll(async () => server?.close());
 
-  const storedHash = async () => (await createUserQueries(server.gatehouse.db).findById(leoId))?.passwordHash as string;
+  const storedHash = async () => (await createUserStore(server.gatehouse.db).findById(leoId))?.passwordHash as string;
 
   async function signIn(password: string) {
     const browser = new Browser(server.issuer);

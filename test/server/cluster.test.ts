@@ -13,8 +13,8 @@ import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type DatabaseFlavour } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
-import { createClientQueries, type ClientMetadata } from '../../src/clients/store.js';
-import { createUserQueries } from '../../src/people/store.js';
+import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { Browser, completeSignIn } from '../helpers/browser.js';
 import { startAuthorization, type ConfidentialClient } from '../helpers/code-flow.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
@@ -188,7 +188,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
   it('signs a person in across both workers', async () => {
     const db = await createDb(database.config);
     try {
-      await createClientQueries(db.prisma).save({
+      await createClientStore(db).save({
         client_id: CLIENT.id,
         client_secret: CLIENT.secret,
         redirect_uris: [CLIENT.redirectUri],
@@ -198,7 +198,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
         scope: 'openid email offline_access',
       } as ClientMetadata);
       const profile = { email: USER.email, emailVerified: true, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-      await createUserQueries(db).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
+      await createUserStore(db).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
     } finally {
       await db.close();
     }
