@@ -3,7 +3,7 @@
 // connection goes to the next worker. Workers keep no state of their own (everything is in the
 // database), so which worker answers a request never matters.
 //
-// The primary serves nothing. server.ts has it do the once-per-machine work first (migrations,
+// The primary serves nothing. server.ts hands it the once-per-machine work to do first (migrations,
 // demo data, the sweepers); this file only keeps the workers running: it restarts a worker that
 // dies, with a growing delay, gives up (exit 1) when one keeps dying before it ever listens, and
 // on SIGTERM/SIGINT asks every worker to drain and exits 0 once all of them exited 0.
@@ -162,4 +162,33 @@ export function superviseWorkers({ workers, logger, shutdownTimeoutSeconds, rest
   process.on('SIGINT', () => stop('SIGINT'));
   logger.info({ workers }, `starting ${workers} workers`);
   for (const slot of slots) fork(slot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The primary's and a worker's start (server.ts hands in what each needs)
+// ---------------------------------------------------------------------------------------------
+
+export interface PrimaryStart {
+  /**
+   * The once-per-machine work, before any worker starts (migrations, demo data, the metrics port,
+   * the sweepers). Returns what to stop after every worker has exited.
+   */
+  prepare(): Promise<() => Promise<void>>;
+}
+
+/** WEB_CONCURRENCY > 1, in the primary: prepare, then keep `workers` workers serving. */
+export async function startPrimary({ workers, shutdownTimeoutSeconds }: { workers: number; shutdownTimeoutSeconds: number }, logger: Logger, { prepare }: PrimaryStart): Promise<void> {
+  const stop = await prepare();
+  superviseWorkers({ workers, logger, shutdownTimeoutSeconds, onStopped: stop });
+}
+
+/**
+ * A worker forked by the primary: `serve` starts it (listening from the start, since the primary
+ * may ask while this worker is still starting) and returns its shutdown, which also runs when the
+ * primary asks.
+ */
+export async function serveAsWorker(serve: () => Promise<(reason: 'primary') => void>): Promise<void> {
+  const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
+  const shutDown = await serve();
+  void askedToStop.then(() => shutDown('primary'));
 }

@@ -1,26 +1,26 @@
 // The composition root: configuration → database → keys → engine → HTTP → listen.
 // `npm start` runs this file; tests call createGatehouse() with their own configuration.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
-import type { errors, KoaContextWithOIDC } from 'oidc-provider';
-import { isClusterWorker, onPrimaryShutdownRequest, superviseWorkers, workerId } from './cluster.js';
+import { isClusterWorker, serveAsWorker, startPrimary, workerId } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { createApp } from './http/app.js';
 import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
-import { clusterMetrics, listenForMetrics, reportToClusterPrimary, type MetricsListener, type MetricsSource } from './http/metrics-port.js';
+import { clusterMetrics, listenForMetrics, reportToClusterPrimary, type MetricsListener } from './http/metrics-port.js';
 import { createPageRenderer } from './http/pages.js';
-import { requestIdOf } from './http/request-log.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
-import { recordEngineEvents } from './audit/hooks.js';
 import { createAuditLog, startAuditRetention } from './audit/log.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
-import { createSignInLimits, installClientAuthLimit, startCounterSweeper } from './people/sign-in-limits.js';
+import { createSignInLimits } from './people/sign-in-limits.js';
+import { startCounterSweeper } from './core/counters.js';
+import { installEngineHooks } from './oidc/hooks.js';
+import { listen } from './listen.js';
+import { shutDownOnRequest } from './shutdown.js';
 import { ensureDemo, type Demo } from './seed/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
@@ -50,21 +50,9 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   for (const kid of keys.created) await audit.record({ type: 'key.created', details: { kid } });
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
   const renderPage = createPageRenderer(config);
-  const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, observeAdapter: metrics?.observeAdapter });
-  provider.on('server_error', (ctx, error) => logger.error({ err: error, request_id: requestIdOf(ctx.res) }, 'engine server error'));
-  // Refused protocol requests: the client gets the OAuth error, the log also gets the engine's
-  // reason (error_detail), which is often the only place the real cause is named.
-  for (const event of ['authorization.error', 'grant.error', 'userinfo.error', 'introspection.error', 'revocation.error', 'end_session.error', 'pushed_authorization_request.error'] as const) {
-    const listen = provider.on.bind(provider) as (name: string, listener: (ctx: KoaContextWithOIDC, error: errors.OIDCProviderError) => void) => void;
-    listen(event, (ctx, error) =>
-      logger.info(
-        { event, request_id: requestIdOf(ctx.res), route: ctx.oidc?.route, client_id: ctx.oidc?.client?.clientId, error: error.error, error_description: error.error_description, error_detail: error.error_detail },
-        'request refused',
-      ),
-    );
-  }
-  const auditEvents = recordEngineEvents(provider, audit);
-  return { provider, keys, renderPage, audit, auditEvents };
+  const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, observeAdapter: metrics?.observeAdapter });
+  const hooks = installEngineHooks(provider, { config, db, logger, audit, renderPage, observer: metrics });
+  return { provider, keys, renderPage, audit, hooks };
 }
 
 async function applyMigrations(config: Config, logger: Logger): Promise<void> {
@@ -89,8 +77,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   const db = await createDb(config.database);
   try {
     const metrics = createMetrics();
-    const { provider, keys, renderPage, audit, auditEvents } = await createEngine(config, db, logger, metrics);
-    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCacheSeconds });
+    const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
     const mfa = createMfa(db, { secrets: config.secrets, audit });
     const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
     const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
@@ -114,7 +101,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
         stopBackgroundJobs();
         // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
         await settleBackchannelLogouts();
-        await auditEvents.settle();
+        await hooks.settle();
         await db.close();
       },
     };
@@ -122,57 +109,6 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     await db.close();
     throw error;
   }
-}
-
-interface Listener {
-  /**
-   * Refuses new connections, lets the requests in flight finish (closing their connections
-   * once answered, and idle keep-alive connections at once) and resolves when none is left.
-   */
-  drain(): Promise<void>;
-}
-
-/** Serves the app on PORT; with `metrics`, also /metrics on METRICS_PORT (drained together). */
-async function listen(gatehouse: Gatehouse, config: Config, metrics?: { source: MetricsSource; logger: Logger }): Promise<Listener> {
-  const metricsListener = metrics && config.metrics.port !== undefined ? await listenForMetrics(metrics.source, { host: config.metrics.host, port: config.metrics.port }, metrics.logger) : undefined;
-  try {
-    return await listenForApp(gatehouse, config, metricsListener);
-  } catch (error) {
-    await metricsListener?.close();
-    throw error;
-  }
-}
-
-function listenForApp(gatehouse: Gatehouse, config: Config, metricsListener: MetricsListener | undefined): Promise<Listener> {
-  const server = createServer();
-  const inFlight = new Set<ServerResponse>();
-  let draining = false;
-  // Registered before the app, so the header is set before any handler can answer.
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    // Without Connection: close, a kept-alive connection would hold the server open until
-    // its keep-alive timeout after answering.
-    if (draining) res.setHeader('Connection', 'close');
-    inFlight.add(res);
-    res.once('close', () => {
-      inFlight.delete(res);
-      if (draining) setImmediate(() => server.closeIdleConnections());
-    });
-  });
-  server.on('request', gatehouse.app);
-  const drain = () => {
-    draining = true;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
-    server.closeIdleConnections();
-    return Promise.all([closed, metricsListener?.close()]).then(() => undefined);
-  };
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve({ drain });
-    });
-  });
 }
 
 /**
@@ -192,67 +128,58 @@ export async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config);
-  if (isClusterWorker()) return serveAsWorker(config, logger.child({ worker: workerId(), pid: process.pid }));
+  if (isClusterWorker()) return serveAsWorker(() => serve(config, logger.child({ worker: workerId(), pid: process.pid }), { worker: true }));
   if (config.generatedSecretFile) {
     logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
   }
-  if (config.webConcurrency > 1) return startPrimary(config, logger);
-
-  const gatehouse = await createGatehouse(config, logger);
-  const listener = await listen(gatehouse, config, { source: gatehouse.metrics.registry, logger });
-  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
-  if (gatehouse.demo) printDemo(gatehouse.demo);
-  const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
-  process.on('SIGTERM', shutDown);
-  process.on('SIGINT', shutDown);
+  if (config.webConcurrency > 1) {
+    return startPrimary({ workers: config.webConcurrency, shutdownTimeoutSeconds: config.shutdownTimeoutSeconds }, logger, { prepare: () => prepareMachine(config, logger) });
+  }
+  await serve(config, logger, { worker: false });
 }
 
 /**
- * WEB_CONCURRENCY > 1, in the primary: the work to do once per machine, before any worker starts
- * (migrations, the demo data) or in one process only (the sweepers), then the workers. The
+ * Starts Gatehouse and listens until SIGTERM/SIGINT; returns the shutdown. A cluster worker leaves
+ * migrations, sweepers and the demo data to the primary, and reports its metrics to it when the
+ * primary serves METRICS_PORT for the whole machine.
+ */
+async function serve(config: Config, logger: Logger, { worker }: { worker: boolean }) {
+  const gatehouse = worker ? await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
+  if (worker && config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
+  const listener = await listen(gatehouse.app, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
+  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
+  if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
+  const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
+  process.on('SIGTERM', shutDown);
+  process.on('SIGINT', shutDown);
+  return shutDown;
+}
+
+/**
+ * WEB_CONCURRENCY > 1, in the primary, before any worker starts: migrations and the demo data
+ * once per machine, the sweepers in one process only, METRICS_PORT for the whole machine. The
  * development secret file already exists: loadConfig() created it.
  */
-async function startPrimary(config: Config, logger: Logger): Promise<void> {
+async function prepareMachine(config: Config, logger: Logger): Promise<() => Promise<void>> {
   if (config.autoMigrate) await applyMigrations(config, logger);
   // The sweepers run one query at a time.
   const db = await createDb({ ...config.database, poolSize: 1 });
-  let stopBackgroundJobs: () => void;
   let metricsListener: MetricsListener | undefined;
   try {
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     if (config.metrics.port !== undefined) metricsListener = await listenForMetrics(clusterMetrics(), { host: config.metrics.host, port: config.metrics.port }, logger);
-    stopBackgroundJobs = startBackgroundJobs(db, config, logger);
+    const stopBackgroundJobs = startBackgroundJobs(db, config, logger);
     if (demo) printDemo(demo);
+    return async () => {
+      stopBackgroundJobs();
+      await metricsListener?.close();
+      await db.close();
+    };
   } catch (error) {
     await metricsListener?.close();
     await db.close();
     throw error;
   }
-  superviseWorkers({
-    workers: config.webConcurrency,
-    logger,
-    shutdownTimeoutSeconds: config.shutdownTimeoutSeconds,
-    async onStopped() {
-      stopBackgroundJobs();
-      await metricsListener?.close();
-      await db.close();
-    },
-  });
-}
-
-/** A worker forked by the primary: it serves. Migrations and sweepers are the primary's, which also created the demo data before any worker started. */
-async function serveAsWorker(config: Config, logger: Logger): Promise<void> {
-  // Listening from the start: the primary may ask while this worker is still starting.
-  const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
-  const gatehouse = await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false });
-  // The primary serves METRICS_PORT for the whole machine, asking each listening worker for its figures.
-  if (config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
-  const listener = await listen(gatehouse, config);
-  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
-  const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
-  process.on('SIGTERM', shutDown);
-  process.on('SIGINT', shutDown);
-  void askedToStop.then(() => shutDown('primary'));
 }
 
 function printDemo(demo: Demo): void {
@@ -267,43 +194,6 @@ function printDemo(demo: Demo): void {
       '',
     ].join('\n'),
   );
-}
-
-/**
- * SIGTERM/SIGINT (or, in a worker, the primary's request): stop accepting, finish what is in
- * flight, stop background work (which waits for back-channel logouts and audit writes), close the
- * database, exit 0. A second signal or SHUTDOWN_TIMEOUT ends it with exit 1; a repeated request
- * from the primary (it also arrives after a terminal's Ctrl-C reached every process) changes nothing.
- */
-function shutDownOnRequest(listener: Listener, gatehouse: Gatehouse, config: Config, logger: Logger) {
-  let stopping = false;
-  return (reason: NodeJS.Signals | 'primary') => {
-    if (stopping) {
-      if (reason === 'primary') return;
-      logger.error({ signal: reason }, 'second signal while shutting down: exiting now');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal: reason, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
-    // Not unref'd: it must fire even if a stuck promise is all that is left.
-    setTimeout(() => {
-      logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out with work still in progress: exiting now');
-      process.exit(1);
-    }, config.shutdownTimeoutSeconds * 1000);
-    listener
-      .drain()
-      .then(() => gatehouse.close())
-      .then(
-        () => {
-          logger.info('shut down');
-          process.exit(0);
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, 'shutting down failed');
-          process.exit(1);
-        },
-      );
-  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

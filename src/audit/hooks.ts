@@ -7,12 +7,16 @@
 // token can already find the event that issued it; a failed write is logged by the AuditLog
 // and never fails the request.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type Provider from 'oidc-provider';
 import type { AccessToken, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
+import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import type { AuditEventInput } from './store.js';
 import type { AuditLog } from './log.js';
 
 export interface EngineAudit {
+  /** Runs each engine request with its audit writes awaited before the answer leaves. */
+  awaitAuditEvents: EngineMiddleware;
+  /** The engine events recorded, and what records each (oidc/hooks.ts installs them). */
+  listeners: ReadonlyArray<readonly [event: string, listener: EngineListener]>;
   /** Resolves once every event recorded so far is written (call before closing the database). */
   settle(): Promise<void>;
 }
@@ -48,7 +52,7 @@ function issuedTokenTypes(body: unknown): string[] {
   return Object.keys(body).filter((key) => key.endsWith('_token'));
 }
 
-export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineAudit {
+export function createEngineAudit(audit: AuditLog): EngineAudit {
   const requests = new AsyncLocalStorage<KoaContextWithOIDC>();
   const writesByRequest = new WeakMap<KoaContextWithOIDC, Promise<void>[]>();
   const pending = new Set<Promise<void>>();
@@ -60,7 +64,7 @@ export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineA
     writesByRequest.get(ctx)?.push(write);
   }
 
-  provider.use(async function awaitAuditEvents(ctx, next) {
+  const awaitAuditEvents: EngineMiddleware = async function awaitAuditEvents(ctx, next) {
     const writes: Promise<void>[] = [];
     writesByRequest.set(ctx as KoaContextWithOIDC, writes);
     try {
@@ -68,9 +72,9 @@ export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineA
     } finally {
       await Promise.all(writes);
     }
-  });
+  };
 
-  provider.on('grant.success', (ctx) => {
+  function recordTokenIssued(ctx: KoaContextWithOIDC) {
     const params = ctx.oidc.params as { grant_type?: unknown } | undefined;
     const body = ctx.body as { scope?: unknown } | undefined;
     record(ctx, {
@@ -83,11 +87,11 @@ export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineA
         scope: typeof body?.scope === 'string' ? body.scope : null,
       },
     });
-  });
+  }
 
   // The engine emits no success event for revocation; a token destroyed while the revocation
   // endpoint answers is one it revoked (its allowedPolicy passed).
-  const revoked = (token: AccessToken | RefreshToken | ClientCredentials) => {
+  function recordTokenRevoked(token: AccessToken | RefreshToken | ClientCredentials) {
     const ctx = requests.getStore();
     if (ctx?.oidc?.route !== 'revocation') return;
     record(ctx, {
@@ -96,23 +100,20 @@ export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineA
       clientId: ctx.oidc.client?.clientId ?? token.clientId,
       details: { token_type: token.kind, grant_id: ('grantId' in token ? token.grantId : undefined) ?? null },
     });
-  };
-  provider.on('access_token.destroyed', revoked);
-  provider.on('refresh_token.destroyed', revoked);
-  provider.on('client_credentials.destroyed', revoked);
+  }
 
   // A grant ends on revocation of a refresh token, on logout, and when the engine detects a
   // replayed code or reused refresh token (route: token).
-  provider.on('grant.revoked', (ctx, grantId) => {
+  function recordConsentRevoked(ctx: KoaContextWithOIDC, grantId: string) {
     record(ctx, {
       type: 'consent.revoked',
       accountId: accountOf(ctx),
       clientId: clientOfGrant(ctx, grantId),
       details: { grant_id: grantId, route: ctx.oidc.route ?? null },
     });
-  });
+  }
 
-  provider.on('end_session.success', (ctx) => {
+  function recordLogout(ctx: KoaContextWithOIDC) {
     const params = ctx.oidc.params as { logout?: unknown } | undefined;
     record(ctx, {
       type: 'logout',
@@ -120,15 +121,24 @@ export function recordEngineEvents(provider: Provider, audit: AuditLog): EngineA
       clientId: ctx.oidc.client?.clientId,
       details: { all_clients: Boolean(params?.logout) },
     });
-  });
+  }
 
   const registration = (type: 'client.created' | 'client.updated' | 'client.deleted') => (ctx: KoaContextWithOIDC, client: { clientId: string; clientName?: string | undefined }) =>
     record(ctx, { type, clientId: client.clientId, details: { source: 'registration', client_name: client.clientName ?? null } });
-  provider.on('registration_create.success', registration('client.created'));
-  provider.on('registration_update.success', registration('client.updated'));
-  provider.on('registration_delete.success', registration('client.deleted'));
 
   return {
+    awaitAuditEvents,
+    listeners: [
+      ['grant.success', recordTokenIssued],
+      ['access_token.destroyed', recordTokenRevoked],
+      ['refresh_token.destroyed', recordTokenRevoked],
+      ['client_credentials.destroyed', recordTokenRevoked],
+      ['grant.revoked', recordConsentRevoked],
+      ['end_session.success', recordLogout],
+      ['registration_create.success', registration('client.created')],
+      ['registration_update.success', registration('client.updated')],
+      ['registration_delete.success', registration('client.deleted')],
+    ] as ReadonlyArray<readonly [string, EngineListener]>,
     async settle() {
       await Promise.all([...pending]);
     },

@@ -6,19 +6,15 @@
 // The engine's client schema requires `client_secret` for both kinds, and checks a presented
 // secret with one method, Client#compareClientSecret. For a hashed client the adapter hands the
 // engine a placeholder: the stored hash plus a tag keyed from SECRETS. compareClientSecret
-// (replaced below) verifies against the hash inside it, so the placeholder itself never
+// (replaced by clients/hooks.ts) verifies against the hash inside it, so the placeholder itself never
 // authenticates; the tag makes it unguessable even to someone who read the database, because
 // the engine also turns every client secret into an HS256 key (request objects). Responses that
 // would echo the placeholder (RFC 7592 reads and updates) drop it, and an update that hands it
 // back to the adapter keeps the stored hash.
 import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 // Type-only engine import: prisma/seed.ts uses this module, and importing the engine prints warnings.
-import type Provider from 'oidc-provider';
-import { createClientStore, sameJson, type ClientMetadata } from './store.js';
-import type { Db } from '../db/client.js';
-import type { ClientSecretSealing } from '../seed/apply.js';
-import type { Logger } from '../core/logger.js';
 import { decrypt, encrypt } from '../core/secrets.js';
+import { sameJson, type ClientMetadata } from './store.js';
 
 const HASH_INFO = 'gatehouse/client-secret-hash/v1';
 const PLACEHOLDER_INFO = 'gatehouse/client-secret-placeholder/v1';
@@ -74,7 +70,7 @@ export function isCurrentHash(stored: string, secrets: readonly string[]): boole
 }
 
 /** Constant-time equality of two clear secrets of any lengths. */
-function sameSecret(a: string, b: string): boolean {
+export function sameSecret(a: string, b: string): boolean {
   const digest = (value: string) => createHash('sha256').update(value, 'utf8').digest();
   return timingSafeEqual(digest(a), digest(b));
 }
@@ -122,10 +118,10 @@ function placeholder(clientId: string, hash: string, secrets: readonly string[])
   return `${PLACEHOLDER_PREFIX}${hash}~${placeholderTag(clientId, hash, secrets)}`;
 }
 
-const isPlaceholder = (value: unknown): value is string => typeof value === 'string' && value.startsWith(PLACEHOLDER_PREFIX);
+export const isPlaceholder = (value: unknown): value is string => typeof value === 'string' && value.startsWith(PLACEHOLDER_PREFIX);
 
 /** The stored hash inside a placeholder this deployment made for this client, or null. */
-function openPlaceholder(value: string, clientId: string, secrets: readonly string[]): string | null {
+export function openPlaceholder(value: string, clientId: string, secrets: readonly string[]): string | null {
   if (!isPlaceholder(value)) return null;
   const [hash, tag, ...rest] = value.slice(PLACEHOLDER_PREFIX.length).split('~');
   if (!hash || !tag || rest.length > 0) return null;
@@ -193,58 +189,18 @@ function holdsClient(stored: unknown, metadata: ClientMetadata, secrets: readonl
   return typeof hash === 'string' && sealed === undefined && isCurrentHash(hash, secrets) && verifyClientSecret(secret, hash, secrets);
 }
 
-/** What the seed (db/, which must not import oidc/) is handed to store client secrets. */
+/** How client secrets are kept at rest, bound to SECRETS: what the seed is handed. */
+/** How client secrets are kept at rest: never in clear (below). */
+export interface ClientSecretSealing {
+  /** The metadata to store, its client_secret replaced by a hash or an encryption of it. */
+  seal(metadata: ClientMetadata): ClientMetadata;
+  /** Whether stored metadata is what seal(metadata) would store now (same fields, same secret). */
+  holds(stored: unknown, metadata: ClientMetadata): boolean;
+}
+
 export function clientSecretSealing(secrets: readonly string[]): ClientSecretSealing {
   return {
     seal: (metadata) => sealClientMetadata(metadata, secrets),
     holds: (stored, metadata) => holdsClient(stored, metadata, secrets),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The engine
-// ---------------------------------------------------------------------------------------------
-
-export interface ClientSecretVerificationDeps {
-  secrets: readonly string[];
-  db: Db;
-  logger: Logger;
-}
-
-/**
- * Replaces the engine's Client#compareClientSecret (client_secret_basic and client_secret_post)
- * and keeps placeholders out of registration responses.
- */
-export function installClientSecretVerification(provider: Provider, { secrets, db, logger }: ClientSecretVerificationDeps): void {
-  const clients = createClientStore(db);
-
-  async function upgradeHash(clientId: string, oldHash: string, presented: string): Promise<void> {
-    const row = await clients.find(clientId);
-    if (row?.client_secret_hash !== oldHash) return; // changed meanwhile
-    await clients.save({ ...row, client_secret_hash: hashClientSecret(presented, secrets) });
-  }
-
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string; clientSecret?: string }, presented: string) {
-    const stored = this.clientSecret;
-    if (typeof presented !== 'string' || typeof stored !== 'string' || presented.length === 0) return false;
-    if (!isPlaceholder(stored)) return sameSecret(presented, stored); // encrypted at rest, or an unsealed row
-    const hash = openPlaceholder(stored, this.clientId, secrets);
-    if (hash === null || !verifyClientSecret(presented, hash, secrets)) return false;
-    if (!isCurrentHash(hash, secrets)) {
-      // The old hash keeps working until this succeeds, so a failure only costs a retry later.
-      await upgradeHash(this.clientId, hash, presented).catch((error: unknown) => logger.warn({ err: error, clientId: this.clientId }, 'could not re-hash a client secret'));
-    }
-    return true;
-  };
-
-  // RFC 7592 reads and updates answer with the client's metadata: never with the placeholder
-  // (there is no clear secret to return once it is hashed).
-  provider.use(async (ctx, next) => {
-    await next();
-    const body = ctx.body as Record<string, unknown> | undefined;
-    if (body && typeof body === 'object' && isPlaceholder(body.client_secret)) {
-      delete body.client_secret;
-      delete body.client_secret_expires_at;
-    }
-  });
 }

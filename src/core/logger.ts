@@ -2,10 +2,20 @@
 // names a credential is replaced at any depth (request bodies, engine params, headers, nested
 // context), and credentials inside strings (a logged URL such as /logout?id_token_hint=…, or an
 // "Authorization: Bearer …" value) are masked, in messages and error messages too.
+import type { ServerResponse } from 'node:http';
 import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config/index.js';
 
 export type { Logger };
+
+/** The header that carries a request's id (http/request-log.ts sets it on every response). */
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+
+/** The id given to the request this response answers, for log lines written elsewhere (the engine's, errors). */
+export function requestIdOf(res: Pick<ServerResponse, 'getHeader'>): string | undefined {
+  const id = res.getHeader(REQUEST_ID_HEADER);
+  return typeof id === 'string' ? id : undefined;
+}
 
 const CENSOR = '[redacted]';
 

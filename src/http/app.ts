@@ -1,11 +1,11 @@
 // The Express application: our pages first, the engine mounted last at the root, and one
 // error handler. Body parsers sit on our own POST routes only (the engine parses its own).
-import type { IncomingMessage } from 'node:http';
-import express, { type Express, type NextFunction, type RequestHandler } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type Provider from 'oidc-provider';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../core/logger.js';
 import type { Demo } from '../seed/demo.js';
+import { whenUnmatched } from '../oidc/hooks.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { AccountService } from '../people/self-service.js';
@@ -39,22 +39,13 @@ export interface AppDeps {
 }
 
 /**
- * The engine (a Koa app) answers its own routes. A request none of them matched is handed
- * back to Express, so unknown paths get our 404 page or JSON like every other error.
+ * The engine (a Koa app) answers its own routes; a request none of them matched is handed back
+ * to Express (oidc/hooks.ts), so unknown paths get our 404 page or JSON like every other error.
  */
 function mountEngine(provider: Provider): RequestHandler {
-  const fallThrough = new WeakMap<IncomingMessage, NextFunction>();
-  provider.use(async (ctx, next) => {
-    await next();
-    // Koa's untouched default: no engine route matched this request.
-    if (ctx.status === 404 && ctx.body == null) {
-      ctx.respond = false;
-      fallThrough.get(ctx.req)?.();
-    }
-  });
   const engine = provider.callback();
   return function engineRoutes(req, res, next) {
-    fallThrough.set(req, next);
+    whenUnmatched(req, next);
     void engine(req, res);
   };
 }
@@ -84,7 +75,6 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
       next(new AppError(405, 'invalid_request', { key: 'error.getOnly' }));
     });
   }
-  metrics.instrumentEngine(provider);
   app.use(mountEngine(provider));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));

@@ -8,7 +8,7 @@ import { ConflictError, fieldIssues, NotFoundError, ValidationError, type FieldI
 import type { RenderPage } from '../oidc/page-renderer.js';
 import { chooseLanguage } from './languages.js';
 import { translate, type PageMessage } from './messages/index.js';
-import { requestIdOf } from './request-log.js';
+import { requestIdOf } from '../core/logger.js';
 
 export class AppError extends Error {
   override name = 'AppError';

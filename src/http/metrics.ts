@@ -7,9 +7,9 @@
 // Paths carry ids and queries carry codes; labels stay few and free of secrets.
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
-import type Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
+import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -21,8 +21,10 @@ export interface Metrics {
   readonly recordRequests: RequestHandler;
   /** Serves the registry in Prometheus's text format. */
   readonly serveMetrics: RequestHandler;
-  /** Names engine requests by route and counts issued tokens. Call once, before mounting the engine. */
-  instrumentEngine(provider: Provider): void;
+  /** Engine middleware: labels engine requests with their route name (installed by oidc/hooks.ts). */
+  readonly nameEngineRoute: EngineMiddleware;
+  /** Listener for the engine's grant.success: counts issued tokens by grant type. */
+  readonly countTokensIssued: EngineListener;
   /** The same audit log, counting sign_in.* events on the way. */
   countSignIns(audit: AuditLog): AuditLog;
   readonly observeAdapter: AdapterObserver;
@@ -75,15 +77,13 @@ export function createMetrics(): Metrics {
     async serveMetrics(_req, res) {
       res.type(registry.contentType).send(await registry.metrics());
     },
-    instrumentEngine(provider) {
-      provider.use(async function nameEngineRoute(ctx, next) {
-        await next();
-        if (ctx.oidc?.route) engineRoutes.set(ctx.req, ctx.oidc.route);
-      });
-      provider.on('grant.success', (ctx) => {
-        const grantType = (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type;
-        tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
-      });
+    async nameEngineRoute(ctx, next) {
+      await next();
+      if (ctx.oidc?.route) engineRoutes.set(ctx.req, ctx.oidc.route);
+    },
+    countTokensIssued(ctx) {
+      const grantType = (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type;
+      tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
     },
     countSignIns(audit) {
       return {

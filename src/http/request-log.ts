@@ -4,11 +4,9 @@
 // in X-Request-Id. The line names the path without its query (which may carry codes) and
 // with long opaque segments masked: /interaction/<uid> holds the interaction cookie's value.
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
-import type { Logger } from '../core/logger.js';
+import { REQUEST_ID_HEADER, type Logger } from '../core/logger.js';
 
-export const REQUEST_ID_HEADER = 'X-Request-Id';
 const VALID_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** The engine's ids (interaction uids, 43 characters) and the like; no route name is this long. */
 const OPAQUE_SEGMENT = /\/[\w-]{32,}(?=\/|$)/g;
@@ -16,12 +14,6 @@ const OPAQUE_SEGMENT = /\/[\w-]{32,}(?=\/|$)/g;
 function loggablePath(originalUrl: string): string {
   const path = (originalUrl.split('?', 1)[0] ?? '').replace(OPAQUE_SEGMENT, '/:id');
   return path.length > 512 ? `${path.slice(0, 512)}…` : path;
-}
-
-/** The id given to the request this response answers (for log lines written elsewhere, e.g. by the engine). */
-export function requestIdOf(res: Pick<ServerResponse, 'getHeader'>): string | undefined {
-  const id = res.getHeader(REQUEST_ID_HEADER);
-  return typeof id === 'string' ? id : undefined;
 }
 
 export function logRequests(logger: Logger): RequestHandler {

@@ -2,14 +2,17 @@
 // typed Client table; every other model (Session, Interaction, Grant, AuthorizationCode,
 // AccessToken, RefreshToken, DeviceCode, ReplayDetection, PushedAuthorizationRequest,
 // RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
+//
+// Storage only: the policies applied on the way in (the admin scope refused in registrations,
+// pushed requests and device codes; where a session was last used) wrap this factory in
+// oidc/hooks.ts. Client secrets are sealed and opened here because that is their at-rest form
+// (clients/secrets.ts), as a database column's encoding would be.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import Provider, { errors } from 'oidc-provider';
+import { errors } from 'oidc-provider';
 import { createArtifactStore, type ArtifactRow, type Payload } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
-import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
-import { SESSION_SEEN_KEY, type SessionSeen } from '../artifacts/session-seen.js';
 
 export type Clock = () => Date;
 
@@ -50,13 +53,6 @@ function refuseNul(payload: unknown): void {
   if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
 }
 
-/** Where the engine's request being served comes from (the engine keeps it in AsyncLocalStorage), if any. */
-function seenNow(now: Date): SessionSeen | undefined {
-  const ctx = Provider.ctx;
-  if (!ctx) return undefined;
-  return { ip: ctx.ip || null, user_agent: ctx.get('user-agent').slice(0, 512) || null, at: Math.floor(now.getTime() / 1000) };
-}
-
 /** Distinct clients kept by the client cache; beyond this the oldest entry is dropped. */
 const CLIENT_CACHE_ENTRIES = 1000;
 
@@ -75,10 +71,6 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
     // Dynamic registration stores through here: the secret is hashed or encrypted (client-secrets.ts).
     async upsert(id, payload) {
       refuseNul(payload);
-      // The admin API's scope is given by an administrator (admin API, seed), never self-registered.
-      if (typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE)) {
-        throw new errors.InvalidClientMetadata(`the ${ADMIN_SCOPE} scope cannot be registered dynamically`);
-      }
       let sealed: ClientMetadata;
       try {
         sealed = sealClientMetadata({ ...(payload as Payload), client_id: id } as ClientMetadata, secrets);
@@ -122,14 +114,6 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
     return {
       async upsert(id, payload, expiresIn) {
         refuseNul(payload);
-        // Refused at /par and /device/auth, not only later when the request is used (admin-access.ts).
-        if (model === 'PushedAuthorizationRequest') refuseAdminScope(scopeOfRequestObject(payload.request));
-        if (model === 'DeviceCode') refuseAdminScope((payload.params as { scope?: unknown } | undefined)?.scope);
-        if (model === 'Session') {
-          // Saved outside an engine request (rare): keep what was recorded before.
-          const seen = seenNow(now()) ?? (await artifacts.find(model, id, now()))?.payload[SESSION_SEEN_KEY];
-          if (seen) payload = { ...payload, [SESSION_SEEN_KEY]: seen };
-        }
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,

@@ -1,7 +1,7 @@
 // The Device Authorization Grant (RFC 8628): the engine runs the protocol; this file gives it
 // our pages for entering and confirming a user code, and adds the polling `interval` and
 // `slow_down` answer that the engine (9.x) leaves to the deployment.
-import type Provider from 'oidc-provider';
+import type { EngineMiddleware } from '../core/engine-types.js';
 import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { z } from 'zod';
 import { languageHintsOf, type RenderPage } from './page-renderer.js';
@@ -123,11 +123,10 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
  * Advertises DEVICE_POLLING_INTERVAL in device authorization responses and answers a device
  * that polls again sooner with `slow_down` instead of `authorization_pending` (RFC 8628 3.5).
  * The last poll is remembered through the engine's adapter (ReplayDetection, keyed by a hash
- * of the device code), so every instance behind a load balancer sees it. Install before
- * `provider.callback()` is taken.
+ * of the device code), so every instance behind a load balancer sees it. Installed by oidc/hooks.ts.
  */
-export function enforceDevicePollingInterval(provider: Provider, interval = DEVICE_POLLING_INTERVAL): void {
-  provider.use(async function devicePollingInterval(ctx, next) {
+export function enforceDevicePollingInterval(interval = DEVICE_POLLING_INTERVAL): EngineMiddleware {
+  return async function devicePollingInterval(ctx, next) {
     await next();
     // Documented post-processing: the engine has matched the route and set the response.
     const { oidc } = ctx as Partial<KoaContextWithOIDC>;
@@ -143,7 +142,7 @@ export function enforceDevicePollingInterval(provider: Provider, interval = DEVI
     if (!firstInWindow) {
       ctx.body = { error: 'slow_down', error_description: `poll at most once every ${interval} seconds` };
     }
-  });
+  };
 }
 
 /**
@@ -152,8 +151,8 @@ export function enforceDevicePollingInterval(provider: Provider, interval = DEVI
  * ensureSessionSave ("persist can only be called on previously persisted Sessions"), which
  * becomes a bare 500. Turn it into the 400 page it should have been.
  */
-export function recoverDeviceFormWithoutSession(provider: Provider, renderPage: RenderPage): void {
-  provider.use(async function deviceFormWithoutSession(ctx, next) {
+export function recoverDeviceFormWithoutSession(renderPage: RenderPage): EngineMiddleware {
+  return async function deviceFormWithoutSession(ctx, next) {
     try {
       await next();
     } catch (error) {
@@ -165,5 +164,5 @@ export function recoverDeviceFormWithoutSession(provider: Provider, renderPage: 
         message: { key: 'error.deviceFormExpired' },
       }));
     }
-  });
+  };
 }

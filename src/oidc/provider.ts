@@ -1,27 +1,24 @@
 // The one place the oidc-provider engine is configured. Every departure from an engine
-// default says why in one line; larger pieces live in small neighbours (resources.ts,
-// subjects.ts, device-flow.ts, backchannel-logout.ts, token-errors.ts).
+// default says why in one line; larger pieces live in small neighbours (resources/engine.ts,
+// subjects.ts, device-flow.ts). What is changed in the running engine beyond its configuration
+// (replaced methods, middleware, listeners, adapter policies) is installed by hooks.ts.
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/index.js';
 import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import type { Logger } from '../core/logger.js';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
 import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
-import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
-import { installClientSecretVerification } from '../clients/secrets.js';
-import { deviceFlowFeature, enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
-import { renderFormPostPages } from './form-post.js';
-import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
+import { deviceFlowFeature } from './device-flow.js';
+import { adapterWithHooks } from './hooks.js';
+import type { AdapterObserver } from './instrumentation.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import { languageHintsOf, type RenderPage } from './page-renderer.js';
 import { resourceIndicators, tokenPolicies } from '../resources/engine.js';
 import { cookieKeys } from '../core/secrets.js';
 import { pairwiseIdentifier } from './subjects.js';
-import { correctTokenEndpointErrors } from './token-errors.js';
 
 export interface ProviderDeps {
   config: Config;
@@ -30,7 +27,6 @@ export interface ProviderDeps {
   /** The deployment's pairwise subject salt (subjects.ts). */
   pairwiseSalt: string;
   renderPage: RenderPage;
-  logger: Logger;
   now?: Clock;
   /** Told how long each storage call took (metrics); absent, calls are not timed. */
   observeAdapter?: AdapterObserver;
@@ -110,14 +106,14 @@ function interactionPolicyOfGatehouse() {
 
 const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId;
 
-export function createProvider({ config, db, keys, pairwiseSalt, renderPage, logger, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
+export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
   const artifacts = createArtifactStore(db);
   const policies = tokenPolicies(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: adapter ?? (observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds), observeAdapter) : createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds)),
+    adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds), { now, observe: observeAdapter }),
     findAccount: createFindAccount(db),
     // The account page's own first-party client (account-client.ts); static, so nobody edits it.
     clients: [accountClientMetadata(config.issuer)],
@@ -233,13 +229,5 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
-  installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
-  correctTokenEndpointErrors(provider);
-  renderFormPostPages(provider, renderPage);
-  if (features.deviceFlow) {
-    enforceDevicePollingInterval(provider);
-    recoverDeviceFormWithoutSession(provider, renderPage);
-  }
-  if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
   return provider;
 }

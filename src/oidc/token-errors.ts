@@ -3,6 +3,7 @@
 // registered for gets `unauthorized_client`, and a request without any client authentication,
 // or with Basic authentication and an empty secret, gets 401 `invalid_client`. Tests pin the
 // engine descriptions we match.
+import type { EngineMiddleware } from '../core/engine-types.js';
 import type Provider from 'oidc-provider';
 
 const CLIENT_AUTHENTICATED_ROUTES = new Set(['token', 'introspection', 'revocation', 'pushed_authorization_request', 'device_authorization']);
@@ -16,8 +17,9 @@ interface OAuthErrorBody {
   error_description?: string;
 }
 
-export function correctTokenEndpointErrors(provider: Provider): void {
-  provider.use(async (ctx, next) => {
+/** Post-processing of the engine's own answer (install with provider.use, oidc/hooks.ts). */
+export function correctTokenEndpointErrors(provider: Provider): EngineMiddleware {
+  return async function correctTokenEndpointErrors(ctx, next) {
     await next();
     const route = (ctx as { oidc?: { route?: string } }).oidc?.route;
     if (!route || !CLIENT_AUTHENTICATED_ROUTES.has(route) || ctx.status !== 400) return;
@@ -34,5 +36,5 @@ export function correctTokenEndpointErrors(provider: Provider): void {
       ctx.body = { ...body, error: 'invalid_client' };
       ctx.set('WWW-Authenticate', `Basic realm="${provider.issuer}", error="invalid_client"`);
     }
-  });
+  };
 }

@@ -11,6 +11,7 @@ import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import type { Prisma as PrismaNamespace } from '../generated/sqlite/client.js';
 import type { Db } from '../db/client.js';
+import type { ClientSecretSealing } from '../clients/secrets.js';
 import type { ClientMetadata } from '../clients/store.js';
 import { checkPassword, DEFAULT_PASSWORD_MIN_LENGTH } from '../people/password-policy.js';
 import { normalizeEmail, profileColumnsOf, type User, type UserProfile } from '../people/store.js';
@@ -290,13 +291,6 @@ export interface SeedReport {
   resources: SeedChanges;
 }
 
-/** How client secrets are kept at rest: never in clear (clients/secrets.ts). */
-export interface ClientSecretSealing {
-  /** The metadata to store, its client_secret replaced by a hash or an encryption of it. */
-  seal(metadata: ClientMetadata): ClientMetadata;
-  /** Whether stored metadata is what seal(metadata) would store now (same fields, same secret). */
-  holds(stored: unknown, metadata: ClientMetadata): boolean;
-}
 
 export interface SeedOptions {
   bcryptCost: number;

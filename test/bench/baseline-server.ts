@@ -51,7 +51,7 @@ const logger = createLogger(config);
 const db = await createDb(config.database);
 const keys = await loadSigningKeys(db, config.secrets);
 const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
-const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage: createPageRenderer(), logger, adapter: storage });
+const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage: createPageRenderer(), adapter: storage });
 
 for (const row of await db.prisma.client.findMany()) {
   const { metadata } = revealClientMetadata({ ...(row.metadata as object), client_id: row.id }, config.secrets);

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ipKey } from '../../src/people/sign-in-limits.js';
+import { ipKey } from '../../src/core/counters.js';
 import { Browser, findForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
