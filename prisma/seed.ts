@@ -1,10 +1,10 @@
 // `npx prisma db seed` (or `npm run db:seed`): applies SEED_FILE (default prisma/seed.json) to
-// DATABASE_URL, exactly as `gatehouse seed <file>` does (src/seed/run.ts). The file is validated
+// DATABASE_URL, exactly as `gatehouse seed <file>` does (src/cli/seed-run.ts). The file is validated
 // before anything is written, migrations are applied so a fresh database works, and the
 // clients and users are written in one transaction.
 // Exit codes: 0 done, 1 invalid configuration or seed file, 2 unexpected failure.
 import { ConfigError, loadConfig } from '../src/config/index.js';
-import { describeSeedReport, SeedInputError, seedFromFile } from '../src/seed/run.js';
+import { describeSeedReport, SeedInputError, seedFromFile } from '../src/cli/seed-run.js';
 
 async function main(): Promise<number> {
   try {

@@ -68,6 +68,14 @@ export interface RequestOrigin {
   userAgent?: string | null;
 }
 
+/** Who asked, for the audit trail. */
+export interface Actor extends RequestOrigin {
+  /** account: the person themself, on the account page (people/self-service.ts). */
+  via: 'admin' | 'cli' | 'account';
+  /** The admin API's caller (its client_id). */
+  clientId?: string;
+}
+
 /** Deletes audit events older than the retention period; returns how many. */
 export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {
   return createAuditStore(db).deleteBefore(new Date(now.getTime() - retentionSeconds * 1000));

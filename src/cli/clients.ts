@@ -4,7 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { ClientMetadata } from '../clients/store.js';
-import type { Actor, ClientManagementDeps, ClientView, ClientWithSecret } from '../clients/service.js';
+import type { Actor } from '../audit/log.js';
+import type { ClientManagementDeps, ClientView, ClientWithSecret } from '../clients/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, printJson, UsageError } from './io.js';
 

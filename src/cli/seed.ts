@@ -11,7 +11,7 @@ export function registerSeed(program: Command): void {
     .argument('<file>', 'the seed file, or - to read it from stdin')
     .option('--json', 'print what changed as JSON')
     .action(async (file: string, options: { json?: boolean }) => {
-      const { describeSeedReport, seedFromFile } = await import('../seed/run.js');
+      const { describeSeedReport, seedFromFile } = await import('./seed-run.js');
       const report = await seedFromFile(await loadConfiguration(), file);
       if (options.json) printJson({ file, clients: report.clients, users: report.users, resources: report.resources });
       else console.log(describeSeedReport(file, report));

@@ -4,7 +4,8 @@
 // show, and must pass the password policy.
 import type { Command } from 'commander';
 import { NotFoundError } from '../core/errors.js';
-import type { Actor, UserManagementDeps, UserView } from '../people/service.js';
+import type { Actor } from '../audit/log.js';
+import type { UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 

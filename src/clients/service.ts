@@ -10,10 +10,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import type { ClientMetadata } from './store.js';
-import { CLIENT_ID, CLIENT_METADATA_FIELDS, checkClientAuthentication, DEFAULT_AUTH_METHOD, SECRET_AUTH_METHODS } from '../seed/apply.js';
+import { createClientStore, type ClientMetadata, type ClientRow } from './store.js';
+import { CLIENT_ID, CLIENT_METADATA_FIELDS, checkClientAuthentication, DEFAULT_AUTH_METHOD, SECRET_AUTH_METHODS } from './schema.js';
 import { ACCOUNT_CLIENT_ID } from './account-client.js';
-import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import type { Actor, AuditLog } from '../audit/log.js';
 import { needsClearSecret, sealClientMetadata } from './secrets.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import { decrypt } from '../core/secrets.js';
@@ -29,14 +29,6 @@ export interface ClientManagementDeps {
    */
   validateWithEngine?: (metadata: ClientMetadata) => Promise<void>;
   now?: () => Date;
-}
-
-/** Who asked, for the audit trail. */
-export interface Actor extends RequestOrigin {
-  /** account: the person themself, on the account page (people/self-service.ts). */
-  via: 'admin' | 'cli' | 'account';
-  /** The admin API's caller (its client_id). */
-  clientId?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,7 +102,7 @@ function withoutSecret(metadata: Record<string, unknown>): Record<string, unknow
   return rest;
 }
 
-function toView(row: { id: string; metadata: unknown; createdAt: Date; updatedAt: Date }): ClientView {
+function toView(row: ClientRow): ClientView {
   const metadata = (row.metadata ?? {}) as Record<string, unknown>;
   return {
     ...withoutSecret(metadata),
@@ -151,12 +143,11 @@ const isUniqueViolation = (error: unknown) => (error as { code?: string }).code 
 
 /** Every registered client (the account page's built-in client is not stored, so not listed), by client_id. */
 export async function listClients({ db }: Pick<ClientManagementDeps, 'db'>): Promise<ClientView[]> {
-  const rows = await db.prisma.client.findMany({ orderBy: { id: 'asc' } });
-  return rows.map(toView);
+  return (await createClientStore(db).list()).map(toView);
 }
 
 export async function getClient({ db }: Pick<ClientManagementDeps, 'db'>, clientId: string): Promise<ClientView> {
-  const row = await db.prisma.client.findUnique({ where: { id: clientId } });
+  const row = await createClientStore(db).get(clientId);
   if (!row) throw new NotFoundError(`there is no client ${clientId}`);
   return toView(row);
 }
@@ -172,7 +163,7 @@ export async function createClient(deps: ClientManagementDeps, input: unknown, a
   const stored = sealClientMetadata({ ...metadata, ...(secret ? { client_secret: secret } : {}) } as ClientMetadata, deps.secrets);
   let row;
   try {
-    row = await deps.db.prisma.client.create({ data: { id: clientId, metadata: stored as object } });
+    row = await createClientStore(deps.db).insert(stored);
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a client with client_id ${clientId} already exists`);
     throw error;
@@ -188,7 +179,8 @@ export async function createClient(deps: ClientManagementDeps, input: unknown, a
  */
 export async function updateClient(deps: ClientManagementDeps, clientId: string, input: unknown, actor: Actor): Promise<ClientWithSecret> {
   const changes = parseInput(UpdateClientInput, input);
-  const row = await deps.db.prisma.client.findUnique({ where: { id: clientId } });
+  const clients = createClientStore(deps.db);
+  const row = await clients.get(clientId);
   if (!row) throw new NotFoundError(`there is no client ${clientId}`);
   const stored = row.metadata as Record<string, unknown>;
   const merged: Record<string, unknown> = { ...withoutSecret(stored) };
@@ -213,7 +205,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
   await checkWithEngine(deps, metadata, secret ?? (kept.client_secret as string | undefined));
   const next = { ...metadata, ...kept, ...(secret ? { client_secret: secret } : {}) } as ClientMetadata;
   const sealed = typeof next.client_secret === 'string' ? sealClientMetadata(next, deps.secrets) : next;
-  const updated = await deps.db.prisma.client.update({ where: { id: clientId }, data: { metadata: sealed as object } });
+  const updated = await clients.replace(sealed);
   await deps.audit.record({
     type: 'client.updated',
     clientId,
@@ -227,8 +219,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
 /** Deletes a client and everything issued to it: its grants, codes, tokens and registration token. */
 export async function deleteClient(deps: ClientManagementDeps, clientId: string, actor: Actor): Promise<void> {
   const artifacts = createArtifactStore(deps.db);
-  const { count } = await deps.db.prisma.client.deleteMany({ where: { id: clientId } });
-  if (count === 0) throw new NotFoundError(`there is no client ${clientId}`);
+  if (!(await createClientStore(deps.db).remove(clientId))) throw new NotFoundError(`there is no client ${clientId}`);
   const ended = await artifacts.destroyByClient(clientId);
   await deps.audit.record({ type: 'client.deleted', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId, artifacts_ended: ended } });
 }
@@ -238,7 +229,8 @@ export async function deleteClient(deps: ClientManagementDeps, clientId: string,
  * issued stay valid until they expire (revoke them, or delete the client, to end them sooner).
  */
 export async function rotateClientSecret(deps: ClientManagementDeps, clientId: string, actor: Actor): Promise<ClientWithSecret & { client_secret: string }> {
-  const row = await deps.db.prisma.client.findUnique({ where: { id: clientId } });
+  const clients = createClientStore(deps.db);
+  const row = await clients.get(clientId);
   if (!row) throw new NotFoundError(`there is no client ${clientId}`);
   const metadata = withoutSecret(row.metadata as Record<string, unknown>);
   if (!wantsSecret(metadata)) {
@@ -246,7 +238,7 @@ export async function rotateClientSecret(deps: ClientManagementDeps, clientId: s
   }
   const secret = generateSecret();
   const sealed = sealClientMetadata({ ...metadata, client_id: clientId, client_secret: secret } as ClientMetadata, deps.secrets);
-  const updated = await deps.db.prisma.client.update({ where: { id: clientId }, data: { metadata: sealed as object } });
+  const updated = await clients.replace(sealed);
   await deps.audit.record({ type: 'client.secret_rotated', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId } });
   return { client: toView(updated), client_secret: secret };
 }

@@ -1,11 +1,43 @@
-// Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole.
+// Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole (secrets
+// already sealed by the caller, clients/secrets.ts). The one writer of the Client table: the
+// engine's adapter, the admin API and CLI (service.ts) and the seed all write through here.
 import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
+/** A stored client with its timestamps (what the admin API shows). */
+export interface ClientRow {
+  id: string;
+  metadata: unknown;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 export function createClientStore({ prisma }: DbHandle) {
   return {
+    list: (): Promise<ClientRow[]> => prisma.client.findMany({ orderBy: { id: 'asc' } }),
+
+    get: async (clientId: string): Promise<ClientRow | null> => (hasNul(clientId) ? null : prisma.client.findUnique({ where: { id: clientId } })),
+
+    /** The stored metadata of each of these clients that exists, by client_id. */
+    async findMany(clientIds: readonly string[]): Promise<Map<string, unknown>> {
+      const rows = await prisma.client.findMany({ where: { id: { in: [...clientIds] } }, select: { id: true, metadata: true } });
+      return new Map(rows.map((row) => [row.id, row.metadata]));
+    },
+
+    /** Adds a client; a client_id already taken fails with Prisma's unique violation (P2002). */
+    insert: (metadata: ClientMetadata): Promise<ClientRow> => prisma.client.create({ data: { id: metadata.client_id, metadata: metadata as object } }),
+
+    /** Replaces an existing client's metadata. */
+    replace: (metadata: ClientMetadata): Promise<ClientRow> => prisma.client.update({ where: { id: metadata.client_id }, data: { metadata: metadata as object } }),
+
+    /** Deletes a client; false when there was none. */
+    async remove(clientId: string): Promise<boolean> {
+      const { count } = await prisma.client.deleteMany({ where: { id: clientId } });
+      return count > 0;
+    },
+
     async find(clientId: string): Promise<ClientMetadata | null> {
       if (hasNul(clientId)) return null;
       const row = await prisma.client.findUnique({ where: { id: clientId }, select: { metadata: true } });

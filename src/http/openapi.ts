@@ -3,7 +3,7 @@
 // Request schemas are described as sent (zod's "input"), responses as returned ("output");
 // every schema with a meta id becomes a named component.
 import { z } from 'zod';
-import type { AdminRoute } from './admin.js';
+import type { AdminRoute } from './admin-routes.js';
 
 /** The one JSON error shape of the admin API (errors.ts renders it). */
 export const ErrorBody = z

@@ -2,9 +2,8 @@
 // rotation itself (generations, activation delay, retirement) is keys.ts's.
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
-import type { AuditLog } from '../audit/log.js';
 import { listSigningKeys, rotateSigningKeys, SIGNING_ALGORITHMS, type KeyConfig } from './signing-keys.js';
-import type { Actor } from '../clients/service.js';
+import type { Actor, AuditLog } from '../audit/log.js';
 import { parseInput } from '../core/errors.js';
 
 export interface KeyManagementDeps {

@@ -17,9 +17,9 @@ import { createRecoveryCodeStore } from './recovery-code-store.js';
 import { createUserStore } from './store.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
 import type { PasswordVerifier } from './accounts.js';
-import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
 import { NotFoundError } from '../core/errors.js';
-import { listUserGrants, listUserSessions, revokeUserGrant, revokeUserSession, type Actor } from './service.js';
+import { listUserGrants, listUserSessions, revokeUserGrant, revokeUserSession } from './service.js';
 import type { Mfa, TotpEnrolment } from './mfa.js';
 
 /** The engine session a request carries, when someone is signed in with it. */

@@ -15,13 +15,11 @@ import { createArtifactStore, type Payload } from '../artifacts/store.js';
 import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
 import type { Db } from '../db/client.js';
 import { checkPassword } from './password-policy.js';
-import { EMAIL, USER_PROFILE_FIELDS } from '../seed/apply.js';
+import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
-import type { AuditLog } from '../audit/log.js';
-import type { Actor } from '../clients/service.js';
+import type { Actor, AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 
-export type { Actor } from '../clients/service.js';
 
 export interface UserManagementDeps {
   db: Db;

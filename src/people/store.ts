@@ -72,6 +72,9 @@ export function createUserStore(db: DbHandle) {
 
     findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
 
+    /** The people with these (already normalized) emails. */
+    findManyByEmail: (emails: readonly string[]) => prisma.user.findMany({ where: { email: { in: [...emails] } } }),
+
     create: (id: string, profile: UserProfile, passwordHash: string) =>
       prisma.user.create({ data: { id, ...profile, email: normalizeEmail(profile.email), passwordHash } }),
 

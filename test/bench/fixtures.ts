@@ -4,7 +4,8 @@
 import type { DbConfig } from '../../src/db/client.js';
 import { createDb } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { applySeed, parseSeedFile } from '../../src/seed/apply.js';
+import { applySeed } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 
 export const BENCH_SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';

@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applySeed, parseSeedFile, type SeedReport } from '../../src/seed/apply.js';
+import { applySeed, type SeedReport } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';

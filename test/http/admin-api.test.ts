@@ -3,9 +3,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminRoutes, type AdminRoute } from '../../src/http/admin.js';
+import { adminRoutes, type AdminRoute } from '../../src/http/admin-routes.js';
 import { scopeOfRequestObject } from '../../src/oidc/admin-access.js';
-import { applySeed, parseSeedFile } from '../../src/seed/apply.js';
+import { applySeed } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { ClientView, ClientWithSecret, createClient } from '../../src/clients/service.js';

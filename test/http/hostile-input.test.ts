@@ -7,7 +7,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSeedFile } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 import { findForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';

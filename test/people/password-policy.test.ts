@@ -8,7 +8,7 @@ import bcrypt from 'bcrypt';
 import { describe, expect, it } from 'vitest';
 import { isCommonPassword } from '../../src/people/common-passwords.js';
 import { BCRYPT_MAX_PASSWORD_BYTES, checkPassword, DEFAULT_PASSWORD_MIN_LENGTH } from '../../src/people/password-policy.js';
-import { parseSeedFile } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 
 const POLICY = { minLength: 10 };
 const COMMON = 'is one of the most commonly used passwords, which attackers try first; choose another (several unrelated words make a good one)';

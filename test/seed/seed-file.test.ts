@@ -9,7 +9,8 @@ import bcrypt from 'bcrypt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
-import { applySeed, parseSeedFile, type SeedFile } from '../../src/seed/apply.js';
+import { applySeed } from '../../src/seed/apply.js';
+import { parseSeedFile, type SeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
 

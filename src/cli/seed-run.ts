@@ -6,9 +6,10 @@ import type { Config } from '../config/index.js';
 import { createAuditStore } from '../audit/store.js';
 import { createDb } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
-import { applySeed, parseSeedFile, type SeedChanges, type SeedFile, type SeedReport } from './apply.js';
+import { applySeed, type SeedChanges, type SeedReport } from '../seed/apply.js';
+import { parseSeedFile, type SeedFile } from '../seed/schema.js';
 import { clientSecretSealing } from '../clients/secrets.js';
-import { CommandFailed } from '../cli/io.js';
+import { CommandFailed } from './io.js';
 
 /** A problem with the seed file, reported as it is (exit 1). */
 export class SeedInputError extends CommandFailed {

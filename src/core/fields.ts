@@ -1,0 +1,33 @@
+// Field schemas (zod) shared by the nouns' own schemas: URLs, texts, lists, scope names, and the
+// messages every input gets when it is missing or wrong.
+import { z } from 'zod';
+
+/** RFC 6749 §3.3 scope-token characters. */
+export const SCOPE = /^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+export const oneOf = (values: readonly string[]) => `must be one of ${values.join(', ')}`;
+/** For a required field's type check: says so when the field is missing altogether. */
+export const required = (message: string) => (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : message);
+
+export function isHttpUrl(value: string, { fragment }: { fragment: boolean }): boolean {
+  const url = URL.canParse(value) ? new URL(value) : null;
+  return !!url && (url.protocol === 'https:' || url.protocol === 'http:') && !!url.hostname && (fragment || !value.includes('#'));
+}
+
+export const httpUrl = (message = 'must be an absolute http(s) URL') =>
+  z.string({ error: message }).refine((v) => isHttpUrl(v, { fragment: true }), message);
+
+export const redirectUrl = () => {
+  const message = 'must be an absolute http(s) URL without a fragment';
+  return z.string({ error: message }).refine((v) => isHttpUrl(v, { fragment: false }), message);
+};
+
+export const text = (max = 255) => z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
+
+/** A non-empty list of distinct values. */
+export const list = <T extends z.ZodType<string>>(item: T, what: string, { isRequired = false } = {}) =>
+  z
+    .array(item, { error: isRequired ? required(`must be an array of ${what}s`) : `must be an array of ${what}s` })
+    .min(1, `must list at least one ${what}`)
+    .refine((values) => new Set(values).size === values.length, 'must not repeat a value');
