@@ -76,29 +76,29 @@ async function applyMigrations(config: Config, logger: Logger): Promise<void> {
 /** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
 function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void {
   const stops = [
-    startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
-    startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
-    startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
+    startSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
+    startAuditRetention(db, config.auditRetention, config.database.sweepInterval, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
+    startCounterSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
   ];
   return () => stops.forEach((stop) => stop());
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
 export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
-  if (config.autoMigrate) await applyMigrations(config, logger);
+  if (config.database.autoMigrate) await applyMigrations(config, logger);
   const db = await createDb(config.database);
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, auditEvents } = await createEngine(config, db, logger, metrics);
-    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCacheSeconds });
+    installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCache });
     const mfa = createMfa(db, { secrets: config.secrets, audit });
-    const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
+    const verifyPassword = createPasswordVerifier(db, config.passwords.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
     const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
-    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength });
+    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
     const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
@@ -168,7 +168,7 @@ function listenForApp(gatehouse: Gatehouse, config: Config, metricsListener: Met
   };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => {
+    server.listen(config.server.port, config.server.host, () => {
       server.off('error', reject);
       resolve({ drain });
     });
@@ -193,14 +193,15 @@ export async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   if (isClusterWorker()) return serveAsWorker(config, logger.child({ worker: workerId(), pid: process.pid }));
+  for (const warning of config.warnings) logger.warn(warning);
   if (config.generatedSecretFile) {
     logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
   }
-  if (config.webConcurrency > 1) return startPrimary(config, logger);
+  if (config.server.workers > 1) return startPrimary(config, logger);
 
   const gatehouse = await createGatehouse(config, logger);
   const listener = await listen(gatehouse, config, { source: gatehouse.metrics.registry, logger });
-  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
+  logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse is listening on ${config.issuer}`);
   if (gatehouse.demo) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
   process.on('SIGTERM', shutDown);
@@ -213,7 +214,7 @@ export async function main(): Promise<void> {
  * development secret file already exists: loadConfig() created it.
  */
 async function startPrimary(config: Config, logger: Logger): Promise<void> {
-  if (config.autoMigrate) await applyMigrations(config, logger);
+  if (config.database.autoMigrate) await applyMigrations(config, logger);
   // The sweepers run one query at a time.
   const db = await createDb({ ...config.database, poolSize: 1 });
   let stopBackgroundJobs: () => void;
@@ -229,9 +230,9 @@ async function startPrimary(config: Config, logger: Logger): Promise<void> {
     throw error;
   }
   superviseWorkers({
-    workers: config.webConcurrency,
+    workers: config.server.workers,
     logger,
-    shutdownTimeoutSeconds: config.shutdownTimeoutSeconds,
+    shutdownTimeoutSeconds: config.server.shutdownTimeout,
     async onStopped() {
       stopBackgroundJobs();
       await metricsListener?.close();
@@ -244,11 +245,11 @@ async function startPrimary(config: Config, logger: Logger): Promise<void> {
 async function serveAsWorker(config: Config, logger: Logger): Promise<void> {
   // Listening from the start: the primary may ask while this worker is still starting.
   const askedToStop = new Promise<void>((resolve) => onPrimaryShutdownRequest(resolve));
-  const gatehouse = await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false });
+  const gatehouse = await createGatehouse({ ...config, database: { ...config.database, autoMigrate: false } }, logger, { backgroundJobs: false });
   // The primary serves METRICS_PORT for the whole machine, asking each listening worker for its figures.
   if (config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse, config);
-  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
+  logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse worker is listening on ${config.issuer}`);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
@@ -284,12 +285,12 @@ function shutDownOnRequest(listener: Listener, gatehouse: Gatehouse, config: Con
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal: reason, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
+    logger.info({ signal: reason, timeoutSeconds: config.server.shutdownTimeout }, 'shutting down');
     // Not unref'd: it must fire even if a stuck promise is all that is left.
     setTimeout(() => {
-      logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out with work still in progress: exiting now');
+      logger.error({ timeoutSeconds: config.server.shutdownTimeout }, 'shutdown timed out with work still in progress: exiting now');
       process.exit(1);
-    }, config.shutdownTimeoutSeconds * 1000);
+    }, config.server.shutdownTimeout * 1000);
     listener
       .drain()
       .then(() => gatehouse.close())

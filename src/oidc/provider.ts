@@ -117,7 +117,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: adapter ?? (observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds), observeAdapter) : createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds)),
+    adapter: adapter ?? (observeAdapter ? timeAdapterCalls(createAdapterFactory(db, config.secrets, now, config.clientCache), observeAdapter) : createAdapterFactory(db, config.secrets, now, config.clientCache)),
     findAccount: createFindAccount(db),
     // The account page's own first-party client (account-client.ts); static, so nobody edits it.
     clients: [accountClientMetadata(config.issuer)],
@@ -134,8 +134,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
     // POSTed authorization requests arrive cross-site, so the session cookie must then be
     // SameSite=None to be sent with them; otherwise Lax keeps it out of cross-site requests.
-    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.authorizationPost ? 'none' : 'lax' } },
-    enableHttpPostMethods: config.authorizationPost,
+    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.server.authorizationPost ? 'none' : 'lax' } },
+    enableHttpPostMethods: config.server.authorizationPost,
     ttl: {
       // A registered resource sets its own token lifetime; everything else uses ACCESS_TOKEN_TTL.
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
@@ -232,7 +232,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
 
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
-  provider.proxy = config.trustProxy !== false;
+  provider.proxy = config.server.trustProxy !== false;
   installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
   correctTokenEndpointErrors(provider);
   renderFormPostPages(provider, renderPage);

@@ -77,8 +77,8 @@ export interface SignInLimits {
 }
 
 export function createSignInLimits(db: Db, settings: BruteForceSettings): SignInLimits {
-  const accounts = counter(db, 'sign-in:account', settings.accountMaxFailures, settings.windowSeconds);
-  const ips = counter(db, 'sign-in:ip', settings.ipMaxFailures, settings.windowSeconds);
+  const accounts = counter(db, 'sign-in:account', settings.accountMaxFailures, settings.failureWindow);
+  const ips = counter(db, 'sign-in:ip', settings.ipMaxFailures, settings.failureWindow);
 
   return {
     settings,
@@ -97,7 +97,7 @@ export function createSignInLimits(db: Db, settings: BruteForceSettings): SignIn
           const reached: LockScope[] = [];
           if (account.consumedPoints === settings.accountMaxFailures) reached.push('account');
           if (address.consumedPoints === settings.ipMaxFailures) reached.push('ip');
-          await Promise.all(reached.map((scope) => (scope === 'account' ? accounts.block(keys.account, settings.lockoutSeconds) : ips.block(keys.ip, settings.lockoutSeconds))));
+          await Promise.all(reached.map((scope) => (scope === 'account' ? accounts.block(keys.account, settings.lockout) : ips.block(keys.ip, settings.lockout))));
           return reached;
         },
         async succeeded() {
@@ -134,7 +134,7 @@ export interface ClientAuthLimitDeps {
  * (secret, client_secret_jwt, private_key_jwt). Install before the app mounts provider.callback().
  */
 export function installClientAuthLimit(provider: Provider, { db, settings, audit, logger, cacheSeconds = 0 }: ClientAuthLimitDeps): void {
-  const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.windowSeconds);
+  const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.failureWindow);
   /** Lock states read recently, by client_id (bounded like the client cache). */
   const lockStates = new Map<string, { locked: boolean; until: number }>();
   async function isLocked(clientId: string): Promise<boolean> {
@@ -186,13 +186,13 @@ export function installClientAuthLimit(provider: Provider, { db, settings, audit
     try {
       const { consumedPoints } = await clients.penalty(clientId);
       if (consumedPoints !== settings.clientMaxFailures) return;
-      await clients.block(clientId, settings.lockoutSeconds);
+      await clients.block(clientId, settings.lockout);
       await audit.record({
         type: 'client_auth.locked',
         clientId,
         ip: ctx.ip,
         userAgent: ctx.get('user-agent') || null,
-        details: { failures: consumedPoints, lockoutSeconds: settings.lockoutSeconds },
+        details: { failures: consumedPoints, lockoutSeconds: settings.lockout },
       });
     } catch (error) {
       logger.error({ err: error, clientId }, 'counting a failed client authentication failed');

@@ -232,7 +232,7 @@ export type SeedResource = SeedFile['resources'][number];
 export type SeedParseResult = { ok: true; data: SeedFile } | { ok: false; problems: string[] };
 
 export interface SeedParseOptions {
-  /** PASSWORD_MIN_LENGTH (config.passwordMinLength); DEFAULT_PASSWORD_MIN_LENGTH when not given. */
+  /** PASSWORD_MIN_LENGTH (config.passwords.minLength); DEFAULT_PASSWORD_MIN_LENGTH when not given. */
   passwordMinLength?: number;
 }
 
