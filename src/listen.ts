@@ -49,7 +49,7 @@ function listenForApp(app: RequestListener, config: Config, metricsListener: Met
   };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => {
+    server.listen(config.server.port, config.server.host, () => {
       server.off('error', reject);
       resolve({ drain });
     });

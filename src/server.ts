@@ -64,28 +64,28 @@ async function applyMigrations(config: Config, logger: Logger): Promise<void> {
 /** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
 function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void {
   const stops = [
-    startSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
-    startAuditRetention(db, config.auditRetentionSeconds, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
-    startCounterSweeper(db, config.sweepIntervalSeconds, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
+    startSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
+    startAuditRetention(db, config.auditRetention, config.database.sweepInterval, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
+    startCounterSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
   ];
   return () => stops.forEach((stop) => stop());
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
 export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
-  if (config.autoMigrate) await applyMigrations(config, logger);
+  if (config.database.autoMigrate) await applyMigrations(config, logger);
   const db = await createDb(config.database);
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
     const mfa = createMfa(db, { secrets: config.secrets, audit });
-    const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
+    const verifyPassword = createPasswordVerifier(db, config.passwords.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
     const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
-    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength });
+    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
     const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
@@ -129,11 +129,12 @@ export async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   if (isClusterWorker()) return serveAsWorker(() => serve(config, logger.child({ worker: workerId(), pid: process.pid }), { worker: true }));
+  for (const warning of config.warnings) logger.warn(warning);
   if (config.generatedSecretFile) {
     logger.warn({ file: config.generatedSecretFile }, 'SECRETS is not set: using a generated development secret kept in this file. Set SECRETS in production.');
   }
-  if (config.webConcurrency > 1) {
-    return startPrimary({ workers: config.webConcurrency, shutdownTimeoutSeconds: config.shutdownTimeoutSeconds }, logger, { prepare: () => prepareMachine(config, logger) });
+  if (config.server.workers > 1) {
+    return startPrimary({ workers: config.server.workers, shutdownTimeoutSeconds: config.server.shutdownTimeout }, logger, { prepare: () => prepareMachine(config, logger) });
   }
   await serve(config, logger, { worker: false });
 }
@@ -144,10 +145,10 @@ export async function main(): Promise<void> {
  * primary serves METRICS_PORT for the whole machine.
  */
 async function serve(config: Config, logger: Logger, { worker }: { worker: boolean }) {
-  const gatehouse = worker ? await createGatehouse({ ...config, autoMigrate: false }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
+  const gatehouse = worker ? await createGatehouse({ ...config, database: { ...config.database, autoMigrate: false } }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
   if (worker && config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse.app, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
-  logger.info({ issuer: config.issuer, port: config.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
+  logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
   if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
   process.on('SIGTERM', shutDown);
@@ -161,7 +162,7 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
  * development secret file already exists: loadConfig() created it.
  */
 async function prepareMachine(config: Config, logger: Logger): Promise<() => Promise<void>> {
-  if (config.autoMigrate) await applyMigrations(config, logger);
+  if (config.database.autoMigrate) await applyMigrations(config, logger);
   // The sweepers run one query at a time.
   const db = await createDb({ ...config.database, poolSize: 1 });
   let metricsListener: MetricsListener | undefined;

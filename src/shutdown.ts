@@ -18,12 +18,12 @@ export function shutDownOnRequest(listener: Listener, gatehouse: { close(): Prom
       process.exit(1);
     }
     stopping = true;
-    logger.info({ signal: reason, timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutting down');
+    logger.info({ signal: reason, timeoutSeconds: config.server.shutdownTimeout }, 'shutting down');
     // Not unref'd: it must fire even if a stuck promise is all that is left.
     setTimeout(() => {
-      logger.error({ timeoutSeconds: config.shutdownTimeoutSeconds }, 'shutdown timed out with work still in progress: exiting now');
+      logger.error({ timeoutSeconds: config.server.shutdownTimeout }, 'shutdown timed out with work still in progress: exiting now');
       process.exit(1);
-    }, config.shutdownTimeoutSeconds * 1000);
+    }, config.server.shutdownTimeout * 1000);
     listener
       .drain()
       .then(() => gatehouse.close())

@@ -27,7 +27,7 @@ async function createCliLogger(config: Pick<Config, 'logLevel'>): Promise<Logger
 export async function withDatabase<T>(work: (context: CommandContext) => Promise<T>, options: { config?: Config } = {}): Promise<T> {
   const config = options.config ?? (await loadConfiguration());
   const [{ createDb }, { migrate }] = await Promise.all([import('../db/client.js'), import('../db/migrate.js')]);
-  if (config.autoMigrate) await migrate(config.database);
+  if (config.database.autoMigrate) await migrate(config.database);
   const db = await createDb(config.database);
   try {
     return await work({ config, db, logger: await createCliLogger(config) });

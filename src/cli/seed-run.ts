@@ -42,11 +42,11 @@ export function readSeedFile(path: string, passwordMinLength: number, hint = '')
 
 /** Validates, migrates and applies the seed file at `path`. */
 export async function seedFromFile(config: Config, path: string, { hint = '' } = {}): Promise<SeedReport> {
-  const data = readSeedFile(path, config.passwordMinLength, hint);
+  const data = readSeedFile(path, config.passwords.minLength, hint);
   await migrate(config.database);
   const db = await createDb(config.database);
   try {
-    const report = await applySeed(db, data, { bcryptCost: config.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
+    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
     const audit = createAuditStore(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });

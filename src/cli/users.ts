@@ -18,7 +18,7 @@ const manage = () => import('../people/service.js');
 
 async function deps({ config, db, logger }: CommandContext): Promise<UserManagementDeps> {
   const { createAuditLog } = await import('../audit/log.js');
-  return { db, audit: createAuditLog(db, logger), bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength };
+  return { db, audit: createAuditLog(db, logger), bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
 }
 
 /** A user named by id or, when it has an @, by email. */

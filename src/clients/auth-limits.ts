@@ -40,7 +40,7 @@ export interface ClientAuthLimit {
 }
 
 export function createClientAuthLimit({ db, settings, audit, logger, cacheSeconds = 0 }: ClientAuthLimitDeps): ClientAuthLimit {
-  const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.windowSeconds);
+  const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.failureWindow);
   /** Lock states read recently, by client_id (bounded like the client cache). */
   const lockStates = new Map<string, { locked: boolean; until: number }>();
   async function isLocked(clientId: string): Promise<boolean> {
@@ -90,13 +90,13 @@ export function createClientAuthLimit({ db, settings, audit, logger, cacheSecond
       try {
         const { consumedPoints } = await clients.penalty(clientId);
         if (consumedPoints !== settings.clientMaxFailures) return;
-        await clients.block(clientId, settings.lockoutSeconds);
+        await clients.block(clientId, settings.lockout);
         await audit.record({
           type: 'client_auth.locked',
           clientId,
           ip: ctx.ip,
           userAgent: ctx.get('user-agent') || null,
-          details: { failures: consumedPoints, lockoutSeconds: settings.lockoutSeconds },
+          details: { failures: consumedPoints, lockoutSeconds: settings.lockout },
         });
       } catch (error) {
         logger.error({ err: error, clientId }, 'counting a failed client authentication failed');

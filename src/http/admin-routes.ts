@@ -77,7 +77,7 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
     audit,
     validateWithEngine: async (metadata) => provider.Client.validate(metadata),
   };
-  const users: UserManagementDeps = { db, audit, bcryptCost: config.bcryptCost, passwordMinLength: config.passwordMinLength };
+  const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
   const keys = { db, config, audit, refreshKeys };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
 

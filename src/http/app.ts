@@ -54,7 +54,7 @@ function mountEngine(provider: Provider): RequestHandler {
 export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy);
+  app.set('trust proxy', config.server.trustProxy);
 
   app.use(logRequests(logger));
   app.use(metrics.recordRequests);
@@ -67,10 +67,10 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
   app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
-  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwordMinLength }));
+  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength }));
 
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
-  if (!config.authorizationPost) {
+  if (!config.server.authorizationPost) {
     app.post(['/authorize', '/logout'], (_req, res, next) => {
       res.set('Allow', 'GET');
       next(new AppError(405, 'invalid_request', { key: 'error.getOnly' }));

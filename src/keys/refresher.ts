@@ -26,7 +26,7 @@ export interface KeyRefresher extends SigningKeys {
 
 export interface KeyRefresherDeps {
   db: Db;
-  config: KeyConfig & { sweepIntervalSeconds: number };
+  config: KeyConfig & { database: { sweepInterval: number } };
   provider: Provider;
   initial: SigningKeys;
   logger: Logger;
@@ -88,16 +88,16 @@ export function startKeyRefresher({ db, config, provider, initial, logger, audit
   }
 
   const timers: NodeJS.Timeout[] = [];
-  if (config.keys.refreshIntervalSeconds > 0) {
+  if (config.keys.refreshInterval > 0) {
     timers.push(
       setInterval(() => {
         // A tick while the previous refresh still runs (a slow database) is skipped, not queued.
         if (running) return;
         refresh().catch((error: unknown) => logger.error({ err: error }, 'refreshing signing keys failed; the current keys stay in use'));
-      }, config.keys.refreshIntervalSeconds * 1000),
+      }, config.keys.refreshInterval * 1000),
     );
   }
-  if (config.sweepIntervalSeconds > 0) {
+  if (config.database.sweepInterval > 0) {
     timers.push(
       setInterval(() => {
         retireExpiredKeys(db, config, now())
@@ -107,7 +107,7 @@ export function startKeyRefresher({ db, config, provider, initial, logger, audit
             for (const kid of kids) await audit?.record({ type: 'key.retired', details: { kid } });
           })
           .catch((error: unknown) => logger.error({ err: error }, 'retiring signing keys failed'));
-      }, config.sweepIntervalSeconds * 1000),
+      }, config.database.sweepInterval * 1000),
     );
   }
   for (const timer of timers) timer.unref();

@@ -202,9 +202,9 @@ export async function rotateSigningKeys(db: Db, config: KeyConfig, options: Rota
   const now = options.now ?? new Date();
   const queries = createSigningKeyStore(db);
   const all = await queries.listAll();
-  const activatesAt = new Date(now.getTime() + (options.immediate ? 0 : config.keys.activationDelaySeconds) * 1000);
+  const activatesAt = new Date(now.getTime() + (options.immediate ? 0 : config.keys.activationDelay) * 1000);
   const lifetime = await longestSignedTokenLifetime(db, config);
-  const retireAfter = new Date(activatesAt.getTime() + (lifetime + config.keys.refreshIntervalSeconds + CLOCK_LEEWAY_SECONDS) * 1000);
+  const retireAfter = new Date(activatesAt.getTime() + (lifetime + config.keys.refreshInterval + CLOCK_LEEWAY_SECONDS) * 1000);
   const result: RotationResult = { created: [], retiring: [], alreadyRotated: [] };
   for (const alg of options.alg ? [options.alg] : SIGNING_ALGORITHMS) {
     const newest = Math.max(0, ...all.filter((key) => key.alg === alg).map((key) => key.generation));
@@ -235,7 +235,7 @@ export async function retireExpiredKeys(db: Db, _config: Pick<Config, 'keys'> | 
  * Every instance may call it; the generation check lets exactly one of them rotate.
  */
 export async function rotateIfDue(db: Db, config: KeyConfig, now: Date = new Date()): Promise<RotationResult | undefined> {
-  const intervalSeconds = config.keys.rotationIntervalSeconds;
+  const intervalSeconds = config.keys.rotationInterval;
   if (intervalSeconds <= 0) return undefined;
   const all = await createSigningKeyStore(db).listAll();
   const expectedGeneration: Partial<Record<SigningAlgorithm, number>> = {};

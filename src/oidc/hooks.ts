@@ -123,7 +123,7 @@ const REFUSAL_EVENTS = ['authorization.error', 'grant.error', 'userinfo.error', 
 /** Install once, before `provider.callback()` is taken (http/app.ts mounts the engine). */
 export function installEngineHooks(provider: Provider, { config, db, logger, audit, renderPage, observer }: EngineHookDeps): EngineHooks {
   const { features } = config;
-  const clientAuthLimit = createClientAuthLimit({ db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCacheSeconds });
+  const clientAuthLimit = createClientAuthLimit({ db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCache });
   const engineAudit = createEngineAudit(audit);
 
   // 2. Replaced engine methods

@@ -113,7 +113,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
   const configuration: Configuration = {
-    adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCacheSeconds), { now, observe: observeAdapter }),
+    adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCache), { now, observe: observeAdapter }),
     findAccount: createFindAccount(db),
     // The account page's own first-party client (account-client.ts); static, so nobody edits it.
     clients: [accountClientMetadata(config.issuer)],
@@ -130,8 +130,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
     // POSTed authorization requests arrive cross-site, so the session cookie must then be
     // SameSite=None to be sent with them; otherwise Lax keeps it out of cross-site requests.
-    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.authorizationPost ? 'none' : 'lax' } },
-    enableHttpPostMethods: config.authorizationPost,
+    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.server.authorizationPost ? 'none' : 'lax' } },
+    enableHttpPostMethods: config.server.authorizationPost,
     ttl: {
       // A registered resource sets its own token lifetime; everything else uses ACCESS_TOKEN_TTL.
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.ttl.accessToken,
@@ -228,6 +228,6 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
 
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
-  provider.proxy = config.trustProxy !== false;
+  provider.proxy = config.server.trustProxy !== false;
   return provider;
 }

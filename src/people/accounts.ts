@@ -56,7 +56,7 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
   async function refuse(attempt: SignInAttempt, user: User | null, origin: RequestOrigin, details: Record<string, unknown>): Promise<null> {
     await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details });
     for (const scope of await attempt.failed()) {
-      const { lockoutSeconds, windowSeconds } = limits.settings;
+      const { lockout: lockoutSeconds, failureWindow: windowSeconds } = limits.settings;
       await audit.record({ type: 'sign_in.locked', accountId: user?.id, ...origin, details: { scope, lockoutSeconds, windowSeconds } });
     }
     return null;

@@ -7,7 +7,7 @@ import { isCommonPassword } from './common-passwords.js';
 /** bcrypt reads only the first 72 bytes of a password and silently ignores the rest. */
 export const BCRYPT_MAX_PASSWORD_BYTES = 72;
 
-/** PASSWORD_MIN_LENGTH's default (config/index.ts), for callers without a Config at hand. */
+/** PASSWORD_MIN_LENGTH's default (config/settings.ts), for callers without a Config at hand. */
 export const DEFAULT_PASSWORD_MIN_LENGTH = 10;
 
 export interface PasswordPolicy {

@@ -38,8 +38,8 @@ export interface SignInLimits {
 }
 
 export function createSignInLimits(db: DbHandle, settings: BruteForceSettings): SignInLimits {
-  const accounts = counter(db, 'sign-in:account', settings.accountMaxFailures, settings.windowSeconds);
-  const ips = counter(db, 'sign-in:ip', settings.ipMaxFailures, settings.windowSeconds);
+  const accounts = counter(db, 'sign-in:account', settings.accountMaxFailures, settings.failureWindow);
+  const ips = counter(db, 'sign-in:ip', settings.ipMaxFailures, settings.failureWindow);
 
   return {
     settings,
@@ -58,7 +58,7 @@ export function createSignInLimits(db: DbHandle, settings: BruteForceSettings): 
           const reached: LockScope[] = [];
           if (account.consumedPoints === settings.accountMaxFailures) reached.push('account');
           if (address.consumedPoints === settings.ipMaxFailures) reached.push('ip');
-          await Promise.all(reached.map((scope) => (scope === 'account' ? accounts.block(keys.account, settings.lockoutSeconds) : ips.block(keys.ip, settings.lockoutSeconds))));
+          await Promise.all(reached.map((scope) => (scope === 'account' ? accounts.block(keys.account, settings.lockout) : ips.block(keys.ip, settings.lockout))));
           return reached;
         },
         async succeeded() {

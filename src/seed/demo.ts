@@ -51,11 +51,11 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
   const user = await users.findById(DEMO_USER_ID);
   if (user) {
     if (!(await bcrypt.compare(password, user.passwordHash))) {
-      await users.update(DEMO_USER_ID, { passwordHash: await hashPassword(password, config.bcryptCost) });
+      await users.update(DEMO_USER_ID, { passwordHash: await hashPassword(password, config.passwords.bcryptCost) });
     }
   } else {
     const profile = { email: DEMO_EMAIL, emailVerified: true, name: 'Demo Person', givenName: 'Demo', familyName: 'Person', preferredUsername: 'demo', picture: null, locale: 'en' };
-    await users.create(DEMO_USER_ID, profile, await hashPassword(password, config.bcryptCost));
+    await users.create(DEMO_USER_ID, profile, await hashPassword(password, config.passwords.bcryptCost));
   }
 
   const authorizeUrl = new URL(`${config.issuer}/authorize`);

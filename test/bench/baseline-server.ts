@@ -110,7 +110,7 @@ const server = createServer((req, res) => {
     if (!res.headersSent) page(res, 500, '<!doctype html><p>error</p>');
   });
 });
-server.listen(config.port, config.host);
+server.listen(config.server.port, config.server.host);
 
 process.on('SIGTERM', () => {
   server.close();

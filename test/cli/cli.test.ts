@@ -155,6 +155,22 @@ describe('gatehouse config check', () => {
     }
   });
 
+  it('warns about old configuration file keys, naming the new ones, and still accepts them', SLOW, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-cli-config-'));
+    try {
+      const file = join(dir, 'gatehouse.yaml');
+      writeFileSync(file, 'lifetimes: { accessToken: 15m }\nserver: { port: 4124 }\n');
+      const outcome = await gatehouse(['config', 'check'], { CONFIG_FILE: file, SECRETS: TEST_SECRET });
+      expect(outcome, outcome.stderr).toMatchObject({ code: 0 });
+      expect(outcome.stderr).toContain(`warning: ${file}: lifetimes.accessToken is now ttl.accessToken`);
+      expect(outcome.stderr).toContain('The configuration is valid.');
+      expect(outcome.stdout).toMatch(/^ACCESS_TOKEN_TTL +15m +\[file; file key ttl\.accessToken\]$/m);
+      expect(outcome.stdout).toMatch(/^PORT +4124 +\[file; file key server\.port\]$/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('lists every problem with exit code 1', SLOW, async () => {
     const outcome = await gatehouse(['config', 'check'], { PORT: 'eighty', SECRETS: 'short' });
     expect(outcome).toMatchObject({ code: 1, stdout: '' });

@@ -1,12 +1,12 @@
 // CONFIG_FILE: a JSON or YAML file sets the same settings as the environment under structured
-// keys; the environment wins; mistakes name the file and the key path; `config check` output
-// says where each value came from and never shows a secret.
+// keys (their Config paths); the environment wins; mistakes name the file and the key path;
+// `config check` output says where each value came from and never shows a secret.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, describeEffectiveConfig, formatEffectiveConfig, loadConfig, VARIABLES } from '../../src/config/index.js';
+import { ConfigError, describeEffectiveConfig, formatEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
 
 const SECRET = 'file-test-secret-0123456789-0123456789-abcdef';
 const DB_PASSWORD = 'pg-pa55word-do-not-print';
@@ -42,7 +42,7 @@ describe('values from the file', () => {
   it('apply from JSON: durations, bare numbers and booleans, lists, nested groups', () => {
     const file = writeFile('gatehouse.json', {
       server: { port: 4000 },
-      lifetimes: { accessToken: '15m', idToken: 600 },
+      ttl: { accessToken: '15m', idToken: 600 },
       features: { registration: true, dpop: false },
       backchannelLogout: { retryDelaysMs: [500, 1500] },
       bruteForce: { accountMaxFailures: 3, lockout: '1h' },
@@ -52,15 +52,15 @@ describe('values from the file', () => {
     });
     const config = load({ CONFIG_FILE: file });
     expect(config.configFile).toBe(file);
-    expect(config.port).toBe(4000);
+    expect(config.server.port).toBe(4000);
     expect(config.issuer).toBe('http://localhost:4000');
     expect(config.ttl.accessToken).toBe(900);
     expect(config.ttl.idToken).toBe(600);
     expect(config.features.registration).toBe(true);
     expect(config.features.dpop).toBe(false);
     expect(config.backchannelLogout.retryDelaysMs).toEqual([500, 1500]);
-    expect(config.bruteForce).toMatchObject({ accountMaxFailures: 3, lockoutSeconds: 3600 });
-    expect(config.keys).toEqual({ refreshIntervalSeconds: 30, activationDelaySeconds: 7200, rotationIntervalSeconds: 90 * 86400 });
+    expect(config.bruteForce).toMatchObject({ accountMaxFailures: 3, lockout: 3600 });
+    expect(config.keys).toEqual({ refreshInterval: 30, activationDelay: 7200, rotationInterval: 90 * 86400 });
     expect(config.branding).toMatchObject({ productName: 'Acme ID', primaryColor: '#aa3300' });
     expect(config.logLevel).toBe('warn');
   });
@@ -68,7 +68,7 @@ describe('values from the file', () => {
   it('apply from YAML, with comments', () => {
     const file = writeFile(
       'gatehouse.yaml',
-      ['# Acme production settings', 'lifetimes:', '  refreshToken: 7d  # a week', 'features:', '  deviceFlow: off', 'branding:', '  supportUrl: mailto:help@acme.test', ''].join('\n'),
+      ['# Acme production settings', 'ttl:', '  refreshToken: 7d  # a week', 'features:', '  deviceFlow: off', 'branding:', '  supportUrl: mailto:help@acme.test', ''].join('\n'),
     );
     const config = load({ CONFIG_FILE: file });
     expect(config.ttl.refreshToken).toBe(7 * 86400);
@@ -91,13 +91,13 @@ describe('values from the file', () => {
   });
 
   it('lose to the environment, setting by setting', () => {
-    const file = writeFile('gatehouse.json', { lifetimes: { accessToken: '15m', idToken: '5m' } });
+    const file = writeFile('gatehouse.json', { ttl: { accessToken: '15m', idToken: '5m' } });
     const config = load({ CONFIG_FILE: file, ACCESS_TOKEN_TTL: '30m' });
     expect(config.ttl.accessToken).toBe(1800);
     expect(config.ttl.idToken).toBe(300);
-    expect(config.settings.ACCESS_TOKEN_TTL).toEqual({ value: '30m', source: 'env' });
-    expect(config.settings.ID_TOKEN_TTL).toEqual({ value: '5m', source: 'file' });
-    expect(config.settings.REFRESH_TOKEN_TTL).toEqual({ value: '14d', source: 'default' });
+    expect(config.sources.ACCESS_TOKEN_TTL).toEqual({ value: '30m', source: 'env' });
+    expect(config.sources.ID_TOKEN_TTL).toEqual({ value: '5m', source: 'file' });
+    expect(config.sources.REFRESH_TOKEN_TTL).toEqual({ value: '14d', source: 'default' });
   });
 });
 
@@ -107,20 +107,20 @@ describe('the README example', () => {
     const example = /### Configuration file[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1];
     expect(example, 'README.md has a yaml example under "Configuration file"').toBeTruthy();
     const config = load({ CONFIG_FILE: writeFile('gatehouse.yaml', example as string) });
-    expect(config).toMatchObject({ issuer: 'https://id.example.com', trustProxy: 1, passwordMinLength: 12, auditRetentionSeconds: 180 * 86400 });
+    expect(config).toMatchObject({ issuer: 'https://id.example.com', server: { trustProxy: 1 }, passwords: { minLength: 12 }, auditRetention: 180 * 86400 });
     expect(config.ttl.accessToken).toBe(900);
     expect(config.features).toMatchObject({ registration: true, deviceFlow: false });
-    expect(config.keys.rotationIntervalSeconds).toBe(90 * 86400);
+    expect(config.keys.rotationInterval).toBe(90 * 86400);
     expect(config.branding).toMatchObject({ productName: 'Acme ID', primaryColor: '#0f766e', supportUrl: 'mailto:help@acme.test' });
   });
 });
 
 describe('mistakes in the file', () => {
   it('an unknown key names its path and the keys known there', () => {
-    const file = writeFile('gatehouse.json', { lifetimes: { acessToken: '1h' }, colour: 'red' });
+    const file = writeFile('gatehouse.json', { ttl: { acessToken: '1h' }, colour: 'red' });
     const problems = problemsOf({ CONFIG_FILE: file });
-    expect(problems).toContain(`${file}: lifetimes.acessToken: unknown setting (known here: accessToken, idToken, authorizationCode, refreshToken, refreshTokenAbsolute, session, interaction, grant, deviceCode)`);
-    expect(problems.find((p) => p.startsWith(`${file}: colour: unknown setting (known here: server, database, lifetimes,`))).toBeTruthy();
+    expect(problems).toContain(`${file}: ttl.acessToken: unknown setting (known here: accessToken, idToken, authorizationCode, refreshToken, refreshTokenAbsolute, session, interaction, grant, deviceCode)`);
+    expect(problems.find((p) => p.startsWith(`${file}: colour: unknown setting (known here: server, metrics, issuer, database, ttl,`))).toBeTruthy();
   });
 
   it('secrets and the database URL are refused with where to put them instead', () => {
@@ -132,9 +132,9 @@ describe('mistakes in the file', () => {
   });
 
   it('a bad value names its path, gives an example and the variable that would override it', () => {
-    const file = writeFile('gatehouse.json', { lifetimes: { accessToken: 'soon' }, server: { port: 70000 }, branding: { primaryColor: 'red' } });
+    const file = writeFile('gatehouse.json', { ttl: { accessToken: 'soon' }, server: { port: 70000 }, branding: { primaryColor: 'red' } });
     const problems = problemsOf({ CONFIG_FILE: file });
-    expect(problems).toContain(`${file}: lifetimes.accessToken: must be a positive duration in seconds or with a unit s/m/h/d (e.g. 1h) (or set ACCESS_TOKEN_TTL)`);
+    expect(problems).toContain(`${file}: ttl.accessToken: must be a positive duration in seconds or with a unit s/m/h/d (e.g. 1h) (or set ACCESS_TOKEN_TTL)`);
     expect(problems).toContain(`${file}: server.port: must be a whole number from 0 to 65535 (e.g. 3000) (or set PORT)`);
     expect(problems).toContain(`${file}: branding.primaryColor: must be a hex colour (e.g. #1d4ed8) (or set BRAND_PRIMARY_COLOR)`);
   });
@@ -147,13 +147,13 @@ describe('mistakes in the file', () => {
   });
 
   it('a bad value in the environment still wins and is reported under its variable, not the file', () => {
-    const file = writeFile('gatehouse.json', { lifetimes: { accessToken: '1h' } });
+    const file = writeFile('gatehouse.json', { ttl: { accessToken: '1h' } });
     expect(problemsOf({ CONFIG_FILE: file, ACCESS_TOKEN_TTL: 'soon' })).toEqual(['ACCESS_TOKEN_TTL: must be a positive duration in seconds or with a unit s/m/h/d (e.g. 1h)']);
   });
 
   it('a missing file, a file that does not parse and an unknown extension are reported', () => {
     expect(problemsOf({ CONFIG_FILE: 'nowhere.json' })).toEqual([`CONFIG_FILE: ${join(cwd, 'nowhere.json')} does not exist (e.g. ./gatehouse.yaml)`]);
-    const broken = writeFile('broken.json', '{ "lifetimes": ');
+    const broken = writeFile('broken.json', '{ "ttl": ');
     expect(problemsOf({ CONFIG_FILE: broken })[0]).toMatch(new RegExp(`^${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: is not valid JSON: `));
     const toml = writeFile('gatehouse.toml', 'port = 1');
     expect(problemsOf({ CONFIG_FILE: toml })).toEqual([`CONFIG_FILE: ${toml} must end in .json, .yaml or .yml (e.g. ./gatehouse.yaml)`]);
@@ -179,7 +179,7 @@ describe('branding', () => {
 
 describe('key rotation settings', () => {
   it('default to a 30 s refresh, a 1 h activation delay and no scheduled rotation', () => {
-    expect(load({}).keys).toEqual({ refreshIntervalSeconds: 30, activationDelaySeconds: 3600, rotationIntervalSeconds: 0 });
+    expect(load({}).keys).toEqual({ refreshInterval: 30, activationDelay: 3600, rotationInterval: 0 });
   });
 
   it('in production, refuse a new key signing before every instance can have published it', () => {
@@ -187,20 +187,20 @@ describe('key rotation settings', () => {
     expect(problemsOf({ ...production, KEY_REFRESH_INTERVAL: '5m', KEY_ACTIVATION_DELAY: '1m' })).toEqual([
       'KEY_ACTIVATION_DELAY: must be at least KEY_REFRESH_INTERVAL (300s) in production, so every instance publishes a new key before any signs with it (e.g. 1h)',
     ]);
-    expect(loadConfig({ ...production, KEY_ACTIVATION_DELAY: '0', KEY_REFRESH_INTERVAL: '0' }).keys.activationDelaySeconds).toBe(0);
+    expect(loadConfig({ ...production, KEY_ACTIVATION_DELAY: '0', KEY_REFRESH_INTERVAL: '0' }).keys.activationDelay).toBe(0);
   });
 
   it('refuse a scheduled rotation that would replace each key before it ever signs', () => {
     expect(problemsOf({ KEY_ROTATION_INTERVAL: '30m', KEY_ACTIVATION_DELAY: '1h' })).toEqual([
       'KEY_ROTATION_INTERVAL: must be longer than KEY_ACTIVATION_DELAY (3600s), or each key would be replaced before it ever signs (e.g. 90d)',
     ]);
-    expect(load({ KEY_ROTATION_INTERVAL: '90d' }).keys.rotationIntervalSeconds).toBe(90 * 86400);
+    expect(load({ KEY_ROTATION_INTERVAL: '90d' }).keys.rotationInterval).toBe(90 * 86400);
   });
 });
 
 describe('describeEffectiveConfig', () => {
   const env = () => ({
-    CONFIG_FILE: writeFile('gatehouse.json', { lifetimes: { accessToken: '15m' }, branding: { productName: 'Acme ID' } }),
+    CONFIG_FILE: writeFile('gatehouse.json', { ttl: { accessToken: '15m' }, branding: { productName: 'Acme ID' } }),
     SECRETS: `${SECRET},${SECRET.replace('file', 'older')}`,
     DATABASE_URL: `postgresql://gatehouse:${DB_PASSWORD}@db.internal:5432/gatehouse?sslmode=require`,
     ID_TOKEN_TTL: '10m',
@@ -208,9 +208,9 @@ describe('describeEffectiveConfig', () => {
 
   it('lists every variable once, with its value in effect and where it came from', () => {
     const settings = describeEffectiveConfig(load(env()));
-    expect(settings.map((s) => s.name)).toEqual(Object.keys(VARIABLES));
+    expect(settings.map((s) => s.name)).toEqual(SETTING_ROWS.map((row) => row.setting.env));
     const byName = Object.fromEntries(settings.map((s) => [s.name, s]));
-    expect(byName.ACCESS_TOKEN_TTL).toMatchObject({ value: '15m', source: 'file', fileKey: 'lifetimes.accessToken', masked: false });
+    expect(byName.ACCESS_TOKEN_TTL).toMatchObject({ value: '15m', source: 'file', fileKey: 'ttl.accessToken', masked: false });
     expect(byName.BRAND_NAME).toMatchObject({ value: 'Acme ID', source: 'file', fileKey: 'branding.productName' });
     expect(byName.ID_TOKEN_TTL).toMatchObject({ value: '10m', source: 'env' });
     expect(byName.REFRESH_TOKEN_TTL).toMatchObject({ value: '14d', source: 'default' });
@@ -227,7 +227,7 @@ describe('describeEffectiveConfig', () => {
       expect(output).not.toContain(SECRET.slice(0, 20));
       expect(output).not.toContain(DB_PASSWORD);
     }
-    expect(formatEffectiveConfig(settings)).toMatch(/^ACCESS_TOKEN_TTL\s+15m {2}\[file; file key lifetimes\.accessToken\]$/m);
+    expect(formatEffectiveConfig(settings)).toMatch(/^ACCESS_TOKEN_TTL\s+15m {2}\[file; file key ttl\.accessToken\]$/m);
   });
 
   it('masks the whole database URL when it cannot be parsed', () => {

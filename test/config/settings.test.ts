@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, VARIABLES } from '../../src/config/index.js';
+import { ConfigError, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET_A = 'a'.repeat(20) + '-newest-secret-0123';
@@ -42,15 +42,14 @@ describe('defaults', () => {
 
     expect(config).toMatchObject({
       nodeEnv: 'development',
-      host: '0.0.0.0',
-      port: 3000,
+      server: { host: '0.0.0.0', port: 3000, trustProxy: false, shutdownTimeout: 10, workers: 1 },
       issuer: 'http://localhost:3000',
-      database: { url: 'file:./data/gatehouse.db', flavour: 'sqlite', poolSize: 10 },
-      trustProxy: false,
-      bcryptCost: 12,
+      database: { url: 'file:./data/gatehouse.db', flavour: 'sqlite', poolSize: 10, autoMigrate: true, sweepInterval: 600 },
+      passwords: { minLength: 10, bcryptCost: 12 },
+      bruteForce: { failureWindow: 900, lockout: 900 },
       logLevel: 'info',
-      autoMigrate: true,
-      sweepIntervalSeconds: 600,
+      clientCache: 5,
+      auditRetention: 90 * 86400,
       demo: true,
       seedFile: join(cwd, 'prisma/seed.json'),
     });
@@ -76,14 +75,14 @@ describe('defaults', () => {
       dpop: true,
       registration: false,
     });
-    expect(config.authorizationPost).toBe(false);
+    expect(config.server.authorizationPost).toBe(false);
   });
 
   it('turns features on and off, and POST authorization follows an https issuer', () => {
     const config = load({ FEATURE_REGISTRATION: 'true', FEATURE_DPOP: 'off', ISSUER: 'https://id.example.com' });
     expect(config.features).toMatchObject({ registration: true, dpop: false });
-    expect(config.authorizationPost).toBe(true);
-    expect(load({ ISSUER: 'https://id.example.com', AUTHORIZATION_POST: 'false' }).authorizationPost).toBe(false);
+    expect(config.server.authorizationPost).toBe(true);
+    expect(load({ ISSUER: 'https://id.example.com', AUTHORIZATION_POST: 'false' }).server.authorizationPost).toBe(false);
   });
 
   it('the development issuer follows PORT', () => {
@@ -91,7 +90,7 @@ describe('defaults', () => {
   });
 
   it('an empty value means the default', () => {
-    expect(load({ PORT: '', BCRYPT_COST: '' })).toMatchObject({ port: 3000, bcryptCost: 12 });
+    expect(load({ PORT: '', BCRYPT_COST: '' })).toMatchObject({ server: { port: 3000 }, passwords: { bcryptCost: 12 } });
   });
 
   it('serves /metrics on PORT unless METRICS_PORT is set, on HOST unless METRICS_HOST is', () => {
@@ -115,7 +114,7 @@ describe('durations', () => {
       SWEEP_INTERVAL: '0',
     });
     expect(config.ttl).toMatchObject({ accessToken: 900, refreshToken: 1_209_600, idToken: 7200, authorizationCode: 90, interaction: 1800 });
-    expect(config.sweepIntervalSeconds).toBe(0);
+    expect(config.database.sweepInterval).toBe(0);
   });
 
   it('refuse zero (except where it means off), negatives, fractions and other units', () => {
@@ -195,7 +194,7 @@ describe('production', () => {
 
   it('requires TRUST_PROXY with an https ISSUER (Gatehouse itself serves plain HTTP behind a TLS proxy)', () => {
     expect(problemAbout(problemsOf({ ...PRODUCTION, TRUST_PROXY: 'false' }), 'TRUST_PROXY')).toMatch(/TLS-terminating proxy/);
-    expect(load(PRODUCTION).trustProxy).toBe(1);
+    expect(load(PRODUCTION).server.trustProxy).toBe(1);
   });
 
   it('refuses DEMO=true', () => {
@@ -272,7 +271,7 @@ describe('.env.example', () => {
         .map((line) => /^\s*(?:#\s*)?([A-Z][A-Z0-9_]*)=/.exec(line)?.[1])
         .filter((name): name is string => name !== undefined),
     );
-    expect([...documented].sort()).toStrictEqual(Object.keys(VARIABLES).sort());
+    expect([...documented].sort()).toStrictEqual(SETTING_ROWS.map((row) => row.setting.env).sort());
   });
 });
 

@@ -135,7 +135,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   // ---------------------------------------------------------------------------------------------
 
   /** Every route of the table, with made-up ids: access is decided before anything is looked up. */
-  const everyRoute = (): AdminRoute[] => adminRoutes({ config: { issuer: server.url, secrets: [TEST_SECRET] } as never, provider: server.gatehouse.provider, db: server.gatehouse.db, audit: { record: async () => {} } });
+  const everyRoute = (): AdminRoute[] => adminRoutes({ config: server.config, provider: server.gatehouse.provider, db: server.gatehouse.db, audit: { record: async () => {} } });
   const concrete = (route: AdminRoute) => route.path.replace(/:(\w+)/g, 'some-$1');
 
   async function expectEveryRouteRefuses(token: string | undefined, status: 401 | 403, error: string) {

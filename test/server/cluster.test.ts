@@ -1,11 +1,13 @@
 // WEB_CONCURRENCY=2 with the real process (`node --import tsx src/server.ts`): the primary applies
 // the migrations and starts two workers on one port; a sign-in whose requests land on both
 // workers works; a worker that dies is restarted; SIGTERM stops everything with exit 0 and
-// leaves no process behind; workers that cannot start make the primary give up with exit 1.
+// leaves no process behind; workers that cannot start make the primary give up with exit 1; an
+// old configuration file key is logged once, by the primary.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -142,12 +144,12 @@ describe('WEB_CONCURRENCY', () => {
   const load = (value?: string) => loadConfig({ NODE_ENV: 'test', SECRETS: TEST_SECRET, ...(value === undefined ? {} : { WEB_CONCURRENCY: value }) });
 
   it('is 1 (one process, no workers) unless set', () => {
-    expect(load().webConcurrency).toBe(1);
+    expect(load().server.workers).toBe(1);
   });
 
   it('takes a number of workers, or auto for one per CPU', () => {
-    expect(load('4').webConcurrency).toBe(4);
-    expect(load(' AUTO ').webConcurrency).toBe(Math.min(availableParallelism(), 64));
+    expect(load('4').server.workers).toBe(4);
+    expect(load(' AUTO ').server.workers).toBe(Math.min(availableParallelism(), 64));
   });
 
   it.each(['0', '-2', '1.5', 'many', '65'])('refuses %s, naming the variable', (value) => {
@@ -160,16 +162,28 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
   let database: TestDatabase;
   let cluster: Cluster;
   let metricsPort: number;
+  let configDir: string;
 
   beforeAll(async () => {
     database = await createTestDatabase(flavour);
     metricsPort = await freePort();
-    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' });
+    // METRICS_HOST from a configuration file, under its old key.
+    configDir = mkdtempSync(join(tmpdir(), 'gatehouse-cluster-'));
+    writeFileSync(join(configDir, 'gatehouse.yaml'), 'server: { metricsHost: 127.0.0.1 }\n');
+    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), CONFIG_FILE: join(configDir, 'gatehouse.yaml') });
     await until(() => cluster.logs.some((line) => line.msg === 'all 2 workers are listening'), 'both workers to listen', cluster);
   }, 120_000);
   afterAll(async () => {
     if (cluster.primary.exitCode === null && cluster.primary.signalCode === null) cluster.primary.kill('SIGKILL');
     await database?.drop();
+    if (configDir) rmSync(configDir, { recursive: true, force: true });
+  });
+
+  it('logs an old configuration file key once, in the primary, naming the new key', () => {
+    const warnings = cluster.logs.filter((line) => line.msg?.includes('server.metricsHost is now metrics.host'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40 });
+    expect(warnings[0]!.pid).toBeUndefined();
   });
 
   it('migrates once in the primary, then runs two workers that are its children', () => {
