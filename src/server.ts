@@ -16,7 +16,7 @@ import { createPasswordVerifier } from './people/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention } from './audit/log.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
-import { createSignInLimits } from './people/sign-in-limits.js';
+import { createSecondFactorLimits, createSignInLimits } from './people/sign-in-limits.js';
 import { startCounterSweeper } from './core/counters.js';
 import { installEngineHooks } from './oidc/hooks.js';
 import { listen } from './listen.js';
@@ -80,7 +80,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
     const mfa = createMfa(db, { secrets: config.secrets, audit });
     const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
-    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
+    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
