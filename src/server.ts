@@ -5,6 +5,7 @@ import { isClusterWorker, serveAsWorker, startPrimary, workerId } from './cluste
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { sealStoredArtifacts } from './artifacts/at-rest.js';
 import { createApp } from './http/app.js';
 import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -55,10 +56,18 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   return { provider, keys, renderPage, audit, hooks };
 }
 
+/** The SQL migrations, then the rewrite of rows stored before secret ids were hashed (artifacts/at-rest.ts). */
 async function applyMigrations(config: Config, logger: Logger): Promise<void> {
   const report = await migrate(config.database);
   if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
   if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  const db = await createDb({ ...config.database, poolSize: 1 });
+  try {
+    const rewritten = await sealStoredArtifacts(db, config.secrets);
+    if (rewritten) logger.info({ rewritten }, 'stored token, code and session ids hashed, their secret values encrypted');
+  } finally {
+    await db.close();
+  }
 }
 
 /** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
