@@ -5,6 +5,7 @@ import { isClusterWorker, serveAsWorker, startPrimary, workerId } from './cluste
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { sealStoredArtifacts } from './artifacts/at-rest.js';
 import { createApp } from './http/app.js';
 import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
@@ -16,7 +17,7 @@ import { createPasswordVerifier } from './people/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention } from './audit/log.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
-import { createSignInLimits } from './people/sign-in-limits.js';
+import { createSecondFactorLimits, createSignInLimits } from './people/sign-in-limits.js';
 import { startCounterSweeper } from './core/counters.js';
 import { installEngineHooks } from './oidc/hooks.js';
 import { listen } from './listen.js';
@@ -55,10 +56,18 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   return { provider, keys, renderPage, audit, hooks };
 }
 
+/** The SQL migrations, then the rewrite of rows stored before secret ids were hashed (artifacts/at-rest.ts). */
 async function applyMigrations(config: Config, logger: Logger): Promise<void> {
   const report = await migrate(config.database);
   if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
   if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  const db = await createDb({ ...config.database, poolSize: 1 });
+  try {
+    const rewritten = await sealStoredArtifacts(db, config.secrets);
+    if (rewritten) logger.info({ rewritten }, 'stored token, code and session ids hashed, their secret values encrypted');
+  } finally {
+    await db.close();
+  }
 }
 
 /** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
@@ -80,7 +89,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
     const mfa = createMfa(db, { secrets: config.secrets, audit });
     const verifyPassword = createPasswordVerifier(db, config.passwords.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
-    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);
+    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });

@@ -12,6 +12,7 @@ export const AUDIT_EVENT_TYPES = [
   'mfa.enrolled',
   'mfa.removed',
   'mfa.failure',
+  'mfa.locked',
   'mfa.recovery_code_used',
   'consent.given',
   'consent.revoked',

@@ -1,6 +1,7 @@
-// `gatehouse migrate` (and `npm run db:migrate`): apply pending migrations to DATABASE_URL.
+// `gatehouse migrate` (and `npm run db:migrate`): apply pending migrations to DATABASE_URL, then
+// rewrite artifacts stored before their secret ids were hashed (artifacts/at-rest.ts).
 import type { Command } from 'commander';
-import { loadConfiguration } from './context.js';
+import { loadConfiguration, withDatabase } from './context.js';
 import { note, printJson } from './io.js';
 
 export function registerMigrate(program: Command): void {
@@ -10,8 +11,11 @@ export function registerMigrate(program: Command): void {
     .description('Apply pending database migrations to DATABASE_URL and exit.')
     .option('--json', 'print the applied, already applied and unknown migrations as JSON')
     .action(async (options: { json?: boolean }) => {
-      const { migrate } = await import('../db/migrate.js');
-      const report = await migrate((await loadConfiguration()).database);
+      const config = await loadConfiguration();
+      const [{ migrate }, { sealStoredArtifacts }] = await Promise.all([import('../db/migrate.js'), import('../artifacts/at-rest.js')]);
+      const report = await migrate(config.database);
+      const rewritten = await withDatabase(({ db }) => sealStoredArtifacts(db, config.secrets), { config });
+      if (rewritten) note(`hashed the ids of ${rewritten} stored tokens, codes and sessions`);
       if (options.json) {
         printJson(report);
       } else {

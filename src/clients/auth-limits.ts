@@ -1,12 +1,15 @@
 // Limits on guessing client credentials at the engine's token, introspection, revocation, PAR and
-// device authorization endpoints: failures are counted per client_id, whatever the method
-// (secret, client_secret_jwt, private_key_jwt); the failure that reaches the limit locks the client,
-// and the engine then refuses it before checking any credential. oidc/hooks.ts installs the three
-// parts below: the replaced Client.find, the failure listener and the counting middleware.
+// device authorization endpoints: failures are counted per client_id and source address (IPv6 by
+// its /64), whatever the method (secret, client_secret_jwt, private_key_jwt); the failure that
+// reaches the limit locks that client *from that address*, and the engine then refuses it there
+// before checking any credential. Counting per client alone would let anyone lock any client out
+// by sending wrong secrets in its name; the rightful caller, elsewhere, keeps working. oidc/hooks.ts
+// installs the three parts below: the replaced Client.find, the failure listener and the counting
+// middleware.
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
-import { counter } from '../core/counters.js';
+import { counter, ipKey } from '../core/counters.js';
 import type { EngineMiddleware } from '../core/engine-types.js';
 import type { Logger } from '../core/logger.js';
 import type { DbHandle } from '../db/client.js';
@@ -41,23 +44,25 @@ export interface ClientAuthLimit {
 
 export function createClientAuthLimit({ db, settings, audit, logger, cacheSeconds = 0 }: ClientAuthLimitDeps): ClientAuthLimit {
   const clients = counter(db, 'client-auth', settings.clientMaxFailures, settings.failureWindow);
-  /** Lock states read recently, by client_id (bounded like the client cache). */
+  /** Lock states read recently, by counter key (bounded like the client cache). */
   const lockStates = new Map<string, { locked: boolean; until: number }>();
-  async function isLocked(clientId: string): Promise<boolean> {
-    const known = lockStates.get(clientId);
+  async function isLocked(key: string): Promise<boolean> {
+    const known = lockStates.get(key);
     if (known && known.until > Date.now()) return known.locked;
-    lockStates.delete(clientId);
-    const state = await clients.get(clientId);
+    lockStates.delete(key);
+    const state = await clients.get(key);
     const locked = !!state && state.consumedPoints >= settings.clientMaxFailures;
     if (cacheSeconds > 0) {
       if (lockStates.size >= 1000) lockStates.delete(lockStates.keys().next().value as string);
       const until = Date.now() + (state && locked ? state.msBeforeNext : cacheSeconds * 1000);
-      lockStates.set(clientId, { locked, until });
+      lockStates.set(key, { locked, until });
     }
     return locked;
   }
-  /** Requests whose client failed to authenticate, by the client they named. */
+  /** Requests whose client failed to authenticate, and the client they named. */
   const failures = new WeakMap<object, string>();
+  /** What a failure counts against: this client, from this address. */
+  const keyOf = (clientId: string, ip: string | undefined) => `${clientId} ${ipKey(ip)}`;
 
   return {
     // The engine's client authentication looks the client up by the presented client_id before it
@@ -67,7 +72,7 @@ export function createClientAuthLimit({ db, settings, audit, logger, cacheSecond
       return async function findClientUnlessLocked(id: string) {
         const ctx = Provider.ctx;
         if (ctx?.oidc && CLIENT_AUTHENTICATED_ROUTES.has(ctx.oidc.route ?? '') && !ctx.oidc.client && typeof id === 'string') {
-          if (await isLocked(id)) {
+          if (await isLocked(keyOf(id, ctx.ip))) {
             // Answered exactly like a wrong secret; error_detail only reaches our log.
             throw new errors.InvalidClientAuth('client is temporarily locked after too many failed authentications');
           }
@@ -86,11 +91,12 @@ export function createClientAuthLimit({ db, settings, audit, logger, cacheSecond
       await next();
       const clientId = failures.get(ctx);
       if (clientId === undefined) return;
-      lockStates.delete(clientId);
+      const key = keyOf(clientId, ctx.ip);
+      lockStates.delete(key);
       try {
-        const { consumedPoints } = await clients.penalty(clientId);
+        const { consumedPoints } = await clients.penalty(key);
         if (consumedPoints !== settings.clientMaxFailures) return;
-        await clients.block(clientId, settings.lockout);
+        await clients.block(key, settings.lockout);
         await audit.record({
           type: 'client_auth.locked',
           clientId,
@@ -102,7 +108,7 @@ export function createClientAuthLimit({ db, settings, audit, logger, cacheSecond
         logger.error({ err: error, clientId }, 'counting a failed client authentication failed');
       } finally {
         // Again once counted, in case a request read the state while this one was counting.
-        lockStates.delete(clientId);
+        lockStates.delete(key);
       }
     },
   };

@@ -74,7 +74,7 @@ export const SETTINGS = {
   server: {
     host: setting('HOST', text('0.0.0.0'), '0.0.0.0', 'Interface to listen on.'),
     port: setting('PORT', integer(0, 65535, '3000'), '3000', 'TCP port to listen on.'),
-    /** Express's `trust proxy` value; anything but `false` also makes the engine trust X-Forwarded-*. */
+    /** Express's `trust proxy` value: which X-Forwarded-* senders to believe (http/app.ts tells the engine only what Express decided). */
     trustProxy: setting(
       'TRUST_PROXY',
       trustProxy,

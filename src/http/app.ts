@@ -21,7 +21,7 @@ import { createInteractionRouter } from './interactions.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR } from './pages.js';
 import { logRequests } from './request-log.js';
-import { noStore, securityHeaders } from './security-headers.js';
+import { cacheControl, securityHeaders } from './security-headers.js';
 
 export interface AppDeps {
   config: Config;
@@ -42,10 +42,21 @@ export interface AppDeps {
 /**
  * The engine (a Koa app) answers its own routes; a request none of them matched is handed back
  * to Express (oidc/hooks.ts), so unknown paths get our 404 page or JSON like every other error.
+ *
+ * The engine believes X-Forwarded-* from any sender (Koa's `proxy`), so it is told exactly what
+ * Express decided instead: the client address Express computed under TRUST_PROXY (what the audit
+ * trail and a session's last-seen record), and the ISSUER's host and scheme (what every URL it
+ * builds, discovery's endpoints included, and its cookies' Secure flag follow). Whatever a caller
+ * sent in those headers never reaches it.
  */
-function mountEngine(provider: Provider): RequestHandler {
+function mountEngine(provider: Provider, issuer: string): RequestHandler {
   const engine = provider.callback();
+  const { host, protocol } = new URL(issuer);
+  const scheme = protocol.slice(0, -1);
   return function engineRoutes(req, res, next) {
+    req.headers['x-forwarded-for'] = req.ip ?? req.socket.remoteAddress ?? '';
+    req.headers['x-forwarded-host'] = host;
+    req.headers['x-forwarded-proto'] = scheme;
     whenUnmatched(req, next);
     void engine(req, res);
   };
@@ -61,7 +72,7 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.use(securityHeaders(config));
   app.use(createBrandingRouter(config.branding));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
-  app.use(noStore);
+  app.use(cacheControl);
   app.use(createHealthRouter(readiness, logger));
   // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
   if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
@@ -76,7 +87,7 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
       next(new AppError(405, 'invalid_request', { key: 'error.getOnly' }));
     });
   }
-  app.use(mountEngine(provider));
+  app.use(mountEngine(provider, config.issuer));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));
   return app;

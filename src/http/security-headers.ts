@@ -31,13 +31,17 @@ export function securityHeaders({ issuer }: { issuer: string }): RequestHandler 
   });
 }
 
-const CACHEABLE = new Set(['/.well-known/openid-configuration', ROUTES.jwks]);
+const PUBLIC_DOCUMENTS = new Set(['/.well-known/openid-configuration', ROUTES.jwks]);
 
 /**
- * Pages carry per-person state (sign-in, consent, errors) and must never be stored by a
- * browser or proxy. The engine marks its token responses no-store itself; this covers the rest.
+ * Discovery and the key set are the same for everyone (built from ISSUER, never from the request)
+ * and are meant to be cached, briefly: a rotated-in key must reach relying parties well within
+ * KEY_ACTIVATION_DELAY. Pages carry per-person state (sign-in, consent, errors) and must never be
+ * stored by a browser or proxy; the engine marks its token responses no-store itself.
  */
-export const noStore: RequestHandler = function noStore(req, res, next) {
-  if (!CACHEABLE.has(req.path)) res.set('Cache-Control', 'no-store');
+export const PUBLIC_DOCUMENT_CACHE = 'public, max-age=300';
+
+export const cacheControl: RequestHandler = function cacheControl(req, res, next) {
+  res.set('Cache-Control', PUBLIC_DOCUMENTS.has(req.path) ? PUBLIC_DOCUMENT_CACHE : 'no-store');
   next();
 };

@@ -3,12 +3,14 @@
 // AccessToken, RefreshToken, DeviceCode, ReplayDetection, PushedAuthorizationRequest,
 // RegistrationAccessToken, ...) lives in OidcArtifact, keyed by (model, id).
 //
+// Secret-bearing ids are stored hashed and secret values in payloads encrypted (artifacts/at-rest.ts).
 // Storage only: the policies applied on the way in (the admin scope refused in registrations,
 // pushed requests and device codes; where a session was last used) wrap this factory in
 // oidc/hooks.ts. Client secrets are sealed and opened here because that is their at-rest form
 // (clients/secrets.ts), as a database column's encoding would be.
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { openPayload, sealPayload, storedId } from '../artifacts/at-rest.js';
 import { createArtifactStore, type ArtifactRow, type Payload } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
@@ -34,9 +36,9 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-function toPayload(row: ArtifactRow | null): AdapterPayload | undefined {
+function toPayload(row: ArtifactRow | null, secrets: readonly string[]): AdapterPayload | undefined {
   if (!row) return undefined;
-  const payload = { ...row.payload } as AdapterPayload;
+  const payload = openPayload(row.payload, secrets) as AdapterPayload;
   if (row.consumedAt) payload.consumed = epochSeconds(row.consumedAt);
   return payload;
 }
@@ -117,8 +119,8 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,
-          id,
-          payload as Payload,
+          storedId(model, id),
+          sealPayload(model, payload as Payload, secrets),
           {
             // A grant is its own grant: indexing it by its id lets one delete end all of it.
             grantId: model === 'Grant' ? id : text(payload.grantId),
@@ -132,15 +134,15 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        return toPayload(await artifacts.find(model, id, now()));
+        return toPayload(await artifacts.find(model, storedId(model, id), now()), secrets);
       },
 
       async findByUid(uid) {
-        return toPayload(await artifacts.findBy(model, 'uid', uid, now()));
+        return toPayload(await artifacts.findBy(model, 'uid', uid, now()), secrets);
       },
 
       async findByUserCode(userCode) {
-        return toPayload(await artifacts.findBy(model, 'userCode', userCode, now()));
+        return toPayload(await artifacts.findBy(model, 'userCode', userCode, now()), secrets);
       },
 
       // Atomic: exactly one of any number of concurrent calls succeeds. The engine checks
@@ -148,10 +150,11 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       // same value in the meantime: treat it as replay, end the grant, and refuse this one.
       async consume(id) {
         const at = now();
-        if (await artifacts.consume(model, id, at)) return;
+        const key = storedId(model, id);
+        if (await artifacts.consume(model, key, at)) return;
         const label = GRANT_SOURCES[model];
         if (!label) throw new errors.InvalidRequest(`${model} was already used or has expired`);
-        const replayed = await artifacts.find(model, id, at);
+        const replayed = await artifacts.find(model, key, at);
         if (replayed?.consumedAt) {
           if (replayed.grantId) await artifacts.destroyByGrantId(replayed.grantId);
           throw new errors.InvalidGrant(`${label} already consumed`);
@@ -160,7 +163,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async destroy(id) {
-        await artifacts.destroy(model, id);
+        await artifacts.destroy(model, storedId(model, id));
       },
 
       async revokeByGrantId(grantId) {

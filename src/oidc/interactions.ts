@@ -6,18 +6,23 @@
 // engine's Interaction, as its `result` (the only open-ended field the engine persists), and
 // never in the form. Finishing the prompt replaces that result with the login.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { PasswordVerifier } from '../people/accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
+import type { SignInLimits } from '../people/sign-in-limits.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 
 /** Where the result keeps the pending second factor. */
 const PENDING_KEY = 'gatehouse_mfa';
 
-/** Wrong codes allowed per password step; then the password is asked again. */
+/**
+ * Wrong codes allowed per password step; then the password is asked again. Across password steps,
+ * the account's and the address's second-factor limits (people/sign-in-limits.ts) apply.
+ */
 export const MAX_SECOND_FACTOR_FAILURES = 5;
 
 const PendingSecondFactorSchema = z.object({
@@ -110,7 +115,7 @@ export interface InteractionSteps {
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits): InteractionSteps {
   const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
     provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, accountId: string) =>
@@ -131,6 +136,38 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     }
     await keepPending(req, res, { ...pending, failures });
     return 'wrong' as const;
+  }
+
+  /**
+   * One second-factor check under the limits: counted before the check, delayed by the account's
+   * earlier failures, refused unchecked while the account or the address is locked. A right code
+   * clears the account's count; a right password does not.
+   */
+  async function limitSecondFactor<T>(
+    req: IncomingMessage,
+    res: ServerResponse,
+    interaction: Interaction,
+    pending: PendingSecondFactor,
+    method: string,
+    origin: RequestOrigin,
+    check: () => Promise<T | null | false>,
+  ): Promise<T | 'wrong' | 'too_many_failures'> {
+    const attempt = await secondFactorLimits.begin(pending.accountId, origin.ip);
+    await sleep(attempt.delayMs);
+    const result = attempt.locked.length ? null : await check();
+    if (result) {
+      await attempt.succeeded();
+      return result;
+    }
+    const clientId = interaction.params.client_id;
+    for (const scope of await attempt.failed()) {
+      const { lockout: lockoutSeconds, failureWindow: windowSeconds } = secondFactorLimits.settings;
+      await audit.record({ type: 'mfa.locked', accountId: pending.accountId, clientId, ...origin, details: { scope, method, lockoutSeconds, windowSeconds } });
+    }
+    if (!attempt.locked.length) return countFailure(req, res, interaction, pending, method, origin);
+    await audit.record({ type: 'mfa.failure', accountId: pending.accountId, clientId, ...origin, details: { method, reason: 'locked', locked: attempt.locked } });
+    await keepPending(req, res, undefined);
+    return 'too_many_failures';
   }
 
   return {
@@ -190,22 +227,23 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     describeEnrolment: (pending) => mfa.describeEnrolment(pending.accountId),
 
     async submitTotpCode(req, res, interaction, pending, code, origin) {
-      if (!(await mfa.verifyCode(pending.accountId, code))) return countFailure(req, res, interaction, pending, 'totp', origin);
+      const outcome = await limitSecondFactor(req, res, interaction, pending, 'totp', origin, () => mfa.verifyCode(pending.accountId, code));
+      if (outcome !== true) return outcome;
       await finishWithSecondFactor(req, res, pending.accountId);
       return 'finished';
     },
 
     async submitRecoveryCode(req, res, interaction, pending, code, origin) {
-      const used = await mfa.useRecoveryCode(pending.accountId, code);
-      if (!used) return countFailure(req, res, interaction, pending, 'recovery_code', origin);
+      const used = await limitSecondFactor(req, res, interaction, pending, 'recovery_code', origin, () => mfa.useRecoveryCode(pending.accountId, code));
+      if (used === 'wrong' || used === 'too_many_failures') return used;
       await audit.record({ type: 'mfa.recovery_code_used', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { remaining: used.remaining } });
       await finishWithSecondFactor(req, res, pending.accountId);
       return 'finished';
     },
 
     async confirmEnrolment(req, res, interaction, pending, code, origin) {
-      const codes = await mfa.confirmEnrolment(pending.accountId, code);
-      if (!codes) return countFailure(req, res, interaction, pending, 'enrolment', origin);
+      const codes = await limitSecondFactor(req, res, interaction, pending, 'enrolment', origin, () => mfa.confirmEnrolment(pending.accountId, code));
+      if (codes === 'wrong' || codes === 'too_many_failures') return codes;
       await audit.record({ type: 'mfa.enrolled', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method: 'totp' } });
       await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0 });
       return codes;

@@ -227,7 +227,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
   };
 
   const provider = new Provider(config.issuer, configuration);
-  // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
-  provider.proxy = config.server.trustProxy !== false;
+  // The engine reads the client address, host and scheme from X-Forwarded-*, which http/app.ts
+  // always sets itself from Express's view (TRUST_PROXY) and the ISSUER: never the caller's.
+  provider.proxy = true;
   return provider;
 }

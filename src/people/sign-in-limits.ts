@@ -1,10 +1,15 @@
-// Limits on guessing passwords. Every attempt is counted before the password is checked, per
-// account and per client IP, so parallel guesses cannot slip past the limit. The account is the
-// normalized email, hashed: unknown emails are limited exactly like known ones (nothing tells them
-// apart) and the table never holds what people typed. An attempt first waits delayStepMs for each
-// earlier attempt on the account in the window; the failure that reaches a limit locks the account
-// or the IP for lockoutSeconds, and a locked attempt is refused without looking at the password.
-// A success clears the account's counter and takes back its own count on the IP.
+// Limits on guessing passwords and second factors. Every attempt is counted before the secret is
+// checked, per account and per client IP, so parallel guesses cannot slip past the limit. An
+// attempt first waits delayStepMs for each earlier attempt on the account in the window; the
+// failure that reaches a limit locks the account or the IP for lockoutSeconds, and a locked attempt
+// is refused without looking at the secret. A success clears the account's counter of that kind
+// and takes back its own count on the IP.
+//
+// Passwords and second factors (TOTP codes, recovery codes, later passkeys) count separately: a
+// right password must not clear the count of wrong codes, or knowing the password would allow
+// endless code guesses. For passwords the account is the normalized email, hashed: unknown emails
+// are limited exactly like known ones (nothing tells them apart) and the table never holds what
+// people typed; a second factor is asked only of a known account, so it is counted by account id.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import { counter, ipKey } from '../core/counters.js';
@@ -32,19 +37,32 @@ export interface SignInAttempt {
 }
 
 export interface SignInLimits {
-  /** Counts an attempt (before the password is checked) and says whether it may go ahead. */
-  begin(email: string, ip: string | null | undefined): Promise<SignInAttempt>;
+  /**
+   * Counts an attempt (before the secret is checked) and says whether it may go ahead. `account`
+   * is the email typed (passwords) or the account id (second factors).
+   */
+  begin(account: string, ip: string | null | undefined): Promise<SignInAttempt>;
   readonly settings: BruteForceSettings;
 }
 
+/** Limits on password guesses, per (hashed) email and per IP. */
 export function createSignInLimits(db: DbHandle, settings: BruteForceSettings): SignInLimits {
-  const accounts = counter(db, 'sign-in:account', settings.accountMaxFailures, settings.failureWindow);
-  const ips = counter(db, 'sign-in:ip', settings.ipMaxFailures, settings.failureWindow);
+  return createAttemptLimits(db, settings, 'sign-in', accountKey);
+}
+
+/** Limits on second-factor guesses (TOTP and recovery codes), per account id and per IP, apart from passwords'. */
+export function createSecondFactorLimits(db: DbHandle, settings: BruteForceSettings): SignInLimits {
+  return createAttemptLimits(db, settings, 'second-factor', (accountId) => accountId);
+}
+
+function createAttemptLimits(db: DbHandle, settings: BruteForceSettings, kind: string, keyOfAccount: (account: string) => string): SignInLimits {
+  const accounts = counter(db, `${kind}:account`, settings.accountMaxFailures, settings.failureWindow);
+  const ips = counter(db, `${kind}:ip`, settings.ipMaxFailures, settings.failureWindow);
 
   return {
     settings,
-    async begin(email, ip) {
-      const keys = { account: accountKey(email), ip: ipKey(ip) };
+    async begin(who, ip) {
+      const keys = { account: keyOfAccount(who), ip: ipKey(ip) };
       const [account, address] = await Promise.all([accounts.penalty(keys.account), ips.penalty(keys.ip)]);
       const locked: LockScope[] = [];
       if (account.consumedPoints > settings.accountMaxFailures) locked.push('account');

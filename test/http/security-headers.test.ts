@@ -1,6 +1,6 @@
 // Response headers and cookies: a strict Content-Security-Policy and friends on every page,
 // no-store on every page we render, HttpOnly/SameSite cookies, and Secure cookies and https
-// URLs behind a TLS-terminating proxy only when TRUST_PROXY says to believe it. Headers do not
+// URLs whenever the ISSUER is https (test/http/forwarded-headers.test.ts: what a caller forwards). Headers do not
 // depend on the database, so SQLite is enough here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, findForm } from '../helpers/browser.js';
@@ -110,12 +110,12 @@ describe('security headers on an http issuer', () => {
     expect(json.headers.get('cache-control')).toBe('no-store');
   });
 
-  it('sets them on discovery and the keys, which stay cacheable', async () => {
+  it('sets them on discovery and the keys, which caches may keep for five minutes', async () => {
     for (const path of ['/.well-known/openid-configuration', '/jwks']) {
       const response = await fetch(`${server.issuer}${path}`);
       expect(response.status).toBe(200);
       expectBaseline(response.headers);
-      expect(response.headers.get('cache-control')).toBeNull();
+      expect(response.headers.get('cache-control')).toBe('public, max-age=300');
     }
   });
 
@@ -192,22 +192,21 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
     });
     afterAll(async () => server?.close());
 
-    it('ignores X-Forwarded-Proto: cookies are not Secure', async () => {
-      const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
+    it('marks cookies Secure because the ISSUER is https, whatever X-Forwarded-Proto says', async () => {
+      const response = await new Browser(server.url).request(authorizePath(), { headers: { 'x-forwarded-proto': 'http' } });
       expect(response.status).toBe(303);
       expect(response.headers.get('location')).toMatch(/^\/interaction\//);
       const cookies = response.headers.getSetCookie();
       expect(cookies.length).toBeGreaterThan(0);
-      for (const cookie of cookies) expect(cookie).not.toMatch(/;\s*secure/i);
-      // The issuer is https, so HSTS is sent (browsers only heed it over https).
+      for (const cookie of cookies) expect(cookie).toMatch(/;\s*secure/i);
       expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
     });
 
-    it('ignores X-Forwarded-Proto: discovery shows http endpoints', async () => {
-      const response = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: forwarded });
+    it('names https endpoints from the ISSUER in discovery, whatever X-Forwarded-Proto says', async () => {
+      const response = await fetch(`${server.url}/.well-known/openid-configuration`, { headers: { 'x-forwarded-proto': 'http' } });
       const discovery = (await response.json()) as Record<string, unknown>;
-      expect(discovery.authorization_endpoint).toMatch(/^http:\/\/.*\/authorize$/);
-      expect(discovery.token_endpoint).toMatch(/^http:\/\/.*\/token$/);
+      expect(discovery.authorization_endpoint).toBe(`${HTTPS_ISSUER}/authorize`);
+      expect(discovery.token_endpoint).toBe(`${HTTPS_ISSUER}/token`);
     });
   });
 });

@@ -1,6 +1,7 @@
 // The storage contract oidc-provider relies on, checked against our Prisma adapter on SQLite
 // and PostgreSQL alike. Time is a controlled clock that tests advance: nothing sleeps for expiry
 // (only the sweeper test waits, for its real interval timer).
+import { storedId } from '../../src/artifacts/at-rest.js';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -121,7 +122,8 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
   let adapter: (model: string) => Adapter;
 
   /** The raw row, expired or not: what is really in the table. */
-  const row = (model: string, id: string) => db.prisma.oidcArtifact.findUnique({ where: { model_id: { model, id } } });
+  /** The row the engine's `id` is stored under (secret ids are hashed, artifacts/at-rest.ts). */
+  const row = (model: string, id: string) => db.prisma.oidcArtifact.findUnique({ where: { model_id: { model, id: storedId(model, id) } } });
 
   beforeAll(async () => {
     database = await createTestDatabase(flavour);

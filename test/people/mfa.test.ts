@@ -373,6 +373,38 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     expect(late.status).toBe(400);
   });
 
+  it('counts wrong codes against the account across password steps: once locked, a right password does not help, nor a right code or recovery code', async () => {
+    const mallory = await newPerson();
+    const { secret, recoveryCodes } = await enrol(mallory);
+    const browser = new Browser(server.issuer);
+    const { page } = await authorize(browser, WEB);
+    // The attack: the password is known, codes are guessed; five per password step.
+    let current: Visited = await password(browser, page, mallory);
+    const started = performance.now();
+    for (let attempt = 1; attempt <= 5; attempt++) current = await submit(browser, current, '/mfa', { code: await wrongCode(secret) });
+    // Each earlier failure made the next answer wait (SIGN_IN_DELAY_STEP_MS, 250 ms): 0 + 250 + 500 + 750 + 1000.
+    expect(performance.now() - started).toBeGreaterThan(2400);
+    expect(isSignInPage(current)).toBe(true);
+    expect(await events(mallory.id, 'mfa.locked')).toEqual([expect.objectContaining({ details: expect.objectContaining({ scope: 'account', method: 'totp' }) })]);
+
+    // Entering the password again (which is right) clears nothing: the account's second factor stays locked.
+    const again = await authorize(browser, WEB);
+    const codePage = await password(browser, again.page, mallory);
+    expect(isCodePage(codePage)).toBe(true);
+    const right = await submit(browser, codePage, '/mfa', { code: await nextCode(secret) });
+    expect(right.status).toBe(401);
+    expect(right.redirectedTo).toBeUndefined();
+    expect(right.html).toContain('Too many incorrect codes');
+
+    const third = await authorize(browser, WEB);
+    const recovery = await submit(browser, await password(browser, third.page, mallory), '/recovery', { recovery_code: recoveryCodes[0] as string });
+    expect(recovery.status).toBe(401);
+    expect(recovery.redirectedTo).toBeUndefined();
+    // Refused unchecked: the recovery code was not spent.
+    expect(await server.gatehouse.db.prisma.recoveryCode.count({ where: { userId: mallory.id, usedAt: { not: null } } })).toBe(0);
+    expect((await events(mallory.id, 'mfa.failure')).filter((event) => (event.details as { reason?: string } | null)?.reason === 'locked')).toHaveLength(2);
+  });
+
   it('resets MFA for a person: secret and recovery codes removed, password-only sign-in again', async () => {
     const kate = await newPerson();
     await enrol(kate);

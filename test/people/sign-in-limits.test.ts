@@ -1,5 +1,5 @@
 // Brute-force limits: failed sign-ins per account and per IP (increasing delay, then a temporary
-// lockout that looks exactly like a wrong password), failed client authentications per client,
+// lockout that looks exactly like a wrong password), failed client authentications per client and source address,
 // counters shared by every instance on one database, and sign-in answers that take as long for
 // an unknown email as for a wrong password.
 import { randomUUID } from 'node:crypto';
@@ -156,7 +156,7 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
     });
   });
 
-  describe('failed client authentications per client', () => {
+  describe('failed client authentications per client and address', () => {
     const machine = (id: string, extra: Record<string, unknown> = {}) => ({
       client_id: id,
       client_secret: `${id}-secret-0123456789-0123456789-0123456789`,
@@ -167,15 +167,16 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
     });
     const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
 
-    async function token(target: TestGatehouse, form: Record<string, string>, authorization?: string) {
-      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': '192.0.2.9' };
+    /** The attacker's address unless another is given (TRUST_PROXY makes X-Forwarded-For the source). */
+    async function token(target: TestGatehouse, form: Record<string, string>, authorization?: string, from = '192.0.2.9') {
+      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from };
       if (authorization) headers.authorization = authorization;
       const response = await fetch(`${target.url}/token`, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     }
-    const credentials = (target: TestGatehouse, id: string, secret: string) => token(target, { grant_type: 'client_credentials' }, basic(id, secret));
+    const credentials = (target: TestGatehouse, id: string, secret: string, from?: string) => token(target, { grant_type: 'client_credentials' }, basic(id, secret), from);
 
-    it('locks a client after the configured wrong secrets, refuses its right secret while locked, and leaves other clients alone', async () => {
+    it('locks a client from the address that sent the wrong secrets, refuses its right secret there, and leaves the rightful caller elsewhere and other clients alone', async () => {
       const locked = machine('locked-app');
       const other = machine('other-app');
       await server.addClient(locked);
@@ -192,10 +193,13 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
       // Every endpoint that authenticates clients.
       const introspection = await fetch(`${server.url}/token/introspection`, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(locked.client_id, locked.client_secret) },
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': '192.0.2.9', authorization: basic(locked.client_id, locked.client_secret) },
         body: new URLSearchParams({ token: 'whatever' }).toString(),
       });
       expect(introspection.status).toBe(401);
+      // The attack locked only the attacker's address: the client itself, calling from its own, is served on both instances.
+      expect((await credentials(server, locked.client_id, locked.client_secret, '198.51.100.20')).status).toBe(200);
+      expect((await credentials(twin, locked.client_id, locked.client_secret, '198.51.100.20')).status).toBe(200);
 
       expect((await credentials(server, other.client_id, other.client_secret)).status).toBe(200);
       const rows = await auditRows(server, 'client_auth.locked');

@@ -1,0 +1,119 @@
+// What the engine's artifacts look like at rest, so that a read-only copy of the database (a
+// leaked backup, a read-only SQL injection elsewhere) yields no working token, code or session:
+//
+// - a model whose id is itself a bearer secret (tokens, codes, a session cookie's value, a pushed
+//   request's request_uri, registration tokens) is keyed by a SHA-256 of the id, never the id;
+// - payloads do not repeat such a value in the clear: the id (`jti`), and in an Interaction the
+//   session cookie, the device code and the pushed request it belongs to, travel encrypted with
+//   SECRETS under SEALED_KEY. Lookups by id recompute the hash; lookups by uid and user code (the
+//   engine then needs the id back) decrypt it.
+//
+// Hashing needs no key: the ids are 128 bits or more of randomness, so the hash cannot be reversed
+// or guessed. sealStoredArtifacts() rewrites rows stored before this (once per database).
+import { createHash } from 'node:crypto';
+import { decrypt, encrypt } from '../core/secrets.js';
+import type { DbHandle } from '../db/client.js';
+import { createSettingStore } from '../db/settings.js';
+import type { Payload } from './store.js';
+
+/** Models whose id is a bearer secret (Grant, Interaction and ReplayDetection ids are not). */
+const SECRET_ID_MODELS = new Set([
+  'Session',
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PushedAuthorizationRequest',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+]);
+
+/** Never part of an engine id (its ids are base64url), so a hashed key cannot collide with a raw one. */
+const HASHED_PREFIX = 'sha256:';
+/** Where a payload keeps its secret values, encrypted. */
+export const SEALED_KEY = 'gatehouse_sealed';
+
+/** The key a row is stored under. */
+export function storedId(model: string, id: string): string {
+  return SECRET_ID_MODELS.has(model) ? `${HASHED_PREFIX}${createHash('sha256').update(id, 'utf8').digest('base64url')}` : id;
+}
+
+/** The secret values in a payload, by the path they came from (a dot means nested). */
+function secretsIn(model: string, payload: Payload): Record<string, string> {
+  const found: Record<string, string> = {};
+  if (SECRET_ID_MODELS.has(model) && typeof payload.jti === 'string') found.jti = payload.jti;
+  if (model === 'Interaction') {
+    const session = payload.session as { cookie?: unknown } | undefined;
+    if (typeof session?.cookie === 'string') found['session.cookie'] = session.cookie;
+    if (typeof payload.deviceCode === 'string') found.deviceCode = payload.deviceCode;
+    if (typeof payload.parJti === 'string') found.parJti = payload.parJti;
+  }
+  return found;
+}
+
+/** The payload to store: every secret value removed and kept encrypted under SEALED_KEY. */
+export function sealPayload(model: string, payload: Payload, secrets: readonly string[]): Payload {
+  const found = secretsIn(model, payload);
+  if (Object.keys(found).length === 0) return payload;
+  const sealed: Payload = { ...payload, [SEALED_KEY]: encrypt(JSON.stringify(found), secrets) };
+  for (const path of Object.keys(found)) {
+    if (path !== 'session.cookie') delete sealed[path];
+    else {
+      const { cookie: _cookie, ...session } = payload.session as Record<string, unknown>;
+      sealed.session = session;
+    }
+  }
+  return sealed;
+}
+
+/** The payload as the engine stored it. */
+export function openPayload(payload: Payload, secrets: readonly string[]): Payload {
+  const sealed = payload[SEALED_KEY];
+  if (typeof sealed !== 'string') return payload;
+  const found = JSON.parse(decrypt(sealed, secrets).plaintext) as Record<string, string>;
+  const { [SEALED_KEY]: _sealed, ...opened } = payload;
+  for (const [path, value] of Object.entries(found)) {
+    if (path === 'session.cookie') opened.session = { ...(opened.session as Record<string, unknown>), cookie: value };
+    else opened[path] = value;
+  }
+  return opened;
+}
+
+const MIGRATION_SETTING = 'artifacts.at_rest';
+const MIGRATION_VERSION = 'sha256-ids+sealed-payloads';
+const BATCH = 500;
+
+/**
+ * Rewrites artifacts stored before ids were hashed and payloads sealed, in batches; each row is
+ * rewritten only if it is still as it was read, so instances starting together do the work once.
+ * Recorded in the Setting table, so later starts skip it. Returns how many rows it rewrote.
+ */
+export async function sealStoredArtifacts(db: DbHandle, secrets: readonly string[]): Promise<number> {
+  const settings = createSettingStore(db);
+  if ((await settings.get(MIGRATION_SETTING)) === MIGRATION_VERSION) return 0;
+  let rewritten = 0;
+  for (const model of [...SECRET_ID_MODELS, 'Interaction']) {
+    for (let after = ''; ; ) {
+      const rows = await db.prisma.oidcArtifact.findMany({ where: { model, id: { gt: after } }, orderBy: { id: 'asc' }, take: BATCH, select: { id: true, payload: true } });
+      if (!rows.length) break;
+      after = rows.at(-1)?.id as string;
+      for (const row of rows) {
+        const payload = row.payload as Payload;
+        if (row.id.startsWith(HASHED_PREFIX) || payload[SEALED_KEY] !== undefined) continue;
+        if (!SECRET_ID_MODELS.has(model) && Object.keys(secretsIn(model, payload)).length === 0) continue;
+        // A secret-id model's id is its jti: kept (sealed) even where the payload lacked it.
+        const complete = SECRET_ID_MODELS.has(model) ? { ...payload, jti: row.id } : payload;
+        const { count } = await db.prisma.oidcArtifact.updateMany({
+          where: { model, id: row.id },
+          data: { id: storedId(model, row.id), payload: sealPayload(model, complete, secrets) as object },
+        });
+        rewritten += count;
+      }
+    }
+  }
+  await settings.getOrCreate(MIGRATION_SETTING, MIGRATION_VERSION);
+  if ((await settings.get(MIGRATION_SETTING)) !== MIGRATION_VERSION) await settings.set(MIGRATION_SETTING, MIGRATION_VERSION);
+  return rewritten;
+}
