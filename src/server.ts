@@ -21,6 +21,7 @@ import { recordEngineEvents } from './audit/hooks.js';
 import { createAuditLog, startAuditRetention } from './audit/log.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
 import { createSignInLimits, installClientAuthLimit, startCounterSweeper } from './people/sign-in-limits.js';
+import { limitUserCodeGuesses } from './oidc/device-flow.js';
 import { ensureDemo, type Demo } from './seed/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
@@ -91,6 +92,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, auditEvents } = await createEngine(config, db, logger, metrics);
     installClientAuthLimit(provider, { db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCacheSeconds });
+    if (config.features.deviceFlow) limitUserCodeGuesses(provider, { db, settings: config.bruteForce, audit });
     const mfa = createMfa(db, { secrets: config.secrets, audit });
     const verifyPassword = createPasswordVerifier(db, config.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
     const steps = createInteractionSteps(provider, verifyPassword, audit, mfa);

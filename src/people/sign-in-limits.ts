@@ -28,7 +28,7 @@ type BruteForceSettings = Config['bruteForce'];
 export const MAX_SIGN_IN_DELAY_MS = 5000;
 
 /** A counter in the RateLimiterFlexible table whose window starts at its first point. */
-function counter(db: Db, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrisma {
+export function counter(db: Db, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrisma {
   // Expired rows are deleted by startCounterSweeper, not by a timer per limiter.
   return new RateLimiterPrisma({ storeClient: db.prisma, tableName: 'rateLimiterFlexible', keyPrefix, points, duration: windowSeconds, clearExpiredByTimeout: false });
 }

@@ -117,6 +117,7 @@ export const en = {
   'device.error.alreadyUsed': 'That code has already been used. Start again on your device to get a new code.',
   'device.error.stale': 'This page had expired. Enter the code again.',
   'device.error.other': 'Something went wrong. Enter the code again, or start again on your device.',
+  'device.error.locked': 'Too many wrong codes were entered from this browser or network. Enter the code again in {minutes} min.',
   'device.notice.aborted': 'You denied access, so the device was not signed in. You can close this window.',
 
   // Sign-out (views/logout.ejs, views/signed-out.ejs).

@@ -111,6 +111,7 @@ export const ko: Messages = {
   'device.error.alreadyUsed': '이미 사용된 코드입니다. 기기에서 다시 시작하여 새 코드를 받으십시오.',
   'device.error.stale': '페이지가 만료되었습니다. 코드를 다시 입력해 주십시오.',
   'device.error.other': '문제가 발생했습니다. 코드를 다시 입력하시거나 기기에서 다시 시작해 주십시오.',
+  'device.error.locked': '이 브라우저 또는 네트워크에서 잘못된 코드가 너무 많이 입력되었습니다. {minutes}분 후에 코드를 다시 입력해 주십시오.',
   'device.notice.aborted': '접근을 거부하셨으므로 기기는 로그인되지 않았습니다. 이 창은 닫으셔도 됩니다.',
 
   'logout.title': '로그아웃',
