@@ -111,6 +111,12 @@ export function createUserStore(db: DbHandle) {
       return count === 1;
     },
 
+    /** The same TOTP secret sealed anew (newest secret, current format); false when it changed meanwhile. */
+    async resealTotpSecret(id: string, was: string, sealed: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, totpSecretEncrypted: was }, data: { totpSecretEncrypted: sealed } });
+      return count === 1;
+    },
+
     /** Removes TOTP and recovery codes (an admin's reset). True when there was something to remove. */
     resetMfa: (id: string) =>
       prisma.$transaction(async (tx) => {
