@@ -186,7 +186,7 @@ export const VARIABLES = {
     default: 'development',
     doc: 'development (demo data, generated secret allowed) or production (strict).',
   },
-  HOST: { schema: z.string().trim().min(1, 'must not be empty (e.g. 0.0.0.0)'), default: '0.0.0.0', doc: 'Interface to listen on.' },
+  HOST: { schema: z.string().trim().min(1, 'must not be empty (e.g. 0.0.0.0)').optional(), default: undefined, doc: 'Interface to listen on. Default: 127.0.0.1 (this machine only) outside production, 0.0.0.0 in production.' },
   PORT: { schema: integer(0, 65535, '3000'), default: '3000', doc: 'TCP port to listen on.' },
   METRICS_PORT: {
     schema: integer(1, 65535, '9464').optional(),
@@ -526,6 +526,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const nodeEnv = raw.NODE_ENV as Config['nodeEnv'];
   const production = nodeEnv === 'production' || (env.NODE_ENV ?? '').trim() === 'production';
   const port = raw.PORT as number;
+  const host = (raw.HOST as string | undefined) ?? (production ? '0.0.0.0' : '127.0.0.1');
   if (raw.METRICS_PORT !== undefined && raw.METRICS_PORT === port) problems.push(`METRICS_PORT: must differ from PORT (${port}), or be left unset to serve /metrics on PORT`);
   if (raw.METRICS_HOST !== undefined && raw.METRICS_PORT === undefined) problems.push('METRICS_HOST: applies only with METRICS_PORT (e.g. METRICS_PORT=9464); set both or neither');
 
@@ -648,7 +649,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
 
   return deepFreeze({
     nodeEnv,
-    host: raw.HOST as string,
+    host,
     port,
     issuer: issuer as string,
     database: { url: databaseUrl, flavour: flavour as DatabaseFlavour, poolSize: raw.DATABASE_POOL_SIZE as number },
@@ -700,7 +701,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     clientCacheSeconds: raw.CLIENT_CACHE_TTL as number,
     shutdownTimeoutSeconds: raw.SHUTDOWN_TIMEOUT as number,
     webConcurrency: raw.WEB_CONCURRENCY as number,
-    metrics: { port: raw.METRICS_PORT as number | undefined, host: (raw.METRICS_HOST as string | undefined) ?? (raw.HOST as string) },
+    metrics: { port: raw.METRICS_PORT as number | undefined, host: (raw.METRICS_HOST as string | undefined) ?? host },
     demo,
     seedFile: pathOf('SEED_FILE', raw.SEED_FILE as string),
     keys: {
@@ -760,6 +761,8 @@ function maskDatabaseUrl(url: string): { value: string; masked: boolean } {
 /** Settings whose default depends on other settings: their value in effect, read from the Config. */
 function derivedValue(name: VariableName, config: Config): string | undefined {
   switch (name) {
+    case 'HOST':
+      return config.host;
     case 'ISSUER':
       return config.issuer;
     case 'AUTHORIZATION_POST':

@@ -176,6 +176,8 @@ export const en = {
   'demo.signedIn': 'Signed in. The app received an authorization code (state {state}, issuer {issuer}).',
   'demo.exchange': 'Exchange it for tokens within a minute:',
   'demo.nothing': 'Nothing was received.',
+  'demo.badCode': 'That is not an authorization code Gatehouse issues, so no command to exchange it is shown.',
+  'demo.secretHidden': 'The client secret is shown only in a browser on the machine Gatehouse runs on. It is printed in the console where Gatehouse was started.',
   'demo.again': 'Sign in again',
 
   // The account page (views/account*.ejs, src/http/account.ts).

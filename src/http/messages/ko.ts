@@ -165,6 +165,8 @@ export const ko: Messages = {
   'demo.signedIn': '로그인되었습니다. 앱이 인가 코드를 받았습니다(state {state}, 발급자 {issuer}).',
   'demo.exchange': '1분 안에 토큰으로 교환하십시오.',
   'demo.nothing': '받은 것이 없습니다.',
+  'demo.badCode': 'Gatehouse가 발급하는 인가 코드가 아니므로 교환 명령을 표시하지 않습니다.',
+  'demo.secretHidden': '클라이언트 시크릿은 Gatehouse가 실행 중인 컴퓨터의 브라우저에서만 표시됩니다. Gatehouse를 시작한 콘솔에 출력되어 있습니다.',
   'demo.again': '다시 로그인',
   'account.title': '내 계정',
   'account.lead': '{email} 계정으로 로그인되어 있습니다',
