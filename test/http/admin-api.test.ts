@@ -420,6 +420,27 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect((await api.get('/users/no-such-user')).status).toBe(404);
   });
 
+  it('searches users for % and _ as the characters they are, not as wildcards', async () => {
+    const people = { 'under_score@wild.test': null, 'underxscore@wild.test': null, 'plain@wild.test': '100% Plain_Name', 'other@wild.test': '100 percent!' };
+    for (const [email, name] of Object.entries(people)) expect((await api.post('/users', { email, password: PASSWORD, ...(name ? { name } : {}) })).status).toBe(201);
+    const found = async (search: string) => {
+      const page = await api.get(`/users?${new URLSearchParams({ search })}`);
+      expect(page.status).toBe(200);
+      return UserPage.parse(page.body).users.map((u) => u.email).filter((email) => email.endsWith('@wild.test'));
+    };
+    // Unescaped, "%" and "_" matched every user, and "under_score" its look-alike too.
+    expect(await found('%')).toEqual(['plain@wild.test']);
+    expect(await found('_')).toEqual(['plain@wild.test', 'under_score@wild.test']);
+    expect(await found('under_score')).toEqual(['under_score@wild.test']);
+    expect(await found('100%')).toEqual(['plain@wild.test']);
+    expect(await found('0% Plain_N')).toEqual(['plain@wild.test']);
+    expect(await found('%@wild')).toEqual([]);
+    expect(await found('!')).toEqual(['other@wild.test']);
+    expect(await found('!%')).toEqual([]);
+    expect(UserPage.parse((await api.get('/users?search=%25')).body).total).toBe(1);
+    expect(await found('a\u0000b')).toEqual([]);
+  });
+
   it('a disabled user cannot sign in (the same message as a wrong password) and loses sessions and grants', async () => {
     const created = await api.post('/users', { email: 'dora@example.com', password: PASSWORD });
     const dora = created.body.id as string;
