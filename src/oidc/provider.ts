@@ -8,7 +8,7 @@ import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
-import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
+import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
@@ -234,6 +234,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
   installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
+  refuseUnregisteredAdminScope(provider);
   correctTokenEndpointErrors(provider);
   renderFormPostPages(provider, renderPage);
   if (features.deviceFlow) {

@@ -169,6 +169,23 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     await expectEveryRouteRefuses(await clientCredentialsToken(worker, ''), 403, 'insufficient_scope');
   });
 
+  it('refuses admin at /token to a client registered without any scope: invalid_scope, and no token is stored', async () => {
+    const scopeless = await registerClient({ client_id: 'scopeless-worker', grant_types: ['client_credentials'] });
+    const stored = () => server.gatehouse.db.prisma.oidcArtifact.count({ where: { model: 'ClientCredentials', clientId: 'scopeless-worker' } });
+    for (const scope of ['admin', 'openid admin', 'admin offline_access']) {
+      const refused = await tokenFor(scopeless, { grant_type: 'client_credentials', scope });
+      expect(refused.status, scope).toBe(400);
+      expect(refused.body, scope).toMatchObject({ error: 'invalid_scope', scope: 'admin' });
+    }
+    expect(await stored()).toBe(0);
+    // It still gets tokens without admin, which open nothing here.
+    const plain = await tokenFor(scopeless, { grant_type: 'client_credentials' });
+    expect(plain.status).toBe(200);
+    expect(plain.body.scope).toBeUndefined();
+    expect(await stored()).toBe(1);
+    await expectEveryRouteRefuses(plain.body.access_token, 403, 'insufficient_scope');
+  });
+
   it('refuses an admin client token that was asked without the admin scope (403)', async () => {
     const token = await clientCredentialsToken(admin, '');
     expect((await call('get', '/clients', token)).status).toBe(403);
