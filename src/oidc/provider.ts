@@ -233,6 +233,9 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, log
   const provider = new Provider(config.issuer, configuration);
   // Express's `trust proxy` does not reach the engine (a Koa app): tell it separately.
   provider.proxy = config.trustProxy !== false;
+  // An https issuer: cookies are Secure even on a request that reached us over plain http (no or an
+  // untrusted proxy), so they never travel in clear. Koa decides Secure by `request.secure`.
+  if (new URL(config.issuer).protocol === 'https:') Object.defineProperty(provider.request, 'secure', { get: () => true });
   installClientSecretVerification(provider, { secrets: config.secrets, db, logger });
   refuseUnregisteredAdminScope(provider);
   correctTokenEndpointErrors(provider);

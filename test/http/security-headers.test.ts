@@ -1,7 +1,8 @@
 // Response headers and cookies: a strict Content-Security-Policy and friends on every page,
-// no-store on every page we render, HttpOnly/SameSite cookies, and Secure cookies and https
-// URLs behind a TLS-terminating proxy only when TRUST_PROXY says to believe it. Headers do not
-// depend on the database, so SQLite is enough here.
+// no-store on every page we render, HttpOnly/SameSite cookies, Secure cookies whenever the issuer
+// is https (even on a request that arrived over plain http), and https URLs behind a
+// TLS-terminating proxy only when TRUST_PROXY says to believe it. Headers do not depend on the
+// database, so SQLite is enough here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, findForm } from '../helpers/browser.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
@@ -192,13 +193,13 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
     });
     afterAll(async () => server?.close());
 
-    it('ignores X-Forwarded-Proto: cookies are not Secure', async () => {
+    it('marks cookies Secure all the same: the issuer is https, so they must never travel over http', async () => {
       const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
       expect(response.status).toBe(303);
       expect(response.headers.get('location')).toMatch(/^\/interaction\//);
       const cookies = response.headers.getSetCookie();
       expect(cookies.length).toBeGreaterThan(0);
-      for (const cookie of cookies) expect(cookie).not.toMatch(/;\s*secure/i);
+      for (const cookie of cookies) expect(cookie).toMatch(/;\s*secure/i);
       // The issuer is https, so HSTS is sent (browsers only heed it over https).
       expect(response.headers.get('strict-transport-security')).toBe('max-age=31536000; includeSubDomains');
     });
@@ -209,5 +210,42 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
       expect(discovery.authorization_endpoint).toMatch(/^http:\/\/.*\/authorize$/);
       expect(discovery.token_endpoint).toMatch(/^http:\/\/.*\/token$/);
     });
+  });
+});
+
+describe('in production with an https ISSUER, a request that reached Gatehouse over plain http', () => {
+  let server: TestGatehouse;
+  beforeAll(async () => {
+    server = await startTestGatehouse('sqlite', { NODE_ENV: 'production', ISSUER: HTTPS_ISSUER, TRUST_PROXY: '1' });
+    await setUp(server);
+  });
+  afterAll(async () => server?.close());
+
+  /** Every Set-Cookie of a sign-in's first steps: /authorize, the interaction page, a wrong password. */
+  async function cookiesOfASignIn(headers: Record<string, string>) {
+    const browser = new Browser(server.url, headers);
+    const cookies: string[] = [];
+    const first = await browser.request(authorizePath());
+    expect(first.status).toBe(303);
+    cookies.push(...first.headers.getSetCookie());
+    // The cookies do not come back over http (they are Secure): send them by hand, as an attacker on the path would see them.
+    const jar = first.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const page = await browser.request(first.headers.get('location') as string, { headers: { cookie: jar } });
+    cookies.push(...page.headers.getSetCookie());
+    const account = await browser.request('/account');
+    cookies.push(...account.headers.getSetCookie());
+    return cookies;
+  }
+
+  it('still gets only Secure cookies, without X-Forwarded-Proto or with X-Forwarded-Proto: http', async () => {
+    for (const headers of [{}, { 'x-forwarded-proto': 'http' }] as Record<string, string>[]) {
+      const cookies = await cookiesOfASignIn(headers);
+      const names = new Set(cookies.map((c) => c.slice(0, c.indexOf('='))));
+      for (const name of ['_interaction', '_interaction_resume', 'gatehouse.account_state']) expect(names.has(name), name).toBe(true);
+      for (const cookie of cookies) {
+        expect(cookie, cookie).toMatch(/;\s*secure/i);
+        expect(cookie, cookie).toMatch(/;\s*httponly/i);
+      }
+    }
   });
 });
