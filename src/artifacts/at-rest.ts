@@ -53,11 +53,17 @@ function secretsIn(model: string, payload: Payload): Record<string, string> {
   return found;
 }
 
+/**
+ * What a sealed value is bound to (core/secrets.ts): its model, so a value moved to another kind of
+ * artifact does not open. Not its row: a session is also found by uid, where the row's key is unknown.
+ */
+const contextOf = (model: string) => `artifact:${model}` as const;
+
 /** The payload to store: every secret value removed and kept encrypted under SEALED_KEY. */
 export function sealPayload(model: string, payload: Payload, secrets: readonly string[]): Payload {
   const found = secretsIn(model, payload);
   if (Object.keys(found).length === 0) return payload;
-  const sealed: Payload = { ...payload, [SEALED_KEY]: encrypt(JSON.stringify(found), secrets) };
+  const sealed: Payload = { ...payload, [SEALED_KEY]: encrypt(JSON.stringify(found), secrets, contextOf(model)) };
   for (const path of Object.keys(found)) {
     if (path !== 'session.cookie') delete sealed[path];
     else {
@@ -69,10 +75,10 @@ export function sealPayload(model: string, payload: Payload, secrets: readonly s
 }
 
 /** The payload as the engine stored it. */
-export function openPayload(payload: Payload, secrets: readonly string[]): Payload {
+export function openPayload(model: string, payload: Payload, secrets: readonly string[]): Payload {
   const sealed = payload[SEALED_KEY];
   if (typeof sealed !== 'string') return payload;
-  const found = JSON.parse(decrypt(sealed, secrets).plaintext) as Record<string, string>;
+  const found = JSON.parse(decrypt(sealed, secrets, contextOf(model)).plaintext) as Record<string, string>;
   const { [SEALED_KEY]: _sealed, ...opened } = payload;
   for (const [path, value] of Object.entries(found)) {
     if (path === 'session.cookie') opened.session = { ...(opened.session as Record<string, unknown>), cookie: value };

@@ -9,6 +9,7 @@ export const AUDIT_EVENT_TYPES = [
   'sign_in.failure',
   'sign_in.locked',
   'client_auth.locked',
+  'user_code.locked',
   'mfa.enrolled',
   'mfa.removed',
   'mfa.failure',

@@ -150,7 +150,7 @@ export function sealClientMetadata(metadata: ClientMetadata, secrets: readonly s
     }
     return { ...rest, client_secret_hash: hash } as ClientMetadata;
   }
-  if (needsClearSecret(rest)) return { ...rest, client_secret_encrypted: encrypt(secret, secrets) } as ClientMetadata;
+  if (needsClearSecret(rest)) return { ...rest, client_secret_encrypted: encrypt(secret, secrets, `client-secret:${metadata.client_id}`) } as ClientMetadata;
   return { ...rest, client_secret_hash: hashClientSecret(secret, secrets) } as ClientMetadata;
 }
 
@@ -161,9 +161,10 @@ export function sealClientMetadata(metadata: ClientMetadata, secrets: readonly s
 export function revealClientMetadata(stored: ClientMetadata, secrets: readonly string[]): { metadata: ClientMetadata; resealed?: ClientMetadata } {
   const { client_secret_hash: hash, client_secret_encrypted: sealed, ...rest } = stored;
   if (typeof sealed === 'string') {
-    const { plaintext, rotated } = decrypt(sealed, secrets);
+    const context = `client-secret:${stored.client_id}` as const;
+    const { plaintext, rotated } = decrypt(sealed, secrets, context);
     const metadata = { ...rest, client_secret: plaintext } as ClientMetadata;
-    return rotated ? { metadata, resealed: { ...rest, client_secret_encrypted: encrypt(plaintext, secrets) } as ClientMetadata } : { metadata };
+    return rotated ? { metadata, resealed: { ...rest, client_secret_encrypted: encrypt(plaintext, secrets, context) } as ClientMetadata } : { metadata };
   }
   if (typeof hash === 'string') return { metadata: { ...rest, client_secret: placeholder(stored.client_id, hash, secrets) } as ClientMetadata };
   // No secret, or a row written before secrets were sealed (a seed run rewrites those).
@@ -180,7 +181,7 @@ function holdsClient(stored: unknown, metadata: ClientMetadata, secrets: readonl
   if (needsClearSecret(rest)) {
     if (typeof sealed !== 'string' || hash !== undefined) return false;
     try {
-      const { plaintext, rotated } = decrypt(sealed, secrets);
+      const { plaintext, rotated } = decrypt(sealed, secrets, `client-secret:${metadata.client_id}`);
       return !rotated && sameSecret(plaintext, secret);
     } catch {
       return false;

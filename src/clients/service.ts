@@ -194,7 +194,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
   let secret: string | undefined;
   let kept: Record<string, unknown> = {};
   if (wantsSecret(metadata)) {
-    const clear = typeof stored.client_secret_encrypted === 'string' ? decrypt(stored.client_secret_encrypted, deps.secrets).plaintext : undefined;
+    const clear = typeof stored.client_secret_encrypted === 'string' ? decrypt(stored.client_secret_encrypted, deps.secrets, `client-secret:${clientId}`).plaintext : undefined;
     if (needsClearSecret(metadata)) {
       if (clear === undefined) secret = generateSecret();
       else kept = { client_secret: clear };

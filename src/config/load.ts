@@ -47,10 +47,12 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   // Only now that everything is valid, so a refused start leaves no file behind.
   const generatedSecretFile = settled.secrets.length === 0 ? secretsFile : undefined;
   const secrets = generatedSecretFile ? [readOrCreateDevSecret(generatedSecretFile)] : settled.secrets;
+  // Outside production, only this machine can reach a server nobody configured to be reachable.
+  const host = settled.server.host ?? (production ? '0.0.0.0' : '127.0.0.1');
   return deepFreeze({
     ...settled,
-    server: { ...settled.server, authorizationPost: settled.server.authorizationPost ?? issuer.startsWith('https:') },
-    metrics: { ...settled.metrics, host: settled.metrics.host ?? settled.server.host },
+    server: { ...settled.server, host, authorizationPost: settled.server.authorizationPost ?? issuer.startsWith('https:') },
+    metrics: { ...settled.metrics, host: settled.metrics.host ?? host },
     issuer,
     database: { ...settled.database, flavour: flavourOf(settled.database.url) as DatabaseFlavour },
     secrets,

@@ -72,7 +72,7 @@ export const SETTINGS = {
     'development (demo data, generated secret allowed) or production (strict).',
   ).environmentOnly(),
   server: {
-    host: setting('HOST', text('0.0.0.0'), '0.0.0.0', 'Interface to listen on.'),
+    host: setting('HOST', text('0.0.0.0').optional(), undefined, 'Interface to listen on. Default: 127.0.0.1 (this machine only) outside production, 0.0.0.0 in production.').resolvedAs<string>(),
     port: setting('PORT', integer(0, 65535, '3000'), '3000', 'TCP port to listen on.'),
     /** Express's `trust proxy` value: which X-Forwarded-* senders to believe (http/app.ts tells the engine only what Express decided). */
     trustProxy: setting(

@@ -22,32 +22,66 @@ export function formTokenKeys(secrets: readonly string[]): Buffer[] {
   return secrets.map((secret) => derive(secret, FORM_TOKEN_INFO));
 }
 
-/** AES-256-GCM with the newest secret. Format: v1.<key fingerprint>.<iv>.<ciphertext>.<tag>. */
-export function encrypt(plaintext: string, secrets: readonly string[]): string {
+/**
+ * What an encrypted value is for, bound to it as AES-GCM associated data: a value copied to
+ * another row or another purpose does not decrypt there. One of `signing-key:<kid>`,
+ * `totp:<userId>`, `client-secret:<clientId>`, `pairwise-salt`, `artifact:<model>` (artifacts/at-rest.ts).
+ */
+export type EncryptionContext = `signing-key:${string}` | `totp:${string}` | `client-secret:${string}` | 'pairwise-salt' | `artifact:${string}`;
+
+/** GCM's full tag. A shorter one is refused: each byte cut makes a forgery 256 times easier. */
+const TAG_BYTES = 16;
+const IV_BYTES = 12;
+/** The current format binds the context; v1 (no associated data) is still read, and reported for re-encryption. */
+const CURRENT = 'v2';
+
+const aad = (context: EncryptionContext) => Buffer.from(`gatehouse/${CURRENT}/${context}`, 'utf8');
+
+/**
+ * AES-256-GCM with the newest secret, bound to `context`.
+ * Format: v2.<key fingerprint>.<iv>.<ciphertext>.<tag> (base64url; 12-byte iv, 16-byte tag).
+ */
+export function encrypt(plaintext: string, secrets: readonly string[], context: EncryptionContext): string {
   const key = derive(secrets[0] as string, ENCRYPTION_INFO);
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(aad(context));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return ['v1', fingerprint(key), iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  return [CURRENT, fingerprint(key), iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
 }
 
 export class DecryptionError extends Error {
   override name = 'DecryptionError';
 }
 
+const BASE64URL = /^[\w-]*$/;
+
 /**
- * Decrypts with whichever secret encrypted the value. `rotated` is true when that was not
- * the newest secret, so the caller can re-encrypt with the newest one.
+ * Decrypts a value sealed for `context` with whichever secret encrypted it. `rotated` is true
+ * when it should be sealed again (encrypt() with the newest secret): an older secret sealed it,
+ * or it is in the old v1 format, which binds no context (read as it is: it predates contexts).
  */
-export function decrypt(sealed: string, secrets: readonly string[]): { plaintext: string; rotated: boolean } {
-  const [version, keyId, iv, ciphertext, tag] = sealed.split('.');
-  if (version !== 'v1' || !keyId || !iv || !ciphertext || !tag) throw new DecryptionError('not a value Gatehouse encrypted');
+export function decrypt(sealed: string, secrets: readonly string[], context: EncryptionContext): { plaintext: string; rotated: boolean } {
+  const parts = sealed.split('.');
+  const [version, keyId, iv, ciphertext, tag] = parts;
+  if (parts.length !== 5 || (version !== 'v1' && version !== CURRENT) || !keyId || !iv || ciphertext === undefined || !tag || ![iv, ciphertext, tag].every((part) => BASE64URL.test(part))) {
+    throw new DecryptionError('not a value Gatehouse encrypted');
+  }
+  const ivBytes = Buffer.from(iv, 'base64url');
+  const tagBytes = Buffer.from(tag, 'base64url');
+  if (ivBytes.length !== IV_BYTES || tagBytes.length !== TAG_BYTES) throw new DecryptionError(`not a value Gatehouse encrypted (its iv or authentication tag is not ${IV_BYTES} or ${TAG_BYTES} bytes)`);
   const index = secrets.findIndex((secret) => fingerprint(derive(secret, ENCRYPTION_INFO)) === keyId);
   if (index === -1) {
     throw new DecryptionError('encrypted with a secret that is no longer in SECRETS (keep old secrets after a new one until keys are re-encrypted)');
   }
-  const decipher = createDecipheriv('aes-256-gcm', derive(secrets[index] as string, ENCRYPTION_INFO), Buffer.from(iv, 'base64url'));
-  decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-  const plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
-  return { plaintext, rotated: index !== 0 };
+  const decipher = createDecipheriv('aes-256-gcm', derive(secrets[index] as string, ENCRYPTION_INFO), ivBytes, { authTagLength: TAG_BYTES });
+  if (version === CURRENT) decipher.setAAD(aad(context));
+  decipher.setAuthTag(tagBytes);
+  let plaintext: string;
+  try {
+    plaintext = Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+  } catch {
+    throw new DecryptionError(`does not decrypt as ${context.replace(/:.*/, '')} of this row (altered, or copied from another row or purpose)`);
+  }
+  return { plaintext, rotated: index !== 0 || version !== CURRENT };
 }

@@ -10,6 +10,7 @@ import type { PasswordProblem } from '../people/password-policy.js';
 import type { AccountService, SignedIn } from '../people/self-service.js';
 import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { readCookie } from './cookies.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -148,11 +149,11 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   async function returnFromSignIn(req: Request, res: Response) {
     res.set('Cache-Control', 'no-store');
     const query = CallbackQuery.safeParse(req.query);
-    const cookie = (req.get('cookie') ?? '').split(';').map((c) => c.trim()).find((c) => c.startsWith(`${STATE_COOKIE}=`))?.slice(STATE_COOKIE.length + 1) ?? '';
-    const [expected = '', uiLocales] = decodeURIComponent(cookie).split('.');
+    const [expected = '', uiLocales] = (readCookie(req, STATE_COOKIE) ?? '').split('.');
     res.clearCookie(STATE_COOKIE, { path: '/account' });
-    const given = query.success ? (query.data.state ?? '') : '';
-    if (!expected || given.length !== expected.length || !timingSafeEqual(Buffer.from(given), Buffer.from(expected))) {
+    const given = Buffer.from(query.success ? (query.data.state ?? '') : '');
+    // Compared as bytes: strings of one length can differ in UTF-8 length, which timingSafeEqual refuses.
+    if (!expected || given.length !== Buffer.byteLength(expected) || !timingSafeEqual(given, Buffer.from(expected))) {
       throw new AppError(400, 'invalid_state', { key: 'account.error.state' });
     }
     if (query.success && query.data.error) {

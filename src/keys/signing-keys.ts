@@ -64,7 +64,7 @@ function newKey(alg: SigningAlgorithm, generation: number, secrets: readonly str
     alg,
     generation,
     publicJwk: { ...publicKey.export({ format: 'jwk' }), ...meta },
-    privateJwkEncrypted: encrypt(JSON.stringify({ ...privateKey.export({ format: 'jwk' }), ...meta }), secrets),
+    privateJwkEncrypted: encrypt(JSON.stringify({ ...privateKey.export({ format: 'jwk' }), ...meta }), secrets, `signing-key:${kid}`),
   };
 }
 
@@ -105,9 +105,10 @@ export function engineKeyOrder<Key extends KeyMeta>(keys: readonly Key[], now: D
 
 /** Decrypts a stored private key, re-sealing it with the newest secret when an older one sealed it. */
 export async function openPrivateKey(db: Db, key: StoredKey, secrets: readonly string[]): Promise<PrivateJwk> {
-  const { plaintext, rotated } = decrypt(key.privateJwkEncrypted, secrets);
-  // A key sealed with an older secret is re-sealed with the newest, so old secrets can go.
-  if (rotated) await createSigningKeyStore(db).reencrypt(key.id, encrypt(plaintext, secrets));
+  const context = `signing-key:${key.id}` as const;
+  const { plaintext, rotated } = decrypt(key.privateJwkEncrypted, secrets, context);
+  // A key sealed with an older secret (or in the old format) is re-sealed, so old secrets can go.
+  if (rotated) await createSigningKeyStore(db).reencrypt(key.id, encrypt(plaintext, secrets, context));
   return JSON.parse(plaintext) as PrivateJwk;
 }
 

@@ -36,9 +36,9 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-function toPayload(row: ArtifactRow | null, secrets: readonly string[]): AdapterPayload | undefined {
+function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[]): AdapterPayload | undefined {
   if (!row) return undefined;
-  const payload = openPayload(row.payload, secrets) as AdapterPayload;
+  const payload = openPayload(model, row.payload, secrets) as AdapterPayload;
   if (row.consumedAt) payload.consumed = epochSeconds(row.consumedAt);
   return payload;
 }
@@ -134,15 +134,15 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        return toPayload(await artifacts.find(model, storedId(model, id), now()), secrets);
+        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets);
       },
 
       async findByUid(uid) {
-        return toPayload(await artifacts.findBy(model, 'uid', uid, now()), secrets);
+        return toPayload(model, await artifacts.findBy(model, 'uid', uid, now()), secrets);
       },
 
       async findByUserCode(userCode) {
-        return toPayload(await artifacts.findBy(model, 'userCode', userCode, now()), secrets);
+        return toPayload(model, await artifacts.findBy(model, 'userCode', userCode, now()), secrets);
       },
 
       // Atomic: exactly one of any number of concurrent calls succeeds. The engine checks

@@ -10,12 +10,15 @@
 // - sender-constrained tokens (DPoP, mTLS): this API does not check proofs, and accepting such
 //   a token as a plain bearer token would undo its binding.
 // The engine refuses `admin` at /token to a client whose registered `scope` lacks it (it is one
-// of the provider's scopes, provider.ts); this check repeats that against the stored client, which
-// also covers clients registered without any `scope`.
+// of the provider's scopes, provider.ts), but lets a client registered without any `scope` ask
+// for every scope: refuseUnregisteredAdminScope closes that. authorizeAdminRequest repeats the
+// check against the stored client on every call.
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 
 export const ADMIN_SCOPE = 'admin';
+
+const words = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
 
 /**
  * Authorization requests never get `admin`: throws invalid_scope when `scope` (a request's
@@ -41,6 +44,23 @@ export function scopeOfRequestObject(request: unknown): unknown {
   }
 }
 
+/**
+ * No client_credentials token carrying `admin` is saved for a client whose registered `scope`
+ * lacks it. The engine checks a requested scope against the client's `scope` only when the
+ * client has one, and a client registered without any may ask for every scope the provider
+ * lists; this refuses `admin` to it at /token with invalid_scope, before anything is stored.
+ * The token model's save() is the one step every issued client_credentials token passes.
+ */
+export function refuseUnregisteredAdminScope(provider: Provider): void {
+  const save = provider.ClientCredentials.prototype.save;
+  provider.ClientCredentials.prototype.save = async function saveWithRegisteredScopeOnly(this: InstanceType<Provider['ClientCredentials']>) {
+    if (words(this.scope).includes(ADMIN_SCOPE) && !words(this.client?.scope).includes(ADMIN_SCOPE)) {
+      throw new errors.InvalidScope('requested scope is not allowed', ADMIN_SCOPE);
+    }
+    return save.call(this);
+  };
+}
+
 export class AdminTokenError extends Error {
   override name = 'AdminTokenError';
   constructor(
@@ -56,7 +76,6 @@ export class AdminTokenError extends Error {
 const invalid = (message: string) => new AdminTokenError(401, 'invalid_token', message);
 const insufficient = (message: string) => new AdminTokenError(403, 'insufficient_scope', message);
 
-const words = (value: unknown) => (typeof value === 'string' ? value.split(' ').filter(Boolean) : []);
 
 /** The client an Authorization header's admin token belongs to; throws AdminTokenError otherwise. */
 export async function authorizeAdminRequest(provider: Provider, authorization: string | undefined): Promise<{ clientId: string }> {

@@ -1,9 +1,16 @@
 // The Device Authorization Grant (RFC 8628): the engine runs the protocol; this file gives it
-// our pages for entering and confirming a user code, and adds the polling `interval` and
-// `slow_down` answer that the engine (9.x) leaves to the deployment.
+// our pages for entering and confirming a user code, and adds what the engine (9.x) leaves to
+// the deployment: the polling `interval` and `slow_down` answer, and a limit on guessing user
+// codes at /device (RFC 8628 5.1).
+import { setTimeout as sleep } from 'node:timers/promises';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { EngineMiddleware } from '../core/engine-types.js';
-import { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { z } from 'zod';
+import type { AuditLog } from '../audit/log.js';
+import type { Config } from '../config/index.js';
+import type { Db } from '../db/client.js';
+import { counter, ipKey } from '../core/counters.js';
+import { MAX_SIGN_IN_DELAY_MS } from '../people/sign-in-limits.js';
 import { languageHintsOf, type RenderPage } from './page-renderer.js';
 
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
@@ -86,10 +93,14 @@ export function deviceFlowFeature(renderPage: RenderPage): DeviceFlowFeature {
       const { action, hidden } = parseEngineForm(form);
       const reason = err ? REENTRY_REASONS[err.name] : undefined;
       let status = 200;
-      let message: { kind: 'error' | 'notice'; key: string } | undefined;
+      let message: { kind: 'error' | 'notice'; key: string; params?: Record<string, number> } | undefined;
       if (reason) {
         status = reason.status;
         message = { kind: reason.kind, key: reason.key };
+      } else if (err instanceof UserCodeLockedError) {
+        status = 429;
+        message = { kind: 'error', key: 'device.error.locked', params: { minutes: Math.ceil(err.retryAfterSeconds / 60) } };
+        ctx.set('Retry-After', String(err.retryAfterSeconds));
       } else if (err instanceof errors.InvalidRequest) {
         // Almost always a stale xsrf token: the page sat open too long or was opened twice.
         status = 400;
@@ -164,5 +175,74 @@ export function recoverDeviceFormWithoutSession(renderPage: RenderPage): EngineM
         message: { key: 'error.deviceFormExpired' },
       }));
     }
+  };
+}
+
+/** Too many wrong user codes from this browser session or address: the code page says how long to wait. */
+export class UserCodeLockedError extends errors.OIDCProviderError {
+  override name = 'UserCodeLockedError';
+  constructor(readonly retryAfterSeconds: number) {
+    super(429, 'too_many_requests');
+  }
+}
+
+export interface UserCodeLimitDeps {
+  db: Db;
+  /** BRUTE-FORCE settings, shared with sign-in: SIGN_IN_MAX_FAILURES_PER_ACCOUNT per session, SIGN_IN_MAX_FAILURES_PER_IP per address. */
+  settings: Config['bruteForce'];
+  audit: AuditLog;
+}
+
+/**
+ * The address Express computed for this request: `req.ip` follows TRUST_PROXY's hop count or
+ * address list, where the engine's own `ctx.ip` would believe any X-Forwarded-For once
+ * `provider.proxy` is on. The engine runs inside our Express app, which gives the raw request
+ * its `ip` getter; outside it, the socket's address.
+ */
+const requestIp = (ctx: KoaContextWithOIDC) => (ctx.req as { ip?: string }).ip ?? ctx.req.socket.remoteAddress;
+
+/**
+ * Limits guessing user codes at /device with the sign-in's brute-force counters (the
+ * RateLimiterFlexible table, so every instance shares them): each code typed is counted before
+ * it is looked up, per browser session (the engine's session, which the code form needs) and
+ * per client IP. An attempt first waits delayStepMs for each earlier one in the window (from
+ * the session or the IP, whichever has more); the wrong code that reaches a limit locks the
+ * session or the IP for lockoutSeconds, and a locked attempt is refused without a lookup, with
+ * a page that says how long to wait. A right code takes back only its own count, never earlier
+ * failures: anyone can get a valid code of their own from /device/auth, so clearing counters on
+ * success would let them reset the limit between guesses.
+ *
+ * The lookup is the engine's DeviceCode.findByUserCode, which only the code form calls.
+ */
+export function limitUserCodeGuesses(provider: Provider, { db, settings, audit }: UserCodeLimitDeps): void {
+  const sessions = counter(db, 'user-code:session', settings.accountMaxFailures, settings.failureWindow);
+  const ips = counter(db, 'user-code:ip', settings.ipMaxFailures, settings.failureWindow);
+  const find = provider.DeviceCode.findByUserCode.bind(provider.DeviceCode);
+
+  provider.DeviceCode.findByUserCode = async function findUserCodeWithinLimits(userCode, options) {
+    const ctx = Provider.ctx;
+    const sessionUid = ctx?.oidc?.route === 'code_verification' ? ctx.oidc.session?.uid : undefined;
+    if (!ctx || !sessionUid) return find(userCode, options);
+    const ip = requestIp(ctx);
+    const keys = { session: sessionUid, ip: ipKey(ip) };
+    const [session, address] = await Promise.all([sessions.penalty(keys.session), ips.penalty(keys.ip)]);
+    const earlier = Math.max(Math.min(session.consumedPoints, settings.accountMaxFailures + 1), Math.min(address.consumedPoints, settings.ipMaxFailures + 1)) - 1;
+    await sleep(Math.min(earlier * settings.delayStepMs, MAX_SIGN_IN_DELAY_MS));
+
+    const locked = [...(session.consumedPoints > settings.accountMaxFailures ? [session] : []), ...(address.consumedPoints > settings.ipMaxFailures ? [address] : [])];
+    const code = locked.length ? undefined : await find(userCode, options);
+    if (code && !code.isExpired && !code.error && !code.accountId && !code.inFlight) {
+      await Promise.all([sessions.reward(keys.session), ips.reward(keys.ip)]);
+      return code;
+    }
+    // A wrong code, or one refused unseen. Counts are atomic increments, so exactly one attempt
+    // sees each limit reached.
+    const reached = [...(session.consumedPoints === settings.accountMaxFailures ? (['session'] as const) : []), ...(address.consumedPoints === settings.ipMaxFailures ? (['ip'] as const) : [])];
+    for (const scope of reached) {
+      await (scope === 'session' ? sessions.block(keys.session, settings.lockout) : ips.block(keys.ip, settings.lockout));
+      await audit.record({ type: 'user_code.locked', ip: ip ?? null, userAgent: ctx.get('user-agent') || null, details: { scope, lockoutSeconds: settings.lockout, windowSeconds: settings.failureWindow } });
+    }
+    if (locked.length) throw new UserCodeLockedError(Math.max(1, Math.ceil(Math.max(...locked.map((state) => state.msBeforeNext)) / 1000)));
+    return code;
   };
 }

@@ -20,9 +20,9 @@ import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import { requestIdOf, type Logger } from '../core/logger.js';
 import type { Db } from '../db/client.js';
 import type { Clock } from './adapter.js';
-import { ADMIN_SCOPE, refuseAdminScope, scopeOfRequestObject } from './admin-access.js';
+import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
-import { enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from './device-flow.js';
+import { enforceDevicePollingInterval, limitUserCodeGuesses, recoverDeviceFormWithoutSession } from './device-flow.js';
 import { renderFormPostPages } from './form-post.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
 import type { RenderPage } from './page-renderer.js';
@@ -129,6 +129,10 @@ export function installEngineHooks(provider: Provider, { config, db, logger, aud
   // 2. Replaced engine methods
   provider.Client.prototype.compareClientSecret = compareClientSecretAtRest({ secrets: config.secrets, db, logger });
   provider.Client.find = clientAuthLimit.findClientUnlessLocked(provider.Client.find.bind(provider.Client));
+  // ClientCredentials#save: `admin` only for a client whose registered scope names it.
+  refuseUnregisteredAdminScope(provider);
+  // DeviceCode.findByUserCode: codes typed at /device are limited per session and address.
+  if (features.deviceFlow) limitUserCodeGuesses(provider, { db, settings: config.bruteForce, audit });
   // Client#backchannelLogout, and the engine's backchannel.* events re-emitted when delivery ends.
   if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
 

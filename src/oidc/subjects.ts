@@ -12,9 +12,9 @@ const SALT_KEY = 'pairwise-subject-salt';
 
 export async function loadPairwiseSalt(db: Db, secrets: readonly string[]): Promise<string> {
   const settings = createSettingStore(db);
-  const stored = await settings.getOrCreate(SALT_KEY, encrypt(randomBytes(32).toString('base64url'), secrets));
-  const { plaintext, rotated } = decrypt(stored, secrets);
-  if (rotated) await settings.set(SALT_KEY, encrypt(plaintext, secrets));
+  const stored = await settings.getOrCreate(SALT_KEY, encrypt(randomBytes(32).toString('base64url'), secrets, 'pairwise-salt'));
+  const { plaintext, rotated } = decrypt(stored, secrets, 'pairwise-salt');
+  if (rotated) await settings.set(SALT_KEY, encrypt(plaintext, secrets, 'pairwise-salt'));
   return plaintext;
 }
 

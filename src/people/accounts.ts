@@ -6,6 +6,7 @@ import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
 
 /** Which claims each scope releases (the engine filters what findAccount returns by these). */
@@ -69,9 +70,13 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       const user = await users.findByEmail(email);
       // Locked: not even the right password gets in, so it is not checked.
       if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
-      const matches = await bcrypt.compare(password, user?.passwordHash ?? (await dummy()));
+      // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
+      // them. Refused like a wrong one, after the same bcrypt work (no password set through the
+      // policy is longer, password-policy.ts).
+      const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong;
       if (!user || !matches || user.disabled) {
-        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : 'wrong_password' });
+        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : tooLong ? 'password_too_long' : 'wrong_password' });
       }
       await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });

@@ -85,7 +85,9 @@ async function totpStep(secret: string, code: string, afterTimeStep?: number): P
 export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: MfaOptions): Mfa {
   const users = createUserStore(db);
   const recoveryCodes = createRecoveryCodeStore(db);
-  const reveal = (sealed: string) => decrypt(sealed, secrets).plaintext;
+  // Each secret is bound to its person: a value copied into another person's row does not decrypt there.
+  const context = (userId: string) => `totp:${userId}` as const;
+  const open = (user: { id: string; totpSecretEncrypted: string }) => decrypt(user.totpSecretEncrypted, secrets, context(user.id));
 
   return {
     async isEnabled(userId) {
@@ -93,12 +95,12 @@ export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: 
       return Boolean(user?.totpEnabledAt && user.totpSecretEncrypted);
     },
 
-    beginEnrolment: (userId) => users.startTotpEnrolment(userId, encrypt(generateSecret(), secrets)),
+    beginEnrolment: (userId) => users.startTotpEnrolment(userId, encrypt(generateSecret(), secrets, context(userId))),
 
     async describeEnrolment(userId) {
       const user = await users.findById(userId);
       if (!user?.totpSecretEncrypted || user.totpEnabledAt) return null;
-      const secret = reveal(user.totpSecretEncrypted);
+      const secret = open({ id: user.id, totpSecretEncrypted: user.totpSecretEncrypted }).plaintext;
       const uri = generateURI({ issuer: issuerName, label: user.email, secret });
       const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
       return { secret, qrCode: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` };
@@ -107,7 +109,7 @@ export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: 
     async confirmEnrolment(userId, code) {
       const user = await users.findById(userId);
       if (!user?.totpSecretEncrypted || user.totpEnabledAt || user.disabled) return null;
-      const step = await totpStep(reveal(user.totpSecretEncrypted), code);
+      const step = await totpStep(open({ id: user.id, totpSecretEncrypted: user.totpSecretEncrypted }).plaintext, code);
       if (step === null || !(await users.claimTotpStep(userId, step))) return null;
       const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
       const hashes = codes.map((c) => hashRecoveryCode(normalizeRecoveryCode(c)).toString('hex'));
@@ -118,9 +120,13 @@ export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: 
     async verifyCode(userId, code) {
       const user = await users.findById(userId);
       if (!user?.totpSecretEncrypted || !user.totpEnabledAt || user.disabled) return false;
+      const { plaintext, rotated } = open({ id: user.id, totpSecretEncrypted: user.totpSecretEncrypted });
       // A code is good once: its time step must be later than the last one accepted.
-      const step = await totpStep(reveal(user.totpSecretEncrypted), code, user.totpLastStep ?? undefined);
-      return step !== null && users.claimTotpStep(userId, step);
+      const step = await totpStep(plaintext, code, user.totpLastStep ?? undefined);
+      if (step === null || !(await users.claimTotpStep(userId, step))) return false;
+      // Sealed with an older secret or in the old format: sealed again now that it was used.
+      if (rotated) await users.resealTotpSecret(userId, user.totpSecretEncrypted, encrypt(plaintext, secrets, context(userId)));
+      return true;
     },
 
     async useRecoveryCode(userId, code) {

@@ -1,7 +1,7 @@
 // What every new password must be: long enough, short enough for bcrypt to read all of it, and
 // not one that attackers try first. In db/ so the seed file can use it; the account page and the
-// admin API (oidc/, http/) call the same function. Sign-in never applies it: an old password
-// that predates the policy still works.
+// admin API (oidc/, http/) call the same function. Sign-in applies only the 72-byte limit
+// (accounts.ts): an old password that predates the rest of the policy still works.
 import { isCommonPassword } from './common-passwords.js';
 
 /** bcrypt reads only the first 72 bytes of a password and silently ignores the rest. */

@@ -82,7 +82,7 @@ export const ListUsersQuery = z
         .trim()
         .max(254, 'must be at most 254 characters')
         .optional()
-        .describe('Part of the email (any case) or of the name (as written on PostgreSQL; ASCII in any case on SQLite).'),
+        .describe('Part of the email (any case) or of the name (as written on PostgreSQL; ASCII in any case on SQLite); % and _ match only themselves.'),
       offset: pagingNumber(0, 1_000_000, 0),
       limit: pagingNumber(1, 200, 50),
     },
@@ -208,9 +208,7 @@ const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
 /** A page of users ordered by email; `search` matches part of the email (any case) or of the name. */
 export async function listUsers({ db }: Pick<UserManagementDeps, 'db'>, query: unknown = {}): Promise<UserPage> {
   const { search, offset, limit } = parseInput(ListUsersQuery, query);
-  // Emails are stored lower-cased, so a lower-cased search matches them in any case on both databases.
-  const where = search ? { OR: [{ email: { contains: search.toLowerCase() } }, { name: { contains: search } }] } : {};
-  const [users, total] = await Promise.all([db.prisma.user.findMany({ where, orderBy: { email: 'asc' }, skip: offset, take: limit }), db.prisma.user.count({ where })]);
+  const { users, total } = await createUserStore(db).list({ search, offset, limit });
   return { users: users.map(toView), total, offset, limit };
 }
 

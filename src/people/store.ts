@@ -43,6 +43,9 @@ type UnlistedUserColumn = Exclude<keyof User, (typeof USER_COLUMNS)[number]>;
 const EVERY_USER_COLUMN_LISTED: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
 void EVERY_USER_COLUMN_LISTED;
 
+/** `text` as a LIKE pattern matching it anywhere, literally: its `%` and `_` (and the escape `!`) escaped. */
+export const containsPattern = (text: string) => `%${text.replace(/[!%_]/g, '!$&')}%`;
+
 /** SQLite hands booleans and integers to raw queries as numbers or bigints. */
 const readBoolean = (value: unknown) => value === true || value === 1 || value === 1n || value === '1';
 const readInteger = (value: unknown) => (value === null || value === undefined ? null : Number(value));
@@ -62,12 +65,38 @@ function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
 export function createUserStore(db: DbHandle) {
   const { prisma } = db;
   // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
-  const byId = dialectOf(db.flavour).sql(`SELECT ${USER_COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "User" WHERE "id" = ?`);
+  const dialect = dialectOf(db.flavour);
+  const columns = USER_COLUMNS.map((c) => `"${c}"`).join(', ');
+  const byId = dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`);
+  // Written in SQL for ESCAPE: Prisma's `contains` passes % and _ through as wildcards, and
+  // SQLite's LIKE has no escape character unless the statement names one.
+  const searched = `FROM "User" WHERE "email" LIKE ? ESCAPE '!' OR "name" LIKE ? ESCAPE '!'`;
+  const search = { page: dialect.sql(`SELECT ${columns} ${searched} ORDER BY "email" ASC LIMIT ? OFFSET ?`), count: dialect.sql(`SELECT COUNT(*) AS "total" ${searched}`) };
   return {
     async findById(id: string): Promise<User | null> {
       if (hasNul(id)) return null;
       const [raw] = await prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(byId, id);
       return raw ? toUser(raw) : null;
+    },
+
+    /**
+     * A page of people ordered by email, and how many there are. With `search`: those whose email
+     * contains it in any case (emails are stored lower-cased) or whose name contains it (as
+     * written on PostgreSQL, ASCII in any case on SQLite); every character in it, `%` and `_`
+     * included, stands for itself.
+     */
+    async list({ search: text, offset, limit }: { search?: string | undefined; offset: number; limit: number }): Promise<{ users: User[]; total: number }> {
+      if (!text) {
+        const [users, total] = await Promise.all([prisma.user.findMany({ orderBy: { email: 'asc' }, skip: offset, take: limit }), prisma.user.count()]);
+        return { users, total };
+      }
+      if (hasNul(text)) return { users: [], total: 0 };
+      const patterns = [containsPattern(text.toLowerCase()), containsPattern(text)];
+      const [rows, [counted]] = await Promise.all([
+        prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(search.page, ...patterns, limit, offset),
+        prisma.$queryRawUnsafe<{ total: unknown }[]>(search.count, ...patterns),
+      ]);
+      return { users: rows.map(toUser), total: Number(counted?.total ?? 0) };
     },
 
     findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
@@ -111,6 +140,12 @@ export function createUserStore(db: DbHandle) {
         where: { id, OR: [{ totpLastStep: null }, { totpLastStep: { lt: step } }] },
         data: { totpLastStep: step },
       });
+      return count === 1;
+    },
+
+    /** The same TOTP secret sealed anew (newest secret, current format); false when it changed meanwhile. */
+    async resealTotpSecret(id: string, was: string, sealed: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, totpSecretEncrypted: was }, data: { totpSecretEncrypted: sealed } });
       return count === 1;
     },
 

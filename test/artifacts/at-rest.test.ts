@@ -64,7 +64,7 @@ describe.each(await flavours())('artifacts at rest on %s', (flavour) => {
     // Put the access token back as an earlier release stored it, and forget that the rewrite ran.
     const db = server.gatehouse.db;
     const [stored] = await db.prisma.oidcArtifact.findMany({ where: { model: 'AccessToken' } });
-    const legacy = openPayload(stored?.payload as Record<string, unknown>, [TEST_SECRET]);
+    const legacy = openPayload('AccessToken', stored?.payload as Record<string, unknown>, [TEST_SECRET]);
     expect(legacy.jti).toBe(tokens.access_token);
     await db.prisma.oidcArtifact.update({ where: { model_id: { model: 'AccessToken', id: stored?.id as string } }, data: { id: tokens.access_token, payload: legacy as object } });
     await db.prisma.setting.deleteMany({ where: { key: 'artifacts.at_rest' } });

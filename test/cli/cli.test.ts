@@ -144,7 +144,7 @@ describe('gatehouse config check', () => {
     expect(text, text.stderr).toMatchObject({ code: 0 });
     expect(text.stderr).toContain('The configuration is valid.');
     expect(text.stdout).toMatch(/^PORT +4123 +\[env/m);
-    expect(text.stdout).toMatch(/^HOST +0\.0\.0\.0 +\[default/m);
+    expect(text.stdout).toMatch(/^HOST +127\.0\.0\.1 +\[default/m);
     const settings = json<Array<{ name: string; value: string; source: string; masked: boolean }>>(asJson);
     expect(settings.find((s) => s.name === 'SECRETS')).toMatchObject({ value: '******** (2 secrets)', source: 'env', masked: true });
     expect(settings.find((s) => s.name === 'DATABASE_URL')).toMatchObject({ value: 'postgresql://gatehouse:********@db.example:5432/gatehouse', masked: true });

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySeed, type SeedReport } from '../../src/seed/apply.js';
 import { parseSeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
+import { decrypt, DecryptionError } from '../../src/core/secrets.js';
+import { encryptV1 } from '../helpers/legacy-secrets.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 
@@ -104,7 +106,7 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
     }
     const jwt = await storedMetadata('jwt');
     expect(jwt.client_secret).toBeUndefined();
-    expect(jwt.client_secret_encrypted).toMatch(/^v1\./);
+    expect(jwt.client_secret_encrypted).toMatch(/^v2\./);
   });
 
   it('authenticates client_secret_basic with the right secret and refuses a wrong, truncated or empty one', async () => {
@@ -194,8 +196,19 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
     const registered = await register({ grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_jwt' });
     const { client_id: id, client_secret: secret } = registered as { client_id: string; client_secret: string };
     expect(await rawClientRows()).not.toContain(secret);
-    expect((await storedMetadata(id)).client_secret_encrypted).toMatch(/^v1\./);
+    expect((await storedMetadata(id)).client_secret_encrypted).toMatch(/^v2\./);
     expect((await token(server, { clientId: id, assertion: await assertion(server, id, secret) })).status).toBe(200);
+  });
+
+  it('reads a secret encrypted in the old format (v1) and seals it again bound to its client', async () => {
+    const { client_secret: clear, ...metadata } = machine('old-jwt', { token_endpoint_auth_method: 'client_secret_jwt' });
+    await server.addClient({ ...metadata, client_secret_encrypted: encryptV1(clear, TEST_SECRET) });
+    expect((await token(server, { clientId: 'old-jwt', assertion: await assertion(server, 'old-jwt', clear) })).status).toBe(200);
+    const sealed = (await storedMetadata('old-jwt')).client_secret_encrypted as string;
+    expect(sealed).toMatch(/^v2\./);
+    expect(decrypt(sealed, [TEST_SECRET], 'client-secret:old-jwt').plaintext).toBe(clear);
+    expect(() => decrypt(sealed, [TEST_SECRET], 'client-secret:jwt')).toThrow(DecryptionError);
+    expect((await token(server, { clientId: 'old-jwt', assertion: await assertion(server, 'old-jwt', clear) })).status).toBe(200);
   });
 
   it('keeps the seed idempotent, and rewrites a changed or clear secret', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
+import { ConfigError, describeEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET_A = 'a'.repeat(20) + '-newest-secret-0123';
@@ -42,7 +42,7 @@ describe('defaults', () => {
 
     expect(config).toMatchObject({
       nodeEnv: 'development',
-      server: { host: '0.0.0.0', port: 3000, trustProxy: false, shutdownTimeout: 10, workers: 1 },
+      server: { host: '127.0.0.1', port: 3000, trustProxy: false, shutdownTimeout: 10, workers: 1 },
       issuer: 'http://localhost:3000',
       database: { url: 'file:./data/gatehouse.db', flavour: 'sqlite', poolSize: 10, autoMigrate: true, sweepInterval: 600 },
       passwords: { minLength: 10, bcryptCost: 12 },
@@ -93,8 +93,17 @@ describe('defaults', () => {
     expect(load({ PORT: '', BCRYPT_COST: '' })).toMatchObject({ server: { port: 3000 }, passwords: { bcryptCost: 12 } });
   });
 
+  it('listens on this machine only (127.0.0.1) unless HOST is set, and on every interface in production', () => {
+    expect(load({}).server.host).toBe('127.0.0.1');
+    expect(load({ NODE_ENV: 'test', HOST: '' }).server.host).toBe('127.0.0.1');
+    expect(load({ HOST: '0.0.0.0' }).server.host).toBe('0.0.0.0');
+    expect(load(PRODUCTION).server.host).toBe('0.0.0.0');
+    expect(load({ ...PRODUCTION, HOST: '10.0.0.5' }).server.host).toBe('10.0.0.5');
+    expect(describeEffectiveConfig(load({})).find((s) => s.name === 'HOST')).toMatchObject({ value: '127.0.0.1', source: 'default' });
+  });
+
   it('serves /metrics on PORT unless METRICS_PORT is set, on HOST unless METRICS_HOST is', () => {
-    expect(load({}).metrics).toEqual({ port: undefined, host: '0.0.0.0' });
+    expect(load({}).metrics).toEqual({ port: undefined, host: '127.0.0.1' });
     expect(load({ HOST: '10.0.0.5', METRICS_PORT: '9464' }).metrics).toEqual({ port: 9464, host: '10.0.0.5' });
     expect(load({ METRICS_PORT: '9464', METRICS_HOST: '127.0.0.1' }).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
     expect(problemAbout(problemsOf({ PORT: '3000', METRICS_PORT: '3000' }), 'METRICS_PORT')).toContain('must differ from PORT');

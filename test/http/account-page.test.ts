@@ -237,6 +237,31 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     expect(await events(dave.id, 'sign_in.failure')).toEqual(expect.arrayContaining([expect.objectContaining({ details: expect.objectContaining({ reason: 'wrong_password' }) })]));
   });
 
+  it('refuses a current password that is the right 72 bytes followed by more, for the password and for two-step verification', async () => {
+    // bcrypt reads 72 bytes: without the limit, anything after a 72-byte password would do.
+    const LONG = `${'my passphrase is long '.repeat(4).slice(0, 70)}é`;
+    expect(Buffer.byteLength(LONG)).toBe(72);
+    const kim = { email: 'kim@example.com', password: LONG };
+    const id = await server.addUser(kim);
+    const { browser, page } = await signedInAccountPage(kim);
+    const before = await passwordHashOf(id);
+    const NEW = 'a brand new passphrase for kim';
+
+    const change = await post(browser, page, '/account/password', { current_password: `${LONG}anything`, new_password: NEW, new_password_confirm: NEW });
+    expect(change.status).toBe(401);
+    expect(change.html).toContain('Your current password is not right.');
+    const enrol = await post(browser, page, '/account/mfa/enroll', { password: `${LONG}anything` });
+    expect(enrol.status).toBe(401);
+    expect(enrol.html).toContain('Your current password is not right.');
+    expect(await passwordHashOf(id)).toBe(before);
+    expect((await server.gatehouse.db.prisma.user.findUniqueOrThrow({ where: { id } })).totpSecretEncrypted).toBeNull();
+    const reasons = (await events(id, 'sign_in.failure')).map((row) => (row.details as { reason: string }).reason);
+    expect(reasons).toEqual(['password_too_long', 'password_too_long']);
+
+    // The password itself still works.
+    expect((await post(browser, page, '/account/password', { current_password: LONG, new_password: NEW, new_password_confirm: NEW })).html).toContain('Password changed.');
+  });
+
   it('checks the current password under the sign-in limits: a locked account cannot change it, even with the right one', async () => {
     const ivy = await newPerson();
     const { browser, page } = await signedInAccountPage(ivy);

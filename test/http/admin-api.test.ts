@@ -170,6 +170,23 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     await expectEveryRouteRefuses(await clientCredentialsToken(worker, ''), 403, 'insufficient_scope');
   });
 
+  it('refuses admin at /token to a client registered without any scope: invalid_scope, and no token is stored', async () => {
+    const scopeless = await registerClient({ client_id: 'scopeless-worker', grant_types: ['client_credentials'] });
+    const stored = () => server.gatehouse.db.prisma.oidcArtifact.count({ where: { model: 'ClientCredentials', clientId: 'scopeless-worker' } });
+    for (const scope of ['admin', 'openid admin', 'admin offline_access']) {
+      const refused = await tokenFor(scopeless, { grant_type: 'client_credentials', scope });
+      expect(refused.status, scope).toBe(400);
+      expect(refused.body, scope).toMatchObject({ error: 'invalid_scope', scope: 'admin' });
+    }
+    expect(await stored()).toBe(0);
+    // It still gets tokens without admin, which open nothing here.
+    const plain = await tokenFor(scopeless, { grant_type: 'client_credentials' });
+    expect(plain.status).toBe(200);
+    expect(plain.body.scope).toBeUndefined();
+    expect(await stored()).toBe(1);
+    await expectEveryRouteRefuses(plain.body.access_token, 403, 'insufficient_scope');
+  });
+
   it('refuses an admin client token that was asked without the admin scope (403)', async () => {
     const token = await clientCredentialsToken(admin, '');
     expect((await call('get', '/clients', token)).status).toBe(403);
@@ -419,6 +436,27 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect((await api.patch(`/users/${carol.id}`, { email: 'pager1@example.com' })).status).toBe(409);
     expect((await api.patch(`/users/${carol.id}`, { email: 'nope' })).body.issues).toEqual([{ path: 'email', message: 'must be an email address' }]);
     expect((await api.get('/users/no-such-user')).status).toBe(404);
+  });
+
+  it('searches users for % and _ as the characters they are, not as wildcards', async () => {
+    const people = { 'under_score@wild.test': null, 'underxscore@wild.test': null, 'plain@wild.test': '100% Plain_Name', 'other@wild.test': '100 percent!' };
+    for (const [email, name] of Object.entries(people)) expect((await api.post('/users', { email, password: PASSWORD, ...(name ? { name } : {}) })).status).toBe(201);
+    const found = async (search: string) => {
+      const page = await api.get(`/users?${new URLSearchParams({ search })}`);
+      expect(page.status).toBe(200);
+      return UserPage.parse(page.body).users.map((u) => u.email).filter((email) => email.endsWith('@wild.test'));
+    };
+    // Unescaped, "%" and "_" matched every user, and "under_score" its look-alike too.
+    expect(await found('%')).toEqual(['plain@wild.test']);
+    expect(await found('_')).toEqual(['plain@wild.test', 'under_score@wild.test']);
+    expect(await found('under_score')).toEqual(['under_score@wild.test']);
+    expect(await found('100%')).toEqual(['plain@wild.test']);
+    expect(await found('0% Plain_N')).toEqual(['plain@wild.test']);
+    expect(await found('%@wild')).toEqual([]);
+    expect(await found('!')).toEqual(['other@wild.test']);
+    expect(await found('!%')).toEqual([]);
+    expect(UserPage.parse((await api.get('/users?search=%25')).body).total).toBe(1);
+    expect(await found('a\u0000b')).toEqual([]);
   });
 
   it('a disabled user cannot sign in (the same message as a wrong password) and loses sessions and grants', async () => {

@@ -371,6 +371,61 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
     });
   });
 
+  describe('cookies', () => {
+    /** The cookies we and the engine set (and their signatures), and junk names. */
+    const COOKIE_NAMES = ['gatehouse.account_state', '_session', '_session.sig', '_session.legacy', '_interaction', '_interaction.sig', '_interaction_resume', '_interaction_resume.sig', '_state.web-app'];
+    const cookieValue = fc.oneof(
+      fc.constantFrom('%', '%zz', '%E0%A4%A', '%ff%fe', '%00', '%%', 'x.%', '"', '""', '"%"', '=', 'a=b', '.', '..', 'x'.repeat(4000)),
+      headerValue.map((value) => value.replace(/;/g, '')),
+      hostileString.map((value) => encodeURIComponent(withoutLoneSurrogates(value))),
+    );
+    const cookieHeader = fc
+      .array(fc.tuple(fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...COOKIE_NAMES) }, { weight: 1, arbitrary: headerValue.map((name) => name.replace(/[;=]/g, '')) }), cookieValue), { minLength: 1, maxLength: 5 })
+      .map((pairs) => pairs.map(([name, value]) => `${name}=${value}`).join('; '));
+    const PAGES: [string, string][] = [
+      ['GET', '/account'],
+      ['GET', '/account/callback?state=x'],
+      ['GET', '/account/callback'],
+      ['GET', '/account/mfa'],
+      ['POST', '/account/password'],
+      ['POST', '/account/mfa/remove'],
+      ['GET', AUTHORIZE_PATH],
+      ['GET', '/interaction/some-uid'],
+      ['POST', '/interaction/some-uid/login'],
+      ['GET', '/device'],
+      ['POST', '/device'],
+      ['GET', '/logout'],
+      ['POST', '/logout/confirm'],
+      ['GET', '/userinfo'],
+    ];
+
+    it('refuses a malformed account state cookie with a 400 page, not a server error', async () => {
+      const sent: Sent = { method: 'GET', path: '/account/callback?state=x', headers: { cookie: 'gatehouse.account_state=%', accept: 'text/html' } };
+      const reply = await go(sent, 'refusal');
+      expect(reply.status, describeSent(sent, reply)).toBe(400);
+    });
+
+    it('answers any value of our own cookie on the account pages without a server error', async () => {
+      const accountPages = PAGES.filter(([, path]) => path.startsWith('/account'));
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...accountPages), cookieValue, fc.option(cookieHeader, { nil: undefined }), async ([method, path], value, others) => {
+          const cookie = [`gatehouse.account_state=${value}`, ...(others ? [others] : [])].join('; ');
+          await go({ method, path, headers: { cookie, accept: 'text/html' } }, 'any');
+        }),
+        RUNS,
+      );
+    });
+
+    it('answers any Cookie header on our pages and the engine\'s without a server error', async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom(...PAGES), cookieHeader, body, async ([method, path], cookie, { contentType, body: payload }) => {
+          await go({ method, path, headers: { cookie, 'content-type': contentType, accept: 'text/html' }, body: payload }, 'any');
+        }),
+        RUNS,
+      );
+    });
+  });
+
   describe('everything else', () => {
     it('answers any path under /assets that is not one of our files without a 5xx, and refuses /demo/callback (the demo is off in tests)', async () => {
       await fc.assert(

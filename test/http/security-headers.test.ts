@@ -210,3 +210,40 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
     });
   });
 });
+
+describe('in production with an https ISSUER, a request that reached Gatehouse over plain http', () => {
+  let server: TestGatehouse;
+  beforeAll(async () => {
+    server = await startTestGatehouse('sqlite', { NODE_ENV: 'production', ISSUER: HTTPS_ISSUER, TRUST_PROXY: '1' });
+    await setUp(server);
+  });
+  afterAll(async () => server?.close());
+
+  /** Every Set-Cookie of a sign-in's first steps: /authorize, the interaction page, a wrong password. */
+  async function cookiesOfASignIn(headers: Record<string, string>) {
+    const browser = new Browser(server.url, headers);
+    const cookies: string[] = [];
+    const first = await browser.request(authorizePath());
+    expect(first.status).toBe(303);
+    cookies.push(...first.headers.getSetCookie());
+    // The cookies do not come back over http (they are Secure): send them by hand, as an attacker on the path would see them.
+    const jar = first.headers.getSetCookie().map((line) => line.split(';')[0]).join('; ');
+    const page = await browser.request(first.headers.get('location') as string, { headers: { cookie: jar } });
+    cookies.push(...page.headers.getSetCookie());
+    const account = await browser.request('/account');
+    cookies.push(...account.headers.getSetCookie());
+    return cookies;
+  }
+
+  it('still gets only Secure cookies, without X-Forwarded-Proto or with X-Forwarded-Proto: http', async () => {
+    for (const headers of [{}, { 'x-forwarded-proto': 'http' }] as Record<string, string>[]) {
+      const cookies = await cookiesOfASignIn(headers);
+      const names = new Set(cookies.map((c) => c.slice(0, c.indexOf('='))));
+      for (const name of ['_interaction', '_interaction_resume', 'gatehouse.account_state']) expect(names.has(name), name).toBe(true);
+      for (const cookie of cookies) {
+        expect(cookie, cookie).toMatch(/;\s*secure/i);
+        expect(cookie, cookie).toMatch(/;\s*httponly/i);
+      }
+    }
+  });
+});

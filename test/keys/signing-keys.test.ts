@@ -6,10 +6,11 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../../src/db/client.js';
 import { migrate } from '../../src/db/migrate.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
-import { DecryptionError } from '../../src/core/secrets.js';
+import { decrypt, DecryptionError } from '../../src/core/secrets.js';
 import { Browser, findForm } from '../helpers/browser.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { encryptV1 } from '../helpers/legacy-secrets.js';
 
 const OLD_SECRET = 'old-secret-0123456789-0123456789-0123456789';
 const NEW_SECRET = 'new-secret-0123456789-0123456789-0123456789';
@@ -43,7 +44,7 @@ describe.each(await flavours())('signing keys on %s', (flavour) => {
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       expect(row.publicJwk).not.toHaveProperty('d');
-      expect(row.privateJwkEncrypted).toMatch(/^v1\./);
+      expect(row.privateJwkEncrypted).toMatch(/^v2\./);
       const privateKey = jwks.keys.find((k) => k.kid === row.id);
       expect(privateKey?.d).toBeTruthy();
       expect(row.privateJwkEncrypted).not.toContain(privateKey?.d as string);
@@ -65,6 +66,29 @@ describe.each(await flavours())('signing keys on %s', (flavour) => {
     await loadSigningKeys(db, [OLD_SECRET]);
     await expect(loadSigningKeys(db, [NEW_SECRET])).rejects.toThrow(DecryptionError);
     await expect(loadSigningKeys(db, [NEW_SECRET])).rejects.toThrow(/no longer in SECRETS/);
+  });
+
+  it('refuses private keys swapped between rows: each is bound to its kid', async () => {
+    await loadSigningKeys(db, [OLD_SECRET]);
+    const [a, b] = await db.prisma.signingKey.findMany();
+    await db.prisma.signingKey.update({ where: { id: a!.id }, data: { privateJwkEncrypted: b!.privateJwkEncrypted } });
+    await db.prisma.signingKey.update({ where: { id: b!.id }, data: { privateJwkEncrypted: a!.privateJwkEncrypted } });
+    await expect(loadSigningKeys(db, [OLD_SECRET])).rejects.toThrow(DecryptionError);
+    await expect(loadSigningKeys(db, [OLD_SECRET])).rejects.toThrow(/copied from another row or purpose/);
+  });
+
+  it('reads private keys stored in the old format (v1) and seals them again bound to their kid', async () => {
+    const before = await loadSigningKeys(db, [OLD_SECRET]);
+    for (const row of await db.prisma.signingKey.findMany()) {
+      const clear = decrypt(row.privateJwkEncrypted, [OLD_SECRET], `signing-key:${row.id}`).plaintext;
+      await db.prisma.signingKey.update({ where: { id: row.id }, data: { privateJwkEncrypted: encryptV1(clear, OLD_SECRET) } });
+    }
+    const after = await loadSigningKeys(db, [OLD_SECRET]);
+    expect(after.jwks.keys).toEqual(before.jwks.keys);
+    for (const row of await db.prisma.signingKey.findMany()) {
+      expect(row.privateJwkEncrypted).toMatch(/^v2\./);
+      expect(decrypt(row.privateJwkEncrypted, [OLD_SECRET], `signing-key:${row.id}`).rotated).toBe(false);
+    }
   });
 
   it('re-encrypts keys with the newest secret when SECRETS is rotated', async () => {

@@ -269,6 +269,113 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
   });
 
+  describe('with small brute-force limits (3 wrong codes per session, 6 per address, 3 s lockout)', () => {
+    let server: TestGatehouse;
+    const LIMITS = {
+      SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '3',
+      SIGN_IN_MAX_FAILURES_PER_IP: '6',
+      SIGN_IN_FAILURE_WINDOW: '10m',
+      SIGN_IN_LOCKOUT: '3s',
+      SIGN_IN_DELAY_STEP_MS: '60',
+      // One proxy in front: the address is the last X-Forwarded-For entry, whatever the client put before it.
+      TRUST_PROXY: '1',
+    };
+    const LOCKED = 'Too many wrong codes were entered from this browser or network.';
+
+    beforeAll(async () => {
+      server = await startTestGatehouse(flavour, LIMITS);
+      await addDeviceClients(server);
+    });
+    afterAll(async () => server?.close());
+
+    let spoofed = 0;
+    /** A browser behind the proxy at `ip` (each request with a different spoofed first entry), at /device. */
+    async function codeEntry(ip: string) {
+      const browser = new Browser(server.issuer);
+      let page = await browser.visit('/device');
+      return async function enter(userCode: string) {
+        const form = findForm(page.html, '/device');
+        const started = performance.now();
+        const response = await browser.request(form.action, { form: { ...form.fields, user_code: userCode }, headers: { 'x-forwarded-for': `203.0.${Math.floor(++spoofed / 250)}.${spoofed % 250}, ${ip}` } });
+        page = { status: response.status, url: form.action, html: await response.text(), headers: response.headers };
+        return { ...page, ms: performance.now() - started };
+      };
+    }
+
+    it('slows down and then locks one session guessing codes, refusing even the right code with a clear message until the lockout ends', async () => {
+      const config = await discover(server, TV);
+      const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+      const enter = await codeEntry('198.51.100.10');
+
+      // The attack: codes as fast as the server answers, from one session.
+      const answers = [];
+      for (let i = 0; i < 8; i++) answers.push(await enter(`BBBB-BBB${'BCDFGHJK'[i]}`));
+      const wrong = answers.filter((answer) => answer.status === 400);
+      expect(wrong).toHaveLength(3);
+      for (const answer of wrong) expect(answer.html).toContain('That code is not right.');
+      // Each answer waits SIGN_IN_DELAY_STEP_MS longer for each earlier guess (at most the limit's worth).
+      answers.forEach((answer, i) => expect(answer.ms).toBeGreaterThanOrEqual(Math.min(i, 6) * 60 - 5));
+      for (const answer of answers.slice(3)) {
+        expect(answer.status).toBe(429);
+        expectOwnPage(answer);
+        expect(answer.html).toContain(LOCKED);
+        expect(answer.html).toContain('Enter the code again in 1 min.');
+        expect(Number(answer.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+        expect(answer.html).toMatch(/aria-invalid="true"/);
+      }
+      // The right code is refused too, so a guess that hits it learns nothing.
+      const right = await enter(started.user_code);
+      expect(right.status).toBe(429);
+      expect(right.html).not.toContain(TV.name);
+
+      // Another address, another session: not affected.
+      const elsewhere = await (await codeEntry('198.51.100.11'))(started.user_code);
+      expect(elsewhere.status).toBe(200);
+      expect(elsewhere.html).toContain(TV.name);
+
+      const locks = await server.gatehouse.db.prisma.auditEvent.findMany({ where: { type: 'user_code.locked' } });
+      expect(locks.map((row) => [row.ip, (row.details as { scope: string }).scope])).toContainEqual(['198.51.100.10', 'session']);
+
+      await sleep(3300);
+      const again = await enter(started.user_code);
+      expect(again.status).toBe(200);
+      expect(again.html).toContain(TV.name);
+    });
+
+    it('locks an address whose fresh sessions guess codes in parallel, counting every guess before any lookup', async () => {
+      const config = await discover(server, TV);
+      const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+      // A new session for every guess (cookies dropped), all at once.
+      const entries = await Promise.all(Array.from({ length: 12 }, () => codeEntry('198.51.100.20')));
+      const answers = await Promise.all(entries.map((enter, i) => enter(`CCCC-CCC${'BCDFGHJKLMNP'[i]}`)));
+      expect(answers.filter((answer) => answer.status === 400)).toHaveLength(6);
+      expect(answers.filter((answer) => answer.status === 429)).toHaveLength(6);
+      for (const answer of answers) expect(answer.html).toContain(answer.status === 400 ? 'That code is not right.' : LOCKED);
+
+      const fresh = await (await codeEntry('198.51.100.20'))(started.user_code);
+      expect(fresh.status).toBe(429);
+      expect(fresh.html).toContain(LOCKED);
+      const locks = await server.gatehouse.db.prisma.auditEvent.findMany({ where: { type: 'user_code.locked', ip: '198.51.100.20' } });
+      expect(locks.map((row) => (row.details as { scope: string }).scope)).toEqual(['ip']);
+
+      await sleep(3300);
+      const later = await (await codeEntry('198.51.100.20'))(started.user_code);
+      expect(later.status).toBe(200);
+      expect(later.html).toContain(TV.name);
+    });
+
+    it('does not count right codes against the session or the address: one browser connects many devices', async () => {
+      const config = await discover(server, TV);
+      const browser = new Browser(server.issuer, { 'x-forwarded-for': '198.51.100.30' });
+      for (let i = 0; i < 8; i++) {
+        const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
+        const confirmPage = await enterCode(browser, started.user_code);
+        expect(confirmPage.status).toBe(200);
+        expect(confirmPage.html).toContain(TV.name);
+      }
+    });
+  });
+
   describe('with a two-second device code lifetime', () => {
     let server: TestGatehouse;
 

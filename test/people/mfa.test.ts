@@ -6,10 +6,12 @@ import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../../src/audit/store.js';
 import { createUserStore } from '../../src/people/store.js';
-import { decrypt } from '../../src/core/secrets.js';
+import { decrypt, DecryptionError } from '../../src/core/secrets.js';
+import { createMfa } from '../../src/people/mfa.js';
 import { Browser, findForm, type Page } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+import { encryptV1 } from '../helpers/legacy-secrets.js';
 
 const APP = 'http://app.test';
 const ACR_MFA = 'urn:gatehouse:acr:mfa';
@@ -132,9 +134,9 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     // Pending, and kept only encrypted: the secret on the page is what the database decrypts to.
     const pending = await user(alice.id);
     expect(pending?.totpEnabledAt).toBeNull();
-    expect(pending?.totpSecretEncrypted).toMatch(/^v1\./);
+    expect(pending?.totpSecretEncrypted).toMatch(/^v2\./);
     expect(pending?.totpSecretEncrypted).not.toContain(secret);
-    expect(decrypt(pending?.totpSecretEncrypted as string, [TEST_SECRET]).plaintext).toBe(secret);
+    expect(decrypt(pending?.totpSecretEncrypted as string, [TEST_SECRET], `totp:${pending?.id}`).plaintext).toBe(secret);
 
     const wrong = await submit(browser, enrolPage, '/enroll', { code: await wrongCode(secret) });
     expect(wrong.status).toBe(401);
@@ -403,6 +405,25 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     // Refused unchecked: the recovery code was not spent.
     expect(await server.gatehouse.db.prisma.recoveryCode.count({ where: { userId: mallory.id, usedAt: { not: null } } })).toBe(0);
     expect((await events(mallory.id, 'mfa.failure')).filter((event) => (event.details as { reason?: string } | null)?.reason === 'locked')).toHaveLength(2);
+  });
+
+  it('refuses a TOTP secret copied from another person\'s row, and seals an old-format one again at its next use', async () => {
+    const mfa = createMfa(server.gatehouse.db, { secrets: [TEST_SECRET], audit: { record: async () => {} } });
+    const mallory = await newPerson();
+    const victim = await newPerson();
+    const { secret: mallorys } = await enrol(mallory);
+    // Someone who can write the database but does not know SECRETS copies their own secret onto the victim.
+    const { totpSecretEncrypted, totpEnabledAt } = (await user(mallory.id))!;
+    await server.gatehouse.db.prisma.user.update({ where: { id: victim.id }, data: { totpSecretEncrypted, totpEnabledAt } });
+    await expect(mfa.verifyCode(victim.id, await nextCode(mallorys))).rejects.toThrow(DecryptionError);
+
+    // A secret stored before secrets were bound to their row (v1) still works, and is sealed anew when used.
+    const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+    await server.gatehouse.db.prisma.user.update({ where: { id: victim.id }, data: { totpSecretEncrypted: encryptV1(secret, TEST_SECRET), totpLastStep: null } });
+    expect(await mfa.verifyCode(victim.id, await nextCode(secret))).toBe(true);
+    const resealed = (await user(victim.id))!.totpSecretEncrypted as string;
+    expect(resealed).toMatch(/^v2\./);
+    expect(decrypt(resealed, [TEST_SECRET], `totp:${victim.id}`).plaintext).toBe(secret);
   });
 
   it('resets MFA for a person: secret and recovery codes removed, password-only sign-in again', async () => {

@@ -227,6 +227,8 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
       LOG_LEVEL: 'info',
     };
     expect(env.NODE_ENV).toBe('production');
+    // Outside production the default is 127.0.0.1; the image listens on every interface on purpose.
+    expect(imageEnv.HOST).toBe('0.0.0.0');
     const cmd = JSON.parse(runtime.instructions.filter((i) => i.keyword === 'CMD').at(-1)!.args) as string[];
     child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -117,6 +117,7 @@ export const en = {
   'device.error.alreadyUsed': 'That code has already been used. Start again on your device to get a new code.',
   'device.error.stale': 'This page had expired. Enter the code again.',
   'device.error.other': 'Something went wrong. Enter the code again, or start again on your device.',
+  'device.error.locked': 'Too many wrong codes were entered from this browser or network. Enter the code again in {minutes} min.',
   'device.notice.aborted': 'You denied access, so the device was not signed in. You can close this window.',
 
   // Sign-out (views/logout.ejs, views/signed-out.ejs).
@@ -175,6 +176,8 @@ export const en = {
   'demo.signedIn': 'Signed in. The app received an authorization code (state {state}, issuer {issuer}).',
   'demo.exchange': 'Exchange it for tokens within a minute:',
   'demo.nothing': 'Nothing was received.',
+  'demo.badCode': 'That is not an authorization code Gatehouse issues, so no command to exchange it is shown.',
+  'demo.secretHidden': 'The client secret is shown only in a browser on the machine Gatehouse runs on. It is printed in the console where Gatehouse was started.',
   'demo.again': 'Sign in again',
 
   // The account page (views/account*.ejs, src/http/account.ts).

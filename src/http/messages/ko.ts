@@ -111,6 +111,7 @@ export const ko: Messages = {
   'device.error.alreadyUsed': '이미 사용된 코드입니다. 기기에서 다시 시작하여 새 코드를 받으십시오.',
   'device.error.stale': '페이지가 만료되었습니다. 코드를 다시 입력해 주십시오.',
   'device.error.other': '문제가 발생했습니다. 코드를 다시 입력하시거나 기기에서 다시 시작해 주십시오.',
+  'device.error.locked': '이 브라우저 또는 네트워크에서 잘못된 코드가 너무 많이 입력되었습니다. {minutes}분 후에 코드를 다시 입력해 주십시오.',
   'device.notice.aborted': '접근을 거부하셨으므로 기기는 로그인되지 않았습니다. 이 창은 닫으셔도 됩니다.',
 
   'logout.title': '로그아웃',
@@ -164,6 +165,8 @@ export const ko: Messages = {
   'demo.signedIn': '로그인되었습니다. 앱이 인가 코드를 받았습니다(state {state}, 발급자 {issuer}).',
   'demo.exchange': '1분 안에 토큰으로 교환하십시오.',
   'demo.nothing': '받은 것이 없습니다.',
+  'demo.badCode': 'Gatehouse가 발급하는 인가 코드가 아니므로 교환 명령을 표시하지 않습니다.',
+  'demo.secretHidden': '클라이언트 시크릿은 Gatehouse가 실행 중인 컴퓨터의 브라우저에서만 표시됩니다. Gatehouse를 시작한 콘솔에 출력되어 있습니다.',
   'demo.again': '다시 로그인',
   'account.title': '내 계정',
   'account.lead': '{email} 계정으로 로그인되어 있습니다',
