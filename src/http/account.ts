@@ -101,12 +101,14 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     return signedIn;
   }
 
-  /** Refuses a POST whose form was not rendered for this session (cross-site request forgery). */
-  function checkFormToken(req: Request, signedIn: SignedIn) {
+  /** The signed-in session of a POST, refused unless its form was rendered for that session (cross-site request forgery). */
+  async function requirePostedForm(req: Request, res: Response): Promise<SignedIn> {
+    const signedIn = await requireSession(req, res);
     const parsed = TokenForm.safeParse(req.body ?? {});
     if (!parsed.success || !formTokens.verify(signedIn, parsed.data[FORM_TOKEN_FIELD])) {
       throw new AppError(403, 'invalid_form_token', { key: 'account.error.formToken' });
     }
+    return signedIn;
   }
 
   async function renderAccount(req: Request, res: Response, signedIn: SignedIn, status: number, locals: { notice?: Notice; errors?: FormErrors }) {
@@ -166,8 +168,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   const backToAccount = (req: Request, res: Response, notice: Notice) => res.redirect(303, withLanguage(req, '/account', { done: notice }));
 
   async function revokeApp(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     const parsed = RevokeForm.safeParse(req.body);
     if (!parsed.success || !(await account.revokeApp(signedIn, parsed.data.client_id, originOf(req)))) {
       throw new AppError(404, 'not_found', { key: 'account.error.appNotFound' });
@@ -176,15 +177,13 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   }
 
   async function endOtherSessions(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     await account.signOutOtherSessions(signedIn, originOf(req));
     backToAccount(req, res, 'sessions_ended');
   }
 
   async function changePassword(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     const fields = ChangePasswordForm.parse(req.body);
     const refuse = (status: number, key: MessageKey, params?: PageMessage['params']) => renderAccount(req, res, signedIn, status, { errors: { password: { key, params } } });
     if (!fields.current_password) return refuse(400, 'account.error.currentMissing');
@@ -197,8 +196,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   }
 
   async function beginMfaEnrolment(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     const { password } = PasswordForm.parse(req.body);
     if (!password) return refuseMfa(req, res, signedIn, 400, 'account.error.passwordMissing');
     const outcome = await account.beginMfaEnrolment(signedIn, password, originOf(req));
@@ -226,8 +224,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   }
 
   async function confirmMfaEnrolment(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     const { code } = CodeForm.parse(req.body);
     if (!code) return renderEnrolment(req, res, signedIn, 400, 'mfa.error.codeMissing');
     const codes = await account.confirmMfaEnrolment(signedIn, code, originOf(req));
@@ -237,8 +234,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   }
 
   async function removeMfa(req: Request, res: Response) {
-    const signedIn = await requireSession(req, res);
-    checkFormToken(req, signedIn);
+    const signedIn = await requirePostedForm(req, res);
     const { password } = PasswordForm.parse(req.body);
     if (!password) return refuseMfa(req, res, signedIn, 400, 'account.error.passwordMissing');
     const outcome = await account.removeMfa(signedIn, password, originOf(req));

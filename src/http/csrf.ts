@@ -26,13 +26,7 @@ export function createFormTokens(secrets: readonly string[]): FormTokens {
   return {
     issue: (interaction) => mac(keys[0] as Buffer, interaction),
     // Any secret still in SECRETS verifies, so a page rendered before a rotation still submits.
-    verify(interaction, token) {
-      const given = Buffer.from(token);
-      return keys.some((key) => {
-        const expected = Buffer.from(mac(key, interaction));
-        return given.length === expected.length && timingSafeEqual(given, expected);
-      });
-    },
+    verify: (interaction, token) => madeWithAnyKey(keys, token, (key) => mac(key, interaction)),
   };
 }
 
@@ -52,12 +46,15 @@ export function createSessionFormTokens(secrets: readonly string[]): SessionForm
     createHmac('sha256', key).update(JSON.stringify(['account/v1', session.sessionId, session.accountId])).digest('base64url');
   return {
     issue: (session) => mac(keys[0] as Buffer, session),
-    verify(session, token) {
-      const given = Buffer.from(token);
-      return keys.some((key) => {
-        const expected = Buffer.from(mac(key, session));
-        return given.length === expected.length && timingSafeEqual(given, expected);
-      });
-    },
+    verify: (session, token) => madeWithAnyKey(keys, token, (key) => mac(key, session)),
   };
+}
+
+/** Whether `token` is the MAC under any key still in SECRETS, compared in constant time. */
+function madeWithAnyKey(keys: readonly Buffer[], token: string, macWith: (key: Buffer) => string): boolean {
+  const given = Buffer.from(token);
+  return keys.some((key) => {
+    const expected = Buffer.from(macWith(key));
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  });
 }

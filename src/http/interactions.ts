@@ -79,6 +79,14 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   /** The second factor this interaction owes after its password step; refused without one. */
+  /** A posted second-factor form: its interaction at the login prompt, its form token, and the step owed. */
+  async function loadSecondFactor(req: Request, res: Response, stage: PendingSecondFactor['stage']) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    return { interaction, pending: expectSecondFactor(interaction, stage) };
+  }
+
   function expectSecondFactor(interaction: Interaction, stage: PendingSecondFactor['stage']): PendingSecondFactor {
     const pending = steps.pendingSecondFactor(interaction);
     if (!pending || pending.stage !== stage) {
@@ -170,10 +178,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   async function submitTotpCode(req: Request, res: Response) {
-    const interaction = await load(req, res);
-    expectPrompt(interaction, 'login');
-    checkFormToken(req, interaction);
-    const pending = expectSecondFactor(interaction, 'code');
+    const { interaction, pending } = await loadSecondFactor(req, res, 'code');
     const parsed = CodeForm.safeParse(req.body ?? {});
     if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: formError(parsed.error) });
     const outcome = await steps.submitTotpCode(req, res, interaction, pending, parsed.data.code, originOf(req));
@@ -182,10 +187,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   async function submitRecoveryCode(req: Request, res: Response) {
-    const interaction = await load(req, res);
-    expectPrompt(interaction, 'login');
-    checkFormToken(req, interaction);
-    const pending = expectSecondFactor(interaction, 'code');
+    const { interaction, pending } = await loadSecondFactor(req, res, 'code');
     const parsed = RecoveryCodeForm.safeParse(req.body ?? {});
     if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { recoveryError: formError(parsed.error) });
     const outcome = await steps.submitRecoveryCode(req, res, interaction, pending, parsed.data.recovery_code, originOf(req));
@@ -194,10 +196,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   async function confirmEnrolment(req: Request, res: Response) {
-    const interaction = await load(req, res);
-    expectPrompt(interaction, 'login');
-    checkFormToken(req, interaction);
-    const pending = expectSecondFactor(interaction, 'enroll');
+    const { interaction, pending } = await loadSecondFactor(req, res, 'enroll');
     const parsed = CodeForm.safeParse(req.body ?? {});
     if (!parsed.success) return renderSecondFactor(req, res, interaction, pending, 400, { error: formError(parsed.error) });
     const outcome = await steps.confirmEnrolment(req, res, interaction, pending, parsed.data.code, originOf(req));
