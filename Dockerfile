@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Gatehouse container: build with dev dependencies, run with production ones only.
-# test/container.test.ts checks this file: COPY sources, .dockerignore, and the runtime
+# test/server/container.test.ts checks this file: COPY sources, .dockerignore, and the runtime
 # stage's layout running `node dist/server.js`.
 
 FROM node:22-bookworm-slim AS build

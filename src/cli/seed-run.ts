@@ -1,4 +1,4 @@
-// `gatehouse seed <file>` (seed-command.ts) and `npx prisma db seed` (prisma/seed.ts) share this: read and
+// `gatehouse seed <file>` (cli/seed.ts) and `npx prisma db seed` (prisma/seed.ts) share this: read and
 // validate the whole file before anything is written, migrate so a fresh database works, apply
 // it in one transaction, record client changes in the audit trail, and report what changed.
 import { readFileSync } from 'node:fs';

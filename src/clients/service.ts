@@ -2,10 +2,10 @@
 // Metadata is validated with the seed file's own field schemas (seed/apply.ts) and, when the caller
 // hands in the engine's check, by the engine too, so a stored client is one the engine loads.
 // Secrets are generated here, returned once, and stored only hashed or encrypted
-// (client-secrets.ts), exactly as the seed stores them.
+// (clients/secrets.ts), exactly as the seed stores them.
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
-// ValidationError (manage-errors.ts).
+// ValidationError (core/errors.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createArtifactStore } from '../artifacts/store.js';

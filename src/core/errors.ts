@@ -1,4 +1,4 @@
-// The errors the management layer (manage-clients.ts, manage-users.ts) throws. The admin API
+// The errors the management layer (clients/, people/, keys/, audit/ service.ts) throws. The admin API
 // maps them once in http/errors.ts; the CLI prints their message (and issues) as they are.
 import type { ZodError } from 'zod';
 

@@ -38,7 +38,7 @@ export interface AdminDeps {
   provider: Provider;
   db: Db;
   audit: AuditLog;
-  /** Makes this instance use rotated signing keys now (key-refresher.ts); absent, it follows at its next refresh. */
+  /** Makes this instance use rotated signing keys now (keys/refresher.ts); absent, it follows at its next refresh. */
   refreshKeys?: () => Promise<unknown>;
 }
 

@@ -1,4 +1,4 @@
-// Types for the two oidc-provider internals engine-keys.ts uses (the package has no exports
+// Types for the two oidc-provider internals keys/engine-swap.ts uses (the package has no exports
 // map, so these paths resolve; @types/oidc-provider does not describe them).
 declare module 'oidc-provider/lib/helpers/initialize_keystore.js' {
   /** Called with the provider as `this`: replaces its keystore and public JWKS. */

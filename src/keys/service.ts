@@ -10,7 +10,7 @@ export interface KeyManagementDeps {
   db: Db;
   config: KeyConfig;
   audit: AuditLog;
-  /** Makes this instance pick up new keys now (key-refresher.ts); other instances follow at their next refresh. */
+  /** Makes this instance pick up new keys now (keys/refresher.ts); other instances follow at their next refresh. */
   refreshKeys?: () => Promise<unknown>;
 }
 

@@ -70,7 +70,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
   const clientAdapter: Adapter = {
-    // Dynamic registration stores through here: the secret is hashed or encrypted (client-secrets.ts).
+    // Dynamic registration stores through here: the secret is hashed or encrypted (clients/secrets.ts).
     async upsert(id, payload) {
       refuseNul(payload);
       let sealed: ClientMetadata;

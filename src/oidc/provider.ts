@@ -115,7 +115,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
   const configuration: Configuration = {
     adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCache), { now, observe: observeAdapter }),
     findAccount: createFindAccount(db),
-    // The account page's own first-party client (account-client.ts); static, so nobody edits it.
+    // The account page's own first-party client (clients/account-client.ts); static, so nobody edits it.
     clients: [accountClientMetadata(config.issuer)],
     jwks: keys.jwks,
     routes: ROUTES,
@@ -212,7 +212,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
         session.grantIdFor(client.clientId) ||
         (await artifacts.latestGrantId(session.accountId, client.clientId, now()));
       const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      // The account page is Gatehouse itself: it never asks for consent (account-client.ts).
+      // The account page is Gatehouse itself: it never asks for consent (clients/account-client.ts).
       if (!grant && client.clientId === ACCOUNT_CLIENT_ID) return accountPageGrant(ctx.oidc.provider, session.accountId);
       return grant;
     },

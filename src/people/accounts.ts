@@ -42,7 +42,7 @@ export interface PasswordVerifier {
   /**
    * The account id when the email and password match an enabled user, otherwise null (the
    * caller shows one generic message whatever the reason, a lockout included). Records the
-   * attempt, and waits longer the more recent failures the account has (brute-force.ts).
+   * attempt, and waits longer the more recent failures the account has (sign-in-limits.ts).
    */
   verifyPassword(email: string, password: string, origin: RequestOrigin): Promise<string | null>;
 }

@@ -4,7 +4,7 @@
 // signed-in session here, parse the form, call one function, then render or redirect.
 //
 // Who is signed in comes from the engine's own session cookie, read the way the engine reads
-// it, so the account page and the apps share one sign-in (account-client.ts explains how a
+// it, so the account page and the apps share one sign-in (clients/account-client.ts explains how a
 // person without a session gets one). Changing the password or the second factor asks for the
 // current password again, checked by the sign-in's own verifier (brute-force limits included).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -26,7 +26,7 @@ import type { Mfa, TotpEnrolment } from './mfa.js';
 export interface SignedIn {
   /** The session's id: the secret value of its cookie (binds the page's form tokens; never shown). */
   sessionId: string;
-  /** The session's uid, by which sessions are named (manage-users.ts). */
+  /** The session's uid, by which sessions are named (service.ts). */
   sessionUid: string;
   accountId: string;
 }

@@ -7,7 +7,7 @@
 // value of its cookie, so it must not leave the database.
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
-// ValidationError (manage-errors.ts).
+// ValidationError (core/errors.ts).
 import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';

@@ -16,7 +16,7 @@ export const JWT_API = 'https://jwt-api.bench.example';
 export const OPAQUE_API = 'https://opaque-api.bench.example';
 export const PASSWORD = 'bench password that is long enough';
 
-/** One person per connection: sign-ins of one account are counted (brute-force.ts), not parallel-safe for a benchmark. */
+/** One person per connection: sign-ins of one account are counted (src/people/sign-in-limits.ts), not parallel-safe for a benchmark. */
 export const userEmail = (index: number) => `bench-user-${index}@example.com`;
 
 export async function seedBenchData(database: DbConfig, { users, bcryptCost }: { users: number; bcryptCost: number }): Promise<void> {

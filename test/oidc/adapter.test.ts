@@ -423,7 +423,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
 
     it('upsert creates and then replaces a client, as dynamic registration does', async () => {
       await adapter('Client').upsert('rp-dyn', { ...metadata, client_id: 'rp-dyn' } as AdapterPayload);
-      // The secret is stored only as a keyed hash; the engine gets a placeholder (client-secrets.ts).
+      // The secret is stored only as a keyed hash; the engine gets a placeholder (clients/secrets.ts).
       const { client_secret: secret, ...rest } = metadata;
       const stored = await db.prisma.client.findUniqueOrThrow({ where: { id: 'rp-dyn' } });
       expect(stored.metadata).toStrictEqual({ ...rest, client_id: 'rp-dyn', client_secret_hash: expect.stringMatching(/^hmac-sha256:v1:/) });
