@@ -179,12 +179,12 @@ export const SETTINGS = {
   },
   /** Brute-force limits; counters live in the database, so every instance enforces them. */
   bruteForce: {
-    accountMaxFailures: setting('SIGN_IN_MAX_FAILURES_PER_ACCOUNT', integer(1, 1000, '5'), '5', 'Failed sign-ins of one account within SIGN_IN_FAILURE_WINDOW before a temporary lockout.'),
+    accountMaxFailures: setting('SIGN_IN_MAX_FAILURES_PER_ACCOUNT', integer(1, 1000, '5'), '5', 'Failed sign-ins of one account within SIGN_IN_FAILURE_WINDOW before a temporary lockout; wrong second-factor codes count the same way, apart.'),
     ipMaxFailures: setting('SIGN_IN_MAX_FAILURES_PER_IP', integer(1, 100_000, '20'), '20', 'Failed sign-ins from one IP address within SIGN_IN_FAILURE_WINDOW before a temporary lockout.'),
     failureWindow: setting('SIGN_IN_FAILURE_WINDOW', duration('15m'), '15m', 'How long failed sign-ins and client authentications are counted.'),
     lockout: setting('SIGN_IN_LOCKOUT', duration('15m'), '15m', 'How long an account, IP address or client stays locked after too many failures.'),
     delayStepMs: setting('SIGN_IN_DELAY_STEP_MS', integer(0, 5000, '250'), '250', 'Each recent failure adds this many milliseconds before the next answer (increasing delay).'),
-    clientMaxFailures: setting('CLIENT_AUTH_MAX_FAILURES', integer(1, 100_000, '10'), '10', 'Failed client authentications of one client within SIGN_IN_FAILURE_WINDOW before a temporary lockout.'),
+    clientMaxFailures: setting('CLIENT_AUTH_MAX_FAILURES', integer(1, 100_000, '10'), '10', 'Failed client authentications of one client from one address within SIGN_IN_FAILURE_WINDOW before that address is locked out for that client.'),
   },
   auditRetention: setting('AUDIT_RETENTION', duration('90d'), '90d', 'How long audit events are kept.'),
   logLevel: setting('LOG_LEVEL', z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info', 'fatal, error, warn, info, debug, trace or silent.'),
