@@ -5,10 +5,9 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
+import { createDb } from '../../src/db/client.js';
 import { createAdapterFactory, startSweeper } from '../../src/oidc/adapter.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 const FLAVOURS = await flavours();
 const ADAPTER_SECRET = 'adapter-test-secret-0123456789-abcdefghijklmnop';
@@ -111,8 +110,7 @@ function payloadFor(model: string, jti: string, extra: Record<string, unknown> =
 }
 
 describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
+  let db: MigratedDb;
   let clock = START;
   const now = () => new Date(clock);
   const advance = (seconds: number) => {
@@ -124,16 +122,10 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
   const row = (model: string, id: string) => db.prisma.oidcArtifact.findUnique({ where: { model_id: { model, id } } });
 
   beforeAll(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
+    db = await migratedDb(flavour);
     adapter = createAdapterFactory(db, [ADAPTER_SECRET], now);
   });
-
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  afterAll(async () => db?.drop());
 
   beforeEach(async () => {
     clock = START;
@@ -465,7 +457,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'First' });
 
       // Another instance (its own Db on the same database) changes the client: not seen yet...
-      const other = await createDb(database.config);
+      const other = await createDb(db);
       try {
         await other.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Second') } });
       } finally {

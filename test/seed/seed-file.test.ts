@@ -1,17 +1,17 @@
 // Seeding clients and users: validation names every problem, writes are idempotent and
 // atomic, passwords are only ever bcrypt hashes, and the `prisma db seed` entry point answers
 // with the documented exit codes.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
+import { createDb } from '../../src/db/client.js';
 import { applySeed, parseSeedFile, type SeedFile } from '../../src/seed/apply.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { runSeedScript } from '../helpers/commands.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
 
 const BCRYPT_COST = 4;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -129,19 +129,9 @@ describe('parseSeedFile', () => {
 });
 
 describe.each(await flavours())('applySeed on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeEach(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
-  });
-
-  afterEach(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  let db: MigratedDb;
+  beforeEach(async () => (db = await migratedDb(flavour)));
+  afterEach(async () => db?.drop());
 
   const seed = (file: unknown) => applySeed(db, parsed(file), { bcryptCost: BCRYPT_COST, clientSecrets: CLIENT_SECRETS });
   const user = (email: string) => db.prisma.user.findUniqueOrThrow({ where: { email } });
@@ -280,22 +270,10 @@ describe('prisma/seed.ts, the `prisma db seed` entry point', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function runSeed(file: unknown): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function runSeed(file: unknown) {
     const seedFile = join(dir, 'seed.json');
     writeFileSync(seedFile, typeof file === 'string' ? file : JSON.stringify(file));
-    const env = {
-      ...process.env,
-      NODE_ENV: 'test',
-      DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`,
-      SEED_FILE: seedFile,
-      SECRETS: 'a-test-secret-that-is-at-least-32-characters-long',
-      BCRYPT_COST: String(BCRYPT_COST),
-    };
-    return new Promise((resolve) => {
-      execFile('npx', ['tsx', 'prisma/seed.ts'], { env, cwd: process.cwd() }, (error, stdout, stderr) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr });
-      });
-    });
+    return runSeedScript({ DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, SEED_FILE: seedFile, SECRETS: TEST_SECRET, BCRYPT_COST: String(BCRYPT_COST) });
   }
 
   it('exits 0 with a summary for a valid file, on a fresh database', async () => {
