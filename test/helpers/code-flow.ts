@@ -51,11 +51,10 @@ export const postForm = (url: string, form: Record<string, string>, headers: Rec
 export const authorizePath = (params: Record<string, string> = {}, client: Pick<ConfidentialClient, 'id' | 'redirectUri'> = WEB_APP) =>
   `/authorize?${new URLSearchParams({ client_id: client.id, response_type: 'code', scope: 'openid email', redirect_uri: client.redirectUri, state: 'xyz', ...params })}`;
 
-/** A PKCE verifier and an authorization URL carrying its challenge, a state and a nonce. */
-export function authorizationUrl(issuer: string, client: Pick<ConfidentialClient, 'id' | 'redirectUri'>, params: Record<string, string> = {}) {
+/** A PKCE verifier and an authorization URL carrying its challenge, a state and a nonce; `params` add or replace (undefined: leave out). */
+export function authorizationUrl(issuer: string, client: Pick<ConfidentialClient, 'id' | 'redirectUri'>, params: Record<string, string | undefined> = {}) {
   const verifier = randomBytes(32).toString('base64url');
-  const url = new URL(`${issuer}/authorize`);
-  url.search = new URLSearchParams({
+  const query: Record<string, string | undefined> = {
     client_id: client.id,
     response_type: 'code',
     redirect_uri: client.redirectUri,
@@ -66,7 +65,9 @@ export function authorizationUrl(issuer: string, client: Pick<ConfidentialClient
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
     ...params,
-  }).toString();
+  };
+  const url = new URL(`${issuer}/authorize`);
+  url.search = new URLSearchParams(Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined)).toString();
   return { url, verifier };
 }
 

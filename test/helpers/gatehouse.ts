@@ -23,7 +23,7 @@ export function testEnv(database: { url: string }, env: Record<string, string> =
 export interface TestGatehouseOptions {
   /** Settings beyond the test defaults (a test port, this database, TEST_SECRET, BCRYPT_COST=4, silent logs, no sweeping). */
   env?: Record<string, string>;
-  /** Another instance on the same database (as behind a load balancer); that one drops the database. */
+  /** Another instance on the same database (as behind a load balancer); closing that one closes this one first, then drops the database. */
   shareWith?: TestGatehouse;
   /** To capture what it logs (LOG_LEVEL in `env` then does not apply). */
   logger?: Logger;
@@ -49,8 +49,12 @@ export interface TestGatehouse {
   addPerson(): Promise<Person & { id: string }>;
   /** The id of a person this instance (or the one it shares a database with) added. */
   idOf(person: { email: string }): string;
+  /** Stops it (any instance sharing its database first) and drops its database unless it shares another's. Safe to call twice. */
   close(): Promise<void>;
 }
+
+/** The instances started with `shareWith` each instance, to close before it. */
+const sharers = new WeakMap<TestGatehouse, Set<TestGatehouse>>();
 
 let people = 0;
 
@@ -74,6 +78,7 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
     const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
   });
   const ids = new Map<string, string>();
+  let closed: Promise<void> | undefined;
   const instance: TestGatehouse = {
     url,
     issuer: config.issuer,
@@ -97,14 +102,27 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
       if (!id) throw new Error(`${email} was not added to this test Gatehouse`);
       return id;
     },
-    async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await gatehouse.close();
-      if (!shareWith) await database.drop();
+    close() {
+      closed ??= (async () => {
+        for (const sharer of [...(sharers.get(instance) ?? [])].reverse()) await sharer.close();
+        if (shareWith) sharers.get(shareWith)?.delete(instance);
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+        await gatehouse.close();
+        if (!shareWith) await database.drop();
+      })();
+      return closed;
     },
   };
+  sharers.set(instance, new Set());
+  if (shareWith) sharers.get(shareWith)?.add(instance);
   for (const client of options.clients ?? []) await instance.addClient(client);
   for (const person of options.people ?? []) await instance.addUser(person);
   return instance;
+}
+
+/** Two instances with the same settings on one new database, as behind a load balancer; closing the first closes both. */
+export async function startTwoInstances(flavour: DatabaseFlavour, options: TestGatehouseOptions): Promise<[TestGatehouse, TestGatehouse]> {
+  const first = await startTestGatehouse(flavour, options);
+  return [first, await startTestGatehouse(flavour, { env: options.env, logger: options.logger, now: options.now, shareWith: first })];
 }

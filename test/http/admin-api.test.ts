@@ -103,10 +103,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
       scope: 'openid email offline_access',
     });
   });
-  afterAll(async () => {
-    await shortLived?.close();
-    await server?.close();
-  });
+  afterAll(async () => server?.close());
 
   // ---------------------------------------------------------------------------------------------
   // Who gets in

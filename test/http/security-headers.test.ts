@@ -68,22 +68,23 @@ describe('security headers on an http issuer', () => {
     expectPage(consent.headers);
   });
 
+  /** A page Gatehouse renders at `path` (for a new browser), answered with `status` and the page headers. */
+  async function pageAt(path: string, status: number) {
+    const page = await new Browser(server.issuer).visit(path);
+    expect(page.status).toBe(status);
+    expectPage(page.headers);
+    return page;
+  }
+
   it('sets them on our error pages and the engine error pages', async () => {
     // Ours: an interaction without its cookie.
-    const ours = await new Browser(server.issuer).visit('/interaction/no-such-interaction');
-    expect(ours.status).toBe(400);
-    expectPage(ours.headers);
+    await pageAt('/interaction/no-such-interaction', 400);
     // The engine's (renderError): an unknown client at the authorization endpoint.
-    const engine = await new Browser(server.issuer).visit(authorizePath({ client_id: 'who-is-this' }));
-    expect(engine.status).toBe(400);
-    expect(engine.html).toContain('invalid_client');
-    expectPage(engine.headers);
+    expect((await pageAt(authorizePath({ client_id: 'who-is-this' }), 400)).html).toContain('invalid_client');
   });
 
   it('sets them on a 404, as a page and as JSON', async () => {
-    const page = await new Browser(server.issuer).visit('/nope');
-    expect(page.status).toBe(404);
-    expectPage(page.headers);
+    await pageAt('/nope', 404);
     const json = await fetch(`${server.issuer}/nope`, { headers: { accept: 'application/json' } });
     expect(json.status).toBe(404);
     expectBaseline(json.headers);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySeed, parseSeedFile } from '../../src/seed/apply.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { Browser, completeSignIn } from '../helpers/browser.js';
-import { basicAuth, postForm } from '../helpers/code-flow.js';
+import { basicAuth, postForm, revokeToken } from '../helpers/code-flow.js';
 import { runCli } from '../helpers/commands.js';
 import { flavours } from '../helpers/databases.js';
 import { ALICE, credentialsOf, secretFor, WEB_APP } from '../helpers/fixtures.js';
@@ -52,7 +52,14 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
   afterAll(async () => server?.close());
 
   const client = (id: string) => discover(server.issuer, credentialsOf(id));
-  const tokenRequest = (clientId: string, body: Record<string, string>) => postForm(`${server.url}/token`, body, { authorization: basicAuth(credentialsOf(clientId)) });
+  /** The machine client's configuration and an access token it got for itself (client credentials; `params` as the grant takes them). */
+  async function machineToken(params?: Record<string, string>) {
+    const machine = await client('machine');
+    return { machine, token: (await oidc.clientCredentialsGrant(machine, params)).access_token };
+  }
+  /** A raw token request of a seeded client (with `secret` instead of its own when given). */
+  const tokenRequest = (clientId: string, body: Record<string, string>, secret = credentialsOf(clientId).secret) =>
+    postForm(`${server.url}/token`, body, { authorization: basicAuth({ id: clientId, secret }) });
 
   /** A whole code flow for Alice with `config`'s client, up to its tokens. */
   async function signIn(config: oidc.Configuration, params: Record<string, string>, redirectUri = WEB_APP.redirectUri) {
@@ -74,8 +81,8 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
     });
 
     it('issues an opaque access token when no resource is requested', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
-      expect(tokens.access_token.split('.')).toHaveLength(1);
+      const { token } = await machineToken();
+      expect(token.split('.')).toHaveLength(1);
     });
 
     it('refuses an unknown resource with invalid_target', async () => {
@@ -103,33 +110,26 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   describe('introspection (RFC 7662)', () => {
     it('tells a client about its own token', async () => {
-      const config = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(config);
-      const result = await oidc.tokenIntrospection(config, tokens.access_token);
-      expect(result).toMatchObject({ active: true, client_id: 'machine', token_type: 'Bearer' });
+      const { machine, token } = await machineToken();
+      expect(await oidc.tokenIntrospection(machine, token)).toMatchObject({ active: true, client_id: 'machine', token_type: 'Bearer' });
     });
 
     it('says inactive to a client asking about another client’s token', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
-      const result = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
-      expect(result.active).toBe(false);
+      const { token } = await machineToken();
+      expect((await oidc.tokenIntrospection(await client('other-machine'), token)).active).toBe(false);
     });
 
     it('lets a resource server registered to introspect see tokens issued for its resource', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'), { resource: OPAQUE_API, scope: 'read' });
-      expect(tokens.access_token.split('.')).toHaveLength(1);
-      const byResourceServer = await oidc.tokenIntrospection(await client('ledger-rs'), tokens.access_token);
+      const { token } = await machineToken({ resource: OPAQUE_API, scope: 'read' });
+      expect(token.split('.')).toHaveLength(1);
+      const byResourceServer = await oidc.tokenIntrospection(await client('ledger-rs'), token);
       expect(byResourceServer).toMatchObject({ active: true, aud: OPAQUE_API, client_id: 'machine', scope: 'read' });
-      const byStranger = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
+      const byStranger = await oidc.tokenIntrospection(await client('other-machine'), token);
       expect(byStranger.active).toBe(false);
     });
 
     it('refuses an unauthenticated caller with 401 invalid_client', async () => {
-      const response = await fetch(`${server.url}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: 'anything' }),
-      });
+      const response = await postForm(`${server.url}/token/introspection`, { token: 'anything' });
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     });
@@ -137,23 +137,16 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   describe('revocation (RFC 7009)', () => {
     it('revokes a client’s own access token', async () => {
-      const config = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(config);
-      await oidc.tokenRevocation(config, tokens.access_token);
-      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+      const { machine, token } = await machineToken();
+      await oidc.tokenRevocation(machine, token);
+      expect((await oidc.tokenIntrospection(machine, token)).active).toBe(false);
     });
 
     // RFC 7009 2.2 answers 200 whatever happened, so a client cannot probe for other tokens.
     it('does not let a client revoke another client’s token (answering 200 all the same)', async () => {
-      const owner = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(owner);
-      const response = await fetch(`${server.url}/token/revocation`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(credentialsOf('other-machine')) },
-        body: new URLSearchParams({ token: tokens.access_token }),
-      });
-      expect(response.status).toBe(200);
-      expect((await oidc.tokenIntrospection(owner, tokens.access_token)).active).toBe(true);
+      const { machine, token } = await machineToken();
+      expect(await revokeToken(server.url, credentialsOf('other-machine'), token)).toBe(200);
+      expect((await oidc.tokenIntrospection(machine, token)).active).toBe(true);
     });
 
     it('ends the whole grant when a refresh token is revoked', async () => {
@@ -209,22 +202,14 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   it('answers a request without client authentication with 401 invalid_client (RFC 6749 5.2)', async () => {
     for (const path of ['/token', '/token/introspection', '/token/revocation']) {
-      const response = await fetch(`${server.url}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', token: 'x', client_id: 'machine' }),
-      });
+      const response = await postForm(`${server.url}${path}`, { grant_type: 'client_credentials', token: 'x', client_id: 'machine' });
       expect(response.status, path).toBe(401);
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     }
   });
 
   it('answers token errors with no-store and, for failed Basic authentication, WWW-Authenticate', async () => {
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('machine:wrong').toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'client_credentials' }),
-    });
+    const response = await tokenRequest('machine', { grant_type: 'client_credentials' }, 'wrong');
     expect(response.status).toBe(401);
     expect(response.headers.get('cache-control')).toContain('no-store');
     expect(response.headers.get('www-authenticate')).toMatch(/^Basic realm=".*", error="invalid_client"/);

@@ -12,7 +12,7 @@ import { Browser, findForm } from '../helpers/browser.js';
 import { authorizePath, basicAuth, postForm } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { credentialsOf, machineClient, PASSWORD, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { startTestGatehouse, startTwoInstances, type TestGatehouse } from '../helpers/gatehouse.js';
 
 const GENERIC = 'Incorrect email or password.';
 
@@ -80,16 +80,10 @@ describe('the address a per-IP limit counts', () => {
 
 describe.each(await flavours())('brute-force limits on %s', (flavour) => {
   let server: TestGatehouse;
+  /** A second instance on the same database. */
   let twin: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { env: LIMITS, clients: [webApp()] });
-    twin = await startTestGatehouse(flavour, { env: LIMITS, shareWith: server });
-  });
-  afterAll(async () => {
-    await twin?.close();
-    await server?.close();
-  });
+  beforeAll(async () => ([server, twin] = await startTwoInstances(flavour, { env: LIMITS, clients: [webApp()] })));
+  afterAll(async () => server?.close());
 
   describe('failed sign-ins per account', () => {
     it('locks the account after the configured failures, answering exactly like a wrong password, even to the right one', async () => {

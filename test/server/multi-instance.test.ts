@@ -10,7 +10,7 @@ import { Browser, signOut, submitPassword } from '../helpers/browser.js';
 import { signInForCode, startAuthorization, tokenRequest, type TokenResponse } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { PASSWORD, WEB_APP, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { startTwoInstances, type TestGatehouse } from '../helpers/gatehouse.js';
 
 /** The one public address both instances answer for. */
 const ISSUER = 'http://gatehouse.test';
@@ -84,14 +84,8 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
   let A: TestGatehouse;
   let B: TestGatehouse;
 
-  beforeAll(async () => {
-    A = await startTestGatehouse(flavour, { env: ENV, clients: [webApp()] });
-    B = await startTestGatehouse(flavour, { env: ENV, shareWith: A });
-  });
-  afterAll(async () => {
-    await B?.close();
-    await A?.close();
-  });
+  beforeAll(async () => ([A, B] = await startTwoInstances(flavour, { env: ENV, clients: [webApp()] })));
+  afterAll(async () => A?.close());
 
   /** A new person, signed in through the balancer with `route`; returns the browser and the code's redemption form. */
   async function signIn(route: Route) {
