@@ -16,6 +16,13 @@ export interface Person {
   name?: string;
 }
 
+let people = 0;
+/** A person no other test of the file shares (person-N@example.com, PASSWORD), for a test that changes one. */
+export function newPerson(): Required<Person> {
+  people += 1;
+  return { email: `person-${people}@example.com`, password: PASSWORD, name: `Person ${people}` };
+}
+
 /** The person most tests sign in as. */
 export const ALICE = { email: 'alice@example.com', password: PASSWORD, name: 'Alice Liddell' } as const satisfies Person;
 export const BOB = { email: 'bob@example.com', password: 'bob has a long enough password' } as const satisfies Person;

@@ -10,7 +10,7 @@ import { createUserStore } from '../../src/people/store.js';
 import { createLogger, type Logger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
-import { PASSWORD, type Person } from './fixtures.js';
+import { newPerson, type Person } from './fixtures.js';
 import { freePort } from './ports.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -45,8 +45,8 @@ export interface TestGatehouse {
   readonly database: TestDatabase;
   addClient(metadata: ClientMetadata): Promise<void>;
   addUser(user: Person & { emailVerified?: boolean }): Promise<string>;
-  /** Adds a person no other test of the file shares (person-N@example.com, PASSWORD), for tests that change one. */
-  addPerson(): Promise<Person & { id: string }>;
+  /** Adds a newPerson(), for a test that changes one. */
+  addPerson(): Promise<Required<Person> & { id: string }>;
   /** The id of a person this instance (or the one it shares a database with) added. */
   idOf(person: { email: string }): string;
   /** Stops it (any instance sharing its database first) and drops its database unless it shares another's. Safe to call twice. */
@@ -55,8 +55,6 @@ export interface TestGatehouse {
 
 /** The instances started with `shareWith` each instance, to close before it. */
 const sharers = new WeakMap<TestGatehouse, Set<TestGatehouse>>();
-
-let people = 0;
 
 /** Writes a person to the database as an administrator would create them (email verified unless said otherwise); their id. */
 export async function addUserTo(db: DbHandle, { email, password, name, emailVerified = true }: Person & { emailVerified?: boolean }): Promise<string> {
@@ -94,7 +92,7 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
       return id;
     },
     async addPerson() {
-      const person = { email: `person-${++people}@example.com`, password: PASSWORD, name: `Person ${people}` };
+      const person = newPerson();
       return { ...person, id: await instance.addUser(person) };
     },
     idOf({ email }) {
