@@ -12,6 +12,7 @@ import { flavours } from '../helpers/databases.js';
 import { APP, credentialsOf, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { authorizeIn, discover } from '../helpers/relying-party.js';
+import { anotherCode, codeAt, currentStep } from '../helpers/totp.js';
 
 const ACR_MFA = 'urn:gatehouse:acr:mfa';
 const ACR_PASSWORD = 'urn:gatehouse:acr:password';
@@ -57,15 +58,15 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
    */
   const usedSteps = new Map<string, number>();
   async function nextCode(secret: string): Promise<string> {
-    const current = Math.floor(Date.now() / 30_000);
+    const current = currentStep();
     const step = Math.max(current, (usedSteps.get(secret) ?? current - 1) + 1);
     if (step > current + 1) await new Promise((resolve) => setTimeout(resolve, (step - 1) * 30_000 - Date.now() + 50));
     usedSteps.set(secret, step);
-    return generate({ secret, epoch: step * 30 });
+    return codeAt(secret, step);
   }
 
   /** A code the app would not show now (the current one, shifted). */
-  const wrongCode = async (secret: string) => String((Number(await generate({ secret })) + 500_000) % 1_000_000).padStart(6, '0');
+  const wrongCode = async (secret: string) => anotherCode(await codeAt(secret, currentStep()));
 
   /** Signs `person` up for TOTP through a strict client's sign-in and returns the secret and recovery codes. */
   async function enrol(person: { id: string; email: string; password: string }) {
