@@ -11,37 +11,22 @@ import { applySeed, parseSeedFile, type SeedFile } from '../../src/seed/apply.js
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { runSeedScript } from '../helpers/commands.js';
 import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { ALICE, BOB, webApp } from '../helpers/fixtures.js';
 import { TEST_SECRET } from '../helpers/gatehouse.js';
 
 const BCRYPT_COST = 4;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const BCRYPT_HASH = /^\$2[aby]\$04\$[./A-Za-z0-9]{53}$/;
 
-const WEB_CLIENT = {
-  client_id: 'web-app',
-  client_name: 'Web app',
-  client_secret: 'skdfT8V-TzT6FwZprn_yDp1IaCb7L4t48MPtr7cuFZM',
-  token_endpoint_auth_method: 'client_secret_basic',
-  redirect_uris: ['http://localhost:8080/callback'],
-  post_logout_redirect_uris: ['http://localhost:8080/'],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  scope: 'openid profile email offline_access',
-};
+/** The web app as an operator's seed file names it, every field spelled out. */
+const WEB_CLIENT = webApp({ redirect_uris: ['http://localhost:8080/callback'], post_logout_redirect_uris: ['http://localhost:8080/'] });
 const SPA_CLIENT = { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:5173/callback'] };
 /** WEB_CLIENT as stored: its secret only as a keyed hash (client-secrets.test.ts proves the rest). */
 const { client_secret: _webSecret, ...WEB_CLIENT_FIELDS } = WEB_CLIENT;
 const STORED_WEB_CLIENT = { ...WEB_CLIENT_FIELDS, client_secret_hash: expect.stringMatching(/^hmac-sha256:v1:/) };
 const CLIENT_SECRETS = clientSecretSealing(['seed-test-secret-0123456789-abcdefghijklmnop']);
-const ALICE = {
-  email: 'Alice@Example.com',
-  password: 'correct horse battery staple',
-  name: 'Alice Liddell',
-  given_name: 'Alice',
-  family_name: 'Liddell',
-  email_verified: true,
-};
-const BOB = { email: 'bob@example.com', password: 'bobs password' };
+/** Alice as a seed file names her: every profile field, and her email in another letter case. */
+const ALICE_ENTRY = { ...ALICE, email: 'Alice@Example.com', given_name: 'Alice', family_name: 'Liddell', email_verified: true };
 
 interface SeedJson {
   clients: Array<Record<string, unknown>>;
@@ -49,7 +34,7 @@ interface SeedJson {
 }
 
 /** A fresh copy each time, so a test can change it freely. */
-const validFile = (): SeedJson => structuredClone({ clients: [WEB_CLIENT, SPA_CLIENT], users: [ALICE, BOB] });
+const validFile = (): SeedJson => structuredClone({ clients: [WEB_CLIENT, SPA_CLIENT], users: [ALICE_ENTRY, BOB] });
 
 /** Several bad entries next to valid ones, and the problems they must produce, in order. */
 const invalidFile = () =>
@@ -60,7 +45,7 @@ const invalidFile = () =>
       { client_id: 'other', redirect_uris: ['http://localhost:3000/cb'], colour: 'blue' },
       { client_id: 'web-app', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:9/cb'], grant_types: ['password'] },
     ],
-    users: [ALICE, { email: 'not-an-email', password: 'short' }, { email: 'ALICE@example.com', password: 'long enough', picture: 'ftp://x' }, { name: 'Nobody' }],
+    users: [ALICE_ENTRY, { email: 'not-an-email', password: 'short' }, { email: 'ALICE@example.com', password: 'long enough', picture: 'ftp://x' }, { name: 'Nobody' }],
     extra: true,
   });
 const INVALID_FILE_PROBLEMS = [
@@ -161,7 +146,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
 
   it('stores passwords only as bcrypt hashes', async () => {
     await seed(validFile());
-    for (const { email, password } of [ALICE, BOB]) {
+    for (const { email, password } of [ALICE_ENTRY, BOB]) {
       const row = await user(email.toLowerCase());
       expect(row.passwordHash).toMatch(BCRYPT_HASH);
       expect(await bcrypt.compare(password, row.passwordHash)).toBe(true);
@@ -229,7 +214,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     expect(after.passwordHash).toMatch(BCRYPT_HASH);
     expect(after.passwordHash).not.toBe(before.passwordHash);
     expect(await bcrypt.compare('a brand new password', after.passwordHash)).toBe(true);
-    expect(await bcrypt.compare(ALICE.password, after.passwordHash)).toBe(false);
+    expect(await bcrypt.compare(ALICE_ENTRY.password, after.passwordHash)).toBe(false);
     // And the next run with the same new password leaves that hash alone.
     expect((await seed(file)).users.unchanged).toEqual(['alice@example.com', 'bob@example.com']);
     expect((await user('alice@example.com')).passwordHash).toBe(after.passwordHash);
