@@ -12,7 +12,7 @@ import { Browser } from '../helpers/browser.js';
 import { basicAuth, postForm, redeemCode, signInForCode } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { ALICE, credentialsOf, machineClient, WEB_APP, webApp } from '../helpers/fixtures.js';
-import { startTestGatehouse, TEST_SECRET, type TestGatehouse, type TestGatehouseOptions } from '../helpers/gatehouse.js';
+import { startTestGatehouse, testEnv, type TestGatehouse, type TestGatehouseOptions } from '../helpers/gatehouse.js';
 
 const API = 'https://api.example.com';
 const MACHINE = credentialsOf('machine');
@@ -32,7 +32,7 @@ function controlledClock() {
 
 /** The key settings a server started with `env` uses (for calling rotateSigningKeys directly). */
 const keyConfigOf = (server: TestGatehouse, env: Record<string, string> = {}): Config =>
-  loadConfig({ NODE_ENV: 'test', SECRETS: TEST_SECRET, DATABASE_URL: server.database.config.url, ...env });
+  loadConfig(testEnv(server.database.config, env));
 
 async function jwksOf(server: TestGatehouse): Promise<JSONWebKeySet> {
   const response = await fetch(`${server.url}/jwks`);
