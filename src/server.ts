@@ -15,7 +15,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
-import { createAuditLog, startAuditRetention } from './audit/log.js';
+import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
 import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
 import { createSecondFactorLimits, createSignInLimits } from './people/sign-in-limits.js';
 import { startCounterSweeper } from './core/counters.js';
@@ -80,6 +80,19 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
   return () => stops.forEach((stop) => stop());
 }
 
+/**
+ * What the pages call: the password verifier and second-factor checks under their limits, the
+ * interaction steps and the account page's service. `signIns` is the audit log sign-in attempts
+ * are recorded through (the metrics count them on the way).
+ */
+export function createServices({ config, db, provider, audit, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog }) {
+  const mfa = createMfa(db, { secrets: config.secrets, audit });
+  const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
+  const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
+  return { mfa, passwords, steps, account };
+}
+
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
 export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
   if (config.database.autoMigrate) await applyMigrations(config, logger);
@@ -87,14 +100,11 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
-    const mfa = createMfa(db, { secrets: config.secrets, audit });
-    const verifyPassword = createPasswordVerifier(db, config.passwords.bcryptCost, metrics.countSignIns(audit), createSignInLimits(db, config.bruteForce));
-    const steps = createInteractionSteps(provider, verifyPassword, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
+    const { steps, account } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
-    const account = createAccountService({ provider, db, passwords: verifyPassword, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
     const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);

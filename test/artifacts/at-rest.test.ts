@@ -4,14 +4,10 @@
 // rows stored the old way are rewritten once, and the tokens they hold keep working.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openPayload, SEALED_KEY, sealStoredArtifacts } from '../../src/artifacts/at-rest.js';
-import { RecordingBrowser, startAuthorization, submitPassword, tokenRequest, type ConfidentialClient } from '../helpers/code-flow.js';
-import { findForm } from '../helpers/browser.js';
+import { RecordingBrowser, refreshTokens, signInForTokens } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
-
-const CLIENT: ConfidentialClient = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef', redirectUri: 'http://app.test/callback', postLogoutRedirectUri: 'http://app.test/bye' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
-const UA = 'at-rest-test';
 
 describe.each(await flavours())('artifacts at rest on %s', (flavour) => {
   let server: TestGatehouse;
@@ -19,18 +15,12 @@ describe.each(await flavours())('artifacts at rest on %s', (flavour) => {
   let browser: RecordingBrowser;
 
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    await server.addClient({ client_id: CLIENT.id, client_secret: CLIENT.secret, redirect_uris: [CLIENT.redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] });
-    await server.addUser(ALICE);
-    browser = new RecordingBrowser(server.url, UA);
-    const { page, verifier } = await startAuthorization(browser, server.issuer, CLIENT);
-    const consent = await submitPassword(browser, page, ALICE);
-    const confirm = findForm(consent.html, '/confirm');
-    const back = await browser.visit(confirm.action, { form: confirm.fields });
-    const code = back.redirectedTo?.searchParams.get('code') as string;
-    const response = await tokenRequest(server.issuer, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, UA);
+    server = await startTestGatehouse(flavour, { clients: [webApp()], people: [ALICE] });
+    browser = new RecordingBrowser(server.url, 'at-rest-test');
+    const response = await signInForTokens(browser, server.issuer, WEB_APP, ALICE, 'openid email offline_access');
     expect(response.status).toBe(200);
     tokens = response.body as typeof tokens;
+    expect(tokens.refresh_token).toEqual(expect.any(String));
   });
   afterAll(async () => server?.close());
 
@@ -81,10 +71,10 @@ describe.each(await flavours())('artifacts at rest on %s', (flavour) => {
   });
 
   it('redeems and rotates the refresh token as before (device codes by user code: test/oidc/device-flow.test.ts)', async () => {
-    const refreshed = await tokenRequest(server.issuer, CLIENT, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, UA);
+    const refreshed = await refreshTokens(server.issuer, WEB_APP, tokens.refresh_token);
     expect(refreshed.status).toBe(200);
     expect(await userinfo(refreshed.body.access_token)).toBe(200);
     // The old refresh token was rotated and is refused.
-    expect((await tokenRequest(server.issuer, CLIENT, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token }, UA)).status).toBe(400);
+    expect((await refreshTokens(server.issuer, WEB_APP, tokens.refresh_token)).status).toBe(400);
   });
 });

@@ -1,21 +1,15 @@
 // The audit trail: a whole sign-in, token, refresh, revocation, logout and registration leaves
 // the expected events, in order, with who, which client and from where, and never a
 // credential; retention deletes old events only; operators read them with `audit list`.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAuditStore } from '../../src/audit/store.js';
 import { pruneAuditEvents, startAuditRetention } from '../../src/audit/log.js';
-import { completeSignIn } from '../helpers/browser.js';
-import { logout, RecordingBrowser, revokeToken, startAuthorization, submitPassword, tokenRequest } from '../helpers/code-flow.js';
+import { logout, RecordingBrowser, revokeToken, signInAndRefresh } from '../helpers/code-flow.js';
+import { runCli } from '../helpers/commands.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const run = promisify(execFile);
-
-const APP = 'http://app.test';
-const CLIENT = { id: 'audited-app', secret: 'audited-app-secret-0123456789-0123456789-abcdef', redirectUri: `${APP}/callback`, postLogoutRedirectUri: `${APP}/bye` };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple audit' };
 const WRONG_PASSWORD = 'not-the-password-but-still-secret';
 const BROWSER_AGENT = 'AuditTestBrowser/1.0';
 const CLIENT_AGENT = 'AuditTestClient/2.0';
@@ -25,22 +19,11 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
   let server: TestGatehouse;
   let aliceId: string;
   /** Every credential the flow saw; none may appear in an audit row. */
-  const credentials = new Set<string>([ALICE.password, WRONG_PASSWORD, CLIENT.secret]);
+  const credentials = new Set<string>([ALICE.password, WRONG_PASSWORD, WEB_APP.secret]);
 
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { FEATURE_REGISTRATION: 'true' });
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      client_name: 'Audited App',
-      redirect_uris: [CLIENT.redirectUri],
-      post_logout_redirect_uris: [CLIENT.postLogoutRedirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid email offline_access',
-    });
-    aliceId = await server.addUser(ALICE);
+    server = await startTestGatehouse(flavour, { env: { FEATURE_REGISTRATION: 'true' }, clients: [webApp()], people: [ALICE] });
+    aliceId = server.idOf(ALICE);
   });
   afterAll(async () => server?.close());
 
@@ -48,21 +31,11 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
 
   it('records sign-in, consent, tokens, revocation, logout and registration in order, without credentials', async () => {
     const browser = new RecordingBrowser(server.url, BROWSER_AGENT);
-    const { page, verifier } = await startAuthorization(browser, server.url, CLIENT);
-    const wrong = await submitPassword(browser, page, { email: ALICE.email, password: WRONG_PASSWORD });
-    expect(wrong.status).toBe(401);
-    const callback = await completeSignIn(browser, wrong, ALICE);
-    const code = callback.searchParams.get('code') as string;
-    expect(code).toBeTruthy();
+    const { code, issued, refreshed } = await signInAndRefresh(browser, server.url, WEB_APP, ALICE, { wrongPassword: WRONG_PASSWORD, clientAgent: CLIENT_AGENT });
     credentials.add(code);
-
-    const issued = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, CLIENT_AGENT);
-    expect(issued.status).toBe(200);
-    const refreshed = await tokenRequest(server.url, CLIENT, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string }, CLIENT_AGENT);
-    expect(refreshed.status).toBe(200);
-    for (const body of [issued.body, refreshed.body]) for (const token of [body.access_token, body.refresh_token, body.id_token]) if (token) credentials.add(token);
-    expect(await revokeToken(server.url, CLIENT, refreshed.body.refresh_token as string, CLIENT_AGENT)).toBe(200);
-    expect((await logout(browser, server.url, CLIENT, refreshed.body.id_token as string))?.href).toBe(CLIENT.postLogoutRedirectUri);
+    for (const body of [issued, refreshed]) for (const token of [body.access_token, body.refresh_token, body.id_token]) if (token) credentials.add(token);
+    expect(await revokeToken(server.url, WEB_APP, refreshed.refresh_token as string, { 'user-agent': CLIENT_AGENT })).toBe(200);
+    expect((await logout(browser, server.url, WEB_APP, refreshed.id_token as string))?.href).toBe(WEB_APP.postLogoutRedirectUri);
     for (const value of browser.cookieValues) if (value.length >= 16) credentials.add(value);
 
     // Dynamic registration: create, update, delete.
@@ -112,10 +85,10 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
       expect(row?.ip).toMatch(/127\.0\.0\.1/);
     }
     expect(failure?.details).toMatchObject({ reason: expect.any(String) as string });
-    expect(consent?.clientId).toBe(CLIENT.id);
-    expect(loggedOut?.clientId).toBe(CLIENT.id);
+    expect(consent?.clientId).toBe(WEB_APP.id);
+    expect(loggedOut?.clientId).toBe(WEB_APP.id);
     for (const row of [codeGrant, refreshGrant, revoked, grantRevoked]) {
-      expect(row).toMatchObject({ accountId: aliceId, clientId: CLIENT.id, userAgent: CLIENT_AGENT });
+      expect(row).toMatchObject({ accountId: aliceId, clientId: WEB_APP.id, userAgent: CLIENT_AGENT });
       expect(row?.ip).toMatch(/127\.0\.0\.1/);
     }
     expect(codeGrant?.details).toMatchObject({ grant_type: 'authorization_code', issued: expect.arrayContaining(['access_token', 'refresh_token', 'id_token']) as string[] });
@@ -137,14 +110,11 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
   });
 
   it('lists events from the command line, and refuses bad arguments with exit code 2', async () => {
-    const env = { ...process.env, DATABASE_URL: server.database.config.url, SECRETS: TEST_SECRET, NODE_ENV: 'test', LOG_LEVEL: 'silent' };
-    const cli = (...args: string[]) => run('npx', ['tsx', 'src/cli.ts', 'audit', 'list', ...args], { env });
-    const [{ stdout }, table, refused] = await Promise.all([
-      cli('--json', '--type', 'sign_in.failure'),
-      cli('--since', '1h', '--client', CLIENT.id, '--limit', '3'),
-      cli('--since', 'nonsense').catch((error: unknown) => error as { code: number; stderr: string }),
-    ]);
-    const lines = JSON.parse(stdout) as Record<string, unknown>[];
+    const env = { DATABASE_URL: server.database.config.url, SECRETS: TEST_SECRET };
+    const cli = (...args: string[]) => runCli(['audit', 'list', ...args], env);
+    const [failures, table, refused] = await Promise.all([cli('--json', '--type', 'sign_in.failure'), cli('--since', '1h', '--client', WEB_APP.id, '--limit', '3'), cli('--since', 'nonsense')]);
+    for (const listed of [failures, table]) expect(listed.code, listed.stderr).toBe(0);
+    const lines = JSON.parse(failures.stdout) as Record<string, unknown>[];
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ type: 'sign_in.failure', accountId: aliceId, userAgent: BROWSER_AGENT });
     expect(Number.isNaN(Date.parse(lines[0]?.at as string))).toBe(false);
@@ -155,7 +125,7 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
     expect(rows[1]).toContain('logout');
 
     expect(refused).toMatchObject({ code: 2 });
-    expect((refused as { stderr: string }).stderr).toContain("option '--since <time>' argument 'nonsense' is invalid. Expected an ISO 8601 time");
+    expect(refused.stderr).toContain("option '--since <time>' argument 'nonsense' is invalid. Expected an ISO 8601 time");
   });
 
   it('deletes events older than the retention period and keeps newer ones', async () => {

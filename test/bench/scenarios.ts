@@ -1,9 +1,9 @@
 // The benchmark's scenarios. Each prepares what it needs on a server (tokens from real sign-ins)
 // and then runs for a fixed time at a fixed number of connections: autocannon for single
 // requests, a small driver of our own for the whole authorization-code flow.
-import { createHash, randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import { Browser, completeSignIn } from '../helpers/browser.js';
+import { authorizationUrl, basicAuth, redeemCode } from '../helpers/code-flow.js';
 import { MACHINE_CLIENT, JWT_API, OPAQUE_API, PASSWORD, WEB_CLIENT, userEmail } from './fixtures.js';
 
 export const SCENARIOS = ['discovery', 'jwks', 'cc-opaque', 'cc-jwt', 'userinfo', 'refresh', 'code-flow'] as const;
@@ -36,7 +36,6 @@ export interface RunOptions {
   durationSeconds: number;
 }
 
-const basic = (client: { id: string; secret: string }) => `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
 const FORM = 'application/x-www-form-urlencoded';
 
 interface TokenSet {
@@ -47,28 +46,12 @@ interface TokenSet {
 /** One whole sign-in: authorize with PKCE, the pages, the code exchange. Returns the tokens. */
 export async function signIn(url: string, user: number, { scope, consent }: { scope: string; consent: boolean }): Promise<TokenSet> {
   const browser = new Browser(url);
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL(`${url}/authorize`);
-  authorize.search = new URLSearchParams({
-    client_id: WEB_CLIENT.id,
-    response_type: 'code',
-    redirect_uri: WEB_CLIENT.redirectUri,
-    scope,
-    ...(consent ? { prompt: 'consent' } : {}),
-    state: randomBytes(8).toString('hex'),
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString();
+  const { url: authorize, verifier } = authorizationUrl(url, WEB_CLIENT, { scope, prompt: consent ? 'consent' : undefined });
   const back = await completeSignIn(browser, await browser.visit(authorize.href), { email: userEmail(user), password: PASSWORD });
   const code = back.searchParams.get('code');
   if (!code) throw new Error(`no code in the redirect: ${back.href}`);
-  const response = await fetch(`${url}/token`, {
-    method: 'POST',
-    headers: { authorization: basic(WEB_CLIENT), 'content-type': FORM },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: WEB_CLIENT.redirectUri, code_verifier: verifier }).toString(),
-  });
-  const body = (await response.json()) as TokenSet & { error?: string };
-  if (response.status !== 200) throw new Error(`code exchange answered ${response.status}: ${JSON.stringify(body)}`);
+  const { status, body } = await redeemCode(url, WEB_CLIENT, code, verifier);
+  if (status !== 200) throw new Error(`code exchange answered ${status}: ${JSON.stringify(body)}`);
   return body;
 }
 
@@ -103,14 +86,14 @@ export async function prepareScenario(name: ScenarioName, url: string, users: nu
     case 'cc-opaque':
     case 'cc-jwt': {
       const body = new URLSearchParams({ grant_type: 'client_credentials', resource: name === 'cc-jwt' ? JWT_API : OPAQUE_API, scope: 'read' }).toString();
-      const check = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basic(MACHINE_CLIENT), 'content-type': FORM }, body });
+      const check = await fetch(`${url}/token`, { method: 'POST', headers: { authorization: basicAuth(MACHINE_CLIENT), 'content-type': FORM }, body });
       if (check.status !== 200) throw new Error(`${name} at ${url}: /token answered ${check.status}: ${await check.text()}`);
       const token = ((await check.json()) as TokenSet).access_token;
       if ((token.split('.').length === 3) !== (name === 'cc-jwt')) throw new Error(`${name}: unexpected access token format`);
       return {
         run: async (o) =>
           fromAutocannon(
-            await cannon({ url: `${url}/token`, method: 'POST', headers: { authorization: basic(MACHINE_CLIENT), 'content-type': FORM }, body, connections: o.connections, duration: o.durationSeconds }),
+            await cannon({ url: `${url}/token`, method: 'POST', headers: { authorization: basicAuth(MACHINE_CLIENT), 'content-type': FORM }, body, connections: o.connections, duration: o.durationSeconds }),
           ),
       };
     }
@@ -138,7 +121,7 @@ export async function prepareScenario(name: ScenarioName, url: string, users: nu
         {
           method: 'POST',
           path: '/token',
-          headers: { authorization: basic(WEB_CLIENT), 'content-type': FORM },
+          headers: { authorization: basicAuth(WEB_CLIENT), 'content-type': FORM },
           setupRequest(request) {
             // An empty pool (tokens lost to failed requests) sends a token that fails: counted as errors.
             const token = pool.shift() ?? 'pool-exhausted';

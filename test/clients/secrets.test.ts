@@ -9,27 +9,21 @@ import { parseSeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { decrypt, DecryptionError } from '../../src/core/secrets.js';
 import { encryptV1 } from '../helpers/legacy-secrets.js';
+import { basicAuth, postForm } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { machineClient, secretFor } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 
 const NEW_SECRET = 'rotated-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
-const SECRET = (name: string) => `${name}-Zq3v9XkW2mP7rT4yB8nL1cF6hJ0dG5aS-e2uVx`;
-const machine = (id: string, extra: Record<string, unknown> = {}) => ({
-  client_id: id,
-  client_secret: SECRET(id),
-  grant_types: ['client_credentials'],
-  response_types: [],
-  ...extra,
-});
 const SEED = {
   clients: [
-    machine('basic'),
-    machine('post', { token_endpoint_auth_method: 'client_secret_post' }),
-    machine('jwt', { token_endpoint_auth_method: 'client_secret_jwt' }),
+    machineClient('basic'),
+    machineClient('post', { token_endpoint_auth_method: 'client_secret_post' }),
+    machineClient('jwt', { token_endpoint_auth_method: 'client_secret_jwt' }),
   ],
 };
 
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basic = (id: string, secret: string) => basicAuth({ id, secret });
 
 describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
   let server: TestGatehouse;
@@ -51,13 +45,11 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
 
   async function token(target: TestGatehouse, auth: { basic?: [string, string]; post?: [string, string]; assertion?: string; clientId?: string }) {
     const form: Record<string, string> = { grant_type: 'client_credentials' };
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-    if (auth.basic) headers.authorization = basic(...auth.basic);
     if (auth.post) Object.assign(form, { client_id: auth.post[0], client_secret: auth.post[1] });
     if (auth.assertion) {
       Object.assign(form, { client_id: auth.clientId, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: auth.assertion });
     }
-    const response = await fetch(`${target.url}/token`, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+    const response = await postForm(`${target.url}/token`, form, auth.basic ? { authorization: basic(...auth.basic) } : {});
     return { status: response.status, body: (await response.json()) as Record<string, unknown>, wwwAuthenticate: response.headers.get('www-authenticate') };
   }
 
@@ -88,7 +80,7 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
   };
 
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { FEATURE_REGISTRATION: 'true' });
+    server = await startTestGatehouse(flavour, { env: { FEATURE_REGISTRATION: 'true' } });
     await seed();
   });
 
@@ -98,7 +90,7 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
 
   it('stores seeded secrets hashed (basic, post) or encrypted (client_secret_jwt), never in clear', async () => {
     const raw = await rawClientRows();
-    for (const client of SEED.clients) expect(raw).not.toContain(client.client_secret);
+    for (const client of SEED.clients) expect(raw).not.toContain(client.client_secret as string);
     for (const id of ['basic', 'post']) {
       const metadata = await storedMetadata(id);
       expect(metadata.client_secret).toBeUndefined();
@@ -110,10 +102,10 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
   });
 
   it('authenticates client_secret_basic with the right secret and refuses a wrong, truncated or empty one', async () => {
-    const ok = await token(server, { basic: ['basic', SECRET('basic')] });
+    const ok = await token(server, { basic: ['basic', secretFor('basic')] });
     expect(ok.status).toBe(200);
     expect(ok.body.access_token).toBeTruthy();
-    for (const wrong of [SECRET('post'), SECRET('basic').slice(0, -1), SECRET('basic').slice(0, 8), `${SECRET('basic')}x`, '']) {
+    for (const wrong of [secretFor('post'), secretFor('basic').slice(0, -1), secretFor('basic').slice(0, 8), `${secretFor('basic')}x`, '']) {
       const result = await token(server, { basic: ['basic', wrong] });
       expectInvalidClient(result);
       expect(result.wwwAuthenticate).toMatch(/^Basic realm=".*", error="invalid_client"/);
@@ -121,8 +113,8 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
   });
 
   it('authenticates client_secret_post with the right secret and refuses a wrong, truncated or empty one', async () => {
-    expect((await token(server, { post: ['post', SECRET('post')] })).status).toBe(200);
-    for (const wrong of [SECRET('basic'), SECRET('post').slice(0, -1), SECRET('post').slice(0, 8), '']) {
+    expect((await token(server, { post: ['post', secretFor('post')] })).status).toBe(200);
+    for (const wrong of [secretFor('basic'), secretFor('post').slice(0, -1), secretFor('post').slice(0, 8), '']) {
       expectInvalidClient(await token(server, { post: ['post', wrong] }));
     }
   });
@@ -131,28 +123,23 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
     const hash = (await storedMetadata('basic')).client_secret_hash as string;
     expectInvalidClient(await token(server, { basic: ['basic', hash] }));
     const held = (await server.gatehouse.provider.Client.find('basic'))?.clientSecret as string;
-    expect(held).not.toContain(SECRET('basic'));
+    expect(held).not.toContain(secretFor('basic'));
     expectInvalidClient(await token(server, { basic: ['basic', held] }));
   });
 
   it('authenticates a client_secret_jwt client with an HS256 assertion made with its secret', async () => {
-    const ok = await token(server, { clientId: 'jwt', assertion: await assertion(server, 'jwt', SECRET('jwt')) });
+    const ok = await token(server, { clientId: 'jwt', assertion: await assertion(server, 'jwt', secretFor('jwt')) });
     expect(ok.status).toBe(200);
-    expectInvalidClient(await token(server, { clientId: 'jwt', assertion: await assertion(server, 'jwt', SECRET('basic')) }));
+    expectInvalidClient(await token(server, { clientId: 'jwt', assertion: await assertion(server, 'jwt', secretFor('basic')) }));
   });
 
   it('stores the demo client hashed', async () => {
-    const demo = await startTestGatehouse(flavour, { DEMO: 'true' }, server);
+    const demo = await startTestGatehouse(flavour, { env: { DEMO: 'true' }, shareWith: server });
     try {
       const { clientSecret, clientId } = demo.gatehouse.demo!;
       expect(await rawClientRows()).not.toContain(clientSecret);
       // Introspection authenticates the client whatever its grant types.
-      const introspect = (secret: string) =>
-        fetch(`${demo.url}/token/introspection`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(clientId, secret) },
-          body: 'token=unknown',
-        });
+      const introspect = (secret: string) => postForm(`${demo.url}/token/introspection`, { token: 'unknown' }, { authorization: basic(clientId, secret) });
       expect((await introspect(clientSecret)).status).toBe(200);
       expect((await introspect(`${clientSecret}x`)).status).toBe(401);
     } finally {
@@ -201,7 +188,8 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
   });
 
   it('reads a secret encrypted in the old format (v1) and seals it again bound to its client', async () => {
-    const { client_secret: clear, ...metadata } = machine('old-jwt', { token_endpoint_auth_method: 'client_secret_jwt' });
+    const { client_secret: _clear, ...metadata } = machineClient('old-jwt', { token_endpoint_auth_method: 'client_secret_jwt' });
+    const clear = secretFor('old-jwt');
     await server.addClient({ ...metadata, client_secret_encrypted: encryptV1(clear, TEST_SECRET) });
     expect((await token(server, { clientId: 'old-jwt', assertion: await assertion(server, 'old-jwt', clear) })).status).toBe(200);
     const sealed = (await storedMetadata('old-jwt')).client_secret_encrypted as string;
@@ -218,43 +206,43 @@ describe.each(await flavours())('client secrets at rest on %s', (flavour) => {
     expect(after).toEqual(before);
 
     // A row written in clear before secrets were sealed is rewritten by the next seed run.
-    await server.addClient(machine('legacy'));
-    expect(await rawClientRows()).toContain(SECRET('legacy'));
-    const file = { clients: [...SEED.clients, machine('legacy')] };
+    await server.addClient(machineClient('legacy'));
+    expect(await rawClientRows()).toContain(secretFor('legacy'));
+    const file = { clients: [...SEED.clients, machineClient('legacy')] };
     expect((await seed(file)).clients).toEqual({ created: [], updated: ['legacy'], unchanged: ['basic', 'post', 'jwt'] });
-    expect(await rawClientRows()).not.toContain(SECRET('legacy'));
-    expect((await token(server, { basic: ['legacy', SECRET('legacy')] })).status).toBe(200);
+    expect(await rawClientRows()).not.toContain(secretFor('legacy'));
+    expect((await token(server, { basic: ['legacy', secretFor('legacy')] })).status).toBe(200);
 
     // A new secret in the file replaces the old one.
-    const changed = { clients: [machine('legacy', { client_secret: SECRET('changed') })] };
+    const changed = { clients: [machineClient('legacy', { client_secret: secretFor('changed') })] };
     expect((await seed(changed)).clients).toEqual({ created: [], updated: ['legacy'], unchanged: [] });
-    expect((await token(server, { basic: ['legacy', SECRET('changed')] })).status).toBe(200);
-    expectInvalidClient(await token(server, { basic: ['legacy', SECRET('legacy')] }));
+    expect((await token(server, { basic: ['legacy', secretFor('changed')] })).status).toBe(200);
+    expectInvalidClient(await token(server, { basic: ['legacy', secretFor('legacy')] }));
   });
 
   it('verifies across SECRETS rotation and moves hashes and encryptions to the newest secret', async () => {
-    const rotated = await startTestGatehouse(flavour, { SECRETS: `${NEW_SECRET},${TEST_SECRET}` }, server);
+    const rotated = await startTestGatehouse(flavour, { env: { SECRETS: `${NEW_SECRET},${TEST_SECRET}` }, shareWith: server });
     try {
       const oldHash = (await storedMetadata('post')).client_secret_hash as string;
       const oldSealed = (await storedMetadata('jwt')).client_secret_encrypted as string;
 
-      expectInvalidClient(await token(rotated, { post: ['post', SECRET('basic')] }));
+      expectInvalidClient(await token(rotated, { post: ['post', secretFor('basic')] }));
       expect((await storedMetadata('post')).client_secret_hash).toBe(oldHash); // a failure changes nothing
-      expect((await token(rotated, { post: ['post', SECRET('post')] })).status).toBe(200);
+      expect((await token(rotated, { post: ['post', secretFor('post')] })).status).toBe(200);
       const newHash = (await storedMetadata('post')).client_secret_hash as string;
       expect(newHash).toMatch(/^hmac-sha256:v1:/);
       expect(newHash.split(':')[2]).not.toBe(oldHash.split(':')[2]); // another key fingerprint
-      expect((await token(rotated, { post: ['post', SECRET('post')] })).status).toBe(200);
-      expectInvalidClient(await token(rotated, { post: ['post', SECRET('post').slice(0, -1)] }));
+      expect((await token(rotated, { post: ['post', secretFor('post')] })).status).toBe(200);
+      expectInvalidClient(await token(rotated, { post: ['post', secretFor('post').slice(0, -1)] }));
 
-      expect((await token(rotated, { clientId: 'jwt', assertion: await assertion(rotated, 'jwt', SECRET('jwt')) })).status).toBe(200);
+      expect((await token(rotated, { clientId: 'jwt', assertion: await assertion(rotated, 'jwt', secretFor('jwt')) })).status).toBe(200);
       expect((await storedMetadata('jwt')).client_secret_encrypted).not.toBe(oldSealed);
-      expect(await rawClientRows()).not.toContain(SECRET('jwt'));
+      expect(await rawClientRows()).not.toContain(secretFor('jwt'));
 
       // The seed under the rotated SECRETS re-hashes what use has not (basic), then is idempotent.
       expect((await seed(SEED, [NEW_SECRET, TEST_SECRET])).clients).toEqual({ created: [], updated: ['basic'], unchanged: ['post', 'jwt'] });
       expect((await seed(SEED, [NEW_SECRET, TEST_SECRET])).clients.unchanged).toEqual(['basic', 'post', 'jwt']);
-      expect((await token(rotated, { basic: ['basic', SECRET('basic')] })).status).toBe(200);
+      expect((await token(rotated, { basic: ['basic', secretFor('basic')] })).status).toBe(200);
     } finally {
       await rotated.close();
     }

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, describeEffectiveConfig, formatEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
+import { describeEffectiveConfig, formatEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
+import { configProblems } from '../helpers/config.js';
 
 const SECRET = 'file-test-secret-0123456789-0123456789-abcdef';
 const DB_PASSWORD = 'pg-pa55word-do-not-print';
@@ -28,15 +29,7 @@ function writeFile(name: string, content: string | object): string {
 
 const load = (env: Record<string, string>) => loadConfig({ NODE_ENV: 'test', ...env }, { cwd });
 
-function problemsOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  return expect.fail(`loadConfig accepted ${JSON.stringify(env)}`);
-}
+const problemsOf = (env: Record<string, string>) => configProblems(load, env);
 
 describe('values from the file', () => {
   it('apply from JSON: durations, bare numbers and booleans, lists, nested groups', () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, describeEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
+import { configProblems } from '../helpers/config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET_A = 'a'.repeat(20) + '-newest-secret-0123';
@@ -23,16 +24,7 @@ afterEach(() => {
 
 const load = (env: Record<string, string>) => loadConfig(env, { cwd });
 
-/** The problems loadConfig reports for `env`; fails the test when it accepts it. */
-function problemsOf(env: Record<string, string>): readonly string[] {
-  try {
-    load(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
-  }
-  return expect.fail(`loadConfig accepted ${JSON.stringify(env)}`);
-}
+const problemsOf = (env: Record<string, string>) => configProblems(load, env);
 
 const problemAbout = (problems: readonly string[], name: string) => problems.find((p) => p.startsWith(`${name}:`));
 
@@ -144,14 +136,7 @@ describe('DATABASE_URL', () => {
 
 describe('invalid values', () => {
   it('are all reported in one ConfigError, each by name with an example', () => {
-    const bad = {
-      PORT: 'abc',
-      BCRYPT_COST: '99',
-      ACCESS_TOKEN_TTL: 'soon',
-      DATABASE_URL: 'mysql://x',
-      LOG_LEVEL: 'loud',
-      TRUST_PROXY: 'maybe',
-    };
+    const bad = { PORT: 'abc', BCRYPT_COST: '99', ACCESS_TOKEN_TTL: 'soon', DATABASE_URL: 'mysql://x', LOG_LEVEL: 'loud', TRUST_PROXY: 'maybe' };
     let thrown: unknown;
     try {
       load(bad);

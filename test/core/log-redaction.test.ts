@@ -2,11 +2,12 @@
 // in every shape we know of; then a whole running Gatehouse logging at `trace` through a
 // sign-in, token, refresh and logout flow and through refused requests.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { completeSignIn } from '../helpers/browser.js';
-import { logout, RecordingBrowser, startAuthorization, submitPassword, tokenRequest } from '../helpers/code-flow.js';
+import { completeSignIn, submitPassword } from '../helpers/browser.js';
+import { logout, RecordingBrowser, redeemCode, refreshTokens, startAuthorization } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { captureLogger } from '../helpers/logs.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { captureLogger } from '../helpers/logs.js';
 
 describe('the logger', () => {
   const SECRETS = {
@@ -51,9 +52,6 @@ describe('the logger', () => {
   });
 });
 
-const APP = 'http://app.test';
-const CLIENT = { id: 'logged-app', secret: 'logged-app-secret-0123456789-0123456789-abcdef', redirectUri: `${APP}/callback`, postLogoutRedirectUri: `${APP}/bye` };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple logs' };
 const WRONG_PASSWORD = 'wrong-password-that-is-still-secret';
 const WRONG_SECRET = 'wrong-client-secret-0123456789-0123456789';
 
@@ -61,31 +59,18 @@ describe.each(await flavours())('a running Gatehouse logging at trace on %s', (f
   let server: TestGatehouse;
   const capture = captureLogger('trace');
 
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, {}, undefined, capture.logger);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      redirect_uris: [CLIENT.redirectUri],
-      post_logout_redirect_uris: [CLIENT.postLogoutRedirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid email offline_access',
-    });
-    await server.addUser(ALICE);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { logger: capture.logger, clients: [webApp()], people: [ALICE] })));
   afterAll(async () => server?.close());
 
   it('logs no password, client secret, code, token or session cookie through a whole flow and refused requests', async () => {
     const credentials = new Map<string, string>([
       ['password', ALICE.password],
       ['wrong password', WRONG_PASSWORD],
-      ['client secret', CLIENT.secret],
+      ['client secret', WEB_APP.secret],
       ['wrong client secret', WRONG_SECRET],
     ]);
     const browser = new RecordingBrowser(server.url, 'LogTest/1.0');
-    const { page, verifier } = await startAuthorization(browser, server.url, CLIENT);
+    const { page, verifier } = await startAuthorization(browser, server.url, WEB_APP);
     const wrong = await submitPassword(browser, page, { email: ALICE.email, password: WRONG_PASSWORD });
     expect(wrong.status).toBe(401);
     const callback = await completeSignIn(browser, wrong, ALICE);
@@ -93,21 +78,21 @@ describe.each(await flavours())('a running Gatehouse logging at trace on %s', (f
     credentials.set('authorization code', code);
 
     // Refused: the right code with the wrong client secret, then a code that does not exist.
-    const badSecret = await tokenRequest(server.url, { id: CLIENT.id, secret: WRONG_SECRET }, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'LogTest/1.0');
+    const badSecret = await redeemCode(server.url, { ...WEB_APP, secret: WRONG_SECRET }, code, verifier);
     expect(badSecret.status).toBe(401);
-    const badCode = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code: `${code}x`, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'LogTest/1.0');
+    const badCode = await redeemCode(server.url, WEB_APP, `${code}x`, verifier);
     expect(badCode.body.error).toBe('invalid_grant');
 
-    const issued = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'LogTest/1.0');
+    const issued = await redeemCode(server.url, WEB_APP, code, verifier);
     expect(issued.status).toBe(200);
-    const refreshed = await tokenRequest(server.url, CLIENT, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string }, 'LogTest/1.0');
+    const refreshed = await refreshTokens(server.url, WEB_APP, issued.body.refresh_token as string);
     expect(refreshed.status).toBe(200);
     // Refused: userinfo with a token that is not one, a rotated refresh token, the code again.
     const userinfo = await fetch(`${server.url}/userinfo`, { headers: { authorization: `Bearer ${refreshed.body.access_token}x` } });
     expect(userinfo.status).toBe(401);
-    const reuse = await tokenRequest(server.url, CLIENT, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string }, 'LogTest/1.0');
+    const reuse = await refreshTokens(server.url, WEB_APP, issued.body.refresh_token as string);
     expect(reuse.body.error).toBe('invalid_grant');
-    const replay = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'LogTest/1.0');
+    const replay = await redeemCode(server.url, WEB_APP, code, verifier);
     expect(replay.body.error).toBe('invalid_grant');
     for (const [name, body] of [['first', issued.body], ['refreshed', refreshed.body]] as const) {
       credentials.set(`${name} access token`, body.access_token);
@@ -115,7 +100,7 @@ describe.each(await flavours())('a running Gatehouse logging at trace on %s', (f
       credentials.set(`${name} id token`, body.id_token as string);
     }
 
-    expect((await logout(browser, server.url, CLIENT, refreshed.body.id_token as string))?.href).toBe(CLIENT.postLogoutRedirectUri);
+    expect((await logout(browser, server.url, WEB_APP, refreshed.body.id_token as string))?.href).toBe(WEB_APP.postLogoutRedirectUri);
     // Refused: a logout naming a post-logout URI that is not registered, with the id token in the URL.
     const badLogout = await browser.visit(`${server.url}/logout?id_token_hint=${refreshed.body.id_token as string}&post_logout_redirect_uri=${encodeURIComponent('https://evil.test/')}`);
     expect(badLogout.status).toBe(400);

@@ -247,31 +247,19 @@ function expectedType(flavour: DatabaseFlavour, field: DmmfField): ExpectedType 
   if (field.kind !== 'scalar') return `${field.kind} fields are not handled by this test yet`;
   if (field.isList) return 'list fields are not handled by this test yet';
   if (field.nativeType) return `native type @db.${field.nativeType[0]} is not handled by this test yet`;
-  const types: Record<DatabaseFlavour, Record<string, ExpectedType>> = {
-    postgresql: {
-      String: { type: 'text' },
-      Int: { type: 'integer' },
-      BigInt: { type: 'bigint' },
-      Float: { type: 'double precision' },
-      Decimal: { type: 'numeric' },
-      Boolean: { type: 'boolean' },
-      DateTime: { type: 'timestamp without time zone', datetimePrecision: 3 },
-      Json: { type: 'jsonb' },
-      Bytes: { type: 'bytea' },
-    },
-    sqlite: {
-      String: { type: 'TEXT' },
-      Int: { type: 'INTEGER' },
-      BigInt: { type: 'BIGINT' },
-      Float: { type: 'REAL' },
-      Decimal: { type: 'DECIMAL' },
-      Boolean: { type: 'BOOLEAN' },
-      DateTime: { type: 'DATETIME' },
-      Json: { type: 'JSONB' },
-      Bytes: { type: 'BLOB' },
-    },
+  // Prisma type: [PostgreSQL column type, SQLite column type]
+  const types: Record<string, [ExpectedType, ExpectedType]> = {
+    String: [{ type: 'text' }, { type: 'TEXT' }],
+    Int: [{ type: 'integer' }, { type: 'INTEGER' }],
+    BigInt: [{ type: 'bigint' }, { type: 'BIGINT' }],
+    Float: [{ type: 'double precision' }, { type: 'REAL' }],
+    Decimal: [{ type: 'numeric' }, { type: 'DECIMAL' }],
+    Boolean: [{ type: 'boolean' }, { type: 'BOOLEAN' }],
+    DateTime: [{ type: 'timestamp without time zone', datetimePrecision: 3 }, { type: 'DATETIME' }],
+    Json: [{ type: 'jsonb' }, { type: 'JSONB' }],
+    Bytes: [{ type: 'bytea' }, { type: 'BLOB' }],
   };
-  return types[flavour][field.type] ?? `Prisma type ${field.type} is not handled by this test yet`;
+  return types[field.type]?.[flavour === 'postgresql' ? 0 : 1] ?? `Prisma type ${field.type} is not handled by this test yet`;
 }
 
 /**
@@ -533,29 +521,19 @@ describe.each(FLAVOURS)('migrations on %s', (flavour) => {
 
     const table = await inspector.table('_prisma_migrations');
     const layout = table.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, hasDefault: c.default !== null }));
-    const prismaLayout =
-      flavour === 'postgresql'
-        ? [
-            { name: 'id', type: 'character varying', nullable: false, hasDefault: false },
-            { name: 'checksum', type: 'character varying', nullable: false, hasDefault: false },
-            { name: 'finished_at', type: 'timestamp with time zone', nullable: true, hasDefault: false },
-            { name: 'migration_name', type: 'character varying', nullable: false, hasDefault: false },
-            { name: 'logs', type: 'text', nullable: true, hasDefault: false },
-            { name: 'rolled_back_at', type: 'timestamp with time zone', nullable: true, hasDefault: false },
-            { name: 'started_at', type: 'timestamp with time zone', nullable: false, hasDefault: true },
-            { name: 'applied_steps_count', type: 'integer', nullable: false, hasDefault: true },
-          ]
-        : [
-            // SQLite: the id is the primary key, so NOT NULL matters (SQLite would otherwise allow NULL keys).
-            { name: 'id', type: 'TEXT', nullable: false, hasDefault: false },
-            { name: 'checksum', type: 'TEXT', nullable: false, hasDefault: false },
-            { name: 'finished_at', type: 'DATETIME', nullable: true, hasDefault: false },
-            { name: 'migration_name', type: 'TEXT', nullable: false, hasDefault: false },
-            { name: 'logs', type: 'TEXT', nullable: true, hasDefault: false },
-            { name: 'rolled_back_at', type: 'DATETIME', nullable: true, hasDefault: false },
-            { name: 'started_at', type: 'DATETIME', nullable: false, hasDefault: true },
-            { name: 'applied_steps_count', type: 'INTEGER UNSIGNED', nullable: false, hasDefault: true },
-          ];
+    // Column, its type on PostgreSQL and on SQLite, nullable, has a default. (On SQLite the id is
+    // the primary key, so NOT NULL matters: SQLite would otherwise allow NULL keys.)
+    const columns: [string, string, string, boolean, boolean][] = [
+      ['id', 'character varying', 'TEXT', false, false],
+      ['checksum', 'character varying', 'TEXT', false, false],
+      ['finished_at', 'timestamp with time zone', 'DATETIME', true, false],
+      ['migration_name', 'character varying', 'TEXT', false, false],
+      ['logs', 'text', 'TEXT', true, false],
+      ['rolled_back_at', 'timestamp with time zone', 'DATETIME', true, false],
+      ['started_at', 'timestamp with time zone', 'DATETIME', false, true],
+      ['applied_steps_count', 'integer', 'INTEGER UNSIGNED', false, true],
+    ];
+    const prismaLayout = columns.map(([name, postgresql, sqlite, nullable, hasDefault]) => ({ name, type: flavour === 'postgresql' ? postgresql : sqlite, nullable, hasDefault }));
     expect(layout).toEqual(prismaLayout);
     expect(table.primaryKey).toEqual(['id']);
     if (flavour === 'postgresql') {

@@ -4,26 +4,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
-  });
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  let db: MigratedDb;
+  beforeAll(async () => (db = await migratedDb(flavour)));
+  afterAll(async () => db?.drop());
 
   it('reads a person exactly as the query builder does, booleans, times and counters included', async () => {
     const users = createUserStore(db);

@@ -103,19 +103,31 @@ function decodeEntities(text: string): string {
   return text.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
 }
 
+/** Submits the form whose action contains `actionPart`: its own fields (the form token among them) and `fields`. */
+export function submitForm(browser: Browser, page: { html: string }, actionPart: string, fields: Record<string, string> = {}) {
+  const form = findForm(page.html, actionPart);
+  return browser.visit(form.action, { form: { ...form.fields, ...fields } });
+}
+
+/** Submits the sign-in form once (for a wrong password: the page shown again). */
+export const submitPassword = (browser: Browser, page: { html: string }, person: { email: string; password: string }) =>
+  submitForm(browser, page, '/login', { email: person.email, password: person.password });
+
+/** Allows access on the consent page. */
+export const allowAccess = (browser: Browser, page: { html: string }) => submitForm(browser, page, '/confirm');
+
+/** Logs out at `url` (the end-session endpoint): the confirmation page, then "sign out". Returns the page it ends on. */
+export async function signOut(browser: Browser, url: string) {
+  return submitForm(browser, await browser.visit(url), '/logout', { logout: 'yes' });
+}
+
 /**
  * Drives whatever pages appear (sign-in, then consent when asked) until the browser is sent
  * back to the app, and returns where it was sent.
  */
-export async function completeSignIn(browser: Browser, page: Page & { redirectedTo?: URL }, credentials: { email: string; password: string }): Promise<URL> {
+export async function completeSignIn(browser: Browser, page: Page & { redirectedTo?: URL }, person: { email: string; password: string }): Promise<URL> {
   for (let step = 0; step < 4 && !page.redirectedTo; step++) {
-    if (page.html.includes('/login"')) {
-      const login = findForm(page.html, '/login');
-      page = await browser.visit(login.action, { form: { ...login.fields, ...credentials } });
-    } else {
-      const confirm = findForm(page.html, '/confirm');
-      page = await browser.visit(confirm.action, { form: confirm.fields });
-    }
+    page = page.html.includes('/login"') ? await submitPassword(browser, page, person) : await allowAccess(browser, page);
   }
   if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
   return page.redirectedTo;

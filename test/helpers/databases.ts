@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { DatabaseFlavour } from '../../src/config/index.js';
-import type { DbConfig } from '../../src/db/client.js';
+import { createDb, type Db, type DbConfig } from '../../src/db/client.js';
+import { migrate } from '../../src/db/migrate.js';
 
 export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 
@@ -77,6 +78,25 @@ export async function createTestDatabase(flavour: DatabaseFlavour): Promise<Test
       } finally {
         await client.end();
       }
+    },
+  };
+}
+
+/** An open Db on a throwaway database; `drop` closes it and drops the database. */
+export interface MigratedDb extends Db {
+  drop(): Promise<void>;
+}
+
+/** A throwaway database with every migration applied, open as a Db (which is also its DbConfig, for a second Db on it). */
+export async function migratedDb(flavour: DatabaseFlavour): Promise<MigratedDb> {
+  const database = await createTestDatabase(flavour);
+  await migrate(database.config);
+  const db = await createDb(database.config);
+  return {
+    ...db,
+    async drop() {
+      await db.close();
+      await database.drop();
     },
   };
 }

@@ -7,15 +7,12 @@ import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../../src/audit/store.js';
 import { describeUserAgent } from '../../src/http/user-agents.js';
-import { Browser, completeSignIn, findForm, type Page } from '../helpers/browser.js';
-import { startAuthorization, tokenRequest, type ConfidentialClient } from '../helpers/code-flow.js';
+import { Browser, findForm, signOut, submitForm, submitPassword } from '../helpers/browser.js';
+import { refreshTokens, signInForTokens, startAuthorization } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { PASSWORD, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-
-const APP = 'http://app.test';
-const WEB: ConfidentialClient = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef', redirectUri: `${APP}/callback`, postLogoutRedirectUri: `${APP}/signed-out` };
-const PASSWORD = 'correct horse battery staple';
-const UA = 'account-test';
+import { anotherCode } from '../helpers/totp.js';
 const REFUSED = 'This form was not sent from your account page';
 
 const FIREFOX_ON_LINUX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
@@ -24,35 +21,17 @@ const SAFARI_ON_IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)
 describe.each(await flavours())('the account page on %s', (flavour) => {
   let server: TestGatehouse;
 
-  beforeAll(async () => {
-    // Several tests send wrong passwords from 127.0.0.1: keep the per-IP limit out of their way.
-    server = await startTestGatehouse(flavour, { SIGN_IN_MAX_FAILURES_PER_IP: '1000', SIGN_IN_DELAY_STEP_MS: '0' });
-    await server.addClient({
-      client_id: WEB.id,
-      client_secret: WEB.secret,
-      client_name: 'Web App',
-      redirect_uris: [WEB.redirectUri],
-      post_logout_redirect_uris: [WEB.postLogoutRedirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid profile email offline_access',
-    });
-  });
+  // Several tests send wrong passwords from 127.0.0.1: keep the per-IP limit out of their way.
+  const env = { SIGN_IN_MAX_FAILURES_PER_IP: '1000', SIGN_IN_DELAY_STEP_MS: '0' };
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { env, clients: [webApp()] })));
   afterAll(async () => server?.close());
-
-  let people = 0;
-  async function newPerson() {
-    const person = { email: `person-${++people}@example.com`, password: PASSWORD, name: `Person ${people}` };
-    return { ...person, id: await server.addUser(person) };
-  }
 
   /** Opens /account in a new browser, signs in on the page it is sent to, and returns the account page. */
   async function signedInAccountPage(person: { email: string; password: string }, headers: Record<string, string> = {}) {
     const browser = new Browser(server.issuer, headers);
     const signIn = await browser.visit('/account');
     expect(signIn.html).toContain('/login"');
-    const page = await browser.visit(findForm(signIn.html, '/login').action, { form: { ...findForm(signIn.html, '/login').fields, email: person.email, password: person.password } });
+    const page = await submitPassword(browser, signIn, person);
     expect(page.status).toBe(200);
     expect(new URL(page.url).pathname).toBe('/account');
     return { browser, page };
@@ -60,25 +39,17 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
 
   /** Connects Web App to the browser's signed-in account (consent, code, tokens). */
   async function connectWebApp(browser: Browser, person: { email: string; password: string }) {
-    const { page, verifier } = await startAuthorization(browser, server.issuer, WEB, 'openid email offline_access');
-    const callback = await completeSignIn(browser, page, person);
-    const code = callback.searchParams.get('code');
-    expect(code).toBeTruthy();
-    const tokens = await tokenRequest(server.issuer, WEB, { grant_type: 'authorization_code', code: code as string, redirect_uri: WEB.redirectUri, code_verifier: verifier }, UA);
+    const tokens = await signInForTokens(browser, server.issuer, WEB_APP, person, 'openid email offline_access');
     expect(tokens.status).toBe(200);
     return tokens.body;
   }
 
-  const post = (browser: Browser, page: Page, action: string, fields: Record<string, string> = {}) => {
-    const form = findForm(page.html, action);
-    return browser.visit(form.action, { form: { ...form.fields, ...fields } });
-  };
   const events = (accountId: string, type: AuditEventType) => server.gatehouse.db.prisma.auditEvent.findMany({ where: { accountId, type } });
   const sessionsOf = (accountId: string) => server.gatehouse.db.prisma.oidcArtifact.count({ where: { model: 'Session', accountId } });
   const passwordHashOf = async (accountId: string) => (await server.gatehouse.db.prisma.user.findUniqueOrThrow({ where: { id: accountId } })).passwordHash;
 
   it('sends a visitor without a session to the sign-in page, then shows their profile', async () => {
-    const alice = await newPerson();
+    const alice = await server.addPerson();
     const browser = new Browser(server.issuer);
     const first = await browser.request('/account');
     expect(first.status).toBe(303);
@@ -98,16 +69,16 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   });
 
   it('speaks Korean when asked with ui_locales=ko, through the sign-in and after every action', async () => {
-    const june = await newPerson();
+    const june = await server.addPerson();
     const browser = new Browser(server.issuer);
     const signIn = await browser.visit('/account?ui_locales=ko');
     expect(signIn.html).toContain('<html lang="ko">');
-    const page = await post(browser, signIn, '/login', { email: june.email, password: PASSWORD });
+    const page = await submitForm(browser, signIn, '/login', { email: june.email, password: PASSWORD });
     expect(new URL(page.url).search).toBe('?ui_locales=ko');
     expect(page.html).toContain('<html lang="ko">');
     expect(page.html).toContain('<h1>내 계정</h1>');
     expect(page.html).toMatch(/\d{4}\. \d{1,2}\. \d{1,2}\. \d{2}:\d{2} UTC/);
-    const refused = await post(browser, page, '/account/password', { current_password: 'wrong', new_password: 'short', new_password_confirm: 'short' });
+    const refused = await submitForm(browser, page, '/account/password', { current_password: 'wrong', new_password: 'short', new_password_confirm: 'short' });
     expect(refused.html).toContain('새 비밀번호는 10자 이상이어야 합니다.');
     const form = findForm(page.html, '/account/password');
     expect(form.action).toBe('/account/password?ui_locales=ko');
@@ -134,14 +105,14 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   it('sends a person who cancels the sign-in to an error page that says so', async () => {
     const browser = new Browser(server.issuer);
     const signIn = await browser.visit('/account');
-    const cancelled = await post(browser, signIn, '/abort');
+    const cancelled = await submitForm(browser, signIn, '/abort');
     expect(cancelled.status).toBe(400);
     expect(new URL(cancelled.url).pathname).toBe('/account/callback');
     expect(cancelled.html).toContain('You did not sign in');
   });
 
   it('lists an app after a code flow, with what it may access and since when; removing it ends its refresh token', async () => {
-    const bob = await newPerson();
+    const bob = await server.addPerson();
     const { browser } = await signedInAccountPage(bob);
     const tokens = await connectWebApp(browser, bob);
     expect(tokens.refresh_token).toBeTruthy();
@@ -153,28 +124,28 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     expect(page.html).toMatch(/Connected since [A-Z][a-z]{2} \d{1,2}, \d{4}/);
     expect(page.html).toContain('Used for Web App');
 
-    const after = await post(browser, page, '/account/apps/revoke');
+    const after = await submitForm(browser, page, '/account/apps/revoke');
     expect(after.status).toBe(200);
     expect(new URL(after.url).search).toBe('?done=app_revoked');
     expect(after.html).toContain('Access removed');
     expect(after.html).not.toContain('<h3>Web App</h3>');
 
-    const refresh = await tokenRequest(server.issuer, WEB, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token as string }, UA);
+    const refresh = await refreshTokens(server.issuer, WEB_APP, tokens.refresh_token as string);
     expect(refresh.status).toBe(400);
     expect(refresh.body.error).toBe('invalid_grant');
     const userinfo = await fetch(`${server.issuer}/userinfo`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
     expect(userinfo.status).toBe(401);
-    expect(await events(bob.id, 'consent.revoked')).toEqual([expect.objectContaining({ clientId: WEB.id, ip: expect.any(String), details: expect.objectContaining({ via: 'account' }) })]);
+    expect(await events(bob.id, 'consent.revoked')).toEqual([expect.objectContaining({ clientId: WEB_APP.id, ip: expect.any(String), details: expect.objectContaining({ via: 'account' }) })]);
 
     // Removing it again finds nothing to remove; the next sign-in to the app asks for consent again.
     const again = await browser.request('/account/apps/revoke', { form: { ...findForm(page.html, '/account/apps/revoke').fields }, headers: { accept: 'application/json' } });
     expect(again.status).toBe(404);
-    const { page: next } = await startAuthorization(browser, server.issuer, { ...WEB }, 'openid email');
+    const { page: next } = await startAuthorization(browser, server.issuer, WEB_APP, 'openid email');
     expect(next.html).toContain('/confirm"');
   });
 
   it('signs out every other session, and only those', async () => {
-    const carol = await newPerson();
+    const carol = await server.addPerson();
     const here = await signedInAccountPage(carol, { 'user-agent': FIREFOX_ON_LINUX });
     const elsewhere = await signedInAccountPage(carol, { 'user-agent': SAFARI_ON_IPHONE });
     const page = await here.browser.visit('/account');
@@ -184,7 +155,7 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     expect(page.html).toMatch(/Last used [^<]+ · Safari · iOS · (::ffff:)?127\.0\.0\.1</);
     expect(await sessionsOf(carol.id)).toBe(2);
 
-    const after = await post(here.browser, page, '/account/sessions/end-others');
+    const after = await submitForm(here.browser, page, '/account/sessions/end-others');
     expect(after.html).toContain('You are signed out everywhere else.');
     expect(after.html).not.toContain('Another browser or device');
     expect(await sessionsOf(carol.id)).toBe(1);
@@ -205,11 +176,11 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   });
 
   it('changes the password only with the right current password and a new one the policy accepts', async () => {
-    const dave = await newPerson();
+    const dave = await server.addPerson();
     const { browser, page } = await signedInAccountPage(dave);
     const other = await signedInAccountPage(dave);
     const before = await passwordHashOf(dave.id);
-    const change = (fields: Record<string, string>) => post(browser, page, '/account/password', fields);
+    const change = (fields: Record<string, string>) => submitForm(browser, page, '/account/password', fields);
     const NEW = 'a brand new passphrase for dave';
 
     const wrong = await change({ current_password: 'not my password', new_password: NEW, new_password_confirm: NEW });
@@ -247,10 +218,10 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     const before = await passwordHashOf(id);
     const NEW = 'a brand new passphrase for kim';
 
-    const change = await post(browser, page, '/account/password', { current_password: `${LONG}anything`, new_password: NEW, new_password_confirm: NEW });
+    const change = await submitForm(browser, page, '/account/password', { current_password: `${LONG}anything`, new_password: NEW, new_password_confirm: NEW });
     expect(change.status).toBe(401);
     expect(change.html).toContain('Your current password is not right.');
-    const enrol = await post(browser, page, '/account/mfa/enroll', { password: `${LONG}anything` });
+    const enrol = await submitForm(browser, page, '/account/mfa/enroll', { password: `${LONG}anything` });
     expect(enrol.status).toBe(401);
     expect(enrol.html).toContain('Your current password is not right.');
     expect(await passwordHashOf(id)).toBe(before);
@@ -259,25 +230,25 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     expect(reasons).toEqual(['password_too_long', 'password_too_long']);
 
     // The password itself still works.
-    expect((await post(browser, page, '/account/password', { current_password: LONG, new_password: NEW, new_password_confirm: NEW })).html).toContain('Password changed.');
+    expect((await submitForm(browser, page, '/account/password', { current_password: LONG, new_password: NEW, new_password_confirm: NEW })).html).toContain('Password changed.');
   });
 
   it('checks the current password under the sign-in limits: a locked account cannot change it, even with the right one', async () => {
-    const ivy = await newPerson();
+    const ivy = await server.addPerson();
     const { browser, page } = await signedInAccountPage(ivy);
     const NEW = 'a brand new passphrase for ivy';
     for (let i = 0; i < 5; i++) {
-      const wrong = await post(browser, page, '/account/password', { current_password: `wrong ${i}`, new_password: NEW, new_password_confirm: NEW });
+      const wrong = await submitForm(browser, page, '/account/password', { current_password: `wrong ${i}`, new_password: NEW, new_password_confirm: NEW });
       expect(wrong.status).toBe(401);
     }
-    const locked = await post(browser, page, '/account/password', { current_password: PASSWORD, new_password: NEW, new_password_confirm: NEW });
+    const locked = await submitForm(browser, page, '/account/password', { current_password: PASSWORD, new_password: NEW, new_password_confirm: NEW });
     expect(locked.status).toBe(401);
     expect(await events(ivy.id, 'sign_in.locked')).not.toHaveLength(0);
     expect(await events(ivy.id, 'password.changed')).toHaveLength(0);
   });
 
   it('refuses every action without the form token, or with another session\'s, and changes nothing', async () => {
-    const erin = await newPerson();
+    const erin = await server.addPerson();
     const { browser, page } = await signedInAccountPage(erin);
     await connectWebApp(browser, erin);
     const elsewhere = await signedInAccountPage(erin);
@@ -288,7 +259,7 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
 
     const NEW = 'a brand new passphrase for erin';
     const attempts: [string, Record<string, string>][] = [
-      ['/account/apps/revoke', { client_id: WEB.id }],
+      ['/account/apps/revoke', { client_id: WEB_APP.id }],
       ['/account/sessions/end-others', {}],
       ['/account/password', { current_password: PASSWORD, new_password: NEW, new_password_confirm: NEW }],
       ['/account/mfa/enroll', { password: PASSWORD }],
@@ -315,24 +286,23 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   });
 
   it('a form token stops working when the session it was rendered for ends', async () => {
-    const frank = await newPerson();
+    const frank = await server.addPerson();
     const { browser, page } = await signedInAccountPage(frank);
-    const logout = await browser.visit('/logout');
-    await browser.visit(findForm(logout.html, '/logout').action, { form: { ...findForm(logout.html, '/logout').fields, logout: 'yes' } });
+    await signOut(browser, '/logout');
     // Signed in again in the same browser: a new session, so the old page's token is refused.
     const signIn = await browser.visit('/account');
-    await post(browser, signIn, '/login', { email: frank.email, password: PASSWORD });
-    const stale = await post(browser, page, '/account/password', { current_password: PASSWORD, new_password: 'another fine passphrase', new_password_confirm: 'another fine passphrase' });
+    await submitForm(browser, signIn, '/login', { email: frank.email, password: PASSWORD });
+    const stale = await submitForm(browser, page, '/account/password', { current_password: PASSWORD, new_password: 'another fine passphrase', new_password_confirm: 'another fine passphrase' });
     expect(stale.status).toBe(403);
   });
 
   it('answers hostile form fields on every action with a 4xx (or the page), never a 5xx, and changes nothing', async () => {
-    const henry = await newPerson();
+    const henry = await server.addPerson();
     const { browser, page } = await signedInAccountPage(henry);
     const token = findForm(page.html, '/account/password').fields.csrf_token as string;
     const hash = await passwordHashOf(henry.id);
     const field = fc.constantFrom('csrf_token', 'client_id', 'current_password', 'new_password', 'new_password_confirm', 'password', 'code', '__proto__', 'constructor');
-    const value = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constant(token), fc.constant(WEB.id), fc.constant('x'.repeat(2000)));
+    const value = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 40 }), fc.constant(token), fc.constant(WEB_APP.id), fc.constant('x'.repeat(2000)));
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom('/account/apps/revoke', '/account/sessions/end-others', '/account/password', '/account/mfa/enroll', '/account/mfa/confirm', '/account/mfa/remove'),
@@ -358,25 +328,24 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
   });
 
   it('turns two-step verification on (password, QR code, code, recovery codes) and off (password)', async () => {
-    const grace = await newPerson();
+    const grace = await server.addPerson();
     const { browser, page } = await signedInAccountPage(grace);
     expect(page.html).toContain('Set up two-step verification');
 
-    const wrongPassword = await post(browser, page, '/account/mfa/enroll', { password: 'not my password' });
+    const wrongPassword = await submitForm(browser, page, '/account/mfa/enroll', { password: 'not my password' });
     expect(wrongPassword.status).toBe(401);
     expect(wrongPassword.html).toContain('Your current password is not right.');
 
-    const enrol = await post(browser, page, '/account/mfa/enroll', { password: PASSWORD });
+    const enrol = await submitForm(browser, page, '/account/mfa/enroll', { password: PASSWORD });
     expect(new URL(enrol.url).pathname).toBe('/account/mfa');
     expect(enrol.html).toMatch(/<img class="qr-code" src="data:image\/svg\+xml;base64,/);
     const secret = (/id="totp-secret">([A-Z2-7 ]+)</.exec(enrol.html)?.[1] ?? '').replace(/ /g, '');
     expect(secret).toMatch(/^[A-Z2-7]{16,}$/);
 
-    const current = Number(await generate({ secret }));
-    const wrongCode = await post(browser, enrol, '/account/mfa/confirm', { code: String((current + 500_000) % 1_000_000).padStart(6, '0') });
+    const wrongCode = await submitForm(browser, enrol, '/account/mfa/confirm', { code: anotherCode(await generate({ secret })) });
     expect(wrongCode.status).toBe(401);
     expect(wrongCode.html).toContain('That code is not right.');
-    const codes = await post(browser, wrongCode, '/account/mfa/confirm', { code: await generate({ secret }) });
+    const codes = await submitForm(browser, wrongCode, '/account/mfa/confirm', { code: await generate({ secret }) });
     expect(codes.status).toBe(200);
     expect([...codes.html.matchAll(/<li><code>([a-z2-7-]+)<\/code><\/li>/g)]).toHaveLength(10);
     expect(await events(grace.id, 'mfa.enrolled')).toEqual([expect.objectContaining({ details: expect.objectContaining({ via: 'account' }) })]);
@@ -386,11 +355,11 @@ describe.each(await flavours())('the account page on %s', (flavour) => {
     // Now a sign-in elsewhere asks for a code after the password.
     const elsewhere = new Browser(server.issuer);
     const signIn = await elsewhere.visit('/account');
-    expect((await post(elsewhere, signIn, '/login', { email: grace.email, password: PASSWORD })).html).toContain('/mfa"');
+    expect((await submitForm(elsewhere, signIn, '/login', { email: grace.email, password: PASSWORD })).html).toContain('/mfa"');
 
-    const refused = await post(browser, on, '/account/mfa/remove', { password: 'not my password' });
+    const refused = await submitForm(browser, on, '/account/mfa/remove', { password: 'not my password' });
     expect(refused.status).toBe(401);
-    const off = await post(browser, on, '/account/mfa/remove', { password: PASSWORD });
+    const off = await submitForm(browser, on, '/account/mfa/remove', { password: PASSWORD });
     expect(off.html).toContain('Two-step verification is off.');
     expect(await events(grace.id, 'mfa.removed')).toEqual([expect.objectContaining({ details: expect.objectContaining({ via: 'account' }) })]);
     const user = await server.gatehouse.db.prisma.user.findUniqueOrThrow({ where: { id: grace.id } });

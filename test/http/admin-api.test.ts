@@ -12,12 +12,14 @@ import { clientSecretSealing } from '../../src/clients/secrets.js';
 import { ClientView, ClientWithSecret, createClient } from '../../src/clients/service.js';
 import { GrantView, SessionView, UserPage, UserView } from '../../src/people/service.js';
 import { createLogger } from '../../src/core/logger.js';
-import { Browser, completeSignIn, findForm } from '../helpers/browser.js';
+import { Browser, submitPassword } from '../helpers/browser.js';
+import { authorizationUrl, authorizePath, basicAuth, postForm, revokeToken, signInForTokens, tokenRequest } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { APP, PASSWORD, WEB_APP } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const PASSWORD = 'a long and unusual passphrase 42';
+/** Where every app registered here sends the browser back to. */
+const CALLBACK = WEB_APP.redirectUri;
 
 interface Credentials {
   id: string;
@@ -45,14 +47,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     return { id: client.client_id, secret: client_secret as string };
   }
 
-  async function tokenFor(client: Credentials, form: Record<string, string>, at = server) {
-    const response = await fetch(`${at.url}/token`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(form).toString(),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, string> };
-  }
+  const tokenFor = (client: Credentials, form: Record<string, string>, at = server) => tokenRequest(at.url, client, form);
 
   async function clientCredentialsToken(client: Credentials, scope = 'admin', at = server): Promise<string> {
     const { status, body } = await tokenFor(client, { grant_type: 'client_credentials', scope }, at);
@@ -77,23 +72,9 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   });
   let api: ReturnType<typeof as>;
 
-  /** A code flow for `email` through `client`, up to tokens; null when sign-in is refused. */
+  /** A code flow for `credentials` through `client`, up to tokens. */
   async function signIn(client: Credentials, credentials: { email: string; password: string }) {
-    const browser = new Browser(server.url);
-    const verifier = randomBytes(32).toString('base64url');
-    const url = new URL(`${server.url}/authorize`);
-    url.search = new URLSearchParams({
-      client_id: client.id,
-      response_type: 'code',
-      redirect_uri: `${APP}/callback`,
-      scope: 'openid email offline_access',
-      prompt: 'consent',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    }).toString();
-    const page = await browser.visit(url.href);
-    const code = (await completeSignIn(browser, page, credentials)).searchParams.get('code') as string;
-    const tokens = await tokenFor(client, { grant_type: 'authorization_code', code, redirect_uri: `${APP}/callback`, code_verifier: verifier });
+    const tokens = await signInForTokens(new Browser(server.url), server.url, { ...client, redirectUri: CALLBACK }, credentials);
     expect(tokens.status).toBe(200);
     return tokens.body;
   }
@@ -101,10 +82,8 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   /** The sign-in page's error message after submitting these credentials. */
   async function signInError(client: Credentials, credentials: { email: string; password: string }): Promise<string> {
     const browser = new Browser(server.url);
-    const url = new URL(`${server.url}/authorize`);
-    url.search = new URLSearchParams({ client_id: client.id, response_type: 'code', redirect_uri: `${APP}/callback`, scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }).toString();
-    const login = findForm((await browser.visit(url.href)).html, '/login');
-    const page = await browser.visit(login.action, { form: { ...login.fields, ...credentials } });
+    const signInPage = await browser.visit(authorizePath({ scope: 'openid', code_challenge: 'x'.repeat(43), code_challenge_method: 'S256' }, { id: client.id, redirectUri: CALLBACK }));
+    const page = await submitPassword(browser, signInPage, credentials);
     expect(page.redirectedTo).toBeUndefined();
     return /id="form-error">([^<]*)</.exec(page.html)?.[1] ?? '(no error shown)';
   }
@@ -113,22 +92,19 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
 
   beforeAll(async () => {
     // Several tests send wrong passwords from 127.0.0.1: keep the per-IP limit out of their way.
-    server = await startTestGatehouse(flavour, { SIGN_IN_MAX_FAILURES_PER_IP: '1000', FEATURE_REGISTRATION: 'true' });
-    shortLived = await startTestGatehouse(flavour, { ACCESS_TOKEN_TTL: '1s' }, server);
+    server = await startTestGatehouse(flavour, { env: { SIGN_IN_MAX_FAILURES_PER_IP: '1000', FEATURE_REGISTRATION: 'true' } });
+    shortLived = await startTestGatehouse(flavour, { env: { ACCESS_TOKEN_TTL: '1s' }, shareWith: server });
     admin = await registerClient({ client_id: 'ops-console', grant_types: ['client_credentials'], scope: 'admin', client_name: 'Ops console' });
     adminToken = await clientCredentialsToken(admin);
     api = as(adminToken);
     webApp = await registerClient({
       client_id: 'web-app',
-      redirect_uris: [`${APP}/callback`],
+      redirect_uris: [CALLBACK],
       grant_types: ['authorization_code', 'refresh_token'],
       scope: 'openid email offline_access',
     });
   });
-  afterAll(async () => {
-    await shortLived?.close();
-    await server?.close();
-  });
+  afterAll(async () => server?.close());
 
   // ---------------------------------------------------------------------------------------------
   // Who gets in
@@ -193,20 +169,11 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   });
 
   it('never lets a person sign in to an app with the admin scope, whatever the app registered', async () => {
-    const registered = await registerClient({ client_id: 'greedy-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], scope: 'openid email admin' });
+    const registered = await registerClient({ client_id: 'greedy-app', redirect_uris: [CALLBACK], grant_types: ['authorization_code'], scope: 'openid email admin' });
     // No registered scope: the engine would otherwise allow any of the provider's scopes.
-    const unrestricted = await registerClient({ client_id: 'open-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'] });
+    const unrestricted = await registerClient({ client_id: 'open-app', redirect_uris: [CALLBACK], grant_types: ['authorization_code'] });
     for (const app of [registered, unrestricted]) {
-      const url = new URL(`${server.url}/authorize`);
-      url.search = new URLSearchParams({
-        client_id: app.id,
-        response_type: 'code',
-        redirect_uri: `${APP}/callback`,
-        scope: 'openid admin',
-        state: 'kept',
-        code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
-        code_challenge_method: 'S256',
-      }).toString();
+      const { url } = authorizationUrl(server.url, { id: app.id, redirectUri: CALLBACK }, { scope: 'openid admin', state: 'kept' });
       // Refused before any page is shown: straight back to the app with the OAuth error.
       const page = await new Browser(server.url).visit(url.href);
       expect(page.redirectedTo?.origin, page.html.slice(0, 300)).toBe(APP);
@@ -215,17 +182,12 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   });
 
   it('refuses the admin scope at /par, with prompt=none and at /device/auth as well', async () => {
-    const app = await registerClient({ client_id: 'pushing-app', redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'] });
+    const app = await registerClient({ client_id: 'pushing-app', redirect_uris: [CALLBACK], grant_types: ['authorization_code'] });
     const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
-    const request = { client_id: app.id, response_type: 'code', redirect_uri: `${APP}/callback`, scope: 'openid admin', state: 'kept', code_challenge: challenge, code_challenge_method: 'S256' };
+    const request = { client_id: app.id, response_type: 'code', redirect_uri: CALLBACK, scope: 'openid admin', state: 'kept', code_challenge: challenge, code_challenge_method: 'S256' };
 
     // A pushed request naming admin is refused at /par, plain or as a request object inside.
-    const push = (body: Record<string, string>) =>
-      fetch(`${server.url}/par`, {
-        method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`${app.id}:${app.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(body).toString(),
-      });
+    const push = (body: Record<string, string>) => postForm(`${server.url}/par`, body, { authorization: basicAuth(app) });
     const pushed = await push(request);
     expect(pushed.status).toBe(400);
     expect(await pushed.json()).toMatchObject({ error: 'invalid_scope', scope: 'admin' });
@@ -240,8 +202,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
 
     // The device flow: no device code is issued for it.
     await server.addClient({ client_id: 'greedy-tv', grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'none' });
-    const deviceAuth = (scope: string) =>
-      fetch(`${server.url}/device/auth`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ client_id: 'greedy-tv', scope }).toString() });
+    const deviceAuth = (scope: string) => postForm(`${server.url}/device/auth`, { client_id: 'greedy-tv', scope });
     const refused = await deviceAuth('openid admin');
     expect(refused.status).toBe(400);
     expect(await refused.json()).toMatchObject({ error: 'invalid_scope', scope: 'admin' });
@@ -262,12 +223,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   it('refuses every route with a revoked token (401)', async () => {
     const token = await clientCredentialsToken(admin);
     expect((await call('get', '/clients', token)).status).toBe(200);
-    const revoked = await fetch(`${server.url}/token/revocation`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`${admin.id}:${admin.secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ token }).toString(),
-    });
-    expect(revoked.status).toBe(200);
+    expect(await revokeToken(server.url, admin, token)).toBe(200);
     await expectEveryRouteRefuses(token, 401, 'invalid_token');
   });
 

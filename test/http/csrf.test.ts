@@ -1,50 +1,30 @@
 // Cross-site request forgery: every form we render carries a token bound to its interaction,
 // and a POST without it, or with another interaction's, is refused and changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, findForm, type Page } from '../helpers/browser.js';
+import { Browser, findForm, submitPassword, type Page } from '../helpers/browser.js';
+import { authorizePath } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const REFUSED = 'This form was not sent from the sign-in page you have open';
 
 describe.each(await flavours())('form tokens on %s', (flavour) => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      client_name: 'Web App',
-      redirect_uris: [`${APP}/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
-    await server.addUser(ALICE);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { clients: [webApp()], people: [ALICE] })));
   afterAll(async () => server?.close());
 
-  function authorizeUrl(state = 'xyz') {
-    return `/authorize?${new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', scope: 'openid email', redirect_uri: `${APP}/callback`, state })}`;
-  }
-
   async function signInPage(browser: Browser, state?: string) {
-    const page = await browser.visit(authorizeUrl(state));
+    const page = await browser.visit(authorizePath(state ? { state } : {}));
     expect(page.status).toBe(200);
     return { page, form: findForm(page.html, '/login'), abort: findForm(page.html, '/abort') };
   }
 
-  let people = 0;
   /** Signs a new person in (consent is remembered per person) and returns the consent page. */
   async function consentPage(browser: Browser) {
-    const person = { email: `person-${++people}@example.com`, password: 'a long enough password' };
-    await server.addUser(person);
-    const { form } = await signInPage(browser);
-    const page = await browser.visit(form.action, { form: { ...form.fields, ...person } });
+    const person = await server.addPerson();
+    const { page: signIn, form } = await signInPage(browser);
+    const page = await submitPassword(browser, signIn, person);
     expect(page.html).toContain('/confirm"');
     return { page, form: findForm(page.html, '/confirm'), login: form };
   }

@@ -81,7 +81,7 @@ describe('the demo callback page', () => {
 
   beforeAll(async () => {
     // TRUST_PROXY: a request may say it came, through a proxy on this machine, from elsewhere.
-    server = await startTestGatehouse('sqlite', { DEMO: 'true', TRUST_PROXY: 'loopback' });
+    server = await startTestGatehouse('sqlite', { env: { DEMO: 'true', TRUST_PROXY: 'loopback' } });
     demo = server.gatehouse.demo as Demo;
     work = mkdtempSync(join(tmpdir(), 'gatehouse-demo-'));
   });

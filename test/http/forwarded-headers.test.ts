@@ -20,7 +20,7 @@ describe.each(await flavours())('forwarded headers on %s', (flavour) => {
   let server: TestGatehouse;
   beforeAll(async () => {
     // The proxy is on the loopback interface: every test request comes from a trusted address.
-    server = await startTestGatehouse(flavour, { TRUST_PROXY: 'loopback' });
+    server = await startTestGatehouse(flavour, { env: { TRUST_PROXY: 'loopback' } });
     await server.addClient({ client_id: MACHINE.id, client_secret: MACHINE.secret, grant_types: ['client_credentials'], response_types: [], token_endpoint_auth_method: 'client_secret_basic' });
     await server.addClient({ client_id: 'web-app', client_secret: MACHINE.secret, redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], response_types: ['code'] });
     await server.addUser(ALICE);
@@ -76,7 +76,7 @@ describe.each(await flavours())('forwarded headers on %s', (flavour) => {
 describe('an https ISSUER reached without a trusted proxy', () => {
   let server: TestGatehouse;
   beforeAll(async () => {
-    server = await startTestGatehouse('sqlite', { ISSUER: 'https://id.example.test' });
+    server = await startTestGatehouse('sqlite', { env: { ISSUER: 'https://id.example.test' } });
   });
   afterAll(async () => server?.close());
 

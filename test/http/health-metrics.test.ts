@@ -2,14 +2,10 @@
 // Prometheus metrics after a real sign-in flow, labelled by route name, never by URL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client.js';
-import { completeSignIn } from '../helpers/browser.js';
-import { RecordingBrowser, startAuthorization, submitPassword, tokenRequest } from '../helpers/code-flow.js';
+import { RecordingBrowser, signInAndRefresh } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, WEB_APP, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-
-const APP = 'http://app.test';
-const CLIENT = { id: 'metered-app', secret: 'metered-app-secret-0123456789-0123456789-abc', redirectUri: `${APP}/callback`, postLogoutRedirectUri: `${APP}/bye` };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple metrics' };
 
 async function get(url: string) {
   const response = await fetch(url);
@@ -27,20 +23,7 @@ function sample(metrics: string, name: string, labels: Record<string, string> = 
 
 describe.each(await flavours())('health and metrics on %s', (flavour) => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      redirect_uris: [CLIENT.redirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid email offline_access',
-    });
-    await server.addUser(ALICE);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { clients: [webApp()], people: [ALICE] })));
   afterAll(async () => server?.close());
 
   it('answers /healthz while the process is alive', async () => {
@@ -57,14 +40,7 @@ describe.each(await flavours())('health and metrics on %s', (flavour) => {
 
   it('counts requests by route, sign-ins by outcome, tokens by grant type, storage calls, and the event loop', async () => {
     const browser = new RecordingBrowser(server.url, 'MetricsTest/1.0');
-    const { page, verifier } = await startAuthorization(browser, server.url, CLIENT);
-    expect((await submitPassword(browser, page, { email: ALICE.email, password: 'not the password at all' })).status).toBe(401);
-    const callback = await completeSignIn(browser, page, ALICE);
-    const code = callback.searchParams.get('code') as string;
-    const issued = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'MetricsTest/1.0');
-    expect(issued.status).toBe(200);
-    const refreshed = await tokenRequest(server.url, CLIENT, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string }, 'MetricsTest/1.0');
-    expect(refreshed.status).toBe(200);
+    const { code, issued, refreshed } = await signInAndRefresh(browser, server.url, WEB_APP, ALICE, { wrongPassword: WRONG_PASSWORD });
     expect((await fetch(`${server.url}/no/such/page?code=${code}`)).status).toBe(404);
 
     const metrics = await get(`${server.url}/metrics`);
@@ -79,7 +55,7 @@ describe.each(await flavours())('health and metrics on %s', (flavour) => {
     expect(sample(text, 'gatehouse_http_requests_total', { method: 'GET', route: 'unmatched', status: '404' })).toBe(1);
     expect(sample(text, 'gatehouse_http_request_duration_seconds_count', { method: 'POST', route: 'token', status: '200' })).toBe(2);
     expect(text).toMatch(/gatehouse_http_request_duration_seconds_bucket\{le="0\.1",method="POST",route="token",status="200"\} \d/);
-    for (const credential of [code, issued.body.access_token, issued.body.refresh_token, refreshed.body.refresh_token]) expect(text).not.toContain(credential);
+    for (const credential of [code, issued.access_token, issued.refresh_token, refreshed.refresh_token]) expect(text).not.toContain(credential);
     const routes = new Set([...text.matchAll(/route="([^"]*)"/g)].map((m) => m[1]));
     for (const route of routes) expect(route).not.toMatch(/\?|=|\/interaction\/[^:]/);
 
@@ -98,10 +74,7 @@ describe.each(await flavours())('health and metrics on %s', (flavour) => {
 
 describe.each(await flavours())('readiness when something is wrong, on %s', (flavour) => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour)));
   afterAll(async () => server?.close());
 
   it('answers 503 naming the migrations while one is pending, then 200 once it is applied', async () => {

@@ -9,15 +9,11 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSeedFile } from '../../src/seed/schema.js';
 import { findForm } from '../helpers/browser.js';
+import { authorizePath, basicAuth } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, APP, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const REDIRECT_URI = `${APP}/callback`;
-const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-/** Where a browser starts signing in to the web app. */
-const AUTHORIZE_PATH = `/authorize?${new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', scope: 'openid email', redirect_uri: REDIRECT_URI, state: 'xyz' })}`;
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
 /**
  * Per property: enough variety to find a crash, few enough to keep the file well under a minute
  * (the time limit also bounds shrinking, each step of which is an HTTP request or three).
@@ -41,9 +37,9 @@ const NASTY = [
   '<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "' OR '1'='1", '"; DROP TABLE "User"; --', '{{7*7}}', '<%= 7*7 %>', '${7*7}',
   '__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'null', 'undefined', 'NaN', 'Infinity', '-1', '0', '1e309', '-0',
   '9'.repeat(400), '[]', '{}', '[object Object]', 'true', '{"$ne":null}', 'a[b]=c', 'javascript:alert(1)', 'data:text/html,<b>x</b>',
-  'http://evil.test/', '//evil.test', 'https://app.test@evil.test/', `${REDIRECT_URI}/../evil`, `${REDIRECT_URI}#frag`, `${REDIRECT_URI}?x=1`,
+  'http://evil.test/', '//evil.test', 'https://app.test@evil.test/', `${WEB_APP.redirectUri}/../evil`, `${WEB_APP.redirectUri}#frag`, `${WEB_APP.redirectUri}?x=1`,
   '%', '%zz', '%E0%A4%A', '%ff%fe', '+', '&', '=', '#', '?', '\\', '*', ';', 'openid openid', 'openid\u0000profile',
-  CLIENT.id, ALICE.email, 'ALICE@EXAMPLE.COM', 'a'.repeat(5000),
+  WEB_APP.id, ALICE.email, 'ALICE@EXAMPLE.COM', 'a'.repeat(5000),
 ].filter(harmless);
 
 const withoutLoneSurrogates = (value: string) => value.replace(/\p{Surrogate}/gu, '\ufffd');
@@ -109,7 +105,7 @@ const authorization: fc.Arbitrary<string | undefined> = fc.oneof(
   headerValue,
   fc.tuple(fc.constantFrom('Basic', 'Bearer', 'DPoP', 'basic', 'BEARER', 'Digest', 'Negotiate', ''), headerValue).map(([scheme, value]) => `${scheme} ${value}`),
   fc.tuple(hostileString, hostileString).map(([user, secret]) => `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`),
-  fc.tuple(fc.constantFrom(CLIENT.id, encodeURIComponent(CLIENT.id), '%zz', '%'), hostileString).map(([user, secret]) => `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`),
+  fc.tuple(fc.constantFrom(WEB_APP.id, encodeURIComponent(WEB_APP.id), '%zz', '%'), hostileString).map(([user, secret]) => `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`),
   fc.constantFrom('Basic', 'Basic ', 'Basic =', 'Basic ====', 'Basic Og==', 'Bearer', 'Bearer ', 'Bearer a b c', 'Bearer eyJhbGciOiJub25lIn0.e30.'),
 );
 
@@ -179,7 +175,7 @@ function expectHarmless(sent: Sent, reply: Reply, { issuer, allow }: { issuer: s
   if (reply.status >= 300 && reply.status < 400 && reply.headers.location) {
     const target = new URL(reply.headers.location, issuer);
     const ours = target.origin === new URL(issuer).origin;
-    const registered = `${target.origin}${target.pathname}` === REDIRECT_URI;
+    const registered = `${target.origin}${target.pathname}` === WEB_APP.redirectUri;
     expect(ours || registered, `redirect to ${target.href} from ${context}`).toBe(true);
   }
 }
@@ -229,23 +225,11 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
 
   beforeAll(async () => {
     // Failed sign-ins are the point here: no lockout, no increasing delay.
-    server = await startTestGatehouse(flavour, {
-      SIGN_IN_DELAY_STEP_MS: '0',
-      SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '1000',
-      SIGN_IN_MAX_FAILURES_PER_IP: '100000',
-      CLIENT_AUTH_MAX_FAILURES: '100000',
-    });
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      client_name: 'Web App',
-      redirect_uris: [REDIRECT_URI],
-      post_logout_redirect_uris: [`${APP}/`],
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
-    await server.addUser(ALICE);
+    const env = { SIGN_IN_DELAY_STEP_MS: '0', SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '1000', SIGN_IN_MAX_FAILURES_PER_IP: '100000', CLIENT_AUTH_MAX_FAILURES: '100000' };
+    // Every grant the fuzzed requests name, so that each reaches the engine's own checks.
+    const grantTypes = ['authorization_code', 'refresh_token', 'client_credentials', 'urn:ietf:params:oauth:grant-type:device_code'];
+    const client = webApp({ post_logout_redirect_uris: [`${APP}/`], grant_types: grantTypes });
+    server = await startTestGatehouse(flavour, { env, clients: [client], people: [ALICE] });
     before = await snapshot();
   });
   afterAll(async () => server?.close());
@@ -268,7 +252,7 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
 
     it('refuse junk posted into a live sign-in, with or without its form token', async () => {
       // A browser starts signing in: the engine sets the interaction cookies and sends it to our page.
-      const started = await send(server.url, { method: 'GET', path: AUTHORIZE_PATH });
+      const started = await send(server.url, { method: 'GET', path: authorizePath() });
       expect(started.status).toBe(303);
       const uid = /\/interaction\/([\w-]+)$/.exec(started.headers.location ?? '')?.[1] as string;
       const cookies = (started.headers['set-cookie'] ?? []).map((line) => line.split(';')[0]).join('; ');
@@ -310,7 +294,7 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
     it('answers /authorize with any query by a page, an error or a redirect to us or the registered redirect_uri', async () => {
       await fc.assert(
         fc.asyncProperty(params, fc.boolean(), async (pairs, realClient) => {
-          const base: [string, string][] = realClient ? [['client_id', CLIENT.id], ['redirect_uri', REDIRECT_URI], ['response_type', 'code'], ['scope', 'openid']] : [];
+          const base: [string, string][] = realClient ? [['client_id', WEB_APP.id], ['redirect_uri', WEB_APP.redirectUri], ['response_type', 'code'], ['scope', 'openid']] : [];
           await go({ method: 'GET', path: `/authorize?${encodeParams([...base, ...pairs])}`, headers: { accept: 'text/html' } }, 'any');
         }),
         RUNS,
@@ -389,7 +373,7 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
       ['GET', '/account/mfa'],
       ['POST', '/account/password'],
       ['POST', '/account/mfa/remove'],
-      ['GET', AUTHORIZE_PATH],
+      ['GET', authorizePath()],
       ['GET', '/interaction/some-uid'],
       ['POST', '/interaction/some-uid/login'],
       ['GET', '/device'],
@@ -453,7 +437,7 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
     const json = JSON.stringify({ a: 'x'.repeat(MB) });
     const ours = INTERACTION_STEPS.map((step) => `/interaction/some-uid${step}`);
     const engine = ['/token', '/token/introspection', '/token/revocation', '/par', '/device/auth', '/device', '/userinfo', '/register', '/logout', '/authorize'];
-    const basic = `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`;
+    const basic = basicAuth(WEB_APP);
     for (const path of [...ours, ...engine]) {
       for (const [contentType, payload] of [['application/x-www-form-urlencoded', form], ['application/json', json]] as const) {
         const sent = { method: 'POST', path, headers: { 'content-type': contentType, authorization: basic }, body: payload };
@@ -469,12 +453,12 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
   describe('with POST authorization and logout requests on (AUTHORIZATION_POST=true)', () => {
     let posting: TestGatehouse;
     beforeAll(async () => {
-      posting = await startTestGatehouse(flavour, { AUTHORIZATION_POST: 'true' }, server);
+      posting = await startTestGatehouse(flavour, { env: { AUTHORIZATION_POST: 'true' }, shareWith: server });
     });
     afterAll(async () => posting?.close());
 
     it('answers any form at /authorize and /logout by a page, an error or a redirect to us or the registered redirect_uri', async () => {
-      const realClient: [string, string][] = [['client_id', CLIENT.id], ['redirect_uri', REDIRECT_URI], ['response_type', 'code'], ['scope', 'openid']];
+      const realClient: [string, string][] = [['client_id', WEB_APP.id], ['redirect_uri', WEB_APP.redirectUri], ['response_type', 'code'], ['scope', 'openid']];
       const forms = fc.oneof(
         fc.tuple(fc.boolean(), params).map(([real, pairs]): Body => ({ contentType: 'application/x-www-form-urlencoded', body: encodeParams([...(real ? realClient : []), ...pairs]) })),
         body,

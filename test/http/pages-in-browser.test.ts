@@ -17,7 +17,9 @@ import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { discover } from '../helpers/relying-party.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -27,8 +29,7 @@ const README_SCREENSHOTS = `${ROOT}test/screenshots`;
 const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1280, height: 800 } } as const;
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
-const CLIENT = { id: 'browser-test-app', secret: 'browser-test-app-secret-0123456789-abcdefghij', name: 'Bookshelf' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple', name: 'Alice Liddell' };
+const CLIENT = { ...credentialsOf('bookshelf'), name: 'Bookshelf' };
 
 const haveBrowser = existsSync(CHROMIUM);
 if (!haveBrowser && process.env.CI !== 'true') {
@@ -43,7 +44,7 @@ async function startRelyingParty(issuer: string) {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const config = await oidc.discovery(new URL(issuer), CLIENT.id, CLIENT.secret, oidc.ClientSecretBasic(CLIENT.secret), { execute: [oidc.allowInsecureRequests] });
+  const config = await discover(issuer, CLIENT);
   const pending = new Map<string, { verifier: string; nonce: string }>();
   const received: { codes: string[]; idToken?: string } = { codes: [] };
   const html = (body: string) => `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${CLIENT.name}</title></head><body><main>${body}</main></body></html>`;
@@ -109,19 +110,10 @@ describe.skipIf(!haveBrowser && process.env.CI !== 'true')('the pages in a real 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install chromium)`);
     mkdirSync(SCREENSHOTS, { recursive: true });
-    server = await startTestGatehouse('sqlite');
-    await server.addUser(ALICE);
+    server = await startTestGatehouse('sqlite', { people: [ALICE] });
     // The relying party's port is known only once it listens: register the client after.
     rp = await startRelyingParty(server.issuer);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      client_name: CLIENT.name,
-      redirect_uris: [`${rp.origin}/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
+    await server.addClient(webApp({ client_id: CLIENT.id, client_secret: CLIENT.secret, client_name: CLIENT.name, redirect_uris: [`${rp.origin}/callback`] }));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
   }, 60_000);
 

@@ -11,34 +11,21 @@ import { preferredLanguage } from '../../src/http/languages.js';
 import { CATALOGUES, createTranslator, describeClaim } from '../../src/http/messages/index.js';
 import { en } from '../../src/http/messages/en.js';
 import { VIEWS_DIR } from '../../src/http/pages.js';
-import { Browser, findForm, type Page } from '../helpers/browser.js';
-import { startAuthorization, type ConfidentialClient } from '../helpers/code-flow.js';
+import { allowAccess, Browser, findForm, submitPassword, type Page } from '../helpers/browser.js';
+import { authorizationUrl, startAuthorization } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, APP, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const CLIENT: ConfidentialClient = {
-  id: 'pages-app',
-  secret: 'pages-app-secret-0123456789-0123456789-abcdef',
-  redirectUri: `${APP}/callback`,
-  postLogoutRedirectUri: `${APP}/signed-out`,
-};
-const CLIENT_METADATA = {
-  client_id: CLIENT.id,
-  client_secret: CLIENT.secret,
+/** The web app with a name, a logo and links of its own, which the consent page shows. */
+const ALBUM_LOGO = 'https://album.example/logo.png';
+const PHOTO_ALBUM = webApp({
   client_name: 'Photo Album',
   client_uri: 'https://album.example/about',
   policy_uri: 'https://album.example/privacy',
   tos_uri: 'https://album.example/terms',
-  logo_uri: 'https://album.example/logo.png',
-  redirect_uris: [CLIENT.redirectUri],
-  post_logout_redirect_uris: [CLIENT.postLogoutRedirectUri],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  token_endpoint_auth_method: 'client_secret_basic',
-  scope: 'openid profile email offline_access',
-};
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
+  logo_uri: ALBUM_LOGO,
+});
 const HANGUL = /[\uac00-\ud7a3]/;
 
 /** A browser that states its languages, as a real one does. */
@@ -190,27 +177,12 @@ describe.each(await flavours())('pages on %s', (flavour) => {
   const rendered: Page[] = [];
   const keep = <T extends Page>(page: T) => (rendered.push(page), page);
 
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    await server.addClient(CLIENT_METADATA);
-    await server.addUser({ ...ALICE, name: 'Alice' });
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { clients: [PHOTO_ALBUM], people: [ALICE] })));
   afterAll(async () => server?.close());
 
   /** The first page of an authorization request (sign-in, or consent for a signed-in browser). */
   async function loginPage(browser: Browser, params: Record<string, string> = {}, scope = 'openid email') {
-    const url = new URL(`${server.issuer}/authorize`);
-    url.search = new URLSearchParams({
-      client_id: CLIENT.id,
-      response_type: 'code',
-      redirect_uri: CLIENT.redirectUri,
-      scope,
-      prompt: 'consent',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-      code_challenge_method: 'S256',
-      ...params,
-    }).toString();
-    return keep(await browser.visit(url.href));
+    return keep(await browser.visit(authorizationUrl(server.issuer, WEB_APP, { scope, ...params }).url.href));
   }
 
   it('shows the sign-in page in Korean when ui_locales asks for it', async () => {
@@ -253,8 +225,7 @@ describe.each(await flavours())('pages on %s', (flavour) => {
   it('shows the consent page with the app’s links and what is new apart from what was allowed before', async () => {
     const browser = new LanguageBrowser(server.issuer, 'en');
     const first = await loginPage(browser, {}, 'openid email');
-    const login = findForm(first.html, '/login');
-    const consent = keep(await browser.visit(login.action, { form: { ...login.fields, ...ALICE } }));
+    const consent = keep(await submitPassword(browser, first, ALICE));
     expect(consent.html).toContain('Allow Photo Album to access your account?');
     expect(consent.html).toContain('<img class="client-logo" src="https://album.example/logo.png" alt=""');
     expect(consent.html).toContain('<a href="https://album.example/about" rel="noopener noreferrer">About this app</a>');
@@ -262,8 +233,7 @@ describe.each(await flavours())('pages on %s', (flavour) => {
     expect(consent.html).toContain('<a href="https://album.example/terms" rel="noopener noreferrer">Terms of service</a>');
     expect(consent.html).toMatch(/class="scopes scopes-new"[^>]*>\s*<li>See your email address<\/li>/);
     expect(consent.html).not.toContain('scopes-granted');
-    const confirm = findForm(consent.html, '/confirm');
-    expect((await browser.visit(confirm.action, { form: confirm.fields })).redirectedTo?.origin).toBe(APP);
+    expect((await allowAccess(browser, consent)).redirectedTo?.origin).toBe(APP);
 
     // Asking for more later: the new scope is listed as new, email as already allowed, in Korean.
     const more = keep(await loginPage(browser, { ui_locales: 'ko' }, 'openid email profile'));
@@ -281,8 +251,7 @@ describe.each(await flavours())('pages on %s', (flavour) => {
     const browser = new LanguageBrowser(server.issuer, 'en');
     const claims = JSON.stringify({ userinfo: { picture: null } });
     const page = await loginPage(browser, { claims, ui_locales: 'en' }, 'openid');
-    const login = findForm(page.html, '/login');
-    const consent = keep(await browser.visit(login.action, { form: { ...login.fields, ...ALICE } }));
+    const consent = keep(await submitPassword(browser, page, ALICE));
     expect(consent.html).toContain('<li>See your profile picture</li>');
   });
 
@@ -311,12 +280,9 @@ describe.each(await flavours())('pages on %s', (flavour) => {
   it('asks to sign out in the language of the logout request', async () => {
     const browser = new LanguageBrowser(server.issuer, 'en');
     const page = await loginPage(browser, {}, 'openid');
-    const login = findForm(page.html, '/login');
-    const consent = await browser.visit(login.action, { form: { ...login.fields, ...ALICE } });
-    const confirm = findForm(consent.html, '/confirm');
-    await browser.visit(confirm.action, { form: confirm.fields });
+    await allowAccess(browser, await submitPassword(browser, page, ALICE));
 
-    const logout = keep(await browser.visit(`${server.issuer}/logout?ui_locales=ko&client_id=${CLIENT.id}`));
+    const logout = keep(await browser.visit(`${server.issuer}/logout?ui_locales=ko&client_id=${WEB_APP.id}`));
     expect(logout.status).toBe(200);
     expect(langOf(logout.html)).toBe('ko');
     expect(logout.html).toContain('<h1>로그아웃하시겠습니까?</h1>');
@@ -361,7 +327,7 @@ describe.each(await flavours())('pages on %s', (flavour) => {
     for (const page of rendered) {
       expect(langOf(page.html), page.url).toMatch(/^(en|ko)$/);
       // The one exception: an app's own registered logo, which the app chose.
-      const external = loadedUrls(page.html).filter((url) => /^(https?:)?\/\//i.test(url) && url !== CLIENT_METADATA.logo_uri);
+      const external = loadedUrls(page.html).filter((url) => /^(https?:)?\/\//i.test(url) && url !== ALBUM_LOGO);
       expect(external, page.url).toStrictEqual([]);
       expect(page.html, page.url).not.toMatch(/<script\b|<style\b|\sstyle=|\son[a-z]+=/i);
     }
@@ -380,7 +346,7 @@ describe.each(await flavours())('branding and the default language on %s', (flav
     // An override of a partial reaches every page that includes it.
     const bottom = readFileSync(join(VIEWS_DIR, 'partials', 'bottom.ejs'), 'utf8');
     writeFileSync(join(dir, 'views', 'partials', 'bottom.ejs'), bottom.replace('</main>', '</main>\n  <p class="acme-note"><%= productName %>: <%= t(\'layout.support\') %></p>'));
-    server = await startTestGatehouse(flavour, {
+    const env = {
       DEFAULT_LANGUAGE: 'ko',
       BRAND_NAME: 'Acme ID',
       BRAND_PRIMARY_COLOR: '#0a7d33',
@@ -388,8 +354,8 @@ describe.each(await flavours())('branding and the default language on %s', (flav
       BRAND_CSS_FILE: join(dir, 'site.css'),
       BRAND_LOGO_FILE: join(dir, 'logo.svg'),
       BRAND_TEMPLATES_DIR: join(dir, 'views'),
-    });
-    await server.addClient(CLIENT_METADATA);
+    };
+    server = await startTestGatehouse(flavour, { env, clients: [PHOTO_ALBUM] });
   });
   afterAll(async () => {
     await server?.close();
@@ -398,7 +364,7 @@ describe.each(await flavours())('branding and the default language on %s', (flav
 
   it('uses DEFAULT_LANGUAGE when the request names no language we have, and ui_locales over it', async () => {
     const browser = new LanguageBrowser(server.issuer, 'fr');
-    const { page } = await startAuthorization(browser, server.issuer, CLIENT, 'openid');
+    const { page } = await startAuthorization(browser, server.issuer, WEB_APP, 'openid');
     expect(langOf(page.html)).toBe('ko');
     expect(titleOf(page.html)).toBe('로그인 · Acme ID');
     const english = await new LanguageBrowser(server.issuer, 'fr').visit(`${server.issuer}/device?ui_locales=en`);
@@ -410,14 +376,17 @@ describe.each(await flavours())('branding and the default language on %s', (flav
 
   it('shows the product name, logo, colour, support link, custom CSS and template overrides', async () => {
     const page = await new LanguageBrowser(server.issuer, 'en').visit(`${server.issuer}/device`);
-    expect(page.html).toContain('<title>Connect a device · Acme ID</title>');
-    expect(page.html).toContain('<span class="brand-name">Acme ID</span>');
-    expect(page.html).toContain('<img class="brand-logo" src="/assets/brand-logo" alt="" height="32">');
-    expect(page.html).toContain('<link rel="stylesheet" href="/assets/gatehouse.css">');
-    expect(page.html).toContain('<link rel="stylesheet" href="/assets/brand.css">');
-    expect(page.html).toContain('<link rel="stylesheet" href="/assets/custom.css">');
-    expect(page.html).toContain('<a href="mailto:help@acme.example">Help and support</a>');
-    expect(page.html).toContain('<p class="acme-note">Acme ID: Help and support</p>');
+    for (const markup of [
+      '<title>Connect a device · Acme ID</title>',
+      '<span class="brand-name">Acme ID</span>',
+      '<img class="brand-logo" src="/assets/brand-logo" alt="" height="32">',
+      ...['gatehouse.css', 'brand.css', 'custom.css'].map((sheet) => `<link rel="stylesheet" href="/assets/${sheet}">`),
+      '<a href="mailto:help@acme.example">Help and support</a>',
+      // From the partial the templates directory overrides.
+      '<p class="acme-note">Acme ID: Help and support</p>',
+    ]) {
+      expect(page.html).toContain(markup);
+    }
 
     const brand = await fetch(`${server.issuer}/assets/brand.css`);
     expect(brand.headers.get('content-type')).toMatch(/^text\/css/);

@@ -1,16 +1,13 @@
 // One structured log line per request, tied together by a request id that the caller may
 // supply (validated) and that every response carries; nothing secret in those lines.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { completeSignIn } from '../helpers/browser.js';
-import { RecordingBrowser, startAuthorization, tokenRequest } from '../helpers/code-flow.js';
+import { basicAuth, postForm, RecordingBrowser, signInAndRefresh } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { captureLogger } from '../helpers/logs.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { captureLogger } from '../helpers/logs.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-const APP = 'http://app.test';
-const CLIENT = { id: 'logged-app', secret: 'logged-app-secret-0123456789-0123456789-abcdef', redirectUri: `${APP}/callback`, postLogoutRedirectUri: `${APP}/bye` };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple requests' };
 
 interface LogLine {
   msg: string;
@@ -35,19 +32,7 @@ describe.each(await flavours())('request logs on %s', (flavour) => {
     return [];
   };
 
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, {}, undefined, capture.logger);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      redirect_uris: [CLIENT.redirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid email offline_access',
-    });
-    await server.addUser(ALICE);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { logger: capture.logger, clients: [webApp()], people: [ALICE] })));
   afterAll(async () => server?.close());
 
   it('keeps a valid X-Request-Id, and logs exactly one line for the request with method, path, status and duration', async () => {
@@ -86,15 +71,9 @@ describe.each(await flavours())('request logs on %s', (flavour) => {
   it('logs one line per request through a code flow, with no code or token in any of them', async () => {
     const before = requestLines().length;
     const browser = new RecordingBrowser(server.url, 'RequestLogTest/1.0');
-    const { page, verifier } = await startAuthorization(browser, server.url, CLIENT);
-    const callback = await completeSignIn(browser, page, ALICE);
-    const code = callback.searchParams.get('code') as string;
-    const issued = await tokenRequest(server.url, CLIENT, { grant_type: 'authorization_code', code, redirect_uri: CLIENT.redirectUri, code_verifier: verifier }, 'RequestLogTest/1.0');
-    expect(issued.status).toBe(200);
-    const refreshed = await tokenRequest(server.url, CLIENT, { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string }, 'RequestLogTest/1.0');
-    expect(refreshed.status).toBe(200);
+    const { code, verifier, issued, refreshed } = await signInAndRefresh(browser, server.url, WEB_APP, ALICE);
     // The code travels in a query string the app's browser would send back to us by mistake.
-    await fetch(`${server.url}/authorize?code=${code}&client_id=${CLIENT.id}`, { redirect: 'manual' });
+    await fetch(`${server.url}/authorize?code=${code}&client_id=${WEB_APP.id}`, { redirect: 'manual' });
     await new Promise((resolve) => setTimeout(resolve, 100));
 
     const lines = requestLines().slice(before);
@@ -104,7 +83,7 @@ describe.each(await flavours())('request logs on %s', (flavour) => {
     expect(lines.some((line) => line.path === '/authorize' && line.status === 303)).toBe(true);
     expect(lines.some((line) => line.path === '/interaction/:id/login' && line.method === 'POST')).toBe(true);
     const text = capture.lines.join('');
-    for (const secret of [code, verifier, ALICE.password, CLIENT.secret, issued.body.access_token, issued.body.refresh_token, refreshed.body.refresh_token, issued.body.id_token]) {
+    for (const secret of [code, verifier, ALICE.password, WEB_APP.secret, issued.access_token, issued.refresh_token, refreshed.refresh_token, issued.id_token]) {
       expect(text).not.toContain(secret);
     }
     for (const line of lines) expect(line.path).not.toContain('?');
@@ -112,11 +91,7 @@ describe.each(await flavours())('request logs on %s', (flavour) => {
 
   it('adds the request id to the engine\'s "request refused" lines', async () => {
     const id = 'refused-request-1';
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'x-request-id': id, 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: CLIENT.redirectUri }).toString(),
-    });
+    const response = await postForm(`${server.url}/token`, { grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: WEB_APP.redirectUri }, { 'x-request-id': id, authorization: basicAuth(WEB_APP) });
     expect(response.status).toBe(400);
     await linesFor(id);
     const refused = capture.lines.map((line) => JSON.parse(line) as LogLine).filter((line) => line.msg === 'request refused' && line.request_id === id);

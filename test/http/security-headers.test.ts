@@ -3,30 +3,15 @@
 // URLs whenever the ISSUER is https (test/http/forwarded-headers.test.ts: what a caller forwards). Headers do not
 // depend on the database, so SQLite is enough here.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, findForm } from '../helpers/browser.js';
+import { Browser, findForm, submitPassword } from '../helpers/browser.js';
+import { authorizePath } from '../helpers/code-flow.js';
+import { ALICE, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
 const HTTPS_ISSUER = 'https://id.example.test';
 
-function authorizePath(params: Record<string, string> = {}) {
-  return `/authorize?${new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', scope: 'openid email', redirect_uri: `${APP}/callback`, state: 'xyz', ...params })}`;
-}
-
-async function setUp(server: TestGatehouse) {
-  await server.addClient({
-    client_id: CLIENT.id,
-    client_secret: CLIENT.secret,
-    client_name: 'Web App',
-    redirect_uris: [`${APP}/callback`],
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  });
-  await server.addUser(ALICE);
-}
+/** A Gatehouse with the web app and Alice, as each suite here needs; `env` as startTestGatehouse takes it. */
+const startWithWebApp = (env: Record<string, string> = {}) => startTestGatehouse('sqlite', { env, clients: [webApp()], people: [ALICE] });
 
 /** The Content-Security-Policy as a map of directive → sources. */
 function csp(headers: Headers): Map<string, string> {
@@ -68,11 +53,7 @@ function expectPage(headers: Headers) {
 
 describe('security headers on an http issuer', () => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse('sqlite');
-    await setUp(server);
-  });
+  beforeAll(async () => (server = await startWithWebApp()));
   afterAll(async () => server?.close());
 
   it('sets them on the sign-in and consent pages, and no HSTS over http', async () => {
@@ -82,28 +63,28 @@ describe('security headers on an http issuer', () => {
     expectPage(signIn.headers);
     expect(signIn.headers.get('strict-transport-security')).toBeNull();
 
-    const login = findForm(signIn.html, '/login');
-    const consent = await browser.visit(login.action, { form: { ...login.fields, email: ALICE.email, password: ALICE.password } });
+    const consent = await submitPassword(browser, signIn, ALICE);
     expect(consent.html).toContain('/confirm');
     expectPage(consent.headers);
   });
 
+  /** A page Gatehouse renders at `path` (for a new browser), answered with `status` and the page headers. */
+  async function pageAt(path: string, status: number) {
+    const page = await new Browser(server.issuer).visit(path);
+    expect(page.status).toBe(status);
+    expectPage(page.headers);
+    return page;
+  }
+
   it('sets them on our error pages and the engine error pages', async () => {
     // Ours: an interaction without its cookie.
-    const ours = await new Browser(server.issuer).visit('/interaction/no-such-interaction');
-    expect(ours.status).toBe(400);
-    expectPage(ours.headers);
+    await pageAt('/interaction/no-such-interaction', 400);
     // The engine's (renderError): an unknown client at the authorization endpoint.
-    const engine = await new Browser(server.issuer).visit(authorizePath({ client_id: 'who-is-this' }));
-    expect(engine.status).toBe(400);
-    expect(engine.html).toContain('invalid_client');
-    expectPage(engine.headers);
+    expect((await pageAt(authorizePath({ client_id: 'who-is-this' }), 400)).html).toContain('invalid_client');
   });
 
   it('sets them on a 404, as a page and as JSON', async () => {
-    const page = await new Browser(server.issuer).visit('/nope');
-    expect(page.status).toBe(404);
-    expectPage(page.headers);
+    await pageAt('/nope', 404);
     const json = await fetch(`${server.issuer}/nope`, { headers: { accept: 'application/json' } });
     expect(json.status).toBe(404);
     expectBaseline(json.headers);
@@ -151,21 +132,24 @@ describe('security headers on an http issuer', () => {
 describe('behind a TLS-terminating proxy (https ISSUER)', () => {
   const forwarded = { 'x-forwarded-proto': 'https' };
 
+  /** An authorization request the proxy says came over https: its answer (to the sign-in page) and cookies. */
+  async function authorizeThroughProxy(server: TestGatehouse) {
+    // One request only: fetch would not send Secure cookies back over http.
+    const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
+    expect(response.status).toBe(303);
+    expect(response.headers.get('location')).toMatch(/^\/interaction\//);
+    const cookies = response.headers.getSetCookie();
+    expect(cookies.length).toBeGreaterThan(0);
+    return { response, cookies };
+  }
+
   describe('with TRUST_PROXY=true', () => {
     let server: TestGatehouse;
-    beforeAll(async () => {
-      server = await startTestGatehouse('sqlite', { ISSUER: HTTPS_ISSUER, TRUST_PROXY: 'true' });
-      await setUp(server);
-    });
+    beforeAll(async () => (server = await startWithWebApp({ ISSUER: HTTPS_ISSUER, TRUST_PROXY: 'true' })));
     afterAll(async () => server?.close());
 
     it('sets Secure cookies for a request the proxy says came over https', async () => {
-      // One request only: fetch would not send Secure cookies back over http.
-      const response = await new Browser(server.url).request(authorizePath(), { headers: forwarded });
-      expect(response.status).toBe(303);
-      expect(response.headers.get('location')).toMatch(/^\/interaction\//);
-      const cookies = response.headers.getSetCookie();
-      expect(cookies.length).toBeGreaterThan(0);
+      const { response, cookies } = await authorizeThroughProxy(server);
       for (const cookie of cookies) {
         expect(cookie).toMatch(/;\s*secure/i);
         expect(cookie).toMatch(/;\s*httponly/i);
@@ -186,10 +170,7 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
 
   describe('without TRUST_PROXY', () => {
     let server: TestGatehouse;
-    beforeAll(async () => {
-      server = await startTestGatehouse('sqlite', { ISSUER: HTTPS_ISSUER });
-      await setUp(server);
-    });
+    beforeAll(async () => (server = await startWithWebApp({ ISSUER: HTTPS_ISSUER })));
     afterAll(async () => server?.close());
 
     it('marks cookies Secure because the ISSUER is https, whatever X-Forwarded-Proto says', async () => {
@@ -214,8 +195,7 @@ describe('behind a TLS-terminating proxy (https ISSUER)', () => {
 describe('in production with an https ISSUER, a request that reached Gatehouse over plain http', () => {
   let server: TestGatehouse;
   beforeAll(async () => {
-    server = await startTestGatehouse('sqlite', { NODE_ENV: 'production', ISSUER: HTTPS_ISSUER, TRUST_PROXY: '1' });
-    await setUp(server);
+    server = await startWithWebApp({ NODE_ENV: 'production', ISSUER: HTTPS_ISSUER, TRUST_PROXY: '1' });
   });
   afterAll(async () => server?.close());
 

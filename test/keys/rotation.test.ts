@@ -8,15 +8,14 @@ import { loadConfig, type Config } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
 import { createResourceStore } from '../../src/resources/store.js';
 import { listSigningKeys, retireExpiredKeys, rotateSigningKeys } from '../../src/keys/signing-keys.js';
-import { Browser, findForm } from '../helpers/browser.js';
+import { Browser } from '../helpers/browser.js';
+import { basicAuth, postForm, redeemCode, signInForCode } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+import { ALICE, credentialsOf, machineClient, WEB_APP, webApp } from '../helpers/fixtures.js';
+import { startTestGatehouse, testEnv, type TestGatehouse, type TestGatehouseOptions } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
 const API = 'https://api.example.com';
-const WEB = { id: 'web', secret: 'web-secret-0123456789-0123456789-0123456789' };
-const MACHINE = { id: 'machine', secret: 'machine-secret-0123456789-0123456789-012345' };
-const USER = { email: 'erin@example.com', password: 'erin has a long password' };
+const MACHINE = credentialsOf('machine');
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 
@@ -33,7 +32,7 @@ function controlledClock() {
 
 /** The key settings a server started with `env` uses (for calling rotateSigningKeys directly). */
 const keyConfigOf = (server: TestGatehouse, env: Record<string, string> = {}): Config =>
-  loadConfig({ NODE_ENV: 'test', SECRETS: TEST_SECRET, DATABASE_URL: server.database.config.url, ...env });
+  loadConfig(testEnv(server.database.config, env));
 
 async function jwksOf(server: TestGatehouse): Promise<JSONWebKeySet> {
   const response = await fetch(`${server.url}/jwks`);
@@ -43,22 +42,20 @@ async function jwksOf(server: TestGatehouse): Promise<JSONWebKeySet> {
 
 const kidsOf = (jwks: JSONWebKeySet) => jwks.keys.map((key) => key.kid);
 
-async function prepare(server: TestGatehouse): Promise<void> {
-  await server.addClient({ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [`${APP}/cb`], grant_types: ['authorization_code'], response_types: ['code'] });
-  await server.addClient({ client_id: MACHINE.id, client_secret: MACHINE.secret, grant_types: ['client_credentials'], response_types: [] });
-  await createResourceStore(server.gatehouse.db).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 600, introspectionClients: '' });
-  await server.addUser(USER);
-}
+/** API, whose access tokens are RFC 9068 JWTs that live `ttl` seconds. */
+const registerApi = (server: TestGatehouse, ttl: number) =>
+  createResourceStore(server.gatehouse.db).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: ttl, introspectionClients: '' });
 
-const basic = (client: { id: string; secret: string }) => `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+/** What the tests sign with: the web app and Alice (ID tokens), a machine client and API (JWT access tokens). */
+async function prepare(server: TestGatehouse): Promise<void> {
+  for (const client of [webApp(), machineClient(MACHINE.id)]) await server.addClient(client);
+  await registerApi(server, 600);
+  await server.addUser(ALICE);
+}
 
 /** An RFC 9068 JWT access token for API (client credentials). */
 async function jwtAccessToken(server: TestGatehouse): Promise<string> {
-  const response = await fetch(`${server.url}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(MACHINE) },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: API, scope: 'read' }),
-  });
+  const response = await postForm(`${server.url}/token`, { grant_type: 'client_credentials', resource: API, scope: 'read' }, { authorization: basicAuth(MACHINE) });
   const body = (await response.json()) as { access_token?: string };
   expect(response.status, JSON.stringify(body)).toBe(200);
   return body.access_token as string;
@@ -66,23 +63,9 @@ async function jwtAccessToken(server: TestGatehouse): Promise<string> {
 
 /** An ID token from a sign-in with the authorization code flow. */
 async function idToken(server: TestGatehouse): Promise<string> {
-  const authorize = new URL(`${server.issuer}/authorize`);
-  authorize.search = new URLSearchParams({ client_id: WEB.id, response_type: 'code', redirect_uri: `${APP}/cb`, scope: 'openid', nonce: 'n-1', state: 's-1' }).toString();
-  const browser = new Browser(server.issuer);
-  let page = await browser.visit(authorize.href);
-  // Sign in, then consent unless it was given before.
-  for (let step = 0; step < 3 && !page.redirectedTo; step++) {
-    const form = page.html.includes('/login"') ? findForm(page.html, '/login') : findForm(page.html, '/confirm');
-    page = await browser.visit(form.action, { form: { ...form.fields, ...USER } });
-  }
-  const callback = page.redirectedTo as URL;
-  const response = await fetch(`${server.url}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(WEB) },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code: callback.searchParams.get('code') as string, redirect_uri: `${APP}/cb` }),
-  });
-  const body = (await response.json()) as { id_token?: string };
-  expect(response.status, JSON.stringify(body)).toBe(200);
+  const { code, verifier } = await signInForCode(new Browser(server.issuer), server.issuer, WEB_APP, ALICE, 'openid');
+  const { status, body } = await redeemCode(server.url, WEB_APP, code, verifier);
+  expect(status, JSON.stringify(body)).toBe(200);
   return body.id_token as string;
 }
 
@@ -99,21 +82,20 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
 
 describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   const started: TestGatehouse[] = [];
-  const start = async (...args: Parameters<typeof startTestGatehouse>) => {
-    const server = await startTestGatehouse(...args);
+  const start = async (options: TestGatehouseOptions) => {
+    const server = await startTestGatehouse(flavour, options);
     started.push(server);
     return server;
   };
+  // An instance closes those that share its database before it drops the database.
   afterEach(async () => {
-    // Instances sharing a database close before the one that owns (and drops) it.
-    for (const server of started.reverse()) await server.close();
-    started.length = 0;
+    for (const server of started.splice(0)) await server.close();
   });
 
   it('publishes the new key first, signs with it once active, and keeps the old one until its tokens have expired', async () => {
     const clock = controlledClock();
     const env = { KEY_ACTIVATION_DELAY: '1h', KEY_REFRESH_INTERVAL: '0' };
-    const server = await start(flavour, env, undefined, undefined, { now: clock.now });
+    const server = await start({ env, now: clock.now });
     await prepare(server);
     const [oldRsa, oldEc] = kidsOf(await jwksOf(server));
     const oldIdToken = await idToken(server);
@@ -152,9 +134,9 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
     expect(kidOf(newAccessToken)).toBe(newRsa);
     expect(kidOf(newIdToken)).toBe(newRsa);
     const keySet = createLocalJWKSet(afterActivation);
-    await expect(jwtVerify(oldIdToken, keySet, { issuer: server.issuer, audience: WEB.id })).resolves.toBeTruthy();
+    await expect(jwtVerify(oldIdToken, keySet, { issuer: server.issuer, audience: WEB_APP.id })).resolves.toBeTruthy();
     await expect(jwtVerify(oldAccessToken, keySet, { issuer: server.issuer, audience: API })).resolves.toBeTruthy();
-    await expect(jwtVerify(newIdToken, keySet, { issuer: server.issuer, audience: WEB.id })).resolves.toBeTruthy();
+    await expect(jwtVerify(newIdToken, keySet, { issuer: server.issuer, audience: WEB_APP.id })).resolves.toBeTruthy();
     await expect(jwtVerify(newAccessToken, keySet, { issuer: server.issuer, audience: API })).resolves.toBeTruthy();
 
     // Still published one second before retirement; gone after it, and then old tokens fail.
@@ -166,7 +148,7 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
     await server.gatehouse.signingKeys.refresh();
     const afterRetirement = await jwksOf(server);
     expect(kidsOf(afterRetirement)).toEqual([newRsa, newEc]);
-    await expect(jwtVerify(oldIdToken, createLocalJWKSet(afterRetirement), { issuer: server.issuer, audience: WEB.id, currentDate: new Date() })).rejects.toThrow();
+    await expect(jwtVerify(oldIdToken, createLocalJWKSet(afterRetirement), { issuer: server.issuer, audience: WEB_APP.id, currentDate: new Date() })).rejects.toThrow();
     expect(kidOf(await jwtAccessToken(server))).toBe(newRsa);
 
     // The sweeper's step stamps the retirement in the table.
@@ -179,8 +161,8 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   });
 
   it('counts a registered resource\'s longer token lifetime when scheduling retirement', async () => {
-    const server = await start(flavour, { KEY_REFRESH_INTERVAL: '0', ID_TOKEN_TTL: '10m', ACCESS_TOKEN_TTL: '10m' });
-    await createResourceStore(server.gatehouse.db).save({ id: API, name: 'API', scope: 'read', accessTokenFormat: 'jwt', accessTokenTtl: 7200, introspectionClients: '' });
+    const server = await start({ env: { KEY_REFRESH_INTERVAL: '0', ID_TOKEN_TTL: '10m', ACCESS_TOKEN_TTL: '10m' } });
+    await registerApi(server, 7200);
     const rotation = await rotateSigningKeys(server.gatehouse.db, keyConfigOf(server, { KEY_REFRESH_INTERVAL: '30s', ID_TOKEN_TTL: '10m', ACCESS_TOKEN_TTL: '10m' }), { alg: 'RS256', immediate: true });
     expect(rotation.created).toHaveLength(1);
     const created = rotation.created[0] as { activatesAt: Date };
@@ -189,8 +171,8 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   });
 
   it('reaches a second instance on the same database within its refresh interval, without a restart', async () => {
-    const a = await start(flavour, { KEY_REFRESH_INTERVAL: '0' });
-    const b = await start(flavour, { ISSUER: a.issuer, KEY_REFRESH_INTERVAL: '1s' }, a);
+    const a = await start({ env: { KEY_REFRESH_INTERVAL: '0' } });
+    const b = await start({ env: { ISSUER: a.issuer, KEY_REFRESH_INTERVAL: '1s' }, shareWith: a });
     await prepare(a);
     const before = kidsOf(await jwksOf(b));
     expect(before).toEqual(kidsOf(await jwksOf(a)));
@@ -213,7 +195,7 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   });
 
   it('keeps serving the keys it has when a new key cannot be decrypted, and says why', async () => {
-    const server = await start(flavour, { KEY_REFRESH_INTERVAL: '0' });
+    const server = await start({ env: { KEY_REFRESH_INTERVAL: '0' } });
     await prepare(server);
     const before = kidsOf(await jwksOf(server));
     // Rotated by an instance whose SECRETS this one does not have.
@@ -225,7 +207,7 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   });
 
   it('lets concurrent rotations on two instances create exactly one new key per algorithm', async () => {
-    const a = await start(flavour, { KEY_REFRESH_INTERVAL: '0' });
+    const a = await start({ env: { KEY_REFRESH_INTERVAL: '0' } });
     const other = await createDb(a.database.config);
     try {
       const config = keyConfigOf(a);
@@ -248,8 +230,8 @@ describe.each(await flavours())('signing key rotation on %s', (flavour) => {
   it('rotates on schedule when the newest key is old enough, once across instances', async () => {
     const clock = controlledClock();
     const env = { KEY_REFRESH_INTERVAL: '0', KEY_ROTATION_INTERVAL: '90d', KEY_ACTIVATION_DELAY: '1h' };
-    const a = await start(flavour, env, undefined, undefined, { now: clock.now });
-    const b = await start(flavour, { ...env, ISSUER: a.issuer }, a, undefined, { now: clock.now });
+    const a = await start({ env, now: clock.now });
+    const b = await start({ env: { ...env, ISSUER: a.issuer }, shareWith: a, now: clock.now });
     const first = kidsOf(await jwksOf(a));
 
     clock.advance(89 * DAY);

@@ -1,14 +1,14 @@
 // Signing keys: generated once, stored encrypted with SECRETS, shared by every instance on the
 // same database, and still readable after SECRETS rotates.
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import * as oidc from 'openid-client';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
+import { createDb } from '../../src/db/client.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { decrypt, DecryptionError } from '../../src/core/secrets.js';
-import { Browser, findForm } from '../helpers/browser.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { Browser } from '../helpers/browser.js';
+import { redeemCode, signInForCode } from '../helpers/code-flow.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { BOB, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { encryptV1 } from '../helpers/legacy-secrets.js';
 
@@ -16,18 +16,9 @@ const OLD_SECRET = 'old-secret-0123456789-0123456789-0123456789';
 const NEW_SECRET = 'new-secret-0123456789-0123456789-0123456789';
 
 describe.each(await flavours())('signing keys on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeEach(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
-  });
-  afterEach(async () => {
-    await db.close();
-    await database.drop();
-  });
+  let db: MigratedDb;
+  beforeEach(async () => (db = await migratedDb(flavour)));
+  afterEach(async () => db?.drop());
 
   it('creates one RS256 and one ES256 key on first start, and reuses them afterwards', async () => {
     const first = await loadSigningKeys(db, [OLD_SECRET]);
@@ -52,7 +43,7 @@ describe.each(await flavours())('signing keys on %s', (flavour) => {
   });
 
   it('lets instances starting at the same moment agree on one key per algorithm', async () => {
-    const other = await createDb(database.config);
+    const other = await createDb(db);
     try {
       const [a, b] = await Promise.all([loadSigningKeys(db, [OLD_SECRET]), loadSigningKeys(other, [OLD_SECRET])]);
       expect(a.jwks.keys.map((k) => k.kid)).toEqual(b.jwks.keys.map((k) => k.kid));
@@ -104,28 +95,12 @@ describe.each(await flavours())('signing keys on %s', (flavour) => {
 describe.each(await flavours())('two instances sharing one %s database', (flavour) => {
   let a: TestGatehouse;
   let b: TestGatehouse;
-  const APP = 'http://app.test';
-  const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-  });
+  afterAll(async () => a?.close());
 
   it('publish the same JWKS, and a sign-in on one is redeemed and verified on the other', async () => {
-    a = await startTestGatehouse(flavour);
+    a = await startTestGatehouse(flavour, { clients: [webApp()], people: [BOB] });
     // Both instances serve one issuer, as they would behind a load balancer.
-    b = await startTestGatehouse(flavour, { ISSUER: a.issuer }, a);
-    await a.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      redirect_uris: [`${APP}/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-    });
-    const email = 'bob@example.com';
-    const password = 'a long enough password';
-    const sub = await a.addUser({ email, password });
+    b = await startTestGatehouse(flavour, { env: { ISSUER: a.issuer }, shareWith: a });
 
     const jwksA = (await (await fetch(`${a.url}/jwks`)).json()) as JSONWebKeySet;
     const jwksB = (await (await fetch(`${b.url}/jwks`)).json()) as JSONWebKeySet;
@@ -133,43 +108,14 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     expect(jwksA.keys).toHaveLength(2);
     for (const key of jwksA.keys) expect(key).not.toHaveProperty('d');
 
-    // Sign in on A.
-    const configA = await oidc.discovery(new URL(a.issuer), CLIENT.id, CLIENT.secret, oidc.ClientSecretBasic(CLIENT.secret), {
-      execute: [oidc.allowInsecureRequests],
-    });
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(configA, {
-      redirect_uri: `${APP}/callback`,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-    });
-    const browser = new Browser(a.issuer);
-    const login = findForm((await browser.visit(url.href)).html, '/login');
-    const consent = await browser.visit(login.action, { form: { ...login.fields, email, password } });
-    const confirm = findForm(consent.html, '/confirm');
-    const callback = (await browser.visit(confirm.action, { form: confirm.fields })).redirectedTo as URL;
-    expect(callback.searchParams.get('code')).toBeTruthy();
-
-    // Redeem the code on B.
-    const response = await fetch(`${b.url}/token`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`,
-      },
-      body: new URLSearchParams({
-        grant_type: 'authorization_code',
-        code: callback.searchParams.get('code') as string,
-        redirect_uri: `${APP}/callback`,
-        code_verifier: verifier,
-      }),
-    });
+    // Sign in on A, redeem the code on B.
+    const { code, verifier } = await signInForCode(new Browser(a.issuer), a.issuer, WEB_APP, BOB, 'openid');
+    const response = await redeemCode(b.url, WEB_APP, code, verifier);
     expect(response.status).toBe(200);
-    const tokens = (await response.json()) as { id_token: string };
-    const { kid } = decodeProtectedHeader(tokens.id_token);
+    const idToken = response.body.id_token as string;
+    const { kid } = decodeProtectedHeader(idToken);
     expect(jwksA.keys.map((k) => k.kid)).toContain(kid);
-    const { payload } = await jwtVerify(tokens.id_token, createLocalJWKSet(jwksB), { audience: CLIENT.id, issuer: a.issuer });
-    expect(payload.sub).toBe(sub);
+    const { payload } = await jwtVerify(idToken, createLocalJWKSet(jwksB), { audience: WEB_APP.id, issuer: a.issuer });
+    expect(payload.sub).toBe(a.idOf(BOB));
   });
 });

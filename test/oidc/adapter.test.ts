@@ -6,10 +6,9 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
+import { createDb } from '../../src/db/client.js';
 import { createAdapterFactory, startSweeper } from '../../src/oidc/adapter.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 const FLAVOURS = await flavours();
 const ADAPTER_SECRET = 'adapter-test-secret-0123456789-abcdefghijklmnop';
@@ -112,8 +111,7 @@ function payloadFor(model: string, jti: string, extra: Record<string, unknown> =
 }
 
 describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
+  let db: MigratedDb;
   let clock = START;
   const now = () => new Date(clock);
   const advance = (seconds: number) => {
@@ -126,16 +124,10 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
   const row = (model: string, id: string) => db.prisma.oidcArtifact.findUnique({ where: { model_id: { model, id: storedId(model, id) } } });
 
   beforeAll(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
+    db = await migratedDb(flavour);
     adapter = createAdapterFactory(db, [ADAPTER_SECRET], now);
   });
-
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  afterAll(async () => db?.drop());
 
   beforeEach(async () => {
     clock = START;
@@ -179,23 +171,23 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
   });
 
   describe('expiry', () => {
-    it('an entry is found before it expires and never after', async () => {
-      await adapter('AccessToken').upsert('at', payloadFor('AccessToken', 'at'), 60);
-
+    /** Saves `model` entry `id` to expire in 60 s: `lookup` finds it one second before, and never from expiry on. */
+    async function expectFoundUntilExpiry(model: string, id: string, lookup: () => Promise<unknown>) {
+      await adapter(model).upsert(id, payloadFor(model, id), 60);
       advance(59);
-      expect(await adapter('AccessToken').find('at')).toBeDefined();
+      expect(await lookup()).toBeDefined();
       advance(1); // exactly at expiry: the engine treats exp <= now as expired
-      expect(await adapter('AccessToken').find('at')).toBeUndefined();
+      expect(await lookup()).toBeUndefined();
       advance(3600);
-      expect(await adapter('AccessToken').find('at')).toBeUndefined();
+      expect(await lookup()).toBeUndefined();
+    }
+
+    it('an entry is found before it expires and never after', async () => {
+      await expectFoundUntilExpiry('AccessToken', 'at', () => adapter('AccessToken').find('at'));
     });
 
     it('findByUid does not return expired entries', async () => {
-      await adapter('Session').upsert('s', payloadFor('Session', 's'), 60);
-      advance(59);
-      expect(await adapter('Session').findByUid('uid-s')).toBeDefined();
-      advance(2);
-      expect(await adapter('Session').findByUid('uid-s')).toBeUndefined();
+      await expectFoundUntilExpiry('Session', 's', () => adapter('Session').findByUid('uid-s'));
     });
 
     it('keeps a DeviceCode findable for an hour past its expiry, so the engine can answer expired_token', async () => {
@@ -232,30 +224,30 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
     });
   });
 
+  /**
+   * A lookup by a field of the payload (`find`) returns the `model` artifact whose `field` holds
+   * the value, and never an artifact of another model (an Interaction) that carries one too.
+   */
+  async function expectFoundWithinModel(model: 'Session' | 'DeviceCode', field: 'uid' | 'userCode', find: (value: string) => Promise<AdapterPayload | undefined | void>) {
+    const wanted = payloadFor(model, 'wanted');
+    await adapter(model).upsert('wanted', wanted, 600);
+    await adapter(model).upsert('other', payloadFor(model, 'other'), 600);
+    await adapter('Interaction').upsert('i1', payloadFor('Interaction', 'i1', { [field]: 'only-on-interaction' }), 600);
+
+    expect(await find(wanted[field] as string)).toStrictEqual(wanted);
+    expect(await find('only-on-interaction')).toBeUndefined();
+    expect(await find(`${field}-of-nobody`)).toBeUndefined();
+  }
+
   describe('findByUid', () => {
     it('finds a Session by the uid in its payload, within the Session model only', async () => {
-      const session = payloadFor('Session', 's1');
-      await adapter('Session').upsert('s1', session, 3600);
-      await adapter('Session').upsert('s2', payloadFor('Session', 's2'), 3600);
-      // An Interaction carries a uid too; a Session lookup must not return it.
-      await adapter('Interaction').upsert('i1', payloadFor('Interaction', 'i1', { uid: 'uid-only-on-interaction' }), 3600);
-
-      expect(await adapter('Session').findByUid('uid-s1')).toStrictEqual(session);
-      expect(await adapter('Session').findByUid('uid-only-on-interaction')).toBeUndefined();
-      expect(await adapter('Session').findByUid('uid-nobody')).toBeUndefined();
+      await expectFoundWithinModel('Session', 'uid', (uid) => adapter('Session').findByUid(uid));
     });
   });
 
   describe('findByUserCode', () => {
     it('finds a DeviceCode by the userCode in its payload, within the DeviceCode model only', async () => {
-      const deviceCode = payloadFor('DeviceCode', 'dc1');
-      await adapter('DeviceCode').upsert('dc1', deviceCode, 600);
-      await adapter('DeviceCode').upsert('dc2', payloadFor('DeviceCode', 'dc2'), 600);
-      await adapter('Interaction').upsert('i1', payloadFor('Interaction', 'i1', { userCode: 'USER-elsewhere' }), 600);
-
-      expect(await adapter('DeviceCode').findByUserCode('USER-dc1')).toStrictEqual(deviceCode);
-      expect(await adapter('DeviceCode').findByUserCode('USER-elsewhere')).toBeUndefined();
-      expect(await adapter('DeviceCode').findByUserCode('USER-nobody')).toBeUndefined();
+      await expectFoundWithinModel('DeviceCode', 'userCode', (userCode) => adapter('DeviceCode').findByUserCode(userCode));
     });
   });
 
@@ -290,13 +282,16 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(epoch(consumedAt)).not.toBe(epoch(clock)); // `consumed` is when it happened, not when read
     });
 
-    it.each(GRANT_SOURCES)('%s: a second consume is refused as InvalidGrant and revokes the tokens of that grant only', async (model) => {
+    /** Two grants, and a `model` value of grant-1 consumed twice: the second consume is refused as InvalidGrant. */
+    async function consumeTwice(model: string) {
       await twoGrants();
       await adapter(model).upsert('value', payloadFor(model, 'value', { grantId: 'grant-1' }), 600);
       await adapter(model).consume('value');
-
       await expect(adapter(model).consume('value')).rejects.toBeInstanceOf(errors.InvalidGrant);
+    }
 
+    it.each(GRANT_SOURCES)('%s: a second consume is refused as InvalidGrant and revokes the tokens of that grant only', async (model) => {
+      await consumeTwice(model);
       expect(await adapter('AccessToken').find('at-1')).toBeUndefined();
       expect(await adapter('RefreshToken').find('rt-1')).toBeUndefined();
       expect(await adapter(model).find('value')).toBeUndefined();
@@ -304,12 +299,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
     });
 
     it.each(GRANT_SOURCES)('%s: a second consume also ends the grant itself (the Grant whose id is the grantId)', async (model) => {
-      await twoGrants();
-      await adapter(model).upsert('value', payloadFor(model, 'value', { grantId: 'grant-1' }), 600);
-      await adapter(model).consume('value');
-
-      await expect(adapter(model).consume('value')).rejects.toBeInstanceOf(errors.InvalidGrant);
-
+      await consumeTwice(model);
       // Left behind, the grant would still count as the account's consent for this client.
       expect(await adapter('Grant').find('grant-1')).toBeUndefined();
       await expectOtherGrantIntact();
@@ -467,7 +457,7 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'First' });
 
       // Another instance (its own Db on the same database) changes the client: not seen yet...
-      const other = await createDb(database.config);
+      const other = await createDb(db);
       try {
         await other.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Second') } });
       } finally {

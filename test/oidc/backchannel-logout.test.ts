@@ -8,14 +8,13 @@ import * as oidc from 'openid-client';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { deliverBackchannelLogoutsInBackground, settleBackchannelLogouts } from '../../src/oidc/backchannel-logout.js';
-import { Browser, findForm } from '../helpers/browser.js';
+import { Browser, completeSignIn, findForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, credentialsOf, secretFor, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { discover } from '../helpers/relying-party.js';
 
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
-const APP = 'http://app.test';
-const SECRET = 'bc-secret-0123456789-0123456789-0123456789';
-const DAN = { email: 'dan@example.com', password: 'dan has a long password' };
 // Short enough for tests; the attempt timeout is longer than the limit put on the logout response.
 const RETRY_DELAYS_MS = [50, 100];
 const ATTEMPTS = RETRY_DELAYS_MS.length + 1;
@@ -53,17 +52,15 @@ async function startReceiver(answer: (n: number) => number | 'hang' = () => 200)
 
 describe.each(await flavours())('back-channel logout on %s', (flavour) => {
   let server: TestGatehouse;
-  let danId: string;
+  let aliceId: string;
   let jwks: ReturnType<typeof createLocalJWKSet>;
   let receivers: Receiver[] = [];
   let clients = 0;
 
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour, {
-      BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(','),
-      BACKCHANNEL_LOGOUT_TIMEOUT_MS: String(TIMEOUT_MS),
-    });
-    danId = await server.addUser({ ...DAN, name: 'Dan' });
+    const env = { BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS: RETRY_DELAYS_MS.join(','), BACKCHANNEL_LOGOUT_TIMEOUT_MS: String(TIMEOUT_MS) };
+    server = await startTestGatehouse(flavour, { env, people: [ALICE] });
+    aliceId = server.idOf(ALICE);
     jwks = createLocalJWKSet((await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet);
   });
   afterEach(async () => {
@@ -78,31 +75,15 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     const receiver = await startReceiver(answer);
     receivers.push(receiver);
     const clientId = `bc-rp-${++clients}`;
-    await server.addClient({
-      client_id: clientId,
-      client_secret: SECRET,
-      redirect_uris: [`${APP}/cb`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      backchannel_logout_uri: receiver.uri,
-      backchannel_logout_session_required: true,
-      ...metadata,
-    });
-    const config = await oidc.discovery(new URL(server.issuer), clientId, SECRET, oidc.ClientSecretBasic(SECRET), { execute: [oidc.allowInsecureRequests] });
-    return { clientId, config, receiver };
+    await server.addClient(webApp({ client_id: clientId, client_secret: secretFor(clientId), backchannel_logout_uri: receiver.uri, backchannel_logout_session_required: true, ...metadata }));
+    return { clientId, config: await discover(server.issuer, credentialsOf(clientId)), receiver };
   }
 
   /** A full code flow for `config`'s client in `browser`; returns the ID token and its claims. */
   async function signIn(browser: Browser, config: oidc.Configuration) {
-    const authorize = oidc.buildAuthorizationUrl(config, { redirect_uri: `${APP}/cb`, scope: 'openid', state: 'st' });
-    let page = await browser.visit(authorize.href);
-    for (let step = 0; step < 4 && !page.redirectedTo; step++) {
-      const login = page.html.includes('/login"');
-      const form = findForm(page.html, login ? '/login' : '/confirm');
-      page = await browser.visit(form.action, { form: login ? { ...form.fields, ...DAN } : form.fields });
-    }
-    if (!page.redirectedTo) throw new Error(`never returned to the app; last page:\n${page.html.slice(0, 500)}`);
-    const tokens = await oidc.authorizationCodeGrant(config, page.redirectedTo, { expectedState: 'st' });
+    const authorize = oidc.buildAuthorizationUrl(config, { redirect_uri: WEB_APP.redirectUri, scope: 'openid', state: 'st' });
+    const callback = await completeSignIn(browser, await browser.visit(authorize.href), ALICE);
+    const tokens = await oidc.authorizationCodeGrant(config, callback, { expectedState: 'st' });
     return { idToken: tokens.id_token as string, claims: tokens.claims() as oidc.IDToken };
   }
 
@@ -115,15 +96,24 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     return { status: response.status, elapsedMs: performance.now() - started };
   }
 
-  it('POSTs one logout token, signed by the provider, naming the person and the session', async () => {
-    const { clientId, config, receiver } = await clientWithReceiver();
+  /**
+   * A client told about logouts at a receiver that answers `answer`; Alice signs in to it in a
+   * new browser and logs out. Returns once every delivery has settled.
+   */
+  async function signInThenLogOut(answer?: Parameters<typeof startReceiver>[0], metadata: Record<string, unknown> = {}) {
+    const { clientId, config, receiver } = await clientWithReceiver(answer, metadata);
     const browser = new Browser(server.issuer);
     const { idToken, claims } = await signIn(browser, config);
-    expect(claims.sid).toEqual(expect.any(String));
-
     const loggedOutAt = Math.floor(Date.now() / 1000);
-    expect((await logOut(browser, config, idToken)).status).toBe(303);
+    const logout = await logOut(browser, config, idToken);
     await settleBackchannelLogouts();
+    return { clientId, config, receiver, browser, claims, loggedOutAt, logout };
+  }
+
+  it('POSTs one logout token, signed by the provider, naming the person and the session', async () => {
+    const { clientId, receiver, claims, loggedOutAt, logout } = await signInThenLogOut();
+    expect(claims.sid).toEqual(expect.any(String));
+    expect(logout.status).toBe(303);
 
     expect(receiver.posts).toHaveLength(1);
     const [post] = receiver.posts;
@@ -133,7 +123,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     const { payload, protectedHeader } = await jwtVerify(post?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
     expect(protectedHeader.typ).toBe('logout+jwt');
     expect(payload.events).toEqual({ [LOGOUT_EVENT]: {} });
-    expect(payload.sub).toBe(danId);
+    expect(payload.sub).toBe(aliceId);
     expect(payload.sid).toBe(claims.sid);
     expect(payload.jti).toEqual(expect.any(String));
     expect(payload.iat).toBeGreaterThanOrEqual(loggedOutAt - 1);
@@ -142,11 +132,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
   });
 
   it('retries a failing relying party and stops once it answers 200', async () => {
-    const { config, receiver } = await clientWithReceiver((n) => (n <= 2 ? 500 : 200));
-    const browser = new Browser(server.issuer);
-    const { idToken } = await signIn(browser, config);
-    await logOut(browser, config, idToken);
-    await settleBackchannelLogouts();
+    const { receiver } = await signInThenLogOut((n) => (n <= 2 ? 500 : 200));
 
     expect(receiver.posts).toHaveLength(3);
     // The same token each time: it was issued when the person logged out.
@@ -156,47 +142,31 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
   });
 
   it('makes exactly the configured number of attempts at a relying party that always fails, then no more', async () => {
-    const { config, receiver } = await clientWithReceiver(() => 500);
-    const browser = new Browser(server.issuer);
-    const { idToken } = await signIn(browser, config);
-    await logOut(browser, config, idToken);
-    await settleBackchannelLogouts();
+    const { receiver } = await signInThenLogOut(() => 500);
     expect(receiver.posts).toHaveLength(ATTEMPTS);
     await new Promise((resolve) => setTimeout(resolve, 3 * Math.max(...RETRY_DELAYS_MS)));
     expect(receiver.posts).toHaveLength(ATTEMPTS);
   });
 
   it('does not retry a relying party that rejects the token (400)', async () => {
-    const { config, receiver } = await clientWithReceiver(() => 400);
-    const browser = new Browser(server.issuer);
-    const { idToken } = await signIn(browser, config);
-    await logOut(browser, config, idToken);
-    await settleBackchannelLogouts();
+    const { receiver } = await signInThenLogOut(() => 400);
     expect(receiver.posts).toHaveLength(1);
   });
 
   it('answers the person at once while a relying party hangs, and gives up on it after the configured attempts', async () => {
-    const { config, receiver } = await clientWithReceiver(() => 'hang');
-    const browser = new Browser(server.issuer);
-    const { idToken } = await signIn(browser, config);
-    const { status, elapsedMs } = await logOut(browser, config, idToken);
-    expect(status).toBe(303);
-    expect(elapsedMs).toBeLessThan(1000);
-
-    await settleBackchannelLogouts();
+    const { config, receiver, browser, logout } = await signInThenLogOut(() => 'hang');
+    // Measured when the person's logout was answered, before any delivery had settled.
+    expect(logout.status).toBe(303);
+    expect(logout.elapsedMs).toBeLessThan(1000);
     expect(receiver.posts).toHaveLength(ATTEMPTS);
     // The session is over even though the relying party never answered.
-    const silent = await browser.visit(oidc.buildAuthorizationUrl(config, { redirect_uri: `${APP}/cb`, scope: 'openid', prompt: 'none' }).href);
+    const silent = await browser.visit(oidc.buildAuthorizationUrl(config, { redirect_uri: WEB_APP.redirectUri, scope: 'openid', prompt: 'none' }).href);
     expect(silent.redirectedTo?.searchParams.get('error')).toBe('login_required');
   });
 
   it('gives a pairwise client the subject it knows the person by', async () => {
-    const { clientId, config, receiver } = await clientWithReceiver(undefined, { subject_type: 'pairwise' });
-    const browser = new Browser(server.issuer);
-    const { idToken, claims } = await signIn(browser, config);
-    expect(claims.sub).not.toBe(danId);
-    await logOut(browser, config, idToken);
-    await settleBackchannelLogouts();
+    const { clientId, receiver, claims } = await signInThenLogOut(undefined, { subject_type: 'pairwise' });
+    expect(claims.sub).not.toBe(aliceId);
     const { payload } = await jwtVerify(receiver.posts[0]?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
     expect(payload.sub).toBe(claims.sub);
   });
@@ -217,7 +187,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     ] as const) {
       expect(receiver.posts).toHaveLength(1);
       const { payload } = await jwtVerify(receiver.posts[0]?.params.get('logout_token') ?? '', jwks, { issuer: server.issuer, audience: clientId });
-      expect(payload).toMatchObject({ sub: danId, sid: signedIn.claims.sid });
+      expect(payload).toMatchObject({ sub: aliceId, sid: signedIn.claims.sid });
     }
   });
 });
@@ -236,19 +206,20 @@ describe('back-channel logout delivery', () => {
   beforeAll(async () => {
     receiver = await startReceiver((n) => answer(n));
     const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-    provider = new Provider('http://op.test', {
-      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' }] },
-      features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
-      clients: [{ client_id: 'rp', client_secret: SECRET, redirect_uris: [`${APP}/cb`], backchannel_logout_uri: receiver.uri }],
-    });
+    const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' };
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-    deliverBackchannelLogoutsInBackground(provider, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks: true });
-    guarded = new Provider('http://op.test', {
-      jwks: { keys: [{ ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' }] },
-      features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
-      clients: [{ client_id: 'rp', client_secret: SECRET, redirect_uris: [`${APP}/cb`], backchannel_logout_uri: receiver.uri }],
-    });
-    deliverBackchannelLogoutsInBackground(guarded, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks: false });
+    /** A bare engine with one client to tell about logouts, delivering them as Gatehouse does. */
+    const engine = (allowPrivateNetworks: boolean) => {
+      const engine = new Provider('http://op.test', {
+        jwks: { keys: [jwk] },
+        features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
+        clients: [{ client_id: 'rp', client_secret: secretFor('rp'), redirect_uris: [WEB_APP.redirectUri], backchannel_logout_uri: receiver.uri }],
+      });
+      deliverBackchannelLogoutsInBackground(engine, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks });
+      return engine;
+    };
+    provider = engine(true);
+    guarded = engine(false);
     provider.on('backchannel.success', (_ctx, c, sub, sid) => events.push(`success ${c.clientId} ${sub} ${sid}`));
     provider.on('backchannel.error', (_ctx, err, c, sub, sid) => events.push(`error ${c.clientId} ${sub} ${sid} ${err.message}`));
     client = (await provider.Client.find('rp')) as LogoutCapable;

@@ -2,44 +2,30 @@
 // with a person finishing it in a browser at /device, on SQLite and on PostgreSQL.
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, findForm, type Page } from '../helpers/browser.js';
+import { allowAccess, Browser, findForm, submitForm, submitPassword, type Page } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, secretFor } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { discover } from '../helpers/relying-party.js';
 
 const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const TV = { id: 'living-room-tv', name: 'Living Room TV' };
-const CONSOLE = { id: 'game-console', name: 'Game Console', secret: 'game-console-secret-0123456789-0123456789-abcd' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
+const CONSOLE = { id: 'game-console', name: 'Game Console', secret: secretFor('game-console') };
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function addDeviceClients(server: TestGatehouse) {
-  await server.addClient({
-    client_id: TV.id,
-    client_name: TV.name,
-    grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: 'none',
-    scope: 'openid profile email offline_access',
-  });
-  await server.addClient({
-    client_id: CONSOLE.id,
-    client_secret: CONSOLE.secret,
-    client_name: CONSOLE.name,
-    grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
-    response_types: [],
-    redirect_uris: [],
-    token_endpoint_auth_method: 'client_secret_basic',
-    scope: 'openid profile email offline_access',
-  });
-}
-
-function discover(server: TestGatehouse, client: { id: string; secret?: string }) {
-  const auth = client.secret ? oidc.ClientSecretBasic(client.secret) : oidc.None();
-  return oidc.discovery(new URL(server.issuer), client.id, client.secret, auth, { execute: [oidc.allowInsecureRequests] });
-}
+/** A device client: the TV is public, the console authenticates with its secret. */
+const deviceClient = (client: { id: string; name: string; secret?: string }) => ({
+  client_id: client.id,
+  client_name: client.name,
+  ...(client.secret ? { client_secret: client.secret, token_endpoint_auth_method: 'client_secret_basic' } : { token_endpoint_auth_method: 'none' }),
+  grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
+  response_types: [],
+  redirect_uris: [],
+  scope: 'openid profile email offline_access',
+});
+const DEVICE_CLIENTS = [deviceClient(TV), deviceClient(CONSOLE)];
 
 /** One poll of the token endpoint, as the device sends it; rejects with the endpoint's error. */
 const pollOnce = (config: oidc.Configuration, started: oidc.DeviceAuthorizationResponse) =>
@@ -47,25 +33,14 @@ const pollOnce = (config: oidc.Configuration, started: oidc.DeviceAuthorizationR
 
 /** What a person does on their phone: open /device and type the code (as given) in. */
 async function enterCode(browser: Browser, userCode: string): Promise<Page> {
-  const codePage = await browser.visit('/device');
-  const form = findForm(codePage.html, '/device');
-  return browser.visit(form.action, { form: { ...form.fields, user_code: userCode } });
-}
-
-async function signIn(browser: Browser, page: Page, credentials = ALICE) {
-  const login = findForm(page.html, '/login');
-  return browser.visit(login.action, { form: { ...login.fields, email: credentials.email, password: credentials.password } });
+  return submitForm(browser, await browser.visit('/device'), '/device', { user_code: userCode });
 }
 
 /** Confirms on the confirm page, signs in if asked, consents if asked; returns where it ends. */
 async function approve(browser: Browser, confirmPage: Page): Promise<Page> {
-  const confirm = findForm(confirmPage.html, '/device');
-  let page = await browser.visit(confirm.action, { form: confirm.fields });
-  if (/action="\/interaction\/[^"]+\/login"/.test(page.html)) page = await signIn(browser, page);
-  if (/action="\/interaction\/[^"]+\/confirm"/.test(page.html)) {
-    const consent = findForm(page.html, '/confirm');
-    page = await browser.visit(consent.action, { form: consent.fields });
-  }
+  let page = await submitForm(browser, confirmPage, '/device');
+  if (/action="\/interaction\/[^"]+\/login"/.test(page.html)) page = await submitPassword(browser, page, ALICE);
+  if (/action="\/interaction\/[^"]+\/confirm"/.test(page.html)) page = await allowAccess(browser, page);
   return page;
 }
 
@@ -84,14 +59,13 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     let aliceId: string;
 
     beforeAll(async () => {
-      server = await startTestGatehouse(flavour);
-      await addDeviceClients(server);
-      aliceId = await server.addUser({ ...ALICE, name: 'Alice Liddell' });
+      server = await startTestGatehouse(flavour, { clients: DEVICE_CLIENTS, people: [ALICE] });
+      aliceId = server.idOf(ALICE);
     });
     afterAll(async () => server?.close());
 
     it('answers a device authorization request with both codes, where to go and how often to poll', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       expect(config.serverMetadata().device_authorization_endpoint).toBe(`${server.issuer}/device/auth`);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
 
@@ -106,7 +80,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('tells a device that polls before the person acts to keep waiting, and one that polls too fast to slow down', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       await expect(pollOnce(config, started)).rejects.toMatchObject({ error: 'authorization_pending', status: 400 });
       await expect(pollOnce(config, started)).rejects.toMatchObject({ error: 'slow_down', status: 400 });
@@ -116,7 +90,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('signs a person in on their phone with the code typed in lower case without the dash, then issues tokens', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid profile email offline_access' });
       const browser = new Browser(server.issuer);
 
@@ -145,10 +119,9 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
       const loginPage = await browser.visit(confirm.action, { form: confirm.fields });
       expect(loginPage.url).toMatch(/\/interaction\/[\w-]+$/);
       expect(loginPage.html).toContain(TV.name);
-      const consentPage = await signIn(browser, loginPage);
+      const consentPage = await submitPassword(browser, loginPage, ALICE);
       expect(consentPage.html).toContain('Stay connected');
-      const consent = findForm(consentPage.html, '/confirm');
-      const done = await browser.visit(consent.action, { form: consent.fields });
+      const done = await allowAccess(browser, consentPage);
       expect(done.status).toBe(200);
       expect(new URL(done.url).pathname).toMatch(/^\/device\/[\w-]+$/);
       expectOwnPage(done);
@@ -160,13 +133,13 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
       expect(tokens.claims()?.sub).toBe(aliceId);
       expect(tokens.refresh_token).toBeTruthy();
       const userinfo = await oidc.fetchUserInfo(config, tokens.access_token, aliceId);
-      expect(userinfo).toMatchObject({ sub: aliceId, email: ALICE.email, name: 'Alice Liddell' });
+      expect(userinfo).toMatchObject({ sub: aliceId, email: ALICE.email, name: ALICE.name });
       const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token as string);
       expect(refreshed.claims()?.sub).toBe(aliceId);
     });
 
     it('accepts the code exactly as shown (with the dash), or with spaces, for a confidential device client', async () => {
-      const config = await discover(server, CONSOLE);
+      const config = await discover(server.issuer, CONSOLE);
       const browser = new Browser(server.issuer);
 
       const first = await oidc.initiateDeviceAuthorization(config, { scope: 'openid email' });
@@ -188,7 +161,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
       await expect(oidc.pollDeviceAuthorizationGrant(config, { ...second, interval: 0 })).resolves.toHaveProperty('access_token');
 
       // The device must authenticate: the wrong secret gets nothing.
-      const impostor = await discover(server, { id: CONSOLE.id, secret: 'not-the-secret-0123456789-0123456789-0123' });
+      const impostor = await discover(server.issuer, { id: CONSOLE.id, secret: 'not-the-secret-0123456789-0123456789-0123' });
       await expect(oidc.initiateDeviceAuthorization(impostor, { scope: 'openid' })).rejects.toMatchObject({
         status: 401,
         cause: [{ scheme: 'basic', parameters: { error: 'invalid_client' } }],
@@ -196,7 +169,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('opens the confirm page from verification_uri_complete, so the code need not be typed', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       const browser = new Browser(server.issuer);
       // The engine answers with a self-submitting form (it adds its script's hash to our CSP);
@@ -210,7 +183,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('tells the device access_denied when the person denies on the confirm page or cancels at sign-in', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const browser = new Browser(server.issuer);
 
       const denied = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
@@ -253,7 +226,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('does not let a user code or a device code be used twice', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       const browser = new Browser(server.issuer);
       await approve(browser, await enterCode(browser, started.user_code));
@@ -283,8 +256,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     const LOCKED = 'Too many wrong codes were entered from this browser or network.';
 
     beforeAll(async () => {
-      server = await startTestGatehouse(flavour, LIMITS);
-      await addDeviceClients(server);
+      server = await startTestGatehouse(flavour, { env: LIMITS, clients: DEVICE_CLIENTS, people: [ALICE] });
     });
     afterAll(async () => server?.close());
 
@@ -303,7 +275,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     }
 
     it('slows down and then locks one session guessing codes, refusing even the right code with a clear message until the lockout ends', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       const enter = await codeEntry('198.51.100.10');
 
@@ -343,7 +315,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('locks an address whose fresh sessions guess codes in parallel, counting every guess before any lookup', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       // A new session for every guess (cookies dropped), all at once.
       const entries = await Promise.all(Array.from({ length: 12 }, () => codeEntry('198.51.100.20')));
@@ -365,7 +337,7 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
     });
 
     it('does not count right codes against the session or the address: one browser connects many devices', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const browser = new Browser(server.issuer, { 'x-forwarded-for': '198.51.100.30' });
       for (let i = 0; i < 8; i++) {
         const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
@@ -379,14 +351,11 @@ describe.each(await flavours())('device authorization grant on %s', (flavour) =>
   describe('with a two-second device code lifetime', () => {
     let server: TestGatehouse;
 
-    beforeAll(async () => {
-      server = await startTestGatehouse(flavour, { DEVICE_CODE_TTL: '2s' });
-      await addDeviceClients(server);
-    });
+    beforeAll(async () => (server = await startTestGatehouse(flavour, { env: { DEVICE_CODE_TTL: '2s' }, clients: DEVICE_CLIENTS })));
     afterAll(async () => server?.close());
 
     it('answers expired_token once the device code has expired, and says so on /device', async () => {
-      const config = await discover(server, TV);
+      const config = await discover(server.issuer, TV);
       const started = await oidc.initiateDeviceAuthorization(config, { scope: 'openid' });
       expect(started.expires_in).toBe(2);
       await sleep(2500);

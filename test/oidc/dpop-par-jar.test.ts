@@ -7,25 +7,27 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JWK }
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, completeSignIn, type Page } from '../helpers/browser.js';
+import { basicAuth } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, APP, credentialsOf } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { discover as discoverAt } from '../helpers/relying-party.js';
 
-const APP = 'http://app.test';
-const CAROL = { email: 'carol@example.com', password: 'carol has a long password' };
-const SECRET = (name: string) => `${name}-secret-0123456789-0123456789-0123456789`;
+/** Every client here is registered with it (WEB also with ${APP}/other). */
+const CALLBACK = `${APP}/cb`;
 
 /** Confidential, client_secret_basic, two redirect URIs (so a bad request_uri cannot fall back to one). */
-const WEB = { id: 'web', secret: SECRET('web') };
+const WEB = credentialsOf('web');
 /** Public (token_endpoint_auth_method none): its refresh tokens are bound to the DPoP key. */
 const SPA = { id: 'spa' };
 /** Confidential, registered with dpop_bound_access_tokens: true. */
-const STRICT = { id: 'dpop-only', secret: SECRET('dpop-only') };
+const STRICT = credentialsOf('dpop-only');
 /** Confidential, registered with require_pushed_authorization_requests: true. */
-const PAR_ONLY = { id: 'par-only', secret: SECRET('par-only') };
+const PAR_ONLY = credentialsOf('par-only');
 /** private_key_jwt with a registered ES256 key that also signs its request objects. */
 const SIGNER = { id: 'signer' };
 /** client_secret_basic with a registered key, registered with require_signed_request_object: true. */
-const SIGNED_ONLY = { id: 'signed-only', secret: SECRET('signed-only') };
+const SIGNED_ONLY = credentialsOf('signed-only');
 
 const DPOP_ALGS = ['ES256', 'Ed25519', 'EdDSA'];
 const PAR_URN = 'urn:ietf:params:oauth:request_uri:';
@@ -35,8 +37,7 @@ type Json = Record<string, unknown>;
 
 const epoch = () => Math.floor(Date.now() / 1000);
 const ath = (accessToken: string) => createHash('sha256').update(accessToken).digest('base64url');
-const basic = (id: string, secret: string) =>
-  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basic = (id: string, secret: string) => basicAuth({ id, secret });
 
 /** A DPoP proof JWT (RFC 9449 4.2) built by hand, so each test controls every claim. */
 async function dpopProof(
@@ -54,13 +55,13 @@ async function dpopProof(
 
 const thumbprint = async (keys: KeyPair) => calculateJwkThumbprint(await exportJWK(keys.publicKey));
 
-const complete = (browser: Browser, page: Page & { redirectedTo?: URL }) => completeSignIn(browser, page, CAROL);
+const complete = (browser: Browser, page: Page & { redirectedTo?: URL }) => completeSignIn(browser, page, ALICE);
 
 /** Fresh authorization parameters: PKCE, state, and offline_access (which needs prompt=consent). */
 async function authorizationParams(extra: Record<string, string> = {}) {
   const verifier = oidc.randomPKCECodeVerifier();
   const params = {
-    redirect_uri: `${APP}/cb`,
+    redirect_uri: CALLBACK,
     scope: 'openid email offline_access',
     prompt: 'consent',
     state: oidc.randomState(),
@@ -84,19 +85,19 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
   let server: TestGatehouse;
   let signerKeys: Awaited<ReturnType<typeof generateKeyPair>>;
   let signerJwks: { keys: JWK[] };
-  let carolId: string;
+  let aliceId: string;
 
   beforeAll(async () => {
     server = await startTestGatehouse(flavour);
     const common = { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], scope: 'openid email offline_access' };
-    await server.addClient({ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [`${APP}/cb`, `${APP}/other`], ...common });
-    await server.addClient({ client_id: SPA.id, token_endpoint_auth_method: 'none', redirect_uris: [`${APP}/cb`], ...common });
-    await server.addClient({ client_id: STRICT.id, client_secret: STRICT.secret, dpop_bound_access_tokens: true, redirect_uris: [`${APP}/cb`], ...common });
+    await server.addClient({ client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [CALLBACK, `${APP}/other`], ...common });
+    await server.addClient({ client_id: SPA.id, token_endpoint_auth_method: 'none', redirect_uris: [CALLBACK], ...common });
+    await server.addClient({ client_id: STRICT.id, client_secret: STRICT.secret, dpop_bound_access_tokens: true, redirect_uris: [CALLBACK], ...common });
     await server.addClient({
       client_id: PAR_ONLY.id,
       client_secret: PAR_ONLY.secret,
       require_pushed_authorization_requests: true,
-      redirect_uris: [`${APP}/cb`],
+      redirect_uris: [CALLBACK],
       ...common,
     });
     signerKeys = await generateKeyPair('ES256');
@@ -107,7 +108,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       token_endpoint_auth_signing_alg: 'ES256',
       request_object_signing_alg: 'ES256',
       jwks: signerJwks,
-      redirect_uris: [`${APP}/cb`],
+      redirect_uris: [CALLBACK],
       ...common,
     });
     await server.addClient({
@@ -116,15 +117,14 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       request_object_signing_alg: 'ES256',
       require_signed_request_object: true,
       jwks: signerJwks,
-      redirect_uris: [`${APP}/cb`],
+      redirect_uris: [CALLBACK],
       ...common,
     });
-    carolId = await server.addUser({ ...CAROL, name: 'Carol' });
+    aliceId = await server.addUser(ALICE);
   });
   afterAll(async () => server?.close());
 
-  const discover = (clientId: string, auth: oidc.ClientAuth) =>
-    oidc.discovery(new URL(server.issuer), clientId, undefined, auth, { execute: [oidc.allowInsecureRequests] });
+  const discover = (clientId: string, auth: oidc.ClientAuth) => discoverAt(server.issuer, { id: clientId }, auth);
 
   async function post(path: string, form: Record<string, string>, headers: Record<string, string> = {}) {
     const response = await fetch(`${server.url}${path}`, {
@@ -141,10 +141,25 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
     return { status: response.status, headers: response.headers, body: text ? (JSON.parse(text) as Json) : undefined };
   }
 
-  /** Signs Carol in through `url` in a fresh browser and returns the app's callback URL. */
+  /** Signs Alice in through `url` in a fresh browser and returns the app's callback URL. */
   async function signIn(url: URL): Promise<URL> {
     const browser = new Browser(server.issuer);
     return complete(browser, await browser.visit(url.href));
+  }
+
+  /** Signs Alice in through `url` and redeems the code with `checks`: her tokens. */
+  async function signInAsAlice(config: oidc.Configuration, url: URL, checks: oidc.AuthorizationCodeGrantChecks) {
+    const tokens = await oidc.authorizationCodeGrant(config, await signIn(url), checks);
+    expect(tokens.claims()?.sub).toBe(aliceId);
+    return tokens;
+  }
+
+  /** A plain authorization request of `config`'s client is sent back with invalid_request and `description`; its parameters, to try them another way. */
+  async function expectPlainRequestRefused(config: oidc.Configuration, description: string) {
+    const { params, checks } = await authorizationParams();
+    const plain = await new Browser(server.issuer).visit(oidc.buildAuthorizationUrl(config, params).href);
+    expect(authorizationError(plain.redirectedTo)).toEqual({ at: CALLBACK, error: 'invalid_request', error_description: description });
+    return { params, checks };
   }
 
   /** A complete code flow through openid-client, with or without a DPoP handle at the token endpoint. */
@@ -193,8 +208,8 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       expect(introspected).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: await thumbprint(keys) } });
 
       // openid-client presents it as `Authorization: DPoP …` with a proof carrying ath.
-      const info = await oidc.fetchUserInfo(web, tokens.access_token, carolId, { DPoP });
-      expect(info).toMatchObject({ sub: carolId, email: CAROL.email });
+      const info = await oidc.fetchUserInfo(web, tokens.access_token, aliceId, { DPoP });
+      expect(info).toMatchObject({ sub: aliceId, email: ALICE.email });
     });
 
     it('refuses the DPoP token at userinfo as Bearer, with another key, with a proof without ath, and as DPoP without a proof', async () => {
@@ -205,7 +220,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
 
       const good = await userinfo(`DPoP ${token}`, await dpopProof(keys, 'GET', url, { accessToken: token }));
       expect(good.status).toBe(200);
-      expect(good.body).toMatchObject({ sub: carolId });
+      expect(good.body).toMatchObject({ sub: aliceId });
 
       const asBearer = await userinfo(`Bearer ${token}`);
       expect(asBearer.status).toBe(401);
@@ -304,7 +319,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
 
       const withNonce = await userinfo(`DPoP ${token}`, await dpopProof(keys, 'GET', url, { accessToken: token, nonce: nonce as string }));
       expect(withNonce.status).toBe(200);
-      expect(withNonce.body).toMatchObject({ sub: carolId });
+      expect(withNonce.body).toMatchObject({ sub: aliceId });
 
       const refreshed = await redeemAsWeb(
         { grant_type: 'refresh_token', refresh_token: issued.body.refresh_token as string },
@@ -388,9 +403,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
 
       const url = new URL(`${server.url}/authorize`);
       url.search = new URLSearchParams({ client_id: WEB.id, request_uri: pushed.body.request_uri as string }).toString();
-      const web = await discover(WEB.id, oidc.ClientSecretBasic(WEB.secret));
-      const tokens = await oidc.authorizationCodeGrant(web, await signIn(url), checks);
-      expect(tokens.claims()?.sub).toBe(carolId);
+      const tokens = await signInAsAlice(await discover(WEB.id, oidc.ClientSecretBasic(WEB.secret)), url, checks);
       expect(tokens.refresh_token).toBeTruthy();
     });
 
@@ -407,7 +420,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       // single registered redirect_uri, the engine reports the error there (and nowhere else).
       const second = await browser.visit(url.href);
       expect(authorizationError(second.redirectedTo)).toEqual({
-        at: `${APP}/cb`,
+        at: CALLBACK,
         error: 'invalid_request_uri',
         error_description: 'request_uri is invalid, expired, or was already used',
       });
@@ -429,17 +442,8 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
 
     it('refuses /authorize without PAR for a client registered with require_pushed_authorization_requests, and accepts it with PAR', async () => {
       const parOnly = await discover(PAR_ONLY.id, oidc.ClientSecretBasic(PAR_ONLY.secret));
-      const { params, checks } = await authorizationParams();
-      const plain = await new Browser(server.issuer).visit(oidc.buildAuthorizationUrl(parOnly, params).href);
-      expect(authorizationError(plain.redirectedTo)).toEqual({
-        at: `${APP}/cb`,
-        error: 'invalid_request',
-        error_description: 'Pushed Authorization Request must be used',
-      });
-
-      const pushed = await signIn(await oidc.buildAuthorizationUrlWithPAR(parOnly, params));
-      const tokens = await oidc.authorizationCodeGrant(parOnly, pushed, checks);
-      expect(tokens.claims()?.sub).toBe(carolId);
+      const { params, checks } = await expectPlainRequestRefused(parOnly, 'Pushed Authorization Request must be used');
+      await signInAsAlice(parOnly, await oidc.buildAuthorizationUrlWithPAR(parOnly, params), checks);
     });
 
     it('authenticates every push: a wrong secret or none at all gets 401 invalid_client', async () => {
@@ -488,8 +492,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       const { params, checks } = await authorizationParams();
       const url = await oidc.buildAuthorizationUrlWithJAR(config, params, signerKeys.privateKey);
       expect([...url.searchParams.keys()].sort()).toEqual(['client_id', 'request']);
-      const tokens = await oidc.authorizationCodeGrant(config, await signIn(url), checks);
-      expect(tokens.claims()?.sub).toBe(carolId);
+      const tokens = await signInAsAlice(config, url, checks);
       expect(tokens.claims()?.aud).toBe(SIGNER.id);
     });
 
@@ -504,9 +507,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
         .setExpirationTime('5m')
         .setJti(randomUUID())
         .sign(signerKeys.privateKey);
-      const url = await oidc.buildAuthorizationUrlWithPAR(config, { request });
-      const tokens = await oidc.authorizationCodeGrant(config, await signIn(url), checks);
-      expect(tokens.claims()?.sub).toBe(carolId);
+      await signInAsAlice(config, await oidc.buildAuthorizationUrlWithPAR(config, { request }), checks);
     });
 
     it('refuses a request object signed with another key with invalid_request_object', async () => {
@@ -516,7 +517,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       const url = await oidc.buildAuthorizationUrlWithJAR(config, params, intruder.privateKey);
       const page = await new Browser(server.issuer).visit(url.href);
       expect(authorizationError(page.redirectedTo)).toEqual({
-        at: `${APP}/cb`,
+        at: CALLBACK,
         error: 'invalid_request_object',
         error_description: 'could not validate Request Object',
       });
@@ -541,23 +542,14 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
         const url = new URL(`${server.url}/authorize`);
         url.search = new URLSearchParams({ client_id: SIGNER.id, request }).toString();
         const page = await new Browser(server.issuer).visit(url.href);
-        expect(authorizationError(page.redirectedTo)).toEqual({ at: `${APP}/cb`, error: 'invalid_request_object', error_description: description });
+        expect(authorizationError(page.redirectedTo)).toEqual({ at: CALLBACK, error: 'invalid_request_object', error_description: description });
       }
     });
 
     it('refuses a plain request from a client registered with require_signed_request_object, and accepts a signed one', async () => {
       const config = await discover(SIGNED_ONLY.id, oidc.ClientSecretBasic(SIGNED_ONLY.secret));
-      const { params, checks } = await authorizationParams();
-      const plain = await new Browser(server.issuer).visit(oidc.buildAuthorizationUrl(config, params).href);
-      expect(authorizationError(plain.redirectedTo)).toEqual({
-        at: `${APP}/cb`,
-        error: 'invalid_request',
-        error_description: 'Request Object must be used by this client',
-      });
-
-      const signed = await signIn(await oidc.buildAuthorizationUrlWithJAR(config, params, signerKeys.privateKey));
-      const tokens = await oidc.authorizationCodeGrant(config, signed, checks);
-      expect(tokens.claims()?.sub).toBe(carolId);
+      const { params, checks } = await expectPlainRequestRefused(config, 'Request Object must be used by this client');
+      await signInAsAlice(config, await oidc.buildAuthorizationUrlWithJAR(config, params, signerKeys.privateKey), checks);
     });
   });
 
@@ -565,15 +557,8 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
     let plain: TestGatehouse;
 
     beforeAll(async () => {
-      plain = await startTestGatehouse(flavour, { FEATURE_DPOP: 'false' });
-      await plain.addClient({
-        client_id: WEB.id,
-        client_secret: WEB.secret,
-        redirect_uris: [`${APP}/cb`],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-      });
-      await plain.addUser(CAROL);
+      const web = { client_id: WEB.id, client_secret: WEB.secret, redirect_uris: [CALLBACK], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'] };
+      plain = await startTestGatehouse(flavour, { env: { FEATURE_DPOP: 'false' }, clients: [web], people: [ALICE] });
     });
     afterAll(async () => plain?.close());
 
@@ -581,7 +566,7 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       const metadata = (await (await fetch(`${plain.url}/.well-known/openid-configuration`)).json()) as Json;
       expect(metadata).not.toHaveProperty('dpop_signing_alg_values_supported');
 
-      const web = await oidc.discovery(new URL(plain.issuer), WEB.id, undefined, oidc.ClientSecretBasic(WEB.secret), { execute: [oidc.allowInsecureRequests] });
+      const web = await discoverAt(plain.issuer, { id: WEB.id }, oidc.ClientSecretBasic(WEB.secret));
       const { params, checks } = await authorizationParams({ scope: 'openid email' });
       const browser = new Browser(plain.issuer);
       const callback = await complete(browser, await browser.visit(oidc.buildAuthorizationUrl(web, params).href));
@@ -622,15 +607,8 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
     let plain: TestGatehouse;
 
     beforeAll(async () => {
-      plain = await startTestGatehouse(flavour, { FEATURE_REQUEST_OBJECTS: 'false' });
-      await plain.addClient({
-        client_id: SIGNER.id,
-        token_endpoint_auth_method: 'private_key_jwt',
-        jwks: signerJwks,
-        redirect_uris: [`${APP}/cb`],
-        grant_types: ['authorization_code'],
-        response_types: ['code'],
-      });
+      const signer = { client_id: SIGNER.id, token_endpoint_auth_method: 'private_key_jwt', jwks: signerJwks, redirect_uris: [CALLBACK], grant_types: ['authorization_code'], response_types: ['code'] };
+      plain = await startTestGatehouse(flavour, { env: { FEATURE_REQUEST_OBJECTS: 'false' }, clients: [signer] });
     });
     afterAll(async () => plain?.close());
 
@@ -639,13 +617,11 @@ describe.each(await flavours())('DPoP, PAR and JAR on %s', (flavour) => {
       expect(metadata).not.toHaveProperty('request_parameter_supported');
       expect(metadata).not.toHaveProperty('request_object_signing_alg_values_supported');
 
-      const config = await oidc.discovery(new URL(plain.issuer), SIGNER.id, undefined, oidc.PrivateKeyJwt(signerKeys.privateKey), {
-        execute: [oidc.allowInsecureRequests],
-      });
+      const config = await discoverAt(plain.issuer, SIGNER, oidc.PrivateKeyJwt(signerKeys.privateKey));
       const { params } = await authorizationParams();
       const url = await oidc.buildAuthorizationUrlWithJAR(config, params, signerKeys.privateKey);
       const page = await new Browser(plain.issuer).visit(url.href);
-      expect(authorizationError(page.redirectedTo)).toEqual({ at: `${APP}/cb`, error: 'request_not_supported', error_description: null });
+      expect(authorizationError(page.redirectedTo)).toEqual({ at: CALLBACK, error: 'request_not_supported', error_description: null });
     });
   });
 });

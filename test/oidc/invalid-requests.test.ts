@@ -2,25 +2,10 @@
 // OAuth error code, never a stack trace, and never a redirect to an address we do not trust.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, findForm } from '../helpers/browser.js';
+import { authorizePath, basicAuth, postForm } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
-
-const APP = 'http://app.test';
-const CLIENT = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-const ALICE = { email: 'alice@example.com', password: 'correct horse battery staple' };
-
-function authorizeUrl(issuer: string, params: Record<string, string> = {}) {
-  const url = new URL(`${issuer}/authorize`);
-  url.search = new URLSearchParams({
-    client_id: CLIENT.id,
-    response_type: 'code',
-    scope: 'openid email',
-    redirect_uri: `${APP}/callback`,
-    state: 'xyz',
-    ...params,
-  }).toString();
-  return url.href;
-}
 
 function expectNoInternals(html: string) {
   expect(html).not.toMatch(/\s+at \S+ \(.*:\d+:\d+\)/);
@@ -29,24 +14,11 @@ function expectNoInternals(html: string) {
 
 describe.each(await flavours())('bad input on %s', (flavour) => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    await server.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      client_name: 'Web App',
-      redirect_uris: [`${APP}/callback`],
-      grant_types: ['authorization_code'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-    });
-    await server.addUser(ALICE);
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { clients: [webApp()], people: [ALICE] })));
   afterAll(async () => server?.close());
 
   async function loginPage(browser = new Browser(server.issuer)) {
-    const page = await browser.visit(authorizeUrl(server.issuer));
+    const page = await browser.visit(authorizePath());
     expect(page.status).toBe(200);
     return { browser, page, form: findForm(page.html, '/login') };
   }
@@ -126,7 +98,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
 
   describe('the authorization endpoint', () => {
     it('shows an error page for an unknown client', async () => {
-      const page = await new Browser(server.issuer).visit(authorizeUrl(server.issuer, { client_id: 'who-is-this' }));
+      const page = await new Browser(server.issuer).visit(authorizePath({ client_id: 'who-is-this' }));
       expect(page.redirectedTo).toBeUndefined();
       expect(page.status).toBe(400);
       expect(page.html).toContain('invalid_client');
@@ -134,7 +106,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
     });
 
     it('never redirects to an unregistered redirect_uri', async () => {
-      const page = await new Browser(server.issuer).visit(authorizeUrl(server.issuer, { redirect_uri: 'https://evil.test/steal' }));
+      const page = await new Browser(server.issuer).visit(authorizePath({ redirect_uri: 'https://evil.test/steal' }));
       expect(page.redirectedTo).toBeUndefined();
       expect(page.status).toBe(400);
       expect(page.html).toContain('invalid_redirect_uri');
@@ -143,18 +115,18 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
     });
 
     it('rejects a redirect_uri that only starts like a registered one (exact matching)', async () => {
-      const page = await new Browser(server.issuer).visit(authorizeUrl(server.issuer, { redirect_uri: `${APP}/callback/../other` }));
+      const page = await new Browser(server.issuer).visit(authorizePath({ redirect_uri: `${WEB_APP.redirectUri}/../other` }));
       expect(page.redirectedTo).toBeUndefined();
       expect(page.status).toBe(400);
     });
 
     it('reports an unsupported response_type to the app', async () => {
-      const page = await new Browser(server.issuer).visit(authorizeUrl(server.issuer, { response_type: 'token' }));
+      const page = await new Browser(server.issuer).visit(authorizePath({ response_type: 'token' }));
       expect(page.redirectedTo?.hash ?? page.html).toMatch(/error=unsupported_response_type/);
     });
 
     it('refuses implicit and hybrid flows to a client not registered for them', async () => {
-      const page = await new Browser(server.issuer).visit(authorizeUrl(server.issuer, { response_type: 'code id_token', nonce: 'n' }));
+      const page = await new Browser(server.issuer).visit(authorizePath({ response_type: 'code id_token', nonce: 'n' }));
       const response = new URLSearchParams(page.redirectedTo?.hash.slice(1));
       expect(response.get('error')).toBe('invalid_request');
       expect(response.get('error_description')).toBe('requested response_type is not allowed for this client');
@@ -162,7 +134,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
 
     it('answers 405 to a POSTed authorization request while AUTHORIZATION_POST is off (http issuer default)', async () => {
       const browser = new Browser(server.issuer);
-      const params = Object.fromEntries(new URL(authorizeUrl(server.issuer)).searchParams);
+      const params = Object.fromEntries(new URL(authorizePath(), server.issuer).searchParams);
       const response = await browser.request('/authorize', { form: params, headers: { accept: 'application/json' } });
       expect(response.status).toBe(405);
       expect(response.headers.get('allow')).toBe('GET');
@@ -171,7 +143,7 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
 
     it('keeps the session cookie SameSite=Lax while AUTHORIZATION_POST is off', async () => {
       const browser = new Browser(server.issuer);
-      const login = findForm((await browser.visit(authorizeUrl(server.issuer))).html, '/login');
+      const login = findForm((await browser.visit(authorizePath())).html, '/login');
       const signedIn = await browser.request(login.action, { form: { ...login.fields, email: ALICE.email, password: ALICE.password } });
       const resumed = await browser.request(signedIn.headers.get('location') as string);
       const session = resumed.headers.getSetCookie().find((c) => c.startsWith('_session='));
@@ -181,28 +153,23 @@ describe.each(await flavours())('bad input on %s', (flavour) => {
   });
 
   describe('the token endpoint', () => {
-    const post = (body: Record<string, string>, auth?: string) =>
-      fetch(`${server.issuer}/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {}) },
-        body: new URLSearchParams(body),
-      });
+    const post = (body: Record<string, string>, client: { id: string; secret: string }) => postForm(`${server.issuer}/token`, body, { authorization: basicAuth(client) });
 
     it('rejects a wrong client secret with 401 invalid_client and no-store', async () => {
-      const response = await post({ grant_type: 'authorization_code', code: 'x', redirect_uri: `${APP}/callback` }, `${CLIENT.id}:wrong-secret`);
+      const response = await post({ grant_type: 'authorization_code', code: 'x', redirect_uri: WEB_APP.redirectUri }, { ...WEB_APP, secret: 'wrong-secret' });
       expect(response.status).toBe(401);
       expect(response.headers.get('cache-control')).toContain('no-store');
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     });
 
     it('rejects an unknown client with invalid_client', async () => {
-      const response = await post({ grant_type: 'authorization_code', code: 'x' }, 'nobody:whatever-secret');
+      const response = await post({ grant_type: 'authorization_code', code: 'x' }, { id: 'nobody', secret: 'whatever-secret' });
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     });
 
     it('rejects an unknown code with invalid_grant', async () => {
-      const response = await post({ grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: `${APP}/callback` }, `${CLIENT.id}:${CLIENT.secret}`);
+      const response = await post({ grant_type: 'authorization_code', code: 'not-a-code', redirect_uri: WEB_APP.redirectUri }, WEB_APP);
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: 'invalid_grant' });
     });

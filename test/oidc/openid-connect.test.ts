@@ -4,44 +4,40 @@ import { createHash } from 'node:crypto';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, completeSignIn, findForm } from '../helpers/browser.js';
+import { Browser, completeSignIn, findForm, submitForm } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, APP, credentialsOf, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { discover } from '../helpers/relying-party.js';
 
-const APP = 'http://app.test';
-const CLIENT = { id: 'rp', secret: 'rp-secret-0123456789-0123456789-0123456789' };
-const POST_CLIENT = { id: 'rp-post', secret: 'rp-post-secret-0123456789-0123456789-01234' };
-const CAROL = { email: 'carol@example.com', password: 'carol has a long password' };
+/** Where both apps ask to be sent after logout: a URI with a query of its own, which must be kept. */
+const SIGNED_OUT = `${APP}/bye?from=gatehouse`;
+/** The web app's twin that authenticates with client_secret_post. */
+const POST_CLIENT = credentialsOf('rp-post');
 
 describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
   let server: TestGatehouse;
   let config: oidc.Configuration;
-  let carolId: string;
+  let aliceId: string;
 
   beforeAll(async () => {
     // OpenID Connect Core requires POST at the authorization endpoint; on an http issuer it is
     // off by default (see AUTHORIZATION_POST), so this suite turns it on.
-    server = await startTestGatehouse(flavour, { AUTHORIZATION_POST: 'true' });
-    const common = {
-      redirect_uris: [`${APP}/cb`],
-      post_logout_redirect_uris: [`${APP}/bye?from=gatehouse`],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-    };
-    await server.addClient({ client_id: CLIENT.id, client_secret: CLIENT.secret, client_name: 'Relying Party', ...common });
-    await server.addClient({ client_id: POST_CLIENT.id, client_secret: POST_CLIENT.secret, token_endpoint_auth_method: 'client_secret_post', ...common });
-    carolId = await server.addUser({ ...CAROL, name: 'Carol' });
-    config = await oidc.discovery(new URL(server.issuer), CLIENT.id, CLIENT.secret, oidc.ClientSecretBasic(CLIENT.secret), {
-      execute: [oidc.allowInsecureRequests],
-    });
+    const clients = [
+      webApp({ post_logout_redirect_uris: [SIGNED_OUT] }),
+      webApp({ client_id: POST_CLIENT.id, client_secret: POST_CLIENT.secret, token_endpoint_auth_method: 'client_secret_post', post_logout_redirect_uris: [SIGNED_OUT] }),
+    ];
+    server = await startTestGatehouse(flavour, { env: { AUTHORIZATION_POST: 'true' }, clients, people: [ALICE] });
+    aliceId = server.idOf(ALICE);
+    config = await discover(server.issuer, WEB_APP);
   });
   afterAll(async () => server?.close());
 
   function authorizeUrl(params: Record<string, string>, cfg = config) {
-    return oidc.buildAuthorizationUrl(cfg, { redirect_uri: `${APP}/cb`, scope: 'openid', state: 'st', ...params });
+    return oidc.buildAuthorizationUrl(cfg, { redirect_uri: WEB_APP.redirectUri, scope: 'openid', state: 'st', ...params });
   }
 
-  const complete = (browser: Browser, page: Awaited<ReturnType<Browser['visit']>>) => completeSignIn(browser, page, CAROL);
+  const complete = (browser: Browser, page: Awaited<ReturnType<Browser['visit']>>) => completeSignIn(browser, page, ALICE);
 
   const exchange = (callback: URL, cfg = config, checks: { expectedNonce?: string; maxAge?: number } = {}) =>
     oidc.authorizationCodeGrant(cfg, callback, { expectedState: 'st', ...checks });
@@ -81,13 +77,13 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     const page = await browser.visit('/authorize', { form: params });
     expect(page.html).toContain('/login"');
     const tokens = await exchange(await complete(browser, page), config, { expectedNonce: 'n-post' });
-    expect(tokens.claims()?.sub).toBe(carolId);
+    expect(tokens.claims()?.sub).toBe(aliceId);
   });
 
   it('makes the session cookie SameSite=None so it travels with cross-site POSTs', async () => {
     const browser = new Browser(server.issuer);
     const login = findForm((await browser.visit(authorizeUrl({}).href)).html, '/login');
-    const signedIn = await browser.request(login.action, { form: { ...login.fields, email: CAROL.email, password: CAROL.password } });
+    const signedIn = await browser.request(login.action, { form: { ...login.fields, email: ALICE.email, password: ALICE.password } });
     const resumed = await browser.request(signedIn.headers.get('location') as string);
     const session = resumed.headers.getSetCookie().find((c) => c.startsWith('_session='));
     expect(session).toMatch(/samesite=none/i);
@@ -105,13 +101,13 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     const browser = new Browser(server.issuer);
     const tokens = await exchange(await complete(browser, await browser.visit(authorizeUrl({ scope: 'openid email profile' }).href)));
     const viaHeader = await fetch(`${server.url}/userinfo`, { method: 'POST', headers: { authorization: `Bearer ${tokens.access_token}` } });
-    expect(await viaHeader.json()).toMatchObject({ sub: carolId, email: CAROL.email, name: 'Carol' });
+    expect(await viaHeader.json()).toMatchObject({ sub: aliceId, email: ALICE.email, name: ALICE.name });
     const viaBody = await fetch(`${server.url}/userinfo`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ access_token: tokens.access_token }),
     });
-    expect(await viaBody.json()).toMatchObject({ sub: carolId });
+    expect(await viaBody.json()).toMatchObject({ sub: aliceId });
     const bad = await fetch(`${server.url}/userinfo`, { headers: { authorization: 'Bearer not-a-token' } });
     expect(bad.status).toBe(401);
     expect(bad.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
@@ -120,14 +116,14 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
   it('releases only the claims of the granted scopes, and honours the claims parameter', async () => {
     const browser = new Browser(server.issuer);
     const tokens = await exchange(await complete(browser, await browser.visit(authorizeUrl({}).href)));
-    const bare = await oidc.fetchUserInfo(config, tokens.access_token, carolId);
+    const bare = await oidc.fetchUserInfo(config, tokens.access_token, aliceId);
     expect(Object.keys(bare)).toEqual(['sub']);
 
     const claims = JSON.stringify({ userinfo: { email: { essential: true } }, id_token: { name: null } });
     const withClaims = await exchange(await complete(browser, await browser.visit(authorizeUrl({ claims }).href)));
-    expect(withClaims.claims()?.name).toBe('Carol');
-    const info = await oidc.fetchUserInfo(config, withClaims.access_token, carolId);
-    expect(info.email).toBe(CAROL.email);
+    expect(withClaims.claims()?.name).toBe(ALICE.name);
+    const info = await oidc.fetchUserInfo(config, withClaims.access_token, aliceId);
+    expect(info.email).toBe(ALICE.email);
     expect(info.name).toBeUndefined();
   });
 
@@ -142,9 +138,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
   });
 
   it('reports consent_required for prompt=none when consent is missing', async () => {
-    const fresh = await oidc.discovery(new URL(server.issuer), POST_CLIENT.id, POST_CLIENT.secret, oidc.ClientSecretPost(POST_CLIENT.secret), {
-      execute: [oidc.allowInsecureRequests],
-    });
+    const fresh = await discover(server.issuer, POST_CLIENT, oidc.ClientSecretPost(POST_CLIENT.secret));
     const browser = new Browser(server.issuer);
     await complete(browser, await browser.visit(authorizeUrl({}).href));
     const silent = await browser.visit(authorizeUrl({ prompt: 'none', scope: 'openid email' }, fresh).href);
@@ -172,7 +166,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     const response = await browser.request(authorizeUrl({ response_mode: 'form_post' }).href);
     const html = await response.text();
     expect(response.status).toBe(200);
-    expect(html).toContain(`action="${APP}/cb"`);
+    expect(html).toContain(`action="${WEB_APP.redirectUri}"`);
     expect(html).toMatch(/name="code" value="[\w-]+"/);
     const csp = response.headers.get('content-security-policy') ?? '';
     const script = /<script>([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '';
@@ -198,14 +192,12 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
   });
 
   it('authenticates a client_secret_post client', async () => {
-    const postConfig = await oidc.discovery(new URL(server.issuer), POST_CLIENT.id, POST_CLIENT.secret, oidc.ClientSecretPost(POST_CLIENT.secret), {
-      execute: [oidc.allowInsecureRequests],
-    });
+    const postConfig = await discover(server.issuer, POST_CLIENT, oidc.ClientSecretPost(POST_CLIENT.secret));
     const browser = new Browser(server.issuer);
     const tokens = await exchange(await complete(browser, await browser.visit(authorizeUrl({}, postConfig).href)), postConfig);
     const jwks = (await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet;
     const { payload } = await jwtVerify(tokens.id_token as string, createLocalJWKSet(jwks), { issuer: server.issuer, audience: POST_CLIENT.id });
-    expect(payload.sub).toBe(carolId);
+    expect(payload.sub).toBe(aliceId);
   });
 
   describe('RP-initiated logout', () => {
@@ -218,21 +210,20 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
     async function confirmLogout(browser: Browser, url: string) {
       const page = await browser.visit(url);
       expect(page.status).toBe(200);
-      const form = findForm(page.html, '/logout');
-      return browser.visit(form.action, { form: { ...form.fields, logout: 'yes' } });
+      return submitForm(browser, page, '/logout', { logout: 'yes' });
     }
 
     it('returns to a registered post_logout_redirect_uri, keeping its query and adding state', async () => {
       const { browser, idToken } = await signedIn();
-      const url = oidc.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: `${APP}/bye?from=gatehouse`, state: 's1' });
+      const url = oidc.buildEndSessionUrl(config, { id_token_hint: idToken, post_logout_redirect_uri: SIGNED_OUT, state: 's1' });
       const done = await confirmLogout(browser, url.href);
-      expect(done.redirectedTo?.href).toBe(`${APP}/bye?from=gatehouse&state=s1`);
+      expect(done.redirectedTo?.href).toBe(`${SIGNED_OUT}&state=s1`);
     });
 
     it('accepts client_id instead of id_token_hint', async () => {
       const { browser } = await signedIn();
       const url = new URL(`${server.url}/logout`);
-      url.search = new URLSearchParams({ client_id: CLIENT.id, post_logout_redirect_uri: `${APP}/bye?from=gatehouse` }).toString();
+      url.search = new URLSearchParams({ client_id: WEB_APP.id, post_logout_redirect_uri: SIGNED_OUT }).toString();
       const done = await confirmLogout(browser, url.href);
       expect(done.redirectedTo?.origin).toBe(APP);
     });
@@ -264,9 +255,7 @@ describe.each(await flavours())('OpenID Connect behaviour on %s', (flavour) => {
 
     it('keeps the session when the person chooses to stay signed in', async () => {
       const { browser } = await signedIn();
-      const page = await browser.visit(`${server.url}/logout`);
-      const form = findForm(page.html, '/logout');
-      await browser.visit(form.action, { form: form.fields });
+      await submitForm(browser, await browser.visit(`${server.url}/logout`), '/logout');
       const silent = await browser.visit(authorizeUrl({ prompt: 'none' }).href);
       expect(silent.redirectedTo?.searchParams.get('code')).toBeTruthy();
     });

@@ -1,40 +1,35 @@
 // What APIs and serious relying parties need beyond sign-in: client credentials with resource
 // indicators and RFC 9068 JWT access tokens, introspection, revocation, refresh-token
 // lifetimes, pairwise subjects, dynamic registration and truthful discovery.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applySeed } from '../../src/seed/apply.js';
 import { parseSeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
-import { Browser, findForm } from '../helpers/browser.js';
+import { Browser, completeSignIn } from '../helpers/browser.js';
+import { basicAuth, postForm, revokeToken } from '../helpers/code-flow.js';
+import { runCli } from '../helpers/commands.js';
 import { flavours } from '../helpers/databases.js';
+import { ALICE, credentialsOf, secretFor, WEB_APP } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+import { authorizationRequest, discover, redeemCallback } from '../helpers/relying-party.js';
 
-const run = promisify(execFile);
-
-const APP = 'http://app.test';
 const API = 'https://api.example.com';
 const OPAQUE_API = 'https://ledger.example.com';
-const SECRET = (name: string) => `${name}-secret-0123456789-0123456789-0123456789`;
-const DAVE = { email: 'dave@example.com', password: 'dave has a long password' };
 
+/** Through the seed file, as an operator sets them up: secrets sealed, resources registered. */
 const SEED = {
   clients: [
-    { client_id: 'machine', client_secret: SECRET('machine'), grant_types: ['client_credentials'], response_types: [] },
-    { client_id: 'other-machine', client_secret: SECRET('other-machine'), grant_types: ['client_credentials'], response_types: [] },
-    { client_id: 'ledger-rs', client_secret: SECRET('ledger-rs'), grant_types: ['client_credentials'], response_types: [] },
+    ...['machine', 'other-machine', 'ledger-rs'].map((id) => ({ client_id: id, client_secret: secretFor(id), grant_types: ['client_credentials'], response_types: [] })),
     {
-      client_id: 'web',
-      client_secret: SECRET('web'),
-      redirect_uris: [`${APP}/cb`],
+      client_id: WEB_APP.id,
+      client_secret: WEB_APP.secret,
+      redirect_uris: [WEB_APP.redirectUri],
       grant_types: ['authorization_code', 'refresh_token'],
       scope: 'openid profile email offline_access',
     },
-    { client_id: 'pairwise-a', client_secret: SECRET('pairwise-a'), redirect_uris: ['http://a.test/cb'], subject_type: 'pairwise' },
-    { client_id: 'pairwise-b', client_secret: SECRET('pairwise-b'), redirect_uris: ['http://b.test/cb'], subject_type: 'pairwise' },
+    ...['a', 'b'].map((sector) => ({ client_id: `pairwise-${sector}`, client_secret: secretFor(`pairwise-${sector}`), redirect_uris: [`http://${sector}.test/cb`], subject_type: 'pairwise' })),
   ],
   resources: [
     { identifier: API, name: 'Example API', scopes: ['read', 'write'], access_token_format: 'jwt', access_token_ttl: 600 },
@@ -44,45 +39,34 @@ const SEED = {
 
 describe.each(await flavours())('protocol breadth on %s', (flavour) => {
   let server: TestGatehouse;
-  let daveId: string;
+  let aliceId: string;
   let jwks: JSONWebKeySet;
 
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { REFRESH_TOKEN_ABSOLUTE_TTL: '4s' });
+    server = await startTestGatehouse(flavour, { env: { REFRESH_TOKEN_ABSOLUTE_TTL: '4s' }, people: [ALICE] });
+    aliceId = server.idOf(ALICE);
     const parsed = parseSeedFile(SEED);
     if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
     await applySeed(server.gatehouse.db, parsed.data, { bcryptCost: 4, clientSecrets: clientSecretSealing([TEST_SECRET]) });
-    daveId = await server.addUser({ ...DAVE, name: 'Dave' });
     jwks = (await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet;
   });
   afterAll(async () => server?.close());
 
-  const client = (id: string) =>
-    oidc.discovery(new URL(server.issuer), id, SECRET(id), oidc.ClientSecretBasic(SECRET(id)), { execute: [oidc.allowInsecureRequests] });
+  const client = (id: string) => discover(server.issuer, credentialsOf(id));
+  /** The machine client's configuration and an access token it got for itself (client credentials; `params` as the grant takes them). */
+  async function machineToken(params?: Record<string, string>) {
+    const machine = await client('machine');
+    return { machine, token: (await oidc.clientCredentialsGrant(machine, params)).access_token };
+  }
+  /** A raw token request of a seeded client (with `secret` instead of its own when given). */
+  const tokenRequest = (clientId: string, body: Record<string, string>, secret = credentialsOf(clientId).secret) =>
+    postForm(`${server.url}/token`, body, { authorization: basicAuth({ id: clientId, secret }) });
 
-  const tokenRequest = (clientId: string, body: Record<string, string>) =>
-    fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:${SECRET(clientId)}`).toString('base64')}` },
-      body: new URLSearchParams(body),
-    });
-
-  async function signIn(config: oidc.Configuration, params: Record<string, string>, redirectUri = `${APP}/cb`) {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: redirectUri,
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state: 'st',
-      ...params,
-    });
+  /** A whole code flow for Alice with `config`'s client, up to its tokens. */
+  async function signIn(config: oidc.Configuration, params: Record<string, string>, redirectUri = WEB_APP.redirectUri) {
+    const request = await authorizationRequest(config, { redirect_uri: redirectUri, ...params });
     const browser = new Browser(server.issuer);
-    let page = await browser.visit(url.href);
-    for (let step = 0; step < 4 && !page.redirectedTo; step++) {
-      const form = page.html.includes('/login"') ? findForm(page.html, '/login') : findForm(page.html, '/confirm');
-      page = await browser.visit(form.action, { form: { ...form.fields, email: DAVE.email, password: DAVE.password } });
-    }
-    return oidc.authorizationCodeGrant(config, page.redirectedTo as URL, { pkceCodeVerifier: verifier, expectedState: 'st' });
+    return redeemCallback(config, await completeSignIn(browser, await browser.visit(request.url.href), ALICE), request);
   }
 
   describe('client credentials with resource indicators', () => {
@@ -98,8 +82,8 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
     });
 
     it('issues an opaque access token when no resource is requested', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
-      expect(tokens.access_token.split('.')).toHaveLength(1);
+      const { token } = await machineToken();
+      expect(token.split('.')).toHaveLength(1);
     });
 
     it('refuses an unknown resource with invalid_target', async () => {
@@ -119,7 +103,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
     });
 
     it('refuses the grant to a client not registered for it', async () => {
-      const response = await tokenRequest('web', { grant_type: 'client_credentials' });
+      const response = await tokenRequest(WEB_APP.id, { grant_type: 'client_credentials' });
       expect(response.status).toBe(400);
       expect(await response.json()).toMatchObject({ error: 'unauthorized_client' });
     });
@@ -127,33 +111,26 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   describe('introspection (RFC 7662)', () => {
     it('tells a client about its own token', async () => {
-      const config = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(config);
-      const result = await oidc.tokenIntrospection(config, tokens.access_token);
-      expect(result).toMatchObject({ active: true, client_id: 'machine', token_type: 'Bearer' });
+      const { machine, token } = await machineToken();
+      expect(await oidc.tokenIntrospection(machine, token)).toMatchObject({ active: true, client_id: 'machine', token_type: 'Bearer' });
     });
 
     it('says inactive to a client asking about another client’s token', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'));
-      const result = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
-      expect(result.active).toBe(false);
+      const { token } = await machineToken();
+      expect((await oidc.tokenIntrospection(await client('other-machine'), token)).active).toBe(false);
     });
 
     it('lets a resource server registered to introspect see tokens issued for its resource', async () => {
-      const tokens = await oidc.clientCredentialsGrant(await client('machine'), { resource: OPAQUE_API, scope: 'read' });
-      expect(tokens.access_token.split('.')).toHaveLength(1);
-      const byResourceServer = await oidc.tokenIntrospection(await client('ledger-rs'), tokens.access_token);
+      const { token } = await machineToken({ resource: OPAQUE_API, scope: 'read' });
+      expect(token.split('.')).toHaveLength(1);
+      const byResourceServer = await oidc.tokenIntrospection(await client('ledger-rs'), token);
       expect(byResourceServer).toMatchObject({ active: true, aud: OPAQUE_API, client_id: 'machine', scope: 'read' });
-      const byStranger = await oidc.tokenIntrospection(await client('other-machine'), tokens.access_token);
+      const byStranger = await oidc.tokenIntrospection(await client('other-machine'), token);
       expect(byStranger.active).toBe(false);
     });
 
     it('refuses an unauthenticated caller with 401 invalid_client', async () => {
-      const response = await fetch(`${server.url}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ token: 'anything' }),
-      });
+      const response = await postForm(`${server.url}/token/introspection`, { token: 'anything' });
       expect(response.status).toBe(401);
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     });
@@ -161,27 +138,20 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   describe('revocation (RFC 7009)', () => {
     it('revokes a client’s own access token', async () => {
-      const config = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(config);
-      await oidc.tokenRevocation(config, tokens.access_token);
-      expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+      const { machine, token } = await machineToken();
+      await oidc.tokenRevocation(machine, token);
+      expect((await oidc.tokenIntrospection(machine, token)).active).toBe(false);
     });
 
     // RFC 7009 2.2 answers 200 whatever happened, so a client cannot probe for other tokens.
     it('does not let a client revoke another client’s token (answering 200 all the same)', async () => {
-      const owner = await client('machine');
-      const tokens = await oidc.clientCredentialsGrant(owner);
-      const response = await fetch(`${server.url}/token/revocation`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`other-machine:${SECRET('other-machine')}`).toString('base64')}` },
-        body: new URLSearchParams({ token: tokens.access_token }),
-      });
-      expect(response.status).toBe(200);
-      expect((await oidc.tokenIntrospection(owner, tokens.access_token)).active).toBe(true);
+      const { machine, token } = await machineToken();
+      expect(await revokeToken(server.url, credentialsOf('other-machine'), token)).toBe(200);
+      expect((await oidc.tokenIntrospection(machine, token)).active).toBe(true);
     });
 
     it('ends the whole grant when a refresh token is revoked', async () => {
-      const config = await client('web');
+      const config = await client(WEB_APP.id);
       const tokens = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
       await oidc.tokenRevocation(config, tokens.refresh_token as string);
       expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
@@ -191,7 +161,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 
   describe('refresh tokens', () => {
     it('are issued only for offline_access with consent', async () => {
-      const config = await client('web');
+      const config = await client(WEB_APP.id);
       const withoutConsentPrompt = await signIn(config, { scope: 'openid offline_access' });
       expect(withoutConsentPrompt.refresh_token).toBeUndefined();
       const withConsent = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
@@ -199,7 +169,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
     });
 
     it('never outlive the absolute lifetime, however often they rotate', async () => {
-      const config = await client('web');
+      const config = await client(WEB_APP.id);
       const first = await signIn(config, { scope: 'openid offline_access', prompt: 'consent' });
       const introspected = await oidc.tokenIntrospection(config, first.refresh_token as string);
       expect((introspected.exp as number) - (introspected.iat as number)).toBeLessThanOrEqual(4);
@@ -216,39 +186,31 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
       const a = await signIn(await client('pairwise-a'), { scope: 'openid' }, 'http://a.test/cb');
       const aAgain = await signIn(await client('pairwise-a'), { scope: 'openid' }, 'http://a.test/cb');
       const b = await signIn(await client('pairwise-b'), { scope: 'openid' }, 'http://b.test/cb');
-      const pub = await signIn(await client('web'), { scope: 'openid' });
+      const pub = await signIn(await client(WEB_APP.id), { scope: 'openid' });
       expect(a.claims()?.sub).toBe(aAgain.claims()?.sub);
       expect(a.claims()?.sub).not.toBe(b.claims()?.sub);
-      expect(a.claims()?.sub).not.toBe(daveId);
-      expect(pub.claims()?.sub).toBe(daveId);
-      expect((await client('web')).serverMetadata().subject_types_supported).toEqual(['public', 'pairwise']);
+      expect(a.claims()?.sub).not.toBe(aliceId);
+      expect(pub.claims()?.sub).toBe(aliceId);
+      expect((await client(WEB_APP.id)).serverMetadata().subject_types_supported).toEqual(['public', 'pairwise']);
     });
   });
 
   it('asserts the password acr when asked through acr_values', async () => {
-    const tokens = await signIn(await client('web'), { scope: 'openid', acr_values: 'urn:gatehouse:acr:password' });
+    const tokens = await signIn(await client(WEB_APP.id), { scope: 'openid', acr_values: 'urn:gatehouse:acr:password' });
     expect(tokens.claims()?.acr).toBe('urn:gatehouse:acr:password');
-    expect((await client('web')).serverMetadata().acr_values_supported).toEqual(['urn:gatehouse:acr:password', 'urn:gatehouse:acr:mfa']);
+    expect((await client(WEB_APP.id)).serverMetadata().acr_values_supported).toEqual(['urn:gatehouse:acr:password', 'urn:gatehouse:acr:mfa']);
   });
 
   it('answers a request without client authentication with 401 invalid_client (RFC 6749 5.2)', async () => {
     for (const path of ['/token', '/token/introspection', '/token/revocation']) {
-      const response = await fetch(`${server.url}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'client_credentials', token: 'x', client_id: 'machine' }),
-      });
+      const response = await postForm(`${server.url}${path}`, { grant_type: 'client_credentials', token: 'x', client_id: 'machine' });
       expect(response.status, path).toBe(401);
       expect(await response.json()).toMatchObject({ error: 'invalid_client' });
     }
   });
 
   it('answers token errors with no-store and, for failed Basic authentication, WWW-Authenticate', async () => {
-    const response = await fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('machine:wrong').toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'client_credentials' }),
-    });
+    const response = await tokenRequest('machine', { grant_type: 'client_credentials' }, 'wrong');
     expect(response.status).toBe(401);
     expect(response.headers.get('cache-control')).toContain('no-store');
     expect(response.headers.get('www-authenticate')).toMatch(/^Basic realm=".*", error="invalid_client"/);
@@ -256,7 +218,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
   });
 
   it('advertises the endpoints it serves', async () => {
-    const metadata = (await client('web')).serverMetadata();
+    const metadata = (await client(WEB_APP.id)).serverMetadata();
     const path = (url?: string) => (url ? new URL(url).pathname : undefined);
     expect(path(metadata.introspection_endpoint)).toBe('/token/introspection');
     expect(path(metadata.revocation_endpoint)).toBe('/token/revocation');
@@ -271,9 +233,7 @@ describe.each(await flavours())('protocol breadth on %s', (flavour) => {
 describe.each(await flavours())('dynamic client registration on %s', (flavour) => {
   let server: TestGatehouse;
 
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { FEATURE_REGISTRATION: 'true' });
-  });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { env: { FEATURE_REGISTRATION: 'true' } })));
   afterAll(async () => server?.close());
 
   const register = (body: object, token?: string) =>
@@ -290,13 +250,13 @@ describe.each(await flavours())('dynamic client registration on %s', (flavour) =
   it('is advertised, and refuses a registration without an initial access token', async () => {
     const metadata = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as { registration_endpoint?: string };
     expect(new URL(metadata.registration_endpoint as string).pathname).toBe('/register');
-    const response = await register({ redirect_uris: [`${APP}/cb`] });
+    const response = await register({ redirect_uris: [WEB_APP.redirectUri] });
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ error: 'invalid_token' });
   });
 
   it('registers, reads, updates and deletes a client with an initial access token; the client persists', async () => {
-    const response = await register({ redirect_uris: [`${APP}/cb`], client_name: 'Registered App', grant_types: ['authorization_code', 'client_credentials'] }, await initialAccessToken());
+    const response = await register({ redirect_uris: [WEB_APP.redirectUri], client_name: 'Registered App', grant_types: ['authorization_code', 'client_credentials'] }, await initialAccessToken());
     expect(response.status).toBe(201);
     const registered = (await response.json()) as Record<string, string>;
     expect(registered).toMatchObject({ client_name: 'Registered App' });
@@ -328,20 +288,11 @@ describe.each(await flavours())('dynamic client registration on %s', (flavour) =
   });
 
   it('accepts an initial access token made by the admin command `initial-access-token create`', async () => {
-    const { stdout } = await run('npx', ['tsx', 'src/cli.ts', 'initial-access-token', 'create', '--expires-in', '5m'], {
-      env: {
-        ...process.env,
-        NODE_ENV: 'test',
-        DATABASE_URL: server.database.config.url,
-        SECRETS: TEST_SECRET,
-        ISSUER: server.issuer,
-        FEATURE_REGISTRATION: 'true',
-        LOG_LEVEL: 'silent',
-      },
-    });
-    const token = stdout.trim();
+    const created = await runCli(['initial-access-token', 'create', '--expires-in', '5m'], { DATABASE_URL: server.database.config.url, SECRETS: TEST_SECRET, ISSUER: server.issuer, FEATURE_REGISTRATION: 'true' });
+    expect(created.code, created.stderr).toBe(0);
+    const token = created.stdout.trim();
     expect(token).toMatch(/^[\w-]{20,}$/);
-    const response = await register({ redirect_uris: [`${APP}/cb`] }, token);
+    const response = await register({ redirect_uris: [WEB_APP.redirectUri] }, token);
     expect(response.status).toBe(201);
   });
 

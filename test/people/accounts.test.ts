@@ -5,11 +5,11 @@
 import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, findForm } from '../helpers/browser.js';
+import { authorizePath } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
+import { webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const WEB = { client_id: 'web-app', client_secret: 'web-app-secret-0123456789-0123456789-abcdef' };
 const GENERIC = 'Incorrect email or password.';
 /** Exactly 72 bytes: 70 ASCII characters and one two-byte one. */
 const AT_THE_LIMIT = `${'correct horse battery staple '.repeat(3).slice(0, 70)}é`;
@@ -19,9 +19,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 /** One browser at one sign-in form; each call posts credentials and says what came back. */
 async function signInForm(server: TestGatehouse, ip: string) {
   const browser = new Browser(server.issuer, { 'x-forwarded-for': ip });
-  const authorize = new URL(`${server.issuer}/authorize`);
-  authorize.search = new URLSearchParams({ client_id: WEB.client_id, response_type: 'code', scope: 'openid', redirect_uri: `${APP}/callback`, state: 's' }).toString();
-  const form = findForm((await browser.visit(authorize.href)).html, '/login');
+  const form = findForm((await browser.visit(authorizePath())).html, '/login');
   return async function attempt(email: string, password: string) {
     const started = performance.now();
     const response = await browser.request(form.action, { form: { ...form.fields, email, password } });
@@ -35,14 +33,16 @@ describe.each(await flavours())('passwords longer than bcrypt reads, at sign-in 
 
   beforeAll(async () => {
     server = await startTestGatehouse(flavour, {
+      clients: [webApp()],
+      env: {
       BCRYPT_COST: '10',
       SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '3',
       SIGN_IN_MAX_FAILURES_PER_IP: '1000',
       SIGN_IN_DELAY_STEP_MS: '0',
       SIGN_IN_LOCKOUT: '10m',
       TRUST_PROXY: 'true',
+      },
     });
-    await server.addClient({ ...WEB, redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' });
   });
   afterAll(async () => server?.close());
 

@@ -1,79 +1,48 @@
 // Multi-factor sign-in with TOTP (RFC 6238): enrolment during sign-in when a client requires
 // it, the code step after the password, recovery codes, and what an app sees in the ID token.
 // Codes are made here with otplib from the secret the enrolment page shows.
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../../src/audit/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { decrypt, DecryptionError } from '../../src/core/secrets.js';
 import { createMfa } from '../../src/people/mfa.js';
-import { Browser, findForm, type Page } from '../helpers/browser.js';
+import { Browser, findForm, submitForm, submitPassword, type Page } from '../helpers/browser.js';
 import { flavours } from '../helpers/databases.js';
+import { APP, credentialsOf, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { encryptV1 } from '../helpers/legacy-secrets.js';
+import { authorizeIn, discover } from '../helpers/relying-party.js';
+import { anotherCode, codeAt, currentStep } from '../helpers/totp.js';
 
-const APP = 'http://app.test';
 const ACR_MFA = 'urn:gatehouse:acr:mfa';
 const ACR_PASSWORD = 'urn:gatehouse:acr:password';
-const STRICT = { id: 'strict-app', secret: 'strict-app-secret-0123456789-0123456789-abcd' };
-const WEB = { id: 'web-app', secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-const PASSWORD = 'correct horse battery staple';
+/** A client that requires a second factor of everyone who signs in to it. */
+const STRICT = credentialsOf('strict-app');
 
 type Visited = Page & { redirectedTo?: URL };
 
 describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   let server: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour);
-    const client = { redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' };
-    await server.addClient({ ...client, client_id: STRICT.id, client_secret: STRICT.secret, client_name: 'Strict App', gatehouse_require_mfa: true });
-    await server.addClient({ ...client, client_id: WEB.id, client_secret: WEB.secret, client_name: 'Web App' });
-  });
+  const strictApp = webApp({ client_id: STRICT.id, client_secret: STRICT.secret, client_name: 'Strict App', gatehouse_require_mfa: true });
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { clients: [strictApp, webApp()] })));
   afterAll(async () => server?.close());
 
-  let people = 0;
-  async function newPerson() {
-    const person = { email: `person-${++people}@example.com`, password: PASSWORD };
-    return { ...person, id: await server.addUser(person) };
-  }
-
-  const discover = (client: { id: string; secret: string }) =>
-    oidc.discovery(new URL(server.issuer), client.id, client.secret, oidc.ClientSecretBasic(client.secret), { execute: [oidc.allowInsecureRequests] });
-
-  /** Starts an authorization in `browser`; `finish` redeems the code the app gets back. */
+  /** Starts an authorization in `browser`; `finish` redeems the code the app gets back and returns the ID token's claims. */
   async function authorize(browser: Browser, client: { id: string; secret: string }, params: Record<string, string> = {}) {
-    const config = await discover(client);
-    const verifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
-    const nonce = oidc.randomNonce();
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: `${APP}/callback`,
-      scope: 'openid',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-      code_challenge_method: 'S256',
-      state,
-      nonce,
-      ...params,
-    });
-    const page = await browser.visit(url.href);
-    const finish = async (callback: URL | undefined) => {
-      expect(callback?.origin).toBe(APP);
-      const tokens = await oidc.authorizationCodeGrant(config, callback as URL, { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce });
-      return tokens.claims() as oidc.IDToken;
+    const { page, finish } = await authorizeIn(browser, await discover(server.issuer, client), { redirect_uri: WEB_APP.redirectUri, scope: 'openid', ...params });
+    return {
+      page,
+      finish: async (callback: URL | undefined) => {
+        expect(callback?.origin).toBe(APP);
+        return (await finish(callback)).claims() as oidc.IDToken;
+      },
     };
-    return { page, finish };
   }
 
-  const submit = (browser: Browser, page: Page, action: string, fields: Record<string, string> = {}) => {
-    const form = findForm(page.html, action);
-    return browser.visit(form.action, { form: { ...form.fields, ...fields } });
-  };
-  const password = (browser: Browser, page: Page, person: { email: string; password: string }) =>
-    submit(browser, page, '/login', { email: person.email, password: person.password });
   /** Allows access when the consent page appears (the first time a person uses a client). */
-  const consentIfAsked = async (browser: Browser, page: Visited) => (page.redirectedTo ? page : submit(browser, page, '/confirm'));
+  const consentIfAsked = async (browser: Browser, page: Visited) => (page.redirectedTo ? page : submitForm(browser, page, '/confirm'));
 
   const isEnrolPage = (page: Page) => page.html.includes('/enroll"');
   const isCodePage = (page: Page) => page.html.includes('/mfa"');
@@ -91,37 +60,37 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
    */
   const usedSteps = new Map<string, number>();
   async function nextCode(secret: string): Promise<string> {
-    const current = Math.floor(Date.now() / 30_000);
+    const current = currentStep();
     const step = Math.max(current, (usedSteps.get(secret) ?? current - 1) + 1);
     if (step > current + 1) await new Promise((resolve) => setTimeout(resolve, (step - 1) * 30_000 - Date.now() + 50));
     usedSteps.set(secret, step);
-    return generate({ secret, epoch: step * 30 });
+    return codeAt(secret, step);
   }
 
   /** A code the app would not show now (the current one, shifted). */
-  const wrongCode = async (secret: string) => String((Number(await generate({ secret })) + 500_000) % 1_000_000).padStart(6, '0');
+  const wrongCode = async (secret: string) => anotherCode(await codeAt(secret, currentStep()));
 
   /** Signs `person` up for TOTP through a strict client's sign-in and returns the secret and recovery codes. */
   async function enrol(person: { id: string; email: string; password: string }) {
     const browser = new Browser(server.issuer);
     const { page, finish } = await authorize(browser, STRICT);
-    const enrolPage = await password(browser, page, person);
+    const enrolPage = await submitPassword(browser, page, person);
     expect(isEnrolPage(enrolPage)).toBe(true);
     const secret = secretOnPage(enrolPage);
-    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
+    const codesPage = await submitForm(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
     const recoveryCodes = recoveryCodesOnPage(codesPage);
     expect(recoveryCodes).toHaveLength(10);
-    await finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    await finish((await consentIfAsked(browser, await submitForm(browser, codesPage, '/continue'))).redirectedTo);
     return { secret, recoveryCodes };
   }
 
   it('enrols a person during sign-in to a client that requires MFA: QR code, wrong code refused, 10 recovery codes, MFA in the ID token', async () => {
-    const alice = await newPerson();
+    const alice = await server.addPerson();
     const browser = new Browser(server.issuer);
     const { page, finish } = await authorize(browser, STRICT);
     expect(isSignInPage(page)).toBe(true);
 
-    const enrolPage = await password(browser, page, alice);
+    const enrolPage = await submitPassword(browser, page, alice);
     expect(enrolPage.status).toBe(200);
     expect(enrolPage.url).toMatch(/\/interaction\/[\w-]+$/);
     expect(enrolPage.html).toMatch(/<img class="qr-code" src="data:image\/svg\+xml;base64,[A-Za-z0-9+/=]+"/);
@@ -138,14 +107,14 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     expect(pending?.totpSecretEncrypted).not.toContain(secret);
     expect(decrypt(pending?.totpSecretEncrypted as string, [TEST_SECRET], `totp:${pending?.id}`).plaintext).toBe(secret);
 
-    const wrong = await submit(browser, enrolPage, '/enroll', { code: await wrongCode(secret) });
+    const wrong = await submitForm(browser, enrolPage, '/enroll', { code: await wrongCode(secret) });
     expect(wrong.status).toBe(401);
     expect(wrong.html).toContain('That code is not right');
     expect(isEnrolPage(wrong)).toBe(true);
     expect((await user(alice.id))?.totpEnabledAt).toBeNull();
     expect(await events(alice.id, 'mfa.failure')).toHaveLength(1);
 
-    const codesPage = await submit(browser, wrong, '/enroll', { code: await nextCode(secret) });
+    const codesPage = await submitForm(browser, wrong, '/enroll', { code: await nextCode(secret) });
     expect(codesPage.status).toBe(200);
     const recoveryCodes = recoveryCodesOnPage(codesPage);
     expect(recoveryCodes).toHaveLength(10);
@@ -163,20 +132,20 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
       }
     }
 
-    const claims = await finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    const claims = await finish((await consentIfAsked(browser, await submitForm(browser, codesPage, '/continue'))).redirectedTo);
     expect(claims.sub).toBe(alice.id);
     expect(claims.amr).toEqual(['pwd', 'otp']);
     expect(claims.acr).toBe(ACR_MFA);
   });
 
   it('asks an enrolled person for the code after the password: wrong code refused, right code gives amr pwd+otp and the MFA acr', async () => {
-    const bob = await newPerson();
+    const bob = await server.addPerson();
     const { secret } = await enrol(bob);
 
     // Any client, even one that does not require MFA.
     const browser = new Browser(server.issuer);
-    const { page, finish } = await authorize(browser, WEB);
-    const codePage = await password(browser, page, bob);
+    const { page, finish } = await authorize(browser, WEB_APP);
+    const codePage = await submitPassword(browser, page, bob);
     expect(codePage.status).toBe(200);
     expect(isCodePage(codePage)).toBe(true);
     expect(codePage.html).toMatch(/<label for="code">/);
@@ -186,7 +155,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     expect(findForm(codePage.html, '/mfa').fields.csrf_token).toMatch(/^[\w-]{43}$/);
     expect(findForm(codePage.html, '/recovery').fields.csrf_token).toMatch(/^[\w-]{43}$/);
 
-    const wrong = await submit(browser, codePage, '/mfa', { code: await wrongCode(secret) });
+    const wrong = await submitForm(browser, codePage, '/mfa', { code: await wrongCode(secret) });
     expect(wrong.status).toBe(401);
     expect(wrong.html).toContain('That code is not right');
     expect(wrong.redirectedTo).toBeUndefined();
@@ -194,7 +163,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     expect(failures.at(-1)?.details).toMatchObject({ method: 'totp' });
 
     const code = await nextCode(secret);
-    const done = await consentIfAsked(browser, await submit(browser, wrong, '/mfa', { code }));
+    const done = await consentIfAsked(browser, await submitForm(browser, wrong, '/mfa', { code }));
     const claims = await finish(done.redirectedTo);
     expect(claims.sub).toBe(bob.id);
     expect(claims.amr).toEqual(['pwd', 'otp']);
@@ -202,22 +171,22 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
 
     // The same code a second time, even in another browser with the right password: refused.
     const replay = new Browser(server.issuer);
-    const again = await password(replay, (await authorize(replay, WEB)).page, bob);
-    const refused = await submit(replay, again, '/mfa', { code });
+    const again = await submitPassword(replay, (await authorize(replay, WEB_APP)).page, bob);
+    const refused = await submitForm(replay, again, '/mfa', { code });
     expect(refused.status).toBe(401);
     expect(refused.redirectedTo).toBeUndefined();
   });
 
   it('accepts a recovery code once instead of the app, and never twice', async () => {
-    const carol = await newPerson();
+    const carol = await server.addPerson();
     const { recoveryCodes } = await enrol(carol);
     const [code] = recoveryCodes as [string];
 
     const browser = new Browser(server.issuer);
     const { page, finish } = await authorize(browser, STRICT);
-    const codePage = await password(browser, page, carol);
+    const codePage = await submitPassword(browser, page, carol);
     // Case and dashes do not matter.
-    const done = await submit(browser, codePage, '/recovery', { recovery_code: code.toUpperCase().replace(/-/g, ' ') });
+    const done = await submitForm(browser, codePage, '/recovery', { recovery_code: code.toUpperCase().replace(/-/g, ' ') });
     const claims = await finish(done.redirectedTo);
     expect(claims.amr).toEqual(['pwd', 'otp']);
     expect(claims.acr).toBe(ACR_MFA);
@@ -228,8 +197,8 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
 
     const other = new Browser(server.issuer);
     const again = await authorize(other, STRICT);
-    const secondCodePage = await password(other, again.page, carol);
-    const refused = await submit(other, secondCodePage, '/recovery', { recovery_code: code });
+    const secondCodePage = await submitPassword(other, again.page, carol);
+    const refused = await submitForm(other, secondCodePage, '/recovery', { recovery_code: code });
     expect(refused.status).toBe(401);
     expect(refused.redirectedTo).toBeUndefined();
     expect(refused.html).toContain('not valid or has already been used');
@@ -237,36 +206,36 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('leaves a person without MFA on password-only sign-in for clients that do not require it', async () => {
-    const dave = await newPerson();
+    const dave = await server.addPerson();
     const browser = new Browser(server.issuer);
-    const { page, finish } = await authorize(browser, WEB);
-    const claims = await finish((await consentIfAsked(browser, await password(browser, page, dave))).redirectedTo);
+    const { page, finish } = await authorize(browser, WEB_APP);
+    const claims = await finish((await consentIfAsked(browser, await submitPassword(browser, page, dave))).redirectedTo);
     expect(claims.amr).toEqual(['pwd']);
     expect(claims.acr).toBe(ACR_PASSWORD);
     expect((await user(dave.id))?.totpSecretEncrypted).toBeNull();
 
     // A silent request that needs MFA cannot be satisfied by this password-only session.
-    const silent = await authorize(browser, WEB, { acr_values: ACR_MFA, prompt: 'none' });
+    const silent = await authorize(browser, WEB_APP, { acr_values: ACR_MFA, prompt: 'none' });
     expect(silent.page.redirectedTo?.searchParams.get('error')).toBe('login_required');
   });
 
   it('asks a password-only session to sign in again, and to enrol, when a request asks for acr_values=mfa', async () => {
-    const erin = await newPerson();
+    const erin = await server.addPerson();
     const browser = new Browser(server.issuer);
-    const first = await authorize(browser, WEB);
-    expect((await first.finish((await consentIfAsked(browser, await password(browser, first.page, erin))).redirectedTo)).acr).toBe(ACR_PASSWORD);
+    const first = await authorize(browser, WEB_APP);
+    expect((await first.finish((await consentIfAsked(browser, await submitPassword(browser, first.page, erin))).redirectedTo)).acr).toBe(ACR_PASSWORD);
 
     // Same session, no MFA requested: straight back to the app.
-    const quiet = await authorize(browser, WEB);
+    const quiet = await authorize(browser, WEB_APP);
     expect(quiet.page.redirectedTo?.searchParams.get('code')).toBeTruthy();
 
-    const stepUp = await authorize(browser, WEB, { acr_values: ACR_MFA });
+    const stepUp = await authorize(browser, WEB_APP, { acr_values: ACR_MFA });
     expect(isSignInPage(stepUp.page)).toBe(true);
-    const enrolPage = await password(browser, stepUp.page, erin);
+    const enrolPage = await submitPassword(browser, stepUp.page, erin);
     expect(isEnrolPage(enrolPage)).toBe(true);
-    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secretOnPage(enrolPage)) });
+    const codesPage = await submitForm(browser, enrolPage, '/enroll', { code: await nextCode(secretOnPage(enrolPage)) });
     expect(recoveryCodesOnPage(codesPage)).toHaveLength(10);
-    const claims = await stepUp.finish((await consentIfAsked(browser, await submit(browser, codesPage, '/continue'))).redirectedTo);
+    const claims = await stepUp.finish((await consentIfAsked(browser, await submitForm(browser, codesPage, '/continue'))).redirectedTo);
     expect(claims.amr).toEqual(['pwd', 'otp']);
     expect(claims.acr).toBe(ACR_MFA);
 
@@ -276,26 +245,26 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('honours an essential acr claim in the claims parameter', async () => {
-    const frank = await newPerson();
+    const frank = await server.addPerson();
     const { secret } = await enrol(frank);
     const browser = new Browser(server.issuer);
-    const first = await authorize(browser, WEB);
-    const codePage = await password(browser, first.page, frank);
-    await first.finish((await consentIfAsked(browser, await submit(browser, codePage, '/mfa', { code: await nextCode(secret) }))).redirectedTo);
+    const first = await authorize(browser, WEB_APP);
+    const codePage = await submitPassword(browser, first.page, frank);
+    await first.finish((await consentIfAsked(browser, await submitForm(browser, codePage, '/mfa', { code: await nextCode(secret) }))).redirectedTo);
 
     const claims = JSON.stringify({ id_token: { acr: { essential: true, value: ACR_MFA } } });
-    const again = await authorize(browser, WEB, { claims });
+    const again = await authorize(browser, WEB_APP, { claims });
     expect((await again.finish(again.page.redirectedTo)).acr).toBe(ACR_MFA);
 
     // A person without MFA asked for it by an essential claim must enrol.
-    const grace = await newPerson();
+    const grace = await server.addPerson();
     const other = new Browser(server.issuer);
-    const essential = await authorize(other, WEB, { claims });
-    expect(isEnrolPage(await password(other, essential.page, grace))).toBe(true);
+    const essential = await authorize(other, WEB_APP, { claims });
+    expect(isEnrolPage(await submitPassword(other, essential.page, grace))).toBe(true);
   });
 
   it('refuses a code posted without the password step, from another browser, or without the form token', async () => {
-    const henry = await newPerson();
+    const henry = await server.addPerson();
     const { secret } = await enrol(henry);
 
     // The sign-in page's own token, but no password step in this interaction.
@@ -316,7 +285,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     }
 
     // After the password step: the code form needs its token.
-    const codePage = await password(browser, page, henry);
+    const codePage = await submitPassword(browser, page, henry);
     const form = findForm(codePage.html, '/mfa');
     const missing = await browser.visit(form.action, { form: { code: await generate({ secret }) } });
     expect(missing.status).toBe(403);
@@ -336,16 +305,16 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('requires the form token on the enrolment and recovery-code pages', async () => {
-    const ivy = await newPerson();
+    const ivy = await server.addPerson();
     const browser = new Browser(server.issuer);
     const { page } = await authorize(browser, STRICT);
-    const enrolPage = await password(browser, page, ivy);
+    const enrolPage = await submitPassword(browser, page, ivy);
     const enrolForm = findForm(enrolPage.html, '/enroll');
     const secret = secretOnPage(enrolPage);
     expect((await browser.visit(enrolForm.action, { form: { code: await generate({ secret }) } })).status).toBe(403);
     expect((await user(ivy.id))?.totpEnabledAt).toBeNull();
 
-    const codesPage = await submit(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
+    const codesPage = await submitForm(browser, enrolPage, '/enroll', { code: await nextCode(secret) });
     const cont = findForm(codesPage.html, '/continue');
     expect((await browser.visit(cont.action, { form: {} })).status).toBe(403);
     // Reloading the interaction shows no codes again.
@@ -355,13 +324,13 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('forgets the password step after five wrong codes', async () => {
-    const jack = await newPerson();
+    const jack = await server.addPerson();
     const { secret } = await enrol(jack);
     const browser = new Browser(server.issuer);
-    const { page } = await authorize(browser, WEB);
-    let current: Visited = await password(browser, page, jack);
+    const { page } = await authorize(browser, WEB_APP);
+    let current: Visited = await submitPassword(browser, page, jack);
     for (let attempt = 1; attempt <= 4; attempt++) {
-      current = await submit(browser, current, '/mfa', { code: await wrongCode(secret) });
+      current = await submitForm(browser, current, '/mfa', { code: await wrongCode(secret) });
       expect(current.status).toBe(401);
       expect(isCodePage(current)).toBe(true);
     }
@@ -376,30 +345,30 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('counts wrong codes against the account across password steps: once locked, a right password does not help, nor a right code or recovery code', async () => {
-    const mallory = await newPerson();
+    const mallory = await server.addPerson();
     const { secret, recoveryCodes } = await enrol(mallory);
     const browser = new Browser(server.issuer);
-    const { page } = await authorize(browser, WEB);
+    const { page } = await authorize(browser, WEB_APP);
     // The attack: the password is known, codes are guessed; five per password step.
-    let current: Visited = await password(browser, page, mallory);
+    let current: Visited = await submitPassword(browser, page, mallory);
     const started = performance.now();
-    for (let attempt = 1; attempt <= 5; attempt++) current = await submit(browser, current, '/mfa', { code: await wrongCode(secret) });
+    for (let attempt = 1; attempt <= 5; attempt++) current = await submitForm(browser, current, '/mfa', { code: await wrongCode(secret) });
     // Each earlier failure made the next answer wait (SIGN_IN_DELAY_STEP_MS, 250 ms): 0 + 250 + 500 + 750 + 1000.
     expect(performance.now() - started).toBeGreaterThan(2400);
     expect(isSignInPage(current)).toBe(true);
     expect(await events(mallory.id, 'mfa.locked')).toEqual([expect.objectContaining({ details: expect.objectContaining({ scope: 'account', method: 'totp' }) })]);
 
     // Entering the password again (which is right) clears nothing: the account's second factor stays locked.
-    const again = await authorize(browser, WEB);
-    const codePage = await password(browser, again.page, mallory);
+    const again = await authorize(browser, WEB_APP);
+    const codePage = await submitPassword(browser, again.page, mallory);
     expect(isCodePage(codePage)).toBe(true);
-    const right = await submit(browser, codePage, '/mfa', { code: await nextCode(secret) });
+    const right = await submitForm(browser, codePage, '/mfa', { code: await nextCode(secret) });
     expect(right.status).toBe(401);
     expect(right.redirectedTo).toBeUndefined();
     expect(right.html).toContain('Too many incorrect codes');
 
-    const third = await authorize(browser, WEB);
-    const recovery = await submit(browser, await password(browser, third.page, mallory), '/recovery', { recovery_code: recoveryCodes[0] as string });
+    const third = await authorize(browser, WEB_APP);
+    const recovery = await submitForm(browser, await submitPassword(browser, third.page, mallory), '/recovery', { recovery_code: recoveryCodes[0] as string });
     expect(recovery.status).toBe(401);
     expect(recovery.redirectedTo).toBeUndefined();
     // Refused unchecked: the recovery code was not spent.
@@ -409,8 +378,8 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
 
   it('refuses a TOTP secret copied from another person\'s row, and seals an old-format one again at its next use', async () => {
     const mfa = createMfa(server.gatehouse.db, { secrets: [TEST_SECRET], audit: { record: async () => {} } });
-    const mallory = await newPerson();
-    const victim = await newPerson();
+    const mallory = await server.addPerson();
+    const victim = await server.addPerson();
     const { secret: mallorys } = await enrol(mallory);
     // Someone who can write the database but does not know SECRETS copies their own secret onto the victim.
     const { totpSecretEncrypted, totpEnabledAt } = (await user(mallory.id))!;
@@ -427,7 +396,7 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
   });
 
   it('resets MFA for a person: secret and recovery codes removed, password-only sign-in again', async () => {
-    const kate = await newPerson();
+    const kate = await server.addPerson();
     await enrol(kate);
     const users = createUserStore(server.gatehouse.db);
     expect(await users.resetMfa(kate.id)).toBe(true);
@@ -438,8 +407,8 @@ describe.each(await flavours())('multi-factor sign-in on %s', (flavour) => {
     expect(await server.gatehouse.db.prisma.recoveryCode.count({ where: { userId: kate.id } })).toBe(0);
 
     const browser = new Browser(server.issuer);
-    const { page, finish } = await authorize(browser, WEB);
-    const claims = await finish((await consentIfAsked(browser, await password(browser, page, kate))).redirectedTo);
+    const { page, finish } = await authorize(browser, WEB_APP);
+    const claims = await finish((await consentIfAsked(browser, await submitPassword(browser, page, kate))).redirectedTo);
     expect(claims.amr).toEqual(['pwd']);
   });
 });

@@ -1,6 +1,5 @@
 // The password policy: long enough, within what bcrypt reads, not common, not the email; and the
 // seed file applies it with the configured minimum, naming each bad password by entry.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { isCommonPassword } from '../../src/people/common-passwords.js';
 import { BCRYPT_MAX_PASSWORD_BYTES, checkPassword, DEFAULT_PASSWORD_MIN_LENGTH } from '../../src/people/password-policy.js';
 import { parseSeedFile } from '../../src/seed/schema.js';
+import { runSeedScript } from '../helpers/commands.js';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
 
 const POLICY = { minLength: 10 };
 const COMMON = 'is one of the most commonly used passwords, which attackers try first; choose another (several unrelated words make a good one)';
@@ -129,20 +130,7 @@ describe('the seed file applies the password policy', () => {
     try {
       const seedFile = join(dir, 'seed.json');
       writeFileSync(seedFile, JSON.stringify({ users: [user('ann@example.com', 'a perfectly fine passphrase'), user('ben@example.com', 'only fifteen ch')] }));
-      const env = {
-        ...process.env,
-        NODE_ENV: 'test',
-        DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`,
-        SEED_FILE: seedFile,
-        SECRETS: 'a-test-secret-that-is-at-least-32-characters-long',
-        BCRYPT_COST: '4',
-        PASSWORD_MIN_LENGTH: '16',
-      };
-      const result = await new Promise<{ code: number; stderr: string }>((resolve) => {
-        execFile('npx', ['tsx', 'prisma/seed.ts'], { env, cwd: process.cwd() }, (error, _stdout, stderr) =>
-          resolve({ code: error ? Number((error as { code?: number }).code) : 0, stderr }),
-        );
-      });
+      const result = await runSeedScript({ DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, SEED_FILE: seedFile, SECRETS: TEST_SECRET, BCRYPT_COST: '4', PASSWORD_MIN_LENGTH: '16' });
       expect(result.code).toBe(1);
       expect(result.stderr).toContain('has 1 problem; nothing was written:\n  - users[1].password: must be at least 16 characters\n');
     } finally {

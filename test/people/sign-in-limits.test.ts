@@ -9,13 +9,11 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipKey } from '../../src/core/counters.js';
 import { Browser, findForm } from '../helpers/browser.js';
+import { authorizePath, basicAuth, postForm } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { credentialsOf, machineClient, PASSWORD, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
+import { startTestGatehouse, startTwoInstances, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const APP = 'http://app.test';
-const WEB = { client_id: 'web-app', client_secret: 'web-app-secret-0123456789-0123456789-abcdef' };
-const PASSWORD = 'correct horse battery staple';
-const WRONG = 'not the password at all';
 const GENERIC = 'Incorrect email or password.';
 
 /** Small limits; TRUST_PROXY lets each test come from its own X-Forwarded-For address. */
@@ -39,9 +37,7 @@ interface Answer {
 /** One browser at one sign-in form, posting credentials as often as asked. */
 async function signInForm(server: TestGatehouse, ip: string) {
   const browser = new Browser(server.issuer);
-  const authorize = new URL(`${server.issuer}/authorize`);
-  authorize.search = new URLSearchParams({ client_id: WEB.client_id, response_type: 'code', scope: 'openid', redirect_uri: `${APP}/callback`, state: 's' }).toString();
-  const page = await browser.visit(authorize.href);
+  const page = await browser.visit(authorizePath());
   expect(page.status).toBe(200);
   const form = findForm(page.html, '/login');
   return async function attempt(email: string, password: string): Promise<Answer> {
@@ -67,10 +63,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
 
-async function addWebClient(server: TestGatehouse) {
-  await server.addClient({ ...WEB, redirect_uris: [`${APP}/callback`], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' });
-}
-
 describe('the address a per-IP limit counts', () => {
   it.each([
     ['198.51.100.7', '198.51.100.7'],
@@ -88,23 +80,16 @@ describe('the address a per-IP limit counts', () => {
 
 describe.each(await flavours())('brute-force limits on %s', (flavour) => {
   let server: TestGatehouse;
+  /** A second instance on the same database. */
   let twin: TestGatehouse;
-
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, LIMITS);
-    twin = await startTestGatehouse(flavour, LIMITS, server);
-    await addWebClient(server);
-  });
-  afterAll(async () => {
-    await twin?.close();
-    await server?.close();
-  });
+  beforeAll(async () => ([server, twin] = await startTwoInstances(flavour, { env: LIMITS, clients: [webApp()] })));
+  afterAll(async () => server?.close());
 
   describe('failed sign-ins per account', () => {
     it('locks the account after the configured failures, answering exactly like a wrong password, even to the right one', async () => {
       const id = await server.addUser({ email: 'alice@example.com', password: PASSWORD });
       const attempt = await signInForm(server, '198.51.100.1');
-      for (let i = 0; i < 3; i++) expect(await attempt('alice@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 3; i++) expect(await attempt('alice@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       expect(await attempt('alice@example.com', PASSWORD)).toMatchObject(refused);
       // The email in another letter case is the same account.
       expect(await attempt(' ALICE@example.com', PASSWORD)).toMatchObject(refused);
@@ -122,7 +107,7 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
 
     it('limits unknown emails the same way, and records the lockout without an account', async () => {
       const attempt = await signInForm(server, '198.51.100.2');
-      for (let i = 0; i < 4; i++) expect(await attempt('nobody@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 4; i++) expect(await attempt('nobody@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       const locked = (await auditRows(server, 'sign_in.locked')).filter((row) => row.ip === '198.51.100.2');
       expect(locked).toHaveLength(1);
       expect(locked[0]?.accountId).toBeNull();
@@ -131,7 +116,7 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
     it('ends the lockout after SIGN_IN_LOCKOUT', async () => {
       await server.addUser({ email: 'carol@example.com', password: PASSWORD });
       const attempt = await signInForm(server, '198.51.100.3');
-      for (let i = 0; i < 3; i++) expect(await attempt('carol@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 3; i++) expect(await attempt('carol@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       expect(await attempt('carol@example.com', PASSWORD)).toMatchObject(refused);
       await sleep(2300);
       accepted(await attempt('carol@example.com', PASSWORD));
@@ -140,79 +125,63 @@ describe.each(await flavours())('brute-force limits on %s', (flavour) => {
     it('starts counting again after a successful sign-in', async () => {
       await server.addUser({ email: 'dave@example.com', password: PASSWORD });
       const attempt = await signInForm(server, '198.51.100.4');
-      for (let i = 0; i < 2; i++) expect(await attempt('dave@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 2; i++) expect(await attempt('dave@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       accepted(await attempt('dave@example.com', PASSWORD));
       const again = await signInForm(server, '198.51.100.4');
-      for (let i = 0; i < 2; i++) expect(await again('dave@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 2; i++) expect(await again('dave@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       accepted(await again('dave@example.com', PASSWORD));
     });
 
     it('shares the counters between instances on one database', async () => {
       await server.addUser({ email: 'erin@example.com', password: PASSWORD });
       const onServer = await signInForm(server, '198.51.100.5');
-      for (let i = 0; i < 3; i++) expect(await onServer('erin@example.com', WRONG)).toMatchObject(refused);
+      for (let i = 0; i < 3; i++) expect(await onServer('erin@example.com', WRONG_PASSWORD)).toMatchObject(refused);
       const onTwin = await signInForm(twin, '198.51.100.5');
       expect(await onTwin('erin@example.com', PASSWORD)).toMatchObject(refused);
     });
   });
 
   describe('failed client authentications per client and address', () => {
-    const machine = (id: string, extra: Record<string, unknown> = {}) => ({
-      client_id: id,
-      client_secret: `${id}-secret-0123456789-0123456789-0123456789`,
-      grant_types: ['client_credentials'],
-      response_types: [],
-      token_endpoint_auth_method: 'client_secret_basic',
-      ...extra,
-    });
-    const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-
-    /** The attacker's address unless another is given (TRUST_PROXY makes X-Forwarded-For the source). */
+    /** From the attacker's address unless another is given (TRUST_PROXY makes X-Forwarded-For the source). */
     async function token(target: TestGatehouse, form: Record<string, string>, authorization?: string, from = '192.0.2.9') {
-      const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': from };
-      if (authorization) headers.authorization = authorization;
-      const response = await fetch(`${target.url}/token`, { method: 'POST', headers, body: new URLSearchParams(form).toString() });
+      const response = await postForm(`${target.url}/token`, form, { 'x-forwarded-for': from, ...(authorization ? { authorization } : {}) });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     }
-    const credentials = (target: TestGatehouse, id: string, secret: string, from?: string) => token(target, { grant_type: 'client_credentials' }, basic(id, secret), from);
+    const credentials = (target: TestGatehouse, id: string, secret: string, from?: string) => token(target, { grant_type: 'client_credentials' }, basicAuth({ id, secret }), from);
 
     it('locks a client from the address that sent the wrong secrets, refuses its right secret there, and leaves the rightful caller elsewhere and other clients alone', async () => {
-      const locked = machine('locked-app');
-      const other = machine('other-app');
-      await server.addClient(locked);
-      await server.addClient(other);
-      expect((await credentials(server, locked.client_id, locked.client_secret)).status).toBe(200);
+      const locked = credentialsOf('locked-app');
+      const other = credentialsOf('other-app');
+      await server.addClient(machineClient(locked.id));
+      await server.addClient(machineClient(other.id));
+      expect((await credentials(server, locked.id, locked.secret)).status).toBe(200);
 
-      const wrong = await credentials(server, locked.client_id, 'wrong-secret');
+      const wrong = await credentials(server, locked.id, 'wrong-secret');
       expect(wrong).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
-      for (let i = 0; i < 2; i++) expect((await credentials(server, locked.client_id, 'wrong-secret')).status).toBe(401);
+      for (let i = 0; i < 2; i++) expect((await credentials(server, locked.id, 'wrong-secret')).status).toBe(401);
 
       // The right secret now gets exactly the answer a wrong one gets, on this and the other instance.
-      expect(await credentials(server, locked.client_id, locked.client_secret)).toEqual(wrong);
-      expect(await credentials(twin, locked.client_id, locked.client_secret)).toEqual(wrong);
+      expect(await credentials(server, locked.id, locked.secret)).toEqual(wrong);
+      expect(await credentials(twin, locked.id, locked.secret)).toEqual(wrong);
       // Every endpoint that authenticates clients.
-      const introspection = await fetch(`${server.url}/token/introspection`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': '192.0.2.9', authorization: basic(locked.client_id, locked.client_secret) },
-        body: new URLSearchParams({ token: 'whatever' }).toString(),
-      });
+      const introspection = await postForm(`${server.url}/token/introspection`, { token: 'whatever' }, { authorization: basicAuth(locked), 'x-forwarded-for': '192.0.2.9' });
       expect(introspection.status).toBe(401);
       // The attack locked only the attacker's address: the client itself, calling from its own, is served on both instances.
-      expect((await credentials(server, locked.client_id, locked.client_secret, '198.51.100.20')).status).toBe(200);
-      expect((await credentials(twin, locked.client_id, locked.client_secret, '198.51.100.20')).status).toBe(200);
+      expect((await credentials(server, locked.id, locked.secret, '198.51.100.20')).status).toBe(200);
+      expect((await credentials(twin, locked.id, locked.secret, '198.51.100.20')).status).toBe(200);
 
-      expect((await credentials(server, other.client_id, other.client_secret)).status).toBe(200);
+      expect((await credentials(server, other.id, other.secret)).status).toBe(200);
       const rows = await auditRows(server, 'client_auth.locked');
-      expect(rows.filter((row) => row.clientId === locked.client_id)).toEqual([expect.objectContaining({ ip: '192.0.2.9' })]);
-      expect(rows.filter((row) => row.clientId === other.client_id)).toEqual([]);
+      expect(rows.filter((row) => row.clientId === locked.id)).toEqual([expect.objectContaining({ ip: '192.0.2.9' })]);
+      expect(rows.filter((row) => row.clientId === other.id)).toEqual([]);
 
       await sleep(2300);
-      expect((await credentials(server, locked.client_id, locked.client_secret)).status).toBe(200);
+      expect((await credentials(server, locked.id, locked.secret)).status).toBe(200);
     });
 
     it('counts failed client_secret_jwt assertions too', async () => {
-      const client = machine('jwt-app', { token_endpoint_auth_method: 'client_secret_jwt' });
-      await server.addClient(client);
+      const client = { client_id: 'jwt-app', client_secret: credentialsOf('jwt-app').secret };
+      await server.addClient(machineClient(client.client_id, { token_endpoint_auth_method: 'client_secret_jwt' }));
       const assertion = (secret: string) =>
         new SignJWT({ jti: randomUUID() })
           .setProtectedHeader({ alg: 'HS256' })
@@ -240,16 +209,14 @@ describe.each(await flavours())('failed sign-ins per IP, and the increasing dela
   const STEP = 150;
   let server: TestGatehouse;
 
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { ...LIMITS, SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '5', SIGN_IN_MAX_FAILURES_PER_IP: '4', SIGN_IN_DELAY_STEP_MS: String(STEP) });
-    await addWebClient(server);
-  });
+  const env = { ...LIMITS, SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '5', SIGN_IN_MAX_FAILURES_PER_IP: '4', SIGN_IN_DELAY_STEP_MS: String(STEP) };
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { env, clients: [webApp()] })));
   afterAll(async () => server?.close());
 
   it('locks an address after the configured failures across accounts, and only that address', async () => {
     const id = await server.addUser({ email: 'frank@example.com', password: PASSWORD });
     const attempt = await signInForm(server, '203.0.113.7');
-    for (let i = 0; i < 4; i++) expect(await attempt(`guess-${i}@example.com`, WRONG)).toMatchObject(refused);
+    for (let i = 0; i < 4; i++) expect(await attempt(`guess-${i}@example.com`, WRONG_PASSWORD)).toMatchObject(refused);
     // That address is locked, even for the right password of an account it never tried.
     expect(await attempt('frank@example.com', PASSWORD)).toMatchObject(refused);
     const locked = (await auditRows(server, 'sign_in.locked')).filter((row) => row.ip === '203.0.113.7');
@@ -264,7 +231,7 @@ describe.each(await flavours())('failed sign-ins per IP, and the increasing dela
   it('makes each answer wait a step longer per earlier failure of the account', async () => {
     const attempt = await signInForm(server, '203.0.113.20');
     const answers: Answer[] = [];
-    for (let i = 0; i < 4; i++) answers.push(await attempt('grace@example.com', WRONG));
+    for (let i = 0; i < 4; i++) answers.push(await attempt('grace@example.com', WRONG_PASSWORD));
     for (const [k, answer] of answers.entries()) {
       expect(answer).toMatchObject(refused);
       expect(answer.ms).toBeGreaterThanOrEqual(k * STEP);
@@ -278,16 +245,9 @@ describe.each(await flavours())('failed sign-ins per IP, and the increasing dela
 describe.each(await flavours())('sign-in timing on %s', (flavour) => {
   let server: TestGatehouse;
 
-  beforeAll(async () => {
-    // Real bcrypt work, no delay and no lockout in the way.
-    server = await startTestGatehouse(flavour, {
-      BCRYPT_COST: '8',
-      SIGN_IN_DELAY_STEP_MS: '0',
-      SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '1000',
-      SIGN_IN_MAX_FAILURES_PER_IP: '100000',
-    });
-    await addWebClient(server);
-  });
+  // Real bcrypt work, no delay and no lockout in the way.
+  const env = { BCRYPT_COST: '8', SIGN_IN_DELAY_STEP_MS: '0', SIGN_IN_MAX_FAILURES_PER_ACCOUNT: '1000', SIGN_IN_MAX_FAILURES_PER_IP: '100000' };
+  beforeAll(async () => (server = await startTestGatehouse(flavour, { env, clients: [webApp()] })));
   afterAll(async () => server?.close());
 
   it('answers an unknown email as slowly as a wrong password', async () => {
@@ -297,10 +257,10 @@ describe.each(await flavours())('sign-in timing on %s', (flavour) => {
     const attempt = await signInForm(server, '127.0.0.1');
     const wrongPassword: number[] = [];
     const unknownEmail: number[] = [];
-    for (let i = 0; i < 3; i++) await attempt(`warm-up-${i}@example.com`, WRONG); // the dummy hash, JIT
+    for (let i = 0; i < 3; i++) await attempt(`warm-up-${i}@example.com`, WRONG_PASSWORD); // the dummy hash, JIT
     for (let i = 0; i < 30; i++) {
-      const wrong = await attempt('heidi@example.com', WRONG);
-      const unknown = await attempt(`nobody-${i}@example.com`, WRONG);
+      const wrong = await attempt('heidi@example.com', WRONG_PASSWORD);
+      const unknown = await attempt(`nobody-${i}@example.com`, WRONG_PASSWORD);
       expect(wrong).toMatchObject(refused);
       expect(unknown).toMatchObject(refused);
       wrongPassword.push(wrong.ms);

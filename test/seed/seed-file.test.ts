@@ -1,48 +1,33 @@
 // Seeding clients and users: validation names every problem, writes are idempotent and
 // atomic, passwords are only ever bcrypt hashes, and the `prisma db seed` entry point answers
 // with the documented exit codes.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDb, type Db } from '../../src/db/client.js';
-import { migrate } from '../../src/db/migrate.js';
+import { createDb } from '../../src/db/client.js';
 import { applySeed } from '../../src/seed/apply.js';
 import { parseSeedFile, type SeedFile } from '../../src/seed/schema.js';
 import { clientSecretSealing } from '../../src/clients/secrets.js';
-import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { runSeedScript } from '../helpers/commands.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { ALICE, BOB, webApp } from '../helpers/fixtures.js';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
 
 const BCRYPT_COST = 4;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const BCRYPT_HASH = /^\$2[aby]\$04\$[./A-Za-z0-9]{53}$/;
 
-const WEB_CLIENT = {
-  client_id: 'web-app',
-  client_name: 'Web app',
-  client_secret: 'skdfT8V-TzT6FwZprn_yDp1IaCb7L4t48MPtr7cuFZM',
-  token_endpoint_auth_method: 'client_secret_basic',
-  redirect_uris: ['http://localhost:8080/callback'],
-  post_logout_redirect_uris: ['http://localhost:8080/'],
-  grant_types: ['authorization_code', 'refresh_token'],
-  response_types: ['code'],
-  scope: 'openid profile email offline_access',
-};
+/** The web app as an operator's seed file names it, every field spelled out. */
+const WEB_CLIENT = webApp({ redirect_uris: ['http://localhost:8080/callback'], post_logout_redirect_uris: ['http://localhost:8080/'] });
 const SPA_CLIENT = { client_id: 'spa', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:5173/callback'] };
 /** WEB_CLIENT as stored: its secret only as a keyed hash (client-secrets.test.ts proves the rest). */
 const { client_secret: _webSecret, ...WEB_CLIENT_FIELDS } = WEB_CLIENT;
 const STORED_WEB_CLIENT = { ...WEB_CLIENT_FIELDS, client_secret_hash: expect.stringMatching(/^hmac-sha256:v1:/) };
 const CLIENT_SECRETS = clientSecretSealing(['seed-test-secret-0123456789-abcdefghijklmnop']);
-const ALICE = {
-  email: 'Alice@Example.com',
-  password: 'correct horse battery staple',
-  name: 'Alice Liddell',
-  given_name: 'Alice',
-  family_name: 'Liddell',
-  email_verified: true,
-};
-const BOB = { email: 'bob@example.com', password: 'bobs password' };
+/** Alice as a seed file names her: every profile field, and her email in another letter case. */
+const ALICE_ENTRY = { ...ALICE, email: 'Alice@Example.com', given_name: 'Alice', family_name: 'Liddell', email_verified: true };
 
 interface SeedJson {
   clients: Array<Record<string, unknown>>;
@@ -50,7 +35,7 @@ interface SeedJson {
 }
 
 /** A fresh copy each time, so a test can change it freely. */
-const validFile = (): SeedJson => structuredClone({ clients: [WEB_CLIENT, SPA_CLIENT], users: [ALICE, BOB] });
+const validFile = (): SeedJson => structuredClone({ clients: [WEB_CLIENT, SPA_CLIENT], users: [ALICE_ENTRY, BOB] });
 
 /** Several bad entries next to valid ones, and the problems they must produce, in order. */
 const invalidFile = () =>
@@ -61,7 +46,7 @@ const invalidFile = () =>
       { client_id: 'other', redirect_uris: ['http://localhost:3000/cb'], colour: 'blue' },
       { client_id: 'web-app', token_endpoint_auth_method: 'none', redirect_uris: ['http://localhost:9/cb'], grant_types: ['password'] },
     ],
-    users: [ALICE, { email: 'not-an-email', password: 'short' }, { email: 'ALICE@example.com', password: 'long enough', picture: 'ftp://x' }, { name: 'Nobody' }],
+    users: [ALICE_ENTRY, { email: 'not-an-email', password: 'short' }, { email: 'ALICE@example.com', password: 'long enough', picture: 'ftp://x' }, { name: 'Nobody' }],
     extra: true,
   });
 const INVALID_FILE_PROBLEMS = [
@@ -130,19 +115,9 @@ describe('parseSeedFile', () => {
 });
 
 describe.each(await flavours())('applySeed on %s', (flavour) => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeEach(async () => {
-    database = await createTestDatabase(flavour);
-    await migrate(database.config);
-    db = await createDb(database.config);
-  });
-
-  afterEach(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  let db: MigratedDb;
+  beforeEach(async () => (db = await migratedDb(flavour)));
+  afterEach(async () => db?.drop());
 
   const seed = (file: unknown) => applySeed(db, parsed(file), { bcryptCost: BCRYPT_COST, clientSecrets: CLIENT_SECRETS });
   const user = (email: string) => db.prisma.user.findUniqueOrThrow({ where: { email } });
@@ -172,7 +147,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
 
   it('stores passwords only as bcrypt hashes', async () => {
     await seed(validFile());
-    for (const { email, password } of [ALICE, BOB]) {
+    for (const { email, password } of [ALICE_ENTRY, BOB]) {
       const row = await user(email.toLowerCase());
       expect(row.passwordHash).toMatch(BCRYPT_HASH);
       expect(await bcrypt.compare(password, row.passwordHash)).toBe(true);
@@ -240,7 +215,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     expect(after.passwordHash).toMatch(BCRYPT_HASH);
     expect(after.passwordHash).not.toBe(before.passwordHash);
     expect(await bcrypt.compare('a brand new password', after.passwordHash)).toBe(true);
-    expect(await bcrypt.compare(ALICE.password, after.passwordHash)).toBe(false);
+    expect(await bcrypt.compare(ALICE_ENTRY.password, after.passwordHash)).toBe(false);
     // And the next run with the same new password leaves that hash alone.
     expect((await seed(file)).users.unchanged).toEqual(['alice@example.com', 'bob@example.com']);
     expect((await user('alice@example.com')).passwordHash).toBe(after.passwordHash);
@@ -281,22 +256,10 @@ describe('prisma/seed.ts, the `prisma db seed` entry point', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function runSeed(file: unknown): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function runSeed(file: unknown) {
     const seedFile = join(dir, 'seed.json');
     writeFileSync(seedFile, typeof file === 'string' ? file : JSON.stringify(file));
-    const env = {
-      ...process.env,
-      NODE_ENV: 'test',
-      DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`,
-      SEED_FILE: seedFile,
-      SECRETS: 'a-test-secret-that-is-at-least-32-characters-long',
-      BCRYPT_COST: String(BCRYPT_COST),
-    };
-    return new Promise((resolve) => {
-      execFile('npx', ['tsx', 'prisma/seed.ts'], { env, cwd: process.cwd() }, (error, stdout, stderr) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout, stderr });
-      });
-    });
+    return runSeedScript({ DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, SEED_FILE: seedFile, SECRETS: TEST_SECRET, BCRYPT_COST: String(BCRYPT_COST) });
   }
 
   it('exits 0 with a summary for a valid file, on a fresh database', async () => {

@@ -3,97 +3,36 @@
 // workers works; a worker that dies is restarted; SIGTERM stops everything with exit 0 and
 // leaves no process behind; workers that cannot start make the primary give up with exit 1; an
 // old configuration file key is logged once, by the primary.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, type DatabaseFlavour } from '../../src/config/index.js';
 import { createDb } from '../../src/db/client.js';
-import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
-import { createUserStore } from '../../src/people/store.js';
-import { Browser, completeSignIn } from '../helpers/browser.js';
-import { startAuthorization, type ConfidentialClient } from '../helpers/code-flow.js';
+import { createClientStore } from '../../src/clients/store.js';
+import { Browser } from '../helpers/browser.js';
+import { basicAuth, signInForCode } from '../helpers/code-flow.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
-import { TEST_SECRET } from '../helpers/gatehouse.js';
+import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
+import { addUserTo, TEST_SECRET } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
+import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLIENT: ConfidentialClient = {
-  id: 'web-app',
-  secret: 'web-app-secret-0123456789-0123456789-abcdef',
-  redirectUri: 'http://app.test/callback',
-  postLogoutRedirectUri: 'http://app.test/signed-out',
-};
-const USER = { email: 'alice@example.com', password: 'correct horse battery staple' };
-
-interface LogLine {
-  msg?: string;
-  level?: number;
-  pid?: number;
-  worker?: number;
-  request_id?: string;
-  path?: string;
-  exitCode?: number | null;
-}
-
-interface Cluster {
-  readonly primary: ChildProcess;
-  readonly port: number;
+interface Cluster extends ServerProcess {
   readonly url: string;
-  readonly logs: LogLine[];
-  readonly stderr: () => string;
-  readonly exited: Promise<number | null>;
 }
 
 const started: Cluster[] = [];
 
-
 function startCluster(database: TestDatabase, port: number, env: Record<string, string> = {}): Cluster {
   const url = `http://127.0.0.1:${port}`;
-  const primary = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: 'test',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      ISSUER: url,
-      DATABASE_URL: database.config.url,
-      DATABASE_POOL_SIZE: '3',
-      SECRETS: TEST_SECRET,
-      BCRYPT_COST: '4',
-      LOG_LEVEL: 'info',
-      DEMO: 'false',
-      WEB_CONCURRENCY: '2',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: LogLine[] = [];
-  let buffered = '';
-  primary.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  });
-  let stderr = '';
-  primary.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => primary.once('exit', (code) => resolve(code)));
-  const cluster = { primary, port, url, logs, stderr: () => stderr, exited };
+  const cluster = {
+    url,
+    ...spawnServer({ PORT: String(port), ISSUER: url, DATABASE_URL: database.config.url, DATABASE_POOL_SIZE: '3', BCRYPT_COST: '4', WEB_CONCURRENCY: '2', ...env }),
+  };
   started.push(cluster);
   return cluster;
 }
@@ -135,7 +74,7 @@ class NewConnectionBrowser extends Browser {
 afterAll(() => {
   // Only if a test failed half-way: the processes this file started, by pid.
   for (const cluster of started) {
-    const pids = [...listeningWorkers(cluster), cluster.primary.pid].filter((pid): pid is number => pid !== undefined);
+    const pids = [...listeningWorkers(cluster), cluster.child.pid].filter((pid): pid is number => pid !== undefined);
     for (const pid of pids) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
   }
 });
@@ -174,7 +113,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     await until(() => cluster.logs.some((line) => line.msg === 'all 2 workers are listening'), 'both workers to listen', cluster);
   }, 120_000);
   afterAll(async () => {
-    if (cluster.primary.exitCode === null && cluster.primary.signalCode === null) cluster.primary.kill('SIGKILL');
+    if (cluster.child.exitCode === null && cluster.child.signalCode === null) cluster.child.kill('SIGKILL');
     await database?.drop();
     if (configDir) rmSync(configDir, { recursive: true, force: true });
   });
@@ -187,7 +126,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
   });
 
   it('migrates once in the primary, then runs two workers that are its children', () => {
-    const primaryPid = cluster.primary.pid as number;
+    const primaryPid = cluster.child.pid as number;
     const workers = listeningWorkers(cluster);
     expect(new Set(workers).size).toBe(2);
     for (const pid of workers) {
@@ -202,29 +141,17 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
   it('signs a person in across both workers', async () => {
     const db = await createDb(database.config);
     try {
-      await createClientStore(db).save({
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        redirect_uris: [CLIENT.redirectUri],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: 'client_secret_basic',
-        scope: 'openid email offline_access',
-      } as ClientMetadata);
-      const profile = { email: USER.email, emailVerified: true, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-      await createUserStore(db).create(randomUUID(), profile, await bcrypt.hash(USER.password, 4));
+      await createClientStore(db).save(webApp());
+      await addUserTo(db, ALICE);
     } finally {
       await db.close();
     }
 
     const browser = new NewConnectionBrowser(cluster.url);
-    const { page, verifier } = await startAuthorization(browser, cluster.url, CLIENT);
-    const callback = await completeSignIn(browser, page, USER);
-    const code = callback.searchParams.get('code');
-    expect(code, callback.href).toBeTruthy();
+    const { code, verifier } = await signInForCode(browser, cluster.url, WEB_APP, ALICE);
     const token = await browser.request(`${cluster.url}/token`, {
-      form: { grant_type: 'authorization_code', code: code as string, redirect_uri: CLIENT.redirectUri, code_verifier: verifier },
-      headers: { authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`, accept: 'application/json' },
+      form: { grant_type: 'authorization_code', code, redirect_uri: WEB_APP.redirectUri, code_verifier: verifier },
+      headers: { authorization: basicAuth(WEB_APP), accept: 'application/json' },
     });
     expect(token.status, await token.clone().text()).toBe(200);
     expect(await token.json()).toMatchObject({ token_type: 'Bearer', id_token: expect.any(String) });
@@ -266,7 +193,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
     const replacement = listeningWorkers(cluster)[2] as number;
     expect([victim, survivor]).not.toContain(replacement);
-    expect(parentOf(replacement)).toBe(cluster.primary.pid);
+    expect(parentOf(replacement)).toBe(cluster.child.pid);
     expect(isRunning(survivor)).toBe(true);
     const discovery = await fetch(`${cluster.url}/.well-known/openid-configuration`, { headers: { connection: 'close' } });
     expect(discovery.status).toBe(200);
@@ -274,8 +201,8 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
 
   it('stops on SIGTERM: every worker drains, the primary exits 0, no process is left', async () => {
     const pids = listeningWorkers(cluster);
-    cluster.primary.kill('SIGTERM');
-    expect(await cluster.exited).toBe(0);
+    cluster.child.kill('SIGTERM');
+    expect((await cluster.exited).code).toBe(0);
     const stopped = cluster.logs.filter((line) => line.msg === 'worker stopped');
     expect(stopped.map((line) => line.exitCode)).toStrictEqual([0, 0]);
     // Workers log their own drain before they exit; their pids are gone once the primary exits.
@@ -298,7 +225,7 @@ describe('workers that cannot start', () => {
     const port = await new Promise<number>((resolve) => blocker!.listen(0, '127.0.0.1', () => resolve((blocker!.address() as AddressInfo).port)));
     database = await createTestDatabase('sqlite');
     const cluster = startCluster(database, port);
-    expect(await cluster.exited).toBe(1);
+    expect((await cluster.exited).code).toBe(1);
     expect(cluster.logs.some((line) => line.msg === 'workers keep failing at start-up: giving up' && line.level === 50)).toBe(true);
     expect(cluster.logs.filter((line) => line.msg === 'worker exited unexpectedly: restarting it').length).toBeGreaterThanOrEqual(2);
     expect(cluster.stderr()).toMatch(/EADDRINUSE/);

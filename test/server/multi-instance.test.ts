@@ -3,25 +3,19 @@
 // same, because sessions, interactions, codes, tokens, brute-force counters and signing keys all
 // live in the database. Run on PostgreSQL and on one SQLite file (WAL and a busy timeout let two
 // connections share it).
-import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateSigningKeys } from '../../src/keys/signing-keys.js';
-import { Browser, completeSignIn, findForm } from '../helpers/browser.js';
-import { startAuthorization, type ConfidentialClient, type TokenResponse } from '../helpers/code-flow.js';
+import { Browser, signOut, submitPassword } from '../helpers/browser.js';
+import { signInForCode, startAuthorization, tokenRequest, type TokenResponse } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { PASSWORD, WEB_APP, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
+import { startTwoInstances, type TestGatehouse } from '../helpers/gatehouse.js';
 
 /** The one public address both instances answer for. */
 const ISSUER = 'http://gatehouse.test';
-const APP = 'http://app.test';
-const CLIENT: ConfidentialClient = {
-  id: 'web-app',
-  secret: 'web-app-secret-0123456789-0123456789-abcdef',
-  redirectUri: `${APP}/callback`,
-  postLogoutRedirectUri: `${APP}/signed-out`,
-};
-const PASSWORD = 'correct horse battery staple';
+/** What the "load balancer" adds to each request it passes on. */
+const FORWARDED = { 'x-forwarded-host': new URL(ISSUER).host, 'x-forwarded-proto': 'http' };
 const ENV = {
   ISSUER,
   // The instances are reached through the "load balancer" below, which says which host was asked for.
@@ -59,7 +53,7 @@ class BalancedBrowser extends Browser {
     const backend = this.instances[name];
     const response = await super.request(`${backend.url}${target.pathname}${target.search}`, {
       ...init,
-      headers: { 'x-forwarded-host': new URL(ISSUER).host, 'x-forwarded-proto': 'http', ...init.headers },
+      headers: { ...FORWARDED, ...init.headers },
     });
     for (const line of response.headers.getSetCookie()) {
       const pair = line.split(';', 1)[0] ?? '';
@@ -70,24 +64,11 @@ class BalancedBrowser extends Browser {
   }
 }
 
-async function tokenOn(instance: TestGatehouse, form: Record<string, string>): Promise<{ status: number; body: TokenResponse & { error_description?: string } }> {
-  const response = await fetch(`${instance.url}/token`, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-      'x-forwarded-host': new URL(ISSUER).host,
-      'x-forwarded-proto': 'http',
-    },
-    body: new URLSearchParams(form).toString(),
-  });
-  return { status: response.status, body: (await response.json()) as TokenResponse };
-}
+/** A token request of the web app to one instance, as the balancer passes it on. */
+const tokenOn = (instance: TestGatehouse, form: Record<string, string>): Promise<{ status: number; body: TokenResponse }> => tokenRequest(instance.url, WEB_APP, form, FORWARDED);
 
 async function userinfoOn(instance: TestGatehouse, accessToken: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${instance.url}/userinfo`, {
-    headers: { authorization: `Bearer ${accessToken}`, 'x-forwarded-host': new URL(ISSUER).host, 'x-forwarded-proto': 'http' },
-  });
+  const response = await fetch(`${instance.url}/userinfo`, { headers: { authorization: `Bearer ${accessToken}`, ...FORWARDED } });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -103,42 +84,22 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
   let A: TestGatehouse;
   let B: TestGatehouse;
 
-  beforeAll(async () => {
-    A = await startTestGatehouse(flavour, ENV);
-    B = await startTestGatehouse(flavour, ENV, A);
-    await A.addClient({
-      client_id: CLIENT.id,
-      client_secret: CLIENT.secret,
-      redirect_uris: [CLIENT.redirectUri],
-      post_logout_redirect_uris: [CLIENT.postLogoutRedirectUri],
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      token_endpoint_auth_method: 'client_secret_basic',
-      scope: 'openid email offline_access',
-    });
-  });
-  afterAll(async () => {
-    await B?.close();
-    await A?.close();
-  });
+  beforeAll(async () => ([A, B] = await startTwoInstances(flavour, { env: ENV, clients: [webApp()] })));
+  afterAll(async () => A?.close());
 
-  /** A new user, signed in through the balancer with `route`; returns the browser and the code's redemption form. */
+  /** A new person, signed in through the balancer with `route`; returns the browser and the code's redemption form. */
   async function signIn(route: Route) {
-    const email = `${randomUUID()}@example.com`;
-    const accountId = await A.addUser({ email, password: PASSWORD });
+    const person = await A.addPerson();
     const browser = new BalancedBrowser({ A, B }, route);
-    const { page, verifier } = await startAuthorization(browser, ISSUER, CLIENT);
-    const callback = await completeSignIn(browser, page, { email, password: PASSWORD });
-    expect(callback.origin + callback.pathname).toBe(CLIENT.redirectUri);
-    const code = callback.searchParams.get('code');
-    expect(code, `no code in ${callback.href}`).toBeTruthy();
-    const redemption = { grant_type: 'authorization_code', code: code as string, redirect_uri: CLIENT.redirectUri, code_verifier: verifier };
-    return { browser, accountId, email, redemption };
+    const { code, verifier, callback } = await signInForCode(browser, ISSUER, WEB_APP, person);
+    expect(callback.origin + callback.pathname).toBe(WEB_APP.redirectUri);
+    const redemption = { grant_type: 'authorization_code', code, redirect_uri: WEB_APP.redirectUri, code_verifier: verifier };
+    return { browser, accountId: person.id, redemption };
   }
 
   it('serves one issuer from both instances', async () => {
     for (const instance of [A, B]) {
-      const response = await fetch(`${instance.url}/.well-known/openid-configuration`, { headers: { 'x-forwarded-host': 'gatehouse.test', 'x-forwarded-proto': 'http' } });
+      const response = await fetch(`${instance.url}/.well-known/openid-configuration`, { headers: FORWARDED });
       const discovery = (await response.json()) as { issuer: string; token_endpoint: string };
       expect(discovery).toMatchObject({ issuer: ISSUER, token_endpoint: `${ISSUER}/token` });
     }
@@ -148,7 +109,7 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     const { accountId, redemption } = await signIn('A');
     const tokens = await tokenOn(B, redemption);
     expect(tokens.status, JSON.stringify(tokens.body)).toBe(200);
-    expect(payloadOf(tokens.body.id_token as string)).toMatchObject({ iss: ISSUER, sub: accountId, aud: CLIENT.id });
+    expect(payloadOf(tokens.body.id_token as string)).toMatchObject({ iss: ISSUER, sub: accountId, aud: WEB_APP.id });
     // And the access token B issued works on A.
     expect(await userinfoOn(A, tokens.body.access_token)).toMatchObject({ status: 200, body: { sub: accountId } });
   });
@@ -185,7 +146,7 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     expect(tokens.status).toBe(200);
     const silentUrl = (state: string) => {
       const url = new URL(`${ISSUER}/authorize`);
-      url.search = new URLSearchParams({ client_id: CLIENT.id, response_type: 'code', redirect_uri: CLIENT.redirectUri, scope: 'openid', prompt: 'none', state }).toString();
+      url.search = new URLSearchParams({ client_id: WEB_APP.id, response_type: 'code', redirect_uri: WEB_APP.redirectUri, scope: 'openid', prompt: 'none', state }).toString();
       return url;
     };
     // prompt=none on A with the session cookies as they were before the logout, sent by hand.
@@ -202,11 +163,9 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
 
     browser.route = 'B';
     const url = new URL(`${ISSUER}/logout`);
-    url.search = new URLSearchParams({ id_token_hint: tokens.body.id_token as string, post_logout_redirect_uri: CLIENT.postLogoutRedirectUri, client_id: CLIENT.id }).toString();
-    const confirm = await browser.visit(url.href);
-    const form = findForm(confirm.html, '/logout');
-    const done = await browser.visit(form.action, { form: { ...form.fields, logout: 'yes' } });
-    expect(done.redirectedTo?.href.startsWith(CLIENT.postLogoutRedirectUri)).toBe(true);
+    url.search = new URLSearchParams({ id_token_hint: tokens.body.id_token as string, post_logout_redirect_uri: WEB_APP.postLogoutRedirectUri, client_id: WEB_APP.id }).toString();
+    const done = await signOut(browser, url.href);
+    expect(done.redirectedTo?.href.startsWith(WEB_APP.postLogoutRedirectUri)).toBe(true);
 
     // The session is gone from the database, not only from this browser.
     expect((await silentWithCopy('after')).searchParams.get('error')).toBe('login_required');
@@ -215,16 +174,13 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
   });
 
   it('shares brute-force counters: failures on A lock the account on B', async () => {
-    const email = `${randomUUID()}@example.com`;
-    const accountId = await A.addUser({ email, password: PASSWORD });
+    const { id: accountId, email } = await A.addPerson();
     const attempt = async (route: 'A' | 'B', password: string) => {
       const browser = new BalancedBrowser({ A, B }, route);
-      const { page } = await startAuthorization(browser, ISSUER, CLIENT);
-      const login = findForm(page.html, '/login');
-      const response = await browser.request(login.action, { form: { ...login.fields, email, password } });
-      return response.status;
+      const { page } = await startAuthorization(browser, ISSUER, WEB_APP);
+      return (await submitPassword(browser, page, { email, password })).status;
     };
-    for (let i = 0; i < 3; i++) expect(await attempt('A', 'not the password at all')).toBe(401);
+    for (let i = 0; i < 3; i++) expect(await attempt('A', WRONG_PASSWORD)).toBe(401);
     // The right password, on the other instance: locked, answered exactly like a wrong one.
     expect(await attempt('B', PASSWORD)).toBe(401);
     const locked = await B.gatehouse.db.prisma.auditEvent.findMany({ where: { type: 'sign_in.locked', accountId } });

@@ -1,28 +1,16 @@
 // Graceful shutdown of the real process (`node --import tsx src/server.ts`): SIGTERM stops
 // accepting connections, lets a request already in flight finish, closes idle keep-alive
 // connections and exits 0; a request that never completes, or a second signal, ends it with 1.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TEST_SECRET } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
+import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly port: number;
-  /** Parsed JSON log lines (and raw text for anything else). */
-  readonly logs: { msg?: string; level?: number }[];
-  readonly exited: Promise<{ code: number | null; at: number }>;
-}
-
-let running: Running | undefined;
+let running: ServerProcess | undefined;
 let dir: string | undefined;
 
 afterEach(() => {
@@ -33,58 +21,25 @@ afterEach(() => {
   dir = undefined;
 });
 
-
-async function startServer(env: Record<string, string> = {}): Promise<Running> {
+/** The server on a fresh SQLite file, once discovery answers. */
+async function startServer(env: Record<string, string> = {}) {
   dir = mkdtempSync(join(tmpdir(), 'gatehouse-shutdown-'));
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: 'test',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`,
-      SECRETS: TEST_SECRET,
-      LOG_LEVEL: 'info',
-      DEMO: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const logs: Running['logs'] = [];
-  let buffered = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) {
-      try {
-        logs.push(JSON.parse(line) as Running['logs'][number]);
-      } catch {
-        logs.push({ msg: line });
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
-  running = { child, port, logs, exited };
-
+  running = spawnServer({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, ...env });
+  const { child, stderr } = running;
   const deadline = Date.now() + 45_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} before answering:\n${stderr}`);
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} before answering:\n${stderr()}`);
     try {
       const response = await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`);
       if (response.ok) break;
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`discovery did not answer within 45 s:\n${stderr}`);
+    if (Date.now() > deadline) throw new Error(`discovery did not answer within 45 s:\n${stderr()}`);
     await sleep(100);
   }
-  return running;
+  return { ...running, port };
 }
 
 /** A raw connection that collects everything the server sends, until it closes the connection. */

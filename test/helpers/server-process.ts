@@ -1,0 +1,53 @@
+// The real server process (`node --import tsx src/server.ts`, or `gatehouse serve`), for tests of what only a whole
+// process shows: clustering, signals, exit codes. Its JSON log lines are parsed as they come.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { TEST_SECRET } from './gatehouse.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface LogLine {
+  msg?: string;
+  level?: number;
+  pid?: number;
+  worker?: number;
+  request_id?: string;
+  path?: string;
+  exitCode?: number | null;
+}
+
+export interface ServerProcess {
+  readonly child: ChildProcess;
+  /** Parsed JSON log lines (a line that is not JSON is kept as `msg`). */
+  readonly logs: LogLine[];
+  readonly stderr: () => string;
+  /** Its exit code and when it came. */
+  readonly exited: Promise<{ code: number | null; at: number }>;
+}
+
+/** Starts the server (or `script` with `args`, e.g. src/cli.ts serve) with the test settings (TEST_SECRET, LOG_LEVEL=info, no demo) and `env`. */
+export function spawnServer(env: Record<string, string>, script = 'src/server.ts', args: string[] = []): ServerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', HOST: '127.0.0.1', SECRETS: TEST_SECRET, LOG_LEVEL: 'info', DEMO: 'false', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let buffered = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        logs.push({ msg: line });
+      }
+    }
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
+  return { child, logs, stderr: () => stderr, exited };
+}
