@@ -355,6 +355,20 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
     });
   });
 
+  describe('forwarded headers', () => {
+    it('builds discovery from ISSUER whatever X-Forwarded-* or Forwarded a caller sends', async () => {
+      await fc.assert(
+        fc.asyncProperty(headerValue, headerValue, headerValue, headerValue, async (host, proto, forwardedFor, forwarded) => {
+          const reply = await go({ method: 'GET', path: '/.well-known/openid-configuration', headers: { 'x-forwarded-host': host, 'x-forwarded-proto': proto, 'x-forwarded-for': forwardedFor, forwarded } }, 'any');
+          expect(reply.status).toBe(200);
+          const discovery = JSON.parse(reply.text) as Record<string, unknown>;
+          for (const key of ['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri']) expect(String(discovery[key]).startsWith(`${server.issuer}/`), key).toBe(true);
+        }),
+        RUNS,
+      );
+    });
+  });
+
   describe('cookies', () => {
     /** The cookies we and the engine set (and their signatures), and junk names. */
     const COOKIE_NAMES = ['gatehouse.account_state', '_session', '_session.sig', '_session.legacy', '_interaction', '_interaction.sig', '_interaction_resume', '_interaction_resume.sig', '_state.web-app'];

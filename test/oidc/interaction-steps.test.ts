@@ -13,7 +13,11 @@ import { engineExchange, openInteraction, startServices, type InteractionSetUp, 
 import { anotherCode, codeAt, currentStep, enrolTotp } from '../helpers/totp.js';
 
 const ORIGIN = { ip: '192.0.2.10', userAgent: 'interaction-steps-test' };
-const LOCKOUT_AFTER = 3;
+/**
+ * SIGN_IN_MAX_FAILURES_PER_ACCOUNT: wrong passwords, and (counted apart) wrong codes, before the
+ * account is locked; above MAX_SECOND_FACTOR_FAILURES, so the interaction's own limit shows first.
+ */
+const LOCKOUT_AFTER = MAX_SECOND_FACTOR_FAILURES + 1;
 
 type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
 
@@ -154,6 +158,18 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       const failures = await services.events(person.id, 'mfa.failure');
       expect(failures.map((row) => row.details)).toEqual(Array.from({ length: MAX_SECOND_FACTOR_FAILURES }, (_, i) => ({ method: 'totp', failures: i + 1 })));
       expect(failures.every((row) => row.clientId === WEB_APP.id && row.ip === ORIGIN.ip)).toBe(true);
+    });
+
+    it('counts wrong codes against the account across password steps: the right password clears nothing, and once locked the right code is refused', async () => {
+      const { person, interaction } = await owingACode();
+      const wrong = anotherCode(await codeAt(person.secret, person.step + 1));
+      for (let failures = 1; failures <= MAX_SECOND_FACTOR_FAILURES; failures++) await submitTotpCode(interaction, wrong);
+      // The password again (right, so its own counter is cleared), then the failure that reaches the account's limit.
+      const again = await owingACode(person);
+      expect((await submitTotpCode(again.interaction, wrong)).outcome).toBe('wrong');
+      expect(await services.events(person.id, 'mfa.locked')).toEqual([expect.objectContaining({ details: expect.objectContaining({ scope: 'account', method: 'totp' }) })]);
+      expect((await submitTotpCode(again.interaction, await codeAt(person.secret, person.step + 1))).outcome).toBe('too_many_failures');
+      expect(await resultOf(again.interaction)).not.toHaveProperty('login');
     });
 
     it('accepts a recovery code once instead of a code, recording how many are left, and refuses it the next time', async () => {
