@@ -25,7 +25,12 @@ import { createDb } from '../../src/db/client.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createPageRenderer } from '../../src/http/pages.js';
 import { createLogger } from '../../src/core/logger.js';
+import { compareClientSecretAtRest, hideSecretPlaceholders } from '../../src/clients/hooks.js';
 import { revealClientMetadata } from '../../src/clients/secrets.js';
+import { deliverBackchannelLogoutsInBackground } from '../../src/oidc/backchannel-logout.js';
+import { enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from '../../src/oidc/device-flow.js';
+import { renderFormPostPages } from '../../src/oidc/form-post.js';
+import { correctTokenEndpointErrors } from '../../src/oidc/token-errors.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { createProvider } from '../../src/oidc/provider.js';
 import { loadPairwiseSalt } from '../../src/oidc/subjects.js';
@@ -51,7 +56,20 @@ const logger = createLogger(config);
 const db = await createDb(config.database);
 const keys = await loadSigningKeys(db, config.secrets);
 const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
-const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage: createPageRenderer(), adapter: storage });
+const renderPage = createPageRenderer();
+const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, adapter: storage });
+// The engine hooks that make its protocol answers Gatehouse's (oidc/hooks.ts), without the ones
+// that are Gatehouse's own costs (audit trail, brute-force limits, metrics): hashed secrets are
+// checked the same way, and answers are corrected and rendered the same way.
+provider.Client.prototype.compareClientSecret = compareClientSecretAtRest({ secrets: config.secrets, db, logger });
+if (config.features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
+provider.use(hideSecretPlaceholders);
+provider.use(correctTokenEndpointErrors(provider));
+provider.use(renderFormPostPages(renderPage));
+if (config.features.deviceFlow) {
+  provider.use(enforceDevicePollingInterval());
+  provider.use(recoverDeviceFormWithoutSession(renderPage));
+}
 
 for (const row of await db.prisma.client.findMany()) {
   const { metadata } = revealClientMetadata({ ...(row.metadata as object), client_id: row.id }, config.secrets);
