@@ -194,14 +194,6 @@ export interface UserCodeLimitDeps {
 }
 
 /**
- * The address Express computed for this request: `req.ip` follows TRUST_PROXY's hop count or
- * address list, where the engine's own `ctx.ip` would believe any X-Forwarded-For once
- * `provider.proxy` is on. The engine runs inside our Express app, which gives the raw request
- * its `ip` getter; outside it, the socket's address.
- */
-const requestIp = (ctx: KoaContextWithOIDC) => (ctx.req as { ip?: string }).ip ?? ctx.req.socket.remoteAddress;
-
-/**
  * Limits guessing user codes at /device with the sign-in's brute-force counters (the
  * RateLimiterFlexible table, so every instance shares them): each code typed is counted before
  * it is looked up, per browser session (the engine's session, which the code form needs) and
@@ -223,7 +215,8 @@ export function limitUserCodeGuesses(provider: Provider, { db, settings, audit }
     const ctx = Provider.ctx;
     const sessionUid = ctx?.oidc?.route === 'code_verification' ? ctx.oidc.session?.uid : undefined;
     if (!ctx || !sessionUid) return find(userCode, options);
-    const ip = requestIp(ctx);
+    // The address Express computed under TRUST_PROXY: http/app.ts hands the engine only that.
+    const ip = ctx.ip;
     const keys = { session: sessionUid, ip: ipKey(ip) };
     const [session, address] = await Promise.all([sessions.penalty(keys.session), ips.penalty(keys.ip)]);
     const earlier = Math.max(Math.min(session.consumedPoints, settings.accountMaxFailures + 1), Math.min(address.consumedPoints, settings.ipMaxFailures + 1)) - 1;
