@@ -1,6 +1,6 @@
 // The engine's events, recorded in the audit trail: tokens issued and revoked, grants (consent)
 // revoked, logouts and dynamic client registrations. Each event names the account, the client
-// and where the request came from (ctx.ip honours provider.proxy); it never carries a token,
+// and where the request came from (ctx.ip: the address Express computed under TRUST_PROXY, http/app.ts); it never carries a token,
 // code or secret, only which kinds were issued or revoked.
 //
 // Writes started by a request are awaited before its response goes out, so whoever holds a
