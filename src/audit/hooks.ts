@@ -1,7 +1,7 @@
 // The engine's events, recorded in the audit trail: tokens issued and revoked, grants (consent)
 // revoked, logouts and dynamic client registrations. Each event names the account, the client
-// and where the request came from (ctx.ip: the address Express computed under TRUST_PROXY, http/app.ts); it never carries a token,
-// code or secret, only which kinds were issued or revoked.
+// and where the request came from (ctx.ip: the address Express computed under TRUST_PROXY,
+// http/app.ts); it never carries a token, code or secret, only which kinds were issued or revoked.
 //
 // Writes started by a request are awaited before its response goes out, so whoever holds a
 // token can already find the event that issued it; a failed write is logged by the AuditLog
