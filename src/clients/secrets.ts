@@ -11,9 +11,8 @@
 // the engine also turns every client secret into an HS256 key (request objects). Responses that
 // would echo the placeholder (RFC 7592 reads and updates) drop it, and an update that hands it
 // back to the adapter keeps the stored hash.
-import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-// Type-only engine import: prisma/seed.ts uses this module, and importing the engine prints warnings.
-import { decrypt, encrypt } from '../core/secrets.js';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { decrypt, derive, encrypt, fingerprintOf } from '../core/secrets.js';
 import { sameJson, type ClientMetadata } from './store.js';
 
 const HASH_INFO = 'gatehouse/client-secret-hash/v1';
@@ -21,18 +20,6 @@ const PLACEHOLDER_INFO = 'gatehouse/client-secret-placeholder/v1';
 const HASH_PREFIX = 'hmac-sha256:v1:';
 const PLACEHOLDER_PREFIX = 'gatehouse-hashed-secret~';
 
-// Every client authentication derives these keys again; they depend only on SECRETS, so each is made once.
-const derived = new Map<string, Buffer>();
-function derive(secret: string, info: string): Buffer {
-  const id = `${info}\n${secret}`;
-  let key = derived.get(id);
-  if (!key) {
-    key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
-    derived.set(id, key);
-  }
-  return key;
-}
-const fingerprint = (key: Buffer) => createHash('sha256').update(key).digest('base64url').slice(0, 11);
 const hmac = (key: Buffer, value: string) => createHmac('sha256', key).update(value, 'utf8').digest();
 const newest = (secrets: readonly string[]) => secrets[0] as string;
 
@@ -44,7 +31,7 @@ const newest = (secrets: readonly string[]) => secrets[0] as string;
 /** `hmac-sha256:v1:<key fingerprint>:<base64url digest>`, keyed from the newest secret. */
 export function hashClientSecret(secret: string, secrets: readonly string[]): string {
   const key = derive(newest(secrets), HASH_INFO);
-  return `${HASH_PREFIX}${fingerprint(key)}:${hmac(key, secret).toString('base64url')}`;
+  return `${HASH_PREFIX}${fingerprintOf(newest(secrets), HASH_INFO)}:${hmac(key, secret).toString('base64url')}`;
 }
 
 function parseHash(stored: string): { keyId: string; digest: Buffer } | null {
@@ -59,14 +46,14 @@ function parseHash(stored: string): { keyId: string; digest: Buffer } | null {
 export function verifyClientSecret(presented: string, stored: string, secrets: readonly string[]): boolean {
   const parsed = parseHash(stored);
   if (!parsed || typeof presented !== 'string') return false;
-  const secret = secrets.find((candidate) => fingerprint(derive(candidate, HASH_INFO)) === parsed.keyId);
+  const secret = secrets.find((candidate) => fingerprintOf(candidate, HASH_INFO) === parsed.keyId);
   if (secret === undefined) return false;
   return timingSafeEqual(hmac(derive(secret, HASH_INFO), presented), parsed.digest);
 }
 
 /** Whether a stored hash was made with the newest secret (otherwise re-hash on the next match). */
 export function isCurrentHash(stored: string, secrets: readonly string[]): boolean {
-  return parseHash(stored)?.keyId === fingerprint(derive(newest(secrets), HASH_INFO));
+  return parseHash(stored)?.keyId === fingerprintOf(newest(secrets), HASH_INFO);
 }
 
 /** Constant-time equality of two clear secrets of any lengths. */

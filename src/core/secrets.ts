@@ -6,11 +6,25 @@ const ENCRYPTION_INFO = 'gatehouse/encryption-at-rest/v1';
 const COOKIE_INFO = 'gatehouse/cookie-signing/v1';
 const FORM_TOKEN_INFO = 'gatehouse/interaction-form-token/v1';
 
-function derive(secret: string, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+// Keys depend only on SECRETS and their purpose, and encryption runs on every token save and
+// lookup (artifacts/at-rest.ts): each key and its fingerprint are derived once per process.
+const derived = new Map<string, { key: Buffer; fingerprint: string }>();
+function derivedKey(secret: string, info: string) {
+  const id = `${info}\n${secret}`;
+  let entry = derived.get(id);
+  if (!entry) {
+    const key = Buffer.from(hkdfSync('sha256', secret, 'gatehouse', info, 32));
+    entry = { key, fingerprint: createHash('sha256').update(key).digest('base64url').slice(0, 11) };
+    derived.set(id, entry);
+  }
+  return entry;
 }
 
-const fingerprint = (key: Buffer) => createHash('sha256').update(key).digest('base64url').slice(0, 11);
+/** The key for one purpose (`info`) derived from one of SECRETS with HKDF. */
+export const derive = (secret: string, info: string): Buffer => derivedKey(secret, info).key;
+
+/** A short public id of a derived key, stored beside what it made so the right secret is found again. */
+export const fingerprintOf = (secret: string, info: string): string => derivedKey(secret, info).fingerprint;
 
 /** Keys for the engine's cookie signing (keygrip): the first signs, all verify. */
 export function cookieKeys(secrets: readonly string[]): string[] {
@@ -47,7 +61,7 @@ export function encrypt(plaintext: string, secrets: readonly string[], context: 
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad(context));
   const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return [CURRENT, fingerprint(key), iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+  return [CURRENT, fingerprintOf(secrets[0] as string, ENCRYPTION_INFO), iv.toString('base64url'), ciphertext.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
 }
 
 export class DecryptionError extends Error {
@@ -70,7 +84,7 @@ export function decrypt(sealed: string, secrets: readonly string[], context: Enc
   const ivBytes = Buffer.from(iv, 'base64url');
   const tagBytes = Buffer.from(tag, 'base64url');
   if (ivBytes.length !== IV_BYTES || tagBytes.length !== TAG_BYTES) throw new DecryptionError(`not a value Gatehouse encrypted (its iv or authentication tag is not ${IV_BYTES} or ${TAG_BYTES} bytes)`);
-  const index = secrets.findIndex((secret) => fingerprint(derive(secret, ENCRYPTION_INFO)) === keyId);
+  const index = secrets.findIndex((secret) => fingerprintOf(secret, ENCRYPTION_INFO) === keyId);
   if (index === -1) {
     throw new DecryptionError('encrypted with a secret that is no longer in SECRETS (keep old secrets after a new one until keys are re-encrypted)');
   }
