@@ -56,17 +56,24 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   return { provider, keys, renderPage, audit, hooks };
 }
 
-/** The SQL migrations, then the rewrite of rows stored before secret ids were hashed (artifacts/at-rest.ts). */
-async function applyMigrations(config: Config, logger: Logger): Promise<void> {
-  const report = await migrate(config.database);
-  if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
-  if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
-  const db = await createDb({ ...config.database, poolSize: 1 });
+/**
+ * Opens the database; with AUTO_MIGRATE, first applies the SQL migrations, then rewrites rows
+ * stored before secret ids were hashed (artifacts/at-rest.ts; once per database, then a no-op).
+ */
+async function openDatabase(config: Config, logger: Logger, database: Config['database'] = config.database): Promise<Db> {
+  if (config.database.autoMigrate) {
+    const report = await migrate(database);
+    if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
+    if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  }
+  const db = await createDb(database);
   try {
-    const rewritten = await sealStoredArtifacts(db, config.secrets);
+    const rewritten = config.database.autoMigrate ? await sealStoredArtifacts(db, config.secrets) : 0;
     if (rewritten) logger.info({ rewritten }, 'stored token, code and session ids hashed, their secret values encrypted');
-  } finally {
+    return db;
+  } catch (error) {
     await db.close();
+    throw error;
   }
 }
 
@@ -95,8 +102,7 @@ export function createServices({ config, db, provider, audit, signIns = audit }:
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
 export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
-  if (config.database.autoMigrate) await applyMigrations(config, logger);
-  const db = await createDb(config.database);
+  const db = await openDatabase(config, logger);
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
@@ -181,9 +187,8 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
  * development secret file already exists: loadConfig() created it.
  */
 async function prepareMachine(config: Config, logger: Logger): Promise<() => Promise<void>> {
-  if (config.database.autoMigrate) await applyMigrations(config, logger);
   // The sweepers run one query at a time.
-  const db = await createDb({ ...config.database, poolSize: 1 });
+  const db = await openDatabase(config, logger, { ...config.database, poolSize: 1 });
   let metricsListener: MetricsListener | undefined;
   try {
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
