@@ -84,7 +84,7 @@ describe('parseSeedFile', () => {
   });
 
   it('defaults both lists and email_verified, lower-cases emails and keeps only the client keys given', () => {
-    expect(parsed({})).toEqual({ clients: [], users: [], resources: [] });
+    expect(parsed({})).toEqual({ clients: [], users: [], resources: [], identity_providers: [] });
     const data = parsed({ clients: [SPA_CLIENT], users: [{ email: ' Bob@Example.COM ', password: 'bobs other password' }] });
     expect(data.clients[0]).toStrictEqual(SPA_CLIENT);
     expect(data.users[0]).toStrictEqual({ email: 'bob@example.com', password: 'bobs other password', email_verified: false });
@@ -130,6 +130,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
       clients: { created: ['web-app', 'spa'], updated: [], unchanged: [] },
       users: { created: ['alice@example.com', 'bob@example.com'], updated: [], unchanged: [] },
       resources: { created: [], updated: [], unchanged: [] },
+      identityProviders: { created: [], updated: [], unchanged: [] },
     });
     expect((await client('web-app')).metadata).toEqual(STORED_WEB_CLIENT);
     expect((await client('spa')).metadata).toEqual(SPA_CLIENT);
@@ -175,6 +176,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
       clients: { created: [], updated: [], unchanged: ['web-app', 'spa'] },
       users: { created: [], updated: [], unchanged: ['alice@example.com', 'bob@example.com'] },
       resources: { created: [], updated: [], unchanged: [] },
+      identityProviders: { created: [], updated: [], unchanged: [] },
     });
     expect(await counts()).toEqual({ clients: 2, users: 2 });
     // Not rewritten at all: same id, same hash, same updatedAt.
@@ -194,6 +196,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
       clients: { created: [], updated: ['web-app'], unchanged: ['spa'] },
       users: { created: [], updated: ['alice@example.com'], unchanged: ['bob@example.com'] },
       resources: { created: [], updated: [], unchanged: [] },
+      identityProviders: { created: [], updated: [], unchanged: [] },
     });
     const alice = await user('alice@example.com');
     expect(alice).toEqual({ ...before.alice, name: 'Alice Pleasance Liddell', updatedAt: alice.updatedAt });
