@@ -64,7 +64,10 @@ function isUnreachable(error: unknown): boolean {
 /** openid-client's errors as the reasons pages and the audit trail name. */
 export function classifyUpstreamError(error: unknown): UpstreamFailure {
   if (error instanceof UpstreamFailure) return error;
-  const { code, message = '', cause } = (error ?? {}) as { code?: string; message?: string; cause?: { claim?: string; attribute?: string } };
+  // openid-client rewords oauth4webapi's errors and keeps the original as the cause: read that.
+  const inner = (error as { cause?: unknown } | undefined)?.cause;
+  const specific = inner instanceof Error && typeof (inner as { code?: unknown }).code === 'string' ? inner : error;
+  const { code, message = '', cause } = (specific ?? {}) as { code?: string; message?: string; cause?: { claim?: string; attribute?: string } };
   const failure = (reason: UpstreamFailureReason) => new UpstreamFailure(reason, message || String(error), { cause: error });
   if (error instanceof client.ResponseBodyError) return failure('upstream_error');
   if (message.includes('signature verification failed') || code === 'OAUTH_KEY_SELECTION_FAILED') return failure('bad_signature');
@@ -145,6 +148,9 @@ export function createUpstreams({ production }: UpstreamOptions) {
       ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
     });
     config.timeout = REQUEST_TIMEOUT_SECONDS;
+    // openid-client trusts an ID token from the token endpoint on the strength of TLS alone (OIDC
+    // Core 3.1.3.7) unless told otherwise: its signature is checked against the issuer's keys too.
+    client.enableNonRepudiationChecks(config);
     return config;
   }
 
