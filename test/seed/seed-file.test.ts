@@ -50,7 +50,7 @@ const invalidFile = () =>
     extra: true,
   });
 const INVALID_FILE_PROBLEMS = [
-  'extra: unknown field (a seed file has only "clients", "users" and "resources")',
+  'extra: unknown field (a seed file has only "clients", "users", "resources" and "identity_providers")',
   'clients[1].client_id: must be 1–128 characters of A-Z a-z 0-9 . _ ~ -',
   'clients[1].redirect_uris[0]: must be an absolute http(s) URL without a fragment',
   'clients[1].client_secret: must be absent when token_endpoint_auth_method is none (a public client has no secret)',
@@ -106,7 +106,7 @@ describe('parseSeedFile', () => {
   });
 
   it('rejects what is not a seed file', () => {
-    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "users" and/or "resources"']);
+    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "users", "resources" and/or "identity_providers"']);
     expect(problemsOf({ clients: {} })).toEqual(['clients: must be an array of clients']);
     expect(problemsOf({ clients: [{ client_id: 'c', redirect_uris: [], client_secret: 'y'.repeat(32) }] })).toEqual([
       'clients[0].redirect_uris: must list at least one absolute http(s) URL',
