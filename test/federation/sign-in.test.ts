@@ -225,6 +225,8 @@ describe.each(await flavours())('signing in through upstream identity providers 
       { name: 'the state does not match', idp: 'bare', status: 400, reason: 'state_mismatch', text: 'does not belong to a sign-in started in this browser', arrange: () => (bare.behaviour = { account: 'never-stored' }), alterCallback: (url) => url.searchParams.set('state', 'forged') },
       { name: 'the ID token signature does not verify', idp: 'bare', status: 502, reason: 'bad_signature', text: 'signature that does not verify', arrange: () => (bare.behaviour = { account: 'never-stored', tamper: 'other_key' }) },
       { name: 'the ID token names another issuer', idp: 'bare', status: 502, reason: 'wrong_issuer', text: 'came from another issuer', arrange: () => (bare.behaviour = { account: 'never-stored', tamper: 'other_issuer' }) },
+      { name: 'the ID token answers another request (nonce)', idp: 'bare', status: 502, reason: 'invalid_id_token', text: 'is expired or does not match this request', arrange: () => (bare.behaviour = { account: 'never-stored', tamper: 'other_nonce' }) },
+      { name: 'the ID token has expired', idp: 'bare', status: 502, reason: 'invalid_id_token', text: 'is expired or does not match this request', arrange: () => (bare.behaviour = { account: 'never-stored', tamper: 'expired' }) },
       { name: 'the ID token is for another audience', idp: 'bare', status: 502, reason: 'wrong_audience', text: 'meant for another application', arrange: () => (bare.behaviour = { account: 'never-stored', tamper: 'other_audience' }) },
     ];
 

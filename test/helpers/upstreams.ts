@@ -31,7 +31,7 @@ async function signingKey(kid: string) {
   return jwk;
 }
 
-export type IdTokenTampering = 'other_key' | 'other_issuer' | 'other_audience';
+export type IdTokenTampering = 'other_key' | 'other_issuer' | 'other_audience' | 'other_nonce' | 'expired';
 
 /** What the bare upstream does on its next sign-ins. */
 export interface BareUpstreamBehaviour {
@@ -91,7 +91,15 @@ export async function startBareUpstream(redirectUris: string[]): Promise<BareUps
     const claims = decodeJwt(body.id_token);
     const header = decodeProtectedHeader(body.id_token);
     const signWith = tamper === 'other_key' ? await signingKey(header.kid as string) : key;
-    const altered = { ...claims, ...(tamper === 'other_issuer' ? { iss: 'http://127.0.0.1:1/somebody-else' } : {}), ...(tamper === 'other_audience' ? { aud: 'another-app' } : {}) };
+    const now = Math.floor(Date.now() / 1000);
+    const changes: Record<IdTokenTampering, Record<string, unknown>> = {
+      other_key: {},
+      other_issuer: { iss: 'http://127.0.0.1:1/somebody-else' },
+      other_audience: { aud: 'another-app' },
+      other_nonce: { nonce: 'a-nonce-from-another-request' },
+      expired: { iat: now - 7200, exp: now - 3600 },
+    };
+    const altered = { ...claims, ...changes[tamper] };
     body.id_token = await new SignJWT(altered).setProtectedHeader({ alg: 'RS256', kid: header.kid as string, typ: header.typ as string | undefined }).sign(await importJWK(signWith, 'RS256'));
   });
 
