@@ -7,6 +7,7 @@
 // Plain http reaches an upstream only outside production, or on this machine (127.0.0.1,
 // localhost): openid-client refuses it otherwise, and so do we before asking it.
 import * as client from 'openid-client';
+import { isHttpUrl } from '../core/fields.js';
 import type { ProfileClaim } from '../people/store.js';
 import type { ResolvedIdp } from './schema.js';
 
@@ -94,7 +95,8 @@ function mapClaims(idp: ResolvedIdp, claims: Record<string, unknown>, email?: { 
   const profile: UpstreamIdentity['profile'] = {};
   for (const claim of PROFILE_CLAIMS) {
     const value = text(claims[idp.claims[claim]]);
-    if (value && value.length <= 255) profile[claim] = value;
+    // A picture is kept only as an http(s) URL, as the admin API and the seed file require.
+    if (value && value.length <= 255 && (claim !== 'picture' || isHttpUrl(value, { fragment: true }))) profile[claim] = value;
   }
   const amr = Array.isArray(claims.amr) ? claims.amr.filter((v): v is string => typeof v === 'string') : [];
   return {

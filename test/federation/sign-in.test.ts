@@ -14,6 +14,7 @@ import { flavours } from '../helpers/databases.js';
 import { ALICE, secretFor, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
+import { codeAt, currentStep } from '../helpers/totp.js';
 import { gitHubEndpoints, startBareUpstream, startGitHub, type BareUpstream, type FakeGitHub } from '../helpers/upstreams.js';
 
 const MFA_APP = { ...WEB_APP, id: 'mfa-app', secret: secretFor('mfa-app') };
@@ -95,7 +96,7 @@ describe.each(await flavours())('signing in through upstream identity providers 
     const browser = new Browser(gatehouse.url);
     const { page, verifier } = await signInPage(browser, options.client);
     const back = await signInWith(browser, page, idp, options);
-    return { browser, back, claims: () => finishAtApp(browser, back, verifier, options.client) };
+    return { browser, back, verifier, claims: () => finishAtApp(browser, back, verifier, options.client) };
   }
 
   it('shows one button per enabled provider on the sign-in page, as a form that works without JavaScript', async () => {
@@ -174,17 +175,28 @@ describe.each(await flavours())('signing in through upstream identity providers 
     bare.accounts.set('mfa-person', { email: 'mfa-person@example.com', email_verified: true });
     bare.behaviour = { account: 'mfa-person', amr: ['pwd', 'otp'] };
     // Not trusted: its amr does not count; the person is asked to set up a second factor here.
-    const untrusted = (await fullSignIn('bare', { client: MFA_APP })).back;
-    expect(untrusted.html).toMatch(/action="\/interaction\/[\w-]+\/enroll"/);
+    const untrusted = await fullSignIn('bare', { client: MFA_APP });
+    expect(untrusted.back.html).toMatch(/action="\/interaction\/[\w-]+\/enroll"/);
+    const secret = (/id="totp-secret">([^<]+)</.exec(untrusted.back.html)?.[1] ?? '').replace(/\s/g, '');
+    const step = currentStep();
+    const codes = await submitForm(untrusted.browser, untrusted.back, '/enroll', { code: await codeAt(secret, step) });
+    const enrolled = await finishAtApp(untrusted.browser, await submitForm(untrusted.browser, codes, '/continue'), untrusted.verifier, MFA_APP);
+    expect(enrolled).toMatchObject({ acr: ACR_MFA, amr: ['fed', 'otp'] });
+
+    // With TOTP on, every sign-in through an untrusted provider asks for a code, as a password sign-in does.
+    const later = await fullSignIn('bare');
+    expect(later.back.html).toMatch(/action="\/interaction\/[\w-]+\/mfa"/);
+    const withCode = await finishAtApp(later.browser, await submitForm(later.browser, later.back, '/mfa', { code: await codeAt(secret, step + 1) }), later.verifier);
+    expect(withCode).toMatchObject({ acr: ACR_MFA, amr: ['fed', 'otp'] });
 
     const trusted = await (await fullSignIn('trusted', { client: MFA_APP })).claims();
     expect(trusted.acr).toBe(ACR_MFA);
     expect(trusted.amr).toEqual(['fed', 'mfa']);
 
-    // Trusted, but the upstream sign-in was a password alone.
+    // Trusted, but the upstream sign-in was a password alone: the local code is asked for.
     bare.behaviour = { account: 'mfa-person', amr: ['pwd'] };
     const single = (await fullSignIn('trusted', { client: MFA_APP })).back;
-    expect(single.html).toMatch(/action="\/interaction\/[\w-]+\/enroll"/);
+    expect(single.html).toMatch(/action="\/interaction\/[\w-]+\/mfa"/);
   });
 
   it('signs in through a GitHub-style OAuth 2.0 server, reading the verified email from /user/emails', async () => {
