@@ -295,6 +295,9 @@ describe.each(await flavours())('signing in through upstream identity providers 
       expect(page.html).toContain('Bare bare');
       expect(page.html).toMatch(/action="\/account\/federation\/bare\/unlink"/);
       expect(page.html).toMatch(/action="\/account\/federation\/github\/link"/);
+      // No password to change or to confirm two-step verification with: the page says so instead of offering forms that cannot work.
+      expect(page.html).toContain('You have no password here');
+      expect(page.html).not.toContain('action="/account/password"');
 
       github.user = { id: 9001, login: 'linker', name: 'Linker', emails: [{ email: 'linker@elsewhere.org', primary: true, verified: true }] };
       const sent = await submitForm(browser, page, '/account/federation/github/link');
@@ -319,6 +322,7 @@ describe.each(await flavours())('signing in through upstream identity providers 
       bare.accounts.set('with-password', { email: person.email, email_verified: true });
       bare.behaviour = { account: 'with-password' };
       const { browser, page } = await accountPage('bare');
+      expect(page.html).toContain('action="/account/password"');
       // GitHub account 4242 is linked to octo@example.com already.
       github.user = { id: 4242, login: 'octo', name: 'Octo Cat', emails: [{ email: 'octo@example.com', primary: true, verified: true }] };
       const sent = await submitForm(browser, page, '/account/federation/github/link');

@@ -267,6 +267,7 @@ export const en = {
   'federation.error.account_disabled': 'This account is disabled. Ask your administrator.',
   'federation.error.identity_linked_elsewhere': 'This {provider} account is already linked to another account here.',
   'federation.error.provider_already_linked': 'Your account is already linked to another {provider} account. Unlink it first.',
+  'account.password.none': 'You have no password here: you sign in with the accounts linked above. Ask your administrator if you need one.',
   'account.identities.heading': 'Sign-in with other accounts',
   'account.identities.none': 'No other account is linked.',
   'account.identities.linked': 'Linked {date}',

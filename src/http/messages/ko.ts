@@ -253,6 +253,7 @@ export const ko: Messages = {
   'federation.error.account_disabled': '이 계정은 사용 중지되었습니다. 관리자에게 문의해 주십시오.',
   'federation.error.identity_linked_elsewhere': '이 {provider} 계정은 이미 이곳의 다른 계정과 연결되어 있습니다.',
   'federation.error.provider_already_linked': '회원님의 계정은 이미 다른 {provider} 계정과 연결되어 있습니다. 먼저 연결을 해제해 주십시오.',
+  'account.password.none': '이곳에는 비밀번호가 없으며, 위에 연결된 계정으로 로그인하십니다. 비밀번호가 필요하시면 관리자에게 문의해 주십시오.',
   'account.identities.heading': '다른 계정으로 로그인',
   'account.identities.none': '연결된 다른 계정이 없습니다.',
   'account.identities.linked': '{date}에 연결됨',
