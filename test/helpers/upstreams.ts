@@ -191,8 +191,16 @@ export async function startGitHub(): Promise<FakeGitHub> {
         if (!grant || grant.redirectUri !== form.get('redirect_uri') || createHash('sha256').update(verifier).digest('base64url') !== grant.challenge) return json(res, 200, { error: 'bad_verification_code' });
         const token = `gho_${randomBytes(16).toString('hex')}`;
         tokens.set(token, grant.user);
-        return json(res, 200, { access_token: token, token_type: 'bearer', scope: 'read:user,user:email' });
+        const answer = { access_token: token, token_type: 'bearer', scope: 'read:user,user:email' };
+        // Like GitHub: JSON only when asked for, form-encoded otherwise.
+        if (!(req.headers.accept ?? '').includes('application/json')) {
+          res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded' });
+          return res.end(new URLSearchParams(answer).toString());
+        }
+        return json(res, 200, answer);
       }
+      // Like GitHub's API: a request without a User-Agent is refused.
+      if (!req.headers['user-agent']) return json(res, 403, { message: 'Request forbidden by administrative rules. Please make sure your request has a User-Agent header' });
       const user = bearer(req);
       if (req.method === 'GET' && url.pathname === '/user') {
         if (!user) return json(res, 401, { message: 'Requires authentication' });
