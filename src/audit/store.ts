@@ -32,6 +32,14 @@ export const AUDIT_EVENT_TYPES = [
   'user.enabled',
   'key.created',
   'key.retired',
+  'federation.sign_in',
+  'federation.failure',
+  'federation.linked',
+  'federation.unlinked',
+  'federation.account_created',
+  'idp.created',
+  'idp.updated',
+  'idp.deleted',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

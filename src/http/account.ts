@@ -10,7 +10,9 @@ import type { PasswordProblem } from '../people/password-policy.js';
 import type { AccountService, SignedIn } from '../people/self-service.js';
 import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { FederationRefused, type Federation } from '../federation/sign-in.js';
 import { readCookie } from './cookies.js';
+import { FLOW_COOKIE } from './federation.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -21,7 +23,7 @@ import type { MessageKey, PageMessage } from './messages/index.js';
 const STATE_COOKIE = 'gatehouse.account_state';
 
 /** What the page says after a successful action (?done=…). */
-const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled'] as const;
+const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled', 'idp_linked', 'idp_unlinked'] as const;
 type Notice = (typeof NOTICES)[number];
 
 /** ui_locales as the page passes it on (sign-in, form actions, redirects): language tags only. */
@@ -38,6 +40,7 @@ const CallbackQuery = z.object({
 });
 
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
+const IdpParam = z.object({ idp: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) });
 const RevokeForm = z.object({ client_id: z.string().min(1).max(256) });
 const PasswordField = z.string().max(1024).default('');
 const ChangePasswordForm = z.object({ current_password: PasswordField, new_password: PasswordField, new_password_confirm: PasswordField });
@@ -50,7 +53,7 @@ const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
 /** Which form an error message belongs to, so the page shows it next to that form. */
-type FormErrors = Partial<Record<'password' | 'mfa', PageMessage>>;
+type FormErrors = Partial<Record<'password' | 'mfa' | 'identities', PageMessage>>;
 
 const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
   too_short: 'account.error.policy.tooShort',
@@ -67,9 +70,11 @@ export interface AccountRouterDeps {
   formTokens: SessionFormTokens;
   issuer: string;
   passwordMinLength: number;
+  /** Upstream identity providers (linked ones listed, linked and unlinked here); absent, the section is not shown. */
+  federation?: Federation;
 }
 
-export function createAccountRouter({ account, renderPage, formTokens, issuer, passwordMinLength }: AccountRouterDeps): Router {
+export function createAccountRouter({ account, renderPage, formTokens, issuer, passwordMinLength, federation }: AccountRouterDeps): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
   const secureCookies = new URL(issuer).protocol === 'https:';
@@ -83,6 +88,8 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   router.get('/account/mfa', showMfaEnrolment);
   router.post('/account/mfa/confirm', form, confirmMfaEnrolment);
   router.post('/account/mfa/remove', form, removeMfa);
+  router.post('/account/federation/:idp/link', form, linkIdentity);
+  router.post('/account/federation/:idp/unlink', form, unlinkIdentity);
 
   const uiLocalesOf = (req: Request) => PageQuery.parse(req.query).ui_locales;
   const language = (req: Request) => chooseLanguage(req, uiLocalesOf(req));
@@ -118,6 +125,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
         lang: language(req),
         csrfToken: formTokens.issue(signedIn),
         ...overview,
+        identities: federation ? await federation.linksOf(signedIn.accountId) : undefined,
         // openid ("know who you are") is every app's; the page lists it once, first.
         apps: overview.apps.map((app) => ({ ...app, scopes: app.scopes.filter((s) => s !== 'openid') })),
         sessions: overview.sessions.map((session) => ({ ...session, device: describeUserAgent(session.lastSeen?.userAgent) })),
@@ -241,6 +249,35 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     if (outcome === 'wrong_password') return refuseMfa(req, res, signedIn, 401, 'account.error.wrongPassword');
     if (outcome === 'not_enabled') return refuseMfa(req, res, signedIn, 409, 'account.error.mfaOff');
     backToAccount(req, res, 'mfa_removed');
+  }
+
+  const idpOf = (req: Request) => {
+    const parsed = IdpParam.safeParse(req.params);
+    if (!parsed.success || !federation) throw new AppError(404, 'not_found', { key: 'federation.error.unknown_provider' });
+    return { idp: parsed.data.idp, federation };
+  };
+
+  /** Sends the browser to the upstream to prove the identity to link; it comes back at /federation/:idp/callback (http/federation.ts). */
+  async function linkIdentity(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { idp, federation } = idpOf(req);
+    try {
+      const { url, cookie, maxAgeMs } = await federation.begin(idp, 'link', signedIn.sessionUid, originOf(req));
+      res.cookie(FLOW_COOKIE, cookie, { httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/', maxAge: maxAgeMs });
+      res.redirect(303, url.href);
+    } catch (error) {
+      if (!(error instanceof FederationRefused)) throw error;
+      await renderAccount(req, res, signedIn, error.reason === 'unknown_provider' ? 404 : 502, { errors: { identities: { key: `federation.error.${error.reason}` as MessageKey, params: { provider: error.provider?.displayName ?? '' } } } });
+    }
+  }
+
+  async function unlinkIdentity(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { idp, federation } = idpOf(req);
+    const outcome = await federation.unlink(signedIn.accountId, idp, originOf(req));
+    if (outcome === 'last_way') return renderAccount(req, res, signedIn, 409, { errors: { identities: { key: 'account.error.lastWay' } } });
+    if (outcome === 'not_linked') return renderAccount(req, res, signedIn, 404, { errors: { identities: { key: 'account.error.notLinked' } } });
+    backToAccount(req, res, 'idp_unlinked');
   }
 
   return router;

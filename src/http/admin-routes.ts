@@ -1,5 +1,5 @@
 // The admin API's route table: every endpoint under /admin, its zod schemas and its one call into
-// the management layer (clients/, people/, keys/, audit/ service.ts). The router (admin.ts) and
+// the management layer (clients/, people/, keys/, federation/, audit/ service.ts). The router (admin.ts) and
 // the OpenAPI document (openapi.ts) are both built from it, so neither can drift from the other.
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
@@ -8,6 +8,7 @@ import { AuditEventList, AuditQuery, queryAuditEvents } from '../audit/service.j
 import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClient, deleteClient, getClient, listClients, rotateClientSecret, UpdateClientInput, updateClient, type ClientManagementDeps } from '../clients/service.js';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
+import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, listIdps, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
@@ -57,7 +58,7 @@ export interface AdminRoute {
   /** Express-style, under /admin: `/clients/:clientId`. */
   path: string;
   summary: string;
-  tag: 'clients' | 'users' | 'keys' | 'audit';
+  tag: 'clients' | 'users' | 'keys' | 'identity-providers' | 'audit';
   query?: z.ZodType;
   body?: z.ZodType;
   /** The response body; absent: 204 No Content. */
@@ -79,6 +80,7 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
   };
   const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
   const keys = { db, config, audit, refreshKeys };
+  const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
 
   return [
@@ -103,6 +105,12 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
 
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },
+
+    { method: 'get', path: '/identity-providers', tag: 'identity-providers', summary: 'List upstream identity providers', response: IdpList, handle: async () => ({ identity_providers: await listIdps(idps) }) },
+    { method: 'post', path: '/identity-providers', tag: 'identity-providers', summary: 'Declare an upstream identity provider (its client secret is stored encrypted, never shown)', body: CreateIdpInput, response: IdpView, status: 201, handle: (c) => createIdp(idps, c.body, c.actor) },
+    { method: 'get', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Get an upstream identity provider', response: IdpView, handle: (c) => getIdp(idps, id(c, 'idpId')) },
+    { method: 'patch', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Change an upstream identity provider', body: UpdateIdpInput, response: IdpView, handle: (c) => updateIdp(idps, id(c, 'idpId'), c.body, c.actor) },
+    { method: 'delete', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Delete an upstream identity provider and every identity linked through it', handle: (c) => deleteIdp(idps, id(c, 'idpId'), c.actor) },
 
     { method: 'get', path: '/audit-events', tag: 'audit', summary: 'Query the audit trail (newest first)', query: AuditQuery, response: AuditEventList, handle: async (c) => ({ events: await queryAuditEvents({ db }, c.query) }) },
   ];

@@ -15,6 +15,8 @@ import type { AdminDeps } from './admin-routes.js';
 import { createBrandingRouter } from './branding.js';
 import { createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
+import { createFederationRouter } from './federation.js';
+import type { Federation } from '../federation/sign-in.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
@@ -37,6 +39,8 @@ export interface AppDeps {
   admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
+  /** Sign-in through upstream identity providers (federation/); absent, not offered. */
+  federation?: Federation;
 }
 
 /**
@@ -62,7 +66,7 @@ function mountEngine(provider: Provider, issuer: string): RequestHandler {
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin }: AppDeps): Express {
+export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -76,9 +80,11 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.use(createHealthRouter(readiness, logger));
   // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
   if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
-  app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
+  const formTokens = createFormTokens(config.secrets);
+  app.use(createInteractionRouter(steps, renderPage, formTokens, federation && (() => federation.enabledProviders())));
+  if (federation) app.use(createFederationRouter({ federation, steps, account, renderPage, formTokens, issuer: config.issuer }));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
-  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength }));
+  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength, federation }));
 
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {

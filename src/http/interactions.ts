@@ -4,6 +4,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import type { ProviderButton } from '../federation/sign-in.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -48,19 +49,8 @@ const WRONG_CODE: FormError = { key: 'mfa.error.wrongCode', fields: ['code'] };
 const WRONG_RECOVERY_CODE: FormError = { key: 'mfa.error.wrongRecoveryCode', fields: ['recovery_code'] };
 const TOO_MANY_FAILURES: FormError = { key: 'login.error.tooManyCodes', fields: [] };
 
-export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
-  const router = Router();
-  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
-
-  router.get('/interaction/:uid', showInteraction);
-  router.post('/interaction/:uid/login', form, submitLogin);
-  router.post('/interaction/:uid/mfa', form, submitTotpCode);
-  router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
-  router.post('/interaction/:uid/enroll', form, confirmEnrolment);
-  router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
-  router.post('/interaction/:uid/confirm', form, confirmConsent);
-  router.post('/interaction/:uid/abort', form, abortInteraction);
-
+/** What every interaction route checks first: the interaction itself, its prompt, its form token. */
+export function interactionGuards(steps: InteractionSteps, formTokens: FormTokens) {
   /** Loads the interaction named in the URL; the cookie must belong to that same interaction. */
   async function load(req: Request, res: Response): Promise<Interaction> {
     const params = UidParam.safeParse(req.params);
@@ -77,6 +67,32 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       throw new AppError(400, 'invalid_request', { key: 'error.stepDone' });
     }
   }
+
+  /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
+  function checkFormToken(req: Request, interaction: Interaction) {
+    const parsed = TokenForm.safeParse(req.body ?? {});
+    if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
+      throw new AppError(403, 'invalid_form_token', { key: 'error.formToken' });
+    }
+  }
+
+  return { load, expectPrompt, checkFormToken };
+}
+
+/** `identityProviders`: the sign-in page's buttons (federation/); none by default. */
+export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens, identityProviders: () => Promise<ProviderButton[]> = async () => []): Router {
+  const router = Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  const { load, expectPrompt, checkFormToken } = interactionGuards(steps, formTokens);
+
+  router.get('/interaction/:uid', showInteraction);
+  router.post('/interaction/:uid/login', form, submitLogin);
+  router.post('/interaction/:uid/mfa', form, submitTotpCode);
+  router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
+  router.post('/interaction/:uid/enroll', form, confirmEnrolment);
+  router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
+  router.post('/interaction/:uid/confirm', form, confirmConsent);
+  router.post('/interaction/:uid/abort', form, abortInteraction);
 
   /** The second factor this interaction owes after its password step; refused without one. */
   /** A posted second-factor form: its interaction at the login prompt, its form token, and the step owed. */
@@ -95,14 +111,6 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     return pending;
   }
 
-  /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
-  function checkFormToken(req: Request, interaction: Interaction) {
-    const parsed = TokenForm.safeParse(req.body ?? {});
-    if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
-      throw new AppError(403, 'invalid_form_token', { key: 'error.formToken' });
-    }
-  }
-
   async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: FormError }) {
     const client = await steps.describeClient(interaction.params.client_id);
     res.status(status).type('html').send(
@@ -113,6 +121,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
         client,
         email: locals.email ?? interaction.params.login_hint ?? '',
         error: locals.error,
+        identityProviders: await identityProviders(),
       }),
     );
   }

@@ -30,6 +30,8 @@ const PendingSecondFactorSchema = z.object({
   /** code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue. */
   stage: z.enum(['code', 'enroll', 'enrolled']),
   failures: z.number().int().min(0).default(0),
+  /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
+  via: z.enum(['pwd', 'fed']).default('pwd'),
 });
 
 export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;
@@ -102,6 +104,12 @@ export interface InteractionSteps {
   describeConsent(interaction: Interaction): Promise<ConsentRequest>;
   /** Finishes the login prompt, or records that a second factor (or enrolment) is owed. */
   submitLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, email: string, password: string, origin: RequestOrigin): Promise<StepOutcome>;
+  /**
+   * After an upstream identity provider said who this is (federation/sign-in.ts): finishes the
+   * login prompt, or records the local second factor still owed. A trusted provider's upstream
+   * MFA counts as the second factor.
+   */
+  submitFederatedLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, signIn: { accountId: string; upstreamMfa: boolean }): Promise<'finished' | 'second_factor'>;
   /** The second factor still owed in this interaction, if its password step was passed. */
   pendingSecondFactor(interaction: Interaction): PendingSecondFactor | undefined;
   describeEnrolment(pending: PendingSecondFactor): Promise<TotpEnrolment | null>;
@@ -118,11 +126,27 @@ export interface InteractionSteps {
 export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits): InteractionSteps {
   const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
     provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
-  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, accountId: string) =>
-    finishLogin(req, res, { accountId, amr: ['pwd', 'otp'], acr: ACR_MFA });
+  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor) =>
+    finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA });
+
+  /** After the first factor: the second one the person or the client asks for, or finished. */
+  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed') {
+    if (await mfa.isEnabled(accountId)) {
+      await keepPending(req, res, { accountId, stage: 'code', failures: 0, via });
+      return 'second_factor' as const;
+    }
+    if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
+      // false only when TOTP got enabled since the check above: ask for a code then.
+      const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
+      await keepPending(req, res, { accountId, stage, failures: 0, via });
+      return 'second_factor' as const;
+    }
+    await finishLogin(req, res, { accountId, amr: [via], acr: ACR_PASSWORD });
+    return 'finished' as const;
+  }
 
   /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
-  async function keepPending(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor | undefined) {
+  async function keepPending(req: IncomingMessage, res: ServerResponse, pending: z.input<typeof PendingSecondFactorSchema> | undefined) {
     await provider.interactionResult(req, res, pending ? { [PENDING_KEY]: pending } : {}, { mergeWithLastSubmission: false });
   }
 
@@ -208,17 +232,12 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
       if (!accountId) return 'wrong';
-      if (await mfa.isEnabled(accountId)) {
-        await keepPending(req, res, { accountId, stage: 'code', failures: 0 });
-        return 'second_factor';
-      }
-      if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
-        // false only when TOTP got enabled since the check above: ask for a code then.
-        const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
-        await keepPending(req, res, { accountId, stage, failures: 0 });
-        return 'second_factor';
-      }
-      await finishLogin(req, res, { accountId, amr: ['pwd'], acr: ACR_PASSWORD });
+      return afterFirstFactor(req, res, interaction, accountId, 'pwd');
+    },
+
+    async submitFederatedLogin(req, res, interaction, { accountId, upstreamMfa }) {
+      if (!upstreamMfa) return afterFirstFactor(req, res, interaction, accountId, 'fed');
+      await finishLogin(req, res, { accountId, amr: ['fed', 'mfa'], acr: ACR_MFA });
       return 'finished';
     },
 
@@ -229,7 +248,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitTotpCode(req, res, interaction, pending, code, origin) {
       const outcome = await limitSecondFactor(req, res, interaction, pending, 'totp', origin, () => mfa.verifyCode(pending.accountId, code));
       if (outcome !== true) return outcome;
-      await finishWithSecondFactor(req, res, pending.accountId);
+      await finishWithSecondFactor(req, res, pending);
       return 'finished';
     },
 
@@ -237,7 +256,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const used = await limitSecondFactor(req, res, interaction, pending, 'recovery_code', origin, () => mfa.useRecoveryCode(pending.accountId, code));
       if (used === 'wrong' || used === 'too_many_failures') return used;
       await audit.record({ type: 'mfa.recovery_code_used', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { remaining: used.remaining } });
-      await finishWithSecondFactor(req, res, pending.accountId);
+      await finishWithSecondFactor(req, res, pending);
       return 'finished';
     },
 
@@ -245,11 +264,11 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const codes = await limitSecondFactor(req, res, interaction, pending, 'enrolment', origin, () => mfa.confirmEnrolment(pending.accountId, code));
       if (codes === 'wrong' || codes === 'too_many_failures') return codes;
       await audit.record({ type: 'mfa.enrolled', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method: 'totp' } });
-      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0 });
+      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0, via: pending.via });
       return codes;
     },
 
-    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending.accountId),
+    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending),
 
     /** Grants what the consent prompt asked for, on the existing grant when there is one. */
     async confirmConsent(req, res, interaction, origin) {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createUserStore, profileClaimsOf, type User } from './store.js';
+import { createUserStore, hasPassword, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
@@ -74,9 +74,11 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       // them. Refused like a wrong one, after the same bcrypt work (no password set through the
       // policy is longer, password-policy.ts).
       const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
-      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong;
+      // Someone without a password (federation/) costs the same work and never matches.
+      const matches = (await bcrypt.compare(password, user && hasPassword(user) ? user.passwordHash : await dummy())) && !tooLong && !!user && hasPassword(user);
       if (!user || !matches || user.disabled) {
-        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : tooLong ? 'password_too_long' : 'wrong_password' });
+        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !hasPassword(user) ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
+        return refuse(attempt, user, origin, { reason });
       }
       await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });

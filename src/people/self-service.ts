@@ -14,7 +14,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
-import { createUserStore } from './store.js';
+import { createUserStore, hasPassword } from './store.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
 import type { PasswordVerifier } from './accounts.js';
 import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
@@ -72,6 +72,8 @@ export interface AccountOverview {
   apps: ConnectedApp[];
   sessions: SessionSummary[];
   mfa: { enabled: boolean; recoveryCodesLeft: number };
+  /** False for someone created through an upstream identity provider (federation/): nothing here can ask for their password. */
+  hasPassword: boolean;
 }
 
 export type PasswordChange = { outcome: 'changed'; otherSessionsEnded: number } | { outcome: 'wrong_password' } | { outcome: 'rejected'; problem: PasswordProblem | 'same' };
@@ -228,6 +230,7 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
         apps,
         sessions,
         mfa: { enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted), recoveryCodesLeft: await recoveryCodes.countUnused(user.id) },
+        hasPassword: hasPassword(user),
       };
     },
 

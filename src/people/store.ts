@@ -14,6 +14,14 @@ export type UserProfile = Pick<
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
+/**
+ * The passwordHash of a person who has no password (created on a first sign-in through an
+ * upstream identity provider, federation/): no password matches it, and the account page does
+ * not let them remove their last upstream link.
+ */
+export const NO_PASSWORD = '';
+export const hasPassword = (user: Pick<User, 'passwordHash'>) => user.passwordHash !== NO_PASSWORD;
+
 /** The optional profile claims (OpenID Connect Core 5.1) and the User column each is kept in. */
 export const PROFILE_CLAIM_COLUMNS = {
   name: 'name',

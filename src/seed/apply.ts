@@ -13,8 +13,10 @@ import type { ClientSecretSealing } from '../clients/secrets.js';
 import { createClientStore, type ClientMetadata, type ClientStore } from '../clients/store.js';
 import { createUserStore, profileColumnsOf, type User, type UserProfile, type UserStore } from '../people/store.js';
 import { createResourceStore, type ResourceStore } from '../resources/store.js';
+import { createFederationStore, declarationOf, idpRow, openIdpSecret, sealIdpSecret, type FederationStore } from '../federation/store.js';
+import { sameJson } from '../clients/store.js';
 
-import type { SeedClient, SeedFile, SeedResource, SeedUser } from './schema.js';
+import type { SeedClient, SeedFile, SeedIdentityProvider, SeedResource, SeedUser } from './schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // Writing it
@@ -33,18 +35,23 @@ export interface SeedReport {
   users: SeedChanges;
   /** By resource identifier. */
   resources: SeedChanges;
+  /** By identity provider id. */
+  identityProviders: SeedChanges;
 }
 
 
 export interface SeedOptions {
   bcryptCost: number;
   clientSecrets: ClientSecretSealing;
+  /** SECRETS, newest first: identity providers' client secrets are encrypted with them (required when the file declares any). */
+  secrets?: readonly string[];
 }
 
 /** Long enough for thousands of rows on a remote PostgreSQL; bcrypt work happens before it opens. */
 const TRANSACTION_TIMEOUT_MS = 60_000;
 
-export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets }: SeedOptions): Promise<SeedReport> {
+export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets, secrets }: SeedOptions): Promise<SeedReport> {
+  if (data.identity_providers.length && !secrets?.length) throw new Error('seeding identity providers needs SECRETS to encrypt their client secrets');
   // bcrypt is slow by design: decide every password outside the transaction, so it stays short
   // and a SQLite writer lock is not held across seconds of hashing.
   const passwords = await preparePasswords(db, data.users, bcryptCost);
@@ -56,6 +63,7 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecr
         clients: await seedClients(createClientStore(inTransaction), data.clients, clientSecrets),
         users: await seedUsers(createUserStore(inTransaction), data.users, passwords, bcryptCost),
         resources: await seedResources(createResourceStore(inTransaction), data.resources),
+        identityProviders: await seedIdentityProviders(createFederationStore(inTransaction), data.identity_providers, secrets ?? []),
       };
     },
     { timeout: TRANSACTION_TIMEOUT_MS },
@@ -82,6 +90,33 @@ async function seedClients(store: ClientStore, clients: readonly SeedClient[], s
     } else {
       await store.replace(secrets.seal(metadata));
       changes.updated.push(id);
+    }
+  }
+  return changes;
+}
+
+/** Unchanged when the stored declaration and the secret it decrypts to are the file's (the secret is not re-encrypted). */
+async function seedIdentityProviders(store: FederationStore, idps: readonly SeedIdentityProvider[], secrets: readonly string[]): Promise<SeedChanges> {
+  const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
+  for (const { client_secret: secret, ...declaration } of idps) {
+    const existing = await store.findProvider(declaration.id);
+    const row = () => idpRow(declaration, sealIdpSecret(declaration.id, secret, secrets));
+    if (!existing) {
+      await store.insertProvider(row());
+      changes.created.push(declaration.id);
+      continue;
+    }
+    let sameSecret = false;
+    try {
+      sameSecret = openIdpSecret(existing, secrets) === secret;
+    } catch {
+      // Sealed with a secret no longer in SECRETS: replace it.
+    }
+    if (sameSecret && sameJson(declarationOf(existing), declaration)) {
+      changes.unchanged.push(declaration.id);
+    } else {
+      await store.replaceProvider(row());
+      changes.updated.push(declaration.id);
     }
   }
   return changes;
