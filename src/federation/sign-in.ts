@@ -19,7 +19,7 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { decrypt, DecryptionError, encrypt } from '../core/secrets.js';
 import type { Db } from '../db/client.js';
-import { createUserStore, hasPassword, NO_PASSWORD, profileColumnsOf } from '../people/store.js';
+import { createUserStore, NO_PASSWORD, profileColumnsOf } from '../people/store.js';
 import { federationCallbackUrl, type ResolvedIdp } from './schema.js';
 import { createFederationStore, openIdpSecret, resolvedOf } from './store.js';
 import { createUpstreams, UpstreamFailure, upstreamShowsMfa, type Upstreams, type UpstreamFailureReason, type UpstreamIdentity } from './upstream.js';
@@ -252,14 +252,11 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
       return { linked, available };
     },
 
-    /** Unlinks one provider, refusing to remove the person's last way to sign in. */
+    /** Unlinks one provider, refusing to remove the person's last way to sign in (store.ts: race-free). */
     async unlink(accountId: string, providerId: string, origin: RequestOrigin): Promise<'unlinked' | 'not_linked' | 'last_way'> {
-      const [user, links] = await Promise.all([users.findById(accountId), store.listLinks(accountId)]);
-      if (!user || !links.some((l) => l.providerId === providerId)) return 'not_linked';
-      if (!hasPassword(user) && links.length === 1) return 'last_way';
-      if (!(await store.unlink(accountId, providerId))) return 'not_linked';
-      await audit.record({ type: 'federation.unlinked', accountId, ...origin, details: { provider: providerId, via: 'account' } });
-      return 'unlinked';
+      const outcome = await store.unlinkUnlessLast(accountId, providerId);
+      if (outcome === 'unlinked') await audit.record({ type: 'federation.unlinked', accountId, ...origin, details: { provider: providerId, via: 'account' } });
+      return outcome;
     },
   };
 }
