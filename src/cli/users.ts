@@ -1,5 +1,6 @@
-// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa`: the people who sign in,
-// through the same management layer as the admin API (src/people/service.ts). Passwords
+// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|identities|unlink-identity`:
+// the people who sign in, through the same management layer as the admin API (src/people/service.ts;
+// their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
@@ -15,6 +16,8 @@ const PASSWORD_STDIN = ['--password-stdin', 'read the password from stdin (e.g. 
 
 // The management layer (bcrypt among its dependencies) loads only when a users command runs.
 const manage = () => import('../people/service.js');
+/** Linked upstream identities are federation/'s. */
+const linkedIdentities = () => import('../federation/service.js');
 
 async function deps({ config, db, logger }: CommandContext): Promise<UserManagementDeps> {
   const { createAuditLog } = await import('../audit/log.js');
@@ -71,7 +74,7 @@ interface UpdateOptions {
 }
 
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA, unlink identities').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -191,6 +194,34 @@ export function registerUsers(program: Command): void {
       });
       if (options.json) printJson({ id, mfaRemoved: removed });
       else console.log(removed ? `removed the second factor of ${user}` : `${user} had no second factor; nothing changed`);
+    });
+
+  group
+    .command('identities')
+    .description('List the upstream identities (Google, GitHub, a company SSO …) linked to a user.')
+    .argument(...USER_ARGUMENT)
+    .option('--json', 'print a JSON array of linked identities')
+    .action(async (user: string, options: { json?: boolean }) => {
+      const identities = await withDatabase(async (context) => (await linkedIdentities()).listLinkedIdentities(context, await resolveUserId(context, user)));
+      if (options.json) return printJson(identities);
+      if (identities.length) console.log(formatTable(['PROVIDER', 'SUBJECT', 'EMAIL', 'LINKED', 'LAST USED'], identities.map((i) => [i.provider, i.subject, i.email ?? '-', i.linked_at, i.last_used_at ?? '-'])));
+      note(`${identities.length} linked identit${identities.length === 1 ? 'y' : 'ies'}.`);
+    });
+
+  group
+    .command('unlink-identity')
+    .description('Unlink a user\'s identity at an upstream provider: they can no longer sign in through it. Refused when it is their last way to sign in (no password, no other linked identity).')
+    .argument(...USER_ARGUMENT)
+    .argument('<provider>', 'the identity provider\'s id (see `users identities`)')
+    .option('--json', 'print {"id": …, "provider": …, "unlinked": true} as JSON')
+    .action(async (user: string, provider: string, options: { json?: boolean }) => {
+      const id = await withDatabase(async (context) => {
+        const userId = await resolveUserId(context, user);
+        await (await linkedIdentities()).unlinkIdentity(await deps(context), userId, provider, ACTOR);
+        return userId;
+      });
+      if (options.json) printJson({ id, provider, unlinked: true });
+      else console.log(`unlinked ${provider} from ${user}`);
     });
 
   for (const [name, disabled, description] of [

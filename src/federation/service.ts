@@ -1,7 +1,8 @@
 // Managing upstream identity providers: what the admin API (http/admin-routes.ts) and the CLI
 // (`gatehouse idps`) both call, with the seed file's own declaration schema (schema.ts). The
 // client secret is given by the administrator, stored encrypted (store.ts) and never shown again:
-// views say only that one is set.
+// views say only that one is set. Also a person's linked identities (`gatehouse users identities`,
+// `users unlink-identity`, /admin/users/:userId/identities), listed and removed by an administrator.
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
@@ -10,7 +11,8 @@ import type { Actor, AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput } from '../core/errors.js';
 import type { Db } from '../db/client.js';
 import { checkIdpKind, CLIENT_SECRET, federationCallbackUrl, IDP_FIELDS, IDP_ID, IDP_KINDS } from './schema.js';
-import { createFederationStore, declarationOf, idpRow, sealIdpSecret, type IdentityProvider } from './store.js';
+import { createUserStore } from '../people/store.js';
+import { createFederationStore, declarationOf, idpRow, sealIdpSecret, type IdentityProvider, type LinkedIdentity } from './store.js';
 
 export interface IdpManagementDeps {
   db: Db;
@@ -58,6 +60,20 @@ export type IdpView = z.infer<typeof IdpView>;
 
 export const IdpList = z.object({ identity_providers: z.array(IdpView) }).meta({ id: 'IdentityProviderList' });
 
+export const LinkedIdentityView = z
+  .object({
+    provider: z.string().describe('The identity provider\'s id.'),
+    provider_name: z.string().describe('Its display name (its id when the provider is gone).'),
+    subject: z.string().describe('The person\'s subject at the provider: what the link is found by.'),
+    email: z.string().nullable().describe('The upstream email when linked, for display only (never looked up by).'),
+    linked_at: z.iso.datetime(),
+    last_used_at: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'LinkedIdentity' });
+export type LinkedIdentityView = z.infer<typeof LinkedIdentityView>;
+
+export const LinkedIdentityList = z.object({ identities: z.array(LinkedIdentityView) }).meta({ id: 'LinkedIdentityList' });
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -79,6 +95,21 @@ async function findRow(db: Db, id: string): Promise<IdentityProvider> {
   const row = await createFederationStore(db).findProvider(id);
   if (!row) throw new NotFoundError(`there is no identity provider ${id}`);
   return row;
+}
+
+function toLinkView(link: LinkedIdentity, names: Map<string, string>): LinkedIdentityView {
+  return {
+    provider: link.providerId,
+    provider_name: names.get(link.providerId) ?? link.providerId,
+    subject: link.subject,
+    email: link.email,
+    linked_at: link.createdAt.toISOString(),
+    last_used_at: link.lastUsedAt?.toISOString() ?? null,
+  };
+}
+
+async function expectUser(db: Db, userId: string): Promise<void> {
+  if (!(await createUserStore(db).findById(userId))) throw new NotFoundError(`there is no user ${userId}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,4 +158,25 @@ export async function deleteIdp(deps: IdpManagementDeps, id: string, actor: Acto
   const links = await createFederationStore(deps.db).deleteProvider(id);
   if (links === null) throw new NotFoundError(`there is no identity provider ${id}`);
   await deps.audit.record({ type: 'idp.deleted', ...by(actor), details: { via: actor.via, by: actor.clientId, idp: id, links_removed: links } });
+}
+
+/** The upstream identities linked to a person, oldest first. */
+export async function listLinkedIdentities({ db }: Pick<IdpManagementDeps, 'db'>, userId: string): Promise<LinkedIdentityView[]> {
+  await expectUser(db, userId);
+  const store = createFederationStore(db);
+  const [links, providers] = await Promise.all([store.listLinks(userId), store.listProviders()]);
+  const names = new Map(providers.map((row) => [row.id, row.displayName]));
+  return links.map((link) => toLinkView(link, names));
+}
+
+/**
+ * Removes a person's link to a provider. Refused (ConflictError) when it is their last way to
+ * sign in (no password, no other link): checked and deleted in one transaction (store.ts).
+ */
+export async function unlinkIdentity(deps: Pick<IdpManagementDeps, 'db' | 'audit'>, userId: string, providerId: string, actor: Actor): Promise<void> {
+  await expectUser(deps.db, userId);
+  const outcome = await createFederationStore(deps.db).unlinkUnlessLast(userId, providerId);
+  if (outcome === 'not_linked') throw new NotFoundError(`user ${userId} has no identity linked through ${providerId}`);
+  if (outcome === 'last_way') throw new ConflictError(`${providerId} is the last way user ${userId} can sign in (no password, no other linked identity); set a password first`);
+  await deps.audit.record({ type: 'federation.unlinked', accountId: userId, ...by(actor), details: { provider: providerId, via: actor.via, by: actor.clientId } });
 }

@@ -8,7 +8,7 @@ import { AuditEventList, AuditQuery, queryAuditEvents } from '../audit/service.j
 import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClient, deleteClient, getClient, listClients, rotateClientSecret, UpdateClientInput, updateClient, type ClientManagementDeps } from '../clients/service.js';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
-import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, listIdps, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
+import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, LinkedIdentityList, listIdps, listLinkedIdentities, unlinkIdentity, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
@@ -65,6 +65,8 @@ export interface AdminRoute {
   response?: z.ZodType;
   /** Default 200 (204 without a response). */
   status?: number;
+  /** When it can answer 409 besides creating and changing (which always can): why. */
+  conflict?: string;
   handle(call: AdminCall): Promise<unknown>;
 }
 
@@ -102,6 +104,15 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
     { method: 'delete', path: '/users/:userId/grants/:grantId', tag: 'users', summary: 'Revoke a grant and the tokens issued under it', handle: (c) => revokeUserGrant(users, id(c, 'userId'), id(c, 'grantId'), c.actor) },
     { method: 'get', path: '/users/:userId/sessions', tag: 'users', summary: "List a user's sessions", response: SessionList, handle: async (c) => ({ sessions: await listUserSessions(users, id(c, 'userId')) }) },
     { method: 'delete', path: '/users/:userId/sessions/:sessionId', tag: 'users', summary: 'End a session', handle: (c) => revokeUserSession(users, id(c, 'userId'), id(c, 'sessionId'), c.actor) },
+    { method: 'get', path: '/users/:userId/identities', tag: 'users', summary: "List a user's linked upstream identities", response: LinkedIdentityList, handle: async (c) => ({ identities: await listLinkedIdentities(idps, id(c, 'userId')) }) },
+    {
+      method: 'delete',
+      path: '/users/:userId/identities/:idpId',
+      tag: 'users',
+      summary: "Unlink a user's identity at an upstream provider",
+      conflict: 'It is the last way the user can sign in (no password, no other linked identity).',
+      handle: (c) => unlinkIdentity(idps, id(c, 'userId'), id(c, 'idpId'), c.actor),
+    },
 
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },

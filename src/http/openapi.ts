@@ -102,8 +102,8 @@ export function buildOpenApiDocument(routes: readonly AdminRoute[], { issuer, pr
         '400': errorResponse('The request is invalid; `issues` names each field at fault.'),
         '401': errorResponse('No access token, or an unknown, expired or revoked one (WWW-Authenticate: Bearer error="invalid_token").'),
         '403': errorResponse('The token lacks the admin scope, or its client is not an admin client (error="insufficient_scope").'),
-        '404': errorResponse('No such client, user, grant, session or identity provider.'),
-        ...(route.method === 'post' || route.method === 'patch' ? { '409': errorResponse('Conflicts with what is stored (an email or client_id in use, a client without a secret).') } : {}),
+        '404': errorResponse('No such client, user, grant, session, identity provider or linked identity.'),
+        ...(route.conflict ? { '409': errorResponse(route.conflict) } : route.method === 'post' || route.method === 'patch' ? { '409': errorResponse('Conflicts with what is stored (an email or client_id in use, a client without a secret).') } : {}),
       },
     };
   }
