@@ -96,9 +96,10 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
 export function createServices({ config, db, provider, audit, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
   const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
-  const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
   const federation = createFederation({ db, config, audit });
+  const links = { accept: federation.acceptPendingLink, complete: federation.completePendingLink };
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), links);
+  const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
   return { mfa, passwords, steps, account, federation };
 }
 

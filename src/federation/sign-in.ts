@@ -6,8 +6,10 @@
 // A person is found by (provider, upstream subject), never by email alone. A first sign-in with
 // an identity not linked yet: linked to the person whose email matches only when the provider
 // allows `link_by_verified_email` and the upstream says the email is verified; otherwise, when
-// the email belongs to someone, they are asked to sign in locally once and link it from their
-// account page; otherwise a person is created when `create_accounts` allows; otherwise refused.
+// the email belongs to someone with a password, a pending link is offered: the identity
+// (provider, subject, email) is kept server-side in the interaction (oidc/interactions.ts) and
+// linked once that same person signs in there with their password (and second factor when
+// owed); otherwise a person is created when `create_accounts` allows; otherwise refused.
 // Every failure is recorded in the audit trail and stores nothing.
 //
 // What the callback is checked against (state, nonce, PKCE verifier) travels in a short-lived
@@ -19,7 +21,7 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { decrypt, DecryptionError, encrypt } from '../core/secrets.js';
 import type { Db } from '../db/client.js';
-import { createUserStore, NO_PASSWORD, profileColumnsOf } from '../people/store.js';
+import { createUserStore, hasPassword, NO_PASSWORD, profileColumnsOf } from '../people/store.js';
 import { federationCallbackUrl, type ResolvedIdp } from './schema.js';
 import { createFederationStore, openIdpSecret, resolvedOf } from './store.js';
 import { createUpstreams, UpstreamFailure, upstreamShowsMfa, type Upstreams, type UpstreamFailureReason, type UpstreamIdentity } from './upstream.js';
@@ -33,6 +35,8 @@ export const IDENTITY_REFUSALS = [
   'account_disabled',
   'identity_linked_elsewhere',
   'provider_already_linked',
+  'link_account_mismatch',
+  'link_expired',
 ] as const;
 export type FederationRefusalReason = UpstreamFailureReason | (typeof IDENTITY_REFUSALS)[number];
 
@@ -48,6 +52,24 @@ export class FederationRefused extends Error {
 }
 
 const FLOW_TTL_MS = 10 * 60 * 1000;
+/** How long a pending link waits for the local sign-in that confirms it. */
+const PENDING_LINK_TTL_MS = 10 * 60 * 1000;
+
+/**
+ * An upstream identity whose email belongs to someone here, waiting for that person's local
+ * sign-in in the same interaction to be linked to them. Kept only in the engine's Interaction
+ * (server-side), so it lives no longer than the interaction, and at most PENDING_LINK_TTL_MS.
+ */
+export const PendingLinkSchema = z.object({
+  provider: z.string().min(1),
+  /** For the page only. */
+  providerName: z.string(),
+  subject: z.string().min(1),
+  /** Lower-cased: the email of the account that must sign in. */
+  email: z.string().min(1),
+  exp: z.number(),
+});
+export type PendingLink = z.infer<typeof PendingLinkSchema>;
 
 const FlowSchema = z.object({
   purpose: z.enum(['login', 'link']),
@@ -76,10 +98,17 @@ export interface LinkedProvider {
 }
 
 export interface FederatedSignIn {
+  kind: 'signed_in';
   accountId: string;
   /** A trusted provider's amr/acr showed multi-factor authentication (then no local second factor is asked). */
   upstreamMfa: boolean;
   provider: { id: string; displayName: string };
+}
+
+/** The identity's email belongs to someone with a password: they may sign in here to link it. */
+export interface LinkOffered {
+  kind: 'link_offered';
+  link: PendingLink;
 }
 
 export interface FederationDeps {
@@ -151,7 +180,7 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
   }
 
   /** Links the identity to this person; a refusal when it or this provider is linked already. */
-  async function link(idp: ResolvedIdp, identity: UpstreamIdentity, accountId: string, origin: RequestOrigin, via: 'sign_in' | 'account'): Promise<void> {
+  async function link(idp: ResolvedIdp, identity: Pick<UpstreamIdentity, 'subject' | 'email'>, accountId: string, origin: RequestOrigin, via: 'sign_in' | 'account' | 'local_sign_in'): Promise<void> {
     try {
       await store.link(idp.id, identity.subject, accountId, identity.email, now());
     } catch (error) {
@@ -198,8 +227,11 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     /** Records a return that has no (valid) flow cookie for it: nothing to check it against. */
     refuseWithoutFlow: (providerId: string, origin: RequestOrigin) => refuse('state_mismatch', undefined, origin, { provider: providerId, detail: 'no sign-in was started for this provider in this browser (or it expired)' }),
 
-    /** The person this upstream sign-in is, linking or creating them as the provider allows. */
-    async completeSignIn(flow: Flow, query: URLSearchParams, origin: RequestOrigin): Promise<FederatedSignIn> {
+    /**
+     * The person this upstream sign-in is, linking or creating them as the provider allows; or,
+     * when the email belongs to someone with a password, the link to offer them.
+     */
+    async completeSignIn(flow: Flow, query: URLSearchParams, origin: RequestOrigin): Promise<FederatedSignIn | LinkOffered> {
       const { idp, identity } = await upstreamIdentity(flow, query, origin);
       const base = { purpose: 'login', subject: identity.subject };
       let accountId: string;
@@ -215,6 +247,10 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
           await link(idp, identity, owner.id, origin, 'sign_in');
           accountId = owner.id;
           how = 'linked_by_email';
+        } else if (owner && hasPassword(owner) && identity.email) {
+          // Recorded as the refusal it is; the link waits for the owner's own sign-in.
+          await audit.record({ type: 'federation.failure', accountId: owner.id, ...origin, details: { provider: idp.id, ...base, email_verified: identity.emailVerified, link_offered: true, reason: 'email_in_use' } });
+          return { kind: 'link_offered', link: { provider: idp.id, providerName: idp.displayName, subject: identity.subject, email: identity.email, exp: now().getTime() + PENDING_LINK_TTL_MS } };
         } else if (owner) {
           return refuse('email_in_use', idp, origin, { ...base, email_verified: identity.emailVerified }, owner.id);
         } else if (idp.createAccounts && identity.email) {
@@ -232,7 +268,26 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
       await store.touchLink(idp.id, identity.subject, now());
       const upstreamMfa = upstreamShowsMfa(idp, identity);
       await audit.record({ type: 'federation.sign_in', accountId, ...origin, details: { provider: idp.id, how, upstream_mfa: upstreamMfa } });
-      return { accountId, upstreamMfa, provider: named(idp) };
+      return { kind: 'signed_in', accountId, upstreamMfa, provider: named(idp) };
+    },
+
+    /**
+     * After a local password sign-in in an interaction holding a pending link: null when the link
+     * may go on (this is the person whose email the identity showed, and the link is still
+     * fresh); otherwise why not, recorded (the caller then forgets the link: nothing is linked).
+     */
+    async acceptPendingLink(accountId: string, pending: PendingLink, origin: RequestOrigin): Promise<null | 'link_account_mismatch' | 'link_expired'> {
+      const details = { provider: pending.provider, purpose: 'link_on_sign_in', subject: pending.subject };
+      const reason = pending.exp <= now().getTime() ? 'link_expired' : (await users.findById(accountId))?.email !== pending.email ? 'link_account_mismatch' : null;
+      if (reason) await audit.record({ type: 'federation.failure', accountId, ...origin, details: { ...details, reason } });
+      return reason;
+    },
+
+    /** Links a pending identity to the person who signed in for it (acceptPendingLink said yes); a refusal, recorded, otherwise. */
+    async completePendingLink(accountId: string, pending: PendingLink, origin: RequestOrigin): Promise<void> {
+      const found = await enabledProvider(pending.provider);
+      if (!found) return refuse('unknown_provider', undefined, origin, { provider: pending.provider, purpose: 'link_on_sign_in' }, accountId);
+      await link(found.idp, { subject: pending.subject, email: pending.email }, accountId, origin, 'local_sign_in');
     },
 
     /** Links the upstream identity to the signed-in person (the account page). */

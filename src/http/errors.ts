@@ -5,6 +5,7 @@ import type { ErrorRequestHandler, Request } from 'express';
 import { errors } from 'oidc-provider';
 import { ZodError } from 'zod';
 import { ConflictError, fieldIssues, NotFoundError, ValidationError, type FieldIssue } from '../core/errors.js';
+import { FederationRefused, type FederationRefusalReason } from '../federation/sign-in.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import { chooseLanguage } from './languages.js';
 import { translate, type PageMessage } from './messages/index.js';
@@ -28,10 +29,37 @@ export class AppError extends Error {
   }
 }
 
+/** The page status for each refusal: the upstream's fault or absence 502, a refusal of the person 403, a conflict 409. */
+export const FEDERATION_STATUS: Record<FederationRefusalReason, number> = {
+  upstream_unreachable: 502,
+  upstream_error: 502,
+  invalid_response: 502,
+  insecure_upstream: 502,
+  bad_signature: 502,
+  wrong_issuer: 502,
+  wrong_audience: 502,
+  invalid_id_token: 502,
+  refused_upstream: 403,
+  state_mismatch: 400,
+  unknown_provider: 404,
+  email_domain_not_allowed: 403,
+  no_account: 403,
+  account_disabled: 403,
+  email_in_use: 409,
+  identity_linked_elsewhere: 409,
+  provider_already_linked: 409,
+  link_account_mismatch: 403,
+  link_expired: 400,
+};
+
 export const notFound = () => new AppError(404, 'not_found', { key: 'error.notFound' });
 
 function describe(error: unknown): AppError {
   if (error instanceof AppError) return error;
+  // Already recorded in the audit trail (federation/sign-in.ts).
+  if (error instanceof FederationRefused) {
+    return new AppError(FEDERATION_STATUS[error.reason], error.reason, { key: `federation.error.${error.reason}`, params: { provider: error.provider?.displayName ?? '' } });
+  }
   // The interaction cookie is missing or expired: the person opened an old or foreign link.
   if (error instanceof errors.SessionNotFound) {
     return new AppError(400, 'session_not_found', { key: 'error.sessionNotFound' });

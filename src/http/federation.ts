@@ -8,13 +8,13 @@
 // to; federation/sign-in.ts has already recorded it in the audit trail.
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { FederationRefused, type Federation, type FederationRefusalReason, type Flow } from '../federation/sign-in.js';
+import { FederationRefused, type Federation, type Flow } from '../federation/sign-in.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { AccountService } from '../people/self-service.js';
 import { readCookie } from './cookies.js';
 import type { FormTokens } from './csrf.js';
-import { AppError } from './errors.js';
+import { AppError, FEDERATION_STATUS } from './errors.js';
 import { interactionGuards } from './interactions.js';
 import { chooseLanguage } from './languages.js';
 import type { MessageKey } from './messages/index.js';
@@ -23,27 +23,6 @@ import type { MessageKey } from './messages/index.js';
 export const FLOW_COOKIE = 'gatehouse.federation';
 
 const IdpParam = z.object({ idp: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) });
-
-/** The page status for each refusal: the upstream's fault or absence 502, a refusal of the person 403, a conflict 409. */
-const STATUS: Record<FederationRefusalReason, number> = {
-  upstream_unreachable: 502,
-  upstream_error: 502,
-  invalid_response: 502,
-  insecure_upstream: 502,
-  bad_signature: 502,
-  wrong_issuer: 502,
-  wrong_audience: 502,
-  invalid_id_token: 502,
-  refused_upstream: 403,
-  state_mismatch: 400,
-  unknown_provider: 404,
-  email_domain_not_allowed: 403,
-  no_account: 403,
-  account_disabled: 403,
-  email_in_use: 409,
-  identity_linked_elsewhere: 409,
-  provider_already_linked: 409,
-};
 
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
@@ -76,7 +55,7 @@ export function createFederationRouter({ federation, steps, account, renderPage,
   async function refusalPage(req: Request, res: Response, error: unknown, back: string, uiLocales?: string) {
     if (!(error instanceof FederationRefused)) throw error;
     const key = `federation.error.${error.reason}` as MessageKey;
-    res.status(STATUS[error.reason]).set('Cache-Control', 'no-store').type('html').send(
+    res.status(FEDERATION_STATUS[error.reason]).set('Cache-Control', 'no-store').type('html').send(
       await renderPage('error', { lang: chooseLanguage(req, uiLocales), error: error.reason, message: { key, params: { provider: error.provider?.displayName ?? '' } }, back }),
     );
   }
@@ -131,6 +110,11 @@ export function createFederationRouter({ federation, steps, account, renderPage,
     try {
       if (!flow || flow.purpose !== 'login' || flow.binding !== interaction.uid) return await federation.refuseWithoutFlow(idp, originOf(req));
       const signIn = await federation.completeSignIn(flow, query, originOf(req));
+      if (signIn.kind === 'link_offered') {
+        // The sign-in page, offering to link it with the password of the account that has its email.
+        await steps.offerLink(req, res, signIn.link);
+        return res.redirect(303, `/interaction/${interaction.uid}`);
+      }
       const outcome = await steps.submitFederatedLogin(req, res, interaction, signIn);
       // The code or enrolment page, by GET.
       if (outcome === 'second_factor') res.redirect(303, `/interaction/${interaction.uid}`);

@@ -6,7 +6,7 @@ import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { ProviderButton } from '../federation/sign-in.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
-import { AppError } from './errors.js';
+import { AppError, FEDERATION_STATUS } from './errors.js';
 import { chooseLanguage } from './languages.js';
 import { isMessageKey, type MessageKey } from './messages/index.js';
 
@@ -111,16 +111,19 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     return pending;
   }
 
+  /** The sign-in page; while an upstream identity waits to be linked (federation/), it says so and asks for that account's password. */
   async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: FormError }) {
     const client = await steps.describeClient(interaction.params.client_id);
+    const link = steps.pendingLink(interaction);
     res.status(status).type('html').send(
       await renderPage('login', {
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
         csrfToken: formTokens.issue(interaction),
         client,
-        email: locals.email ?? interaction.params.login_hint ?? '',
+        email: locals.email ?? link?.email ?? interaction.params.login_hint ?? '',
         error: locals.error,
+        link: link && { provider: link.providerName, email: link.email },
         identityProviders: await identityProviders(),
       }),
     );
@@ -182,6 +185,10 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     if (!parsed.success) return renderLogin(req, res, interaction, 400, { email, error: formError(parsed.error) });
     const outcome = await steps.submitLogin(req, res, interaction, parsed.data.email, parsed.data.password, originOf(req));
     if (outcome === 'wrong') return renderLogin(req, res, interaction, 401, { email, error: WRONG_CREDENTIALS });
+    // The pending link was refused and forgotten: the plain sign-in page, saying nothing was linked.
+    if (outcome === 'link_account_mismatch' || outcome === 'link_expired') {
+      return renderLogin(req, res, { ...interaction, result: undefined }, FEDERATION_STATUS[outcome], { email, error: { key: `federation.error.${outcome}`, fields: [] } });
+    }
     // The code or enrolment page, by GET, so reloading it never re-sends the password.
     if (outcome === 'second_factor') res.redirect(303, `/interaction/${interaction.uid}`);
   }
@@ -219,7 +226,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const interaction = await load(req, res);
     expectPrompt(interaction, 'login');
     checkFormToken(req, interaction);
-    await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'));
+    await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'), originOf(req));
   }
 
   async function confirmConsent(req: Request, res: Response) {

@@ -5,6 +5,12 @@
 // password, the step that is still owed ({ accountId, stage }) is kept server-side in the
 // engine's Interaction, as its `result` (the only open-ended field the engine persists), and
 // never in the form. Finishing the prompt replaces that result with the login.
+//
+// A pending link (an upstream identity whose email belongs to someone here, federation/sign-in.ts)
+// is kept there the same way. The next password sign-in in that interaction must be the person
+// with that email; the link then travels with the second factor still owed, and is made just
+// before the prompt is finished. A wrong person, too many wrong codes or the interaction's end
+// drop it: nothing is linked.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Provider from 'oidc-provider';
@@ -14,10 +20,13 @@ import type { PasswordVerifier } from '../people/accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
+import { PendingLinkSchema, type PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 
 /** Where the result keeps the pending second factor. */
 const PENDING_KEY = 'gatehouse_mfa';
+/** Where the result keeps a pending link, before the password step. */
+const LINK_KEY = 'gatehouse_link';
 
 /**
  * Wrong codes allowed per password step; then the password is asked again. Across password steps,
@@ -32,6 +41,8 @@ const PendingSecondFactorSchema = z.object({
   failures: z.number().int().min(0).default(0),
   /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
   via: z.enum(['pwd', 'fed']).default('pwd'),
+  /** An upstream identity to link once the second factor is passed (accepted at the password step). */
+  link: PendingLinkSchema.optional(),
 });
 
 export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;
@@ -63,7 +74,7 @@ const InteractionSchema = z.object({
     .loose(),
   session: z.object({ accountId: z.string(), uid: z.string().optional() }).loose().optional(),
   grantId: z.string().optional(),
-  result: z.object({ [PENDING_KEY]: PendingSecondFactorSchema.optional().catch(undefined) }).loose().optional(),
+  result: z.object({ [PENDING_KEY]: PendingSecondFactorSchema.optional().catch(undefined), [LINK_KEY]: PendingLinkSchema.optional().catch(undefined) }).loose().optional(),
 });
 
 export type Interaction = z.infer<typeof InteractionSchema>;
@@ -95,7 +106,17 @@ const withoutOpenid = (scopes: string[]) => scopes.filter((scope) => scope !== '
 const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filter(Boolean) : []);
 
 /** What a password or code submission led to; `finished` means the response was sent. */
-export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures';
+export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures' | LinkRefusal;
+
+/** Why a password sign-in did not confirm the pending link (it is forgotten, nothing linked). */
+export type LinkRefusal = 'link_account_mismatch' | 'link_expired';
+
+/** Pending links (federation/sign-in.ts): whether the person who signed in may take it, and making it. */
+export interface PendingLinks {
+  accept(accountId: string, link: PendingLink, origin: RequestOrigin): Promise<LinkRefusal | null>;
+  /** Throws FederationRefused (recorded) when it cannot be made. */
+  complete(accountId: string, link: PendingLink, origin: RequestOrigin): Promise<void>;
+}
 
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
@@ -110,6 +131,10 @@ export interface InteractionSteps {
    * MFA counts as the second factor.
    */
   submitFederatedLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, signIn: { accountId: string; upstreamMfa: boolean }): Promise<'finished' | 'second_factor'>;
+  /** Keeps a pending link in the interaction: the next password sign-in here may confirm it. */
+  offerLink(req: IncomingMessage, res: ServerResponse, link: PendingLink): Promise<void>;
+  /** The link this interaction offers, before its password step. */
+  pendingLink(interaction: Interaction): PendingLink | undefined;
   /** The second factor still owed in this interaction, if its password step was passed. */
   pendingSecondFactor(interaction: Interaction): PendingSecondFactor | undefined;
   describeEnrolment(pending: PendingSecondFactor): Promise<TotpEnrolment | null>;
@@ -118,30 +143,41 @@ export interface InteractionSteps {
   /** Enables TOTP when the code is right and returns the recovery codes to show once. */
   confirmEnrolment(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<string[] | 'wrong' | 'too_many_failures'>;
   /** After the recovery codes were shown: finishes the login prompt as an MFA sign-in. */
-  finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor): Promise<void>;
+  finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin): Promise<void>;
   confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits): InteractionSteps {
-  const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
-    provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
-  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor) =>
-    finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA });
+/** `links`: pending links of upstream identities (federation/); without it none is offered. */
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, links?: PendingLinks): InteractionSteps {
+  /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
+  async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
+    if (link && links) {
+      try {
+        await links.complete(login.accountId, link.pending, link.origin);
+      } catch (error) {
+        await keepPending(req, res, undefined);
+        throw error;
+      }
+    }
+    await provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
+  }
+  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin) =>
+    finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
 
-  /** After the first factor: the second one the person or the client asks for, or finished. */
-  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed') {
+  /** After the first factor: the second one the person or the client asks for, or finished (with the link accepted at the password step). */
+  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (await mfa.isEnabled(accountId)) {
-      await keepPending(req, res, { accountId, stage: 'code', failures: 0, via });
+      await keepPending(req, res, { accountId, stage: 'code', failures: 0, via, link: link?.pending });
       return 'second_factor' as const;
     }
     if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
       // false only when TOTP got enabled since the check above: ask for a code then.
       const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
-      await keepPending(req, res, { accountId, stage, failures: 0, via });
+      await keepPending(req, res, { accountId, stage, failures: 0, via, link: link?.pending });
       return 'second_factor' as const;
     }
-    await finishLogin(req, res, { accountId, amr: [via], acr: ACR_PASSWORD });
+    await finishLogin(req, res, { accountId, amr: [via], acr: ACR_PASSWORD }, link);
     return 'finished' as const;
   }
 
@@ -232,8 +268,21 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
       if (!accountId) return 'wrong';
-      return afterFirstFactor(req, res, interaction, accountId, 'pwd');
+      const pending = links && interaction.result?.[LINK_KEY];
+      if (!pending) return afterFirstFactor(req, res, interaction, accountId, 'pwd');
+      const refusal = await links.accept(accountId, pending, origin);
+      if (refusal) {
+        await keepPending(req, res, undefined);
+        return refusal;
+      }
+      return afterFirstFactor(req, res, interaction, accountId, 'pwd', { pending, origin });
     },
+
+    async offerLink(req, res, link) {
+      await provider.interactionResult(req, res, { [LINK_KEY]: link }, { mergeWithLastSubmission: false });
+    },
+
+    pendingLink: (interaction) => (links ? interaction.result?.[LINK_KEY] : undefined),
 
     async submitFederatedLogin(req, res, interaction, { accountId, upstreamMfa }) {
       if (!upstreamMfa) return afterFirstFactor(req, res, interaction, accountId, 'fed');
@@ -248,7 +297,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitTotpCode(req, res, interaction, pending, code, origin) {
       const outcome = await limitSecondFactor(req, res, interaction, pending, 'totp', origin, () => mfa.verifyCode(pending.accountId, code));
       if (outcome !== true) return outcome;
-      await finishWithSecondFactor(req, res, pending);
+      await finishWithSecondFactor(req, res, pending, origin);
       return 'finished';
     },
 
@@ -256,7 +305,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const used = await limitSecondFactor(req, res, interaction, pending, 'recovery_code', origin, () => mfa.useRecoveryCode(pending.accountId, code));
       if (used === 'wrong' || used === 'too_many_failures') return used;
       await audit.record({ type: 'mfa.recovery_code_used', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { remaining: used.remaining } });
-      await finishWithSecondFactor(req, res, pending);
+      await finishWithSecondFactor(req, res, pending, origin);
       return 'finished';
     },
 
@@ -264,11 +313,11 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const codes = await limitSecondFactor(req, res, interaction, pending, 'enrolment', origin, () => mfa.confirmEnrolment(pending.accountId, code));
       if (codes === 'wrong' || codes === 'too_many_failures') return codes;
       await audit.record({ type: 'mfa.enrolled', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method: 'totp' } });
-      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0, via: pending.via });
+      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0, via: pending.via, link: pending.link });
       return codes;
     },
 
-    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending),
+    finishAfterEnrolment: (req, res, pending, origin) => finishWithSecondFactor(req, res, pending, origin),
 
     /** Grants what the consent prompt asked for, on the existing grant when there is one. */
     async confirmConsent(req, res, interaction, origin) {

@@ -62,6 +62,25 @@ describe.skipIf(!haveBrowser && process.env.CI !== 'true')('signing in through G
     await context.close();
   });
 
+  it('offers a pending link on a sign-in page that passes axe (Korean), and links after the password', async () => {
+    const person = await server.addPerson();
+    github.user = { id: 4040, login: 'twin', name: null, emails: [{ email: person.email, primary: true, verified: false }] };
+    const context = await browser.newContext({ locale: 'ko-KR' });
+    const page = await context.newPage();
+    await page.goto(`${server.url}/account`);
+    await page.waitForURL(/\/interaction\//);
+    await page.click('button.identity-provider');
+    await page.waitForSelector('p.notice');
+    expect(await page.textContent('p.notice')).toContain(`GitHub 이메일 주소(${person.email})로 된 계정이 이미 있습니다`);
+    expect(await page.inputValue('#email')).toBe(person.email);
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.fill('#password', person.password);
+    await page.click('button[type=submit].primary');
+    await page.waitForURL(`${server.url}/account`);
+    expect(await server.gatehouse.db.prisma.linkedIdentity.findMany({ where: { userId: person.id } })).toEqual([expect.objectContaining({ providerId: 'github', subject: '4040' })]);
+    await context.close();
+  });
+
   it('shows a refusal page that passes axe', async () => {
     github.user = undefined;
     const context = await browser.newContext({ locale: 'ko-KR' });

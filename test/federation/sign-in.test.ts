@@ -6,12 +6,15 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/core/logger.js';
+import { dialectOf } from '../../src/db/dialect.js';
 import { createIdp } from '../../src/federation/service.js';
+import { createFederation } from '../../src/federation/sign-in.js';
+import { MAX_SECOND_FACTOR_FAILURES } from '../../src/oidc/interactions.js';
 import { ACR_MFA } from '../../src/oidc/provider.js';
-import { allowAccess, Browser, completeSignIn, submitForm, type Page } from '../helpers/browser.js';
+import { allowAccess, Browser, completeSignIn, submitForm, submitPassword, type Page } from '../helpers/browser.js';
 import { authorizationUrl, redeemCode } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
-import { ALICE, secretFor, WEB_APP, webApp } from '../helpers/fixtures.js';
+import { ALICE, secretFor, WEB_APP, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
 import { codeAt, currentStep } from '../helpers/totp.js';
@@ -127,11 +130,11 @@ describe.each(await flavours())('signing in through upstream identity providers 
     bare.accounts.set('unverified-twin', { email: person.email, email_verified: false });
     bare.behaviour = { account: 'unverified-twin' };
     const before = await counts();
-    const refused = (await fullSignIn('bare')).back;
-    expect(refused.status).toBe(409);
-    expect(refused.html).toContain('Sign in once with its password, then link Bare bare on your account page');
+    // Not linked: the sign-in page offers to link it with that account's password instead (below).
+    const offered = (await fullSignIn('bare')).back;
+    expect(offered.html).toContain(`An account with your Bare bare email address (${person.email}) already exists here`);
     expect(await counts()).toEqual(before);
-    expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', reason: 'email_in_use' });
+    expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', reason: 'email_in_use', link_offered: true });
 
     bare.accounts.set('verified-twin', { email: person.email, email_verified: true });
     bare.behaviour = { account: 'verified-twin' };
@@ -146,8 +149,10 @@ describe.each(await flavours())('signing in through upstream identity providers 
     bare.accounts.set('stranger', { email: 'stranger@example.com', email_verified: true });
     bare.accounts.set('outsider', { email: 'outsider@elsewhere.org', email_verified: true });
     const before = await counts();
+    bare.behaviour = { account: 'strict-twin' };
+    expect((await fullSignIn('strict')).back.html).toContain('Sign in to it with its password now to link Bare strict to it');
+    expect((await failures()).at(-1)).toMatchObject({ provider: 'strict', reason: 'email_in_use', link_offered: true });
     for (const [account, status, reason] of [
-      ['strict-twin', 409, 'email_in_use'],
       ['stranger', 403, 'no_account'],
       ['outsider', 403, 'email_domain_not_allowed'],
     ] as const) {
@@ -211,8 +216,14 @@ describe.each(await flavours())('signing in through upstream identity providers 
     const person = await gatehouse.addPerson();
     github.user = { id: 777, login: 'twin', name: null, emails: [{ email: person.email, primary: true, verified: false }] };
     const before = await counts();
+    const offered = (await fullSignIn('github')).back;
+    expect(offered.html).toContain('to link GitHub to it');
+    expect(await counts()).toEqual(before);
+    // The email of someone without a password (created through a provider): refused, nothing offered.
+    github.user = { id: 778, login: 'twin2', name: null, emails: [{ email: 'octo@example.com', primary: true, verified: false }] };
     const refused = (await fullSignIn('github')).back;
     expect(refused.status).toBe(409);
+    expect(refused.html).toContain('<code>email_in_use</code>');
     expect(await counts()).toEqual(before);
 
     github.user = undefined;
@@ -228,6 +239,116 @@ describe.each(await flavours())('signing in through upstream identity providers 
     const user = await prisma().user.findUniqueOrThrow({ where: { id: claims.sub as string } });
     expect(user).toMatchObject({ email: ALICE.email, name: ALICE.name });
     expect(await prisma().linkedIdentity.findMany({ where: { userId: user.id } })).toEqual([expect.objectContaining({ providerId: 'gatehouse-b', subject: other.idOf(ALICE) })]);
+  });
+
+  describe('a pending link: the person whose email it is signs in with their password there, and it is linked', () => {
+    /** A sign-in through `bare` as a new identity showing `email` (not verified): the sign-in page offering the link. */
+    async function linkOffered(email: string, client = WEB_APP) {
+      const subject = `pending-${Math.random().toString(36).slice(2, 10)}`;
+      bare.accounts.set(subject, { email, email_verified: false });
+      bare.behaviour = { account: subject };
+      const signIn = await fullSignIn('bare', { client });
+      expect(signIn.back.status).toBe(200);
+      expect(signIn.back.html).toContain(`An account with your Bare bare email address (${email}) already exists here`);
+      expect(signIn.back.html).toMatch(new RegExp(`<input id="email" name="email" type="email"[^>]*value="${email}"`));
+      return { ...signIn, subject };
+    }
+    const linksOf = async (userId: string) => prisma().linkedIdentity.findMany({ where: { userId } });
+    const expireInteractions = async () => {
+      const dialect = dialectOf(flavour);
+      await prisma().$executeRawUnsafe(dialect.sql('UPDATE "OidcArtifact" SET "expiresAt" = ? WHERE "model" = ?'), dialect.time(new Date(Date.now() - 1000)), 'Interaction');
+    };
+
+    it('links it after that person signs in with their password, audited as theirs, and the authorization continues', async () => {
+      const person = await gatehouse.addPerson();
+      const { browser, back, verifier, subject } = await linkOffered(person.email);
+      const wrong = await submitPassword(browser, back, { email: person.email, password: WRONG_PASSWORD });
+      expect(wrong.status).toBe(401);
+      // Still offered after a wrong password; nothing linked.
+      expect(wrong.html).toContain('already exists here');
+      expect(await linksOf(person.id)).toEqual([]);
+
+      const claims = await finishAtApp(browser, await submitPassword(browser, wrong, person), verifier);
+      expect(claims).toMatchObject({ sub: person.id, amr: ['pwd'] });
+      expect(await linksOf(person.id)).toEqual([expect.objectContaining({ providerId: 'bare', subject, email: person.email })]);
+      expect(await prisma().auditEvent.findMany({ where: { type: 'federation.linked', accountId: person.id } })).toEqual([expect.objectContaining({ details: { provider: 'bare', via: 'local_sign_in' } })]);
+
+      // From now on the upstream identity signs in as them.
+      bare.behaviour = { account: subject };
+      expect(await (await fullSignIn('bare')).claims()).toMatchObject({ sub: person.id, amr: ['fed'] });
+    });
+
+    it('links it only after the second factor the client requires', async () => {
+      const person = await gatehouse.addPerson();
+      const { browser, back, verifier, subject } = await linkOffered(person.email, MFA_APP);
+      const enrol = await submitPassword(browser, back, person);
+      expect(enrol.html).toMatch(/action="\/interaction\/[\w-]+\/enroll"/);
+      expect(await linksOf(person.id)).toEqual([]);
+      const secret = (/id="totp-secret">([^<]+)</.exec(enrol.html)?.[1] ?? '').replace(/\s/g, '');
+      const codes = await submitForm(browser, enrol, '/enroll', { code: await codeAt(secret, currentStep()) });
+      expect(await linksOf(person.id)).toEqual([]);
+      const claims = await finishAtApp(browser, await submitForm(browser, codes, '/continue'), verifier, MFA_APP);
+      expect(claims).toMatchObject({ sub: person.id, amr: ['pwd', 'otp'], acr: ACR_MFA });
+      expect(await linksOf(person.id)).toEqual([expect.objectContaining({ providerId: 'bare', subject })]);
+    });
+
+    it('links nothing when someone else signs in, and forgets the offer', async () => {
+      const owner = await gatehouse.addPerson();
+      const someoneElse = await gatehouse.addPerson();
+      const before = await counts();
+      const { browser, back, verifier } = await linkOffered(owner.email);
+      const refused = await submitPassword(browser, back, someoneElse);
+      expect(refused.status).toBe(403);
+      expect(refused.html).toContain('That is not the account with your upstream email address, so nothing was linked');
+      expect(refused.html).not.toContain('already exists here');
+      expect(await counts()).toEqual(before);
+      expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', reason: 'link_account_mismatch' });
+      // Signing in again there is an ordinary sign-in: still nothing linked.
+      expect(await finishAtApp(browser, await submitPassword(browser, refused, owner), verifier)).toMatchObject({ sub: owner.id, amr: ['pwd'] });
+      expect(await counts()).toEqual(before);
+    });
+
+    it('links nothing when the second factor is not passed', async () => {
+      const person = await gatehouse.addPerson();
+      const { browser, back } = await linkOffered(person.email, MFA_APP);
+      let page = await submitPassword(browser, back, person);
+      for (let attempt = 0; attempt < MAX_SECOND_FACTOR_FAILURES; attempt++) page = await submitForm(browser, page, '/enroll', { code: '000000' });
+      expect(page.html).toContain('Too many incorrect codes');
+      expect(await linksOf(person.id)).toEqual([]);
+    });
+
+    it('refuses, signing no one in, when the identity was linked to someone else meanwhile', async () => {
+      const person = await gatehouse.addPerson();
+      const other = await gatehouse.addPerson();
+      const { browser, back, subject } = await linkOffered(person.email);
+      await prisma().linkedIdentity.create({ data: { providerId: 'bare', subject, userId: other.id } });
+      const refused = await submitPassword(browser, back, person);
+      expect(refused.status).toBe(409);
+      expect(refused.html).toContain('This Bare bare account is already linked to another account here');
+      expect(refused.redirectedTo).toBeUndefined();
+      expect(await linksOf(person.id)).toEqual([]);
+      expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', purpose: 'link_on_sign_in', reason: 'identity_linked_elsewhere' });
+    });
+
+    it('links nothing once the interaction has expired', async () => {
+      const person = await gatehouse.addPerson();
+      const { browser, back } = await linkOffered(person.email);
+      await expireInteractions();
+      const expired = await submitPassword(browser, back, person);
+      expect(expired.status).toBe(400);
+      expect(expired.html).toContain('<code>session_not_found</code>');
+      expect(await linksOf(person.id)).toEqual([]);
+    });
+
+    it('links nothing once the offer is older than ten minutes, even in a live interaction', async () => {
+      const person = await gatehouse.addPerson();
+      const later = createFederation({ db: gatehouse.gatehouse.db, config: gatehouse.config, audit: createAuditLog(gatehouse.gatehouse.db, createLogger({ logLevel: 'silent' })), now: () => new Date(Date.now() + 11 * 60 * 1000) });
+      const pending = { provider: 'bare', providerName: 'Bare bare', subject: 'stale', email: person.email, exp: Date.now() + 10 * 60 * 1000 };
+      expect(await later.acceptPendingLink(person.id, pending, {})).toBe('link_expired');
+      expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', reason: 'link_expired' });
+      expect(await later.acceptPendingLink(person.id, { ...pending, exp: Date.now() + 20 * 60 * 1000 }, {})).toBeNull();
+      expect(await linksOf(person.id)).toEqual([]);
+    });
   });
 
   describe('each failure: a clear page, an audit event, nothing stored', () => {

@@ -204,7 +204,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       expect(await services.events(person.id, 'mfa.enrolled')).toEqual([expect.objectContaining({ clientId: WEB_APP.id, details: { method: 'totp' } })]);
       expect((await resultOf(interaction))?.login).toBeUndefined();
 
-      const { res } = await run(interaction, (req, res) => services.steps.finishAfterEnrolment(req, res, { accountId: person.id, stage: 'enrolled', failures: 0, via: 'pwd' }));
+      const { res } = await run(interaction, (req, res) => services.steps.finishAfterEnrolment(req, res, { accountId: person.id, stage: 'enrolled', failures: 0, via: 'pwd' }, {}));
       expectResumed(res, interaction);
       expect(await resultOf(interaction)).toEqual({ login: { accountId: person.id, amr: ['pwd', 'otp'], acr: ACR_MFA } });
     });
