@@ -224,6 +224,11 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
       }
     },
 
+    /** Records a return whose interaction has ended (expired while the person was upstream): nothing is checked or stored. */
+    async recordExpiredInteraction(providerId: string, flow: Flow | null, origin: RequestOrigin): Promise<void> {
+      await audit.record({ type: 'federation.failure', accountId: null, ...origin, details: { provider: providerId, purpose: 'login', flow: flow !== null, reason: 'interaction_expired' } });
+    },
+
     /** Records a return that has no (valid) flow cookie for it: nothing to check it against. */
     refuseWithoutFlow: (providerId: string, origin: RequestOrigin) => refuse('state_mismatch', undefined, origin, { provider: providerId, detail: 'no sign-in was started for this provider in this browser (or it expired)' }),
 

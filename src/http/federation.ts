@@ -7,6 +7,7 @@
 // Every refusal is a page in the person's language saying what happened and where to go back
 // to; federation/sign-in.ts has already recorded it in the audit trail.
 import express, { Router, type Request, type Response } from 'express';
+import { errors } from 'oidc-provider';
 import { z } from 'zod';
 import { FederationRefused, type Federation, type Flow } from '../federation/sign-in.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
@@ -101,10 +102,23 @@ export function createFederationRouter({ federation, steps, account, renderPage,
     }
   }
 
+  /**
+   * The interaction is gone (expired while the person was upstream, or this browser never had it):
+   * recorded, the flow cookie cleared, and the error handler's session-expired page shown.
+   */
+  async function loadOrRecordExpiry(req: Request, res: Response, idp: string) {
+    try {
+      return await guards.load(req, res);
+    } catch (error) {
+      if (error instanceof errors.SessionNotFound) await federation.recordExpiredInteraction(idp, takeFlow(req, res, idp), originOf(req));
+      throw error;
+    }
+  }
+
   async function finishSignIn(req: Request, res: Response) {
-    const interaction = await guards.load(req, res);
-    guards.expectPrompt(interaction, 'login');
     const idp = idpOf(req);
+    const interaction = await loadOrRecordExpiry(req, res, idp);
+    guards.expectPrompt(interaction, 'login');
     const flow = takeFlow(req, res, idp);
     const query = new URLSearchParams(req.originalUrl.split('?')[1] ?? '');
     try {

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { dialectOf } from '../../src/db/dialect.js';
 import { createIdp } from '../../src/federation/service.js';
 import { createFederation } from '../../src/federation/sign-in.js';
+import { FLOW_COOKIE } from '../../src/http/federation.js';
 import { MAX_SECOND_FACTOR_FAILURES } from '../../src/oidc/interactions.js';
 import { ACR_MFA } from '../../src/oidc/provider.js';
 import { allowAccess, Browser, completeSignIn, submitForm, submitPassword, type Page } from '../helpers/browser.js';
@@ -387,6 +388,26 @@ describe.each(await flavours())('signing in through upstream identity providers 
       const stranger = await new Browser(gatehouse.url).visit(callback.href);
       expect(stranger.status).toBe(400);
       expect((await failures()).at(-1)).toMatchObject({ provider: 'bare', reason: 'state_mismatch' });
+      expect(await prisma().user.findUnique({ where: { email: 'never-stored@example.com' } })).toBeNull();
+    });
+
+    it('a return after the interaction has expired: the session-expired page, a federation.failure, the flow cookie cleared', async () => {
+      bare.accounts.set('never-stored', { email: 'never-stored@example.com', email_verified: true });
+      bare.behaviour = { account: 'never-stored' };
+      const before = await counts();
+      const browser = new Browser(gatehouse.url);
+      const { page } = await signInPage(browser);
+      const sent = await submitForm(browser, page, '/federation/bare');
+      expect(browser.hasCookie(FLOW_COOKIE)).toBe(true);
+      const callback = await throughUpstream(sent.redirectedTo as URL);
+      const dialect = dialectOf(flavour);
+      await prisma().$executeRawUnsafe(dialect.sql('UPDATE "OidcArtifact" SET "expiresAt" = ? WHERE "model" = ?'), dialect.time(new Date(Date.now() - 1000)), 'Interaction');
+      const expired = await browser.visit(callback.href);
+      expect(expired.status).toBe(400);
+      expect(expired.html).toContain('This sign-in page has expired or was opened in another browser');
+      expect(browser.hasCookie(FLOW_COOKIE)).toBe(false);
+      expect((await failures()).at(-1)).toEqual({ provider: 'bare', purpose: 'login', flow: true, reason: 'interaction_expired' });
+      expect(await counts()).toEqual(before);
       expect(await prisma().user.findUnique({ where: { email: 'never-stored@example.com' } })).toBeNull();
     });
 
