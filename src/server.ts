@@ -28,7 +28,7 @@ import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
 import { loadSigningKeys } from './keys/signing-keys.js';
 import { createMfa } from './people/mfa.js';
 import { createProvider } from './oidc/provider.js';
-import { createFederation } from './federation/sign-in.js';
+import { createFederation, type FederatedSignInObserver } from './federation/sign-in.js';
 import { loadPairwiseSalt } from './oidc/subjects.js';
 
 export interface Gatehouse {
@@ -91,12 +91,13 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
 /**
  * What the pages call: the password verifier and second-factor checks under their limits, the
  * interaction steps and the account page's service. `signIns` is the audit log sign-in attempts
- * are recorded through (the metrics count them on the way).
+ * are recorded through (the metrics count them on the way); `federatedSignIns` counts sign-ins
+ * through upstream identity providers.
  */
-export function createServices({ config, db, provider, audit, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog }) {
+export function createServices({ config, db, provider, audit, signIns = audit, federatedSignIns }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog; federatedSignIns?: FederatedSignInObserver }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
   const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
-  const federation = createFederation({ db, config, audit });
+  const federation = createFederation({ db, config, audit, observe: federatedSignIns });
   const links = { accept: federation.acceptPendingLink, complete: federation.completePendingLink };
   const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), links);
   const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
@@ -109,7 +110,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
-    const { steps, account, federation } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
+    const { steps, account, federation } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });

@@ -111,15 +111,22 @@ export interface LinkOffered {
   link: PendingLink;
 }
 
+/**
+ * Told the outcome of each federated sign-in (the metrics count them). `provider` is the id of a
+ * configured provider, or undefined when the request named none: never a value taken from the URL.
+ */
+export type FederatedSignInObserver = (outcome: 'success' | 'failure' | 'link_offered', provider: string | undefined) => void;
+
 export interface FederationDeps {
   db: Db;
   config: Pick<Config, 'issuer' | 'secrets' | 'nodeEnv'>;
   audit: AuditLog;
   upstreams?: Upstreams;
   now?: () => Date;
+  observe?: FederatedSignInObserver;
 }
 
-export function createFederation({ db, config, audit, upstreams = createUpstreams({ production: config.nodeEnv === 'production' }), now = () => new Date() }: FederationDeps) {
+export function createFederation({ db, config, audit, upstreams = createUpstreams({ production: config.nodeEnv === 'production' }), now = () => new Date(), observe = () => {} }: FederationDeps) {
   const store = createFederationStore(db);
   const users = createUserStore(db);
   const redirectUri = (id: string) => federationCallbackUrl(config.issuer, id);
@@ -131,9 +138,16 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     return { idp: resolvedOf(row), secret: openIdpSecret(row, config.secrets) };
   }
 
-  /** Records the failure, then throws it. */
+  /** The provider a request names, when it is configured (enabled or not). */
+  async function configured(id: string): Promise<ResolvedIdp | undefined> {
+    const row = await store.findProvider(id);
+    return row ? resolvedOf(row) : undefined;
+  }
+
+  /** Records the failure (counted as a failed sign-in unless it was a link), then throws it. */
   async function refuse(reason: FederationRefusalReason, idp: ResolvedIdp | undefined, origin: RequestOrigin, details: Record<string, unknown>, accountId?: string): Promise<never> {
     await audit.record({ type: 'federation.failure', accountId: accountId ?? null, ...origin, details: { provider: idp?.id, ...details, reason } });
+    if (details.purpose === undefined || details.purpose === 'login') observe('failure', idp?.id);
     throw new FederationRefused(reason, idp && named(idp));
   }
 
@@ -186,7 +200,7 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     } catch (error) {
       if ((error as { code?: string }).code !== 'P2002') throw error;
       const existing = await store.findLink(idp.id, identity.subject);
-      return refuse(existing && existing.userId !== accountId ? 'identity_linked_elsewhere' : 'provider_already_linked', idp, origin, { purpose: via === 'account' ? 'link' : 'login' }, accountId);
+      return refuse(existing && existing.userId !== accountId ? 'identity_linked_elsewhere' : 'provider_already_linked', idp, origin, { purpose: via === 'account' ? 'link' : via === 'local_sign_in' ? 'link_on_sign_in' : 'login' }, accountId);
     }
     await audit.record({ type: 'federation.linked', accountId, ...origin, details: { provider: idp.id, via } });
   }
@@ -227,10 +241,12 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     /** Records a return whose interaction has ended (expired while the person was upstream): nothing is checked or stored. */
     async recordExpiredInteraction(providerId: string, flow: Flow | null, origin: RequestOrigin): Promise<void> {
       await audit.record({ type: 'federation.failure', accountId: null, ...origin, details: { provider: providerId, purpose: 'login', flow: flow !== null, reason: 'interaction_expired' } });
+      observe('failure', (await configured(providerId))?.id);
     },
 
     /** Records a return that has no (valid) flow cookie for it: nothing to check it against. */
-    refuseWithoutFlow: (providerId: string, origin: RequestOrigin) => refuse('state_mismatch', undefined, origin, { provider: providerId, detail: 'no sign-in was started for this provider in this browser (or it expired)' }),
+    refuseWithoutFlow: async (providerId: string, origin: RequestOrigin) =>
+      refuse('state_mismatch', await configured(providerId), origin, { provider: providerId, detail: 'no sign-in was started for this provider in this browser (or it expired)' }),
 
     /**
      * The person this upstream sign-in is, linking or creating them as the provider allows; or,
@@ -255,6 +271,7 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
         } else if (owner && hasPassword(owner) && identity.email) {
           // Recorded as the refusal it is; the link waits for the owner's own sign-in.
           await audit.record({ type: 'federation.failure', accountId: owner.id, ...origin, details: { provider: idp.id, ...base, email_verified: identity.emailVerified, link_offered: true, reason: 'email_in_use' } });
+          observe('link_offered', idp.id);
           return { kind: 'link_offered', link: { provider: idp.id, providerName: idp.displayName, subject: identity.subject, email: identity.email, exp: now().getTime() + PENDING_LINK_TTL_MS } };
         } else if (owner) {
           return refuse('email_in_use', idp, origin, { ...base, email_verified: identity.emailVerified }, owner.id);
@@ -273,6 +290,7 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
       await store.touchLink(idp.id, identity.subject, now());
       const upstreamMfa = upstreamShowsMfa(idp, identity);
       await audit.record({ type: 'federation.sign_in', accountId, ...origin, details: { provider: idp.id, how, upstream_mfa: upstreamMfa } });
+      observe('success', idp.id);
       return { kind: 'signed_in', accountId, upstreamMfa, provider: named(idp) };
     },
 

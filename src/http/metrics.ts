@@ -1,6 +1,7 @@
 // Prometheus metrics, one Registry per app (so several Gatehouses in one process never clash):
-// HTTP requests and latency by route, sign-ins by outcome, tokens by grant type, storage call
-// latency, and the process's own metrics (event-loop lag, memory, CPU, GC).
+// HTTP requests and latency by route, sign-ins by outcome, federated sign-ins by provider and
+// outcome, tokens by grant type, storage call latency, and the process's own metrics (event-loop
+// lag, memory, CPU, GC).
 //
 // Route labels are route names, never URLs: Express's matched route (/interaction/:uid/login),
 // the engine's route name (authorization, token, userinfo, …), "/assets", or "unmatched".
@@ -11,9 +12,12 @@ import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client
 import type { AuditLog } from '../audit/log.js';
 import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
+import type { FederatedSignInObserver } from '../federation/sign-in.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const SIGN_IN_OUTCOMES = ['success', 'failure', 'locked'] as const;
+/** The provider label of a federated sign-in that named no configured provider (no provider id can start with `_`). */
+const UNKNOWN_PROVIDER = '_unknown';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -27,6 +31,8 @@ export interface Metrics {
   readonly countTokensIssued: EngineListener;
   /** The same audit log, counting sign_in.* events on the way. */
   countSignIns(audit: AuditLog): AuditLog;
+  /** Counts a sign-in through an upstream identity provider (federation/sign-in.ts). */
+  readonly countFederatedSignIn: FederatedSignInObserver;
   readonly observeAdapter: AdapterObserver;
 }
 
@@ -44,6 +50,12 @@ export function createMetrics(): Metrics {
   });
   const signIns = new Counter({ name: 'gatehouse_sign_ins_total', help: 'Password sign-in attempts, by outcome (success, failure, locked).', labelNames: ['outcome'], registers: [registry] });
   for (const outcome of SIGN_IN_OUTCOMES) signIns.inc({ outcome }, 0);
+  const federatedSignIns = new Counter({
+    name: 'gatehouse_federated_sign_ins_total',
+    help: `Sign-ins through upstream identity providers, by provider (a configured provider's id, or ${UNKNOWN_PROVIDER} when the request named none) and outcome (success, failure, link_offered).`,
+    labelNames: ['provider', 'outcome'],
+    registers: [registry],
+  });
   const tokensIssued = new Counter({ name: 'gatehouse_tokens_issued_total', help: 'Successful token endpoint responses, by grant type.', labelNames: ['grant_type'], registers: [registry] });
   const adapterDuration = new Histogram({
     name: 'gatehouse_adapter_duration_seconds',
@@ -93,6 +105,9 @@ export function createMetrics(): Metrics {
           return audit.record(event);
         },
       };
+    },
+    countFederatedSignIn(outcome, provider) {
+      federatedSignIns.inc({ provider: provider ?? UNKNOWN_PROVIDER, outcome });
     },
     observeAdapter(model, method, seconds) {
       adapterDuration.observe({ model, method }, seconds);

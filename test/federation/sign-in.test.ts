@@ -242,6 +242,34 @@ describe.each(await flavours())('signing in through upstream identity providers 
     expect(await prisma().linkedIdentity.findMany({ where: { userId: user.id } })).toEqual([expect.objectContaining({ providerId: 'gatehouse-b', subject: other.idOf(ALICE) })]);
   });
 
+  it('counts federated sign-ins in the metrics by configured provider and outcome, never by a name from the URL', async () => {
+    const metric = async (labels: string) => {
+      const text = await (await fetch(`${gatehouse.url}/metrics`)).text();
+      return Number(new RegExp(`^gatehouse_federated_sign_ins_total\\{${labels}\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    };
+    const snapshot = async () => ({
+      success: await metric('provider="bare",outcome="success"'),
+      failure: await metric('provider="bare",outcome="failure"'),
+      offered: await metric('provider="bare",outcome="link_offered"'),
+      unknown: await metric('provider="_unknown",outcome="failure"'),
+      github: await metric('provider="github",outcome="success"'),
+    });
+    const before = await snapshot();
+    bare.accounts.set('counted', { email: 'counted@example.com', email_verified: true });
+    bare.behaviour = { account: 'counted' };
+    await (await fullSignIn('bare')).claims();
+    bare.behaviour = { account: undefined };
+    expect((await fullSignIn('bare')).back.status).toBe(403);
+    const person = await gatehouse.addPerson();
+    bare.accounts.set('counted-twin', { email: person.email, email_verified: false });
+    bare.behaviour = { account: 'counted-twin' };
+    expect((await fullSignIn('bare')).back.html).toContain('already exists here');
+    // A provider nobody configured, named in the URL: counted without its name.
+    expect((await new Browser(gatehouse.url).visit('/federation/made-up-name/callback?state=x&code=y')).status).toBe(400);
+    expect(await snapshot()).toEqual({ success: before.success + 1, failure: before.failure + 1, offered: before.offered + 1, unknown: before.unknown + 1, github: before.github });
+    expect(await (await fetch(`${gatehouse.url}/metrics`)).text()).not.toContain('made-up-name');
+  });
+
   describe('a pending link: the person whose email it is signs in with their password there, and it is linked', () => {
     /** A sign-in through `bare` as a new identity showing `email` (not verified): the sign-in page offering the link. */
     async function linkOffered(email: string, client = WEB_APP) {
