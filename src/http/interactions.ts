@@ -37,6 +37,18 @@ const formError = (error: z.ZodError): FormError => {
   return { key: isMessageKey(issue?.message) ? issue.message : 'error.malformed', fields: issue ? issue.path.map(String) : [] };
 };
 
+/** A passkey's answer as @simplewebauthn/browser made it, JSON in a form field (people/passkeys.ts parses the rest). */
+const PasskeyForm = z.object({ response: z.string().max(12_000).default('') });
+
+/** The JSON the script posted, or undefined when it is not JSON (refused as malformed further on). */
+function parseJsonField(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 
@@ -47,6 +59,7 @@ const WRONG_CREDENTIALS: FormError = { key: 'login.error.wrongCredentials', fiel
 const WRONG_CODE: FormError = { key: 'mfa.error.wrongCode', fields: ['code'] };
 const WRONG_RECOVERY_CODE: FormError = { key: 'mfa.error.wrongRecoveryCode', fields: ['recovery_code'] };
 const TOO_MANY_FAILURES: FormError = { key: 'login.error.tooManyCodes', fields: [] };
+const PASSKEY_REFUSED: FormError = { key: 'passkey.error.refused', fields: [] };
 
 export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
   const router = Router();
@@ -58,6 +71,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
   router.post('/interaction/:uid/enroll', form, confirmEnrolment);
   router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
+  router.post('/interaction/:uid/passkey/options', form, passkeyOptions);
+  router.post('/interaction/:uid/passkey', form, submitPasskey);
   router.post('/interaction/:uid/confirm', form, confirmConsent);
   router.post('/interaction/:uid/abort', form, abortInteraction);
 
@@ -127,7 +142,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       error: locals.error,
     };
     if (pending.stage === 'code') {
-      return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, recoveryError: locals.recoveryError }));
+      const methods = await steps.secondFactorMethods(pending);
+      return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, methods, recoveryError: locals.recoveryError }));
     }
     if (pending.stage === 'enrolled') {
       return res.status(status).type('html').send(await renderPage('mfa-recovery-codes', { ...page, codes: locals.recoveryCodes ?? [] }));
@@ -211,6 +227,31 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     expectPrompt(interaction, 'login');
     checkFormToken(req, interaction);
     await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'));
+  }
+
+  /** The second step's passkey options when a password step was passed, else a passwordless sign-in's (JSON for the page's script). */
+  async function passkeyOptions(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = steps.pendingSecondFactor(interaction);
+    if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
+    res.json(await steps.passkeyOptions(interaction, pending));
+  }
+
+  async function submitPasskey(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = steps.pendingSecondFactor(interaction);
+    if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
+    const parsed = PasskeyForm.safeParse(req.body ?? {});
+    const response = parsed.success ? parseJsonField(parsed.data.response) : undefined;
+    const outcome = await steps.submitPasskey(req, res, interaction, pending, response, originOf(req));
+    if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+    if (outcome !== 'wrong') return;
+    if (pending) return renderSecondFactor(req, res, interaction, { ...pending, failures: pending.failures + 1 }, 401, { error: PASSKEY_REFUSED });
+    return renderLogin(req, res, interaction, 401, { error: PASSKEY_REFUSED });
   }
 
   async function confirmConsent(req: Request, res: Response) {

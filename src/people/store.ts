@@ -110,6 +110,15 @@ export function createUserStore(db: DbHandle) {
     update: (id: string, changes: Partial<UserProfile> & { passwordHash?: string; disabled?: boolean }) =>
       prisma.user.update({ where: { id }, data: changes.email ? { ...changes, email: normalizeEmail(changes.email) } : changes }),
 
+    /** Leaves the person without a password (a passkey-only account). */
+    removePassword: (id: string) => prisma.user.update({ where: { id }, data: { passwordHash: null } }),
+
+    /** Sets a password where there is none; false when one was set meanwhile. */
+    async setPasswordWhereNone(id: string, passwordHash: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, passwordHash: null }, data: { passwordHash } });
+      return count === 1;
+    },
+
     /**
      * Keeps a new, not yet confirmed TOTP secret (encrypted) for the person. Never replaces a
      * confirmed one: false when TOTP is already enabled.
