@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { PasswordProblem } from '../people/password-policy.js';
-import { PASSKEY_NAME } from '../people/passkeys.js';
+import { PASSKEY_NAME, PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
 import { RECENT_SIGN_IN_SECONDS, type AccountService, type SignedIn } from '../people/self-service.js';
 import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
@@ -45,19 +45,11 @@ const ChangePasswordForm = z.object({ current_password: PasswordField, new_passw
 const PasswordForm = z.object({ password: PasswordField });
 const CodeForm = z.object({ code: z.string().trim().max(32).default('') });
 const PasskeyId = z.string().min(1).max(64);
-const AddPasskeyForm = z.object({ name: z.string().max(1024).default(''), response: z.string().max(12_000).default('') });
+const AddPasskeyForm = z.object({ name: z.string().max(1024).default(''), response: PASSKEY_RESPONSE_FIELD });
 const RenamePasskeyForm = z.object({ id: PasskeyId, name: z.string().max(1024).default('') });
 const RemovePasskeyForm = z.object({ id: PasskeyId, password: PasswordField });
 const SetPasswordForm = z.object({ new_password: PasswordField, new_password_confirm: PasswordField });
 
-/** The JSON the page's script posted, or undefined when it is not JSON (refused as malformed further on). */
-function parseJsonField(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
 
 /** Dates as the page shows them, in its language; times in UTC, said so. */
 const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23', timeZone: 'UTC' }).format(date)} UTC`;
@@ -292,7 +284,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     const fields = AddPasskeyForm.parse(req.body);
     const name = PASSKEY_NAME.safeParse(fields.name);
     if (!name.success) return refuse(req, res, signedIn, 'passkeys', 400, 'account.error.passkeyName');
-    const added = await account.finishPasskeyRegistration(signedIn, parseJsonField(fields.response), name.data, originOf(req));
+    const added = await account.finishPasskeyRegistration(signedIn, fields.response, name.data, originOf(req));
     if (!added.ok) return refuse(req, res, signedIn, 'passkeys', 400, 'account.error.passkeyRefused');
     backToAccount(req, res, 'passkey_added');
   }

@@ -4,6 +4,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -37,17 +38,8 @@ const formError = (error: z.ZodError): FormError => {
   return { key: isMessageKey(issue?.message) ? issue.message : 'error.malformed', fields: issue ? issue.path.map(String) : [] };
 };
 
-/** A passkey's answer as @simplewebauthn/browser made it, JSON in a form field (people/passkeys.ts parses the rest). */
-const PasskeyForm = z.object({ response: z.string().max(12_000).default('') });
-
-/** The JSON the script posted, or undefined when it is not JSON (refused as malformed further on). */
-function parseJsonField(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
+/** A passkey's answer as @simplewebauthn/browser made it (people/passkeys.ts parses the rest). */
+const PasskeyForm = z.object({ response: PASSKEY_RESPONSE_FIELD });
 
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
@@ -245,8 +237,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     checkFormToken(req, interaction);
     const pending = steps.pendingSecondFactor(interaction);
     if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
-    const parsed = PasskeyForm.safeParse(req.body ?? {});
-    const response = parsed.success ? parseJsonField(parsed.data.response) : undefined;
+    const { response } = PasskeyForm.parse(req.body ?? {});
     const outcome = await steps.submitPasskey(req, res, interaction, pending, response, originOf(req));
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
     if (outcome !== 'wrong') return;

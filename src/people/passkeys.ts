@@ -33,6 +33,22 @@ export const CHALLENGE_TTL_SECONDS = 300;
 /** A passkey's name as the person gives it. */
 export const PASSKEY_NAME = z.string().trim().min(1).max(64);
 
+/**
+ * The form field a page's script posts a ceremony's answer in: @simplewebauthn/browser's JSON, as
+ * text. Anything that is not JSON becomes undefined, refused further on as malformed.
+ */
+export const PASSKEY_RESPONSE_FIELD = z
+  .string()
+  .max(12_000)
+  .transform((text): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  })
+  .catch(undefined);
+
 const BASE64URL = z.string().min(1).max(16_384).regex(/^[A-Za-z0-9_-]+$/);
 
 /** What @simplewebauthn/browser sends back, parsed at the edge (the library checks the rest). */

@@ -68,7 +68,7 @@ export interface SessionSummary {
   current: boolean;
   signedInAt: Date | null;
   expiresAt: Date | null;
-  /** How they signed in (pwd, otp). */
+  /** How they signed in (pwd, otp, hwk, user). */
   methods: string[];
   /** Names of the apps used in it (the account page itself left out). */
   apps: string[];

@@ -134,7 +134,7 @@ export const SessionView = z
     id: z.string().describe("The session's uid (not its cookie value)."),
     signed_in_at: z.iso.datetime().nullable(),
     expires_at: z.iso.datetime().nullable(),
-    amr: z.array(z.string()).describe('How the person signed in (pwd, otp).'),
+    amr: z.array(z.string()).describe('How the person signed in (RFC 8176: pwd, otp, hwk, user).'),
     acr: z.string().nullable(),
     client_ids: z.array(z.string()).describe('Clients used in this session.'),
     last_seen: z
