@@ -195,6 +195,9 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
     if (!issued || (issued.userId !== null && issued.userId !== userId)) return fail('unknown_challenge', accountId, origin);
     if (!passkey) return fail('unknown_credential', accountId, origin);
     if (userId !== undefined && passkey.userId !== userId) return fail('not_this_account', userId, origin, { passkey_id: passkey.id });
+    // A discoverable credential names its owner (the user handle is the sub given at registration): it must be this passkey's.
+    const { userHandle } = answer.response;
+    if (userHandle !== undefined && Buffer.from(userHandle, 'base64url').toString('utf8') !== passkey.userId) return fail('not_this_account', passkey.userId, origin, { passkey_id: passkey.id });
     const user = await users.findById(passkey.userId);
     if (!user || user.disabled) return fail('disabled', passkey.userId, origin);
     let verification;

@@ -32,6 +32,8 @@ export interface Spoil {
   credentialId?: string;
   /** Sign something else (a forged signature). */
   badSignature?: boolean;
+  /** Name another owner than the one the credential was made for. */
+  userHandle?: string;
 }
 
 export class SoftwareAuthenticator {
@@ -104,7 +106,7 @@ export class SoftwareAuthenticator {
         clientDataJSON: clientDataJSON.toString('base64url'),
         authenticatorData: authData.toString('base64url'),
         signature: signature.toString('base64url'),
-        userHandle: credential.userHandle,
+        userHandle: spoil.userHandle ?? credential.userHandle,
       },
       clientExtensionResults: {},
       authenticatorAttachment: 'platform',
