@@ -221,22 +221,24 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'));
   }
 
-  /** The second step's passkey options when a password step was passed, else a passwordless sign-in's (JSON for the page's script). */
-  async function passkeyOptions(req: Request, res: Response) {
+  /** A posted passkey request: its interaction at the login prompt, its form token, and the second step owed if the password was given. */
+  async function loadPasskeyStep(req: Request, res: Response) {
     const interaction = await load(req, res);
     expectPrompt(interaction, 'login');
     checkFormToken(req, interaction);
     const pending = steps.pendingSecondFactor(interaction);
     if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
+    return { interaction, pending };
+  }
+
+  /** The second step's passkey options when a password step was passed, else a passwordless sign-in's (JSON for the page's script). */
+  async function passkeyOptions(req: Request, res: Response) {
+    const { interaction, pending } = await loadPasskeyStep(req, res);
     res.json(await steps.passkeyOptions(interaction, pending));
   }
 
   async function submitPasskey(req: Request, res: Response) {
-    const interaction = await load(req, res);
-    expectPrompt(interaction, 'login');
-    checkFormToken(req, interaction);
-    const pending = steps.pendingSecondFactor(interaction);
-    if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
+    const { interaction, pending } = await loadPasskeyStep(req, res);
     const { response } = PasskeyForm.parse(req.body ?? {});
     const outcome = await steps.submitPasskey(req, res, interaction, pending, response, originOf(req));
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
