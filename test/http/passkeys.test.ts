@@ -7,13 +7,17 @@ import { decodeJwt } from 'jose';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEventType } from '../../src/audit/store.js';
+import { createAuditLog } from '../../src/audit/log.js';
+import { createLogger } from '../../src/core/logger.js';
 import { ACR_MFA } from '../../src/oidc/provider.js';
+import { createMfa } from '../../src/people/mfa.js';
 import { SoftwareAuthenticator, type Spoil } from '../helpers/authenticator.js';
 import { allowAccess, Browser, findForm, submitForm, submitPassword, type Page } from '../helpers/browser.js';
 import { authorizationUrl, redeemCode } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { secretFor, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { enrolTotp } from '../helpers/totp.js';
 
 const REFUSED = 'That passkey could not be used.';
 const MFA_APP = { id: 'mfa-app', secret: secretFor('mfa-app'), redirectUri: 'http://app.test/mfa-callback' };
@@ -294,6 +298,19 @@ describe.each(await flavours())('passkeys on %s', (flavour) => {
     expect(claims.amr).toEqual(['pwd', 'hwk']);
     expect(claims.acr).toBe(ACR_MFA);
     expect(await events(person.id, 'mfa.failure')).toHaveLength(1);
+  });
+
+  it('offers the passkey instead of the TOTP code to a person who has both, whatever the client', async () => {
+    const { person, browser: accountBrowser, page, authenticator } = await personOnAccountPage();
+    await addPasskey(accountBrowser, page, authenticator);
+    await enrolTotp(createMfa(server.gatehouse.db, { secrets: server.config.secrets, audit: createAuditLog(server.gatehouse.db, createLogger(server.config)) }), person.id);
+    const { browser, page: login, verifier } = await signInPage();
+    const second = await submitPassword(browser, login, person);
+    expect(second.html).toContain('/mfa"');
+    expect(second.html).toContain('/recovery"');
+    expect(second.html).toContain('Use a passkey');
+    const claims = await finishAtApp(browser, await submitAssertion(browser, second, authenticator.get(await assertionOptions(browser, second))), verifier);
+    expect(claims).toMatchObject({ sub: person.id, amr: ['pwd', 'hwk'], acr: ACR_MFA });
   });
 
   it('lets a person with a passkey remove their password, sign in with the passkey only, and set a password again', async () => {
