@@ -27,6 +27,7 @@ import { createInteractionSteps } from './oidc/interactions.js';
 import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
 import { loadSigningKeys } from './keys/signing-keys.js';
 import { createMfa } from './people/mfa.js';
+import { createPasskeys } from './people/passkeys.js';
 import { createProvider } from './oidc/provider.js';
 import { createFederation, type FederatedSignInObserver } from './federation/sign-in.js';
 import { loadPairwiseSalt } from './oidc/subjects.js';
@@ -96,12 +97,14 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
  */
 export function createServices({ config, db, provider, audit, signIns = audit, federatedSignIns }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog; federatedSignIns?: FederatedSignInObserver }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
-  const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
+  const signInLimits = createSignInLimits(db, config.bruteForce);
+  const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, signInLimits);
+  const passkeys = createPasskeys(db, { rpId: config.passkeys.rpId, origin: new URL(config.issuer).origin, rpName: config.branding.productName, audit: signIns, signInLimits });
   const federation = createFederation({ db, config, audit, observe: federatedSignIns });
   const links = { accept: federation.acceptPendingLink, complete: federation.completePendingLink };
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), links);
-  const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
-  return { mfa, passwords, steps, account, federation };
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links);
+  const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
+  return { mfa, passwords, passkeys, steps, account, federation };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */

@@ -21,7 +21,7 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { decrypt, DecryptionError, encrypt } from '../core/secrets.js';
 import type { Db } from '../db/client.js';
-import { createUserStore, hasPassword, NO_PASSWORD, profileColumnsOf } from '../people/store.js';
+import { createUserStore, hasPassword, profileColumnsOf } from '../people/store.js';
 import { federationCallbackUrl, type ResolvedIdp } from './schema.js';
 import { createFederationStore, openIdpSecret, resolvedOf } from './store.js';
 import { createUpstreams, UpstreamFailure, upstreamShowsMfa, type Upstreams, type UpstreamFailureReason, type UpstreamIdentity } from './upstream.js';
@@ -183,7 +183,7 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
       return await db.prisma.$transaction(async (tx) => {
         const handle = { prisma: tx as unknown as Db['prisma'], flavour: db.flavour };
         const profile = { email: identity.email, emailVerified: identity.emailVerified, ...profileColumnsOf(identity.profile) };
-        const user = await createUserStore(handle).create(randomUUID(), profile, NO_PASSWORD);
+        const user = await createUserStore(handle).create(randomUUID(), profile, null);
         await createFederationStore(handle).link(idp.id, identity.subject, user.id, identity.email, now());
         return user.id;
       });

@@ -21,7 +21,7 @@ import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
 import type { Metrics } from './metrics.js';
-import { ASSETS_DIR } from './pages.js';
+import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
 import { logRequests } from './request-log.js';
 import { cacheControl, securityHeaders } from './security-headers.js';
 
@@ -75,6 +75,8 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.use(metrics.recordRequests);
   app.use(securityHeaders(config));
   app.use(createBrandingRouter(config.branding));
+  // The WebAuthn browser library, from our own node_modules (no CDN: the CSP allows only 'self').
+  app.get(WEBAUTHN_SCRIPT_PATH, (_req, res, next) => res.sendFile(WEBAUTHN_SCRIPT_FILE, { maxAge: '1h' }, (error) => error && next(error)));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(cacheControl);
   app.use(createHealthRouter(readiness, logger));

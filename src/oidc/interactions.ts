@@ -19,6 +19,7 @@ import { z } from 'zod';
 import type { PasswordVerifier } from '../people/accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
+import type { Passkeys } from '../people/passkeys.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
 import { PendingLinkSchema, type PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
@@ -36,7 +37,7 @@ export const MAX_SECOND_FACTOR_FAILURES = 5;
 
 const PendingSecondFactorSchema = z.object({
   accountId: z.string().min(1),
-  /** code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue. */
+  /** code: ask for a TOTP code or a passkey (whichever the person has); enroll: set TOTP up first; enrolled: codes shown, continue. */
   stage: z.enum(['code', 'enroll', 'enrolled']),
   failures: z.number().int().min(0).default(0),
   /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
@@ -105,6 +106,18 @@ export interface ConsentRequest {
 const withoutOpenid = (scopes: string[]) => scopes.filter((scope) => scope !== 'openid');
 const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filter(Boolean) : []);
 
+/**
+ * The amr values (RFC 8176) we set: the first factor ('pwd', or 'fed' for an upstream provider), then the
+ * second ('otp' for a TOTP code, 'hwk' for a passkey); a user-verified passkey alone is ['hwk', 'user'].
+ */
+const PASSKEY_ALONE_AMR = ['hwk', 'user'];
+
+/** What the second-factor page offers this person. */
+export interface SecondFactorMethods {
+  totp: boolean;
+  passkey: boolean;
+}
+
 /** What a password or code submission led to; `finished` means the response was sent. */
 export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures' | LinkRefusal;
 
@@ -138,6 +151,11 @@ export interface InteractionSteps {
   /** The second factor still owed in this interaction, if its password step was passed. */
   pendingSecondFactor(interaction: Interaction): PendingSecondFactor | undefined;
   describeEnrolment(pending: PendingSecondFactor): Promise<TotpEnrolment | null>;
+  secondFactorMethods(pending: PendingSecondFactor): Promise<SecondFactorMethods>;
+  /** WebAuthn options for this page: the second step's (the person's passkeys) or a passwordless sign-in's. */
+  passkeyOptions(interaction: Interaction, pending: PendingSecondFactor | undefined): Promise<unknown>;
+  /** A passkey's answer: finishes the login prompt (a passwordless sign-in, or the second step), or says why not. */
+  submitPasskey(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor | undefined, response: unknown, origin: RequestOrigin): Promise<StepOutcome>;
   submitTotpCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
   submitRecoveryCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
   /** Enables TOTP when the code is right and returns the recovery codes to show once. */
@@ -149,7 +167,7 @@ export interface InteractionSteps {
 }
 
 /** `links`: pending links of upstream identities (federation/); without it none is offered. */
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, links?: PendingLinks): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, passkeys: Passkeys, links?: PendingLinks): InteractionSteps {
   /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
   async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (link && links) {
@@ -165,13 +183,15 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin) =>
     finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
 
-  /** After the first factor: the second one the person or the client asks for, or finished (with the link accepted at the password step). */
+  /** After the first factor (a password or an upstream provider): the second one the person or the client asks for, or finished (with the link accepted at the password step). */
   async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
-    if (await mfa.isEnabled(accountId)) {
+    const mfaRequired = interaction.prompt.reasons.includes(MFA_REQUIRED_REASON);
+    // A TOTP code is always asked of who has one; a passkey when the client requires MFA.
+    if ((await mfa.isEnabled(accountId)) || (mfaRequired && (await passkeys.count(accountId)) > 0)) {
       await keepPending(req, res, { accountId, stage: 'code', failures: 0, via, link: link?.pending });
       return 'second_factor' as const;
     }
-    if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
+    if (mfaRequired) {
       // false only when TOTP got enabled since the check above: ask for a code then.
       const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
       await keepPending(req, res, { accountId, stage, failures: 0, via, link: link?.pending });
@@ -293,6 +313,31 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     pendingSecondFactor: (interaction) => interaction.result?.[PENDING_KEY],
 
     describeEnrolment: (pending) => mfa.describeEnrolment(pending.accountId),
+
+    async secondFactorMethods(pending) {
+      const [totp, count] = await Promise.all([mfa.isEnabled(pending.accountId), passkeys.count(pending.accountId)]);
+      return { totp, passkey: count > 0 };
+    },
+
+    passkeyOptions: (interaction, pending) => (pending ? passkeys.secondFactorOptions(pending.accountId, interaction.uid) : passkeys.signInOptions(interaction.uid)),
+
+    async submitPasskey(req, res, interaction, pending, response, origin) {
+      const clientId = interaction.params.client_id;
+      if (pending) {
+        const outcome = await limitSecondFactor(req, res, interaction, pending, 'passkey', origin, async () => {
+          const checked = await passkeys.verifySecondFactor(pending.accountId, interaction.uid, response, { ...origin, clientId });
+          return checked.ok ? checked : null;
+        });
+        if (outcome === 'wrong' || outcome === 'too_many_failures') return outcome;
+        await finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'hwk'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
+        return 'finished';
+      }
+      const signedIn = await passkeys.signIn(interaction.uid, response, { ...origin, clientId });
+      if (!signedIn.ok) return 'wrong';
+      // User verification was required: something held and something known or been.
+      await finishLogin(req, res, { accountId: signedIn.accountId, amr: PASSKEY_ALONE_AMR, acr: ACR_MFA });
+      return 'finished';
+    },
 
     async submitTotpCode(req, res, interaction, pending, code, origin) {
       const outcome = await limitSecondFactor(req, res, interaction, pending, 'totp', origin, () => mfa.verifyCode(pending.accountId, code));

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createUserStore, hasPassword, profileClaimsOf, type User } from './store.js';
+import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
@@ -37,6 +37,9 @@ export function createFindAccount(db: Db): FindAccount {
 }
 
 export const hashPassword = (password: string, cost: number) => bcrypt.hash(password, cost);
+
+/** Whether `password` matches the stored hash; never for a person without a password (passkey-only). */
+export const passwordMatches = async (password: string, hash: string | null): Promise<boolean> => (hash ? bcrypt.compare(password, hash) : false);
 
 export interface PasswordVerifier {
   /**
@@ -74,10 +77,10 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       // them. Refused like a wrong one, after the same bcrypt work (no password set through the
       // policy is longer, password-policy.ts).
       const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
-      // Someone without a password (federation/) costs the same work and never matches.
-      const matches = (await bcrypt.compare(password, user && hasPassword(user) ? user.passwordHash : await dummy())) && !tooLong && !!user && hasPassword(user);
-      if (!user || !matches || user.disabled) {
-        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !hasPassword(user) ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
+      // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
+      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
+      if (!user?.passwordHash || !matches || user.disabled) {
+        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
         return refuse(attempt, user, origin, { reason });
       }
       await attempt.succeeded();

@@ -12,6 +12,7 @@ import type { Db } from '../db/client.js';
 import type { ClientSecretSealing } from '../clients/secrets.js';
 import { createClientStore, type ClientMetadata, type ClientStore } from '../clients/store.js';
 import { createUserStore, profileColumnsOf, type User, type UserProfile, type UserStore } from '../people/store.js';
+import { passwordMatches } from '../people/accounts.js';
 import { createResourceStore, type ResourceStore } from '../resources/store.js';
 import { createFederationStore, declarationOf, idpRow, openIdpSecret, sealIdpSecret, type FederationStore } from '../federation/store.js';
 import { sameJson } from '../clients/store.js';
@@ -149,7 +150,7 @@ async function seedResources(store: ResourceStore, resources: readonly SeedResou
 /** What a run learned about one seed user's password before the transaction opened. */
 interface PreparedPassword {
   /** The stored hash that was compared, if the user existed then. */
-  checkedHash?: string;
+  checkedHash?: string | null;
   /** Whether that hash matched the seed password. */
   matches: boolean;
   /** A hash of the seed password, made when the stored one did not match (or there was none). */
@@ -163,7 +164,7 @@ async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: 
   const entries = await Promise.all(
     users.map(async (user): Promise<[string, PreparedPassword]> => {
       const checkedHash = stored.get(user.email);
-      const matches = checkedHash !== undefined && (await bcrypt.compare(user.password, checkedHash));
+      const matches = checkedHash !== undefined && (await passwordMatches(user.password, checkedHash));
       return [user.email, { checkedHash, matches, newHash: matches ? undefined : await bcrypt.hash(user.password, bcryptCost) }];
     }),
   );
@@ -173,7 +174,7 @@ async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: 
 /** A new hash for an existing user, or null when the stored one already matches the seed password. */
 async function passwordChange(user: SeedUser, row: User, prepared: PreparedPassword, bcryptCost: number): Promise<string | null> {
   // Another writer may have changed the hash since it was compared: compare again then.
-  const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await bcrypt.compare(user.password, row.passwordHash);
+  const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await passwordMatches(user.password, row.passwordHash);
   return matches ? null : (prepared.newHash ?? bcrypt.hash(user.password, bcryptCost));
 }
 

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { createIdp, listLinkedIdentities, unlinkIdentity } from '../../src/federation/service.js';
 import { createFederation } from '../../src/federation/sign-in.js';
 import { createFederationStore } from '../../src/federation/store.js';
-import { createUserStore, NO_PASSWORD } from '../../src/people/store.js';
+import { createUserStore } from '../../src/people/store.js';
 import { tokenRequest } from '../helpers/code-flow.js';
 import { runCli } from '../helpers/commands.js';
 import { flavours } from '../helpers/databases.js';
@@ -39,7 +39,7 @@ describe.each(await flavours())('linked identities on %s', (flavour) => {
     const id = randomUUID();
     const email = `nopw-${id.slice(0, 8)}@example.com`;
     const profile = { email, emailVerified: true, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null };
-    await createUserStore(server.gatehouse.db).create(id, profile, NO_PASSWORD);
+    await createUserStore(server.gatehouse.db).create(id, profile, null);
     for (const provider of providers) await store().link(provider, `${provider}-${id}`, id, email);
     return { id, email };
   }

@@ -116,7 +116,7 @@ describe.each(await flavours())('signing in through upstream identity providers 
     const claims = await (await fullSignIn('bare')).claims();
     expect(claims.amr).toEqual(['fed']);
     const user = await prisma().user.findUniqueOrThrow({ where: { id: claims.sub as string } });
-    expect(user).toMatchObject({ email: 'fresh@example.com', emailVerified: true, name: 'Fresh Person', passwordHash: '' });
+    expect(user).toMatchObject({ email: 'fresh@example.com', emailVerified: true, name: 'Fresh Person', passwordHash: null });
     expect(await counts()).toEqual({ users: before.users + 1, links: before.links + 1 });
 
     const again = await (await fullSignIn('bare')).claims();
@@ -465,9 +465,10 @@ describe.each(await flavours())('signing in through upstream identity providers 
       expect(page.html).toContain('Bare bare');
       expect(page.html).toMatch(/action="\/account\/federation\/bare\/unlink"/);
       expect(page.html).toMatch(/action="\/account\/federation\/github\/link"/);
-      // No password to change or to confirm two-step verification with: the page says so instead of offering forms that cannot work.
-      expect(page.html).toContain('You have no password here');
+      // No password to change or to confirm two-step verification with: the page says so and offers to set one instead.
+      expect(page.html).toContain('You have no password: you sign in with a passkey or a linked account');
       expect(page.html).not.toContain('action="/account/password"');
+      expect(page.html).toContain('action="/account/password/set"');
 
       github.user = { id: 9001, login: 'linker', name: 'Linker', emails: [{ email: 'linker@elsewhere.org', primary: true, verified: true }] };
       const sent = await submitForm(browser, page, '/account/federation/github/link');

@@ -151,7 +151,7 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     for (const { email, password } of [ALICE_ENTRY, BOB]) {
       const row = await user(email.toLowerCase());
       expect(row.passwordHash).toMatch(BCRYPT_HASH);
-      expect(await bcrypt.compare(password, row.passwordHash)).toBe(true);
+      expect(await bcrypt.compare(password, row.passwordHash ?? '')).toBe(true);
       // The clear text is in no column of the row.
       expect(Object.values(row).filter((value) => typeof value === 'string' && value.includes(password))).toEqual([]);
     }
@@ -217,8 +217,8 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     expect(after.id).toBe(before.id);
     expect(after.passwordHash).toMatch(BCRYPT_HASH);
     expect(after.passwordHash).not.toBe(before.passwordHash);
-    expect(await bcrypt.compare('a brand new password', after.passwordHash)).toBe(true);
-    expect(await bcrypt.compare(ALICE_ENTRY.password, after.passwordHash)).toBe(false);
+    expect(await bcrypt.compare('a brand new password', after.passwordHash ?? '')).toBe(true);
+    expect(await bcrypt.compare(ALICE_ENTRY.password, after.passwordHash ?? '')).toBe(false);
     // And the next run with the same new password leaves that hash alone.
     expect((await seed(file)).users.unchanged).toEqual(['alice@example.com', 'bob@example.com']);
     expect((await user('alice@example.com')).passwordHash).toBe(after.passwordHash);
