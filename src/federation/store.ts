@@ -3,14 +3,11 @@
 // only for the upstream token request (upstream.ts).
 import type { DbHandle } from '../db/client.js';
 import { decrypt, encrypt } from '../core/secrets.js';
-import { hasPassword } from '../people/store.js';
+import { removeUnlessLastWay } from '../people/sign-in-ways.js';
 import type { IdentityProvider, LinkedIdentity } from '../generated/sqlite/client.js';
 import { resolveIdp, type IdentityProviderDeclaration, type IdpSettings, type ResolvedIdp } from './schema.js';
 
 export type { IdentityProvider, LinkedIdentity };
-
-/** Rolls back an unlink that would leave the person no way to sign in. */
-class LastWayToSignIn extends Error {}
 
 const secretContext = (id: string) => `idp-client-secret:${id}` as const;
 
@@ -67,28 +64,10 @@ export function createFederationStore(db: DbHandle) {
     touchLink: (providerId: string, subject: string, at = new Date()) =>
       prisma.linkedIdentity.updateMany({ where: { providerId, subject }, data: { lastUsedAt: at } }),
 
-    /**
-     * Removes the person's link to this provider unless it is their last way to sign in (no
-     * password, no other link). The check and the delete are one transaction in which the
-     * person's row is locked first (PostgreSQL: FOR UPDATE; SQLite: the delete takes the
-     * database's write lock before anything is read), so two unlinks of a password-less
-     * person's last two links at once cannot both pass the check: the second waits, then sees
-     * the first's delete and is rolled back.
-     */
-    unlinkUnlessLast: async (userId: string, providerId: string): Promise<'unlinked' | 'not_linked' | 'last_way'> => {
-      try {
-        return await prisma.$transaction(async (tx) => {
-          if (db.flavour === 'postgresql') await tx.$queryRawUnsafe('SELECT "id" FROM "User" WHERE "id" = $1 FOR UPDATE', userId);
-          const { count } = await tx.linkedIdentity.deleteMany({ where: { userId, providerId } });
-          if (count === 0) return 'not_linked' as const;
-          const user = await tx.user.findUnique({ where: { id: userId }, select: { passwordHash: true } });
-          if (user && !hasPassword(user) && (await tx.linkedIdentity.count({ where: { userId } })) === 0) throw new LastWayToSignIn();
-          return 'unlinked' as const;
-        });
-      } catch (error) {
-        if (error instanceof LastWayToSignIn) return 'last_way';
-        throw error;
-      }
+    /** Removes the person's link to this provider unless it is their last way to sign in (people/sign-in-ways.ts). */
+    async unlinkUnlessLast(userId: string, providerId: string): Promise<'unlinked' | 'not_linked' | 'last_way'> {
+      const outcome = await removeUnlessLastWay(db, userId, async (tx) => (await tx.linkedIdentity.deleteMany({ where: { userId, providerId } })).count);
+      return outcome === 'removed' ? 'unlinked' : outcome === 'not_found' ? 'not_linked' : outcome;
     },
   };
 }

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
+import { removeUnlessLastWay } from './sign-in-ways.js';
 import type { Passkey, PasskeyChallenge } from '../generated/sqlite/client.js';
 
 export type { Passkey, PasskeyChallenge };
@@ -21,7 +22,8 @@ export interface NewPasskey {
   backedUp: boolean;
 }
 
-export function createPasskeyStore({ prisma }: DbHandle) {
+export function createPasskeyStore(db: DbHandle) {
+  const { prisma } = db;
   return {
     /** The person's passkeys, oldest first. */
     listByUser: (userId: string) => prisma.passkey.findMany({ where: { userId }, orderBy: { createdAt: 'asc' } }),
@@ -45,6 +47,10 @@ export function createPasskeyStore({ prisma }: DbHandle) {
       const { count } = await prisma.passkey.deleteMany({ where: { id, userId } });
       return count === 1;
     },
+
+    /** Removes one of the person's passkeys unless it is their last way to sign in (sign-in-ways.ts). */
+    removeUnlessLast: (userId: string, id: string) =>
+      removeUnlessLastWay(db, userId, async (tx) => (await tx.passkey.deleteMany({ where: { id, userId } })).count),
 
     /**
      * Records a use: the new signature counter and when. Guarded by the counter read before the

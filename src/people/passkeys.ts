@@ -126,6 +126,8 @@ export interface Passkeys {
   rename(userId: string, id: string, name: string, origin: RequestOrigin & { details?: Record<string, unknown> }): Promise<boolean>;
   /** Removes one of the person's passkeys (records passkey.removed); false when it is not theirs. */
   remove(userId: string, id: string, origin: RequestOrigin & { details?: Record<string, unknown> }): Promise<boolean>;
+  /** The person removing their own passkey: refused when it is their last way to sign in (sign-in-ways.ts). */
+  removeOwn(userId: string, id: string, origin: RequestOrigin & { details?: Record<string, unknown> }): Promise<'removed' | 'not_found' | 'last_way'>;
 }
 
 export interface PasskeyOptions {
@@ -365,6 +367,12 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
       const removed = await store.remove(userId, id);
       if (removed) await audit.record({ type: 'passkey.removed', accountId: userId, ...origin, details: { passkey_id: id, ...details } });
       return removed;
+    },
+
+    async removeOwn(userId, id, { details, ...origin }) {
+      const outcome = await store.removeUnlessLast(userId, id);
+      if (outcome === 'removed') await audit.record({ type: 'passkey.removed', accountId: userId, ...origin, details: { passkey_id: id, ...details } });
+      return outcome;
     },
   };
 }

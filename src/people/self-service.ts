@@ -15,6 +15,7 @@ import type { Db } from '../db/client.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
 import { createUserStore, hasPassword } from './store.js';
+import { countOtherWays } from './sign-in-ways.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
 import { passwordMatches, type PasswordVerifier } from './accounts.js';
 import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
@@ -336,17 +337,19 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
       const user = await users.findById(signedIn.accountId);
       const all = await passkeys.list(signedIn.accountId);
       if (!user || !all.some((passkey) => passkey.id === id)) return 'not_found';
-      // Without a password, the last passkey is the only way in.
-      if (!hasPassword(user) && all.length === 1) return 'last_passkey';
+      // Told before the password is asked for; checked again, race-free, as it is removed.
+      if (!hasPassword(user) && (await countOtherWays(db.prisma, signedIn.accountId)) === 1) return 'last_passkey';
       const confirmed = await confirmIdentity(signedIn, password, origin);
       if (confirmed !== true) return confirmed;
-      return (await passkeys.remove(signedIn.accountId, id, { ...origin, details: { via: 'account' } })) ? 'removed' : 'not_found';
+      const outcome = await passkeys.removeOwn(signedIn.accountId, id, { ...origin, details: { via: 'account' } });
+      return outcome === 'last_way' ? 'last_passkey' : outcome;
     },
 
     async removePassword(signedIn, password, origin) {
       if ((await passkeys.count(signedIn.accountId)) === 0) return 'no_passkey';
       if (!(await confirmPassword(signedIn, password, origin))) return 'wrong_password';
-      await users.removePassword(signedIn.accountId);
+      // A passkey removed meanwhile (another tab) may have been the last other way in.
+      if ((await users.removePasswordUnlessLast(signedIn.accountId)) === 'last_way') return 'no_passkey';
       const sessionsEnded = await endOtherSessions(signedIn, origin);
       await audit.record({ type: 'password.removed', accountId: signedIn.accountId, ...origin, details: { via: 'account', sessions_ended: sessionsEnded } });
       return 'removed';

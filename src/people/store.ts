@@ -3,6 +3,7 @@ import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readTime } from '../db/dialect.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';
+import { removeUnlessLastWay } from './sign-in-ways.js';
 import type { User } from '../generated/sqlite/client.js';
 
 export type { User };
@@ -117,8 +118,9 @@ export function createUserStore(db: DbHandle) {
     update: (id: string, changes: Partial<UserProfile> & { passwordHash?: string; disabled?: boolean }) =>
       prisma.user.update({ where: { id }, data: changes.email ? { ...changes, email: normalizeEmail(changes.email) } : changes }),
 
-    /** Leaves the person without a password (a passkey-only account). */
-    removePassword: (id: string) => prisma.user.update({ where: { id }, data: { passwordHash: null } }),
+    /** Leaves the person without a password, unless that leaves them no way to sign in (sign-in-ways.ts). */
+    removePasswordUnlessLast: (id: string) =>
+      removeUnlessLastWay(db, id, async (tx) => (await tx.user.updateMany({ where: { id, passwordHash: { not: null } }, data: { passwordHash: null } })).count),
 
     /** Sets a password where there is none; false when one was set meanwhile. */
     async setPasswordWhereNone(id: string, passwordHash: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 // A person's linked upstream identities, on SQLite and PostgreSQL: listed and removed by an
 // administrator (the management layer, the admin API and its OpenAPI document, `gatehouse users
 // identities|unlink-identity`), audited with the administrator as actor; and the last way to sign
-// in kept even when two unlinks race.
+// in kept even when two removals race, whether of links, passkeys or the password.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditLog } from '../../src/audit/log.js';
@@ -11,6 +11,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { createIdp, listLinkedIdentities, unlinkIdentity } from '../../src/federation/service.js';
 import { createFederation } from '../../src/federation/sign-in.js';
 import { createFederationStore } from '../../src/federation/store.js';
+import { createPasskeyStore } from '../../src/people/passkey-store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { tokenRequest } from '../helpers/code-flow.js';
 import { runCli } from '../helpers/commands.js';
@@ -75,6 +76,43 @@ describe.each(await flavours())('linked identities on %s', (flavour) => {
       const outcomes = await Promise.all(PROVIDERS.map((provider) => federation.unlink(person.id, provider, {})));
       expect(outcomes.sort()).toEqual(['last_way', 'unlinked', 'unlinked']);
       expect(await linksOf(person.id)).toHaveLength(1);
+    });
+  });
+
+  describe('a passkey and a linked identity are both ways to sign in (people/sign-in-ways.ts)', () => {
+    const passkeyStore = () => createPasskeyStore(server.gatehouse.db);
+    const addPasskey = (userId: string) =>
+      passkeyStore().create({ userId, credentialId: randomUUID(), publicKey: 'cose', counter: 0, transports: ['internal'], name: 'Laptop', deviceType: 'singleDevice', backedUp: false });
+
+    it('without a password, a passkey lets the last link go, and then the passkey is the last way', async () => {
+      const federation = createFederation({ db: server.gatehouse.db, config: server.config, audit: audit() });
+      const person = await passwordless(['alpha']);
+      const passkey = await addPasskey(person.id);
+      expect(await federation.unlink(person.id, 'alpha', {})).toBe('unlinked');
+      expect(await passkeyStore().removeUnlessLast(person.id, passkey.id)).toBe('last_way');
+      expect(await passkeyStore().countByUser(person.id)).toBe(1);
+    });
+
+    it('the last passkey and the last link removed at once: exactly one goes', async () => {
+      const federation = createFederation({ db: server.gatehouse.db, config: server.config, audit: audit() });
+      for (let round = 0; round < 8; round++) {
+        const person = await passwordless(['alpha']);
+        const passkey = await addPasskey(person.id);
+        const [unlinked, removed] = await Promise.all([federation.unlink(person.id, 'alpha', {}), passkeyStore().removeUnlessLast(person.id, passkey.id)]);
+        expect([unlinked, removed].filter((outcome) => outcome === 'last_way'), `round ${round}: ${unlinked}, ${removed}`).toHaveLength(1);
+        expect((await linksOf(person.id)).length + (await passkeyStore().countByUser(person.id))).toBe(1);
+      }
+    });
+
+    it('the password and the last passkey removed at once: exactly one goes', async () => {
+      for (let round = 0; round < 8; round++) {
+        const person = await server.addPerson();
+        const passkey = await addPasskey(person.id);
+        const [password, removed] = await Promise.all([createUserStore(server.gatehouse.db).removePasswordUnlessLast(person.id), passkeyStore().removeUnlessLast(person.id, passkey.id)]);
+        expect([password, removed].filter((outcome) => outcome === 'last_way'), `round ${round}: ${password}, ${removed}`).toHaveLength(1);
+        const user = await createUserStore(server.gatehouse.db).findById(person.id);
+        expect(Number(user?.passwordHash !== null) + (await passkeyStore().countByUser(person.id))).toBe(1);
+      }
     });
   });
 
