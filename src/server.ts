@@ -16,7 +16,8 @@ import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
-import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
+import { createOutbox, type Outbox } from './mail/outbox.js';
+import { createOutboxStore } from './mail/store.js';
 import { createSecondFactorLimits, createSignInLimits } from './people/sign-in-limits.js';
 import { startCounterSweeper } from './core/counters.js';
 import { installEngineHooks } from './oidc/hooks.js';
@@ -39,6 +40,8 @@ export interface Gatehouse {
   readonly signingKeys: KeyRefresher;
   /** Its Prometheus registry and instruments (http/metrics.ts). */
   readonly metrics: Metrics;
+  /** Mails and back-channel logouts waiting to be delivered (mail/outbox.ts). */
+  readonly outbox: Outbox;
   /** Stops background work and closes the database. */
   close(): Promise<void>;
 }
@@ -52,8 +55,10 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
   const renderPage = createPageRenderer(config);
   const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, observeAdapter: metrics?.observeAdapter });
-  const hooks = installEngineHooks(provider, { config, db, logger, audit, renderPage, observer: metrics });
-  return { provider, keys, renderPage, audit, hooks };
+  // Mails and back-channel logouts; its worker starts with the server (createGatehouse).
+  const outbox = createOutbox({ config, db, logger, observe: metrics?.countOutboxOutcome });
+  const hooks = installEngineHooks(provider, { config, db, logger, audit, renderPage, outbox, observer: metrics });
+  return { provider, keys, renderPage, audit, hooks, outbox };
 }
 
 /**
@@ -83,8 +88,20 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
     startSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
     startAuditRetention(db, config.auditRetention, config.database.sweepInterval, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
     startCounterSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
+    startOutboxRetention(db, config, (error) => logger.error({ err: error }, 'deleting old outbox messages failed')),
   ];
   return () => stops.forEach((stop) => stop());
+}
+
+/** Sent and failed outbox messages are kept as long as audit events, then deleted every SWEEP_INTERVAL. */
+function startOutboxRetention(db: Db, config: Config, onError: (error: unknown) => void): () => void {
+  if (config.database.sweepInterval <= 0) return () => {};
+  const store = createOutboxStore(db, config.secrets);
+  const timer = setInterval(() => {
+    store.pruneFinished(new Date(Date.now() - config.auditRetention * 1000)).catch(onError);
+  }, config.database.sweepInterval * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
@@ -105,7 +122,8 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   const db = await openDatabase(config, logger);
   try {
     const metrics = createMetrics();
-    const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
+    const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
+    metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
     const { steps, account } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
@@ -114,6 +132,8 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
     const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
+    // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
+    outbox.start();
     return {
       app,
       provider,
@@ -121,11 +141,12 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
       demo,
       signingKeys,
       metrics,
+      outbox,
       async close() {
         await signingKeys.stop();
         stopBackgroundJobs();
-        // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
-        await settleBackchannelLogouts();
+        // What is not sent yet stays in the outbox, for the next instance that runs.
+        await outbox.stop();
         await hooks.settle();
         await db.close();
       },

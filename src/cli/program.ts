@@ -9,6 +9,7 @@ import { registerClients } from './clients.js';
 import { registerConfig } from './config-check.js';
 import { CommandFailed, EXIT, UsageError } from './io.js';
 import { registerKeys } from './keys.js';
+import { registerMail } from './mail.js';
 import { registerMigrate } from './migrate.js';
 import { registerInitialAccessTokens } from './registration.js';
 import { registerSeed } from './seed.js';
@@ -29,7 +30,7 @@ function packageVersion(): string {
 
 export function createProgram({ onServe = () => {} }: { onServe?: () => void } = {}): Command {
   const program = new Command('gatehouse')
-    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys and registration tokens, read the audit trail.')
+    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys and registration tokens, read the audit trail, test mail and read the outbox.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
     // Inherited by every command added below: usage errors throw instead of exiting, so
@@ -47,6 +48,7 @@ export function createProgram({ onServe = () => {} }: { onServe?: () => void } =
   registerKeys(program);
   registerInitialAccessTokens(program);
   registerAudit(program);
+  registerMail(program);
   registerConfig(program);
   return program;
 }

@@ -8,6 +8,9 @@ import { AuditEventList, AuditQuery, queryAuditEvents } from '../audit/service.j
 import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClient, deleteClient, getClient, listClients, rotateClientSecret, UpdateClientInput, updateClient, type ClientManagementDeps } from '../clients/service.js';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
+import { listOutbox, sendTestMail } from '../mail/service.js';
+import { OutboxList, OutboxQuery, TestMailInput, TestMailResult } from '../mail/schema.js';
+import { createMailTransport } from '../mail/transport.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
@@ -57,7 +60,7 @@ export interface AdminRoute {
   /** Express-style, under /admin: `/clients/:clientId`. */
   path: string;
   summary: string;
-  tag: 'clients' | 'users' | 'keys' | 'audit';
+  tag: 'clients' | 'users' | 'keys' | 'audit' | 'mail';
   query?: z.ZodType;
   body?: z.ZodType;
   /** The response body; absent: 204 No Content. */
@@ -80,6 +83,14 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
   const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
   const keys = { db, config, audit, refreshKeys };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
+  async function sendTestMailOnce(body: unknown) {
+    const transport = createMailTransport(config.mail, { issuer: config.issuer });
+    try {
+      return await sendTestMail(transport, body, config.branding.productName);
+    } finally {
+      transport.close();
+    }
+  }
 
   return [
     { method: 'get', path: '/clients', tag: 'clients', summary: 'List clients', response: ClientList, handle: async () => ({ clients: await listClients(clients) }) },
@@ -104,6 +115,8 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },
 
+    { method: 'get', path: '/outbox', tag: 'mail', summary: 'List mails and back-channel logouts: pending, sent, failed (newest first), and the counts by state', query: OutboxQuery, response: OutboxList, handle: (c) => listOutbox({ db, secrets: config.secrets }, c.query) },
+    { method: 'post', path: '/mail/test', tag: 'mail', summary: 'Send a test mail now and return what the mail server answered', body: TestMailInput, response: TestMailResult, handle: (c) => sendTestMailOnce(c.body) },
     { method: 'get', path: '/audit-events', tag: 'audit', summary: 'Query the audit trail (newest first)', query: AuditQuery, response: AuditEventList, handle: async (c) => ({ events: await queryAuditEvents({ db }, c.query) }) },
   ];
 }
