@@ -14,6 +14,8 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
+import { createPasswordReset } from './people/password-reset.js';
+import { createMailRenderer } from './http/mail-renderer.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
 import { createOutbox, type Outbox } from './mail/outbox.js';
@@ -109,12 +111,14 @@ function startOutboxRetention(db: Db, config: Config, onError: (error: unknown) 
  * interaction steps and the account page's service. `signIns` is the audit log sign-in attempts
  * are recorded through (the metrics count them on the way).
  */
-export function createServices({ config, db, provider, audit, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog }) {
+export function createServices({ config, db, provider, audit, outbox, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; outbox: Outbox; signIns?: AuditLog }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
   const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
   const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
   const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
-  return { mfa, passwords, steps, account };
+  const composeMail = createMailRenderer(config);
+  const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
+  return { mfa, passwords, steps, account, passwordReset };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
@@ -124,13 +128,13 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
     metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
-    const { steps, account } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
+    const { steps, account, passwordReset } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit) });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
     outbox.start();

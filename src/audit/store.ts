@@ -30,6 +30,8 @@ export const AUDIT_EVENT_TYPES = [
   'user.updated',
   'user.disabled',
   'user.enabled',
+  'password.reset_requested',
+  'password.reset',
   'key.created',
   'key.retired',
 ] as const;

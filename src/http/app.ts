@@ -9,15 +9,17 @@ import { whenUnmatched } from '../oidc/hooks.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { AccountService } from '../people/self-service.js';
+import type { PasswordReset } from '../people/password-reset.js';
 import { createAccountRouter } from './account.js';
 import { createAdminRouter } from './admin.js';
 import type { AdminDeps } from './admin-routes.js';
 import { createBrandingRouter } from './branding.js';
-import { createFormTokens, createSessionFormTokens } from './csrf.js';
+import { createBrowserFormTokens, createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
+import { createPasswordResetRouter } from './password-reset.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR } from './pages.js';
 import { logRequests } from './request-log.js';
@@ -37,6 +39,8 @@ export interface AppDeps {
   admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
+  /** The forgotten-password pages (/password/*); absent (PASSWORD_RESET=false), they are not mounted. */
+  passwordReset?: PasswordReset;
 }
 
 /**
@@ -62,7 +66,7 @@ function mountEngine(provider: Provider, issuer: string): RequestHandler {
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin }: AppDeps): Express {
+export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -80,6 +84,10 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
   if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength }));
 
+  if (passwordReset) {
+    const formTokens = createBrowserFormTokens(config.secrets, { secure: config.issuer.startsWith('https:') });
+    app.use(createPasswordResetRouter({ reset: passwordReset, renderPage, formTokens, passwordMinLength: config.passwords.minLength, resetTtlSeconds: config.recovery.resetTtl }));
+  }
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
     app.post(['/authorize', '/logout'], (_req, res, next) => {

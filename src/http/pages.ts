@@ -17,7 +17,7 @@ export const ASSETS_DIR = fileURLToPath(new URL('../../views/assets', import.met
 /** Where the branding router (branding.ts) serves the operator's files. */
 export const BRAND_ASSETS = { stylesheet: '/assets/brand.css', customCss: '/assets/custom.css', logo: '/assets/brand-logo' } as const;
 
-export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'>;
+export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'> & { readonly recovery?: Pick<Config['recovery'], 'passwordReset'> };
 
 const DEFAULT_SETTINGS: PageSettings = {
   defaultLanguage: 'en',
@@ -40,7 +40,7 @@ function viewResolver(overrideDir: string | undefined) {
   };
 }
 
-export function createPageRenderer({ defaultLanguage, branding }: PageSettings = DEFAULT_SETTINGS): RenderPage {
+export function createPageRenderer({ defaultLanguage, branding, recovery }: PageSettings = DEFAULT_SETTINGS): RenderPage {
   const resolveView = viewResolver(branding.templatesDir);
   // Our own caches, not EJS's global one: a compiled template keeps the includer it was compiled
   // with, and two renderers (tests, or another override folder) must not share them.
@@ -71,6 +71,8 @@ export function createPageRenderer({ defaultLanguage, branding }: PageSettings =
       productName: branding.productName,
       brand,
       languages: SUPPORTED_LANGUAGES,
+      // The sign-in page links to the forgotten-password pages (views/partials/login-recovery.ejs).
+      passwordReset: recovery?.passwordReset ?? false,
       ...locals,
       lang,
       t,
