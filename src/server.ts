@@ -15,7 +15,8 @@ import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { createPasswordReset } from './people/password-reset.js';
-import { createMailRenderer } from './http/mail-renderer.js';
+import { createLinkStore } from './people/link-store.js';
+import { accountMailOf, createMailRenderer } from './http/mail-renderer.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
 import { createOutbox, type Outbox } from './mail/outbox.js';
@@ -95,12 +96,17 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
   return () => stops.forEach((stop) => stop());
 }
 
-/** Sent and failed outbox messages are kept as long as audit events, then deleted every SWEEP_INTERVAL. */
+/**
+ * Every SWEEP_INTERVAL: sent and failed outbox messages older than AUDIT_RETENTION, and mailed
+ * links a day after they expired, are deleted.
+ */
 function startOutboxRetention(db: Db, config: Config, onError: (error: unknown) => void): () => void {
   if (config.database.sweepInterval <= 0) return () => {};
   const store = createOutboxStore(db, config.secrets);
+  const links = createLinkStore(db);
   const timer = setInterval(() => {
     store.pruneFinished(new Date(Date.now() - config.auditRetention * 1000)).catch(onError);
+    links.pruneExpired(new Date(Date.now() - 86_400_000)).catch(onError);
   }, config.database.sweepInterval * 1000);
   timer.unref();
   return () => clearInterval(timer);
@@ -118,7 +124,8 @@ export function createServices({ config, db, provider, audit, outbox, signIns = 
   const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
   const composeMail = createMailRenderer(config);
   const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
-  return { mfa, passwords, steps, account, passwordReset };
+  const accountMail = accountMailOf(config, outbox);
+  return { mfa, passwords, steps, account, passwordReset, accountMail };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
@@ -128,13 +135,13 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
     metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
-    const { steps, account, passwordReset } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit) });
+    const { steps, account, passwordReset, accountMail } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit) });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
-    const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset });
+    const admin = { db, audit, refreshKeys: () => signingKeys.refresh(), accountMail };
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset, emailVerification: { db, audit } });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
     outbox.start();

@@ -32,6 +32,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.enabled',
   'password.reset_requested',
   'password.reset',
+  'email.verified',
   'key.created',
   'key.retired',
 ] as const;

@@ -9,6 +9,7 @@ import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClie
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { listOutbox, sendTestMail } from '../mail/service.js';
+import type { AccountMail } from '../people/email-verification.js';
 import { OutboxList, OutboxQuery, TestMailInput, TestMailResult } from '../mail/schema.js';
 import { createMailTransport } from '../mail/transport.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
@@ -43,6 +44,8 @@ export interface AdminDeps {
   audit: AuditLog;
   /** Makes this instance use rotated signing keys now (keys/refresher.ts); absent, it follows at its next refresh. */
   refreshKeys?: () => Promise<unknown>;
+  /** Mails an address change sends (people/email-verification.ts); absent, none. */
+  accountMail?: AccountMail;
 }
 
 export type Method = 'get' | 'post' | 'patch' | 'delete';
@@ -73,14 +76,14 @@ export interface AdminRoute {
 export const Empty = z.strictObject({}).meta({ id: 'Empty', description: 'No body (or an empty object).' });
 
 /** The route table: every admin endpoint, its schemas and its one call. */
-export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminDeps): AdminRoute[] {
+export function adminRoutes({ config, db, provider, audit, refreshKeys, accountMail }: AdminDeps): AdminRoute[] {
   const clients: ClientManagementDeps = {
     db,
     secrets: config.secrets,
     audit,
     validateWithEngine: async (metadata) => provider.Client.validate(metadata),
   };
-  const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
+  const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail: accountMail };
   const keys = { db, config, audit, refreshKeys };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
   async function sendTestMailOnce(body: unknown) {

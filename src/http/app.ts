@@ -2,7 +2,9 @@
 // error handler. Body parsers sit on our own POST routes only (the engine parses its own).
 import express, { type Express, type RequestHandler } from 'express';
 import type Provider from 'oidc-provider';
+import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
+import type { DbHandle } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 import type { Demo } from '../seed/demo.js';
 import { whenUnmatched } from '../oidc/hooks.js';
@@ -20,6 +22,7 @@ import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
 import { createPasswordResetRouter } from './password-reset.js';
+import { createEmailVerificationRouter } from './email-verification.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR } from './pages.js';
 import { logRequests } from './request-log.js';
@@ -36,11 +39,13 @@ export interface AppDeps {
   metrics: Metrics;
   demo?: Demo;
   /** The admin API (/admin, admin.ts); absent, it is not mounted. */
-  admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys'>;
+  admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
   /** The forgotten-password pages (/password/*); absent (PASSWORD_RESET=false), they are not mounted. */
   passwordReset?: PasswordReset;
+  /** Where links that verify an address are checked and used (/email/verify); absent, not mounted. */
+  emailVerification?: { db: DbHandle; audit: AuditLog };
 }
 
 /**
@@ -66,7 +71,7 @@ function mountEngine(provider: Provider, issuer: string): RequestHandler {
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset }: AppDeps): Express {
+export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, passwordReset, emailVerification }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -84,10 +89,11 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
   if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength }));
 
+  const browserFormTokens = createBrowserFormTokens(config.secrets, { secure: config.issuer.startsWith('https:') });
   if (passwordReset) {
-    const formTokens = createBrowserFormTokens(config.secrets, { secure: config.issuer.startsWith('https:') });
-    app.use(createPasswordResetRouter({ reset: passwordReset, renderPage, formTokens, passwordMinLength: config.passwords.minLength, resetTtlSeconds: config.recovery.resetTtl }));
+    app.use(createPasswordResetRouter({ reset: passwordReset, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength, resetTtlSeconds: config.recovery.resetTtl }));
   }
+  if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
     app.post(['/authorize', '/logout'], (_req, res, next) => {

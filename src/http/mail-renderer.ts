@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import ejs from 'ejs';
 import type { Config } from '../config/index.js';
 import type { ComposeMail } from '../mail/compose.js';
+import type { Outbox } from '../mail/outbox.js';
+import type { AccountMail } from '../people/email-verification.js';
 import { isLanguage, preferredLanguage } from './languages.js';
 import { createTranslator } from './messages/index.js';
 import { BRAND_ASSETS, VIEWS_DIR } from './pages.js';
@@ -47,4 +49,9 @@ export function createMailRenderer({ defaultLanguage, branding, issuer }: MailRe
       text: templateOf(`${template}.text.ejs`, true)(data),
     };
   };
+}
+
+/** What sending account mails (verification links, notices to the old address) needs: the server's and the CLI's. */
+export function accountMailOf(config: MailRendererSettings & Pick<Config, 'recovery'>, outbox: Outbox): AccountMail {
+  return { outbox, composeMail: createMailRenderer(config), issuer: config.issuer, verificationTtlSeconds: config.recovery.verificationTtl };
 }

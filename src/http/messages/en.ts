@@ -284,6 +284,20 @@ export const en = {
   'reset.error.mismatch': 'The two passwords are not the same.',
   'reset.error.tooMany': 'Too many requests came from your network. Wait a while, then try again.',
   'reset.error.formToken': 'This form has expired. Open the page again and try once more.',
+
+  // Email verification (views/email-verify*.ejs, views/mail/email-*.ejs).
+  'mail.email-verification.subject': 'Confirm your email address for {product}',
+  'mail.email-verification.body': 'Confirm that {email} is the address of your {product} account by opening this link within {hours} hours.',
+  'mail.email-verification.button': 'Confirm this address',
+  'mail.email-changed.subject': 'The email address of your {product} account changed',
+  'mail.email-changed.body': 'The email address of your {product} account changed from {oldEmail} to {newEmail}.',
+  'mail.email-changed.notYou': 'If you did not ask for this, contact your administrator now.',
+  'verify.title': 'Confirm your email address',
+  'verify.lead': 'Confirm that {email} is your address.',
+  'verify.submit': 'Confirm',
+  'verify.done.title': 'Your email address is confirmed',
+  'verify.done.lead': '{email} is now confirmed as the address of your account.',
+  'verify.invalid.lead': 'It was used already, it has expired, a newer link replaced it, or the address changed since. Nothing was changed.',
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */

@@ -271,4 +271,18 @@ export const ko: Messages = {
   'reset.error.mismatch': '두 비밀번호가 서로 다릅니다.',
   'reset.error.tooMany': '회원님의 네트워크에서 요청이 너무 많았습니다. 잠시 뒤에 다시 시도하십시오.',
   'reset.error.formToken': '이 양식은 만료되었습니다. 페이지를 다시 열고 한 번 더 시도하십시오.',
+
+  // 이메일 확인.
+  'mail.email-verification.subject': '{product} 이메일 주소 확인',
+  'mail.email-verification.body': '{email}이(가) {product} 계정의 주소가 맞는지 {hours}시간 안에 아래 링크를 열어 확인해 주십시오.',
+  'mail.email-verification.button': '이 주소 확인',
+  'mail.email-changed.subject': '{product} 계정의 이메일 주소가 바뀌었습니다',
+  'mail.email-changed.body': '{product} 계정의 이메일 주소가 {oldEmail}에서 {newEmail}(으)로 바뀌었습니다.',
+  'mail.email-changed.notYou': '요청하지 않으셨다면 지금 관리자에게 연락하십시오.',
+  'verify.title': '이메일 주소 확인',
+  'verify.lead': '{email}이(가) 회원님의 주소인지 확인해 주십시오.',
+  'verify.submit': '확인',
+  'verify.done.title': '이메일 주소가 확인되었습니다',
+  'verify.done.lead': '{email}이(가) 계정의 주소로 확인되었습니다.',
+  'verify.invalid.lead': '이미 사용되었거나, 만료되었거나, 더 새로운 링크로 대체되었거나, 그 사이 주소가 바뀌었습니다. 아무것도 바뀌지 않았습니다.',
 };
