@@ -21,6 +21,7 @@ import { createDemoRouter } from './demo.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
+import { createLanguageSwitchRouter, rememberRequest } from './language-switch.js';
 import { createPasswordResetRouter } from './password-reset.js';
 import { createEmailVerificationRouter } from './email-verification.js';
 import type { Metrics } from './metrics.js';
@@ -77,12 +78,14 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   app.set('trust proxy', config.server.trustProxy);
 
   app.use(logRequests(logger));
+  app.use(rememberRequest);
   app.use(metrics.recordRequests);
   app.use(securityHeaders(config));
   app.use(createBrandingRouter(config.branding));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(cacheControl);
   app.use(createHealthRouter(readiness, logger));
+  app.use(createLanguageSwitchRouter({ secure: config.issuer.startsWith('https:') }));
   // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
   if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
   app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));

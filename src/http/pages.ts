@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import type { Config } from '../config/index.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { languageLinks } from './language-switch.js';
 import { isLanguage, preferredLanguage, SUPPORTED_LANGUAGES } from './languages.js';
 import { createTranslator, describeClaim, describeScope } from './messages/index.js';
 
@@ -71,6 +72,8 @@ export function createPageRenderer({ defaultLanguage, branding, recovery }: Page
       productName: branding.productName,
       brand,
       languages: SUPPORTED_LANGUAGES,
+      // The switcher at the foot of the page (views/partials/languages.ejs).
+      languageLinks: languageLinks(),
       // The sign-in page links to the forgotten-password pages (views/partials/login-recovery.ejs).
       passwordReset: recovery?.passwordReset ?? false,
       ...locals,
