@@ -1,6 +1,7 @@
 // What the outbox holds and shows: a mail as it is sent, and the views the admin API and the
 // CLI list (no payload: it holds links that are secrets).
 import { z } from 'zod';
+import { wholeNumber } from '../core/fields.js';
 
 export const OUTBOX_KINDS = ['mail', 'backchannel_logout'] as const;
 export type OutboxKind = (typeof OUTBOX_KINDS)[number];
@@ -21,10 +22,7 @@ export const OutboxQuery = z
   .strictObject(
     {
       state: z.enum(OUTBOX_STATES, { error: `must be one of ${OUTBOX_STATES.join(', ')}` }).optional(),
-      limit: z
-        .union([z.number(), z.string().regex(/^\d+$/, 'must be a whole number from 1 to 500').transform(Number)], { error: 'must be a whole number from 1 to 500' })
-        .pipe(z.number().int().min(1, 'must be at least 1').max(500, 'must be at most 500'))
-        .default(100),
+      limit: wholeNumber(1, 500, 100),
     },
     { error: 'must be an object' },
   )

@@ -19,6 +19,7 @@ import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
 import type { Actor, AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
+import { wholeNumber } from '../core/fields.js';
 import type { Prisma } from '../db/client.js';
 import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
 
@@ -71,12 +72,6 @@ export const SetPasswordInput = z.strictObject({ password: PASSWORD }, { error: 
 
 export const SetDisabledInput = z.strictObject({ disabled: z.boolean({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be true or false') }) }, { error: 'must be an object' }).meta({ id: 'SetDisabled' });
 
-const pagingNumber = (min: number, max: number, fallback: number) =>
-  z
-    .union([z.number(), z.string().regex(/^\d+$/, `must be a whole number from ${min} to ${max}`).transform(Number)], { error: `must be a whole number from ${min} to ${max}` })
-    .pipe(z.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
-    .default(fallback);
-
 /** Query of the user list: `search` matches the email or the name; `offset`/`limit` page through, by email. */
 export const ListUsersQuery = z
   .strictObject(
@@ -87,8 +82,8 @@ export const ListUsersQuery = z
         .max(254, 'must be at most 254 characters')
         .optional()
         .describe('Part of the email (any case) or of the name (as written on PostgreSQL; ASCII in any case on SQLite); % and _ match only themselves.'),
-      offset: pagingNumber(0, 1_000_000, 0),
-      limit: pagingNumber(1, 200, 50),
+      offset: wholeNumber(0, 1_000_000, 0),
+      limit: wholeNumber(1, 200, 50),
     },
     { error: 'must be an object' },
   )
