@@ -16,6 +16,7 @@ import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { createPasswordReset } from './people/password-reset.js';
 import { createLinkStore } from './people/link-store.js';
+import { createEmailGate } from './people/email-verification.js';
 import { accountMailOf, createMailRenderer } from './http/mail-renderer.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
@@ -120,11 +121,12 @@ function startOutboxRetention(db: Db, config: Config, onError: (error: unknown) 
 export function createServices({ config, db, provider, audit, outbox, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; outbox: Outbox; signIns?: AuditLog }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
   const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
+  const accountMail = accountMailOf(config, outbox);
+  const emailGate = config.recovery.requireVerifiedEmail ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), emailGate);
   const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
   const composeMail = createMailRenderer(config);
   const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
-  const accountMail = accountMailOf(config, outbox);
   return { mfa, passwords, steps, account, passwordReset, accountMail };
 }
 

@@ -103,5 +103,8 @@ export function resolveMail({ mail, recovery, branding }: Parsed, issuer: string
   if (production && !mail.smtpUrl && recovery.passwordReset) {
     problems.push('SMTP_URL: is required in production when PASSWORD_RESET=true, so reset links reach people (e.g. smtps://user:pass@smtp.example.com:465), or set PASSWORD_RESET=false');
   }
+  if (production && !mail.smtpUrl && recovery.requireVerifiedEmail) {
+    problems.push('SMTP_URL: is required in production when REQUIRE_VERIFIED_EMAIL=true, so verification links reach people (e.g. smtps://user:pass@smtp.example.com:465)');
+  }
   return { from, passwordReset };
 }

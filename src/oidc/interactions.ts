@@ -27,8 +27,11 @@ export const MAX_SECOND_FACTOR_FAILURES = 5;
 
 const PendingSecondFactorSchema = z.object({
   accountId: z.string().min(1),
-  /** code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue. */
-  stage: z.enum(['code', 'enroll', 'enrolled']),
+  /**
+   * code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue;
+   * verify_email: REQUIRE_VERIFIED_EMAIL and the address is not verified yet (before any second factor).
+   */
+  stage: z.enum(['code', 'enroll', 'enrolled', 'verify_email']),
   failures: z.number().int().min(0).default(0),
 });
 
@@ -95,6 +98,12 @@ const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filt
 /** What a password or code submission led to; `finished` means the response was sent. */
 export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures';
 
+/** REQUIRE_VERIFIED_EMAIL (people/email-verification.ts): whether an address is verified, and sending its link again. */
+export interface EmailGate {
+  isVerified(accountId: string): Promise<boolean>;
+  resend(accountId: string, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
+}
+
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
   describeClient(clientId: string): Promise<ClientSummary>;
@@ -113,13 +122,32 @@ export interface InteractionSteps {
   finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor): Promise<void>;
   confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** The address is verified now: goes on as after the password (a second factor, or finished); 'unverified' when it is not. */
+  continueAfterVerification(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor): Promise<StepOutcome | 'unverified'>;
+  resendVerification(pending: PendingSecondFactor, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, emailGate?: EmailGate): InteractionSteps {
   const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
     provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, accountId: string) =>
     finishLogin(req, res, { accountId, amr: ['pwd', 'otp'], acr: ACR_MFA });
+
+  /** After the password (and a verified address, when required): a second factor, or signed in. */
+  async function afterPassword(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string): Promise<StepOutcome> {
+    if (await mfa.isEnabled(accountId)) {
+      await keepPending(req, res, { accountId, stage: 'code', failures: 0 });
+      return 'second_factor';
+    }
+    if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
+      // false only when TOTP got enabled since the check above: ask for a code then.
+      const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
+      await keepPending(req, res, { accountId, stage, failures: 0 });
+      return 'second_factor';
+    }
+    await finishLogin(req, res, { accountId, amr: ['pwd'], acr: ACR_PASSWORD });
+    return 'finished';
+  }
 
   /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
   async function keepPending(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor | undefined) {
@@ -208,19 +236,19 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
       if (!accountId) return 'wrong';
-      if (await mfa.isEnabled(accountId)) {
-        await keepPending(req, res, { accountId, stage: 'code', failures: 0 });
+      if (emailGate && !(await emailGate.isVerified(accountId))) {
+        await keepPending(req, res, { accountId, stage: 'verify_email', failures: 0 });
         return 'second_factor';
       }
-      if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
-        // false only when TOTP got enabled since the check above: ask for a code then.
-        const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
-        await keepPending(req, res, { accountId, stage, failures: 0 });
-        return 'second_factor';
-      }
-      await finishLogin(req, res, { accountId, amr: ['pwd'], acr: ACR_PASSWORD });
-      return 'finished';
+      return afterPassword(req, res, interaction, accountId);
     },
+
+    async continueAfterVerification(req, res, interaction, pending) {
+      if (emailGate && !(await emailGate.isVerified(pending.accountId))) return 'unverified';
+      return afterPassword(req, res, interaction, pending.accountId);
+    },
+
+    resendVerification: async (pending, origin) => (emailGate ? emailGate.resend(pending.accountId, origin) : 'too_many'),
 
     pendingSecondFactor: (interaction) => interaction.result?.[PENDING_KEY],
 

@@ -4,7 +4,9 @@
 // same transaction as the change. The link is single use, stored hashed (link-store.ts), valid
 // EMAIL_VERIFICATION_TTL, and proves only the address it was sent to.
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
-import type { DbHandle } from '../db/client.js';
+import type { Config } from '../config/index.js';
+import { counter, ipKey } from '../core/counters.js';
+import type { Db, DbHandle, Prisma } from '../db/client.js';
 import type { ComposeMail } from '../mail/compose.js';
 import type { Outbox } from '../mail/outbox.js';
 import { createLinkStore } from './link-store.js';
@@ -50,4 +52,34 @@ export async function verifyEmail(db: DbHandle, audit: AuditLog, secret: string,
   if (count !== 1) return false;
   await audit.record({ type: 'email.verified', accountId: user.id, ...origin, details: { via: 'mail' } });
   return true;
+}
+
+/**
+ * REQUIRE_VERIFIED_EMAIL at sign-in (oidc/interactions.ts): whether the person's address is
+ * verified, and its link sent again, at most MAIL_LINKS_PER_ADDRESS times per account and
+ * MAIL_LINKS_PER_IP per address in MAIL_LINK_WINDOW.
+ */
+export function createEmailGate({ db, mail, recovery }: { db: Db; mail: AccountMail; recovery: Pick<Config['recovery'], 'maxPerAddress' | 'maxPerIp' | 'window'> }) {
+  const users = createUserStore(db);
+  const perAccount = counter(db, 'verify-resend:account', recovery.maxPerAddress, recovery.window);
+  const perIp = counter(db, 'verify-resend:ip', recovery.maxPerIp, recovery.window);
+  const within = (limit: typeof perIp, key: string) =>
+    limit.consume(key).then(
+      () => true,
+      (error: unknown) => {
+        if (error instanceof Error) throw error;
+        return false;
+      },
+    );
+  return {
+    isVerified: async (accountId: string) => (await users.findById(accountId))?.emailVerified === true,
+    async resend(accountId: string, origin: RequestOrigin): Promise<'sent' | 'too_many'> {
+      if (!(await within(perIp, ipKey(origin.ip))) || !(await within(perAccount, accountId))) return 'too_many';
+      const user = await users.findById(accountId);
+      if (!user || user.disabled || user.emailVerified) return 'sent';
+      await db.prisma.$transaction((tx) => queueEmailChangeMails({ prisma: tx as unknown as Prisma, flavour: db.flavour }, mail, user, undefined));
+      mail.outbox.wake();
+      return 'sent';
+    },
+  };
 }

@@ -8,7 +8,9 @@ import { createLogger } from '../../src/core/logger.js';
 import { accountMailOf } from '../../src/http/mail-renderer.js';
 import { updateUser, type UserManagementDeps } from '../../src/people/service.js';
 import { createUserStore } from '../../src/people/store.js';
-import { Browser, findForm, submitForm } from '../helpers/browser.js';
+import { Browser, completeSignIn, findForm, submitForm, submitPassword } from '../helpers/browser.js';
+import { authorizationUrl } from '../helpers/code-flow.js';
+import { newPerson, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { flavours } from '../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { linkIn, startSmtpServer, type TestSmtpServer } from '../helpers/smtp.js';
@@ -98,5 +100,61 @@ describe.each(await flavours())('email verification on %s', (flavour) => {
     expect(view.email_verified).toBe(true);
     await server.gatehouse.outbox.drain();
     expect(smtp.received.length).toBe(before);
+  });
+});
+
+describe.each(await flavours())('REQUIRE_VERIFIED_EMAIL on %s', (flavour) => {
+  let smtp: TestSmtpServer;
+  let server: TestGatehouse;
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    server = await startTestGatehouse(flavour, { env: { SMTP_URL: smtp.url, SMTP_ALLOW_PLAINTEXT: 'true', REQUIRE_VERIFIED_EMAIL: 'true', MAIL_LINKS_PER_ADDRESS: '2' }, clients: [webApp()] });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await smtp?.close();
+  });
+
+  it('stops the sign-in to an app until the address is verified, with a limited "send the link again"', async () => {
+    const person = newPerson();
+    await server.addUser({ ...person, emailVerified: false });
+    const browser = new Browser(server.issuer);
+    const login = await browser.visit(authorizationUrl(server.issuer, WEB_APP).url.href);
+    const gate = await submitPassword(browser, login, person);
+    expect(gate.status).toBe(200);
+    expect(gate.html).toContain('Confirm your email address first');
+
+    const notYet = await submitForm(browser, gate, '/verify-email/continue');
+    expect(notYet.status).toBe(400);
+    expect(notYet.html).toContain('not confirmed yet');
+
+    const before = smtp.received.length;
+    const resent = await submitForm(browser, gate, '/verify-email/resend');
+    expect(resent.status).toBe(200);
+    expect(resent.html).toContain('A new link is on its way');
+    const mail = await smtp.waitFor(before + 1);
+    expect(mail.to).toEqual([person.email]);
+    const link = linkIn(mail.text, `${server.issuer}/email/verify?token=`);
+    // Limited: the second resend is still answered, the third is refused.
+    expect((await submitForm(browser, gate, '/verify-email/resend')).status).toBe(200);
+    expect((await submitForm(browser, gate, '/verify-email/resend')).status).toBe(429);
+
+    // Verified in another tab; the stale second link no longer matters.
+    const other = new Browser(server.issuer);
+    await server.gatehouse.outbox.drain();
+    const latest = linkIn(smtp.received.at(-1)?.text ?? '', `${server.issuer}/email/verify?token=`);
+    expect((await submitForm(other, await other.visit(latest), '/email/verify')).status).toBe(200);
+    expect((await other.visit(link)).status).toBe(400);
+
+    const onward = await submitForm(browser, gate, '/verify-email/continue');
+    const callback = await completeSignIn(browser, onward, person);
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
+  });
+
+  it('lets a person with a verified address through as before', async () => {
+    const person = await server.addPerson();
+    const browser = new Browser(server.issuer);
+    const callback = await completeSignIn(browser, await browser.visit(authorizationUrl(server.issuer, WEB_APP).url.href), person);
+    expect(callback.searchParams.get('code')).toEqual(expect.any(String));
   });
 });

@@ -298,6 +298,14 @@ export const en = {
   'verify.done.title': 'Your email address is confirmed',
   'verify.done.lead': '{email} is now confirmed as the address of your account.',
   'verify.invalid.lead': 'It was used already, it has expired, a newer link replaced it, or the address changed since. Nothing was changed.',
+
+  // REQUIRE_VERIFIED_EMAIL (views/email-verify-required.ejs).
+  'verify.required.title': 'Confirm your email address first',
+  'verify.required.lead': 'Before you continue to {client}, confirm your email address with the link we mailed to it.',
+  'verify.required.sent': 'A new link is on its way. Open it, then come back here and continue.',
+  'verify.required.resend': 'Send the link again',
+  'verify.required.continue': 'I have confirmed it, continue',
+  'verify.required.notYet': 'Your address is not confirmed yet. Open the link in the mail first.',
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */

@@ -285,4 +285,12 @@ export const ko: Messages = {
   'verify.done.title': '이메일 주소가 확인되었습니다',
   'verify.done.lead': '{email}이(가) 계정의 주소로 확인되었습니다.',
   'verify.invalid.lead': '이미 사용되었거나, 만료되었거나, 더 새로운 링크로 대체되었거나, 그 사이 주소가 바뀌었습니다. 아무것도 바뀌지 않았습니다.',
+
+  // 이메일 확인 필요.
+  'verify.required.title': '먼저 이메일 주소를 확인하십시오',
+  'verify.required.lead': '{client}(으)로 계속하기 전에 메일로 보내 드린 링크로 이메일 주소를 확인하십시오.',
+  'verify.required.sent': '새 링크를 보냈습니다. 링크를 연 다음 이곳으로 돌아와 계속하십시오.',
+  'verify.required.resend': '링크 다시 보내기',
+  'verify.required.continue': '확인했습니다. 계속하기',
+  'verify.required.notYet': '아직 주소가 확인되지 않았습니다. 먼저 메일의 링크를 여십시오.',
 };
