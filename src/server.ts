@@ -14,9 +14,14 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
+import { createPasswordReset } from './people/password-reset.js';
+import { createLinkStore } from './people/link-store.js';
+import { createEmailGate } from './people/email-verification.js';
+import { accountMailOf, createMailRenderer } from './http/mail-renderer.js';
 import { startSweeper } from './oidc/adapter.js';
 import { createAuditLog, startAuditRetention, type AuditLog } from './audit/log.js';
-import { settleBackchannelLogouts } from './oidc/backchannel-logout.js';
+import { createOutbox, type Outbox } from './mail/outbox.js';
+import { createOutboxStore } from './mail/store.js';
 import { createSecondFactorLimits, createSignInLimits } from './people/sign-in-limits.js';
 import { startCounterSweeper } from './core/counters.js';
 import { installEngineHooks } from './oidc/hooks.js';
@@ -41,6 +46,8 @@ export interface Gatehouse {
   readonly signingKeys: KeyRefresher;
   /** Its Prometheus registry and instruments (http/metrics.ts). */
   readonly metrics: Metrics;
+  /** Mails and back-channel logouts waiting to be delivered (mail/outbox.ts). */
+  readonly outbox: Outbox;
   /** Stops background work and closes the database. */
   close(): Promise<void>;
 }
@@ -54,8 +61,10 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
   const pairwiseSalt = await loadPairwiseSalt(db, config.secrets);
   const renderPage = createPageRenderer(config);
   const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, observeAdapter: metrics?.observeAdapter });
-  const hooks = installEngineHooks(provider, { config, db, logger, audit, renderPage, observer: metrics });
-  return { provider, keys, renderPage, audit, hooks };
+  // Mails and back-channel logouts; its worker starts with the server (createGatehouse).
+  const outbox = createOutbox({ config, db, logger, observe: metrics?.countOutboxOutcome });
+  const hooks = installEngineHooks(provider, { config, db, logger, audit, renderPage, outbox, observer: metrics });
+  return { provider, keys, renderPage, audit, hooks, outbox };
 }
 
 /**
@@ -85,8 +94,25 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
     startSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
     startAuditRetention(db, config.auditRetention, config.database.sweepInterval, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
     startCounterSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
+    startOutboxRetention(db, config, (error) => logger.error({ err: error }, 'deleting old outbox messages failed')),
   ];
   return () => stops.forEach((stop) => stop());
+}
+
+/**
+ * Every SWEEP_INTERVAL: sent and failed outbox messages older than AUDIT_RETENTION, and mailed
+ * links a day after they expired, are deleted.
+ */
+function startOutboxRetention(db: Db, config: Config, onError: (error: unknown) => void): () => void {
+  if (config.database.sweepInterval <= 0) return () => {};
+  const store = createOutboxStore(db, config.secrets);
+  const links = createLinkStore(db);
+  const timer = setInterval(() => {
+    store.pruneFinished(new Date(Date.now() - config.auditRetention * 1000)).catch(onError);
+    links.pruneExpired(new Date(Date.now() - 86_400_000)).catch(onError);
+  }, config.database.sweepInterval * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /**
@@ -95,16 +121,20 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
  * are recorded through (the metrics count them on the way); `federatedSignIns` counts sign-ins
  * through upstream identity providers.
  */
-export function createServices({ config, db, provider, audit, signIns = audit, federatedSignIns }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog; federatedSignIns?: FederatedSignInObserver }) {
+export function createServices({ config, db, provider, audit, outbox, signIns = audit, federatedSignIns }: { config: Config; db: Db; provider: Provider; audit: AuditLog; outbox: Outbox; signIns?: AuditLog; federatedSignIns?: FederatedSignInObserver }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
   const signInLimits = createSignInLimits(db, config.bruteForce);
   const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, signInLimits);
   const passkeys = createPasskeys(db, { rpId: config.passkeys.rpId, origin: new URL(config.issuer).origin, rpName: config.branding.productName, audit: signIns, signInLimits });
   const federation = createFederation({ db, config, audit, observe: federatedSignIns });
   const links = { accept: federation.acceptPendingLink, complete: federation.completePendingLink };
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links);
+  const accountMail = accountMailOf(config, outbox);
+  const emailGate = config.recovery.requireVerifiedEmail ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links, emailGate);
   const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
-  return { mfa, passwords, passkeys, steps, account, federation };
+  const composeMail = createMailRenderer(config);
+  const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
+  return { mfa, passwords, passkeys, steps, account, federation, passwordReset, accountMail };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
@@ -112,15 +142,18 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   const db = await openDatabase(config, logger);
   try {
     const metrics = createMetrics();
-    const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
-    const { steps, account, federation } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
+    const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
+    metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
+    const { steps, account, federation, passwordReset, accountMail } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
-    const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation });
+    const admin = { db, audit, refreshKeys: () => signingKeys.refresh(), accountMail };
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit } });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
+    // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
+    outbox.start();
     return {
       app,
       provider,
@@ -128,11 +161,12 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
       demo,
       signingKeys,
       metrics,
+      outbox,
       async close() {
         await signingKeys.stop();
         stopBackgroundJobs();
-        // Logout tokens are already signed; only their delivery (bounded retries) may be pending.
-        await settleBackchannelLogouts();
+        // What is not sent yet stays in the outbox, for the next instance that runs.
+        await outbox.stop();
         await hooks.settle();
         await db.close();
       },

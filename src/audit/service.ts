@@ -1,6 +1,7 @@
 // Reading the audit trail, for the admin API and the CLI: filters by time, account, client and
 // event type, newest first.
 import { z } from 'zod';
+import { wholeNumber } from '../core/fields.js';
 import { AUDIT_EVENT_TYPES, createAuditStore } from './store.js';
 import type { Db } from '../db/client.js';
 import { parseInput } from '../core/errors.js';
@@ -15,10 +16,7 @@ export const AuditQuery = z
       account_id: z.string({ error: 'must be a string' }).min(1).max(255).optional(),
       client_id: z.string({ error: 'must be a string' }).min(1).max(255).optional(),
       type: z.enum(AUDIT_EVENT_TYPES, { error: `must be one of ${AUDIT_EVENT_TYPES.join(', ')}` }).optional(),
-      limit: z
-        .union([z.number(), z.string().regex(/^\d+$/, 'must be a whole number from 1 to 1000').transform(Number)], { error: 'must be a whole number from 1 to 1000' })
-        .pipe(z.number().int().min(1, 'must be at least 1').max(1000, 'must be at most 1000'))
-        .default(100),
+      limit: wholeNumber(1, 1000, 100),
     },
     { error: 'must be an object' },
   )

@@ -10,6 +10,7 @@ import { registerConfig } from './config-check.js';
 import { CommandFailed, EXIT, UsageError } from './io.js';
 import { registerIdps } from './idps.js';
 import { registerKeys } from './keys.js';
+import { registerMail } from './mail.js';
 import { registerMigrate } from './migrate.js';
 import { registerInitialAccessTokens } from './registration.js';
 import { registerSeed } from './seed.js';
@@ -30,7 +31,7 @@ function packageVersion(): string {
 
 export function createProgram({ onServe = () => {} }: { onServe?: () => void } = {}): Command {
   const program = new Command('gatehouse')
-    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys, upstream identity providers and registration tokens, read the audit trail.')
+    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys, upstream identity providers and registration tokens, read the audit trail, test mail and read the outbox.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
     // Inherited by every command added below: usage errors throw instead of exiting, so
@@ -49,6 +50,7 @@ export function createProgram({ onServe = () => {} }: { onServe?: () => void } =
   registerIdps(program);
   registerInitialAccessTokens(program);
   registerAudit(program);
+  registerMail(program);
   registerConfig(program);
   return program;
 }

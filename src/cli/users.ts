@@ -20,8 +20,10 @@ const manage = () => import('../people/service.js');
 const linkedIdentities = () => import('../federation/service.js');
 
 async function deps({ config, db, logger }: CommandContext): Promise<UserManagementDeps> {
-  const { createAuditLog } = await import('../audit/log.js');
-  return { db, audit: createAuditLog(db, logger), bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
+  const [{ createAuditLog }, { createOutbox }, { accountMailOf }] = await Promise.all([import('../audit/log.js'), import('../mail/outbox.js'), import('../http/mail-renderer.js')]);
+  // Mails (a changed address's verification link) are queued here and sent by the running server's outbox worker.
+  const mail = accountMailOf(config, createOutbox({ config, db, logger }));
+  return { db, audit: createAuditLog(db, logger), bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail };
 }
 
 /** A user named by id or, when it has an @, by email. */

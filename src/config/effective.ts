@@ -17,7 +17,7 @@ export interface EffectiveSetting {
 
 const MASK = '********';
 
-/** postgresql://user:pass@host/db → postgresql://user:********@host/db (and a password= parameter). */
+/** postgresql://user:pass@host/db → postgresql://user:********@host/db (and a password= parameter); SMTP_URL alike. */
 function maskDatabaseUrl(url: string): { value: string; masked: boolean } {
   if (url.startsWith('file:')) return { value: url, masked: false };
   // Not a URL the parser accepts (an unencoded @ in the password, say): mask all it might hide.
@@ -59,7 +59,7 @@ export function describeEffectiveConfig(config: Config): EffectiveSetting[] {
       return { name, fileKey, value: `${MASK} (${count} secret${count === 1 ? '' : 's'})`, source, masked: true };
     }
     const value = given === undefined || given === '' ? (valueAt(config, key) ?? '(unset)') : given;
-    if (name === 'DATABASE_URL') return { name, fileKey, ...maskDatabaseUrl(value), source };
+    if (name === 'DATABASE_URL' || name === 'SMTP_URL') return { name, fileKey, ...maskDatabaseUrl(value), source };
     return { name, fileKey, value, source, masked: false };
   });
 }

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, resolve } from 'node:path';
 import { NO_CONFIG_FILE, readConfigFile, type ConfigFileContents } from './file.js';
 import { flavourOf, type DatabaseFlavour } from './parsers.js';
-import { checkKeyLifecycle, checkMetrics, checkProxy, checkSecrets, resolveBranding, resolveDemo, resolveIssuer, resolvePasskeyRpId, type Parsed } from './resolve.js';
+import { checkKeyLifecycle, checkMetrics, checkProxy, checkSecrets, resolveBranding, resolveDemo, resolveIssuer, resolveMail, resolvePasskeyRpId, type Parsed } from './resolve.js';
 import { Setting, SETTINGS, type Config, type ParsedValues, type SettingSource, type SettingsTable, type VariableName } from './settings.js';
 
 export class ConfigError extends Error {
@@ -40,6 +40,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const demo = resolveDemo(parsed, production, problems);
   checkKeyLifecycle(parsed, production, problems);
   const brandingFiles = resolveBranding(parsed, production, pathOf, problems);
+  const mail = resolveMail(parsed, issuer, production, problems);
   if (problems.length) throw new ConfigError(problems);
 
   // No problems: every row parsed.
@@ -65,6 +66,8 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     seedFile: pathOf('SEED_FILE', settled.seedFile),
     configFile,
     branding: { ...settled.branding, ...brandingFiles },
+    mail: { ...settled.mail, from: mail.from, dir: pathOf('MAIL_DIR', settled.mail.dir) },
+    recovery: { ...settled.recovery, passwordReset: mail.passwordReset },
     sources,
     warnings: file.warnings,
   });

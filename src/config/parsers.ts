@@ -126,3 +126,9 @@ export const supportUrl = optionalText.refine(
   (url) => url === undefined || (URL.canParse(url) && ['https:', 'http:', 'mailto:'].includes(new URL(url).protocol)),
   'must be an http(s) or mailto: URL (e.g. https://help.example.com or mailto:help@example.com)',
 );
+
+/** smtp://[user:pass@]host[:port] (STARTTLS) or smtps://… (TLS); unset or empty: none. Never echoes a password. */
+export const smtpUrl = optionalText.refine(
+  (url) => url === undefined || (URL.canParse(url) && ['smtp:', 'smtps:'].includes(new URL(url).protocol) && new URL(url).hostname !== ''),
+  'must be smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (e.g. smtps://id%40acme.example:secret@smtp.acme.example:465)',
+);

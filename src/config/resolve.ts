@@ -105,3 +105,21 @@ export function resolveBranding({ branding }: Parsed, production: boolean, pathO
 }
 
 const isFile = (path: string) => existsSync(path) && statSync(path).isFile();
+
+/**
+ * The sender (MAIL_FROM, or BRAND_NAME <no-reply@ISSUER host>) and PASSWORD_RESET's default. In
+ * production a feature that sends mail needs SMTP_URL: the development fallback (files in
+ * MAIL_DIR) would silently lose every mail.
+ */
+export function resolveMail({ mail, recovery, branding }: Parsed, issuer: string, production: boolean, problems: string[]) {
+  const host = URL.canParse(issuer) ? new URL(issuer).hostname : 'localhost';
+  const from = mail.from ?? `"${(branding.productName ?? 'Gatehouse').replace(/["\\\r\n]/g, '')}" <no-reply@${host}>`;
+  const passwordReset = recovery.passwordReset ?? (!production || mail.smtpUrl !== undefined);
+  if (production && !mail.smtpUrl && recovery.passwordReset) {
+    problems.push('SMTP_URL: is required in production when PASSWORD_RESET=true, so reset links reach people (e.g. smtps://user:pass@smtp.example.com:465), or set PASSWORD_RESET=false');
+  }
+  if (production && !mail.smtpUrl && recovery.requireVerifiedEmail) {
+    problems.push('SMTP_URL: is required in production when REQUIRE_VERIFIED_EMAIL=true, so verification links reach people (e.g. smtps://user:pass@smtp.example.com:465)');
+  }
+  return { from, passwordReset };
+}

@@ -14,6 +14,7 @@ import {
   millisecondList,
   optionalText,
   secretList,
+  smtpUrl,
   supportUrl,
   text,
   trustProxy,
@@ -194,6 +195,44 @@ export const SETTINGS = {
     lockout: setting('SIGN_IN_LOCKOUT', duration('15m'), '15m', 'How long an account, IP address or client stays locked after too many failures.'),
     delayStepMs: setting('SIGN_IN_DELAY_STEP_MS', integer(0, 5000, '250'), '250', 'Each recent failure adds this many milliseconds before the next answer (increasing delay).'),
     clientMaxFailures: setting('CLIENT_AUTH_MAX_FAILURES', integer(1, 100_000, '10'), '10', 'Failed client authentications of one client from one address within SIGN_IN_FAILURE_WINDOW before that address is locked out for that client.'),
+  },
+  /** Sending mail (src/mail/): the SMTP server, the sender, and the outbox every mail and back-channel logout goes through. */
+  mail: {
+    /** Unset: mails are written to `dir` as .eml files (refused in production when a feature needs mail). */
+    smtpUrl: setting(
+      'SMTP_URL',
+      smtpUrl,
+      undefined,
+      'smtp://user:pass@host:587 (STARTTLS, required) or smtps://user:pass@host:465 (TLS); certificates are verified. Unset outside production: mails are written to MAIL_DIR.',
+    ).environmentOnly('connection strings carry passwords: set SMTP_URL in the environment'),
+    from: setting('MAIL_FROM', optionalText, undefined, 'Sender of every mail, e.g. "Acme ID <id@acme.example>". Default: BRAND_NAME <no-reply@the ISSUER host>.').resolvedAs<string>(),
+    timeout: setting('SMTP_TIMEOUT', duration('10s'), '10s', 'How long connecting to the SMTP server, its greeting and each exchange may take.'),
+    allowPlaintext: setting(
+      'SMTP_ALLOW_PLAINTEXT',
+      boolean('false'),
+      'false',
+      'Let smtp:// send without STARTTLS when the server offers none (a mail catcher such as Mailpit, a relay on this machine). Never with credentials over a network you do not trust.',
+    ),
+    dir: setting('MAIL_DIR', text('./data/mail'), './data/mail', 'Without SMTP_URL (development only): where each mail is written as an .eml file.'),
+    pollInterval: setting('OUTBOX_POLL_INTERVAL', duration('5s'), '5s', 'How often each instance looks for mails and back-channel logouts to send (also at once after its own requests add one).'),
+    lease: setting('OUTBOX_LEASE', duration('2m'), '2m', 'How long an instance may take to send a message it claimed before another may claim it (an instance killed mid-send loses nothing).'),
+    maxAttempts: setting('MAIL_MAX_ATTEMPTS', integer(1, 50, '8'), '8', 'Attempts at delivering one mail before it is marked failed.'),
+    retryDelayMs: setting('MAIL_RETRY_DELAY_MS', integer(10, 3_600_000, '30000'), '30000', 'Pause before the first retry of a mail, in milliseconds; it doubles with each attempt, up to an hour.'),
+  },
+  /** Self-service recovery by mail (people/password-reset.ts). */
+  recovery: {
+    passwordReset: setting(
+      'PASSWORD_RESET',
+      booleanOrUnset('true'),
+      undefined,
+      '"Forgot your password?" on the sign-in page. Default: true outside production; in production, true when SMTP_URL is set.',
+    ).resolvedAs<boolean>(),
+    resetTtl: setting('PASSWORD_RESET_TTL', duration('30m'), '30m', 'How long a password reset link stays valid.'),
+    requireVerifiedEmail: setting('REQUIRE_VERIFIED_EMAIL', boolean('false'), 'false', 'Refuse sign-in to an app until the person has verified their email address by its mailed link (with a rate-limited "send the link again" button).'),
+    verificationTtl: setting('EMAIL_VERIFICATION_TTL', duration('24h'), '24h', 'How long a link that verifies an email address stays valid.'),
+    maxPerAddress: setting('MAIL_LINKS_PER_ADDRESS', integer(1, 1000, '3'), '3', 'Reset links one address may be sent within MAIL_LINK_WINDOW; beyond, requests are answered the same and send nothing.'),
+    maxPerIp: setting('MAIL_LINKS_PER_IP', integer(1, 100_000, '20'), '20', 'Reset requests one IP address may make within MAIL_LINK_WINDOW.'),
+    window: setting('MAIL_LINK_WINDOW', duration('1h'), '1h', 'The window MAIL_LINKS_PER_ADDRESS and MAIL_LINKS_PER_IP count in.'),
   },
   auditRetention: setting('AUDIT_RETENTION', duration('90d'), '90d', 'How long audit events are kept.'),
   logLevel: setting('LOG_LEVEL', z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info', 'fatal, error, warn, info, debug, trace or silent.'),

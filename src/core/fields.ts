@@ -31,3 +31,10 @@ export const list = <T extends z.ZodType<string>>(item: T, what: string, { isReq
     .array(item, { error: isRequired ? required(`must be an array of ${what}s`) : `must be an array of ${what}s` })
     .min(1, `must list at least one ${what}`)
     .refine((values) => new Set(values).size === values.length, 'must not repeat a value');
+
+/** A whole number from a query string (text) or JSON, within [min, max]; `fallback` when absent. */
+export const wholeNumber = (min: number, max: number, fallback: number) =>
+  z
+    .union([z.number(), z.string().regex(/^\d+$/, `must be a whole number from ${min} to ${max}`).transform(Number)], { error: `must be a whole number from ${min} to ${max}` })
+    .pipe(z.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .default(fallback);

@@ -35,8 +35,11 @@ const QUERY_CREDENTIAL = /([?&#;]\s*(?:code|user_code|device_code|code_verifier|
 const AUTH_SCHEME = /\b(Bearer|Basic|DPoP)\s+[\w\-.~+/]+=*/gi;
 
 /** Masks credentials that appear inside a string (URL query parameters, authorization header values). */
+/** The password in a URL's user information: smtp://user:pass@host, postgresql://user:pass@host. */
+const URL_PASSWORD = /(\b[a-z][\w+.-]*:\/\/[^\s/:@"']*:)[^\s/@"']+@/gi;
+
 export function maskCredentialsInText(text: string): string {
-  return text.replace(QUERY_CREDENTIAL, `$1${CENSOR}`).replace(AUTH_SCHEME, `$1 ${CENSOR}`);
+  return text.replace(QUERY_CREDENTIAL, `$1${CENSOR}`).replace(AUTH_SCHEME, `$1 ${CENSOR}`).replace(URL_PASSWORD, `$1${CENSOR}@`);
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {

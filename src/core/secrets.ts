@@ -41,7 +41,7 @@ export function formTokenKeys(secrets: readonly string[]): Buffer[] {
  * another row or another purpose does not decrypt there. One of `signing-key:<kid>`,
  * `totp:<userId>`, `client-secret:<clientId>`, `pairwise-salt`, `artifact:<model>` (artifacts/at-rest.ts),
  * `idp-client-secret:<providerId>` (federation/store.ts), `federation-flow:<providerId>` (the
- * upstream sign-in's cookie, federation/flow-cookie.ts).
+ * upstream sign-in's cookie, federation/flow-cookie.ts), `outbox:<id>` (mail/store.ts).
  */
 export type EncryptionContext =
   | `signing-key:${string}`
@@ -50,7 +50,8 @@ export type EncryptionContext =
   | 'pairwise-salt'
   | `artifact:${string}`
   | `idp-client-secret:${string}`
-  | `federation-flow:${string}`;
+  | `federation-flow:${string}`
+  | `outbox:${string}`;
 
 /** GCM's full tag. A shorter one is refused: each byte cut makes a forgery 256 times easier. */
 const TAG_BYTES = 16;

@@ -62,7 +62,7 @@ const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('us
 /** Which form an error message belongs to, so the page shows it next to that form. */
 type FormErrors = Partial<Record<'password' | 'mfa' | 'identities' | 'passkeys', PageMessage>>;
 
-const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
+export const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
   too_short: 'account.error.policy.tooShort',
   too_long: 'account.error.policy.tooLong',
   control_characters: 'account.error.policy.control',

@@ -9,6 +9,10 @@ import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClie
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, LinkedIdentityList, listIdps, listLinkedIdentities, unlinkIdentity, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
+import { listOutbox, sendTestMail } from '../mail/service.js';
+import type { AccountMail } from '../people/email-verification.js';
+import { OutboxList, OutboxQuery, TestMailInput, TestMailResult } from '../mail/schema.js';
+import { createMailTransport } from '../mail/transport.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
@@ -44,6 +48,8 @@ export interface AdminDeps {
   audit: AuditLog;
   /** Makes this instance use rotated signing keys now (keys/refresher.ts); absent, it follows at its next refresh. */
   refreshKeys?: () => Promise<unknown>;
+  /** Mails an address change sends (people/email-verification.ts); absent, none. */
+  accountMail?: AccountMail;
 }
 
 export type Method = 'get' | 'post' | 'patch' | 'delete';
@@ -61,7 +67,7 @@ export interface AdminRoute {
   /** Express-style, under /admin: `/clients/:clientId`. */
   path: string;
   summary: string;
-  tag: 'clients' | 'users' | 'keys' | 'identity-providers' | 'audit';
+  tag: 'clients' | 'users' | 'keys' | 'identity-providers' | 'audit' | 'mail';
   query?: z.ZodType;
   body?: z.ZodType;
   /** The response body; absent: 204 No Content. */
@@ -76,17 +82,25 @@ export interface AdminRoute {
 export const Empty = z.strictObject({}).meta({ id: 'Empty', description: 'No body (or an empty object).' });
 
 /** The route table: every admin endpoint, its schemas and its one call. */
-export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminDeps): AdminRoute[] {
+export function adminRoutes({ config, db, provider, audit, refreshKeys, accountMail }: AdminDeps): AdminRoute[] {
   const clients: ClientManagementDeps = {
     db,
     secrets: config.secrets,
     audit,
     validateWithEngine: async (metadata) => provider.Client.validate(metadata),
   };
-  const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
+  const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail: accountMail };
   const keys = { db, config, audit, refreshKeys };
   const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
+  async function sendTestMailOnce(body: unknown) {
+    const transport = createMailTransport(config.mail, { issuer: config.issuer });
+    try {
+      return await sendTestMail(transport, body, config.branding.productName);
+    } finally {
+      transport.close();
+    }
+  }
 
   return [
     { method: 'get', path: '/clients', tag: 'clients', summary: 'List clients', response: ClientList, handle: async () => ({ clients: await listClients(clients) }) },
@@ -128,6 +142,8 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
     { method: 'patch', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Change an upstream identity provider', body: UpdateIdpInput, response: IdpView, handle: (c) => updateIdp(idps, id(c, 'idpId'), c.body, c.actor) },
     { method: 'delete', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Delete an upstream identity provider and every identity linked through it', handle: (c) => deleteIdp(idps, id(c, 'idpId'), c.actor) },
 
+    { method: 'get', path: '/outbox', tag: 'mail', summary: 'List mails and back-channel logouts: pending, sent, failed (newest first), and the counts by state', query: OutboxQuery, response: OutboxList, handle: (c) => listOutbox({ db, secrets: config.secrets }, c.query) },
+    { method: 'post', path: '/mail/test', tag: 'mail', summary: 'Send a test mail now and return what the mail server answered', body: TestMailInput, response: TestMailResult, handle: (c) => sendTestMailOnce(c.body) },
     { method: 'get', path: '/audit-events', tag: 'audit', summary: 'Query the audit trail (newest first)', query: AuditQuery, response: AuditEventList, handle: async (c) => ({ events: await queryAuditEvents({ db }, c.query) }) },
   ];
 }

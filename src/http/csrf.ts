@@ -4,7 +4,9 @@
 // keeps server-side and never shows) and the signed-in session's uid, if any. So it is good
 // only for that interaction in the browser whose interaction cookie leads to it; nothing is
 // stored, and every instance sharing SECRETS verifies it.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Request, Response } from 'express';
+import { readCookie } from './cookies.js';
 import type { Interaction } from '../oidc/interactions.js';
 import { formTokenKeys } from '../core/secrets.js';
 
@@ -57,4 +59,38 @@ function madeWithAnyKey(keys: readonly Buffer[], token: string, macWith: (key: B
     const expected = Buffer.from(macWith(key));
     return given.length === expected.length && timingSafeEqual(given, expected);
   });
+}
+
+/** The cookie that binds the forms of pages used without a session or interaction (forgotten password). */
+export const BROWSER_FORM_COOKIE = 'gatehouse.forms';
+
+/**
+ * Tokens for forms on pages that have neither an interaction nor a session (the forgotten
+ * password pages): bound to a random value in a cookie of their own (HttpOnly, SameSite=Lax),
+ * set when the form is first shown. Another site can neither read that cookie nor make a
+ * matching token.
+ */
+export interface BrowserFormTokens {
+  issue(req: Request, res: Response): string;
+  verify(req: Request, token: unknown): boolean;
+}
+
+export function createBrowserFormTokens(secrets: readonly string[], { secure }: { secure: boolean }): BrowserFormTokens {
+  const keys = formTokenKeys(secrets);
+  const mac = (key: Buffer, value: string) => createHmac('sha256', key).update(JSON.stringify(['browser/v1', value])).digest('base64url');
+  return {
+    issue(req, res) {
+      let value = readCookie(req, BROWSER_FORM_COOKIE);
+      if (!value || !/^[\w-]{43}$/.test(value)) {
+        value = randomBytes(32).toString('base64url');
+        res.cookie(BROWSER_FORM_COOKIE, value, { httpOnly: true, sameSite: 'lax', secure, path: '/' });
+      }
+      return mac(keys[0] as Buffer, value);
+    },
+    verify(req, token) {
+      const value = readCookie(req, BROWSER_FORM_COOKIE);
+      if (!value || typeof token !== 'string' || token.length > 128) return false;
+      return madeWithAnyKey(keys, token, (key) => mac(key, value));
+    },
+  };
 }

@@ -100,6 +100,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   router.post('/interaction/:uid/passkey', form, submitPasskey);
   router.post('/interaction/:uid/confirm', form, confirmConsent);
   router.post('/interaction/:uid/abort', form, abortInteraction);
+  router.post('/interaction/:uid/verify-email/resend', form, resendVerification);
+  router.post('/interaction/:uid/verify-email/continue', form, continueAfterVerification);
 
   /** A posted second-factor form: its interaction at the login prompt, its form token, and the step owed. */
   async function loadSecondFactor(req: Request, res: Response, stage: PendingSecondFactor['stage']) {
@@ -137,7 +139,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   }
 
   /** The page for the second factor still owed: the code, the enrolment, or the recovery codes. */
-  async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: FormError; recoveryError?: FormError; recoveryCodes?: string[] }) {
+  async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: FormError; recoveryError?: FormError; recoveryCodes?: string[]; sent?: boolean }) {
     const page = {
       lang: chooseLanguage(req, interaction.params.ui_locales),
       uid: interaction.uid,
@@ -145,6 +147,9 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       client: await steps.describeClient(interaction.params.client_id),
       error: locals.error,
     };
+    if (pending.stage === 'verify_email') {
+      return res.status(status).type('html').send(await renderPage('email-verify-required', { ...page, sent: locals.sent ?? false }));
+    }
     if (pending.stage === 'code') {
       const methods = await steps.secondFactorMethods(pending);
       return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, methods, recoveryError: locals.recoveryError }));
@@ -268,6 +273,21 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     expectPrompt(interaction, 'consent');
     checkFormToken(req, interaction);
     await steps.confirmConsent(req, res, interaction, originOf(req));
+  }
+
+  /** REQUIRE_VERIFIED_EMAIL: the link again (limited per account and address, like reset links). */
+  async function resendVerification(req: Request, res: Response) {
+    const { interaction, pending } = await loadSecondFactor(req, res, 'verify_email');
+    const outcome = await steps.resendVerification(pending, originOf(req));
+    if (outcome === 'too_many') return renderSecondFactor(req, res, interaction, pending, 429, { error: { key: 'reset.error.tooMany', fields: [] } });
+    return renderSecondFactor(req, res, interaction, pending, 200, { sent: true });
+  }
+
+  async function continueAfterVerification(req: Request, res: Response) {
+    const { interaction, pending } = await loadSecondFactor(req, res, 'verify_email');
+    const outcome = await steps.continueAfterVerification(req, res, interaction, pending, originOf(req));
+    if (outcome === 'unverified') return renderSecondFactor(req, res, interaction, pending, 400, { error: { key: 'verify.required.notYet', fields: [] } });
+    if (outcome === 'second_factor') res.redirect(303, `/interaction/${interaction.uid}`);
   }
 
   async function abortInteraction(req: Request, res: Response) {

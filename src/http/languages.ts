@@ -1,8 +1,11 @@
 // Which language a page is rendered in: the first of the request's `ui_locales` (OpenID
-// Connect Core 3.1.2.1) that we have, then the browser's Accept-Language, then the configured
+// Connect Core 3.1.2.1) that we have, then the language the person chose with the switcher
+// (a cookie, language-switch.ts), then the browser's Accept-Language, then the configured
 // DEFAULT_LANGUAGE (applied by the renderer, pages.ts, when this finds nothing).
 import type { Request } from 'express';
 import { SUPPORTED_LANGUAGES, type Language } from '../config/index.js';
+import { LANGUAGE_COOKIE } from '../oidc/page-renderer.js';
+import { readCookie } from './cookies.js';
 
 export { SUPPORTED_LANGUAGES, type Language };
 
@@ -23,5 +26,6 @@ export function preferredLanguage(uiLocales: unknown, accepted: readonly string[
 
 /** The language this request asks for, or undefined to use DEFAULT_LANGUAGE. */
 export function chooseLanguage(req: Request, uiLocales?: string): Language | undefined {
-  return preferredLanguage(uiLocales, req.acceptsLanguages());
+  const chosen = readCookie(req, LANGUAGE_COOKIE);
+  return preferredLanguage(uiLocales, [...(chosen ? [chosen] : []), ...req.acceptsLanguages()]);
 }

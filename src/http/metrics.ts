@@ -8,7 +8,7 @@
 // Paths carry ids and queries carry codes; labels stay few and free of secrets.
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
 import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
@@ -34,6 +34,10 @@ export interface Metrics {
   /** Counts a sign-in through an upstream identity provider (federation/sign-in.ts). */
   readonly countFederatedSignIn: FederatedSignInObserver;
   readonly observeAdapter: AdapterObserver;
+  /** The outbox worker's outcomes (mail/worker.ts): sent, retry, failed, by kind. */
+  countOutboxOutcome(kind: string, outcome: string): void;
+  /** Reports the outbox's messages by state at each scrape (the database's count, the same from every instance). */
+  watchOutbox(count: () => Promise<Record<string, number>>): void;
 }
 
 export function createMetrics(): Metrics {
@@ -64,6 +68,9 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [registry],
   });
+
+  const outboxOutcomes = new Counter({ name: 'gatehouse_outbox_deliveries_total', help: 'Outbox delivery attempts by this process, by kind (mail, backchannel_logout) and outcome (sent, retry, failed).', labelNames: ['kind', 'outcome'], registers: [registry] });
+  for (const kind of ['mail', 'backchannel_logout']) for (const outcome of ['sent', 'retry', 'failed']) outboxOutcomes.inc({ kind, outcome }, 0);
 
   const engineRoutes = new WeakMap<IncomingMessage, string>();
   const routeOf = (req: Request): string => {
@@ -111,6 +118,22 @@ export function createMetrics(): Metrics {
     },
     observeAdapter(model, method, seconds) {
       adapterDuration.observe({ model, method }, seconds);
+    },
+    countOutboxOutcome(kind, outcome) {
+      outboxOutcomes.inc({ kind, outcome });
+    },
+    watchOutbox(count) {
+      new Gauge({
+        name: 'gatehouse_outbox_messages',
+        help: 'Messages in the outbox by state (pending, sent, failed), counted in the database at each scrape; failed ones need a look (`gatehouse mail list --state failed`).',
+        labelNames: ['state'],
+        registers: [registry],
+        // Every worker counts the same rows: the cluster's answer is one count, not their sum.
+        aggregator: 'max',
+        async collect() {
+          for (const [state, n] of Object.entries(await count())) this.set({ state }, n);
+        },
+      });
     },
   };
 }

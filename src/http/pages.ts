@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import type { Config } from '../config/index.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { languageLinks } from './language-switch.js';
 import { isLanguage, preferredLanguage, SUPPORTED_LANGUAGES } from './languages.js';
 import { createTranslator, describeClaim, describeScope } from './messages/index.js';
 
@@ -22,7 +23,7 @@ export const WEBAUTHN_SCRIPT_PATH = '/assets/webauthn/simplewebauthn-browser.js'
 /** Where the branding router (branding.ts) serves the operator's files. */
 export const BRAND_ASSETS = { stylesheet: '/assets/brand.css', customCss: '/assets/custom.css', logo: '/assets/brand-logo' } as const;
 
-export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'>;
+export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'> & { readonly recovery?: Pick<Config['recovery'], 'passwordReset'> };
 
 const DEFAULT_SETTINGS: PageSettings = {
   defaultLanguage: 'en',
@@ -45,7 +46,7 @@ function viewResolver(overrideDir: string | undefined) {
   };
 }
 
-export function createPageRenderer({ defaultLanguage, branding }: PageSettings = DEFAULT_SETTINGS): RenderPage {
+export function createPageRenderer({ defaultLanguage, branding, recovery }: PageSettings = DEFAULT_SETTINGS): RenderPage {
   const resolveView = viewResolver(branding.templatesDir);
   // Our own caches, not EJS's global one: a compiled template keeps the includer it was compiled
   // with, and two renderers (tests, or another override folder) must not share them.
@@ -76,6 +77,10 @@ export function createPageRenderer({ defaultLanguage, branding }: PageSettings =
       productName: branding.productName,
       brand,
       languages: SUPPORTED_LANGUAGES,
+      // The switcher at the foot of the page (views/partials/languages.ejs).
+      languageLinks: languageLinks(),
+      // The sign-in page links to the forgotten-password pages (views/partials/login-recovery.ejs).
+      passwordReset: recovery?.passwordReset ?? false,
       ...locals,
       lang,
       t,

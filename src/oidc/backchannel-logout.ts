@@ -1,17 +1,23 @@
-// OpenID Connect Back-Channel Logout 1.0, delivered without making the person wait.
+// OpenID Connect Back-Channel Logout 1.0, delivered through the outbox without making the
+// person wait, and without losing a delivery to a restart.
 //
 // The engine's end_session awaits every client's `backchannelLogout(sub, sid)` before it
 // answers the person, sends once, and reports only through events. We replace that method
 // on this provider's Client class: it issues the logout token at once (so iat is the moment
-// of logout, and no database is needed later) and hands the POST to a background delivery
-// that retries a bounded number of times, logs every failure and then emits the engine's
-// 'backchannel.success' / 'backchannel.error' once the outcome is known.
+// of logout) and queues its POST in the outbox (mail/), which any instance delivers, retrying
+// after each BACKCHANNEL_LOGOUT_RETRY_DELAYS_MS pause, logging every failure, and then emits
+// the engine's 'backchannel.success' / 'backchannel.error' once the outcome is known. A token
+// older than the engine's two-minute lifetime allows (an instance restarted meanwhile) is
+// issued afresh before it is sent.
 import { randomUUID } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { STATUS_CODES } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import Provider, { type Client } from 'oidc-provider';
+import { z } from 'zod';
 import type { Logger } from '../core/logger.js';
+import type { DbHandle } from '../db/client.js';
+import type { Outbox } from '../mail/outbox.js';
 
 export interface BackchannelLogoutOptions {
   /** Pause before each retry, in ms: one retry per entry, so [1000, 3000] makes three attempts. */
@@ -28,55 +34,75 @@ export interface BackchannelLogoutOptions {
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 /** The engine issues logout tokens valid for two minutes; every retry must happen within that. */
 const LOGOUT_TOKEN_LIFETIME_MS = 120_000;
+/** A stored token older than this is issued again before sending, so it arrives unexpired. */
+const REISSUE_AFTER_MS = 90_000;
 
 const DEFAULTS: BackchannelLogoutOptions = { retryDelaysMs: [1000, 3000], timeoutMs: 2500, allowPrivateNetworks: false };
 
-const inFlight = new Set<Promise<void>>();
+/** What the outbox keeps for one delivery (sealed: the token is a credential). */
+const Delivery = z.object({ client_id: z.string(), uri: z.string(), sub: z.string(), sid: z.string(), token: z.string(), issued_at: z.number() });
+type Delivery = z.infer<typeof Delivery>;
 
-/** Resolves once every delivery started so far, and any started meanwhile, has succeeded or given up. */
-export async function settleBackchannelLogouts(): Promise<void> {
-  // Retry pauses do not hold the process open; someone waiting for them here does.
-  const keepAlive = setInterval(() => {}, 60_000);
-  try {
-    while (inFlight.size) await Promise.all(inFlight);
-  } finally {
-    clearInterval(keepAlive);
-  }
-}
-
-export function deliverBackchannelLogoutsInBackground(provider: Provider, logger: Logger, options: Partial<BackchannelLogoutOptions> = {}): void {
+export function deliverBackchannelLogoutsThroughOutbox(provider: Provider, { outbox, db, logger, options = {} }: { outbox: Outbox; db: DbHandle; logger: Logger; options?: Partial<BackchannelLogoutOptions> }): void {
   const settings = { ...DEFAULTS, ...options };
   const worstCaseMs = settings.retryDelaysMs.reduce((sum, ms) => sum + ms, 0) + (settings.retryDelaysMs.length + 1) * settings.timeoutMs;
   if (worstCaseMs >= LOGOUT_TOKEN_LIFETIME_MS) throw new Error('back-channel logout: retries would outlive the two-minute logout token');
 
   // end_session emits these as soon as our method resolves, which is now before delivery:
-  // drop the engine's and emit our own when the outcome is known, with the same arguments.
+  // drop the engine's and emit our own when the outcome is known, with the same arguments
+  // (but no request: it is long answered, maybe by another instance).
   const emit = provider.emit.bind(provider);
   provider.emit = ((event: string, ...args: unknown[]) => (event === 'backchannel.success' || event === 'backchannel.error' ? false : emit(event, ...args))) as Provider['emit'];
 
   const prototype = provider.Client.prototype as Client & { backchannelLogout(sub: string, sid: string): Promise<void> };
   prototype.backchannelLogout = async function backchannelLogout(this: Client, sub: string, sid: string) {
-    // The end_session request, which the events carry as the engine's did (its response may be gone).
     const ctx = Provider.ctx;
-    const log = logger.child({ client_id: this.clientId, uri: this.backchannelLogoutUri });
+    const uri = this.backchannelLogoutUri as string;
     let token: string;
     try {
       token = await issueLogoutToken(provider, this, sub, sid);
     } catch (error) {
-      log.error({ reason: reasonFor(error) }, 'back-channel logout: could not issue the logout token');
+      logger.error({ client_id: this.clientId, uri, reason: reasonFor(error) }, 'back-channel logout: could not issue the logout token');
       emit('backchannel.error', ctx, error, this, sub, sid);
       return;
     }
-    const delivery = deliver(this.backchannelLogoutUri as string, token, settings, log)
-      .then(
-        () => void emit('backchannel.success', ctx, this, sub, sid),
-        (error: unknown) => void emit('backchannel.error', ctx, error, this, sub, sid),
-      )
-      // Nobody awaits this promise, so a throwing listener must not become an unhandled rejection.
-      .catch((error: unknown) => log.error({ reason: reasonFor(error) }, 'back-channel logout: an event listener failed'));
-    const tracked = delivery.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
+    const delivery: Delivery = { client_id: this.clientId, uri, sub, sid, token, issued_at: Date.now() };
+    await outbox.queue(db, { kind: 'backchannel_logout', topic: 'logout', recipient: this.clientId, payload: delivery, maxAttempts: settings.retryDelaysMs.length + 1 });
+    outbox.wake();
   };
+
+  async function tell(event: 'backchannel.success' | 'backchannel.error', delivery: Delivery, error?: unknown) {
+    const client = await provider.Client.find(delivery.client_id);
+    if (!client) return;
+    if (event === 'backchannel.success') emit(event, undefined, client, delivery.sub, delivery.sid);
+    else emit(event, undefined, error, client, delivery.sub, delivery.sid);
+  }
+
+  outbox.register('backchannel_logout', {
+    async send(payload) {
+      const delivery = Delivery.parse(payload);
+      if (!settings.allowPrivateNetworks) await refuseSpecialUseAddresses(delivery.uri);
+      let { token } = delivery;
+      if (Date.now() - delivery.issued_at > REISSUE_AFTER_MS) {
+        const client = await provider.Client.find(delivery.client_id);
+        if (!client) throw Object.assign(new Error(`client ${delivery.client_id} no longer exists`), { permanent: true });
+        token = await issueLogoutToken(provider, client, delivery.sub, delivery.sid);
+      }
+      await post(delivery.uri, token, settings.timeoutMs);
+    },
+    retryDelayMs: (attempt) => settings.retryDelaysMs[attempt - 1] ?? 0,
+    describe: (payload) => {
+      const { client_id, uri } = payload as Partial<Delivery>;
+      return { client_id, uri };
+    },
+    settled(payload, outcome) {
+      const delivery = Delivery.parse(payload);
+      // A throwing listener must not count as a failed delivery.
+      return tell(outcome.sent ? 'backchannel.success' : 'backchannel.error', delivery, outcome.sent ? undefined : outcome.error).catch((error: unknown) =>
+        logger.error({ client_id: delivery.client_id, reason: reasonFor(error) }, 'back-channel logout: an event listener failed'),
+      );
+    },
+  });
 }
 
 /** The token the engine would send (sub, and sid when the client asked for it), signed with the provider's keys. */
@@ -100,31 +126,9 @@ class Refused extends Error {
     super(message);
   }
 
-  /** The same token would be refused again, unless the RP was overloaded or broken. */
-  get retryable(): boolean {
-    return this.status >= 500 || this.status === 408 || this.status === 429;
-  }
-}
-
-/** Resolves once the RP acknowledges; rejects with the last failure once retrying is pointless or used up. */
-async function deliver(uri: string, token: string, { retryDelaysMs, timeoutMs, allowPrivateNetworks }: BackchannelLogoutOptions, log: Logger): Promise<void> {
-  const attempts = retryDelaysMs.length + 1;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      if (!allowPrivateNetworks) await refuseSpecialUseAddresses(uri);
-      await post(uri, token, timeoutMs);
-      log.info({ attempt }, 'back-channel logout delivered');
-      return;
-    } catch (error) {
-      const reason = reasonFor(error);
-      if (attempt === attempts || (error instanceof Refused && !error.retryable)) {
-        log.error({ attempt, attempts, reason }, 'back-channel logout failed, giving up');
-        throw error;
-      }
-      const delayMs = retryDelaysMs[attempt - 1] ?? 0;
-      log.warn({ attempt, attempts, reason, retryInMs: delayMs }, 'back-channel logout attempt failed');
-      await pause(delayMs);
-    }
+  /** The same token would be refused again, unless the RP was overloaded or broken (status 0: refused before asking). */
+  get permanent(): boolean {
+    return !(this.status >= 500 || this.status === 408 || this.status === 429);
   }
 }
 
@@ -161,10 +165,6 @@ async function refuseSpecialUseAddresses(uri: string): Promise<void> {
     const [ip, type] = mapped ? [address.slice(7), 'ipv4' as const] : [address, family === 6 ? ('ipv6' as const) : ('ipv4' as const)];
     if (SPECIAL_USE.check(ip, type)) throw new Refused(0, `${host} resolves to a special-use address (${address})`);
   }
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 /** Why an attempt failed, in one line: fetch hides the network error in `cause`. */

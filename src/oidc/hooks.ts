@@ -4,7 +4,7 @@
 // to /authorize, /token or /userinfo passes through:
 //
 // 1. storage: adapterWithHooks() wraps the adapter (adapter.ts), so policies apply on the way in;
-// 2. replaced engine methods: client secret checks, the client lockout, back-channel delivery;
+// 2. replaced engine methods: client secret checks, the client lockout, back-channel delivery (through the outbox);
 // 3. middleware (provider.use), each before the engine's route on the way in and after it, in
 //    reverse order, on the way out;
 // 4. event listeners: logs, the audit trail, failed client authentications, metrics.
@@ -19,9 +19,10 @@ import type { Config } from '../config/index.js';
 import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import { requestIdOf, type Logger } from '../core/logger.js';
 import type { Db } from '../db/client.js';
+import type { Outbox } from '../mail/outbox.js';
 import type { Clock } from './adapter.js';
 import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope, scopeOfRequestObject } from './admin-access.js';
-import { deliverBackchannelLogoutsInBackground } from './backchannel-logout.js';
+import { deliverBackchannelLogoutsThroughOutbox } from './backchannel-logout.js';
 import { enforceDevicePollingInterval, limitUserCodeGuesses, recoverDeviceFormWithoutSession } from './device-flow.js';
 import { renderFormPostPages } from './form-post.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
@@ -109,6 +110,8 @@ export interface EngineHookDeps {
   logger: Logger;
   audit: AuditLog;
   renderPage: RenderPage;
+  /** Where back-channel logouts are queued (mail/outbox.ts). */
+  outbox: Outbox;
   observer?: EngineObserver;
 }
 
@@ -121,7 +124,7 @@ export interface EngineHooks {
 const REFUSAL_EVENTS = ['authorization.error', 'grant.error', 'userinfo.error', 'introspection.error', 'revocation.error', 'end_session.error', 'pushed_authorization_request.error'];
 
 /** Install once, before `provider.callback()` is taken (http/app.ts mounts the engine). */
-export function installEngineHooks(provider: Provider, { config, db, logger, audit, renderPage, observer }: EngineHookDeps): EngineHooks {
+export function installEngineHooks(provider: Provider, { config, db, logger, audit, renderPage, outbox, observer }: EngineHookDeps): EngineHooks {
   const { features } = config;
   const clientAuthLimit = createClientAuthLimit({ db, settings: config.bruteForce, audit, logger, cacheSeconds: config.clientCache });
   const engineAudit = createEngineAudit(audit);
@@ -133,8 +136,8 @@ export function installEngineHooks(provider: Provider, { config, db, logger, aud
   refuseUnregisteredAdminScope(provider);
   // DeviceCode.findByUserCode: codes typed at /device are limited per session and address.
   if (features.deviceFlow) limitUserCodeGuesses(provider, { db, settings: config.bruteForce, audit });
-  // Client#backchannelLogout, and the engine's backchannel.* events re-emitted when delivery ends.
-  if (features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
+  // Client#backchannelLogout queues the delivery in the outbox; the engine's backchannel.* events are re-emitted when it ends.
+  if (features.backchannelLogout) deliverBackchannelLogoutsThroughOutbox(provider, { outbox, db, logger, options: config.backchannelLogout });
 
   // 3. Middleware, outermost first
   provider.use(hideSecretPlaceholders);

@@ -37,8 +37,11 @@ export const MAX_SECOND_FACTOR_FAILURES = 5;
 
 const PendingSecondFactorSchema = z.object({
   accountId: z.string().min(1),
-  /** code: ask for a TOTP code or a passkey (whichever the person has); enroll: set TOTP up first; enrolled: codes shown, continue. */
-  stage: z.enum(['code', 'enroll', 'enrolled']),
+  /**
+   * code: ask for a TOTP code or a passkey (whichever the person has); enroll: set TOTP up first; enrolled: codes shown, continue;
+   * verify_email: REQUIRE_VERIFIED_EMAIL and the address is not verified yet (before any second factor).
+   */
+  stage: z.enum(['code', 'enroll', 'enrolled', 'verify_email']),
   failures: z.number().int().min(0).default(0),
   /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
   via: z.enum(['pwd', 'fed']).default('pwd'),
@@ -131,6 +134,12 @@ export interface PendingLinks {
   complete(accountId: string, link: PendingLink, origin: RequestOrigin): Promise<void>;
 }
 
+/** REQUIRE_VERIFIED_EMAIL (people/email-verification.ts): whether an address is verified, and sending its link again. */
+export interface EmailGate {
+  isVerified(accountId: string): Promise<boolean>;
+  resend(accountId: string, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
+}
+
 export interface InteractionSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
   describeClient(clientId: string): Promise<ClientSummary>;
@@ -164,10 +173,16 @@ export interface InteractionSteps {
   finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin): Promise<void>;
   confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** The address is verified now: goes on as after the password (a second factor, or finished); 'unverified' when it is not. */
+  continueAfterVerification(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, origin: RequestOrigin): Promise<StepOutcome | 'unverified'>;
+  resendVerification(pending: PendingSecondFactor, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
 }
 
-/** `links`: pending links of upstream identities (federation/); without it none is offered. */
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, passkeys: Passkeys, links?: PendingLinks): InteractionSteps {
+/**
+ * `links`: pending links of upstream identities (federation/); without it none is offered.
+ * `emailGate`: REQUIRE_VERIFIED_EMAIL; without it no address is asked to be verified first.
+ */
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, passkeys: Passkeys, links?: PendingLinks, emailGate?: EmailGate): InteractionSteps {
   /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
   async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (link && links) {
@@ -183,8 +198,20 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin) =>
     finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
 
-  /** After the first factor (a password or an upstream provider): the second one the person or the client asks for, or finished (with the link accepted at the password step). */
+  /**
+   * After the first factor (a password or an upstream provider): a verified address first when
+   * REQUIRE_VERIFIED_EMAIL asks for one, then the second factor, or finished (with the link accepted at the password step).
+   */
   async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
+    if (emailGate && !(await emailGate.isVerified(accountId))) {
+      await keepPending(req, res, { accountId, stage: 'verify_email', failures: 0, via, link: link?.pending });
+      return 'second_factor' as const;
+    }
+    return askSecondFactor(req, res, interaction, accountId, via, link);
+  }
+
+  /** The second factor the person or the client asks for, or finished. */
+  async function askSecondFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
     const mfaRequired = interaction.prompt.reasons.includes(MFA_REQUIRED_REASON);
     // A TOTP code is always asked of who has one; a passkey when the client requires MFA.
     if ((await mfa.isEnabled(accountId)) || (mfaRequired && (await passkeys.count(accountId)) > 0)) {
@@ -309,6 +336,13 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       await finishLogin(req, res, { accountId, amr: ['fed', 'mfa'], acr: ACR_MFA });
       return 'finished';
     },
+
+    async continueAfterVerification(req, res, interaction, pending, origin) {
+      if (emailGate && !(await emailGate.isVerified(pending.accountId))) return 'unverified';
+      return askSecondFactor(req, res, interaction, pending.accountId, pending.via, pending.link && { pending: pending.link, origin });
+    },
+
+    resendVerification: async (pending, origin) => (emailGate ? emailGate.resend(pending.accountId, origin) : 'too_many'),
 
     pendingSecondFactor: (interaction) => interaction.result?.[PENDING_KEY],
 

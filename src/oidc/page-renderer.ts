@@ -10,10 +10,14 @@ export interface LanguageHints {
   accepted?: readonly string[];
 }
 
+/** The cookie the language switcher sets (http/language-switch.ts): after ui_locales, before Accept-Language. */
+export const LANGUAGE_COOKIE = 'gatehouse.lang';
+
 export type RenderPage = (view: string, locals: Record<string, unknown> & { lang?: string; languageHints?: LanguageHints }) => Promise<string>;
 
-/** For pages the engine renders: its own parsed ui_locales, else the query's, and Accept-Language. */
+/** For pages the engine renders: its own parsed ui_locales, else the query's, then the chosen language, then Accept-Language. */
 export function languageHintsOf(ctx: KoaContextWithOIDC): LanguageHints {
   const params = ctx.oidc?.params as { ui_locales?: unknown } | undefined;
-  return { uiLocales: params?.ui_locales ?? ctx.query?.ui_locales, accepted: ctx.acceptsLanguages() };
+  const chosen = ctx.cookies.get(LANGUAGE_COOKIE, { signed: false });
+  return { uiLocales: params?.ui_locales ?? ctx.query?.ui_locales, accepted: [...(chosen ? [chosen] : []), ...ctx.acceptsLanguages()] };
 }

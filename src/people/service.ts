@@ -20,6 +20,9 @@ import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
 import type { Actor, AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
+import { wholeNumber } from '../core/fields.js';
+import type { Prisma } from '../db/client.js';
+import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
 
 
 export interface UserManagementDeps {
@@ -28,6 +31,8 @@ export interface UserManagementDeps {
   bcryptCost: number;
   /** PASSWORD_MIN_LENGTH. */
   passwordMinLength: number;
+  /** Mails for an address change (a verification link, a notice to the old address); absent, none are sent. */
+  mail?: AccountMail | undefined;
   now?: () => Date;
 }
 
@@ -68,12 +73,6 @@ export const SetPasswordInput = z.strictObject({ password: PASSWORD }, { error: 
 
 export const SetDisabledInput = z.strictObject({ disabled: z.boolean({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be true or false') }) }, { error: 'must be an object' }).meta({ id: 'SetDisabled' });
 
-const pagingNumber = (min: number, max: number, fallback: number) =>
-  z
-    .union([z.number(), z.string().regex(/^\d+$/, `must be a whole number from ${min} to ${max}`).transform(Number)], { error: `must be a whole number from ${min} to ${max}` })
-    .pipe(z.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
-    .default(fallback);
-
 /** Query of the user list: `search` matches the email or the name; `offset`/`limit` page through, by email. */
 export const ListUsersQuery = z
   .strictObject(
@@ -84,8 +83,8 @@ export const ListUsersQuery = z
         .max(254, 'must be at most 254 characters')
         .optional()
         .describe('Part of the email (any case) or of the name (as written on PostgreSQL; ASCII in any case on SQLite); % and _ match only themselves.'),
-      offset: pagingNumber(0, 1_000_000, 0),
-      limit: pagingNumber(1, 200, 50),
+      offset: wholeNumber(0, 1_000_000, 0),
+      limit: wholeNumber(1, 200, 50),
     },
     { error: 'must be an object' },
   )
@@ -251,21 +250,30 @@ export async function createUser(deps: UserManagementDeps, input: unknown, actor
 
 export async function updateUser(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
   const changes = parseInput(UpdateUserInput, input);
-  await findUser(deps.db, id);
+  const before = await findUser(deps.db, id);
   const data: Partial<UserProfile> = {};
   if (changes.email !== undefined) data.email = changes.email;
   if (changes.email_verified !== undefined) data.emailVerified = changes.email_verified;
+  // A new address is unproven until its link is followed, unless the administrator says it is verified.
+  const emailChanged = changes.email !== undefined && changes.email !== before.email;
+  if (emailChanged && changes.email_verified === undefined) data.emailVerified = false;
   for (const [claim, column] of Object.entries(PROFILE_CLAIM_COLUMNS)) {
     const value = changes[claim as ProfileClaim];
     if (value !== undefined) data[column] = value;
   }
   let user: User;
   try {
-    user = await createUserStore(deps.db).update(id, data);
+    user = await deps.db.prisma.$transaction(async (tx) => {
+      const handle = { prisma: tx as unknown as Prisma, flavour: deps.db.flavour };
+      const updated = await createUserStore(handle).update(id, data);
+      if (emailChanged && !updated.emailVerified && deps.mail) await queueEmailChangeMails(handle, deps.mail, updated, before.email);
+      return updated;
+    });
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${changes.email} already exists`);
     throw error;
   }
+  if (emailChanged) deps.mail?.outbox.wake();
   await deps.audit.record({ type: 'user.updated', accountId: id, ...origin(actor), details: { ...by(actor), fields: Object.keys(changes) } });
   return toView(user);
 }

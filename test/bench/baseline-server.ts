@@ -27,7 +27,8 @@ import { createPageRenderer } from '../../src/http/pages.js';
 import { createLogger } from '../../src/core/logger.js';
 import { compareClientSecretAtRest, hideSecretPlaceholders } from '../../src/clients/hooks.js';
 import { revealClientMetadata } from '../../src/clients/secrets.js';
-import { deliverBackchannelLogoutsInBackground } from '../../src/oidc/backchannel-logout.js';
+import { deliverBackchannelLogoutsThroughOutbox } from '../../src/oidc/backchannel-logout.js';
+import { createOutbox } from '../../src/mail/outbox.js';
 import { enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from '../../src/oidc/device-flow.js';
 import { renderFormPostPages } from '../../src/oidc/form-post.js';
 import { correctTokenEndpointErrors } from '../../src/oidc/token-errors.js';
@@ -62,7 +63,11 @@ const provider = createProvider({ config, db, keys, pairwiseSalt, renderPage, ad
 // that are Gatehouse's own costs (audit trail, brute-force limits, metrics): hashed secrets are
 // checked the same way, and answers are corrected and rendered the same way.
 provider.Client.prototype.compareClientSecret = compareClientSecretAtRest({ secrets: config.secrets, db, logger });
-if (config.features.backchannelLogout) deliverBackchannelLogoutsInBackground(provider, logger, config.backchannelLogout);
+if (config.features.backchannelLogout) {
+  const outbox = createOutbox({ config, db, logger });
+  deliverBackchannelLogoutsThroughOutbox(provider, { outbox, db, logger, options: config.backchannelLogout });
+  outbox.start();
+}
 provider.use(hideSecretPlaceholders);
 provider.use(correctTokenEndpointErrors(provider));
 provider.use(renderFormPostPages(renderPage));

@@ -14,6 +14,7 @@ import { createTestDatabase, flavours, type TestDatabase } from '../helpers/data
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnServer } from '../helpers/server-process.js';
+import { startSmtpServer } from '../helpers/smtp.js';
 
 /** For tests that spawn several processes: on a busy machine each can take seconds. */
 const SLOW = { timeout: 300_000 };
@@ -61,6 +62,8 @@ describe('gatehouse help', () => {
       'initial-access-token create',
       'audit list',
       'config check',
+      'mail test',
+      'mail list',
     ]) {
       expect(names).toContain(name);
     }
@@ -191,6 +194,28 @@ describe.each(await flavours())('gatehouse against %s', (flavour) => {
     expect(again.applied).toEqual([]);
     expect(again.unknown).toEqual([]);
     expect(again.alreadyApplied.length).toBe(first.stdout.trim().split('\n').length);
+  });
+
+  it('`mail test` prints what the SMTP server answered; a refusal exits 1 with the reason; `mail list` shows the outbox', SLOW, async () => {
+    await runCli(['migrate'], env);
+    const smtp = await startSmtpServer({ user: 'ops', password: 'smtp-pass-0123' });
+    try {
+      const smtpEnv = { ...env, SMTP_URL: smtp.url, SMTP_ALLOW_PLAINTEXT: 'true' };
+      const sent = await runCli(['mail', 'test', '--to', 'ops@example.com'], smtpEnv);
+      expect(sent, sent.stderr).toMatchObject({ code: 0 });
+      expect(sent.stdout).toMatch(new RegExp(`^Sent to ops@example.com via smtp://127.0.0.1:${smtp.port}.\nThe server answered: 250`));
+      expect((await smtp.waitFor(1)).subject).toBe('Gatehouse: test mail');
+      const refused = await runCli(['mail', 'test', '--to', 'ops@example.com'], { ...smtpEnv, SMTP_URL: smtp.url.replace('smtp-pass-0123', 'wrong-pass-9876') });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/the mail was not sent via smtp:\/\/127\.0\.0\.1:\d+: EAUTH/);
+      expect(refused.stderr + refused.stdout).not.toContain('wrong-pass-9876');
+      expect((await runCli(['mail', 'test', '--to', 'nobody'], smtpEnv)).code).toBe(1);
+      const list = json<{ counts: Record<string, number>; messages: unknown[] }>(await runCli(['mail', 'list', '--json'], env));
+      expect(list.counts).toEqual({ pending: 0, sent: 0, failed: 0 });
+      expect((await runCli(['mail', 'list', '--state', 'lost'], env)).code).toBe(2);
+    } finally {
+      await smtp.close();
+    }
   });
 
   it('seeds a file, reports what changed, and changes nothing the second time', SLOW, async () => {

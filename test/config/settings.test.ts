@@ -196,6 +196,26 @@ describe('production', () => {
     expect(problemAbout(problems, 'SECRETS')).toMatch(/required in production/);
   });
 
+  it('refuses to start a feature that needs mail without SMTP_URL, with one clear message; without it asked for, the feature is off', () => {
+    const problems = problemsOf({ ...PRODUCTION, PASSWORD_RESET: 'true' });
+    expect(problems).toEqual([expect.stringMatching(/^SMTP_URL: is required in production when PASSWORD_RESET=true/)]);
+    expect(load(PRODUCTION).recovery.passwordReset).toBe(false);
+    const withMail = load({ ...PRODUCTION, SMTP_URL: 'smtps://id%40example.com:hunter2-smtp@smtp.example.com:465' });
+    expect(withMail.recovery.passwordReset).toBe(true);
+    expect(withMail.mail.from).toBe('"Gatehouse" <no-reply@id.example.com>');
+    expect(JSON.stringify(describeEffectiveConfig(withMail))).not.toContain('hunter2-smtp');
+    // Outside production the development fallback (files in MAIL_DIR) serves.
+    expect(load({}).recovery.passwordReset).toBe(true);
+  });
+
+  it('accepts only smtp:// and smtps:// for SMTP_URL, without echoing it', () => {
+    for (const url of ['http://smtp.example.com', 'smtp://', 'mail.example.com:25', 'smtps://user:s3cret-pw@']) {
+      const problem = problemAbout(problemsOf({ SMTP_URL: url }), 'SMTP_URL');
+      expect(problem, url).toMatch(/must be smtp:\/\/user:pass@host:587/);
+      expect(problem).not.toContain('s3cret-pw');
+    }
+  });
+
   it('requires an https ISSUER', () => {
     expect(problemAbout(problemsOf({ ...PRODUCTION, ISSUER: 'http://id.example.com' }), 'ISSUER')).toMatch(/https/);
   });

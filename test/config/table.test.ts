@@ -88,7 +88,7 @@ describe('the settings table', () => {
 
   it('refuses the environment-only settings in a file, naming the variable', () => {
     const envOnly = SETTING_ROWS.filter((row) => !row.setting.inFile);
-    expect(envOnly.map((row) => row.setting.env).sort()).toEqual(['CONFIG_FILE', 'DATABASE_URL', 'NODE_ENV', 'SECRETS', 'SECRETS_FILE']);
+    expect(envOnly.map((row) => row.setting.env).sort()).toEqual(['CONFIG_FILE', 'DATABASE_URL', 'NODE_ENV', 'SECRETS', 'SECRETS_FILE', 'SMTP_URL']);
     for (const { key, setting } of envOnly) {
       let problems: readonly string[] = [];
       try {

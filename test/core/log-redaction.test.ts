@@ -21,6 +21,8 @@ describe('the logger', () => {
     basic: 'YmFzaWMtY3JlZGVudGlhbHM6c2VjcmV0',
     bearer: 'bearer-token-value-9876543210',
     verifier: 'pkce-verifier-value-abcdefghijklmnop',
+    smtpPassword: 'smtp-pass-Zq8w2e9r',
+    resetToken: 'reset-link-token-abcdefghijklmnopqrstuvwxyz',
   };
 
   it('redacts credentials under their usual names at any depth, in arrays, errors, child bindings and messages', () => {
@@ -37,6 +39,8 @@ describe('the logger', () => {
     // Credentials inside strings: URLs with query parameters, header values, messages.
     logger.info({ url: `/logout?id_token_hint=${s.idToken}&state=kept-state`, location: `https://app.test/cb?code=${s.code}&iss=x` }, 'urls');
     logger.info(`callback /cb?code=${s.code} and Authorization: Bearer ${s.bearer}`);
+    // A connection string's password, and a mailed link's token.
+    logger.error({ reason: `connect smtps://id%40acme.test:${s.smtpPassword}@smtp.kept-host.test:465 refused` }, `GET /password/reset?token=${s.resetToken}`);
     logger.info('interpolated %s %o %j', `?access_token=${s.accessToken}`, { password: s.password }, { client_secret: s.clientSecret });
     // Errors: their own properties and messages, as `err` and as the first argument.
     logger.error({ err: Object.assign(new Error(`refused /token?code=${s.code}`), { password: s.password }) }, 'failed');
@@ -47,8 +51,8 @@ describe('the logger', () => {
     const output = text();
     for (const [name, value] of Object.entries(SECRETS)) expect(output, name).not.toContain(value);
     // What is not a credential stays readable.
-    for (const kept of ['kept-agent', 'kept@example.com', 'kept_grant', 'kept-state', 'child-kept', 'refused /token?code=[redacted]']) expect(output).toContain(kept);
-    expect(output.split('\n').filter(Boolean)).toHaveLength(13);
+    for (const kept of ['kept-agent', 'kept@example.com', 'kept_grant', 'kept-state', 'child-kept', 'refused /token?code=[redacted]', 'smtp.kept-host.test']) expect(output).toContain(kept);
+    expect(output.split('\n').filter(Boolean)).toHaveLength(14);
   });
 });
 

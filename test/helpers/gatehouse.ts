@@ -1,5 +1,7 @@
 // Starts a real Gatehouse on 127.0.0.1 with a throwaway database, for flow tests.
 import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config/index.js';
@@ -17,7 +19,9 @@ export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 /** The environment every test instance starts from; `env` adds to it or replaces it. */
 export function testEnv(database: { url: string }, env: Record<string, string> = {}): Record<string, string> {
-  return { NODE_ENV: 'test', DATABASE_URL: database.url, SECRETS: TEST_SECRET, BCRYPT_COST: '4', LOG_LEVEL: 'silent', SWEEP_INTERVAL: '0', ...env };
+  // Mails sent without SMTP_URL go to a folder of the test's own, not the working tree.
+  const mailDir = join(tmpdir(), `gatehouse-test-mail-${process.pid}`);
+  return { NODE_ENV: 'test', DATABASE_URL: database.url, SECRETS: TEST_SECRET, BCRYPT_COST: '4', LOG_LEVEL: 'silent', SWEEP_INTERVAL: '0', MAIL_DIR: mailDir, ...env };
 }
 
 export interface TestGatehouseOptions {

@@ -32,8 +32,8 @@ export type Services = Awaited<ReturnType<typeof startServices>>;
 export async function startServices(flavour: DatabaseFlavour, env: Record<string, string> = {}) {
   const db: MigratedDb = await migratedDb(flavour);
   const config: Config = loadConfig(testEnv(db, { ISSUER: SERVICES_ISSUER, SIGN_IN_DELAY_STEP_MS: '0', ...env }));
-  const { provider, audit, hooks } = await createEngine(config, db, createLogger(config));
-  const { mfa, passwords, passkeys, steps, account } = createServices({ config, db, provider, audit });
+  const { provider, audit, hooks, outbox } = await createEngine(config, db, createLogger(config));
+  const { mfa, passwords, passkeys, steps, account } = createServices({ config, db, provider, audit, outbox });
   return {
     config,
     db,

@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOutboxStore } from '../../src/mail/store.js';
 import { adminRoutes, type AdminRoute } from '../../src/http/admin-routes.js';
 import { scopeOfRequestObject } from '../../src/oidc/admin-access.js';
 import { applySeed } from '../../src/seed/apply.js';
@@ -501,6 +502,26 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   // ---------------------------------------------------------------------------------------------
   // The OpenAPI document
   // ---------------------------------------------------------------------------------------------
+
+  it('lists the outbox with its failed messages, and sends a test mail reporting the server’s answer', async () => {
+    // Without SMTP_URL (tests), mails are written to MAIL_DIR: the "server" answer names the file.
+    const sent = await api.post('/mail/test', { to: 'ops@example.com' });
+    expect(sent.status).toBe(200);
+    expect(sent.body).toMatchObject({ to: 'ops@example.com', via: server.config.mail.dir, response: expect.stringMatching(/^written to /) });
+    expect((await api.post('/mail/test', { to: 'not-an-address' })).status).toBe(400);
+
+    const store = createOutboxStore(server.gatehouse.db, server.config.secrets);
+    await store.enqueue({ kind: 'mail', topic: 'test', recipient: 'lost@example.com', payload: { to: 'lost@example.com', subject: 's', html: '', text: '' }, maxAttempts: 1 });
+    const claimed = await store.claimNext(new Date(), 60);
+    if (claimed) await store.markFailed(claimed, '550 5.1.1 no such mailbox');
+    const failed = await api.get('/outbox?state=failed');
+    expect(failed.status).toBe(200);
+    expect(failed.body.counts).toMatchObject({ failed: 1 });
+    expect(failed.body.messages).toEqual([expect.objectContaining({ kind: 'mail', recipient: 'lost@example.com', state: 'failed', last_error: '550 5.1.1 no such mailbox' })]);
+    expect(JSON.stringify(failed.body)).not.toContain('payload');
+    expect((await api.get('/outbox?state=lost')).status).toBe(400);
+    expect((await api.get('/outbox?limit=0')).status).toBe(400);
+  });
 
   it('publishes an OpenAPI 3.1 document with every route the router serves', async () => {
     const response = await fetch(`${server.url}/admin/openapi.json`);

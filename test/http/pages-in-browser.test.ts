@@ -6,8 +6,10 @@
 // photographed at phone and desktop widths into tmp/screenshots/ (git-ignored).
 // SCREENSHOTS_FOR_README=1 also refreshes the README's pictures in test/screenshots/.
 //
-// Without /usr/bin/chromium this file is skipped with a message (helpers/chromium.ts).
-import { copyFileSync, mkdirSync } from 'node:fs';
+// Without /usr/bin/chromium this file is skipped with a message, except under CI=true, where a
+// missing browser fails (.ci/run installs it).
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,7 @@ import { axeViolations, browserTestsRun, launchChromium, seriousViolations } fro
 import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
+import { linkIn, readMime } from '../helpers/smtp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCREENSHOTS = `${ROOT}tmp/screenshots`;
@@ -267,5 +270,48 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     expect(problems).toEqual([]);
     await close();
     expect(photographed.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('resets a forgotten password from the sign-in page, through the mail written in development', async () => {
+    const { page, problems, close } = await newPage();
+    const person = await server.addPerson();
+    await page.goto(`${rp.origin}/`);
+    await page.click('#sign-in');
+    await page.waitForURL(/\/interaction\//);
+    await page.click('a[href^="/password/forgot"]');
+    await page.waitForSelector('form[action="/password/forgot"]');
+    await check(page, 'password-forgot');
+    await page.fill('#email', person.email);
+    await page.click('button.primary');
+    await page.waitForSelector('[role="status"]');
+    await check(page, 'password-reset-sent');
+
+    // No SMTP_URL: the mail is an .eml file in MAIL_DIR.
+    await server.gatehouse.outbox.drain();
+    const dir = server.config.mail.dir;
+    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+    const link = linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}/password/reset?token=`);
+    await page.goto(link);
+    await page.waitForSelector('form[action="/password/reset"]');
+    await check(page, 'password-reset');
+    await page.fill('#password', 'short');
+    await page.fill('#password_confirm', 'short');
+    await page.click('button.primary');
+    await page.waitForSelector('#form-error');
+    await check(page, 'password-reset-error');
+    await page.fill('#password', 'a brand new passphrase 42');
+    await page.fill('#password_confirm', 'a brand new passphrase 42');
+    await page.click('button.primary');
+    await page.waitForSelector('[role="status"]');
+    await check(page, 'password-reset-done');
+    await page.click('.links a');
+    await page.waitForURL(/\/interaction\//);
+    expect(await page.textContent('h1')).toBe('Sign in');
+
+    await page.goto(link);
+    expect(await page.textContent('h1')).toBe('This link does not work');
+    await check(page, 'password-reset-invalid');
+    expect(problems).toEqual([]);
+    await close();
   }, 60_000);
 });

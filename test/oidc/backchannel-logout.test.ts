@@ -1,5 +1,6 @@
 // OpenID Connect Back-Channel Logout 1.0: the logout token each relying party receives, the
-// bounded retries, and that a slow or dead relying party never holds up the person's logout.
+// bounded retries through the outbox, and that a slow or dead relying party never holds up the
+// person's logout.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, decodeJwt, exportJWK, generateKeyPair, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -7,11 +8,13 @@ import Provider, { type Client } from 'oidc-provider';
 import * as oidc from 'openid-client';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { deliverBackchannelLogoutsInBackground, settleBackchannelLogouts } from '../../src/oidc/backchannel-logout.js';
+import { deliverBackchannelLogoutsThroughOutbox } from '../../src/oidc/backchannel-logout.js';
+import { createOutbox, type Outbox } from '../../src/mail/outbox.js';
+import { createOutboxStore } from '../../src/mail/store.js';
 import { Browser, completeSignIn, findForm } from '../helpers/browser.js';
-import { flavours } from '../helpers/databases.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 import { ALICE, credentialsOf, secretFor, WEB_APP, webApp } from '../helpers/fixtures.js';
-import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
 
 const LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -64,7 +67,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     jwks = createLocalJWKSet((await (await fetch(`${server.url}/jwks`)).json()) as JSONWebKeySet);
   });
   afterEach(async () => {
-    await settleBackchannelLogouts();
+    await server.gatehouse.outbox.drain();
     await Promise.all(receivers.map((r) => r.close()));
     receivers = [];
   });
@@ -106,7 +109,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     const { idToken, claims } = await signIn(browser, config);
     const loggedOutAt = Math.floor(Date.now() / 1000);
     const logout = await logOut(browser, config, idToken);
-    await settleBackchannelLogouts();
+    await server.gatehouse.outbox.drain();
     return { clientId, config, receiver, browser, claims, loggedOutAt, logout };
   }
 
@@ -146,6 +149,9 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     expect(receiver.posts).toHaveLength(ATTEMPTS);
     await new Promise((resolve) => setTimeout(resolve, 3 * Math.max(...RETRY_DELAYS_MS)));
     expect(receiver.posts).toHaveLength(ATTEMPTS);
+    // Failed, and shown as failed in the outbox, with why.
+    const [message] = await createOutboxStore(server.gatehouse.db, server.config.secrets).list({ state: 'failed', limit: 1 });
+    expect(message).toMatchObject({ kind: 'backchannel_logout', attempts: ATTEMPTS, lastError: 'HTTP 500 Internal Server Error' });
   });
 
   it('does not retry a relying party that rejects the token (400)', async () => {
@@ -179,7 +185,7 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
     const two = await signIn(browser, second.config);
 
     await logOut(browser, first.config, one.idToken);
-    await settleBackchannelLogouts();
+    await server.gatehouse.outbox.drain();
 
     for (const [{ clientId, receiver }, signedIn] of [
       [first, one],
@@ -192,7 +198,8 @@ describe.each(await flavours())('back-channel logout on %s', (flavour) => {
   });
 });
 
-// Without a database: the method the engine calls, the events it used to emit, and the log lines.
+// A bare engine with an outbox on its own database: the method the engine calls, the events it
+// used to emit, and the log lines.
 describe('back-channel logout delivery', () => {
   type LogoutCapable = Client & { backchannelLogout(sub: string, sid: string): Promise<void> };
   let answer: (n: number) => number | 'hang';
@@ -202,8 +209,12 @@ describe('back-channel logout delivery', () => {
   let client: LogoutCapable;
   let lines: Record<string, unknown>[];
   let events: string[];
+  let db: MigratedDb;
+  const outboxes: Outbox[] = [];
+  const settle = () => Promise.all(outboxes.map((outbox) => outbox.drain()));
 
   beforeAll(async () => {
+    db = await migratedDb('sqlite');
     receiver = await startReceiver((n) => answer(n));
     const { privateKey } = await generateKeyPair('RS256', { extractable: true });
     const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' };
@@ -215,7 +226,10 @@ describe('back-channel logout delivery', () => {
         features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
         clients: [{ client_id: 'rp', client_secret: secretFor('rp'), redirect_uris: [WEB_APP.redirectUri], backchannel_logout_uri: receiver.uri }],
       });
-      deliverBackchannelLogoutsInBackground(engine, logger, { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks });
+      const outbox = createOutbox({ config: { secrets: [TEST_SECRET], issuer: 'http://op.test', mail: { smtpUrl: undefined, from: 'x@op.test', timeout: 1, allowPlaintext: false, dir: '/nonexistent', pollInterval: 3600, lease: 60, maxAttempts: 1, retryDelayMs: 10 } }, db, logger });
+      deliverBackchannelLogoutsThroughOutbox(engine, { outbox, db, logger, options: { retryDelaysMs: [10, 10], timeoutMs: 500, allowPrivateNetworks } });
+      outbox.start();
+      outboxes.push(outbox);
       return engine;
     };
     provider = engine(true);
@@ -229,16 +243,19 @@ describe('back-channel logout delivery', () => {
     lines = [];
     events = [];
   });
-  afterEach(async () => settleBackchannelLogouts());
-  afterAll(async () => receiver?.close());
+  afterEach(async () => settle());
+  afterAll(async () => {
+    await Promise.all(outboxes.map((outbox) => outbox.stop()));
+    await db?.drop();
+    await receiver?.close();
+  });
 
   it('resolves before the relying party answers, then emits backchannel.success once', async () => {
     answer = (n) => (n === 1 ? 503 : 200);
     await client.backchannelLogout('user-1', 'sid-1');
-    expect(receiver.posts).toHaveLength(0);
     expect(events).toEqual([]);
 
-    await settleBackchannelLogouts();
+    await settle();
     expect(events).toEqual(['success rp user-1 sid-1']);
     const token = receiver.posts[0]?.params.get('logout_token') ?? '';
     // Not asked for by this client (backchannel_logout_session_required is false).
@@ -254,7 +271,7 @@ describe('back-channel logout delivery', () => {
   it('logs every failed attempt, gives up with an error, then emits backchannel.error once', async () => {
     answer = () => 'hang';
     await client.backchannelLogout('user-2', 'sid-2');
-    await settleBackchannelLogouts();
+    await settle();
     expect(events).toEqual([expect.stringMatching(/^error rp user-2 sid-2 /)]);
     expect(lines.map(({ level, attempt }) => [level, attempt])).toEqual([
       [40, 1],
@@ -268,7 +285,7 @@ describe('back-channel logout delivery', () => {
     answer = () => 200;
     const guardedClient = (await guarded.Client.find('rp')) as LogoutCapable;
     await guardedClient.backchannelLogout('user-4', 'sid-4');
-    await settleBackchannelLogouts();
+    await settle();
     expect(receiver.posts).toHaveLength(0);
     expect(lines.map(({ level, attempt }) => [level, attempt])).toEqual([[50, 1]]);
     expect(lines[0]?.reason).toMatch(/special-use address/);

@@ -1,0 +1,148 @@
+// The OutboxMessage table: the one writer of it. A message is queued in the transaction of
+// whatever caused it (pass that transaction's handle), claimed by exactly one worker, and
+// finished as sent or failed. Claiming is one conditional statement: on PostgreSQL the row is
+// picked with FOR UPDATE SKIP LOCKED, so instances claim different rows without waiting; on
+// SQLite the statement runs under the database's single write lock. A claim is a lease: when
+// the worker that holds it dies (kill -9), the row is claimable again once `claimedUntil` passes.
+import { randomUUID } from 'node:crypto';
+import type { DbHandle } from '../db/client.js';
+import { dialectOf } from '../db/dialect.js';
+import { decrypt, encrypt } from '../core/secrets.js';
+import type { OutboxKind, OutboxState } from './schema.js';
+
+export interface NewOutboxMessage {
+  kind: OutboxKind;
+  topic: string;
+  recipient: string;
+  /** Sealed with SECRETS until it is sent. */
+  payload: unknown;
+  maxAttempts: number;
+}
+
+export interface ClaimedMessage {
+  id: string;
+  kind: OutboxKind;
+  topic: string;
+  recipient: string;
+  payload: unknown;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  maxAttempts: number;
+  /** Proves the claim when finishing it. */
+  claimToken: string;
+}
+
+export interface OutboxRow {
+  id: string;
+  kind: OutboxKind;
+  topic: string;
+  recipient: string;
+  state: OutboxState;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/** Error texts are cut to this length: they come from other servers. */
+const MAX_ERROR_LENGTH = 500;
+
+export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
+  const { prisma } = db;
+  const dialect = dialectOf(db.flavour);
+  const due = `"state" = 'pending' AND "nextAttemptAt" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?)`;
+  const pick = db.flavour === 'postgresql' ? `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1 FOR UPDATE SKIP LOCKED` : `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1`;
+  const claim = dialect.sql(
+    `UPDATE "OutboxMessage" SET "claimToken" = ?, "claimedUntil" = ?, "attempts" = "attempts" + 1 WHERE "id" = (${pick}) RETURNING "id", "kind", "topic", "recipient", "payloadEncrypted", "attempts", "maxAttempts"`,
+  );
+  const cut = (error: string) => error.slice(0, MAX_ERROR_LENGTH);
+
+  return {
+    /** Queues a message; with a transaction's handle, it exists exactly when that transaction commits. */
+    async enqueue(message: NewOutboxMessage, now: Date = new Date()): Promise<string> {
+      const id = randomUUID();
+      const payloadEncrypted = encrypt(JSON.stringify(message.payload), secrets, `outbox:${id}`);
+      await prisma.outboxMessage.create({
+        data: { id, kind: message.kind, topic: message.topic, recipient: message.recipient, payloadEncrypted, maxAttempts: message.maxAttempts, nextAttemptAt: now, createdAt: now },
+      });
+      return id;
+    },
+
+    /** Claims the message due first, for `leaseSeconds`; null when none is due. */
+    async claimNext(now: Date, leaseSeconds: number): Promise<ClaimedMessage | null> {
+      const claimToken = randomUUID();
+      const until = new Date(now.getTime() + leaseSeconds * 1000);
+      const [row] = await prisma.$queryRawUnsafe<Record<string, unknown>[]>(claim, claimToken, dialect.time(until), dialect.time(now), dialect.time(now));
+      if (!row) return null;
+      const id = String(row.id);
+      return {
+        id,
+        kind: row.kind as OutboxKind,
+        topic: String(row.topic),
+        recipient: String(row.recipient),
+        payload: JSON.parse(decrypt(String(row.payloadEncrypted), secrets, `outbox:${id}`).plaintext) as unknown,
+        attempt: Number(row.attempts),
+        maxAttempts: Number(row.maxAttempts),
+        claimToken,
+      };
+    },
+
+    /** Sent: the payload (its links) is dropped. False when the claim had lapsed and another worker holds it. */
+    async markSent(message: ClaimedMessage, now: Date = new Date()): Promise<boolean> {
+      const { count } = await prisma.outboxMessage.updateMany({
+        where: { id: message.id, claimToken: message.claimToken },
+        data: { state: 'sent', payloadEncrypted: '', finishedAt: now, claimToken: null, claimedUntil: null, lastError: null },
+      });
+      return count === 1;
+    },
+
+    /** Another attempt at `at`. */
+    async retryAt(message: ClaimedMessage, at: Date, error: string): Promise<boolean> {
+      const { count } = await prisma.outboxMessage.updateMany({
+        where: { id: message.id, claimToken: message.claimToken },
+        data: { nextAttemptAt: at, claimToken: null, claimedUntil: null, lastError: cut(error) },
+      });
+      return count === 1;
+    },
+
+    /** No more attempts: failed, its payload dropped. */
+    async markFailed(message: ClaimedMessage, error: string, now: Date = new Date()): Promise<boolean> {
+      const { count } = await prisma.outboxMessage.updateMany({
+        where: { id: message.id, claimToken: message.claimToken },
+        data: { state: 'failed', payloadEncrypted: '', finishedAt: now, claimToken: null, claimedUntil: null, lastError: cut(error) },
+      });
+      return count === 1;
+    },
+
+    /** When the next pending message is due (now or later, a lapsed claim counting from its lease's end); null when none is pending. */
+    async nextDue(): Promise<Date | null> {
+      const pending = await prisma.outboxMessage.findMany({ where: { state: 'pending' }, select: { nextAttemptAt: true, claimedUntil: true }, orderBy: { nextAttemptAt: 'asc' }, take: 50 });
+      if (!pending.length) return null;
+      return new Date(Math.min(...pending.map((row) => Math.max(row.nextAttemptAt.getTime(), row.claimedUntil?.getTime() ?? 0))));
+    },
+
+    /** Newest first. */
+    async list({ state, limit }: { state?: OutboxState | undefined; limit: number }): Promise<OutboxRow[]> {
+      const rows = await prisma.outboxMessage.findMany({ where: state ? { state } : {}, orderBy: { createdAt: 'desc' }, take: limit, omit: { payloadEncrypted: true, claimToken: true, claimedUntil: true } });
+      return rows.map((row) => ({ ...row, kind: row.kind as OutboxKind, state: row.state as OutboxState }));
+    },
+
+    async countByState(): Promise<Record<OutboxState, number>> {
+      const groups = await prisma.outboxMessage.groupBy({ by: ['state'], _count: { _all: true } });
+      const counts: Record<OutboxState, number> = { pending: 0, sent: 0, failed: 0 };
+      for (const group of groups) if (group.state in counts) counts[group.state as OutboxState] = group._count._all;
+      return counts;
+    },
+
+    /** Deletes finished messages older than `before`; how many. */
+    async pruneFinished(before: Date): Promise<number> {
+      const { count } = await prisma.outboxMessage.deleteMany({ where: { state: { in: ['sent', 'failed'] }, finishedAt: { lt: before } } });
+      return count;
+    },
+  };
+}
+
+export type OutboxStore = ReturnType<typeof createOutboxStore>;
+
