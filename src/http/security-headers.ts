@@ -1,11 +1,13 @@
 // Response headers for everything we and the engine serve (helmet), and the no-store default
 // for everything but the public documents that clients are meant to cache.
-import type { RequestHandler } from 'express';
 import helmet from 'helmet';
 import { ROUTES } from '../oidc/provider.js';
+import { pathOf, type FrontStep } from './front.js';
 
-export function securityHeaders({ issuer }: { issuer: string }): RequestHandler {
-  return helmet({
+const noop = () => {};
+
+export function securityHeaders({ issuer }: { issuer: string }): FrontStep {
+  const setHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -29,6 +31,10 @@ export function securityHeaders({ issuer }: { issuer: string }): RequestHandler 
     // Browsers ignore HSTS over http; sending it from a local http issuer would only mislead.
     strictTransportSecurity: new URL(issuer).protocol === 'https:' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
+  // helmet only sets headers, synchronously, and then calls next.
+  return function setSecurityHeaders(req, res) {
+    setHeaders(req, res, noop);
+  };
 }
 
 const PUBLIC_DOCUMENTS = new Set(['/.well-known/openid-configuration', ROUTES.jwks]);
@@ -41,7 +47,6 @@ const PUBLIC_DOCUMENTS = new Set(['/.well-known/openid-configuration', ROUTES.jw
  */
 export const PUBLIC_DOCUMENT_CACHE = 'public, max-age=300';
 
-export const cacheControl: RequestHandler = function cacheControl(req, res, next) {
-  res.set('Cache-Control', PUBLIC_DOCUMENTS.has(req.path) ? PUBLIC_DOCUMENT_CACHE : 'no-store');
-  next();
+export const cacheControl: FrontStep = function cacheControl(req, res) {
+  res.setHeader('Cache-Control', PUBLIC_DOCUMENTS.has(pathOf(req)) ? PUBLIC_DOCUMENT_CACHE : 'no-store');
 };

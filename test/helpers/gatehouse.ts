@@ -1,6 +1,6 @@
 // Starts a real Gatehouse on 127.0.0.1 with a throwaway database, for flow tests.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config/index.js';
 import { loadConfig } from '../../src/config/index.js';
@@ -73,7 +73,7 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
   const config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: url, ...options.env }));
   const gatehouse = await createGatehouse(config, options.logger ?? createLogger(config), { now: options.now });
   const server: Server = await new Promise((resolve) => {
-    const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
+    const s = createServer(gatehouse.app.handle).listen(port, '127.0.0.1', () => resolve(s));
   });
   const ids = new Map<string, string>();
   let closed: Promise<void> | undefined;
