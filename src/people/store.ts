@@ -2,6 +2,7 @@
 import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readTime } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';
 import type { User } from '../generated/sqlite/client.js';
 
@@ -64,10 +65,11 @@ function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
 
 export function createUserStore(db: DbHandle) {
   const { prisma } = db;
-  // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
+  // Written in SQL and kept prepared: the engine looks the person up on every userinfo, refresh and code redemption (db/executor.ts).
   const dialect = dialectOf(db.flavour);
   const columns = USER_COLUMNS.map((c) => `"${c}"`).join(', ');
-  const byId = dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`);
+  const byId = { name: 'user_by_id', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`) };
+  const sql = executorOf(db);
   // Written in SQL for ESCAPE: Prisma's `contains` passes % and _ through as wildcards, and
   // SQLite's LIKE has no escape character unless the statement names one.
   const searched = `FROM "User" WHERE "email" LIKE ? ESCAPE '!' OR "name" LIKE ? ESCAPE '!'`;
@@ -75,7 +77,7 @@ export function createUserStore(db: DbHandle) {
   return {
     async findById(id: string): Promise<User | null> {
       if (hasNul(id)) return null;
-      const [raw] = await prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(byId, id);
+      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byId, [id]);
       return raw ? toUser(raw) : null;
     },
 
