@@ -1,21 +1,53 @@
 // The statements written in SQL for speed (artifacts, audit events, the user lookup; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
-// PostgreSQL alike: rows written one way are read back identically the other way.
+// PostgreSQL alike: rows written one way are read back identically the other way. They run three
+// ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the
+// default), prepared on each use (DATABASE_PREPARED_STATEMENTS=false), and through a Prisma
+// client (a transaction's handle, which has no executor of its own).
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
-import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
+import { pgExecutor, sqliteExecutor } from '../../src/db/executor.js';
+import { createTestDatabase, flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
-describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
+/** How the store under test runs its statements; the query builder always goes through `db.prisma`. */
+const EXECUTORS: Record<string, (db: Db) => Promise<{ handle: DbHandle; close?: () => Promise<void> }>> = {
+  'prepared on the driver': async (db) => ({ handle: db }),
+  'prepared on each use': async (db) => {
+    const unprepared = await createDb({ url: db.url, flavour: db.flavour, preparedStatements: false });
+    return { handle: unprepared, close: () => unprepared.close() };
+  },
+  'through a Prisma client': async (db) => ({ handle: { prisma: db.prisma, flavour: db.flavour } }),
+};
+
+describe.each(
+  (await flavours()).flatMap((flavour) => Object.keys(EXECUTORS).map((way) => [flavour, way] as const)),
+)('hand-written SQL on %s, %s', (flavour, way) => {
   let db: MigratedDb;
-  beforeAll(async () => (db = await migratedDb(flavour)));
-  afterAll(async () => db?.drop());
+  let handle: DbHandle;
+  let closeHandle: (() => Promise<void>) | undefined;
+  // Times must not depend on the process's time zone (pg reads and writes local time by default).
+  const zone = process.env.TZ;
+  beforeAll(async () => {
+    process.env.TZ = 'Asia/Seoul';
+    db = await migratedDb(flavour);
+    ({ handle, close: closeHandle } = await EXECUTORS[way]!(db));
+  });
+  afterAll(async () => {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+    await closeHandle?.();
+    await db?.drop();
+  });
 
   it('reads a person exactly as the query builder does, booleans, times and counters included', async () => {
-    const users = createUserStore(db);
+    const users = createUserStore(handle);
     await users.create('u-plain', { email: 'Plain@Example.com', emailVerified: false, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null }, 'hash');
     await db.prisma.user.create({
       data: { id: 'u-full', email: 'full@example.com', emailVerified: true, passwordHash: 'hash', name: 'Full Name', locale: 'ko', disabled: true, totpSecretEncrypted: 'sealed', totpEnabledAt: new Date('2030-01-02T03:04:05.678Z'), totpLastStep: 123456789 },
@@ -28,7 +60,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
-    const artifacts = createArtifactStore(db);
+    const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');
     const payload = { jti: 'at-1', nested: { list: [1, 'two', null], unicode: '한국어 ✓' }, exp: 1 };
     const lookups = { grantId: 'g-1', uid: 'uid-1', userCode: null, accountId: 'acc-1', clientId: 'client-1' };
@@ -78,7 +110,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('writes audit events, one or many in a statement, that the query builder lists', async () => {
-    const audit = createAuditStore(db);
+    const audit = createAuditStore(handle);
     const at = new Date('2030-07-08T09:10:11.012Z');
     await audit.record({ type: 'token.issued', clientId: 'c', details: { grant_type: 'client_credentials' } }, at);
     await audit.recordMany([
@@ -96,8 +128,49 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {
-    const log = createAuditLog(db, createLogger({ logLevel: 'silent' }));
+    const log = createAuditLog({ ...db, ...handle }, createLogger({ logLevel: 'silent' }));
     await Promise.all(Array.from({ length: 1234 }, (_, i) => log.record({ type: 'token.issued', clientId: `burst-${i}` })));
     expect(await db.prisma.auditEvent.count({ where: { clientId: { startsWith: 'burst-' } } })).toBe(1234);
+  });
+});
+
+const available = await flavours();
+
+describe('keeping statements prepared', () => {
+  const statement = { name: 'keep_prepared_probe', text: 'SELECT 1 AS "one"' };
+
+  it('prepares a named statement once on a better-sqlite3 handle, and on every use when told not to keep it', async () => {
+    for (const [prepared, expected] of [[true, 1], [false, 3]] as const) {
+      const handle = new Database(':memory:');
+      let prepares = 0;
+      const prepare = handle.prepare.bind(handle);
+      handle.prepare = ((text: string) => (prepares++, prepare(text))) as typeof handle.prepare;
+      const executor = sqliteExecutor(handle, { prepared });
+      for (let i = 0; i < 3; i++) expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+      expect(prepares).toBe(expected);
+      // A statement without a name (a batch of unusual size) is never kept.
+      prepares = 0;
+      await executor.rows({ text: statement.text }, []);
+      await executor.rows({ text: statement.text }, []);
+      expect(prepares).toBe(2);
+      handle.close();
+    }
+  });
+
+  it.runIf(available.includes('postgresql'))('names the statement on the PostgreSQL connection, and sends it unnamed when told not to', async () => {
+    const database = await createTestDatabase('postgresql');
+    try {
+      for (const prepared of [true, false]) {
+        // One connection, so the catalogue read sees the session that ran the statement.
+        const pool = new pg.Pool({ connectionString: database.config.url, max: 1 });
+        const executor = pgExecutor(pool, pg.types, { prepared });
+        expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+        const { rows } = await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+        expect(rows.map((row) => row.name)).toEqual(prepared ? [statement.name] : []);
+        await pool.end();
+      }
+    } finally {
+      await database.drop();
+    }
   });
 });
