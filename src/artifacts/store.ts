@@ -67,6 +67,11 @@ export function createArtifactStore(db: DbHandle) {
     consume: statement('consume', `UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
     grantIdOf: statement('grant_id_of', `SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
     destroy: statement('destroy', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    // Every authorization request of a signed-in person asks whether consent was given before.
+    latestGrantId: statement(
+      'latest_grant_id',
+      `SELECT "id" FROM "OidcArtifact" WHERE "model" = 'Grant' AND "accountId" = ? AND "clientId" = ? AND ${LIVE} ORDER BY "createdAt" DESC LIMIT 1`,
+    ),
   };
 
   return {
@@ -123,11 +128,8 @@ export function createArtifactStore(db: DbHandle) {
 
     /** The newest live grant an account gave a client, to remember consent across sessions. */
     async latestGrantId(accountId: string, clientId: string, now: Date): Promise<string | null> {
-      const row = await prisma.oidcArtifact.findFirst({
-        where: { model: 'Grant', accountId, clientId, ...live(now) },
-        orderBy: { createdAt: 'desc' },
-        select: { id: true },
-      });
+      if (hasNul(accountId) || hasNul(clientId)) return null;
+      const [row] = await sql.rows<{ id: string }>(statements.latestGrantId, [accountId, clientId, dialect.time(now)]);
       return row?.id ?? null;
     },
 

@@ -69,6 +69,7 @@ export function createUserStore(db: DbHandle) {
   const dialect = dialectOf(db.flavour);
   const columns = USER_COLUMNS.map((c) => `"${c}"`).join(', ');
   const byId = { name: 'user_by_id', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`) };
+  const byEmail = { name: 'user_by_email', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "email" = ?`) };
   const sql = executorOf(db);
   // Written in SQL for ESCAPE: Prisma's `contains` passes % and _ through as wildcards, and
   // SQLite's LIKE has no escape character unless the statement names one.
@@ -101,7 +102,12 @@ export function createUserStore(db: DbHandle) {
       return { users: rows.map(toUser), total: Number(counted?.total ?? 0) };
     },
 
-    findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
+    /** Every password sign-in looks the person up by email (kept prepared, as findById). */
+    async findByEmail(email: string): Promise<User | null> {
+      if (hasNul(email)) return null;
+      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byEmail, [normalizeEmail(email)]);
+      return raw ? toUser(raw) : null;
+    },
 
     /** The people with these (already normalized) emails. */
     findManyByEmail: (emails: readonly string[]) => prisma.user.findMany({ where: { email: { in: [...emails] } } }),

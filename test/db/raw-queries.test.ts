@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { createUserStore } from '../../src/people/store.js';
+import { createResourceStore } from '../../src/resources/store.js';
+import { counter } from '../../src/core/counters.js';
+import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
@@ -55,8 +58,74 @@ describe.each(
     for (const id of ['u-plain', 'u-full']) {
       expect(await users.findById(id)).toEqual(await db.prisma.user.findUnique({ where: { id } }));
     }
+    // By email, as typed: normalized first.
+    expect(await users.findByEmail(' PLAIN@example.COM ')).toEqual(await db.prisma.user.findUnique({ where: { email: 'plain@example.com' } }));
+    expect(await users.findByEmail('full@example.com')).toEqual(await db.prisma.user.findUnique({ where: { id: 'u-full' } }));
+    expect(await users.findByEmail('nobody@example.com')).toBeNull();
+    expect(await users.findByEmail('nul\0@example.com')).toBeNull();
     expect(await users.findById('nobody')).toBeNull();
     expect(await users.findById('nul\0id')).toBeNull();
+  });
+
+  it('reads a resource exactly as the query builder does', async () => {
+    await db.prisma.resource.create({ data: { id: 'https://api.example', name: 'API', scope: 'read write', accessTokenFormat: 'opaque', accessTokenTtl: 600, introspectionClients: 'a b' } });
+    await db.prisma.resource.create({ data: { id: 'https://jwt.example', scope: 'read' } });
+    const resources = createResourceStore(handle);
+    for (const id of ['https://api.example', 'https://jwt.example']) {
+      expect(await resources.find(id)).toEqual(await db.prisma.resource.findUnique({ where: { id } }));
+    }
+    expect(await resources.find('https://nothing.example')).toBeNull();
+    expect(await resources.find('nul\0id')).toBeNull();
+  });
+
+  it("counts failures exactly as rate-limiter-flexible's Prisma store does, in the same rows", async () => {
+    const options = { storeClient: db.prisma, tableName: 'rateLimiterFlexible', points: 3, duration: 60, clearExpiredByTimeout: false };
+    const ours = counter(handle, 'ours', 3, 60);
+    const theirs = new RateLimiterPrisma({ ...options, keyPrefix: 'theirs' });
+    const answer = (res: RateLimiterRes) => ({ consumed: res.consumedPoints, remaining: res.remainingPoints, first: res.isFirstInDuration, windowLeft: Math.round(res.msBeforeNext / 1000) });
+    const steps: [string, (limiter: RateLimiterPrisma) => Promise<unknown>][] = [
+      ['first penalty', (l) => l.penalty('k')],
+      ['second penalty', (l) => l.penalty('k', 2)],
+      ['reward', (l) => l.reward('k')],
+      ['get', (l) => l.get('k')],
+      ['get nothing', (l) => l.get('nobody')],
+      ['block', (l) => l.block('k', 300)],
+      ['get blocked', (l) => l.get('k')],
+      ['delete', (l) => l.delete('k')],
+      ['delete nothing', (l) => l.delete('k')],
+      ['after delete', (l) => l.penalty('k')],
+    ];
+    for (const [step, run] of steps) {
+      const [mine, reference] = [await run(ours), await run(theirs)];
+      const view = (value: unknown) => (value instanceof RateLimiterRes ? answer(value) : value);
+      expect(view(mine), step).toEqual(view(reference));
+    }
+    // An expired window starts again at the new points, for both.
+    for (const prefix of ['ours', 'theirs']) await db.prisma.rateLimiterFlexible.update({ where: { key: `${prefix}:k` }, data: { points: 7, expire: new Date(Date.now() - 1000) } });
+    expect(answer(await ours.penalty('k'))).toEqual(answer(await theirs.penalty('k')));
+    const rows = await db.prisma.rateLimiterFlexible.findMany({ where: { key: { in: ['ours:k', 'theirs:k'] } }, orderBy: { key: 'asc' } });
+    expect(rows.map((r) => r.points)).toEqual([1, 1]);
+    expect(Math.abs(rows[0]!.expire!.getTime() - rows[1]!.expire!.getTime())).toBeLessThan(5000);
+  });
+
+  it("finds an account's newest live grant for a client, as the query builder orders them", async () => {
+    const artifacts = createArtifactStore(handle);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const grant = (id: string, createdAt: Date, expiresAt: Date | null, accountId = 'acc-g', clientId = 'client-g') =>
+      db.prisma.oidcArtifact.create({ data: { model: 'Grant', id, payload: {}, grantId: id, accountId, clientId, createdAt, expiresAt } });
+    await grant('g-old', new Date('2030-01-01T00:00:00.000Z'), null);
+    await grant('g-new', new Date('2030-02-01T00:00:00.000Z'), new Date(now.getTime() + 1));
+    await grant('g-newest-expired', new Date('2030-03-01T00:00:00.000Z'), now);
+    await grant('g-other-client', new Date('2030-04-01T00:00:00.000Z'), null, 'acc-g', 'client-other');
+    const built = await db.prisma.oidcArtifact.findFirst({
+      where: { model: 'Grant', accountId: 'acc-g', clientId: 'client-g', OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      orderBy: { createdAt: 'desc' },
+    });
+    expect(built?.id).toBe('g-new');
+    expect(await artifacts.latestGrantId('acc-g', 'client-g', now)).toBe(built?.id);
+    expect(await artifacts.latestGrantId('acc-g', 'client-g', new Date(now.getTime() + 1))).toBe('g-old');
+    expect(await artifacts.latestGrantId('acc-g', 'nobody', now)).toBeNull();
+    expect(await artifacts.latestGrantId('acc-g\0', 'client-g', now)).toBeNull();
   });
 
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
