@@ -1,5 +1,7 @@
 // Response headers for everything we and the engine serve (helmet), and the no-store default
 // for everything but the public documents that clients are meant to cache.
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import helmet from 'helmet';
 import { ROUTES } from '../oidc/provider.js';
 import { pathOf, type FrontStep } from './front.js';
@@ -31,9 +33,13 @@ export function securityHeaders({ issuer }: { issuer: string }): FrontStep {
     // Browsers ignore HSTS over http; sending it from a local http issuer would only mislead.
     strictTransportSecurity: new URL(issuer).protocol === 'https:' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
-  // helmet only sets headers, synchronously, and then calls next.
-  return function setSecurityHeaders(req, res) {
-    setHeaders(req, res, noop);
+  // The headers depend on the configuration only: helmet works them out once, on a response that
+  // is never sent, and every response gets the same list.
+  const template = new ServerResponse(new IncomingMessage(new Socket()));
+  setHeaders(template.req, template, noop);
+  const headers = template.getHeaderNames().map((name) => [name, template.getHeader(name) as string | string[]] as const);
+  return function setSecurityHeaders(_req, res) {
+    for (const [name, value] of headers) res.setHeader(name, value);
   };
 }
 
