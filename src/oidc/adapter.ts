@@ -36,9 +36,10 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[]): AdapterPayload | undefined {
+/** `id`: what the row was found by, when it was found by its id. */
+function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[], id?: string): AdapterPayload | undefined {
   if (!row) return undefined;
-  const payload = openPayload(model, row.payload, secrets) as AdapterPayload;
+  const payload = openPayload(model, row.payload, secrets, id) as AdapterPayload;
   if (row.consumedAt) payload.consumed = epochSeconds(row.consumedAt);
   return payload;
 }
@@ -134,7 +135,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets);
+        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets, id);
       },
 
       async findByUid(uid) {
