@@ -226,6 +226,35 @@ describe('keeping statements prepared', () => {
     }
   });
 
+  it('commits the writes of one turn on SQLite in one transaction, each with its own answer, a failing one alone refused', async () => {
+    const handle = new Database(':memory:');
+    handle.exec('CREATE TABLE t (id TEXT PRIMARY KEY, used INTEGER)');
+    const begun: string[] = [];
+    const exec = handle.exec.bind(handle);
+    handle.exec = ((sql: string) => (begun.push(sql), exec(sql))) as typeof handle.exec;
+    const executor = sqliteExecutor(handle, { prepared: true });
+    const insert = { name: 'insert', text: 'INSERT INTO t (id, used) VALUES (?, 0)' };
+    const use = { name: 'use', text: 'UPDATE t SET used = 1 WHERE id = ? AND used = 0' };
+
+    const answers = await Promise.allSettled([executor.changes(insert, ['a']), executor.changes(insert, ['b']), executor.changes(insert, ['a']), executor.changes(insert, ['c'])]);
+    expect(answers.map((a) => a.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((answers[2] as PromiseRejectedResult).reason)).toContain('UNIQUE');
+    expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+    expect(handle.prepare('SELECT id FROM t ORDER BY id').all()).toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    // The group was tried in one transaction, rolled back for the failure, and run again one by one.
+    expect(begun).toEqual(['BEGIN', 'ROLLBACK']);
+
+    begun.length = 0;
+    // Two redemptions of the same row in one turn: exactly one changes it.
+    expect(await Promise.all([executor.changes(use, ['a']), executor.changes(use, ['a']), executor.changes(use, ['b'])])).toEqual([1, 0, 1]);
+    expect(begun).toEqual(['BEGIN', 'COMMIT']);
+    // A write alone, or one made in a later turn, is committed by itself.
+    begun.length = 0;
+    expect(await executor.changes(use, ['c'])).toBe(1);
+    expect(begun).toEqual([]);
+    handle.close();
+  });
+
   it.runIf(available.includes('postgresql'))('names the statement on the PostgreSQL connection, and sends it unnamed when told not to', async () => {
     const database = await createTestDatabase('postgresql');
     try {
