@@ -15,4 +15,6 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  // The pages' own scripts run in the browser.
+  { files: ['views/assets/**/*.js'], languageOptions: { sourceType: 'script', globals: { window: 'readonly', document: 'readonly', URLSearchParams: 'readonly' } } },
 );

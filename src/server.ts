@@ -27,7 +27,9 @@ import { createInteractionSteps } from './oidc/interactions.js';
 import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
 import { loadSigningKeys } from './keys/signing-keys.js';
 import { createMfa } from './people/mfa.js';
+import { createPasskeys } from './people/passkeys.js';
 import { createProvider } from './oidc/provider.js';
+import { createFederation } from './federation/sign-in.js';
 import { loadPairwiseSalt } from './oidc/subjects.js';
 
 export interface Gatehouse {
@@ -95,10 +97,13 @@ function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void
  */
 export function createServices({ config, db, provider, audit, signIns = audit }: { config: Config; db: Db; provider: Provider; audit: AuditLog; signIns?: AuditLog }) {
   const mfa = createMfa(db, { secrets: config.secrets, audit });
-  const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, createSignInLimits(db, config.bruteForce));
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce));
-  const account = createAccountService({ provider, db, passwords, mfa, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
-  return { mfa, passwords, steps, account };
+  const signInLimits = createSignInLimits(db, config.bruteForce);
+  const passwords = createPasswordVerifier(db, config.passwords.bcryptCost, signIns, signInLimits);
+  const passkeys = createPasskeys(db, { rpId: config.passkeys.rpId, origin: new URL(config.issuer).origin, rpName: config.branding.productName, audit: signIns, signInLimits });
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys);
+  const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
+  const federation = createFederation({ db, config, audit });
+  return { mfa, passwords, passkeys, steps, account, federation };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
@@ -107,13 +112,13 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks } = await createEngine(config, db, logger, metrics);
-    const { steps, account } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
+    const { steps, account, federation } = createServices({ config, db, provider, audit, signIns: metrics.countSignIns(audit) });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh() };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     return {
       app,

@@ -19,6 +19,13 @@ export const AUDIT_EVENT_TYPES = [
   'consent.given',
   'consent.revoked',
   'password.changed',
+  'password.removed',
+  'passkey.added',
+  'passkey.renamed',
+  'passkey.removed',
+  'passkey.used',
+  'passkey.failure',
+  'passkey.counter_regressed',
   'session.revoked',
   'token.issued',
   'token.revoked',
@@ -33,6 +40,14 @@ export const AUDIT_EVENT_TYPES = [
   'user.enabled',
   'key.created',
   'key.retired',
+  'federation.sign_in',
+  'federation.failure',
+  'federation.linked',
+  'federation.unlinked',
+  'federation.account_created',
+  'idp.created',
+  'idp.updated',
+  'idp.deleted',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

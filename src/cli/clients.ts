@@ -1,13 +1,12 @@
 // `gatehouse clients list|get|create|update|delete|rotate-secret`: the registered clients, through the
 // same management layer as the admin API (src/clients/service.ts). A new secret is printed
 // once, on stdout; it is stored only hashed or encrypted.
-import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { ClientMetadata } from '../clients/store.js';
 import type { Actor } from '../audit/log.js';
 import type { ClientManagementDeps, ClientView, ClientWithSecret } from '../clients/service.js';
 import { withDatabase, type CommandContext } from './context.js';
-import { formatTable, note, printJson, UsageError } from './io.js';
+import { formatTable, note, parseJsonObject, printJson, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
 
@@ -29,26 +28,6 @@ function engineValidator(context: CommandContext): NonNullable<ClientManagementD
     engine ??= import('../server.js').then(({ createEngine }) => createEngine(context.config, context.db, context.logger));
     await (await engine).provider.Client.validate(metadata);
   };
-}
-
-/** `--metadata '{"…": …}'` or `--metadata @file.json`: a JSON object of further client metadata. */
-function parseMetadata(value: string): Record<string, unknown> {
-  let text = value;
-  if (value.startsWith('@')) {
-    try {
-      text = readFileSync(value.slice(1), 'utf8');
-    } catch (error) {
-      throw new InvalidArgumentError(`Cannot read ${value.slice(1)}: ${(error as Error).message}`);
-    }
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InvalidArgumentError(`Expected a JSON object (or @file): ${(error as Error).message}`);
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('Expected a JSON object (or @file).');
-  return parsed as Record<string, unknown>;
 }
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
@@ -160,7 +139,7 @@ export function registerClients(program: Command): void {
       .option('--id <client_id>', 'its client_id (default: a random UUID)'),
     { grantType: '; default authorization_code', responseType: '; default code', authMethod: ' (default)' },
   )
-    .option('--metadata <json>', 'more metadata as a JSON object, or @file.json; the options above win', parseMetadata)
+    .option('--metadata <json>', 'more metadata as a JSON object, or @file.json; the options above win', parseJsonObject)
     .option('--json', 'print {client, client_secret} as JSON')
     .action(async (options: CreateOptions) => {
       const result = await withDatabase(async (context) => (await manage()).createClient(await deps(context, engineValidator(context)), metadataInput(options), ACTOR));
@@ -174,7 +153,7 @@ export function registerClients(program: Command): void {
       .argument('<client_id>', 'the client'),
     { grantType: '', responseType: '', authMethod: '' },
   )
-    .option('--metadata <json>', 'fields to change as a JSON object, or @file.json; null removes a field (e.g. \'{"policy_uri": null}\'); the options above win', parseMetadata)
+    .option('--metadata <json>', 'fields to change as a JSON object, or @file.json; null removes a field (e.g. \'{"policy_uri": null}\'); the options above win', parseJsonObject)
     .option('--json', 'print {client, client_secret?} as JSON')
     .action(async (clientId: string, options: MetadataOptions) => {
       const changes = metadataInput(options);

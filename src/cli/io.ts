@@ -1,6 +1,7 @@
 // What every command shares: the errors that choose an exit code, option parsers that turn bad
 // arguments into usage errors, and the two output shapes (a table for people, one JSON
 // document for scripts). Data goes to stdout; notes and errors go to stderr.
+import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 
 /** Exit codes: 0 done, 1 the operation failed or was refused, 2 the command line was wrong. */
@@ -62,11 +63,31 @@ export function note(message: string): void {
  * A password piped on stdin (`--password-stdin`): everything up to the end, less one trailing
  * newline, so `printf %s "$PW" |` and `echo "$PW" |` give the same password.
  */
-export async function readPasswordFromStdin(stdin: NodeJS.ReadStream = process.stdin): Promise<string> {
-  if (stdin.isTTY) throw new UsageError('--password-stdin reads the password from a pipe, e.g. printf %s "$PASSWORD" | gatehouse users create …');
+export async function readPasswordFromStdin(stdin: NodeJS.ReadStream = process.stdin, { option = '--password-stdin', what = 'password', example = 'printf %s "$PASSWORD" | gatehouse users create …' } = {}): Promise<string> {
+  if (stdin.isTTY) throw new UsageError(`${option} reads the ${what} from a pipe, e.g. ${example}`);
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-  if (!password) throw new CommandFailed('No password arrived on stdin.');
+  if (!password) throw new CommandFailed(`No ${what} arrived on stdin.`);
   return password;
+}
+
+/** `--metadata '{"…": …}'` or `--metadata @file.json` (clients, idps): a JSON object given inline or in a file. */
+export function parseJsonObject(value: string): Record<string, unknown> {
+  let text = value;
+  if (value.startsWith('@')) {
+    try {
+      text = readFileSync(value.slice(1), 'utf8');
+    } catch (error) {
+      throw new InvalidArgumentError(`Cannot read ${value.slice(1)}: ${(error as Error).message}`);
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`Expected a JSON object (or @file): ${(error as Error).message}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError('Expected a JSON object (or @file).');
+  return parsed as Record<string, unknown>;
 }

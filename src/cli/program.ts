@@ -8,6 +8,7 @@ import { registerAudit } from './audit.js';
 import { registerClients } from './clients.js';
 import { registerConfig } from './config-check.js';
 import { CommandFailed, EXIT, UsageError } from './io.js';
+import { registerIdps } from './idps.js';
 import { registerKeys } from './keys.js';
 import { registerMigrate } from './migrate.js';
 import { registerInitialAccessTokens } from './registration.js';
@@ -29,7 +30,7 @@ function packageVersion(): string {
 
 export function createProgram({ onServe = () => {} }: { onServe?: () => void } = {}): Command {
   const program = new Command('gatehouse')
-    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys and registration tokens, read the audit trail.')
+    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys, upstream identity providers and registration tokens, read the audit trail.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
     // Inherited by every command added below: usage errors throw instead of exiting, so
@@ -45,6 +46,7 @@ export function createProgram({ onServe = () => {} }: { onServe?: () => void } =
   registerClients(program);
   registerUsers(program);
   registerKeys(program);
+  registerIdps(program);
   registerInitialAccessTokens(program);
   registerAudit(program);
   registerConfig(program);

@@ -1,6 +1,6 @@
 // `gatehouse seed <file>` (cli/seed.ts) and `npx prisma db seed` (prisma/seed.ts) share this: read and
 // validate the whole file before anything is written, migrate so a fresh database works, apply
-// it in one transaction, record client changes in the audit trail, and report what changed.
+// it in one transaction, record client and identity provider changes in the audit trail, and report what changed.
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
 import { createAuditStore } from '../audit/store.js';
@@ -46,10 +46,12 @@ export async function seedFromFile(config: Config, path: string, { hint = '' } =
   await migrate(config.database);
   const db = await createDb(config.database);
   try {
-    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets) });
+    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets), secrets: config.secrets });
     const audit = createAuditStore(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
+    for (const idp of report.identityProviders.created) await audit.record({ type: 'idp.created', details: { source: 'seed', idp } });
+    for (const idp of report.identityProviders.updated) await audit.record({ type: 'idp.updated', details: { source: 'seed', idp } });
     return report;
   } finally {
     await db.close();
@@ -63,5 +65,5 @@ function summary(kind: string, changes: SeedChanges): string {
 
 /** The report people read: where from, then one line per kind. */
 export function describeSeedReport(path: string, report: SeedReport): string {
-  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('users', report.users), summary('resources', report.resources)].join('\n');
+  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('users', report.users), summary('resources', report.resources), summary('identity providers', report.identityProviders)].join('\n');
 }

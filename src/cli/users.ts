@@ -1,11 +1,11 @@
-// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa`: the people who sign in,
+// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey`: the people who sign in,
 // through the same management layer as the admin API (src/people/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
 import { NotFoundError } from '../core/errors.js';
 import type { Actor } from '../audit/log.js';
-import type { UserManagementDeps, UserView } from '../people/service.js';
+import type { PasskeyView, UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 
@@ -71,7 +71,7 @@ interface UpdateOptions {
 }
 
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA, remove passkeys').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -191,6 +191,38 @@ export function registerUsers(program: Command): void {
       });
       if (options.json) printJson({ id, mfaRemoved: removed });
       else console.log(removed ? `removed the second factor of ${user}` : `${user} had no second factor; nothing changed`);
+    });
+
+  group
+    .command('passkeys')
+    .description("List a user's passkeys: id, name, when added and last used.")
+    .argument(...USER_ARGUMENT)
+    .option('--json', 'print a JSON array of passkeys')
+    .action(async (user: string, options: { json?: boolean }) => {
+      const passkeys = await withDatabase(async (context) => (await manage()).listUserPasskeys(context, await resolveUserId(context, user)));
+      if (options.json) {
+        printJson(passkeys);
+        return;
+      }
+      const row = (p: PasskeyView) => [p.id, p.name, p.device_type, p.created_at, p.last_used_at ?? 'never'];
+      if (passkeys.length) console.log(formatTable(['ID', 'NAME', 'TYPE', 'ADDED', 'LAST USED'], passkeys.map(row)));
+      note(`${passkeys.length} passkey${passkeys.length === 1 ? '' : 's'}.`);
+    });
+
+  group
+    .command('remove-passkey')
+    .description("Remove one of a user's passkeys (e.g. a lost or stolen device). A user without a password who loses their last passkey needs `users set-password` to sign in again.")
+    .argument(...USER_ARGUMENT)
+    .argument('<passkey-id>', 'the passkey, by the id `users passkeys` shows')
+    .option('--json', 'print {"id": …, "passkeyRemoved": …} as JSON')
+    .action(async (user: string, passkeyId: string, options: { json?: boolean }) => {
+      const id = await withDatabase(async (context) => {
+        const userId = await resolveUserId(context, user);
+        await (await manage()).removeUserPasskey(await deps(context), userId, passkeyId, ACTOR);
+        return userId;
+      });
+      if (options.json) printJson({ id, passkeyRemoved: passkeyId });
+      else console.log(`removed passkey ${passkeyId} of ${user}`);
     });
 
   for (const [name, disabled, description] of [

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, resolve } from 'node:path';
 import { NO_CONFIG_FILE, readConfigFile, type ConfigFileContents } from './file.js';
 import { flavourOf, type DatabaseFlavour } from './parsers.js';
-import { checkKeyLifecycle, checkMetrics, checkProxy, checkSecrets, resolveBranding, resolveDemo, resolveIssuer, type Parsed } from './resolve.js';
+import { checkKeyLifecycle, checkMetrics, checkProxy, checkSecrets, resolveBranding, resolveDemo, resolveIssuer, resolvePasskeyRpId, type Parsed } from './resolve.js';
 import { Setting, SETTINGS, type Config, type ParsedValues, type SettingSource, type SettingsTable, type VariableName } from './settings.js';
 
 export class ConfigError extends Error {
@@ -33,6 +33,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
   const pathOf = (name: VariableName, value: string) => resolve(sources[name].source === 'file' && configFile ? dirname(configFile) : cwd, value);
   const production = parsed.nodeEnv === 'production' || (env.NODE_ENV ?? '').trim() === 'production';
   const issuer = resolveIssuer(parsed, production, problems);
+  const passkeyRpId = resolvePasskeyRpId(parsed, issuer, problems);
   checkMetrics(parsed, problems);
   checkSecrets(parsed, production, problems);
   checkProxy(parsed, issuer, production, problems);
@@ -54,6 +55,7 @@ export function loadConfig(env: Env = process.env, options: { cwd?: string } = {
     server: { ...settled.server, host, authorizationPost: settled.server.authorizationPost ?? issuer.startsWith('https:') },
     metrics: { ...settled.metrics, host: settled.metrics.host ?? host },
     issuer,
+    passkeys: { rpId: passkeyRpId },
     database: { ...settled.database, flavour: flavourOf(settled.database.url) as DatabaseFlavour },
     secrets,
     secretsFile,

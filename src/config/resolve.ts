@@ -30,6 +30,21 @@ export function resolveIssuer(parsed: Parsed, production: boolean, problems: str
 }
 
 /**
+ * PASSKEY_RP_ID, or the ISSUER's host. A browser accepts an RP ID only when it is the page's host
+ * or a registrable parent of it, so anything else would make every passkey ceremony fail.
+ */
+export function resolvePasskeyRpId(parsed: Parsed, issuer: string, problems: string[]): string {
+  const host = URL.canParse(issuer) ? new URL(issuer).hostname : '';
+  const rpId = parsed.passkeys.rpId?.toLowerCase().replace(/\.$/, '');
+  if (rpId === undefined) return host;
+  const isIpLiteral = /^[\d.]+$/.test(host) || host.startsWith('[');
+  if (isIpLiteral || !/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(rpId) || !(host === rpId || host.endsWith(`.${rpId}`))) {
+    problems.push(`PASSKEY_RP_ID: must be the ISSUER's host (${host}) or a parent domain of it (e.g. example.com for id.example.com)`);
+  }
+  return rpId;
+}
+
+/**
  * Gatehouse listens on plain HTTP, so an https issuer in production means a TLS-terminating
  * proxy in front: without trusting it, cookies would lack Secure (and SameSite=None ones would be
  * dropped by browsers) and discovery would name http endpoints.

@@ -184,6 +184,15 @@ export const SETTINGS = {
     minLength: setting('PASSWORD_MIN_LENGTH', integer(8, 128, '10'), '10', 'Minimum length of a new password.'),
     bcryptCost: setting('BCRYPT_COST', integer(4, 15, '12'), '12', 'bcrypt cost factor for password hashes.'),
   },
+  /** WebAuthn (people/passkeys.ts): the relying-party ID passkeys are bound to. */
+  passkeys: {
+    rpId: setting(
+      'PASSKEY_RP_ID',
+      optionalText,
+      undefined,
+      "Relying-party ID passkeys are bound to: the ISSUER's host by default; may be a parent domain of it (e.g. example.com for id.example.com) so passkeys also work on sibling hosts. Changing it later makes existing passkeys unusable.",
+    ).resolvedAs<string>(),
+  },
   /** Brute-force limits; counters live in the database, so every instance enforces them. */
   bruteForce: {
     accountMaxFailures: setting('SIGN_IN_MAX_FAILURES_PER_ACCOUNT', integer(1, 1000, '5'), '5', 'Failed sign-ins of one account within SIGN_IN_FAILURE_WINDOW before a temporary lockout; wrong second-factor codes count the same way, apart.'),

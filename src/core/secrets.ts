@@ -39,9 +39,18 @@ export function formTokenKeys(secrets: readonly string[]): Buffer[] {
 /**
  * What an encrypted value is for, bound to it as AES-GCM associated data: a value copied to
  * another row or another purpose does not decrypt there. One of `signing-key:<kid>`,
- * `totp:<userId>`, `client-secret:<clientId>`, `pairwise-salt`, `artifact:<model>` (artifacts/at-rest.ts).
+ * `totp:<userId>`, `client-secret:<clientId>`, `pairwise-salt`, `artifact:<model>` (artifacts/at-rest.ts),
+ * `idp-client-secret:<providerId>` (federation/store.ts), `federation-flow:<providerId>` (the
+ * upstream sign-in's cookie, federation/flow-cookie.ts).
  */
-export type EncryptionContext = `signing-key:${string}` | `totp:${string}` | `client-secret:${string}` | 'pairwise-salt' | `artifact:${string}`;
+export type EncryptionContext =
+  | `signing-key:${string}`
+  | `totp:${string}`
+  | `client-secret:${string}`
+  | 'pairwise-salt'
+  | `artifact:${string}`
+  | `idp-client-secret:${string}`
+  | `federation-flow:${string}`;
 
 /** GCM's full tag. A shorter one is refused: each byte cut makes a forgery 256 times easier. */
 const TAG_BYTES = 16;

@@ -7,10 +7,13 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { PasswordProblem } from '../people/password-policy.js';
-import type { AccountService, SignedIn } from '../people/self-service.js';
+import { PASSKEY_NAME, PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
+import { RECENT_SIGN_IN_SECONDS, type AccountService, type SignedIn } from '../people/self-service.js';
 import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import { FederationRefused, type Federation } from '../federation/sign-in.js';
 import { readCookie } from './cookies.js';
+import { FLOW_COOKIE } from './federation.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -21,7 +24,7 @@ import type { MessageKey, PageMessage } from './messages/index.js';
 const STATE_COOKIE = 'gatehouse.account_state';
 
 /** What the page says after a successful action (?done=…). */
-const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled'] as const;
+const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled', 'idp_linked', 'idp_unlinked', 'passkey_added', 'passkey_renamed', 'passkey_removed', 'password_removed', 'password_set'] as const;
 type Notice = (typeof NOTICES)[number];
 
 /** ui_locales as the page passes it on (sign-in, form actions, redirects): language tags only. */
@@ -38,11 +41,18 @@ const CallbackQuery = z.object({
 });
 
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
+const IdpParam = z.object({ idp: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) });
 const RevokeForm = z.object({ client_id: z.string().min(1).max(256) });
 const PasswordField = z.string().max(1024).default('');
 const ChangePasswordForm = z.object({ current_password: PasswordField, new_password: PasswordField, new_password_confirm: PasswordField });
 const PasswordForm = z.object({ password: PasswordField });
 const CodeForm = z.object({ code: z.string().trim().max(32).default('') });
+const PasskeyId = z.string().min(1).max(64);
+const AddPasskeyForm = z.object({ name: z.string().max(1024).default(''), response: PASSKEY_RESPONSE_FIELD });
+const RenamePasskeyForm = z.object({ id: PasskeyId, name: z.string().max(1024).default('') });
+const RemovePasskeyForm = z.object({ id: PasskeyId, password: PasswordField });
+const SetPasswordForm = z.object({ new_password: PasswordField, new_password_confirm: PasswordField });
+
 
 /** Dates as the page shows them, in its language; times in UTC, said so. */
 const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23', timeZone: 'UTC' }).format(date)} UTC`;
@@ -50,7 +60,7 @@ const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
 /** Which form an error message belongs to, so the page shows it next to that form. */
-type FormErrors = Partial<Record<'password' | 'mfa', PageMessage>>;
+type FormErrors = Partial<Record<'password' | 'mfa' | 'identities' | 'passkeys', PageMessage>>;
 
 const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
   too_short: 'account.error.policy.tooShort',
@@ -67,9 +77,11 @@ export interface AccountRouterDeps {
   formTokens: SessionFormTokens;
   issuer: string;
   passwordMinLength: number;
+  /** Upstream identity providers (linked ones listed, linked and unlinked here); absent, the section is not shown. */
+  federation?: Federation;
 }
 
-export function createAccountRouter({ account, renderPage, formTokens, issuer, passwordMinLength }: AccountRouterDeps): Router {
+export function createAccountRouter({ account, renderPage, formTokens, issuer, passwordMinLength, federation }: AccountRouterDeps): Router {
   const router = Router();
   const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
   const secureCookies = new URL(issuer).protocol === 'https:';
@@ -83,6 +95,15 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   router.get('/account/mfa', showMfaEnrolment);
   router.post('/account/mfa/confirm', form, confirmMfaEnrolment);
   router.post('/account/mfa/remove', form, removeMfa);
+  router.post('/account/federation/:idp/link', form, linkIdentity);
+  router.post('/account/federation/:idp/unlink', form, unlinkIdentity);
+  router.get('/account/reauthenticate', reauthenticate);
+  router.post('/account/passkeys/options', form, passkeyOptions);
+  router.post('/account/passkeys/add', form, addPasskey);
+  router.post('/account/passkeys/rename', form, renamePasskey);
+  router.post('/account/passkeys/remove', form, removePasskey);
+  router.post('/account/password/remove', form, removePassword);
+  router.post('/account/password/set', form, setPassword);
 
   const uiLocalesOf = (req: Request) => PageQuery.parse(req.query).ui_locales;
   const language = (req: Request) => chooseLanguage(req, uiLocalesOf(req));
@@ -118,11 +139,13 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
         lang: language(req),
         csrfToken: formTokens.issue(signedIn),
         ...overview,
+        identities: federation ? await federation.linksOf(signedIn.accountId) : undefined,
         // openid ("know who you are") is every app's; the page lists it once, first.
         apps: overview.apps.map((app) => ({ ...app, scopes: app.scopes.filter((s) => s !== 'openid') })),
         sessions: overview.sessions.map((session) => ({ ...session, device: describeUserAgent(session.lastSeen?.userAgent) })),
         formatDate,
         passwordMinLength,
+        recentMinutes: RECENT_SIGN_IN_SECONDS / 60,
         action: (path: string) => withLanguage(req, path),
         notice: locals.notice,
         errors: locals.errors ?? {},
@@ -130,10 +153,11 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     );
   }
 
-  /** Sends the browser to sign in as the account page's own client, remembering a fresh state. */
-  function startSignIn(req: Request, res: Response) {
+  /** Sends the browser to sign in as the account page's own client, remembering a fresh state; `again` asks for a new sign-in even with a session. */
+  function startSignIn(req: Request, res: Response, again = false) {
     const state = randomBytes(16).toString('base64url');
     const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: accountCallbackUrl(issuer), state });
+    if (again) params.set('prompt', 'login');
     const uiLocales = uiLocalesOf(req);
     if (uiLocales) params.set('ui_locales', uiLocales);
     // The language goes along in the cookie, so the page comes back in it.
@@ -241,6 +265,108 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     if (outcome === 'wrong_password') return refuseMfa(req, res, signedIn, 401, 'account.error.wrongPassword');
     if (outcome === 'not_enabled') return refuseMfa(req, res, signedIn, 409, 'account.error.mfaOff');
     backToAccount(req, res, 'mfa_removed');
+  }
+
+  const idpOf = (req: Request) => {
+    const parsed = IdpParam.safeParse(req.params);
+    if (!parsed.success || !federation) throw new AppError(404, 'not_found', { key: 'federation.error.unknown_provider' });
+    return { idp: parsed.data.idp, federation };
+  };
+
+  /** Sends the browser to the upstream to prove the identity to link; it comes back at /federation/:idp/callback (http/federation.ts). */
+  async function linkIdentity(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { idp, federation } = idpOf(req);
+    try {
+      const { url, cookie, maxAgeMs } = await federation.begin(idp, 'link', signedIn.sessionUid, originOf(req));
+      res.cookie(FLOW_COOKIE, cookie, { httpOnly: true, sameSite: 'lax', secure: secureCookies, path: '/', maxAge: maxAgeMs });
+      res.redirect(303, url.href);
+    } catch (error) {
+      if (!(error instanceof FederationRefused)) throw error;
+      await renderAccount(req, res, signedIn, error.reason === 'unknown_provider' ? 404 : 502, { errors: { identities: { key: `federation.error.${error.reason}` as MessageKey, params: { provider: error.provider?.displayName ?? '' } } } });
+    }
+  }
+
+  async function unlinkIdentity(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { idp, federation } = idpOf(req);
+    const outcome = await federation.unlink(signedIn.accountId, idp, originOf(req));
+    if (outcome === 'last_way') return renderAccount(req, res, signedIn, 409, { errors: { identities: { key: 'account.error.lastWay' } } });
+    if (outcome === 'not_linked') return renderAccount(req, res, signedIn, 404, { errors: { identities: { key: 'account.error.notLinked' } } });
+    backToAccount(req, res, 'idp_unlinked');
+  }
+
+  /** A fresh sign-in, after which passkey and password changes need no password for a while. */
+  function reauthenticate(req: Request, res: Response) {
+    res.set('Cache-Control', 'no-store');
+    startSignIn(req, res, true);
+  }
+
+  const refuse = (req: Request, res: Response, signedIn: SignedIn, form: keyof FormErrors, status: number, key: MessageKey, params?: PageMessage['params']) =>
+    renderAccount(req, res, signedIn, status, { errors: { [form]: { key, params } } });
+
+  const IDENTITY_REFUSALS: Record<'wrong_password' | 'reauthenticate', MessageKey> = { wrong_password: 'account.error.wrongPassword', reauthenticate: 'account.error.reauthenticate' };
+
+  /** The WebAuthn options for adding a passkey, as JSON for the page's script; a refusal as { error } (the page words it). */
+  async function passkeyOptions(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { password } = PasswordForm.parse(req.body);
+    const outcome = await account.beginPasskeyRegistration(signedIn, password, originOf(req));
+    if (typeof outcome === 'string') return res.status(401).json({ error: outcome });
+    res.json(outcome.options);
+  }
+
+  async function addPasskey(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const fields = AddPasskeyForm.parse(req.body);
+    const name = PASSKEY_NAME.safeParse(fields.name);
+    if (!name.success) return refuse(req, res, signedIn, 'passkeys', 400, 'account.error.passkeyName');
+    const added = await account.finishPasskeyRegistration(signedIn, fields.response, name.data, originOf(req));
+    if (!added.ok) return refuse(req, res, signedIn, 'passkeys', 400, 'account.error.passkeyRefused');
+    backToAccount(req, res, 'passkey_added');
+  }
+
+  async function renamePasskey(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const fields = RenamePasskeyForm.safeParse(req.body);
+    if (!fields.success) return refuse(req, res, signedIn, 'passkeys', 404, 'account.error.passkeyNotFound');
+    const name = PASSKEY_NAME.safeParse(fields.data.name);
+    if (!name.success) return refuse(req, res, signedIn, 'passkeys', 400, 'account.error.passkeyName');
+    if (!(await account.renamePasskey(signedIn, fields.data.id, name.data, originOf(req)))) return refuse(req, res, signedIn, 'passkeys', 404, 'account.error.passkeyNotFound');
+    backToAccount(req, res, 'passkey_renamed');
+  }
+
+  async function removePasskey(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const fields = RemovePasskeyForm.safeParse(req.body);
+    if (!fields.success) return refuse(req, res, signedIn, 'passkeys', 404, 'account.error.passkeyNotFound');
+    const outcome = await account.removePasskey(signedIn, fields.data.id, fields.data.password, originOf(req));
+    if (outcome === 'not_found') return refuse(req, res, signedIn, 'passkeys', 404, 'account.error.passkeyNotFound');
+    if (outcome === 'last_passkey') return refuse(req, res, signedIn, 'passkeys', 409, 'account.error.lastPasskey');
+    if (outcome !== 'removed') return refuse(req, res, signedIn, 'passkeys', 401, IDENTITY_REFUSALS[outcome]);
+    backToAccount(req, res, 'passkey_removed');
+  }
+
+  async function removePassword(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const { password } = PasswordForm.parse(req.body);
+    if (!password) return refuse(req, res, signedIn, 'password', 400, 'account.error.currentMissing');
+    const outcome = await account.removePassword(signedIn, password, originOf(req));
+    if (outcome === 'no_passkey') return refuse(req, res, signedIn, 'password', 409, 'account.error.noPasskey');
+    if (outcome === 'wrong_password') return refuse(req, res, signedIn, 'password', 401, 'account.error.wrongPassword');
+    backToAccount(req, res, 'password_removed');
+  }
+
+  async function setPassword(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const fields = SetPasswordForm.parse(req.body);
+    if (!fields.new_password) return refuse(req, res, signedIn, 'password', 400, 'account.error.newMissing');
+    if (fields.new_password !== fields.new_password_confirm) return refuse(req, res, signedIn, 'password', 400, 'account.error.mismatch');
+    const outcome = await account.setPassword(signedIn, fields.new_password, originOf(req));
+    if (outcome === 'reauthenticate') return refuse(req, res, signedIn, 'password', 401, 'account.error.reauthenticate');
+    if (outcome === 'has_password') return refuse(req, res, signedIn, 'password', 409, 'account.error.currentMissing');
+    if (typeof outcome === 'object') return refuse(req, res, signedIn, 'password', 400, POLICY_MESSAGES[outcome.problem], { min: passwordMinLength });
+    backToAccount(req, res, 'password_set');
   }
 
   return router;

@@ -1,5 +1,5 @@
 // The admin API's route table: every endpoint under /admin, its zod schemas and its one call into
-// the management layer (clients/, people/, keys/, audit/ service.ts). The router (admin.ts) and
+// the management layer (clients/, people/, keys/, federation/, audit/ service.ts). The router (admin.ts) and
 // the OpenAPI document (openapi.ts) are both built from it, so neither can drift from the other.
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
@@ -8,6 +8,7 @@ import { AuditEventList, AuditQuery, queryAuditEvents } from '../audit/service.j
 import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClient, deleteClient, getClient, listClients, rotateClientSecret, UpdateClientInput, updateClient, type ClientManagementDeps } from '../clients/service.js';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
+import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, listIdps, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
 import {
   CreateUserInput,
@@ -16,8 +17,11 @@ import {
   GrantList,
   ListUsersQuery,
   listUserGrants,
+  listUserPasskeys,
   listUserSessions,
   listUsers,
+  PasskeyList,
+  removeUserPasskey,
   resetUserMfa,
   revokeUserGrant,
   revokeUserSession,
@@ -57,7 +61,7 @@ export interface AdminRoute {
   /** Express-style, under /admin: `/clients/:clientId`. */
   path: string;
   summary: string;
-  tag: 'clients' | 'users' | 'keys' | 'audit';
+  tag: 'clients' | 'users' | 'keys' | 'identity-providers' | 'audit';
   query?: z.ZodType;
   body?: z.ZodType;
   /** The response body; absent: 204 No Content. */
@@ -79,6 +83,7 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
   };
   const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength };
   const keys = { db, config, audit, refreshKeys };
+  const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
 
   return [
@@ -96,6 +101,8 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
     { method: 'post', path: '/users/:userId/disabled', tag: 'users', summary: 'Disable (ends sessions and grants) or enable a user', body: SetDisabledInput, response: UserView, handle: (c) => setUserDisabled(users, id(c, 'userId'), c.body, c.actor) },
     { method: 'post', path: '/users/:userId/password', tag: 'users', summary: "Set a user's password (ends their sessions)", body: SetPasswordInput, handle: (c) => setUserPassword(users, id(c, 'userId'), c.body, c.actor) },
     { method: 'post', path: '/users/:userId/mfa/reset', tag: 'users', summary: "Remove a user's second factor and recovery codes", body: Empty, handle: (c) => resetUserMfa(users, id(c, 'userId'), c.actor) },
+    { method: 'get', path: '/users/:userId/passkeys', tag: 'users', summary: "List a user's passkeys", response: PasskeyList, handle: async (c) => ({ passkeys: await listUserPasskeys(users, id(c, 'userId')) }) },
+    { method: 'delete', path: '/users/:userId/passkeys/:passkeyId', tag: 'users', summary: 'Remove a passkey (e.g. a lost device)', handle: (c) => removeUserPasskey(users, id(c, 'userId'), id(c, 'passkeyId'), c.actor) },
     { method: 'get', path: '/users/:userId/grants', tag: 'users', summary: "List a user's grants", response: GrantList, handle: async (c) => ({ grants: await listUserGrants(users, id(c, 'userId')) }) },
     { method: 'delete', path: '/users/:userId/grants/:grantId', tag: 'users', summary: 'Revoke a grant and the tokens issued under it', handle: (c) => revokeUserGrant(users, id(c, 'userId'), id(c, 'grantId'), c.actor) },
     { method: 'get', path: '/users/:userId/sessions', tag: 'users', summary: "List a user's sessions", response: SessionList, handle: async (c) => ({ sessions: await listUserSessions(users, id(c, 'userId')) }) },
@@ -103,6 +110,12 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys }: AdminD
 
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },
+
+    { method: 'get', path: '/identity-providers', tag: 'identity-providers', summary: 'List upstream identity providers', response: IdpList, handle: async () => ({ identity_providers: await listIdps(idps) }) },
+    { method: 'post', path: '/identity-providers', tag: 'identity-providers', summary: 'Declare an upstream identity provider (its client secret is stored encrypted, never shown)', body: CreateIdpInput, response: IdpView, status: 201, handle: (c) => createIdp(idps, c.body, c.actor) },
+    { method: 'get', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Get an upstream identity provider', response: IdpView, handle: (c) => getIdp(idps, id(c, 'idpId')) },
+    { method: 'patch', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Change an upstream identity provider', body: UpdateIdpInput, response: IdpView, handle: (c) => updateIdp(idps, id(c, 'idpId'), c.body, c.actor) },
+    { method: 'delete', path: '/identity-providers/:idpId', tag: 'identity-providers', summary: 'Delete an upstream identity provider and every identity linked through it', handle: (c) => deleteIdp(idps, id(c, 'idpId'), c.actor) },
 
     { method: 'get', path: '/audit-events', tag: 'audit', summary: 'Query the audit trail (newest first)', query: AuditQuery, response: AuditEventList, handle: async (c) => ({ events: await queryAuditEvents({ db }, c.query) }) },
   ];

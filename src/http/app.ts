@@ -19,12 +19,14 @@ import type { AdminDeps } from './admin-routes.js';
 import { createBrandingRouter } from './branding.js';
 import { createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
+import { createFederationRouter } from './federation.js';
+import type { Federation } from '../federation/sign-in.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
 import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
-import { ASSETS_DIR } from './pages.js';
+import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
 import { logRequests } from './request-log.js';
 import { cacheControl, securityHeaders } from './security-headers.js';
 
@@ -42,6 +44,8 @@ export interface AppDeps {
   admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
+  /** Sign-in through upstream identity providers (federation/); absent, not offered. */
+  federation?: Federation;
 }
 
 export interface App {
@@ -114,20 +118,24 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin }: AppDeps): Express {
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
 
   app.use(createBrandingRouter(config.branding));
+  // The WebAuthn browser library, from our own node_modules (no CDN: the CSP allows only 'self').
+  app.get(WEBAUTHN_SCRIPT_PATH, (_req, res, next) => res.sendFile(WEBAUTHN_SCRIPT_FILE, { maxAge: '1h' }, (error) => error && next(error)));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
   app.use(asMiddleware(cacheControl));
   app.use(createHealthRouter(readiness, logger));
   // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
   if (config.metrics.port === undefined) app.get('/metrics', metrics.serveMetrics);
-  app.use(createInteractionRouter(steps, renderPage, createFormTokens(config.secrets)));
+  const formTokens = createFormTokens(config.secrets);
+  app.use(createInteractionRouter(steps, renderPage, formTokens, federation && (() => federation.enabledProviders())));
+  if (federation) app.use(createFederationRouter({ federation, steps, account, renderPage, formTokens, issuer: config.issuer }));
   if (demo) app.use(createDemoRouter(demo, config.issuer, renderPage));
-  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength }));
+  if (account) app.use(createAccountRouter({ account, renderPage, formTokens: createSessionFormTokens(config.secrets), issuer: config.issuer, passwordMinLength: config.passwords.minLength, federation }));
 
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {

@@ -4,6 +4,8 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
+import type { ProviderButton } from '../federation/sign-in.js';
+import { PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -37,6 +39,9 @@ const formError = (error: z.ZodError): FormError => {
   return { key: isMessageKey(issue?.message) ? issue.message : 'error.malformed', fields: issue ? issue.path.map(String) : [] };
 };
 
+/** A passkey's answer as @simplewebauthn/browser made it (people/passkeys.ts parses the rest). */
+const PasskeyForm = z.object({ response: PASSKEY_RESPONSE_FIELD });
+
 /** Every form we render carries the token (csrf.ts) of the interaction it was rendered for. */
 const TokenForm = z.object({ [FORM_TOKEN_FIELD]: z.string().min(1).max(128) });
 
@@ -47,20 +52,10 @@ const WRONG_CREDENTIALS: FormError = { key: 'login.error.wrongCredentials', fiel
 const WRONG_CODE: FormError = { key: 'mfa.error.wrongCode', fields: ['code'] };
 const WRONG_RECOVERY_CODE: FormError = { key: 'mfa.error.wrongRecoveryCode', fields: ['recovery_code'] };
 const TOO_MANY_FAILURES: FormError = { key: 'login.error.tooManyCodes', fields: [] };
+const PASSKEY_REFUSED: FormError = { key: 'passkey.error.refused', fields: [] };
 
-export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens): Router {
-  const router = Router();
-  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
-
-  router.get('/interaction/:uid', showInteraction);
-  router.post('/interaction/:uid/login', form, submitLogin);
-  router.post('/interaction/:uid/mfa', form, submitTotpCode);
-  router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
-  router.post('/interaction/:uid/enroll', form, confirmEnrolment);
-  router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
-  router.post('/interaction/:uid/confirm', form, confirmConsent);
-  router.post('/interaction/:uid/abort', form, abortInteraction);
-
+/** What every interaction route checks first: the interaction itself, its prompt, its form token. */
+export function interactionGuards(steps: InteractionSteps, formTokens: FormTokens) {
   /** Loads the interaction named in the URL; the cookie must belong to that same interaction. */
   async function load(req: Request, res: Response): Promise<Interaction> {
     const params = UidParam.safeParse(req.params);
@@ -78,7 +73,34 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     }
   }
 
-  /** The second factor this interaction owes after its password step; refused without one. */
+  /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
+  function checkFormToken(req: Request, interaction: Interaction) {
+    const parsed = TokenForm.safeParse(req.body ?? {});
+    if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
+      throw new AppError(403, 'invalid_form_token', { key: 'error.formToken' });
+    }
+  }
+
+  return { load, expectPrompt, checkFormToken };
+}
+
+/** `identityProviders`: the sign-in page's buttons (federation/); none by default. */
+export function createInteractionRouter(steps: InteractionSteps, renderPage: RenderPage, formTokens: FormTokens, identityProviders: () => Promise<ProviderButton[]> = async () => []): Router {
+  const router = Router();
+  const form = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 20 });
+  const { load, expectPrompt, checkFormToken } = interactionGuards(steps, formTokens);
+
+  router.get('/interaction/:uid', showInteraction);
+  router.post('/interaction/:uid/login', form, submitLogin);
+  router.post('/interaction/:uid/mfa', form, submitTotpCode);
+  router.post('/interaction/:uid/recovery', form, submitRecoveryCode);
+  router.post('/interaction/:uid/enroll', form, confirmEnrolment);
+  router.post('/interaction/:uid/continue', form, continueAfterEnrolment);
+  router.post('/interaction/:uid/passkey/options', form, passkeyOptions);
+  router.post('/interaction/:uid/passkey', form, submitPasskey);
+  router.post('/interaction/:uid/confirm', form, confirmConsent);
+  router.post('/interaction/:uid/abort', form, abortInteraction);
+
   /** A posted second-factor form: its interaction at the login prompt, its form token, and the step owed. */
   async function loadSecondFactor(req: Request, res: Response, stage: PendingSecondFactor['stage']) {
     const interaction = await load(req, res);
@@ -87,20 +109,13 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     return { interaction, pending: expectSecondFactor(interaction, stage) };
   }
 
+  /** The second factor this interaction owes after its password step; refused without one. */
   function expectSecondFactor(interaction: Interaction, stage: PendingSecondFactor['stage']): PendingSecondFactor {
     const pending = steps.pendingSecondFactor(interaction);
     if (!pending || pending.stage !== stage) {
       throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
     }
     return pending;
-  }
-
-  /** Refuses a POST whose form was not rendered for this interaction (cross-site request forgery). */
-  function checkFormToken(req: Request, interaction: Interaction) {
-    const parsed = TokenForm.safeParse(req.body ?? {});
-    if (!parsed.success || !formTokens.verify(interaction, parsed.data[FORM_TOKEN_FIELD])) {
-      throw new AppError(403, 'invalid_form_token', { key: 'error.formToken' });
-    }
   }
 
   async function renderLogin(req: Request, res: Response, interaction: Interaction, status: number, locals: { email?: string; error?: FormError }) {
@@ -113,6 +128,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
         client,
         email: locals.email ?? interaction.params.login_hint ?? '',
         error: locals.error,
+        identityProviders: await identityProviders(),
       }),
     );
   }
@@ -127,7 +143,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
       error: locals.error,
     };
     if (pending.stage === 'code') {
-      return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, recoveryError: locals.recoveryError }));
+      const methods = await steps.secondFactorMethods(pending);
+      return res.status(status).type('html').send(await renderPage('mfa-code', { ...page, methods, recoveryError: locals.recoveryError }));
     }
     if (pending.stage === 'enrolled') {
       return res.status(status).type('html').send(await renderPage('mfa-recovery-codes', { ...page, codes: locals.recoveryCodes ?? [] }));
@@ -211,6 +228,32 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     expectPrompt(interaction, 'login');
     checkFormToken(req, interaction);
     await steps.finishAfterEnrolment(req, res, expectSecondFactor(interaction, 'enrolled'));
+  }
+
+  /** A posted passkey request: its interaction at the login prompt, its form token, and the second step owed if the password was given. */
+  async function loadPasskeyStep(req: Request, res: Response) {
+    const interaction = await load(req, res);
+    expectPrompt(interaction, 'login');
+    checkFormToken(req, interaction);
+    const pending = steps.pendingSecondFactor(interaction);
+    if (pending && pending.stage !== 'code') throw new AppError(400, 'invalid_request', { key: 'error.stepNotExpected' });
+    return { interaction, pending };
+  }
+
+  /** The second step's passkey options when a password step was passed, else a passwordless sign-in's (JSON for the page's script). */
+  async function passkeyOptions(req: Request, res: Response) {
+    const { interaction, pending } = await loadPasskeyStep(req, res);
+    res.json(await steps.passkeyOptions(interaction, pending));
+  }
+
+  async function submitPasskey(req: Request, res: Response) {
+    const { interaction, pending } = await loadPasskeyStep(req, res);
+    const { response } = PasskeyForm.parse(req.body ?? {});
+    const outcome = await steps.submitPasskey(req, res, interaction, pending, response, originOf(req));
+    if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+    if (outcome !== 'wrong') return;
+    if (pending) return renderSecondFactor(req, res, interaction, { ...pending, failures: pending.failures + 1 }, 401, { error: PASSKEY_REFUSED });
+    return renderLogin(req, res, interaction, 401, { error: PASSKEY_REFUSED });
   }
 
   async function confirmConsent(req: Request, res: Response) {

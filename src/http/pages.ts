@@ -3,7 +3,8 @@
 // partials, t.strong() (which escapes) and the engine's generated logout form. Templates in
 // BRAND_TEMPLATES_DIR replace the built-in ones of the same name, includes too.
 import { existsSync, readFileSync } from 'node:fs';
-import { extname, join, normalize, sep } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import type { Config } from '../config/index.js';
@@ -13,6 +14,10 @@ import { createTranslator, describeClaim, describeScope } from './messages/index
 
 export const VIEWS_DIR = fileURLToPath(new URL('../../views', import.meta.url));
 export const ASSETS_DIR = fileURLToPath(new URL('../../views/assets', import.meta.url));
+
+/** @simplewebauthn/browser's UMD build (the global SimpleWebAuthnBrowser), served at WEBAUTHN_SCRIPT_PATH for views/assets/passkeys.js. */
+export const WEBAUTHN_SCRIPT_FILE = join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js');
+export const WEBAUTHN_SCRIPT_PATH = '/assets/webauthn/simplewebauthn-browser.js';
 
 /** Where the branding router (branding.ts) serves the operator's files. */
 export const BRAND_ASSETS = { stylesheet: '/assets/brand.css', customCss: '/assets/custom.css', logo: '/assets/brand-logo' } as const;

@@ -14,9 +14,11 @@ export function securityHeaders({ issuer }: { issuer: string }): FrontStep {
       useDefaults: false,
       directives: {
         defaultSrc: ["'none'"],
-        // No script of ours; the engine adds the hash of its form_post auto-submit script here.
+        // Our scripts are files under /assets; the engine adds the hash of its form_post auto-submit script here.
         scriptSrc: ["'self'"],
         styleSrc: ["'self'"],
+        // The passkey script (views/assets/passkeys.js) fetches its WebAuthn options from here.
+        connectSrc: ["'self'"],
         imgSrc: ["'self'", 'https:', 'data:'],
         // No form-action: browsers apply it to the redirects that follow a form submission too,
         // and the consent form ends in a redirect to the client's redirect_uri, whose scheme may be

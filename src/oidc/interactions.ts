@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { PasswordVerifier } from '../people/accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
+import type { Passkeys } from '../people/passkeys.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 
@@ -27,9 +28,11 @@ export const MAX_SECOND_FACTOR_FAILURES = 5;
 
 const PendingSecondFactorSchema = z.object({
   accountId: z.string().min(1),
-  /** code: TOTP is enabled, ask for a code; enroll: set it up first; enrolled: codes shown, continue. */
+  /** code: ask for a TOTP code or a passkey (whichever the person has); enroll: set TOTP up first; enrolled: codes shown, continue. */
   stage: z.enum(['code', 'enroll', 'enrolled']),
   failures: z.number().int().min(0).default(0),
+  /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
+  via: z.enum(['pwd', 'fed']).default('pwd'),
 });
 
 export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;
@@ -92,6 +95,18 @@ export interface ConsentRequest {
 const withoutOpenid = (scopes: string[]) => scopes.filter((scope) => scope !== 'openid');
 const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filter(Boolean) : []);
 
+/**
+ * The amr values (RFC 8176) we set: the first factor ('pwd', or 'fed' for an upstream provider), then the
+ * second ('otp' for a TOTP code, 'hwk' for a passkey); a user-verified passkey alone is ['hwk', 'user'].
+ */
+const PASSKEY_ALONE_AMR = ['hwk', 'user'];
+
+/** What the second-factor page offers this person. */
+export interface SecondFactorMethods {
+  totp: boolean;
+  passkey: boolean;
+}
+
 /** What a password or code submission led to; `finished` means the response was sent. */
 export type StepOutcome = 'finished' | 'wrong' | 'second_factor' | 'too_many_failures';
 
@@ -102,9 +117,20 @@ export interface InteractionSteps {
   describeConsent(interaction: Interaction): Promise<ConsentRequest>;
   /** Finishes the login prompt, or records that a second factor (or enrolment) is owed. */
   submitLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, email: string, password: string, origin: RequestOrigin): Promise<StepOutcome>;
+  /**
+   * After an upstream identity provider said who this is (federation/sign-in.ts): finishes the
+   * login prompt, or records the local second factor still owed. A trusted provider's upstream
+   * MFA counts as the second factor.
+   */
+  submitFederatedLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, signIn: { accountId: string; upstreamMfa: boolean }): Promise<'finished' | 'second_factor'>;
   /** The second factor still owed in this interaction, if its password step was passed. */
   pendingSecondFactor(interaction: Interaction): PendingSecondFactor | undefined;
   describeEnrolment(pending: PendingSecondFactor): Promise<TotpEnrolment | null>;
+  secondFactorMethods(pending: PendingSecondFactor): Promise<SecondFactorMethods>;
+  /** WebAuthn options for this page: the second step's (the person's passkeys) or a passwordless sign-in's. */
+  passkeyOptions(interaction: Interaction, pending: PendingSecondFactor | undefined): Promise<unknown>;
+  /** A passkey's answer: finishes the login prompt (a passwordless sign-in, or the second step), or says why not. */
+  submitPasskey(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor | undefined, response: unknown, origin: RequestOrigin): Promise<StepOutcome>;
   submitTotpCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
   submitRecoveryCode(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<StepOutcome>;
   /** Enables TOTP when the code is right and returns the recovery codes to show once. */
@@ -115,14 +141,32 @@ export interface InteractionSteps {
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits): InteractionSteps {
+export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, passkeys: Passkeys): InteractionSteps {
   const finishLogin = (req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>) =>
     provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
-  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, accountId: string) =>
-    finishLogin(req, res, { accountId, amr: ['pwd', 'otp'], acr: ACR_MFA });
+  const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor) =>
+    finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA });
+
+  /** After the first factor (a password or an upstream provider): the second one the person or the client asks for, or finished. */
+  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed') {
+    const mfaRequired = interaction.prompt.reasons.includes(MFA_REQUIRED_REASON);
+    // A TOTP code is always asked of who has one; a passkey when the client requires MFA.
+    if ((await mfa.isEnabled(accountId)) || (mfaRequired && (await passkeys.count(accountId)) > 0)) {
+      await keepPending(req, res, { accountId, stage: 'code', failures: 0, via });
+      return 'second_factor' as const;
+    }
+    if (mfaRequired) {
+      // false only when TOTP got enabled since the check above: ask for a code then.
+      const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
+      await keepPending(req, res, { accountId, stage, failures: 0, via });
+      return 'second_factor' as const;
+    }
+    await finishLogin(req, res, { accountId, amr: [via], acr: ACR_PASSWORD });
+    return 'finished' as const;
+  }
 
   /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
-  async function keepPending(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor | undefined) {
+  async function keepPending(req: IncomingMessage, res: ServerResponse, pending: z.input<typeof PendingSecondFactorSchema> | undefined) {
     await provider.interactionResult(req, res, pending ? { [PENDING_KEY]: pending } : {}, { mergeWithLastSubmission: false });
   }
 
@@ -208,17 +252,12 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
       if (!accountId) return 'wrong';
-      if (await mfa.isEnabled(accountId)) {
-        await keepPending(req, res, { accountId, stage: 'code', failures: 0 });
-        return 'second_factor';
-      }
-      if (interaction.prompt.reasons.includes(MFA_REQUIRED_REASON)) {
-        // false only when TOTP got enabled since the check above: ask for a code then.
-        const stage = (await mfa.beginEnrolment(accountId)) ? 'enroll' : 'code';
-        await keepPending(req, res, { accountId, stage, failures: 0 });
-        return 'second_factor';
-      }
-      await finishLogin(req, res, { accountId, amr: ['pwd'], acr: ACR_PASSWORD });
+      return afterFirstFactor(req, res, interaction, accountId, 'pwd');
+    },
+
+    async submitFederatedLogin(req, res, interaction, { accountId, upstreamMfa }) {
+      if (!upstreamMfa) return afterFirstFactor(req, res, interaction, accountId, 'fed');
+      await finishLogin(req, res, { accountId, amr: ['fed', 'mfa'], acr: ACR_MFA });
       return 'finished';
     },
 
@@ -226,10 +265,35 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
 
     describeEnrolment: (pending) => mfa.describeEnrolment(pending.accountId),
 
+    async secondFactorMethods(pending) {
+      const [totp, count] = await Promise.all([mfa.isEnabled(pending.accountId), passkeys.count(pending.accountId)]);
+      return { totp, passkey: count > 0 };
+    },
+
+    passkeyOptions: (interaction, pending) => (pending ? passkeys.secondFactorOptions(pending.accountId, interaction.uid) : passkeys.signInOptions(interaction.uid)),
+
+    async submitPasskey(req, res, interaction, pending, response, origin) {
+      const clientId = interaction.params.client_id;
+      if (pending) {
+        const outcome = await limitSecondFactor(req, res, interaction, pending, 'passkey', origin, async () => {
+          const checked = await passkeys.verifySecondFactor(pending.accountId, interaction.uid, response, { ...origin, clientId });
+          return checked.ok ? checked : null;
+        });
+        if (outcome === 'wrong' || outcome === 'too_many_failures') return outcome;
+        await finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'hwk'], acr: ACR_MFA });
+        return 'finished';
+      }
+      const signedIn = await passkeys.signIn(interaction.uid, response, { ...origin, clientId });
+      if (!signedIn.ok) return 'wrong';
+      // User verification was required: something held and something known or been.
+      await finishLogin(req, res, { accountId: signedIn.accountId, amr: PASSKEY_ALONE_AMR, acr: ACR_MFA });
+      return 'finished';
+    },
+
     async submitTotpCode(req, res, interaction, pending, code, origin) {
       const outcome = await limitSecondFactor(req, res, interaction, pending, 'totp', origin, () => mfa.verifyCode(pending.accountId, code));
       if (outcome !== true) return outcome;
-      await finishWithSecondFactor(req, res, pending.accountId);
+      await finishWithSecondFactor(req, res, pending);
       return 'finished';
     },
 
@@ -237,7 +301,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const used = await limitSecondFactor(req, res, interaction, pending, 'recovery_code', origin, () => mfa.useRecoveryCode(pending.accountId, code));
       if (used === 'wrong' || used === 'too_many_failures') return used;
       await audit.record({ type: 'mfa.recovery_code_used', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { remaining: used.remaining } });
-      await finishWithSecondFactor(req, res, pending.accountId);
+      await finishWithSecondFactor(req, res, pending);
       return 'finished';
     },
 
@@ -245,11 +309,11 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const codes = await limitSecondFactor(req, res, interaction, pending, 'enrolment', origin, () => mfa.confirmEnrolment(pending.accountId, code));
       if (codes === 'wrong' || codes === 'too_many_failures') return codes;
       await audit.record({ type: 'mfa.enrolled', accountId: pending.accountId, clientId: interaction.params.client_id, ...origin, details: { method: 'totp' } });
-      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0 });
+      await keepPending(req, res, { accountId: pending.accountId, stage: 'enrolled', failures: 0, via: pending.via });
       return codes;
     },
 
-    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending.accountId),
+    finishAfterEnrolment: (req, res, pending) => finishWithSecondFactor(req, res, pending),
 
     /** Grants what the consent prompt asked for, on the existing grant when there is one. */
     async confirmConsent(req, res, interaction, origin) {

@@ -38,6 +38,9 @@ export function createFindAccount(db: Db): FindAccount {
 
 export const hashPassword = (password: string, cost: number) => bcrypt.hash(password, cost);
 
+/** Whether `password` matches the stored hash; never for a person without a password (passkey-only). */
+export const passwordMatches = async (password: string, hash: string | null): Promise<boolean> => (hash ? bcrypt.compare(password, hash) : false);
+
 export interface PasswordVerifier {
   /**
    * The account id when the email and password match an enabled user, otherwise null (the
@@ -74,9 +77,11 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       // them. Refused like a wrong one, after the same bcrypt work (no password set through the
       // policy is longer, password-policy.ts).
       const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
-      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong;
-      if (!user || !matches || user.disabled) {
-        return refuse(attempt, user, origin, { reason: !user ? 'unknown_email' : user.disabled ? 'disabled' : tooLong ? 'password_too_long' : 'wrong_password' });
+      // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
+      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
+      if (!user?.passwordHash || !matches || user.disabled) {
+        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
+        return refuse(attempt, user, origin, { reason });
       }
       await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });

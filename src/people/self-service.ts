@@ -14,13 +14,20 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
-import { createUserStore } from './store.js';
+import { createUserStore, hasPassword } from './store.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
-import type { PasswordVerifier } from './accounts.js';
+import { passwordMatches, type PasswordVerifier } from './accounts.js';
 import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
 import { NotFoundError } from '../core/errors.js';
 import { listUserGrants, listUserSessions, revokeUserGrant, revokeUserSession } from './service.js';
 import type { Mfa, TotpEnrolment } from './mfa.js';
+import type { PasskeyResult, Passkeys, PasskeyView } from './passkeys.js';
+
+/**
+ * Within this long of signing in, adding or removing a passkey (and setting a password on a
+ * passkey-only account) needs no password: the sign-in itself was the proof.
+ */
+export const RECENT_SIGN_IN_SECONDS = 600;
 
 /** The engine session a request carries, when someone is signed in with it. */
 export interface SignedIn {
@@ -29,6 +36,8 @@ export interface SignedIn {
   /** The session's uid, by which sessions are named (service.ts). */
   sessionUid: string;
   accountId: string;
+  /** When this session signed in (epoch seconds). */
+  signedInAt: number | null;
 }
 
 export interface Profile {
@@ -59,7 +68,7 @@ export interface SessionSummary {
   current: boolean;
   signedInAt: Date | null;
   expiresAt: Date | null;
-  /** How they signed in (pwd, otp). */
+  /** How they signed in (pwd, otp, hwk, user). */
   methods: string[];
   /** Names of the apps used in it (the account page itself left out). */
   apps: string[];
@@ -72,7 +81,14 @@ export interface AccountOverview {
   apps: ConnectedApp[];
   sessions: SessionSummary[];
   mfa: { enabled: boolean; recoveryCodesLeft: number };
+  passkeys: PasskeyView[];
+  hasPassword: boolean;
+  /** Signed in within RECENT_SIGN_IN_SECONDS: passkey changes need no password. */
+  recentSignIn: boolean;
 }
+
+/** Why a change that needs proof of identity was refused. */
+export type IdentityRefusal = 'wrong_password' | 'reauthenticate';
 
 export type PasswordChange = { outcome: 'changed'; otherSessionsEnded: number } | { outcome: 'wrong_password' } | { outcome: 'rejected'; problem: PasswordProblem | 'same' };
 
@@ -94,6 +110,17 @@ export interface AccountService {
   confirmMfaEnrolment(signedIn: SignedIn, code: string, origin: RequestOrigin): Promise<string[] | null>;
   /** Needs the current password; removes TOTP and the recovery codes. */
   removeMfa(signedIn: SignedIn, password: string, origin: RequestOrigin): Promise<'removed' | 'wrong_password' | 'not_enabled'>;
+  /** Needs the password or a recent sign-in; the WebAuthn options for adding a passkey. */
+  beginPasskeyRegistration(signedIn: SignedIn, password: string, origin: RequestOrigin): Promise<{ options: unknown } | IdentityRefusal>;
+  /** Keeps the passkey the browser created for the options above. */
+  finishPasskeyRegistration(signedIn: SignedIn, response: unknown, name: string, origin: RequestOrigin): Promise<PasskeyResult<{ passkey: PasskeyView }>>;
+  renamePasskey(signedIn: SignedIn, id: string, name: string, origin: RequestOrigin): Promise<boolean>;
+  /** Needs the password or a recent sign-in; never the last passkey of an account without a password. */
+  removePasskey(signedIn: SignedIn, id: string, password: string, origin: RequestOrigin): Promise<'removed' | 'not_found' | 'last_passkey' | IdentityRefusal>;
+  /** Needs the current password and at least one passkey; other sessions end. */
+  removePassword(signedIn: SignedIn, password: string, origin: RequestOrigin): Promise<'removed' | 'wrong_password' | 'no_passkey'>;
+  /** A passkey-only account sets a password again: needs a recent sign-in; the policy applies. */
+  setPassword(signedIn: SignedIn, next: string, origin: RequestOrigin): Promise<'set' | 'has_password' | 'reauthenticate' | { problem: PasswordProblem }>;
 }
 
 export interface AccountDeps {
@@ -101,6 +128,7 @@ export interface AccountDeps {
   db: Db;
   passwords: PasswordVerifier;
   mfa: Mfa;
+  passkeys: Passkeys;
   audit: AuditLog;
   bcryptCost: number;
   passwordMinLength: number;
@@ -122,7 +150,7 @@ const words = (value: string) => value.split(' ').filter(Boolean);
 const text = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
 const date = (iso: string | null) => (iso ? new Date(iso) : null);
 
-export function createAccountService({ provider, db, passwords, mfa, audit, bcryptCost, passwordMinLength, now = () => new Date() }: AccountDeps): AccountService {
+export function createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost, passwordMinLength, now = () => new Date() }: AccountDeps): AccountService {
   const users = createUserStore(db);
   const recoveryCodes = createRecoveryCodeStore(db);
   // Grants and sessions are listed and ended by the same functions as the admin API's.
@@ -141,6 +169,14 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
     return (await passwords.verifyPassword(user.email, password, origin)) === signedIn.accountId;
   }
 
+  const isRecent = (signedIn: SignedIn) => signedIn.signedInAt !== null && now().getTime() / 1000 - signedIn.signedInAt <= RECENT_SIGN_IN_SECONDS;
+
+  /** The password when one is given (a wrong one is refused even within a recent sign-in), otherwise a recent sign-in. */
+  async function confirmIdentity(signedIn: SignedIn, password: string, origin: RequestOrigin): Promise<true | IdentityRefusal> {
+    if (password) return (await confirmPassword(signedIn, password, origin)) ? true : 'wrong_password';
+    return isRecent(signedIn) ? true : 'reauthenticate';
+  }
+
   /** Ends every session of the account but this one; how many. */
   async function endOtherSessions(signedIn: SignedIn, origin: RequestOrigin): Promise<number> {
     const others = (await listUserSessions(manage, signedIn.accountId)).filter((session) => session.id !== signedIn.sessionUid);
@@ -156,7 +192,7 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
       if (!session.accountId) return null;
       const user = await users.findById(session.accountId);
       if (!user || user.disabled) return null;
-      return { sessionId: session.jti, sessionUid: session.uid, accountId: session.accountId };
+      return { sessionId: session.jti, sessionUid: session.uid, accountId: session.accountId, signedInAt: typeof session.loginTs === 'number' ? session.loginTs : null };
     },
 
     async overview(signedIn) {
@@ -228,6 +264,9 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
         apps,
         sessions,
         mfa: { enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted), recoveryCodesLeft: await recoveryCodes.countUnused(user.id) },
+        passkeys: await passkeys.list(user.id),
+        hasPassword: hasPassword(user),
+        recentSignIn: isRecent(signedIn),
       };
     },
 
@@ -249,7 +288,7 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
       const problem = findPasswordProblem(next, { minLength: passwordMinLength, email: user.email });
       if (problem) return { outcome: 'rejected', problem };
       if (!(await confirmPassword(signedIn, current, origin))) return { outcome: 'wrong_password' };
-      if (await bcrypt.compare(next, user.passwordHash)) return { outcome: 'rejected', problem: 'same' };
+      if (await passwordMatches(next, user.passwordHash)) return { outcome: 'rejected', problem: 'same' };
       await users.update(user.id, { passwordHash: await bcrypt.hash(next, bcryptCost) });
       // Whoever else may have known the old password loses their sessions with it.
       const otherSessionsEnded = await endOtherSessions(signedIn, origin);
@@ -280,6 +319,49 @@ export function createAccountService({ provider, db, passwords, mfa, audit, bcry
       if (!(await confirmPassword(signedIn, password, origin))) return 'wrong_password';
       await mfa.resetMfa(signedIn.accountId, { ...origin, details: { via: 'account' } });
       return 'removed';
+    },
+
+    async beginPasskeyRegistration(signedIn, password, origin) {
+      const confirmed = await confirmIdentity(signedIn, password, origin);
+      if (confirmed !== true) return confirmed;
+      // Bound to this session: only it can finish the ceremony, on whichever instance.
+      return { options: await passkeys.registrationOptions(signedIn.accountId, signedIn.sessionUid) };
+    },
+
+    finishPasskeyRegistration: (signedIn, response, name, origin) => passkeys.register(signedIn.accountId, signedIn.sessionUid, response, name, origin),
+
+    renamePasskey: (signedIn, id, name, origin) => passkeys.rename(signedIn.accountId, id, name, { ...origin, details: { via: 'account' } }),
+
+    async removePasskey(signedIn, id, password, origin) {
+      const user = await users.findById(signedIn.accountId);
+      const all = await passkeys.list(signedIn.accountId);
+      if (!user || !all.some((passkey) => passkey.id === id)) return 'not_found';
+      // Without a password, the last passkey is the only way in.
+      if (!hasPassword(user) && all.length === 1) return 'last_passkey';
+      const confirmed = await confirmIdentity(signedIn, password, origin);
+      if (confirmed !== true) return confirmed;
+      return (await passkeys.remove(signedIn.accountId, id, { ...origin, details: { via: 'account' } })) ? 'removed' : 'not_found';
+    },
+
+    async removePassword(signedIn, password, origin) {
+      if ((await passkeys.count(signedIn.accountId)) === 0) return 'no_passkey';
+      if (!(await confirmPassword(signedIn, password, origin))) return 'wrong_password';
+      await users.removePassword(signedIn.accountId);
+      const sessionsEnded = await endOtherSessions(signedIn, origin);
+      await audit.record({ type: 'password.removed', accountId: signedIn.accountId, ...origin, details: { via: 'account', sessions_ended: sessionsEnded } });
+      return 'removed';
+    },
+
+    async setPassword(signedIn, next, origin) {
+      const user = await users.findById(signedIn.accountId);
+      if (!user || hasPassword(user)) return 'has_password';
+      const problem = findPasswordProblem(next, { minLength: passwordMinLength, email: user.email });
+      if (problem) return { problem };
+      if (!isRecent(signedIn)) return 'reauthenticate';
+      // Only where there is still none: a password set meanwhile (another tab) is not replaced.
+      if (!(await users.setPasswordWhereNone(user.id, await bcrypt.hash(next, bcryptCost)))) return 'has_password';
+      await audit.record({ type: 'password.changed', accountId: user.id, ...origin, details: { via: 'account', set: true } });
+      return 'set';
     },
   };
 }

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { createArtifactStore, type Payload } from '../artifacts/store.js';
 import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
 import type { Db } from '../db/client.js';
+import { createPasskeyStore } from './passkey-store.js';
 import { checkPassword } from './password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
@@ -103,6 +104,7 @@ export const UserView = z
     locale: z.string().nullable(),
     disabled: z.boolean(),
     mfa_enabled: z.boolean(),
+    has_password: z.boolean().describe('False for a passkey-only account (it signs in with a passkey alone).'),
     created_at: z.iso.datetime(),
     updated_at: z.iso.datetime(),
   })
@@ -132,7 +134,7 @@ export const SessionView = z
     id: z.string().describe("The session's uid (not its cookie value)."),
     signed_in_at: z.iso.datetime().nullable(),
     expires_at: z.iso.datetime().nullable(),
-    amr: z.array(z.string()).describe('How the person signed in (pwd, otp).'),
+    amr: z.array(z.string()).describe('How the person signed in (RFC 8176: pwd, otp, hwk, user).'),
     acr: z.string().nullable(),
     client_ids: z.array(z.string()).describe('Clients used in this session.'),
     last_seen: z
@@ -143,7 +145,20 @@ export const SessionView = z
   .meta({ id: 'Session' });
 export type SessionView = z.infer<typeof SessionView>;
 
+export const PasskeyView = z
+  .object({
+    id: z.string(),
+    name: z.string().describe('What the person calls it.'),
+    device_type: z.string().describe('singleDevice, or multiDevice for a passkey synced between devices.'),
+    backed_up: z.boolean(),
+    created_at: z.iso.datetime(),
+    last_used_at: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'Passkey' });
+export type PasskeyView = z.infer<typeof PasskeyView>;
+
 export const GrantList = z.object({ grants: z.array(GrantView) }).meta({ id: 'GrantList' });
+export const PasskeyList = z.object({ passkeys: z.array(PasskeyView) }).meta({ id: 'PasskeyList' });
 export const SessionList = z.object({ sessions: z.array(SessionView) }).meta({ id: 'SessionList' });
 
 /** The engine's payloads, parsed at the edge: only what is shown. */
@@ -176,6 +191,7 @@ function toView(user: User): UserView {
     ...profileClaimsOf(user),
     disabled: user.disabled,
     mfa_enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted),
+    has_password: user.passwordHash !== null,
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
   };
@@ -291,6 +307,29 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
   const removed = await createUserStore(deps.db).resetMfa(id);
   if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
   return removed;
+}
+
+/** The person's passkeys, oldest first. */
+export async function listUserPasskeys({ db }: Pick<UserManagementDeps, 'db'>, id: string): Promise<PasskeyView[]> {
+  await findUser(db, id);
+  return (await createPasskeyStore(db).listByUser(id)).map((passkey) => ({
+    id: passkey.id,
+    name: passkey.name,
+    device_type: passkey.deviceType,
+    backed_up: passkey.backedUp,
+    created_at: passkey.createdAt.toISOString(),
+    last_used_at: passkey.lastUsedAt?.toISOString() ?? null,
+  }));
+}
+
+/**
+ * Removes one of the person's passkeys (a lost or stolen device). Allowed even for the last one of a
+ * passkey-only account: the person then signs in again only once an administrator sets a password.
+ */
+export async function removeUserPasskey(deps: UserManagementDeps, id: string, passkeyId: string, actor: Actor): Promise<void> {
+  await findUser(deps.db, id);
+  if (!(await createPasskeyStore(deps.db).remove(id, passkeyId))) throw new NotFoundError(`user ${id} has no passkey ${passkeyId}`);
+  await deps.audit.record({ type: 'passkey.removed', accountId: id, ...origin(actor), details: { ...by(actor), passkey_id: passkeyId } });
 }
 
 /** The person's live grants (consents), oldest first. */

@@ -15,6 +15,13 @@ export type UserProfile = Pick<
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
+/**
+ * Whether the person has a password. Someone without one (null) signs in with a passkey
+ * (people/passkeys.ts) or through an upstream identity provider (federation/); no password
+ * matches, and they cannot remove their last other way to sign in.
+ */
+export const hasPassword = <T extends Pick<User, 'passwordHash'>>(user: T): user is T & { passwordHash: string } => user.passwordHash !== null;
+
 /** The optional profile claims (OpenID Connect Core 5.1) and the User column each is kept in. */
 export const PROFILE_CLAIM_COLUMNS = {
   name: 'name',
@@ -112,11 +119,20 @@ export function createUserStore(db: DbHandle) {
     /** The people with these (already normalized) emails. */
     findManyByEmail: (emails: readonly string[]) => prisma.user.findMany({ where: { email: { in: [...emails] } } }),
 
-    create: (id: string, profile: UserProfile, passwordHash: string) =>
+    create: (id: string, profile: UserProfile, passwordHash: string | null) =>
       prisma.user.create({ data: { id, ...profile, email: normalizeEmail(profile.email), passwordHash } }),
 
     update: (id: string, changes: Partial<UserProfile> & { passwordHash?: string; disabled?: boolean }) =>
       prisma.user.update({ where: { id }, data: changes.email ? { ...changes, email: normalizeEmail(changes.email) } : changes }),
+
+    /** Leaves the person without a password (a passkey-only account). */
+    removePassword: (id: string) => prisma.user.update({ where: { id }, data: { passwordHash: null } }),
+
+    /** Sets a password where there is none; false when one was set meanwhile. */
+    async setPasswordWhereNone(id: string, passwordHash: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, passwordHash: null }, data: { passwordHash } });
+      return count === 1;
+    },
 
     /**
      * Keeps a new, not yet confirmed TOTP secret (encrypted) for the person. Never replaces a

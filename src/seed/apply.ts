@@ -12,9 +12,12 @@ import type { Db } from '../db/client.js';
 import type { ClientSecretSealing } from '../clients/secrets.js';
 import { createClientStore, type ClientMetadata, type ClientStore } from '../clients/store.js';
 import { createUserStore, profileColumnsOf, type User, type UserProfile, type UserStore } from '../people/store.js';
+import { passwordMatches } from '../people/accounts.js';
 import { createResourceStore, type ResourceStore } from '../resources/store.js';
+import { createFederationStore, declarationOf, idpRow, openIdpSecret, sealIdpSecret, type FederationStore } from '../federation/store.js';
+import { sameJson } from '../clients/store.js';
 
-import type { SeedClient, SeedFile, SeedResource, SeedUser } from './schema.js';
+import type { SeedClient, SeedFile, SeedIdentityProvider, SeedResource, SeedUser } from './schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // Writing it
@@ -33,18 +36,23 @@ export interface SeedReport {
   users: SeedChanges;
   /** By resource identifier. */
   resources: SeedChanges;
+  /** By identity provider id. */
+  identityProviders: SeedChanges;
 }
 
 
 export interface SeedOptions {
   bcryptCost: number;
   clientSecrets: ClientSecretSealing;
+  /** SECRETS, newest first: identity providers' client secrets are encrypted with them (required when the file declares any). */
+  secrets?: readonly string[];
 }
 
 /** Long enough for thousands of rows on a remote PostgreSQL; bcrypt work happens before it opens. */
 const TRANSACTION_TIMEOUT_MS = 60_000;
 
-export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets }: SeedOptions): Promise<SeedReport> {
+export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets, secrets }: SeedOptions): Promise<SeedReport> {
+  if (data.identity_providers.length && !secrets?.length) throw new Error('seeding identity providers needs SECRETS to encrypt their client secrets');
   // bcrypt is slow by design: decide every password outside the transaction, so it stays short
   // and a SQLite writer lock is not held across seconds of hashing.
   const passwords = await preparePasswords(db, data.users, bcryptCost);
@@ -56,6 +64,7 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecr
         clients: await seedClients(createClientStore(inTransaction), data.clients, clientSecrets),
         users: await seedUsers(createUserStore(inTransaction), data.users, passwords, bcryptCost),
         resources: await seedResources(createResourceStore(inTransaction), data.resources),
+        identityProviders: await seedIdentityProviders(createFederationStore(inTransaction), data.identity_providers, secrets ?? []),
       };
     },
     { timeout: TRANSACTION_TIMEOUT_MS },
@@ -82,6 +91,33 @@ async function seedClients(store: ClientStore, clients: readonly SeedClient[], s
     } else {
       await store.replace(secrets.seal(metadata));
       changes.updated.push(id);
+    }
+  }
+  return changes;
+}
+
+/** Unchanged when the stored declaration and the secret it decrypts to are the file's (the secret is not re-encrypted). */
+async function seedIdentityProviders(store: FederationStore, idps: readonly SeedIdentityProvider[], secrets: readonly string[]): Promise<SeedChanges> {
+  const changes: SeedChanges = { created: [], updated: [], unchanged: [] };
+  for (const { client_secret: secret, ...declaration } of idps) {
+    const existing = await store.findProvider(declaration.id);
+    const row = () => idpRow(declaration, sealIdpSecret(declaration.id, secret, secrets));
+    if (!existing) {
+      await store.insertProvider(row());
+      changes.created.push(declaration.id);
+      continue;
+    }
+    let sameSecret = false;
+    try {
+      sameSecret = openIdpSecret(existing, secrets) === secret;
+    } catch {
+      // Sealed with a secret no longer in SECRETS: replace it.
+    }
+    if (sameSecret && sameJson(declarationOf(existing), declaration)) {
+      changes.unchanged.push(declaration.id);
+    } else {
+      await store.replaceProvider(row());
+      changes.updated.push(declaration.id);
     }
   }
   return changes;
@@ -114,7 +150,7 @@ async function seedResources(store: ResourceStore, resources: readonly SeedResou
 /** What a run learned about one seed user's password before the transaction opened. */
 interface PreparedPassword {
   /** The stored hash that was compared, if the user existed then. */
-  checkedHash?: string;
+  checkedHash?: string | null;
   /** Whether that hash matched the seed password. */
   matches: boolean;
   /** A hash of the seed password, made when the stored one did not match (or there was none). */
@@ -128,7 +164,7 @@ async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: 
   const entries = await Promise.all(
     users.map(async (user): Promise<[string, PreparedPassword]> => {
       const checkedHash = stored.get(user.email);
-      const matches = checkedHash !== undefined && (await bcrypt.compare(user.password, checkedHash));
+      const matches = checkedHash !== undefined && (await passwordMatches(user.password, checkedHash));
       return [user.email, { checkedHash, matches, newHash: matches ? undefined : await bcrypt.hash(user.password, bcryptCost) }];
     }),
   );
@@ -138,7 +174,7 @@ async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: 
 /** A new hash for an existing user, or null when the stored one already matches the seed password. */
 async function passwordChange(user: SeedUser, row: User, prepared: PreparedPassword, bcryptCost: number): Promise<string | null> {
   // Another writer may have changed the hash since it was compared: compare again then.
-  const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await bcrypt.compare(user.password, row.passwordHash);
+  const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await passwordMatches(user.password, row.passwordHash);
   return matches ? null : (prepared.newHash ?? bcrypt.hash(user.password, bcryptCost));
 }
 

@@ -2,12 +2,11 @@
 // `npm start`. Their secret and password are derived from SECRETS, so they stay the same
 // across restarts without being a value anyone could guess from this source.
 import { createHmac } from 'node:crypto';
-import bcrypt from 'bcrypt';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { createClientStore } from '../clients/store.js';
 import { createUserStore } from '../people/store.js';
-import { hashPassword } from '../people/accounts.js';
+import { hashPassword, passwordMatches } from '../people/accounts.js';
 import { sealClientMetadata } from '../clients/secrets.js';
 
 export interface Demo {
@@ -50,7 +49,7 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
   const users = createUserStore(db);
   const user = await users.findById(DEMO_USER_ID);
   if (user) {
-    if (!(await bcrypt.compare(password, user.passwordHash))) {
+    if (!(await passwordMatches(password, user.passwordHash))) {
       await users.update(DEMO_USER_ID, { passwordHash: await hashPassword(password, config.passwords.bcryptCost) });
     }
   } else {

@@ -8,7 +8,7 @@ import bcrypt from 'bcrypt';
 import type Provider from 'oidc-provider';
 
 /** The person signing in: an account id and a bcrypt hash, found by email. */
-export type FindPerson = (email: string) => Promise<{ id: string; passwordHash: string } | null | undefined>;
+export type FindPerson = (email: string) => Promise<{ id: string; passwordHash: string | null } | null | undefined>;
 
 const INTERACTION_PATH = /^\/interaction\/([\w-]+)(?:\/(login|confirm))?$/;
 const NO_SUCH_HASH = '$2b$04$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva';

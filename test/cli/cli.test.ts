@@ -51,6 +51,8 @@ describe('gatehouse help', () => {
       'users create',
       'users update',
       'users reset-mfa',
+      'users passkeys',
+      'users remove-passkey',
       'users set-password',
       'users disable',
       'users enable',
@@ -197,7 +199,7 @@ describe.each(await flavours())('gatehouse against %s', (flavour) => {
     const first = await runCli(['seed', file], env);
     expect(first, first.stderr).toMatchObject({ code: 0 });
     expect(first.stdout).toBe(
-      [`Seeded from ${file}`, 'clients: 1 created (cli-web), 0 updated, 0 unchanged', 'users: 1 created (carol@example.com), 0 updated, 0 unchanged', 'resources: 0 created, 0 updated, 0 unchanged', ''].join('\n'),
+      [`Seeded from ${file}`, 'clients: 1 created (cli-web), 0 updated, 0 unchanged', 'users: 1 created (carol@example.com), 0 updated, 0 unchanged', 'resources: 0 created, 0 updated, 0 unchanged', 'identity providers: 0 created, 0 updated, 0 unchanged', ''].join('\n'),
     );
     const again = json<{ clients: { unchanged: string[]; created: string[] } }>(await runCli(['seed', file, '--json'], env));
     expect(again.clients).toEqual({ created: [], updated: [], unchanged: ['cli-web'] });
@@ -366,8 +368,18 @@ describe.each((await flavours()).slice(-1))('clients and users from the command 
     expect(reset).toMatchObject({ code: 0, stdout: 'removed the second factor of eve.adams@example.com\n' });
     expect(await server.gatehouse.db.prisma.user.findUnique({ where: { id: eve.id } })).toMatchObject({ totpSecretEncrypted: null, totpEnabledAt: null });
 
+    // Passkeys: listed, removed by id; an id that is not theirs is not found.
+    const passkey = await server.gatehouse.db.prisma.passkey.create({ data: { id: 'pk-1', userId: eve.id, credentialId: 'cred-1', publicKey: 'AA', name: 'Old phone', deviceType: 'singleDevice' } });
+    expect(json<Array<{ id: string; name: string }>>(await runCli(['users', 'passkeys', 'eve.adams@example.com', '--json'], env))).toMatchObject([{ id: passkey.id, name: 'Old phone', last_used_at: null }]);
+    expect((await runCli(['users', 'passkeys', eve.id], env)).stdout).toMatch(/pk-1\s+Old phone\s+singleDevice/);
+    const notTheirs = await runCli(['users', 'remove-passkey', eve.id, 'pk-2'], env);
+    expect(notTheirs.code).toBe(1);
+    expect(notTheirs.stderr).toContain('has no passkey pk-2');
+    expect(await runCli(['users', 'remove-passkey', eve.id, 'pk-1'], env)).toMatchObject({ code: 0, stdout: 'removed passkey pk-1 of ' + eve.id + '\n' });
+    expect(await server.gatehouse.db.prisma.passkey.count({ where: { userId: eve.id } })).toBe(0);
+
     const events = json<Array<{ type: string }>>(await runCli(['audit', 'list', '--account', eve.id, '--json'], env));
-    expect(events.map((event) => event.type)).toEqual(['mfa.removed', 'user.updated', 'user.updated', 'user.created']);
+    expect(events.map((event) => event.type)).toEqual(['passkey.removed', 'mfa.removed', 'user.updated', 'user.updated', 'user.created']);
   });
 
   it('creates users with a password from stdin, refuses weak ones with exit 1, sets passwords, disables and enables', SLOW, async () => {

@@ -104,6 +104,27 @@ describe('defaults', () => {
   });
 });
 
+describe('PASSKEY_RP_ID', () => {
+  it("is the ISSUER's host unless set, and may widen to a parent domain of it", () => {
+    expect(load({ ISSUER: 'https://id.example.com' }).passkeys.rpId).toBe('id.example.com');
+    expect(load({}).passkeys.rpId).toBe('localhost');
+    expect(load({ ISSUER: 'https://id.example.com', PASSKEY_RP_ID: 'example.com' }).passkeys.rpId).toBe('example.com');
+    expect(load({ ISSUER: 'https://id.example.com', PASSKEY_RP_ID: 'ID.Example.com.' }).passkeys.rpId).toBe('id.example.com');
+  });
+
+  it('refuses anything the browser would refuse: another domain, a suffix that is not a parent, a child, a URL, an IP-literal issuer', () => {
+    for (const [issuer, rpId] of [
+      ['https://id.example.com', 'example.org'],
+      ['https://id.example.com', 'ample.com'],
+      ['https://id.example.com', 'sub.id.example.com'],
+      ['https://id.example.com', 'https://example.com'],
+      ['http://127.0.0.1:3000', '0.0.1'],
+    ] as const) {
+      expect(problemAbout(problemsOf({ ISSUER: issuer, PASSKEY_RP_ID: rpId }), 'PASSKEY_RP_ID'), `${issuer} ${rpId}`).toContain('parent domain');
+    }
+  });
+});
+
 describe('durations', () => {
   it('take seconds or a unit s/m/h/d', () => {
     const config = load({

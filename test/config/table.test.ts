@@ -20,7 +20,7 @@ afterAll(() => {
 });
 
 /** Settings another one needs to be valid at all. */
-const COMPANIONS: Partial<Record<VariableName, Record<string, string>>> = { METRICS_HOST: { METRICS_PORT: '9464' } };
+const COMPANIONS: Partial<Record<VariableName, Record<string, string>>> = { METRICS_HOST: { METRICS_PORT: '9464' }, PASSKEY_RP_ID: { ISSUER: 'http://id.example.com' } };
 
 function load(env: Record<string, string>, file?: object): Config {
   const given = { NODE_ENV: 'test', ...env };
@@ -45,7 +45,7 @@ function valueAt(config: Config, key: string): unknown {
   }, config);
 }
 
-const CANDIDATES = ['7', '9', '1500', '90d', 'true', 'false', 'warn', 'ko', '#abcdef', 'http://localhost:4000', 'mailto:help@example.com', 'logo.svg', 'views'];
+const CANDIDATES = ['7', '9', '1500', '90d', 'true', 'false', 'warn', 'ko', '#abcdef', 'http://localhost:4000', 'mailto:help@example.com', 'logo.svg', 'views', 'example.com'];
 
 /** A value for the row, set through its variable, that loads and changes what Config holds at the row's key. */
 function sampleFor({ key, setting }: SettingRow): string {

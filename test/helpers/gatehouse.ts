@@ -33,6 +33,8 @@ export interface TestGatehouseOptions {
   clients?: ClientMetadata[];
   /** Added before the start resolves; idOf() tells their ids. */
   people?: Person[];
+  /** ISSUER=http://localhost:<its port> (it still listens on 127.0.0.1): WebAuthn refuses IP-literal origins. */
+  localhostIssuer?: boolean;
 }
 
 export interface TestGatehouse {
@@ -70,7 +72,8 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
   const database = shareWith?.database ?? (await createTestDatabase(flavour));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: url, ...options.env }));
+  const issuer = options.localhostIssuer ? `http://localhost:${port}` : url;
+  const config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: issuer, ...options.env }));
   const gatehouse = await createGatehouse(config, options.logger ?? createLogger(config), { now: options.now });
   const server: Server = await new Promise((resolve) => {
     const s = createServer(gatehouse.app.handle).listen(port, '127.0.0.1', () => resolve(s));
@@ -122,5 +125,5 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
 /** Two instances with the same settings on one new database, as behind a load balancer; closing the first closes both. */
 export async function startTwoInstances(flavour: DatabaseFlavour, options: TestGatehouseOptions): Promise<[TestGatehouse, TestGatehouse]> {
   const first = await startTestGatehouse(flavour, options);
-  return [first, await startTestGatehouse(flavour, { env: options.env, logger: options.logger, now: options.now, shareWith: first })];
+  return [first, await startTestGatehouse(flavour, { env: options.env, logger: options.logger, now: options.now, localhostIssuer: options.localhostIssuer, shareWith: first })];
 }

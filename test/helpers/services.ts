@@ -33,7 +33,7 @@ export async function startServices(flavour: DatabaseFlavour, env: Record<string
   const db: MigratedDb = await migratedDb(flavour);
   const config: Config = loadConfig(testEnv(db, { ISSUER: SERVICES_ISSUER, SIGN_IN_DELAY_STEP_MS: '0', ...env }));
   const { provider, audit, hooks } = await createEngine(config, db, createLogger(config));
-  const { mfa, passwords, steps, account } = createServices({ config, db, provider, audit });
+  const { mfa, passwords, passkeys, steps, account } = createServices({ config, db, provider, audit });
   return {
     config,
     db,
@@ -41,6 +41,7 @@ export async function startServices(flavour: DatabaseFlavour, env: Record<string
     audit,
     mfa,
     passwords,
+    passkeys,
     steps,
     account,
     /** Registers a client as an administrator would. */

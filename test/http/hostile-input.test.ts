@@ -371,7 +371,7 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
 
   describe('cookies', () => {
     /** The cookies we and the engine set (and their signatures), and junk names. */
-    const COOKIE_NAMES = ['gatehouse.account_state', '_session', '_session.sig', '_session.legacy', '_interaction', '_interaction.sig', '_interaction_resume', '_interaction_resume.sig', '_state.web-app'];
+    const COOKIE_NAMES = ['gatehouse.account_state', 'gatehouse.federation', '_session', '_session.sig', '_session.legacy', '_interaction', '_interaction.sig', '_interaction_resume', '_interaction_resume.sig', '_state.web-app'];
     const cookieValue = fc.oneof(
       fc.constantFrom('%', '%zz', '%E0%A4%A', '%ff%fe', '%00', '%%', 'x.%', '"', '""', '"%"', '=', 'a=b', '.', '..', 'x'.repeat(4000)),
       headerValue.map((value) => value.replace(/;/g, '')),
@@ -387,6 +387,9 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
       ['GET', '/account/mfa'],
       ['POST', '/account/password'],
       ['POST', '/account/mfa/remove'],
+      ['POST', '/account/federation/some-idp/link'],
+      ['GET', '/federation/some-idp/callback?state=x&code=y'],
+      ['GET', '/federation/Not%20An%20Id/callback'],
       ['GET', authorizePath()],
       ['GET', '/interaction/some-uid'],
       ['POST', '/interaction/some-uid/login'],

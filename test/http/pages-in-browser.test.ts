@@ -6,35 +6,27 @@
 // photographed at phone and desktop widths into tmp/screenshots/ (git-ignored).
 // SCREENSHOTS_FOR_README=1 also refreshes the README's pictures in test/screenshots/.
 //
-// Without /usr/bin/chromium this file is skipped with a message, except under CI=true, where a
-// missing browser fails (.ci/run installs it).
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+// Without /usr/bin/chromium this file is skipped with a message (helpers/chromium.ts).
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import * as oidc from 'openid-client';
 import { generate } from 'otplib';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { axeViolations, browserTestsRun, launchChromium, seriousViolations } from '../helpers/chromium.js';
 import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCREENSHOTS = `${ROOT}tmp/screenshots`;
 const README_SCREENSHOTS = `${ROOT}test/screenshots`;
 const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1280, height: 800 } } as const;
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const CLIENT = { ...credentialsOf('bookshelf'), name: 'Bookshelf' };
 
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser && process.env.CI !== 'true') {
-  console.warn(`[skip] browser tests skipped: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)`);
-}
 
 /**
  * The relying party: a home page with a sign-in link (PKCE, state, nonce), a callback that
@@ -94,27 +86,19 @@ async function startRelyingParty(issuer: string) {
   return { origin, received, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-describe.skipIf(!haveBrowser && process.env.CI !== 'true')('the pages in a real browser (Chromium)', () => {
+describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () => {
   let server: TestGatehouse;
   let rp: Awaited<ReturnType<typeof startRelyingParty>>;
   let browser: Browser;
   const photographed: string[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: CI must install it (apt-get install chromium)`);
     mkdirSync(SCREENSHOTS, { recursive: true });
     server = await startTestGatehouse('sqlite', { people: [ALICE] });
     // The relying party's port is known only once it listens: register the client after.
     rp = await startRelyingParty(server.issuer);
     await server.addClient(webApp({ client_id: CLIENT.id, client_secret: CLIENT.secret, client_name: CLIENT.name, redirect_uris: [`${rp.origin}/callback`] }));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
@@ -147,19 +131,9 @@ describe.skipIf(!haveBrowser && process.env.CI !== 'true')('the pages in a real 
     return { page, problems, close: () => context.close() };
   }
 
-  /**
-   * Runs axe-core on the page (injected through the DevTools protocol, which the page's
-   * Content-Security-Policy does not govern, so the policy stays on for the whole test) and
-   * photographs it at both widths.
-   */
-  async function axeViolations(page: Page): Promise<AxeViolation[]> {
-    await page.evaluate(`${AXE_SOURCE};0`);
-    return ((await page.evaluate(`axe.run(document, { resultTypes: ['violations'] })`)) as { violations: AxeViolation[] }).violations;
-  }
-
+  /** axe-core's serious and critical findings fail the test; the page is photographed at both widths. */
   async function check(page: Page, name: string) {
-    const serious = (await axeViolations(page)).filter((v) => v.impact === 'serious' || v.impact === 'critical');
-    expect(serious.map((v) => `${name}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+    expect(await seriousViolations(page, name)).toEqual([]);
     for (const [size, viewport] of Object.entries(SIZES)) {
       await page.setViewportSize(viewport);
       await page.screenshot({ path: `${SCREENSHOTS}/${name}-${size}.png`, fullPage: true });

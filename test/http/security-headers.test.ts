@@ -33,6 +33,8 @@ function expectBaseline(headers: Headers) {
   expect(policy.get('default-src')).toBe("'none'");
   expect(policy.get('script-src')).toBe("'self'");
   expect(policy.get('style-src')).toBe("'self'");
+  // The passkey script asks this server, and only it, for WebAuthn options.
+  expect(policy.get('connect-src')).toBe("'self'");
   expect(policy.get('img-src')).toBe("'self' https: data:");
   expect(policy.get('frame-ancestors')).toBe("'none'");
   expect(policy.get('base-uri')).toBe("'none'");

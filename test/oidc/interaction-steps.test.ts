@@ -115,7 +115,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       await enrolTotp(services.mfa, person.id);
       const interaction = await open();
       expect((await submitLogin(interaction, person)).outcome).toBe('second_factor');
-      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'code', failures: 0 });
+      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'code', failures: 0, via: 'pwd' });
       expect((await resultOf(interaction))?.login).toBeUndefined();
     });
 
@@ -124,7 +124,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       const interaction = await open({ prompt: { name: 'login', reasons: ['no_session', MFA_REQUIRED_REASON] } });
       expect((await submitLogin(interaction, person)).outcome).toBe('second_factor');
       const pending = await pendingOf(interaction);
-      expect(pending).toEqual({ accountId: person.id, stage: 'enroll', failures: 0 });
+      expect(pending).toEqual({ accountId: person.id, stage: 'enroll', failures: 0, via: 'pwd' });
       expect((await services.steps.describeEnrolment(pending!))?.secret).toMatch(/^[A-Z2-7]{32}$/);
       expect(await services.mfa.isEnabled(person.id)).toBe(false);
     });
@@ -149,7 +149,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       const wrong = anotherCode(await codeAt(person.secret, person.step + 1));
       for (let failures = 1; failures < MAX_SECOND_FACTOR_FAILURES; failures++) {
         expect((await submitTotpCode(interaction, wrong)).outcome).toBe('wrong');
-        expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'code', failures });
+        expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'code', failures, via: 'pwd' });
       }
       expect((await submitTotpCode(interaction, wrong)).outcome).toBe('too_many_failures');
       // The password must be given again: nothing is owed, nothing is finished.
@@ -181,7 +181,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
 
       const again = await owingACode(person);
       expect((await submitRecoveryCode(again.interaction, recoveryCode)).outcome).toBe('wrong');
-      expect(await pendingOf(again.interaction)).toEqual({ accountId: person.id, stage: 'code', failures: 1 });
+      expect(await pendingOf(again.interaction)).toEqual({ accountId: person.id, stage: 'code', failures: 1, via: 'pwd' });
       expect((await services.events(person.id, 'mfa.failure')).map((row) => row.details)).toEqual([{ method: 'recovery_code', failures: 1 }]);
     });
 
@@ -195,16 +195,16 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
       const code = await codeAt(secret, currentStep());
       expect((await confirm(anotherCode(code))).outcome).toBe('wrong');
       expect(await services.mfa.isEnabled(person.id)).toBe(false);
-      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'enroll', failures: 1 });
+      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'enroll', failures: 1, via: 'pwd' });
 
       const { outcome: recoveryCodes } = await confirm(code);
       expect(recoveryCodes).toHaveLength(10);
       expect(await services.mfa.isEnabled(person.id)).toBe(true);
-      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'enrolled', failures: 0 });
+      expect(await pendingOf(interaction)).toEqual({ accountId: person.id, stage: 'enrolled', failures: 0, via: 'pwd' });
       expect(await services.events(person.id, 'mfa.enrolled')).toEqual([expect.objectContaining({ clientId: WEB_APP.id, details: { method: 'totp' } })]);
       expect((await resultOf(interaction))?.login).toBeUndefined();
 
-      const { res } = await run(interaction, (req, res) => services.steps.finishAfterEnrolment(req, res, { accountId: person.id, stage: 'enrolled', failures: 0 }));
+      const { res } = await run(interaction, (req, res) => services.steps.finishAfterEnrolment(req, res, { accountId: person.id, stage: 'enrolled', failures: 0, via: 'pwd' }));
       expectResumed(res, interaction);
       expect(await resultOf(interaction)).toEqual({ login: { accountId: person.id, amr: ['pwd', 'otp'], acr: ACR_MFA } });
     });

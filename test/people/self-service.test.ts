@@ -36,7 +36,7 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
     session.loginAccount({ accountId, amr: ['pwd'], loginTs: epochNow() });
     for (const clientId of clients) session.sidFor(clientId, `sid-${clientId}`);
     await session.save(3600);
-    return { sessionId: session.jti, sessionUid: session.uid, accountId };
+    return { sessionId: session.jti, sessionUid: session.uid, accountId, signedInAt: epochNow() };
   }
   const sessionExists = async (signedIn: SignedIn) => (await services.provider.Session.find(signedIn.sessionId)) !== undefined;
 
@@ -158,7 +158,7 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
   });
 
   describe('changing the password', () => {
-    const hashOf = async (id: string) => (await services.db.prisma.user.findUniqueOrThrow({ where: { id } })).passwordHash;
+    const hashOf = async (id: string) => (await services.db.prisma.user.findUniqueOrThrow({ where: { id } })).passwordHash ?? '';
     const signInAttempts = async (id: string) => (await services.events(id, 'sign_in.failure')).length + (await services.events(id, 'sign_in.success')).length;
 
     it('refuses a new password the policy refuses before checking the current one, so it costs no sign-in attempt', async () => {

@@ -3,10 +3,12 @@
 // same, because sessions, interactions, codes, tokens, brute-force counters and signing keys all
 // live in the database. Run on PostgreSQL and on one SQLite file (WAL and a busy timeout let two
 // connections share it).
+import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotateSigningKeys } from '../../src/keys/signing-keys.js';
-import { Browser, signOut, submitPassword } from '../helpers/browser.js';
+import { SoftwareAuthenticator } from '../helpers/authenticator.js';
+import { Browser, findForm, signOut, submitForm, submitPassword } from '../helpers/browser.js';
 import { signInForCode, startAuthorization, tokenRequest, type TokenResponse } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { PASSWORD, WEB_APP, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
@@ -171,6 +173,30 @@ describe.each(await flavours())('two instances sharing one %s database', (flavou
     expect((await silentWithCopy('after')).searchParams.get('error')).toBe('login_required');
     browser.route = 'A';
     expect((await browser.visit(silentUrl('browser').href)).redirectedTo?.searchParams.get('error')).toBe('login_required');
+  });
+
+  it('finishes a passkey ceremony on the other instance than the one that began it (challenges live in the database)', async () => {
+    const person = await A.addPerson();
+    const browser = new BalancedBrowser({ A, B }, 'A');
+    const authenticator = new SoftwareAuthenticator(ISSUER);
+    const account = await submitPassword(browser, await browser.visit('/account'), person);
+    const token = findForm(account.html, '/account/passkeys/add').fields.csrf_token ?? '';
+    const creation = (await (await browser.request('/account/passkeys/options', { form: { csrf_token: token } })).json()) as PublicKeyCredentialCreationOptionsJSON;
+    expect(creation.rp.id).toBe('gatehouse.test');
+    browser.route = 'B';
+    const added = await submitForm(browser, account, '/account/passkeys/add', { name: 'Laptop', response: JSON.stringify(authenticator.create(creation)) });
+    expect(added.url).toContain('done=passkey_added');
+
+    // A passwordless sign-in: options from B, the answer to A.
+    const signIn = new BalancedBrowser({ A, B }, 'B');
+    const { page } = await startAuthorization(signIn, ISSUER, WEB_APP);
+    const loginToken = findForm(page.html, '/passkey').fields.csrf_token ?? '';
+    const optionsPath = /data-options-url="([^"]+)"/.exec(page.html)?.[1] ?? '';
+    const request = (await (await signIn.request(optionsPath, { form: { csrf_token: loginToken } })).json()) as PublicKeyCredentialRequestOptionsJSON;
+    signIn.route = 'A';
+    const consent = await submitForm(signIn, page, '/passkey', { response: JSON.stringify(authenticator.get(request)) });
+    expect(consent.html).toContain('/confirm');
+    expect(signIn.served).toEqual(expect.arrayContaining(['A', 'B']));
   });
 
   it('shares brute-force counters: failures on A lock the account on B', async () => {
