@@ -189,7 +189,7 @@ describe.skipIf(!browserTestsRun).each(await flavours())('passkeys in a real bro
     await page.fill('#remove_password_current', person.password);
     await page.click('form[action$="/account/password/remove"] button');
     await page.waitForURL(/done=password_removed/);
-    expect(await page.textContent('#password-heading + p')).toContain('passkey only');
+    expect(await page.textContent('#password-heading + p')).toContain('you sign in with a passkey or a linked account');
     expect(await seriousViolations(page, 'account-passkey-only')).toEqual([]);
 
     // The password is refused now; the passkey alone signs in.
