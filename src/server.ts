@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { sealStoredArtifacts } from './artifacts/at-rest.js';
-import { createApp } from './http/app.js';
+import { createApp, type App } from './http/app.js';
 import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { clusterMetrics, listenForMetrics, reportToClusterPrimary, type MetricsListener } from './http/metrics-port.js';
@@ -38,7 +38,8 @@ import { createFederation, type FederatedSignInObserver } from './federation/sig
 import { loadPairwiseSalt } from './oidc/subjects.js';
 
 export interface Gatehouse {
-  readonly app: ReturnType<typeof createApp>;
+  /** `app.handle` serves every request (http/app.ts). */
+  readonly app: App;
   readonly provider: Provider;
   readonly db: Db;
   readonly demo: Demo | undefined;
@@ -213,7 +214,7 @@ export async function main(): Promise<void> {
 async function serve(config: Config, logger: Logger, { worker }: { worker: boolean }) {
   const gatehouse = worker ? await createGatehouse({ ...config, database: { ...config.database, autoMigrate: false } }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
   if (worker && config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
-  const listener = await listen(gatehouse.app, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
+  const listener = await listen(gatehouse.app.handle, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
   logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
   if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);

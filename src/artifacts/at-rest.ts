@@ -3,10 +3,11 @@
 //
 // - a model whose id is itself a bearer secret (tokens, codes, a session cookie's value, a pushed
 //   request's request_uri, registration tokens) is keyed by a SHA-256 of the id, never the id;
-// - payloads do not repeat such a value in the clear: the id (`jti`), and in an Interaction the
-//   session cookie, the device code and the pushed request it belongs to, travel encrypted with
-//   SECRETS under SEALED_KEY. Lookups by id recompute the hash; lookups by uid and user code (the
-//   engine then needs the id back) decrypt it.
+// - payloads do not repeat such a value in the clear. The id (`jti`) of a model the engine only
+//   ever looks up by id is not stored at all: the lookup had it, and puts it back. A session (found
+//   by uid) and a device code (found by user code) need it back from the row, so theirs travels
+//   encrypted with SECRETS under SEALED_KEY, as do, in an Interaction, the session cookie, the
+//   device code and the pushed request it belongs to.
 //
 // Hashing needs no key: the ids are 128 bits or more of randomness, so the hash cannot be reversed
 // or guessed. sealStoredArtifacts() rewrites rows stored before this (once per database).
@@ -30,6 +31,9 @@ const SECRET_ID_MODELS = new Set([
   'InitialAccessToken',
 ]);
 
+/** The secret-id models the engine also finds by something else than their id (uid, user code): their row must give the id back. */
+const FOUND_WITHOUT_ID = new Set(['Session', 'DeviceCode']);
+
 /** Never part of an engine id (its ids are base64url), so a hashed key cannot collide with a raw one. */
 const HASHED_PREFIX = 'sha256:';
 /** Where a payload keeps its secret values, encrypted. */
@@ -43,7 +47,7 @@ export function storedId(model: string, id: string): string {
 /** The secret values in a payload, by the path they came from (a dot means nested). */
 function secretsIn(model: string, payload: Payload): Record<string, string> {
   const found: Record<string, string> = {};
-  if (SECRET_ID_MODELS.has(model) && typeof payload.jti === 'string') found.jti = payload.jti;
+  if (FOUND_WITHOUT_ID.has(model) && typeof payload.jti === 'string') found.jti = payload.jti;
   if (model === 'Interaction') {
     const session = payload.session as { cookie?: unknown } | undefined;
     if (typeof session?.cookie === 'string') found['session.cookie'] = session.cookie;
@@ -59,10 +63,15 @@ function secretsIn(model: string, payload: Payload): Record<string, string> {
  */
 const contextOf = (model: string) => `artifact:${model}` as const;
 
-/** The payload to store: every secret value removed and kept encrypted under SEALED_KEY. */
+/** The payload to store: every secret value removed, and kept encrypted under SEALED_KEY where a lookup needs it back. */
 export function sealPayload(model: string, payload: Payload, secrets: readonly string[]): Payload {
   const found = secretsIn(model, payload);
-  if (Object.keys(found).length === 0) return payload;
+  const idOnly = SECRET_ID_MODELS.has(model) && !FOUND_WITHOUT_ID.has(model) && 'jti' in payload;
+  if (Object.keys(found).length === 0) {
+    if (!idOnly) return payload;
+    const { jti: _jti, ...rest } = payload;
+    return rest;
+  }
   const sealed: Payload = { ...payload, [SEALED_KEY]: encrypt(JSON.stringify(found), secrets, contextOf(model)) };
   for (const path of Object.keys(found)) {
     if (path !== 'session.cookie') delete sealed[path];
@@ -74,10 +83,15 @@ export function sealPayload(model: string, payload: Payload, secrets: readonly s
   return sealed;
 }
 
-/** The payload as the engine stored it. */
-export function openPayload(model: string, payload: Payload, secrets: readonly string[]): Payload {
+/** The payload as the engine stored it. `id`: what the row was looked up by, the `jti` of a secret-id model. */
+export function openPayload(model: string, payload: Payload, secrets: readonly string[], id?: string): Payload {
   const sealed = payload[SEALED_KEY];
-  if (typeof sealed !== 'string') return payload;
+  const opened: Payload = typeof sealed === 'string' ? openSealed(model, payload, sealed, secrets) : payload;
+  if (id !== undefined && SECRET_ID_MODELS.has(model) && opened.jti === undefined) return { ...opened, jti: id };
+  return opened;
+}
+
+function openSealed(model: string, payload: Payload, sealed: string, secrets: readonly string[]): Payload {
   const found = JSON.parse(decrypt(sealed, secrets, contextOf(model)).plaintext) as Record<string, string>;
   const { [SEALED_KEY]: _sealed, ...opened } = payload;
   for (const [path, value] of Object.entries(found)) {
@@ -109,7 +123,7 @@ export async function sealStoredArtifacts(db: DbHandle, secrets: readonly string
         const payload = row.payload as Payload;
         if (row.id.startsWith(HASHED_PREFIX) || payload[SEALED_KEY] !== undefined) continue;
         if (!SECRET_ID_MODELS.has(model) && Object.keys(secretsIn(model, payload)).length === 0) continue;
-        // A secret-id model's id is its jti: kept (sealed) even where the payload lacked it.
+        // A secret-id model's id is its jti: sealed where a lookup needs it back, otherwise dropped (sealPayload).
         const complete = SECRET_ID_MODELS.has(model) ? { ...payload, jti: row.id } : payload;
         const { count } = await db.prisma.oidcArtifact.updateMany({
           where: { model, id: row.id },

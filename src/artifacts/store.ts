@@ -1,9 +1,11 @@
 // Queries on OidcArtifact: everything the engine stores through its adapter, keyed by
 // (model, id). Expiry is compared against a `now` the caller passes, so tests can control time.
 // The statements the engine runs on every token and userinfo request (save, find, consume,
-// destroy) are written in SQL (dialect.ts); the rest use Prisma's query builder.
+// destroy) are written in SQL (dialect.ts) and run, kept prepared, on the driver
+// (db/executor.ts); the rest use Prisma's query builder.
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readJson, readTime } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 
 export type Payload = Record<string, unknown>;
 
@@ -46,29 +48,36 @@ export const hasNul = (value: string) => value.includes('\0');
 
 export function createArtifactStore(db: DbHandle) {
   const { prisma } = db;
+  const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
+  const statement = (name: string, text: string) => ({ name: `artifact_${name}`, text: dialect.sql(text) });
   const statements = {
     // One statement whether the row is new or not; no read after the write.
-    save: dialect.sql(
+    save: statement(
+      'save',
       `INSERT INTO "OidcArtifact" ("model", "id", "payload", "grantId", "uid", "userCode", "accountId", "clientId", "expiresAt", "createdAt")
        VALUES (?, ?, ${dialect.json}, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT ("model", "id") DO UPDATE SET "payload" = excluded."payload", "grantId" = excluded."grantId", "uid" = excluded."uid",
          "userCode" = excluded."userCode", "accountId" = excluded."accountId", "clientId" = excluded."clientId", "expiresAt" = excluded."expiresAt"`,
     ),
-    find: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "id" = ? AND ${LIVE}`),
-    findByUid: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "uid" = ? AND ${LIVE} LIMIT 1`),
-    findByUserCode: dialect.sql(`SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "userCode" = ? AND ${LIVE} LIMIT 1`),
+    find: statement('find', `SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "id" = ? AND ${LIVE}`),
+    findByUid: statement('find_by_uid', `SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "uid" = ? AND ${LIVE} LIMIT 1`),
+    findByUserCode: statement('find_by_user_code', `SELECT ${COLUMNS} FROM "OidcArtifact" WHERE "model" = ? AND "userCode" = ? AND ${LIVE} LIMIT 1`),
     // Conditional, so two instances consuming the same code at once cannot both succeed.
-    consume: dialect.sql(`UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
-    grantIdOf: dialect.sql(`SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
-    destroy: dialect.sql(`DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    consume: statement('consume', `UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
+    grantIdOf: statement('grant_id_of', `SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    destroy: statement('destroy', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    // Every authorization request of a signed-in person asks whether consent was given before.
+    latestGrantId: statement(
+      'latest_grant_id',
+      `SELECT "id" FROM "OidcArtifact" WHERE "model" = 'Grant' AND "accountId" = ? AND "clientId" = ? AND ${LIVE} ORDER BY "createdAt" DESC LIMIT 1`,
+    ),
   };
 
   return {
     async save(model: string, id: string, payload: Payload, lookups: ArtifactLookups, expiresAt: Date | null): Promise<void> {
       const { grantId, uid, userCode, accountId, clientId } = lookups;
-      await prisma.$executeRawUnsafe(
-        statements.save,
+      await sql.changes(statements.save, [
         model,
         id,
         JSON.stringify(payload),
@@ -79,37 +88,37 @@ export function createArtifactStore(db: DbHandle) {
         clientId,
         expiresAt && dialect.time(expiresAt),
         dialect.time(new Date()),
-      );
+      ]);
     },
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(id)) return null;
-      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(statements.find, model, id, dialect.time(now));
+      const [row] = await sql.rows<RawArtifact>(statements.find, [model, id, dialect.time(now)]);
       return toRow(row);
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
-      const [row] = await prisma.$queryRawUnsafe<RawArtifact[]>(field === 'uid' ? statements.findByUid : statements.findByUserCode, model, value, dialect.time(now));
+      const [row] = await sql.rows<RawArtifact>(field === 'uid' ? statements.findByUid : statements.findByUserCode, [model, value, dialect.time(now)]);
       return toRow(row);
     },
 
     /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
     async consume(model: string, id: string, now: Date): Promise<boolean> {
       if (hasNul(id)) return false;
-      const count = await prisma.$executeRawUnsafe(statements.consume, dialect.time(now), model, id, dialect.time(now));
+      const count = await sql.changes(statements.consume, [dialect.time(now), model, id, dialect.time(now)]);
       return count === 1;
     },
 
     async grantIdOf(model: string, id: string): Promise<string | null> {
       if (hasNul(id)) return null;
-      const [row] = await prisma.$queryRawUnsafe<{ grantId: string | null }[]>(statements.grantIdOf, model, id);
+      const [row] = await sql.rows<{ grantId: string | null }>(statements.grantIdOf, [model, id]);
       return row?.grantId ?? null;
     },
 
     async destroy(model: string, id: string): Promise<void> {
       if (hasNul(id)) return;
-      await prisma.$executeRawUnsafe(statements.destroy, model, id);
+      await sql.changes(statements.destroy, [model, id]);
     },
 
     async destroyByGrantId(grantId: string, model?: string): Promise<number> {
@@ -119,11 +128,8 @@ export function createArtifactStore(db: DbHandle) {
 
     /** The newest live grant an account gave a client, to remember consent across sessions. */
     async latestGrantId(accountId: string, clientId: string, now: Date): Promise<string | null> {
-      const row = await prisma.oidcArtifact.findFirst({
-        where: { model: 'Grant', accountId, clientId, ...live(now) },
-        orderBy: { createdAt: 'desc' },
-        select: { id: true },
-      });
+      if (hasNul(accountId) || hasNul(clientId)) return null;
+      const [row] = await sql.rows<{ id: string }>(statements.latestGrantId, [accountId, clientId, dialect.time(now)]);
       return row?.id ?? null;
     },
 

@@ -2,7 +2,7 @@
 // caused it: the audit trail must not become a way to stop people signing in.
 import type { AuditEventInput } from './store.js';
 import { createAuditStore } from './store.js';
-import type { Db } from '../db/client.js';
+import type { Db, DbHandle } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 
 export interface AuditLog {
@@ -18,14 +18,16 @@ interface Pending {
 const MAX_BATCH = 500;
 
 /**
- * Events are written in batches: those recorded while a write is in flight go together in the
- * next one, so under load each request does not pay for its own INSERT, and when idle an event
- * is written at once. record() still resolves only once its event is written (or has failed).
+ * Events are written in batches: those recorded in one turn of the event loop go together in one
+ * INSERT, written once the turn's callbacks have run (setImmediate), and those recorded while a
+ * write is in flight go in the next one. Under load each request does not pay for its own
+ * statement, on SQLite too, whose driver answers before the next request is read. record() still
+ * resolves only once its event is written (or has failed), so a token does not leave first.
  */
-export function createAuditLog(db: Db, logger: Logger): AuditLog {
+export function createAuditLog(db: DbHandle, logger: Logger): AuditLog {
   const queries = createAuditStore(db);
   const queue: Pending[] = [];
-  let writing = false;
+  let pending = false;
 
   async function writeOne({ event, at }: Pending): Promise<void> {
     try {
@@ -36,7 +38,6 @@ export function createAuditLog(db: Db, logger: Logger): AuditLog {
   }
 
   async function writeQueued(): Promise<void> {
-    writing = true;
     while (queue.length) {
       // Bounded, so one statement stays well under SQLite's and PostgreSQL's parameter limits.
       const batch = queue.splice(0, MAX_BATCH);
@@ -49,14 +50,17 @@ export function createAuditLog(db: Db, logger: Logger): AuditLog {
       }
       for (const pending of batch) pending.written();
     }
-    writing = false;
+    pending = false;
   }
 
   return {
     record(event) {
       return new Promise<void>((resolve) => {
         queue.push({ event, at: new Date(), written: resolve });
-        if (!writing) void writeQueued();
+        if (!pending) {
+          pending = true;
+          setImmediate(() => void writeQueued());
+        }
       });
     },
   };

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf } from '../db/dialect.js';
+import { executorOf, type Statement } from '../db/executor.js';
 
 export const AUDIT_EVENT_TYPES = [
   'sign_in.success',
@@ -85,25 +86,32 @@ const auditValues = (event: AuditEventInput, at: Date | number) => [
   event.details ? JSON.stringify(event.details) : null,
 ];
 const INSERT_COLUMNS = '"id", "at", "type", "accountId", "clientId", "ip", "userAgent", "details"';
+/** Batch sizes whose INSERT is kept prepared. */
+const KEPT_PREPARED = 16;
 
 export function createAuditStore(db: DbHandle) {
   const { prisma } = db;
+  const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
   const tuple = `(?, ?, ?, ?, ?, ?, ?, ${dialect.json})`;
   // Written in SQL: a token request records an event, and the query builder's planning would
-  // cost more than the INSERT itself (dialect.ts).
-  const insert = (count: number) => dialect.sql(`INSERT INTO "AuditEvent" (${INSERT_COLUMNS}) VALUES ${Array.from({ length: count }, () => tuple).join(', ')}`);
-  const single = insert(1);
+  // cost more than the INSERT itself (dialect.ts). Batches of up to KEPT_PREPARED events are
+  // kept prepared (db/executor.ts); larger ones, rare, are prepared when used.
+  const insert = (count: number): Statement => ({
+    ...(count <= KEPT_PREPARED ? { name: `audit_insert_${count}` } : {}),
+    text: dialect.sql(`INSERT INTO "AuditEvent" (${INSERT_COLUMNS}) VALUES ${Array.from({ length: count }, () => tuple).join(', ')}`),
+  });
+  const inserts = Array.from({ length: KEPT_PREPARED }, (_, i) => insert(i + 1));
 
   return {
     async record(event: AuditEventInput, at: Date = new Date()): Promise<void> {
-      await prisma.$executeRawUnsafe(single, ...auditValues(event, dialect.time(at)));
+      await sql.changes(inserts[0] as Statement, auditValues(event, dialect.time(at)));
     },
 
     /** Several events in one statement (all or none). */
     async recordMany(events: readonly { event: AuditEventInput; at: Date }[]): Promise<void> {
       if (!events.length) return;
-      await prisma.$executeRawUnsafe(insert(events.length), ...events.flatMap(({ event, at }) => auditValues(event, dialect.time(at))));
+      await sql.changes(inserts[events.length - 1] ?? insert(events.length), events.flatMap(({ event, at }) => auditValues(event, dialect.time(at))));
     },
 
     list(filter: AuditFilter = {}) {

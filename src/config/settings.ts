@@ -117,6 +117,13 @@ export const SETTINGS = {
       'file:./path.db for embedded SQLite, or postgresql://user:pass@host:5432/db for PostgreSQL.',
     ).environmentOnly('connection strings carry passwords: set DATABASE_URL in the environment'),
     poolSize: setting('DATABASE_POOL_SIZE', integer(1, 200, '10'), '10', 'PostgreSQL connections per instance.'),
+    /** Off: the hot statements (db/executor.ts) are prepared on each use, unnamed on PostgreSQL. */
+    preparedStatements: setting(
+      'DATABASE_PREPARED_STATEMENTS',
+      boolean('true'),
+      'true',
+      'Keep the hot statements prepared (named statements on PostgreSQL). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer before 1.21, or max_prepared_statements = 0).',
+    ),
     autoMigrate: setting('AUTO_MIGRATE', boolean('true'), 'true', 'Apply pending database migrations at start-up.'),
     /** 0 turns the sweeper off. */
     sweepInterval: setting('SWEEP_INTERVAL', duration('10m', { zeroMeansOff: true }), '10m', 'How often expired codes, tokens and sessions are deleted; 0 turns the sweeper off.'),

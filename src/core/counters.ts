@@ -1,14 +1,82 @@
 // Failure counters shared by every limit on guessing (sign-in, client authentication): they live
-// in the database (the RateLimiterFlexible table, through rate-limiter-flexible's Prisma store),
-// so every instance sharing it enforces the same limits.
+// in the database (the RateLimiterFlexible table, through rate-limiter-flexible's Prisma store
+// with its statements run as hot statements), so every instance sharing it enforces the same limits.
 import { isIPv6 } from 'node:net';
 import { RateLimiterPrisma } from 'rate-limiter-flexible';
 import type { DbHandle } from '../db/client.js';
+import { dialectOf, readTime } from '../db/dialect.js';
+import { executorOf, type Executor, type Statement } from '../db/executor.js';
+
+const TABLE = '"RateLimiterFlexible"';
+
+/** A counter's row as its statements return it: what RateLimiterFlexible builds its answer from. */
+interface CounterRow {
+  points: number;
+  expire: Date | null;
+}
+
+/**
+ * rate-limiter-flexible's Prisma store, with its three storage calls as hot statements
+ * (db/executor.ts): a sign-in counts two counters and a success clears two, so the query builder
+ * and its two statements per count (delete if expired, then upsert) cost more than the password
+ * check. The same table, rows and semantics: an expired row starts a new window, any other is
+ * incremented in the database, so concurrent counts on every instance all count.
+ */
+class CounterOnExecutor extends RateLimiterPrisma {
+  private readonly sql: Executor;
+  private readonly time: (value: Date) => Date | number;
+  private readonly statements: Record<'count' | 'set' | 'get' | 'delete', Statement>;
+
+  constructor(db: DbHandle, options: ConstructorParameters<typeof RateLimiterPrisma>[0]) {
+    super(options);
+    this.sql = executorOf(db);
+    const dialect = dialectOf(db.flavour);
+    this.time = dialect.time;
+    const insert = `INSERT INTO ${TABLE} ("key", "points", "expire") VALUES (?, ?, ?) ON CONFLICT ("key") DO UPDATE SET`;
+    const expired = `${TABLE}."expire" <= ?`;
+    this.statements = {
+      count: {
+        name: 'counter_count',
+        text: dialect.sql(
+          `${insert} "points" = CASE WHEN ${expired} THEN excluded."points" ELSE ${TABLE}."points" + excluded."points" END,
+             "expire" = CASE WHEN ${expired} THEN excluded."expire" ELSE ${TABLE}."expire" END
+           RETURNING "points", "expire"`,
+        ),
+      },
+      set: { name: 'counter_set', text: dialect.sql(`${insert} "points" = excluded."points", "expire" = excluded."expire" RETURNING "points", "expire"`) },
+      get: { name: 'counter_get', text: dialect.sql(`SELECT "points", "expire" FROM ${TABLE} WHERE "key" = ? AND ("expire" IS NULL OR "expire" > ?)`) },
+      delete: { name: 'counter_delete', text: dialect.sql(`DELETE FROM ${TABLE} WHERE "key" = ?`) },
+    };
+  }
+
+  private static read(raw: { points: unknown; expire: unknown } | undefined): CounterRow | null {
+    return raw ? { points: Number(raw.points), expire: readTime(raw.expire) } : null;
+  }
+
+  // The store's three calls (RateLimiterStoreAbstract), replacing RateLimiterPrisma's.
+  async _upsert(key: string, points: number, msDuration: number, forceExpire = false): Promise<CounterRow | null> {
+    const now = new Date();
+    const expire = msDuration > 0 ? this.time(new Date(now.getTime() + msDuration)) : null;
+    const [row] = forceExpire
+      ? await this.sql.rows<{ points: unknown; expire: unknown }>(this.statements.set, [key, points, expire])
+      : await this.sql.rows<{ points: unknown; expire: unknown }>(this.statements.count, [key, points, expire, this.time(now), this.time(now)]);
+    return CounterOnExecutor.read(row);
+  }
+
+  async _get(key: string): Promise<CounterRow | null> {
+    const [row] = await this.sql.rows<{ points: unknown; expire: unknown }>(this.statements.get, [key, this.time(new Date())]);
+    return CounterOnExecutor.read(row);
+  }
+
+  async _delete(key: string): Promise<boolean> {
+    return (await this.sql.changes(this.statements.delete, [key])) > 0;
+  }
+}
 
 /** A counter in the RateLimiterFlexible table whose window starts at its first point. */
 export function counter(db: DbHandle, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrisma {
   // Expired rows are deleted by startCounterSweeper, not by a timer per limiter.
-  return new RateLimiterPrisma({ storeClient: db.prisma, tableName: 'rateLimiterFlexible', keyPrefix, points, duration: windowSeconds, clearExpiredByTimeout: false });
+  return new CounterOnExecutor(db, { storeClient: db.prisma, tableName: 'rateLimiterFlexible', keyPrefix, points, duration: windowSeconds, clearExpiredByTimeout: false });
 }
 
 /**

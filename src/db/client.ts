@@ -7,7 +7,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config, DatabaseFlavour } from '../config/index.js';
+import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
+import { pgExecutor, sqliteExecutor, type Executor } from './executor.js';
 
 export type Prisma = SqliteClient;
 
@@ -15,6 +17,8 @@ export interface Db {
   readonly prisma: Prisma;
   readonly flavour: DatabaseFlavour;
   readonly url: string;
+  /** Runs the hot statements on the driver connection below the client (executor.ts). */
+  readonly executor: Executor;
   /**
    * Counts writes to the Client table made through this Db (bumped when each starts and when it
    * ends): an in-process cache of clients that remembers this number with each entry knows an
@@ -26,11 +30,12 @@ export interface Db {
 
 /**
  * What every store (`src/<noun>/store.ts`) is built from: the Prisma client, or a transaction's,
- * and the dialect its hand-written SQL needs. A Db is one; so is `{ prisma: tx, flavour }`.
+ * and the dialect its hand-written SQL needs. A Db is one; so is `{ prisma: tx, flavour }`, whose
+ * hot statements then go through the transaction's client (executor.ts, executorOf).
  */
-export type DbHandle = Pick<Db, 'prisma' | 'flavour'>;
+export type DbHandle = Pick<Db, 'prisma' | 'flavour'> & Partial<Pick<Db, 'executor'>>;
 
-export type DbConfig = Pick<Config['database'], 'url' | 'flavour'> & Partial<Pick<Config['database'], 'poolSize'>>;
+export type DbConfig = Pick<Config['database'], 'url' | 'flavour'> & Partial<Pick<Config['database'], 'poolSize' | 'preparedStatements'>>;
 
 /** How long a SQLite writer waits for another writer before giving up. */
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
@@ -64,26 +69,49 @@ function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma
   return { prisma: extended as unknown as Prisma, clientWrites: () => writes };
 }
 
+/**
+ * Prisma's adapter factory, handing back the driver adapter it connects: the hot statements run
+ * on that adapter's own connection (executor.ts).
+ */
+function keepingConnection<F extends { connect(): Promise<unknown> }>(factory: F): { factory: F; connected: () => unknown } {
+  let connection: unknown;
+  const keeping = Object.assign(Object.create(null) as F, {
+    provider: (factory as { provider?: unknown }).provider,
+    adapterName: (factory as { adapterName?: unknown }).adapterName,
+    connect: async () => (connection = await factory.connect()),
+    connectToShadowDb: () => (factory as unknown as { connectToShadowDb(): Promise<unknown> }).connectToShadowDb(),
+  });
+  return { factory: keeping, connected: () => connection };
+}
+
 export async function createDb(database: DbConfig): Promise<Db> {
+  const prepared = database.preparedStatements ?? true;
   if (database.flavour === 'sqlite') {
     const file = sqliteFilePath(database.url);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     // Only the configured database's client and driver are loaded: less memory, faster start.
     const [{ PrismaBetterSqlite3 }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-better-sqlite3'), import('../generated/sqlite/client.js')]);
-    const adapter = new PrismaBetterSqlite3(
-      { url: file, timeout: SQLITE_BUSY_TIMEOUT_MS },
-      // Epoch milliseconds, as Prisma's own engine writes SQLite dates.
-      { timestampFormat: 'unixepoch-ms' },
+    const adapter = keepingConnection(
+      new PrismaBetterSqlite3(
+        { url: file, timeout: SQLITE_BUSY_TIMEOUT_MS },
+        // Epoch milliseconds, as Prisma's own engine writes SQLite dates.
+        { timestampFormat: 'unixepoch-ms' },
+      ),
     );
-    const base = new PrismaClient({ adapter });
+    const base = new PrismaClient({ adapter: adapter.factory });
+    await base.$connect();
+    // The adapter keeps its better-sqlite3 Database in `client` (@prisma/adapter-better-sqlite3 7.10).
+    const handle = (adapter.connected() as { client?: Database } | undefined)?.client;
+    if (typeof handle?.prepare !== 'function') throw new Error("Prisma's SQLite adapter no longer exposes its better-sqlite3 handle (its `client`): check @prisma/adapter-better-sqlite3");
     // WAL lets readers run while one writer writes; it is a property of the file and persists.
-    if (file !== ':memory:') await base.$queryRawUnsafe('PRAGMA journal_mode = WAL');
+    if (file !== ':memory:') handle.pragma('journal_mode = WAL');
     const { prisma, clientWrites } = countingClientWrites(base);
-    return { prisma, flavour: 'sqlite', url: database.url, clientWrites, close: () => base.$disconnect() };
+    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, close: () => base.$disconnect() };
   }
-  const [{ PrismaPg }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js')]);
-  const adapter = new PrismaPg({ connectionString: database.url, max: database.poolSize ?? 10 });
-  const base = new PrismaClient({ adapter }) as unknown as Prisma;
+  const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
+  // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.
+  const pool = new pg.Pool({ connectionString: database.url, max: database.poolSize ?? 10 });
+  const base = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) }) as unknown as Prisma;
   const { prisma, clientWrites } = countingClientWrites(base);
-  return { prisma, flavour: 'postgresql', url: database.url, clientWrites, close: () => base.$disconnect() };
+  return { prisma, flavour: 'postgresql', url: database.url, executor: pgExecutor(pool, pg.types, { prepared }), clientWrites, close: () => base.$disconnect() };
 }

@@ -1,8 +1,7 @@
 // The little that differs between SQLite and PostgreSQL when a query is written in SQL rather
-// than through Prisma's query builder (artifacts.ts and audit.ts do so on the hot paths, where
-// the builder costs two to three times the CPU of the same statement sent raw; see the README's
-// "Performance" section). Statements still go through Prisma ($queryRawUnsafe /
-// $executeRawUnsafe) and its driver adapter; only the query planning is skipped.
+// than through Prisma's query builder (the stores do so on the hot paths, where the builder costs
+// more than the statement itself; see the README's "Performance" section). Such statements run
+// through executor.ts: on the driver below Prisma's client, or through a transaction's client.
 import type { DatabaseFlavour } from '../config/index.js';
 
 export interface Dialect {

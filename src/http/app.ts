@@ -1,12 +1,16 @@
-// The Express application: our pages first, the engine mounted last at the root, and one
-// error handler. Body parsers sit on our own POST routes only (the engine parses its own).
-import express, { type Express, type RequestHandler } from 'express';
+// What serves every request: the front (front.ts: request id and log line, metrics, security
+// headers, Cache-Control), then the engine for its own paths and the Express app, with our pages
+// and one error handler, for everything else. Body parsers sit on our own POST routes only (the
+// engine parses its own).
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express, { type Express } from 'express';
 import type Provider from 'oidc-provider';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import type { DbHandle } from '../db/client.js';
 import type { Logger } from '../core/logger.js';
 import type { Demo } from '../seed/demo.js';
+import { ROUTES } from '../oidc/provider.js';
 import { whenUnmatched } from '../oidc/hooks.js';
 import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
@@ -26,6 +30,7 @@ import { createInteractionRouter } from './interactions.js';
 import { createLanguageSwitchRouter, rememberRequest } from './language-switch.js';
 import { createPasswordResetRouter } from './password-reset.js';
 import { createEmailVerificationRouter } from './email-verification.js';
+import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
 import { logRequests } from './request-log.js';
@@ -53,43 +58,88 @@ export interface AppDeps {
   emailVerification?: { db: DbHandle; audit: AuditLog };
 }
 
+export interface App {
+  /** What the server listens with: the front, then the engine's paths to the engine and the rest to Express. */
+  readonly handle: RequestListener;
+  /** Our pages, the admin API, health and metrics, and the 404 and error pages. */
+  readonly express: Express;
+}
+
 /**
- * The engine (a Koa app) answers its own routes; a request none of them matched is handed back
- * to Express (oidc/hooks.ts), so unknown paths get our 404 page or JSON like every other error.
+ * The engine's paths: every route it serves is one of ROUTES, below one, or under /.well-known/.
+ * POST /authorize and /logout stay with Express unless AUTHORIZATION_POST (it refuses them there).
+ */
+function enginePaths(authorizationPost: boolean): (req: IncomingMessage) => boolean {
+  const prefixes = [...Object.values(ROUTES).map((route) => `${route}/`), '/.well-known/'];
+  const exact = new Set<string>(Object.values(ROUTES));
+  const getOnly = new Set<string>(authorizationPost ? [] : [ROUTES.authorization, ROUTES.end_session]);
+  return function isEnginePath(req) {
+    const path = pathOf(req);
+    if (exact.has(path)) return !(req.method === 'POST' && getOnly.has(path));
+    return prefixes.some((prefix) => path.startsWith(prefix));
+  };
+}
+
+/**
+ * The engine (a Koa app) answers its own paths straight from node:http; a request none of its
+ * routes matched is handed to Express (oidc/hooks.ts), so unknown paths get our 404 page or JSON
+ * like every other error.
  *
  * The engine believes X-Forwarded-* from any sender (Koa's `proxy`), so it is told exactly what
- * Express decided instead: the client address Express computed under TRUST_PROXY (what the audit
- * trail and a session's last-seen record), and the ISSUER's host and scheme (what every URL it
- * builds, discovery's endpoints included, and its cookies' Secure flag follow). Whatever a caller
- * sent in those headers never reaches it.
+ * Express would decide instead: the client address under TRUST_PROXY, computed by Express's
+ * rule with Express's compiled setting (what the audit trail and a session's last-seen record),
+ * and the ISSUER's host and scheme (what every URL it builds, discovery's endpoints included, and
+ * its cookies' Secure flag follow). Whatever a caller sent in those headers never reaches it.
  */
-function mountEngine(provider: Provider, issuer: string): RequestHandler {
+function engineEntry(provider: Provider, issuer: string, trust: TrustProxy) {
   const engine = provider.callback();
   const { host, protocol } = new URL(issuer);
   const scheme = protocol.slice(0, -1);
-  return function engineRoutes(req, res, next) {
-    req.headers['x-forwarded-for'] = req.ip ?? req.socket.remoteAddress ?? '';
+  return function engineRoutes(req: IncomingMessage, res: ServerResponse, unmatched: () => void): void {
+    cacheControl(req, res);
+    req.headers['x-forwarded-for'] = clientAddress(req, trust);
     req.headers['x-forwarded-host'] = host;
     req.headers['x-forwarded-proto'] = scheme;
-    whenUnmatched(req, next);
+    whenUnmatched(req, unmatched);
     void engine(req, res);
   };
 }
 
-export function createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification }: AppDeps): Express {
+/** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
+const asMiddleware = (step: FrontStep): express.RequestHandler =>
+  function frontStep(req, res, next) {
+    step(req, res);
+    next();
+  };
+
+export function createApp(deps: AppDeps): App {
+  const { config, provider, logger, metrics } = deps;
+  const app = createExpressApp(deps);
+  const front = frontPipeline([logRequests(logger), metrics.recordRequests, securityHeaders(config)]);
+  const isEnginePath = enginePaths(config.server.authorizationPost === true);
+  const engine = engineEntry(provider, config.issuer, app.get('trust proxy fn') as TrustProxy);
+  return {
+    express: app,
+    handle: function serveRequest(req, res) {
+      front(req, res);
+      rememberRequest(req, () => {
+        if (isEnginePath(req)) engine(req, res, () => app(req, res));
+        else app(req, res);
+      });
+    },
+  };
+}
+
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
 
-  app.use(logRequests(logger));
-  app.use(rememberRequest);
-  app.use(metrics.recordRequests);
-  app.use(securityHeaders(config));
   app.use(createBrandingRouter(config.branding));
   // The WebAuthn browser library, from our own node_modules (no CDN: the CSP allows only 'self').
   app.get(WEBAUTHN_SCRIPT_PATH, (_req, res, next) => res.sendFile(WEBAUTHN_SCRIPT_FILE, { maxAge: '1h' }, (error) => error && next(error)));
   app.use('/assets', express.static(ASSETS_DIR, { maxAge: '1h', index: false, fallthrough: false }));
-  app.use(cacheControl);
+  app.use(asMiddleware(cacheControl));
   app.use(createHealthRouter(readiness, logger));
   app.use(createLanguageSwitchRouter({ secure: config.issuer.startsWith('https:') }));
   // With METRICS_PORT, /metrics is served there only (metrics-port.ts).
@@ -107,12 +157,11 @@ export function createApp({ config, provider, steps, renderPage, logger, readine
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
-    app.post(['/authorize', '/logout'], (_req, res, next) => {
+    app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {
       res.set('Allow', 'GET');
       next(new AppError(405, 'invalid_request', { key: 'error.getOnly' }));
     });
   }
-  app.use(mountEngine(provider, config.issuer));
   app.use((_req, _res, next) => next(notFound()));
   app.use(createErrorHandler(renderPage, logger));
   return app;

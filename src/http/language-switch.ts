@@ -4,7 +4,8 @@
 // pages reached by GET whose address carries no token (pages.ts), so no link secret ever
 // travels in a `return` parameter.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Router, type RequestHandler } from 'express';
+import type { IncomingMessage } from 'node:http';
+import { Router } from 'express';
 import { z } from 'zod';
 import { LANGUAGE_COOKIE } from '../oidc/page-renderer.js';
 import { SUPPORTED_LANGUAGES } from './languages.js';
@@ -23,10 +24,13 @@ const Switch = z.object({
 
 const currentRequest = new AsyncLocalStorage<{ method: string; url: string }>();
 
-/** Remembers which request a page is rendered for (pages.ts builds the switcher's links from it). */
-export const rememberRequest: RequestHandler = function rememberRequest(req, _res, next) {
-  currentRequest.run({ method: req.method, url: req.originalUrl }, next);
-};
+/**
+ * Serves `next` remembering which request a page is rendered for (pages.ts builds the switcher's
+ * links from it), whether Express or the engine renders it (app.ts wraps both).
+ */
+export function rememberRequest(req: IncomingMessage, next: () => void): void {
+  currentRequest.run({ method: req.method ?? 'GET', url: req.url ?? '/' }, next);
+}
 
 /** Where each language's link leads, or none when this page cannot be returned to safely. */
 export function languageLinks(): { lang: string; href: string }[] {

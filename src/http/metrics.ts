@@ -8,6 +8,7 @@
 // Paths carry ids and queries carry codes; labels stay few and free of secrets.
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
+import type { FrontStep } from './front.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
 import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
@@ -21,8 +22,8 @@ const UNKNOWN_PROVIDER = '_unknown';
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Counts and times every request once its response is done. */
-  readonly recordRequests: RequestHandler;
+  /** Counts and times every request once its response is done (a step of the front, front.ts). */
+  readonly recordRequests: FrontStep;
   /** Serves the registry in Prometheus's text format. */
   readonly serveMetrics: RequestHandler;
   /** Engine middleware: labels engine requests with their route name (installed by oidc/hooks.ts). */
@@ -73,25 +74,27 @@ export function createMetrics(): Metrics {
   for (const kind of ['mail', 'backchannel_logout']) for (const outcome of ['sent', 'retry', 'failed']) outboxOutcomes.inc({ kind, outcome }, 0);
 
   const engineRoutes = new WeakMap<IncomingMessage, string>();
-  const routeOf = (req: Request): string => {
+  /** `url`: as the request arrived. Express, when it handled the request, left its matched route on it. */
+  const routeOf = (req: IncomingMessage & Partial<Pick<Request, 'route' | 'baseUrl'>>, url: string): string => {
     const engineRoute = engineRoutes.get(req);
     if (engineRoute) return engineRoute;
     const path = (req.route as { path?: unknown } | undefined)?.path;
-    if (path !== undefined) return `${req.baseUrl}${String(path)}`;
-    if (req.originalUrl.startsWith('/assets/')) return '/assets';
+    if (path !== undefined) return `${req.baseUrl ?? ''}${String(path)}`;
+    if (url.startsWith('/assets/')) return '/assets';
     return 'unmatched';
   };
 
   return {
     registry,
-    recordRequests(req, res, next) {
+    recordRequests(req, res) {
       const started = process.hrtime.bigint();
+      const url = req.url ?? '';
       res.once('close', () => {
-        const labels = { method: METHODS.has(req.method) ? req.method : 'OTHER', route: routeOf(req), status: String(res.statusCode) };
+        const method = req.method ?? 'OTHER';
+        const labels = { method: METHODS.has(method) ? method : 'OTHER', route: routeOf(req, url), status: String(res.statusCode) };
         requests.inc(labels);
         requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       });
-      next();
     },
     async serveMetrics(_req, res) {
       res.type(registry.contentType).send(await registry.metrics());

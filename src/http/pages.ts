@@ -49,9 +49,13 @@ function viewResolver(overrideDir: string | undefined) {
 export function createPageRenderer({ defaultLanguage, branding, recovery }: PageSettings = DEFAULT_SETTINGS): RenderPage {
   const resolveView = viewResolver(branding.templatesDir);
   // Our own caches, not EJS's global one: a compiled template keeps the includer it was compiled
-  // with, and two renderers (tests, or another override folder) must not share them.
+  // with, and two renderers (tests, or another override folder) must not share them. Partials are
+  // compiled once too: EJS keeps an included template only in `ejs.cache`, so that is this
+  // renderer's own cache while one of its templates renders (rendering is synchronous).
   const sources = new Map<string, string>();
   const templates = new Map<string, ejs.TemplateFunction>();
+  const partials = new Map<string, ejs.TemplateFunction>();
+  const partialCache = { get: (file: string) => partials.get(file), set: (file: string, fn: ejs.TemplateFunction) => void partials.set(file, fn), remove: (file: string) => void partials.delete(file), reset: () => partials.clear() };
   const sourceOf = (file: string) => sources.get(file) ?? sources.set(file, readFileSync(file, 'utf8')).get(file)!;
   const includer = (original: string) => {
     const filename = resolveView(original);
@@ -60,10 +64,20 @@ export function createPageRenderer({ defaultLanguage, branding, recovery }: Page
   const templateOf = (file: string) => {
     let template = templates.get(file);
     if (!template) {
-      template = ejs.compile(sourceOf(file), { filename: file, root: VIEWS_DIR, includer: includer as unknown as ejs.IncluderCallback, async: false });
+      template = ejs.compile(sourceOf(file), { filename: file, root: VIEWS_DIR, includer: includer as unknown as ejs.IncluderCallback, async: false, cache: true });
       templates.set(file, template);
     }
     return template;
+  };
+  const render = (file: string, data: ejs.Data) => {
+    const template = templateOf(file);
+    const shared = ejs.cache;
+    ejs.cache = partialCache;
+    try {
+      return template(data);
+    } finally {
+      ejs.cache = shared;
+    }
   };
   const brand = {
     logoUrl: branding.logoFile ? BRAND_ASSETS.logo : branding.logoUrl,
@@ -87,6 +101,6 @@ export function createPageRenderer({ defaultLanguage, branding, recovery }: Page
       describeScope: (scope: string) => describeScope(t, scope),
       describeClaim: (claim: string) => describeClaim(t, claim),
     };
-    return Promise.resolve().then(() => templateOf(resolveView(view))(page));
+    return Promise.resolve().then(() => render(resolveView(view), page));
   };
 }

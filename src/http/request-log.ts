@@ -4,30 +4,32 @@
 // in X-Request-Id. The line names the path without its query (which may carry codes) and
 // with long opaque segments masked: /interaction/<uid> holds the interaction cookie's value.
 import { randomUUID } from 'node:crypto';
-import type { RequestHandler } from 'express';
 import { REQUEST_ID_HEADER, type Logger } from '../core/logger.js';
+import type { FrontStep } from './front.js';
 
 const VALID_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** The engine's ids (interaction uids, 43 characters) and the like; no route name is this long. */
 const OPAQUE_SEGMENT = /\/[\w-]{32,}(?=\/|$)/g;
 
-function loggablePath(originalUrl: string): string {
-  const path = (originalUrl.split('?', 1)[0] ?? '').replace(OPAQUE_SEGMENT, '/:id');
+function loggablePath(url: string): string {
+  const path = (url.split('?', 1)[0] ?? '').replace(OPAQUE_SEGMENT, '/:id');
   return path.length > 512 ? `${path.slice(0, 512)}…` : path;
 }
 
-export function logRequests(logger: Logger): RequestHandler {
-  return function logRequest(req, res, next) {
+export function logRequests(logger: Logger): FrontStep {
+  return function logRequest(req, res) {
     const started = process.hrtime.bigint();
-    const offered = req.get(REQUEST_ID_HEADER);
-    const requestId = offered !== undefined && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
+    // As it arrived: Express rewrites req.url while a router handles it.
+    const url = req.url ?? '';
+    const offered = req.headers['x-request-id'];
+    const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, requestId);
     res.once('close', () => {
       logger.info(
         {
           request_id: requestId,
           method: req.method,
-          path: loggablePath(req.originalUrl),
+          path: loggablePath(url),
           status: res.statusCode,
           duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
           ...(res.writableFinished ? {} : { aborted: true }),
@@ -35,6 +37,5 @@ export function logRequests(logger: Logger): RequestHandler {
         'request',
       );
     });
-    next();
   };
 }

@@ -1,11 +1,15 @@
 // Response headers for everything we and the engine serve (helmet), and the no-store default
 // for everything but the public documents that clients are meant to cache.
-import type { RequestHandler } from 'express';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import helmet from 'helmet';
 import { ROUTES } from '../oidc/provider.js';
+import { pathOf, type FrontStep } from './front.js';
 
-export function securityHeaders({ issuer }: { issuer: string }): RequestHandler {
-  return helmet({
+const noop = () => {};
+
+export function securityHeaders({ issuer }: { issuer: string }): FrontStep {
+  const setHeaders = helmet({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -31,6 +35,14 @@ export function securityHeaders({ issuer }: { issuer: string }): RequestHandler 
     // Browsers ignore HSTS over http; sending it from a local http issuer would only mislead.
     strictTransportSecurity: new URL(issuer).protocol === 'https:' ? { maxAge: 31_536_000, includeSubDomains: true } : false,
   });
+  // The headers depend on the configuration only: helmet works them out once, on a response that
+  // is never sent, and every response gets the same list.
+  const template = new ServerResponse(new IncomingMessage(new Socket()));
+  setHeaders(template.req, template, noop);
+  const headers = template.getHeaderNames().map((name) => [name, template.getHeader(name) as string | string[]] as const);
+  return function setSecurityHeaders(_req, res) {
+    for (const [name, value] of headers) res.setHeader(name, value);
+  };
 }
 
 const PUBLIC_DOCUMENTS = new Set(['/.well-known/openid-configuration', ROUTES.jwks]);
@@ -43,7 +55,6 @@ const PUBLIC_DOCUMENTS = new Set(['/.well-known/openid-configuration', ROUTES.jw
  */
 export const PUBLIC_DOCUMENT_CACHE = 'public, max-age=300';
 
-export const cacheControl: RequestHandler = function cacheControl(req, res, next) {
-  res.set('Cache-Control', PUBLIC_DOCUMENTS.has(req.path) ? PUBLIC_DOCUMENT_CACHE : 'no-store');
-  next();
+export const cacheControl: FrontStep = function cacheControl(req, res) {
+  res.setHeader('Cache-Control', PUBLIC_DOCUMENTS.has(pathOf(req)) ? PUBLIC_DOCUMENT_CACHE : 'no-store');
 };

@@ -36,23 +36,23 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[]): AdapterPayload | undefined {
+/** `id`: what the row was found by, when it was found by its id. */
+function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[], id?: string): AdapterPayload | undefined {
   if (!row) return undefined;
-  const payload = openPayload(model, row.payload, secrets) as AdapterPayload;
+  const payload = openPayload(model, row.payload, secrets, id) as AdapterPayload;
   if (row.consumedAt) payload.consumed = epochSeconds(row.consumedAt);
   return payload;
 }
 
 const text = (value: unknown) => (typeof value === 'string' ? value : null);
 
-/** Request parameters end up in payloads, and PostgreSQL cannot store U+0000 in jsonb. */
+/**
+ * Request parameters end up in payloads, and PostgreSQL cannot store U+0000 in jsonb. JSON writes
+ * it, in a key or a value, as \u0000 after an even number of backslashes (a backslash of the
+ * text is written \\), so one plain serialisation finds it.
+ */
 function refuseNul(payload: unknown): void {
-  let found = false;
-  JSON.stringify(payload, (key, value: unknown) => {
-    if (key.includes('\0') || (typeof value === 'string' && value.includes('\0'))) found = true;
-    return value;
-  });
-  if (found) throw new errors.InvalidRequest('parameters must not contain NUL characters');
+  if (/(?<!\\)(?:\\\\)*\\u0000/.test(JSON.stringify(payload))) throw new errors.InvalidRequest('parameters must not contain NUL characters');
 }
 
 /** Distinct clients kept by the client cache; beyond this the oldest entry is dropped. */
@@ -134,7 +134,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets);
+        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets, id);
       },
 
       async findByUid(uid) {

@@ -10,7 +10,7 @@
 // 4. event listeners: logs, the audit trail, failed client authentications, metrics.
 import type { IncomingMessage } from 'node:http';
 import Provider, { errors, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
-import { SESSION_SEEN_KEY, type SessionSeen } from '../artifacts/session-seen.js';
+import { onlyLastSeenMoved, SESSION_SEEN_KEY, type SessionSeen } from '../artifacts/session-seen.js';
 import { createEngineAudit } from '../audit/hooks.js';
 import type { AuditLog } from '../audit/log.js';
 import { CLIENT_AUTHENTICATED_ERROR_EVENTS, createClientAuthLimit } from '../clients/auth-limits.js';
@@ -41,7 +41,8 @@ export type AdapterFactory = (model: string) => Adapter;
  *   `admin` is given by an administrator, never self-registered;
  * - PushedAuthorizationRequest and DeviceCode: a request naming `admin` is refused at /par and
  *   /device/auth at once, not only later when it is used (admin-access.ts);
- * - Session: each save records where and when the session was used (artifacts/session-seen.ts);
+ * - Session: each save records where and when the session was used, and a save that would only
+ *   move its expiry and last-seen time by less than a minute is skipped (artifacts/session-seen.ts);
  * and, outermost, the time every call takes when `observe` is given (metrics).
  */
 export function adapterWithHooks(storage: AdapterFactory, { now, observe }: { now: Clock; observe?: AdapterObserver }): AdapterFactory {
@@ -50,8 +51,7 @@ export function adapterWithHooks(storage: AdapterFactory, { now, observe }: { no
     let adapter = hooked.get(model);
     if (!adapter) {
       const stored = storage(model);
-      const upsert = UPSERT_POLICIES[model]?.(stored, now);
-      adapter = upsert ? { ...stored, upsert } : stored;
+      adapter = { ...stored, ...POLICIES[model]?.(stored, now) };
       hooked.set(model, adapter);
     }
     return adapter;
@@ -59,32 +59,57 @@ export function adapterWithHooks(storage: AdapterFactory, { now, observe }: { no
   return observe ? timeAdapterCalls(withPolicies, observe) : withPolicies;
 }
 
-type Upsert = Adapter['upsert'];
-
-const UPSERT_POLICIES: Record<string, (stored: Adapter, now: Clock) => Upsert> = {
-  Client: (stored) =>
-    async function refuseAdminScopeInRegistration(id, payload, expiresIn) {
+const POLICIES: Record<string, (stored: Adapter, now: Clock) => Partial<Adapter>> = {
+  Client: (stored) => ({
+    upsert: async function refuseAdminScopeInRegistration(id, payload, expiresIn) {
       if (typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE)) {
         throw new errors.InvalidClientMetadata(`the ${ADMIN_SCOPE} scope cannot be registered dynamically`);
       }
       return stored.upsert(id, payload, expiresIn);
     },
-  PushedAuthorizationRequest: (stored) =>
-    async function refuseAdminScopeInPushedRequest(id, payload, expiresIn) {
+  }),
+  PushedAuthorizationRequest: (stored) => ({
+    upsert: async function refuseAdminScopeInPushedRequest(id, payload, expiresIn) {
       refuseAdminScope(scopeOfRequestObject(payload.request));
       return stored.upsert(id, payload, expiresIn);
     },
-  DeviceCode: (stored) =>
-    async function refuseAdminScopeInDeviceCode(id, payload, expiresIn) {
+  }),
+  DeviceCode: (stored) => ({
+    upsert: async function refuseAdminScopeInDeviceCode(id, payload, expiresIn) {
       refuseAdminScope((payload.params as { scope?: unknown } | undefined)?.scope);
       return stored.upsert(id, payload, expiresIn);
     },
-  Session: (stored, now) =>
-    async function recordWhereSessionIsUsed(id, payload, expiresIn) {
-      // Saved outside an engine request (rare): keep what was recorded before.
-      const seen = seenInThisRequest(now()) ?? ((await stored.find(id)) as AdapterPayload | undefined)?.[SESSION_SEEN_KEY];
-      return stored.upsert(id, seen ? { ...payload, [SESSION_SEEN_KEY]: seen } : payload, expiresIn);
+  }),
+  Session: (stored, now) => ({
+    find: async function rememberSessionRead(id) {
+      const payload = await stored.find(id);
+      if (payload) rememberReadInThisRequest(id, payload);
+      return payload;
     },
+    upsert: async function recordWhereSessionIsUsed(id, payload, expiresIn) {
+      const seen = seenInThisRequest(now());
+      if (seen && onlyLastSeenMoved(readInThisRequest(id), payload, seen)) return;
+      // Saved outside an engine request (rare): keep what was recorded before.
+      const recorded = seen ?? ((await stored.find(id)) as AdapterPayload | undefined)?.[SESSION_SEEN_KEY];
+      return stored.upsert(id, recorded ? { ...payload, [SESSION_SEEN_KEY]: recorded } : payload, expiresIn);
+    },
+  }),
+};
+
+/** The sessions the engine's request being served read, by id: what a save in the same request is compared with. Nothing outlives the request. */
+const sessionsRead = new WeakMap<object, Map<string, AdapterPayload>>();
+
+function rememberReadInThisRequest(id: string, payload: AdapterPayload): void {
+  const ctx = Provider.ctx;
+  if (!ctx) return;
+  let read = sessionsRead.get(ctx);
+  if (!read) sessionsRead.set(ctx, (read = new Map()));
+  read.set(id, payload);
+}
+
+const readInThisRequest = (id: string): AdapterPayload | undefined => {
+  const ctx = Provider.ctx;
+  return ctx ? sessionsRead.get(ctx)?.get(id) : undefined;
 };
 
 /** Where the engine's request being served comes from (the engine keeps it in AsyncLocalStorage), if any. */

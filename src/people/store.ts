@@ -2,6 +2,7 @@
 import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readTime } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';
 import { removeUnlessLastWay } from './sign-in-ways.js';
 import type { User } from '../generated/sqlite/client.js';
@@ -72,10 +73,12 @@ function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
 
 export function createUserStore(db: DbHandle) {
   const { prisma } = db;
-  // Written in SQL: the engine looks the person up on every userinfo, refresh and code redemption (dialect.ts).
+  // Written in SQL and kept prepared: the engine looks the person up on every userinfo, refresh and code redemption (db/executor.ts).
   const dialect = dialectOf(db.flavour);
   const columns = USER_COLUMNS.map((c) => `"${c}"`).join(', ');
-  const byId = dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`);
+  const byId = { name: 'user_by_id', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`) };
+  const byEmail = { name: 'user_by_email', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "email" = ?`) };
+  const sql = executorOf(db);
   // Written in SQL for ESCAPE: Prisma's `contains` passes % and _ through as wildcards, and
   // SQLite's LIKE has no escape character unless the statement names one.
   const searched = `FROM "User" WHERE "email" LIKE ? ESCAPE '!' OR "name" LIKE ? ESCAPE '!'`;
@@ -83,7 +86,7 @@ export function createUserStore(db: DbHandle) {
   return {
     async findById(id: string): Promise<User | null> {
       if (hasNul(id)) return null;
-      const [raw] = await prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(byId, id);
+      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byId, [id]);
       return raw ? toUser(raw) : null;
     },
 
@@ -107,7 +110,12 @@ export function createUserStore(db: DbHandle) {
       return { users: rows.map(toUser), total: Number(counted?.total ?? 0) };
     },
 
-    findByEmail: async (email: string) => (hasNul(email) ? null : prisma.user.findUnique({ where: { email: normalizeEmail(email) } })),
+    /** Every password sign-in looks the person up by email (kept prepared, as findById). */
+    async findByEmail(email: string): Promise<User | null> {
+      if (hasNul(email)) return null;
+      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byEmail, [normalizeEmail(email)]);
+      return raw ? toUser(raw) : null;
+    },
 
     /** The people with these (already normalized) emails. */
     findManyByEmail: (emails: readonly string[]) => prisma.user.findMany({ where: { email: { in: [...emails] } } }),

@@ -3,10 +3,12 @@
 // credential; retention deletes old events only; operators read them with `audit list`.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAuditStore } from '../../src/audit/store.js';
-import { pruneAuditEvents, startAuditRetention } from '../../src/audit/log.js';
+import { createAuditLog, pruneAuditEvents, startAuditRetention } from '../../src/audit/log.js';
+import { createLogger } from '../../src/core/logger.js';
+import type { Executor } from '../../src/db/executor.js';
 import { logout, RecordingBrowser, revokeToken, signInAndRefresh } from '../helpers/code-flow.js';
 import { runCli } from '../helpers/commands.js';
-import { flavours } from '../helpers/databases.js';
+import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
 
@@ -150,5 +152,44 @@ describe.each(await flavours())('audit trail on %s', (flavour) => {
     }
     expect(errors).toEqual([]);
     expect(await queries.list({ type: 'token.issued' })).toHaveLength(2);
+  });
+});
+
+describe.each(await flavours())('audit log batches on %s', (flavour) => {
+  let db: MigratedDb;
+  const statements: number[] = [];
+  let log: ReturnType<typeof createAuditLog>;
+  beforeAll(async () => {
+    db = await migratedDb(flavour);
+    // The database's own executor, counting the INSERTs and the events each carries.
+    const counting: Executor = {
+      rows: (statement, args) => db.executor.rows(statement, args),
+      changes: async (statement, args) => {
+        const changed = await db.executor.changes(statement, args);
+        statements.push(changed);
+        return changed;
+      },
+    };
+    log = createAuditLog({ prisma: db.prisma, flavour: db.flavour, executor: counting }, createLogger({ logLevel: 'silent' }));
+  });
+  afterAll(async () => db?.drop());
+
+  it('writes the events of one turn of the event loop in one INSERT, each written by the time its record() resolves', async () => {
+    statements.length = 0;
+    const recorded = Array.from({ length: 5 }, (_, i) => log.record({ type: 'token.issued', clientId: `turn-${i}` }));
+    for (const [i, record] of recorded.entries()) {
+      await record;
+      expect(await db.prisma.auditEvent.count({ where: { clientId: `turn-${i}` } })).toBe(1);
+    }
+    expect(statements).toEqual([5]);
+  });
+
+  it('writes an event recorded alone by itself, and one recorded in a later turn in a statement of its own', async () => {
+    statements.length = 0;
+    await log.record({ type: 'token.issued', clientId: 'alone-1' });
+    await new Promise((resolve) => setImmediate(resolve));
+    await log.record({ type: 'token.issued', clientId: 'alone-2' });
+    expect(statements).toEqual([1, 1]);
+    expect(await db.prisma.auditEvent.count({ where: { clientId: { startsWith: 'alone-' } } })).toBe(2);
   });
 });

@@ -11,11 +11,9 @@
 // given as static `clients`, which the engine would build once and keep, skipping the
 // per-request lookup Gatehouse has to make.
 //
-// Sign-in is a minimal handler in the spirit of the engine's own example: one form, the same
-// bcrypt comparison against the same user row, and consent granted with the sign-in (Gatehouse
-// remembers consent, so its measured flows also show the login page only).
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import bcrypt from 'bcrypt';
+// Sign-in is the minimal handler both baselines share (sign-in-pages.ts), comparing against
+// the same user rows.
+import { createServer } from 'node:http';
 import type { Adapter, AdapterPayload, Configuration } from 'oidc-provider';
 // The engine's default adapter (an LRU of 1000 entries); the package has no exports map.
 // @ts-expect-error no type declarations for the engine's internal module
@@ -35,6 +33,7 @@ import { correctTokenEndpointErrors } from '../../src/oidc/token-errors.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { createProvider } from '../../src/oidc/provider.js';
 import { loadPairwiseSalt } from '../../src/oidc/subjects.js';
+import { engineWithSignInPages } from './sign-in-pages.js';
 
 const MemoryAdapter = MemoryAdapterModule as new (model: string) => Adapter;
 
@@ -82,57 +81,9 @@ for (const row of await db.prisma.client.findMany()) {
 }
 
 const users = createUserStore(db);
-const engine = provider.callback();
-
-async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
-function page(res: ServerResponse, status: number, html: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
-  res.end(html);
-}
-
-async function interaction(req: IncomingMessage, res: ServerResponse, uid: string, step: string | undefined): Promise<void> {
-  const details = await provider.interactionDetails(req, res);
-  if (req.method === 'GET' && !step) {
-    const action = details.prompt.name === 'login' ? 'login' : 'confirm';
-    const fields = action === 'login' ? '<input name="email"><input name="password" type="password">' : '';
-    return page(res, 200, `<!doctype html><form method="post" action="/interaction/${uid}/${action}">${fields}<button>Go</button></form>`);
-  }
-  const form = await readForm(req);
-  const clientId = String(details.params.client_id);
-  if (step === 'login') {
-    const user = await users.findByEmail(form.get('email') ?? '');
-    const ok = await bcrypt.compare(form.get('password') ?? '', user?.passwordHash ?? '$2b$04$invalidinvalidinvalidinvalidinvalidinvalidinvalidinva');
-    if (!user || !ok) return page(res, 400, '<!doctype html><p>wrong email or password</p>');
-    const grant = new provider.Grant({ accountId: user.id, clientId });
-    grant.addOIDCScope(String(details.params.scope ?? 'openid'));
-    const grantId = await grant.save();
-    return provider.interactionFinished(req, res, { login: { accountId: user.id }, consent: { grantId } }, { mergeWithLastSubmission: false });
-  }
-  // A consent prompt after sign-in (prompt=consent): grant what it lists.
-  const accountId = details.session?.accountId;
-  if (!accountId) return page(res, 400, '<!doctype html><p>no session</p>');
-  const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
-  const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-  if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-  if (missing.missingOIDCClaims?.length) grant.addOIDCClaims(missing.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
-  const grantId = await grant.save();
-  return provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
-}
-
-const server = createServer((req, res) => {
-  const match = /^\/interaction\/([\w-]+)(?:\/(login|confirm))?$/.exec((req.url ?? '').split('?')[0] ?? '');
-  if (!match) return void engine(req, res);
-  interaction(req, res, match[1] as string, match[2]).catch((error: unknown) => {
-    logger.error({ err: error }, 'baseline interaction failed');
-    if (!res.headersSent) page(res, 500, '<!doctype html><p>error</p>');
-  });
-});
+const server = createServer(
+  engineWithSignInPages(provider, (email) => users.findByEmail(email), (error) => logger.error({ err: error }, 'baseline interaction failed')),
+);
 server.listen(config.server.port, config.server.host);
 
 process.on('SIGTERM', () => {

@@ -1,17 +1,18 @@
 // The benchmarked servers, each in its own child process (so its RSS and start-up time are its
-// own, and the load generator does not share its event loop): Gatehouse as `npm start` runs it
-// (src/server.ts under tsx), and the in-memory baseline (baseline-server.ts).
+// own, and the load generator does not share its event loop): Gatehouse compiled (dist/) or from
+// src/ under tsx, the in-memory baseline (baseline-server.ts) and the bare engine
+// (bare-engine-server.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../helpers/ports.js';
 
-
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENTRIES = {
   gatehouse: fileURLToPath(new URL('../../src/server.ts', import.meta.url)),
   baseline: fileURLToPath(new URL('./baseline-server.ts', import.meta.url)),
+  bare: fileURLToPath(new URL('./bare-engine-server.ts', import.meta.url)),
   /** `npm run build` output, run by plain node as the container runs it. */
   'gatehouse-dist': fileURLToPath(new URL('../../dist/server.js', import.meta.url)),
 };
@@ -40,7 +41,6 @@ export interface RunningServer {
   cpuMs(): number;
   stop(): Promise<void>;
 }
-
 
 function readPeakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

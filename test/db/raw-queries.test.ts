@@ -1,21 +1,56 @@
 // The statements written in SQL for speed (artifacts, audit events, the user lookup; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
-// PostgreSQL alike: rows written one way are read back identically the other way.
+// PostgreSQL alike: rows written one way are read back identically the other way. They run three
+// ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the
+// default), prepared on each use (DATABASE_PREPARED_STATEMENTS=false), and through a Prisma
+// client (a transaction's handle, which has no executor of its own).
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { createUserStore } from '../../src/people/store.js';
+import { createResourceStore } from '../../src/resources/store.js';
+import { counter } from '../../src/core/counters.js';
+import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
-import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
+import { pgExecutor, sqliteExecutor } from '../../src/db/executor.js';
+import { createTestDatabase, flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
-describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
+/** How the store under test runs its statements; the query builder always goes through `db.prisma`. */
+const EXECUTORS: Record<string, (db: Db) => Promise<{ handle: DbHandle; close?: () => Promise<void> }>> = {
+  'prepared on the driver': async (db) => ({ handle: db }),
+  'prepared on each use': async (db) => {
+    const unprepared = await createDb({ url: db.url, flavour: db.flavour, preparedStatements: false });
+    return { handle: unprepared, close: () => unprepared.close() };
+  },
+  'through a Prisma client': async (db) => ({ handle: { prisma: db.prisma, flavour: db.flavour } }),
+};
+
+describe.each(
+  (await flavours()).flatMap((flavour) => Object.keys(EXECUTORS).map((way) => [flavour, way] as const)),
+)('hand-written SQL on %s, %s', (flavour, way) => {
   let db: MigratedDb;
-  beforeAll(async () => (db = await migratedDb(flavour)));
-  afterAll(async () => db?.drop());
+  let handle: DbHandle;
+  let closeHandle: (() => Promise<void>) | undefined;
+  // Times must not depend on the process's time zone (pg reads and writes local time by default).
+  const zone = process.env.TZ;
+  beforeAll(async () => {
+    process.env.TZ = 'Asia/Seoul';
+    db = await migratedDb(flavour);
+    ({ handle, close: closeHandle } = await EXECUTORS[way]!(db));
+  });
+  afterAll(async () => {
+    if (zone === undefined) delete process.env.TZ;
+    else process.env.TZ = zone;
+    await closeHandle?.();
+    await db?.drop();
+  });
 
   it('reads a person exactly as the query builder does, booleans, times and counters included', async () => {
-    const users = createUserStore(db);
+    const users = createUserStore(handle);
     await users.create('u-plain', { email: 'Plain@Example.com', emailVerified: false, name: null, givenName: null, familyName: null, preferredUsername: null, picture: null, locale: null }, 'hash');
     await db.prisma.user.create({
       data: { id: 'u-full', email: 'full@example.com', emailVerified: true, passwordHash: 'hash', name: 'Full Name', locale: 'ko', disabled: true, totpSecretEncrypted: 'sealed', totpEnabledAt: new Date('2030-01-02T03:04:05.678Z'), totpLastStep: 123456789 },
@@ -23,12 +58,78 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
     for (const id of ['u-plain', 'u-full']) {
       expect(await users.findById(id)).toEqual(await db.prisma.user.findUnique({ where: { id } }));
     }
+    // By email, as typed: normalized first.
+    expect(await users.findByEmail(' PLAIN@example.COM ')).toEqual(await db.prisma.user.findUnique({ where: { email: 'plain@example.com' } }));
+    expect(await users.findByEmail('full@example.com')).toEqual(await db.prisma.user.findUnique({ where: { id: 'u-full' } }));
+    expect(await users.findByEmail('nobody@example.com')).toBeNull();
+    expect(await users.findByEmail('nul\0@example.com')).toBeNull();
     expect(await users.findById('nobody')).toBeNull();
     expect(await users.findById('nul\0id')).toBeNull();
   });
 
+  it('reads a resource exactly as the query builder does', async () => {
+    await db.prisma.resource.create({ data: { id: 'https://api.example', name: 'API', scope: 'read write', accessTokenFormat: 'opaque', accessTokenTtl: 600, introspectionClients: 'a b' } });
+    await db.prisma.resource.create({ data: { id: 'https://jwt.example', scope: 'read' } });
+    const resources = createResourceStore(handle);
+    for (const id of ['https://api.example', 'https://jwt.example']) {
+      expect(await resources.find(id)).toEqual(await db.prisma.resource.findUnique({ where: { id } }));
+    }
+    expect(await resources.find('https://nothing.example')).toBeNull();
+    expect(await resources.find('nul\0id')).toBeNull();
+  });
+
+  it("counts failures exactly as rate-limiter-flexible's Prisma store does, in the same rows", async () => {
+    const options = { storeClient: db.prisma, tableName: 'rateLimiterFlexible', points: 3, duration: 60, clearExpiredByTimeout: false };
+    const ours = counter(handle, 'ours', 3, 60);
+    const theirs = new RateLimiterPrisma({ ...options, keyPrefix: 'theirs' });
+    const answer = (res: RateLimiterRes) => ({ consumed: res.consumedPoints, remaining: res.remainingPoints, first: res.isFirstInDuration, windowLeft: Math.round(res.msBeforeNext / 1000) });
+    const steps: [string, (limiter: RateLimiterPrisma) => Promise<unknown>][] = [
+      ['first penalty', (l) => l.penalty('k')],
+      ['second penalty', (l) => l.penalty('k', 2)],
+      ['reward', (l) => l.reward('k')],
+      ['get', (l) => l.get('k')],
+      ['get nothing', (l) => l.get('nobody')],
+      ['block', (l) => l.block('k', 300)],
+      ['get blocked', (l) => l.get('k')],
+      ['delete', (l) => l.delete('k')],
+      ['delete nothing', (l) => l.delete('k')],
+      ['after delete', (l) => l.penalty('k')],
+    ];
+    for (const [step, run] of steps) {
+      const [mine, reference] = [await run(ours), await run(theirs)];
+      const view = (value: unknown) => (value instanceof RateLimiterRes ? answer(value) : value);
+      expect(view(mine), step).toEqual(view(reference));
+    }
+    // An expired window starts again at the new points, for both.
+    for (const prefix of ['ours', 'theirs']) await db.prisma.rateLimiterFlexible.update({ where: { key: `${prefix}:k` }, data: { points: 7, expire: new Date(Date.now() - 1000) } });
+    expect(answer(await ours.penalty('k'))).toEqual(answer(await theirs.penalty('k')));
+    const rows = await db.prisma.rateLimiterFlexible.findMany({ where: { key: { in: ['ours:k', 'theirs:k'] } }, orderBy: { key: 'asc' } });
+    expect(rows.map((r) => r.points)).toEqual([1, 1]);
+    expect(Math.abs(rows[0]!.expire!.getTime() - rows[1]!.expire!.getTime())).toBeLessThan(5000);
+  });
+
+  it("finds an account's newest live grant for a client, as the query builder orders them", async () => {
+    const artifacts = createArtifactStore(handle);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const grant = (id: string, createdAt: Date, expiresAt: Date | null, accountId = 'acc-g', clientId = 'client-g') =>
+      db.prisma.oidcArtifact.create({ data: { model: 'Grant', id, payload: {}, grantId: id, accountId, clientId, createdAt, expiresAt } });
+    await grant('g-old', new Date('2030-01-01T00:00:00.000Z'), null);
+    await grant('g-new', new Date('2030-02-01T00:00:00.000Z'), new Date(now.getTime() + 1));
+    await grant('g-newest-expired', new Date('2030-03-01T00:00:00.000Z'), now);
+    await grant('g-other-client', new Date('2030-04-01T00:00:00.000Z'), null, 'acc-g', 'client-other');
+    const built = await db.prisma.oidcArtifact.findFirst({
+      where: { model: 'Grant', accountId: 'acc-g', clientId: 'client-g', OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
+      orderBy: { createdAt: 'desc' },
+    });
+    expect(built?.id).toBe('g-new');
+    expect(await artifacts.latestGrantId('acc-g', 'client-g', now)).toBe(built?.id);
+    expect(await artifacts.latestGrantId('acc-g', 'client-g', new Date(now.getTime() + 1))).toBe('g-old');
+    expect(await artifacts.latestGrantId('acc-g', 'nobody', now)).toBeNull();
+    expect(await artifacts.latestGrantId('acc-g\0', 'client-g', now)).toBeNull();
+  });
+
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
-    const artifacts = createArtifactStore(db);
+    const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');
     const payload = { jti: 'at-1', nested: { list: [1, 'two', null], unicode: '한국어 ✓' }, exp: 1 };
     const lookups = { grantId: 'g-1', uid: 'uid-1', userCode: null, accountId: 'acc-1', clientId: 'client-1' };
@@ -78,7 +179,7 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('writes audit events, one or many in a statement, that the query builder lists', async () => {
-    const audit = createAuditStore(db);
+    const audit = createAuditStore(handle);
     const at = new Date('2030-07-08T09:10:11.012Z');
     await audit.record({ type: 'token.issued', clientId: 'c', details: { grant_type: 'client_credentials' } }, at);
     await audit.recordMany([
@@ -96,8 +197,78 @@ describe.each(await flavours())('hand-written SQL on %s', (flavour) => {
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {
-    const log = createAuditLog(db, createLogger({ logLevel: 'silent' }));
+    const log = createAuditLog(handle, createLogger({ logLevel: 'silent' }));
     await Promise.all(Array.from({ length: 1234 }, (_, i) => log.record({ type: 'token.issued', clientId: `burst-${i}` })));
     expect(await db.prisma.auditEvent.count({ where: { clientId: { startsWith: 'burst-' } } })).toBe(1234);
+  });
+});
+
+const available = await flavours();
+
+describe('keeping statements prepared', () => {
+  const statement = { name: 'keep_prepared_probe', text: 'SELECT 1 AS "one"' };
+
+  it('prepares a named statement once on a better-sqlite3 handle, and on every use when told not to keep it', async () => {
+    for (const [prepared, expected] of [[true, 1], [false, 3]] as const) {
+      const handle = new Database(':memory:');
+      let prepares = 0;
+      const prepare = handle.prepare.bind(handle);
+      handle.prepare = ((text: string) => (prepares++, prepare(text))) as typeof handle.prepare;
+      const executor = sqliteExecutor(handle, { prepared });
+      for (let i = 0; i < 3; i++) expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+      expect(prepares).toBe(expected);
+      // A statement without a name (a batch of unusual size) is never kept.
+      prepares = 0;
+      await executor.rows({ text: statement.text }, []);
+      await executor.rows({ text: statement.text }, []);
+      expect(prepares).toBe(2);
+      handle.close();
+    }
+  });
+
+  it('commits the writes of one turn on SQLite in one transaction, each with its own answer, a failing one alone refused', async () => {
+    const handle = new Database(':memory:');
+    handle.exec('CREATE TABLE t (id TEXT PRIMARY KEY, used INTEGER)');
+    const begun: string[] = [];
+    const exec = handle.exec.bind(handle);
+    handle.exec = ((sql: string) => (begun.push(sql), exec(sql))) as typeof handle.exec;
+    const executor = sqliteExecutor(handle, { prepared: true });
+    const insert = { name: 'insert', text: 'INSERT INTO t (id, used) VALUES (?, 0)' };
+    const use = { name: 'use', text: 'UPDATE t SET used = 1 WHERE id = ? AND used = 0' };
+
+    const answers = await Promise.allSettled([executor.changes(insert, ['a']), executor.changes(insert, ['b']), executor.changes(insert, ['a']), executor.changes(insert, ['c'])]);
+    expect(answers.map((a) => a.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((answers[2] as PromiseRejectedResult).reason)).toContain('UNIQUE');
+    expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+    expect(handle.prepare('SELECT id FROM t ORDER BY id').all()).toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
+    // The group was tried in one transaction, rolled back for the failure, and run again one by one.
+    expect(begun).toEqual(['BEGIN', 'ROLLBACK']);
+
+    begun.length = 0;
+    // Two redemptions of the same row in one turn: exactly one changes it.
+    expect(await Promise.all([executor.changes(use, ['a']), executor.changes(use, ['a']), executor.changes(use, ['b'])])).toEqual([1, 0, 1]);
+    expect(begun).toEqual(['BEGIN', 'COMMIT']);
+    // A write alone, or one made in a later turn, is committed by itself.
+    begun.length = 0;
+    expect(await executor.changes(use, ['c'])).toBe(1);
+    expect(begun).toEqual([]);
+    handle.close();
+  });
+
+  it.runIf(available.includes('postgresql'))('names the statement on the PostgreSQL connection, and sends it unnamed when told not to', async () => {
+    const database = await createTestDatabase('postgresql');
+    try {
+      for (const prepared of [true, false]) {
+        // One connection, so the catalogue read sees the session that ran the statement.
+        const pool = new pg.Pool({ connectionString: database.config.url, max: 1 });
+        const executor = pgExecutor(pool, pg.types, { prepared });
+        expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
+        const { rows } = await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+        expect(rows.map((row) => row.name)).toEqual(prepared ? [statement.name] : []);
+        await pool.end();
+      }
+    } finally {
+      await database.drop();
+    }
   });
 });

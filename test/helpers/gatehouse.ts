@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config/index.js';
 import { loadConfig } from '../../src/config/index.js';
@@ -80,7 +80,7 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
   const config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: issuer, ...options.env }));
   const gatehouse = await createGatehouse(config, options.logger ?? createLogger(config), { now: options.now });
   const server: Server = await new Promise((resolve) => {
-    const s = gatehouse.app.listen(port, '127.0.0.1', () => resolve(s));
+    const s = createServer(gatehouse.app.handle).listen(port, '127.0.0.1', () => resolve(s));
   });
   const ids = new Map<string, string>();
   let closed: Promise<void> | undefined;

@@ -530,7 +530,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect(document.openapi).toBe('3.1.0');
 
     // What the router really answers, read from Express's own route stack.
-    const stack = (server.gatehouse.app as unknown as { router: { stack: Layer[] } }).router.stack;
+    const stack = (server.gatehouse.app.express as unknown as { router: { stack: Layer[] } }).router.stack;
     const adminLayer = stack.find((layer) => layer.name === 'router' && layer.matchers?.[0]?.('/admin/clients'));
     const served = (adminLayer?.handle as unknown as { stack: Layer[] }).stack
       .filter((layer) => layer.route && layer.route.path !== '/openapi.json')

@@ -85,8 +85,12 @@ describe('security headers on an http issuer', () => {
     expect((await pageAt(authorizePath({ client_id: 'who-is-this' }), 400)).html).toContain('invalid_client');
   });
 
-  it('sets them on a 404, as a page and as JSON', async () => {
+  it("sets them on a 404, as a page and as JSON, also under the engine's paths (which the engine hands back to our pages)", async () => {
     await pageAt('/nope', 404);
+    for (const path of ['/token/nope', '/.well-known/nope', '/jwks/nope']) {
+      const page = await pageAt(path, 404);
+      expect(page.headers.get('x-request-id'), path).toEqual(expect.any(String));
+    }
     const json = await fetch(`${server.issuer}/nope`, { headers: { accept: 'application/json' } });
     expect(json.status).toBe(404);
     expectBaseline(json.headers);

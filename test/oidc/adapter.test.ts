@@ -164,6 +164,16 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       expect(await adapter('AuthorizationCode').find('shared')).toBeUndefined();
     });
 
+    it('refuses a NUL character in any key or value, and stores the text \\u0000 as it is', async () => {
+      for (const payload of [{ scope: 'openid\u0000' }, { claims: { 'na\u0000me': null } }, { list: ['a', 'b\\\u0000'] }]) {
+        await expect(adapter('Interaction').upsert('nul', { ...payloadFor('Interaction', 'nul'), ...payload } as AdapterPayload, 3600)).rejects.toMatchObject({ error: 'invalid_request', error_description: 'parameters must not contain NUL characters' });
+      }
+      expect(await adapter('Interaction').find('nul')).toBeUndefined();
+      const literal = { ...payloadFor('Interaction', 'nul'), note: 'the text \\u0000 and a \\ backslash' } as AdapterPayload;
+      await adapter('Interaction').upsert('nul', literal, 3600);
+      expect(await adapter('Interaction').find('nul')).toStrictEqual(literal);
+    });
+
     it('an unknown id is undefined', async () => {
       await adapter('AccessToken').upsert('known', payloadFor('AccessToken', 'known'), 3600);
       expect(await adapter('AccessToken').find('unknown')).toBeUndefined();

@@ -1,0 +1,134 @@
+// The one place hot statements are executed: the few statements the engine runs on every token,
+// userinfo and code request (artifacts, audit events, the person by id; see the stores). They run
+// on Prisma's own driver connection, below its client runtime, with each statement prepared once:
+// - SQLite: the better-sqlite3 handle behind Prisma's adapter, one prepared statement per text;
+// - PostgreSQL: the pg pool behind Prisma's adapter, as named statements, which pg prepares once
+//   on each pooled connection.
+// Prisma remains the schema, the migrations and the client for everything else. With
+// DATABASE_PREPARED_STATEMENTS=false the statements still run on the driver but are not kept
+// prepared (PostgreSQL: unnamed statements, which PgBouncer's transaction pooling accepts).
+// A transaction's handle has no executor of its own: its statements go through the transaction's
+// Prisma client (prismaExecutor), so they stay inside it.
+import type { Database, Statement as SqliteStatement } from 'better-sqlite3';
+import type pg from 'pg';
+import type { Prisma } from './client.js';
+
+/**
+ * A statement in the database's own dialect (dialect.ts). `name` (unique per text) lets the
+ * executor keep it prepared; a statement whose text varies (a batch's size) has none.
+ */
+export interface Statement {
+  readonly name?: string;
+  readonly text: string;
+}
+
+export interface Executor {
+  /** The rows a SELECT returns, as objects keyed by column name, values as the driver reads them (readTime, readJson). */
+  rows<T>(statement: Statement, args: readonly unknown[]): Promise<T[]>;
+  /** How many rows an INSERT, UPDATE or DELETE changed. */
+  changes(statement: Statement, args: readonly unknown[]): Promise<number>;
+}
+
+/** The executor a store uses: the database's own, or a transaction's through its client. */
+export function executorOf(handle: { prisma: Prisma; executor?: Executor }): Executor {
+  return handle.executor ?? prismaExecutor(handle.prisma);
+}
+
+/** Through a Prisma client's raw queries: a transaction's statements, which must stay inside it. */
+export function prismaExecutor(prisma: Prisma): Executor {
+  return {
+    rows: (statement, args) => prisma.$queryRawUnsafe(statement.text, ...args),
+    changes: (statement, args) => prisma.$executeRawUnsafe(statement.text, ...args),
+  };
+}
+
+/** better-sqlite3 binds numbers, bigints, strings, buffers and null only. */
+const sqliteArg = (value: unknown) => (value instanceof Date ? value.getTime() : typeof value === 'boolean' ? Number(value) : value);
+
+interface QueuedWrite {
+  statement: Statement;
+  args: unknown[];
+  resolve(changes: number): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * On the better-sqlite3 handle Prisma's adapter opened (integers come back as bigints, as the
+ * adapter set it). Writes are committed in groups: those made in one turn of the event loop run
+ * together in one transaction once the turn's callbacks have run (setImmediate), so a busy
+ * instance pays for one commit (and its fsync) per turn instead of one per write. Each write's
+ * promise still resolves only once it is committed, with its own count; a group in which anything
+ * fails is rolled back and its writes run again one by one, so each gets its own answer. Reads run
+ * at once (they see every write whose promise has resolved).
+ */
+export function sqliteExecutor(handle: Database, { prepared }: { prepared: boolean }): Executor {
+  const cache = new Map<string, SqliteStatement>();
+  const prepare = ({ name, text }: Statement) => {
+    if (!prepared || name === undefined) return handle.prepare(text);
+    let statement = cache.get(text);
+    if (!statement) cache.set(text, (statement = handle.prepare(text)));
+    return statement;
+  };
+  const run = ({ statement, args }: QueuedWrite) => prepare(statement).run(...args).changes;
+  const queue: QueuedWrite[] = [];
+
+  function runAlone(write: QueuedWrite): void {
+    try {
+      write.resolve(run(write));
+    } catch (error) {
+      write.reject(error);
+    }
+  }
+
+  function commitQueued(): void {
+    const group = queue.splice(0);
+    // Inside a transaction someone else opened (Prisma's, on this connection), or one write alone: as they come.
+    if (group.length === 1 || handle.inTransaction) return group.forEach(runAlone);
+    let counts: number[];
+    try {
+      handle.exec('BEGIN');
+      counts = group.map(run);
+      handle.exec('COMMIT');
+    } catch {
+      if (handle.inTransaction) handle.exec('ROLLBACK');
+      return group.forEach(runAlone);
+    }
+    group.forEach((write, i) => write.resolve(counts[i] as number));
+  }
+
+  return {
+    async rows<T>(statement: Statement, args: readonly unknown[]) {
+      return prepare(statement).all(...args.map(sqliteArg)) as T[];
+    },
+    changes(statement, args) {
+      return new Promise<number>((resolve, reject) => {
+        if (queue.push({ statement, args: args.map(sqliteArg), resolve, reject }) === 1) setImmediate(commitQueued);
+      });
+    },
+  };
+}
+
+/**
+ * `timestamp(3)` (without time zone) holds UTC, as Prisma writes it; pg would read it as local
+ * time, and would send a Date as local time with an offset the column ignores. So times go as
+ * ISO strings in UTC and come back as UTC.
+ */
+const TIMESTAMP_OID = 1114;
+const pgArg = (value: unknown) => (value instanceof Date ? value.toISOString() : value);
+const readUtcTimestamp = (value: string) => new Date(`${value.replace(' ', 'T')}Z`);
+
+/** On the pg pool Prisma's adapter uses. */
+export function pgExecutor(pool: pg.Pool, pgTypes: typeof pg.types, { prepared }: { prepared: boolean }): Executor {
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === TIMESTAMP_OID && format !== 'binary' ? readUtcTimestamp : pgTypes.getTypeParser(oid, format))) as typeof pgTypes.getTypeParser,
+  };
+  const query = ({ name, text }: Statement, args: readonly unknown[]) => pool.query({ ...(prepared && name ? { name } : {}), text, values: args.map(pgArg), types });
+  return {
+    async rows<T>(statement: Statement, args: readonly unknown[]) {
+      return (await query(statement, args)).rows as T[];
+    },
+    async changes(statement, args) {
+      return (await query(statement, args)).rowCount ?? 0;
+    },
+  };
+}
