@@ -14,6 +14,7 @@ import { createPageRenderer } from './http/pages.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
+import { createSignUp } from './people/sign-up.js';
 import { createPasswordReset } from './people/password-reset.js';
 import { createLinkStore } from './people/link-store.js';
 import { createEmailGate } from './people/email-verification.js';
@@ -130,12 +131,14 @@ export function createServices({ config, db, provider, audit, outbox, signIns = 
   const federation = createFederation({ db, config, audit, observe: federatedSignIns });
   const links = { accept: federation.acceptPendingLink, complete: federation.completePendingLink };
   const accountMail = accountMailOf(config, outbox);
-  const emailGate = config.recovery.requireVerifiedEmail ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
+  // SIGNUP=open asks every unverified address to be verified first, so a new account proves its address before its first sign-in to an app.
+  const emailGate = config.recovery.requireVerifiedEmail || config.signUp.mode === 'open' ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
   const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links, emailGate);
   const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
   const composeMail = createMailRenderer(config);
   const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
-  return { mfa, passwords, passkeys, steps, account, federation, passwordReset, accountMail };
+  const signUp = config.signUp.mode === 'open' ? createSignUp({ db, mail: accountMail, audit, config }) : undefined;
+  return { mfa, passwords, passkeys, steps, account, federation, passwordReset, accountMail, signUp };
 }
 
 /** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
@@ -145,13 +148,13 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
     metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
-    const { steps, account, federation, passwordReset, accountMail } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
+    const { steps, account, federation, passwordReset, accountMail, signUp } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh(), accountMail };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit } });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit }, signUp });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
     outbox.start();

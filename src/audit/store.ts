@@ -41,6 +41,8 @@ export const AUDIT_EVENT_TYPES = [
   'password.reset_requested',
   'password.reset',
   'email.verified',
+  'email.changed',
+  'user.sign_up_existing',
   'key.created',
   'key.retired',
   'federation.sign_in',

@@ -132,3 +132,14 @@ export const smtpUrl = optionalText.refine(
   (url) => url === undefined || (URL.canParse(url) && ['smtp:', 'smtps:'].includes(new URL(url).protocol) && new URL(url).hostname !== ''),
   'must be smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (e.g. smtps://id%40acme.example:secret@smtp.acme.example:465)',
 );
+
+/** Comma-separated email domains, lower-cased; unset or empty: none (no restriction). */
+export const domainList = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    const domains = (value ?? '').split(',').map((d) => d.trim().toLowerCase()).filter(Boolean);
+    if (domains.every((d) => /^(?=.{1,253}$)([a-z0-9](-*[a-z0-9])*)(\.[a-z0-9](-*[a-z0-9])*)+$/.test(d))) return domains.length ? domains : undefined;
+    ctx.addIssue({ code: 'custom', message: 'must be comma-separated email domains (e.g. example.com,example.org)' });
+    return z.NEVER;
+  });

@@ -111,7 +111,7 @@ const isFile = (path: string) => existsSync(path) && statSync(path).isFile();
  * production a feature that sends mail needs SMTP_URL: the development fallback (files in
  * MAIL_DIR) would silently lose every mail.
  */
-export function resolveMail({ mail, recovery, branding }: Parsed, issuer: string, production: boolean, problems: string[]) {
+export function resolveMail({ mail, recovery, branding, signUp }: Parsed, issuer: string, production: boolean, problems: string[]) {
   const host = URL.canParse(issuer) ? new URL(issuer).hostname : 'localhost';
   const from = mail.from ?? `"${(branding.productName ?? 'Gatehouse').replace(/["\\\r\n]/g, '')}" <no-reply@${host}>`;
   const passwordReset = recovery.passwordReset ?? (!production || mail.smtpUrl !== undefined);
@@ -120,6 +120,9 @@ export function resolveMail({ mail, recovery, branding }: Parsed, issuer: string
   }
   if (production && !mail.smtpUrl && recovery.requireVerifiedEmail) {
     problems.push('SMTP_URL: is required in production when REQUIRE_VERIFIED_EMAIL=true, so verification links reach people (e.g. smtps://user:pass@smtp.example.com:465)');
+  }
+  if (production && !mail.smtpUrl && signUp.mode === 'open') {
+    problems.push('SMTP_URL: is required in production when SIGNUP=open, so new accounts can verify their addresses (e.g. smtps://user:pass@smtp.example.com:465), or set SIGNUP=closed');
   }
   return { from, passwordReset };
 }

@@ -12,6 +12,7 @@ import {
   duration,
   integer,
   millisecondList,
+  domainList,
   optionalText,
   secretList,
   smtpUrl,
@@ -240,6 +241,12 @@ export const SETTINGS = {
     maxPerAddress: setting('MAIL_LINKS_PER_ADDRESS', integer(1, 1000, '3'), '3', 'Reset links one address may be sent within MAIL_LINK_WINDOW; beyond, requests are answered the same and send nothing.'),
     maxPerIp: setting('MAIL_LINKS_PER_IP', integer(1, 100_000, '20'), '20', 'Reset requests one IP address may make within MAIL_LINK_WINDOW.'),
     window: setting('MAIL_LINK_WINDOW', duration('1h'), '1h', 'The window MAIL_LINKS_PER_ADDRESS and MAIL_LINKS_PER_IP count in.'),
+  },
+  /** Self-service sign-up (people/sign-up.ts). */
+  signUp: {
+    mode: setting('SIGNUP', z.enum(['closed', 'invite', 'open'], { message: 'must be closed, invite or open' }), 'closed', 'closed: no sign-up; invite: only through an invitation; open: the sign-in page offers "Create an account" (the new account verifies its address by mail before its first sign-in to an app).'),
+    domains: setting('SIGNUP_DOMAINS', domainList, undefined, 'Comma-separated email domains sign-up accepts (e.g. example.com,example.org); unset: any domain.'),
+    maxPerIp: setting('SIGNUPS_PER_IP', integer(1, 100_000, '5'), '5', 'Sign-up attempts one IP address may make within MAIL_LINK_WINDOW.'),
   },
   auditRetention: setting('AUDIT_RETENTION', duration('90d'), '90d', 'How long audit events are kept.'),
   logLevel: setting('LOG_LEVEL', z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info', 'fatal, error, warn, info, debug, trace or silent.'),

@@ -16,6 +16,7 @@ import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { AccountService } from '../people/self-service.js';
 import type { PasswordReset } from '../people/password-reset.js';
+import type { SignUp } from '../people/sign-up.js';
 import { createAccountRouter } from './account.js';
 import { createAdminRouter } from './admin.js';
 import type { AdminDeps } from './admin-routes.js';
@@ -29,6 +30,7 @@ import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
 import { createLanguageSwitchRouter, rememberRequest } from './language-switch.js';
 import { createPasswordResetRouter } from './password-reset.js';
+import { createSignUpRouter } from './sign-up.js';
 import { createEmailVerificationRouter } from './email-verification.js';
 import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
@@ -56,6 +58,8 @@ export interface AppDeps {
   passwordReset?: PasswordReset;
   /** Where links that verify an address are checked and used (/email/verify); absent, not mounted. */
   emailVerification?: { db: DbHandle; audit: AuditLog };
+  /** The sign-up pages (/signup); absent (SIGNUP closed or invite), not mounted: /signup is a 404. */
+  signUp?: SignUp;
 }
 
 export interface App {
@@ -130,7 +134,7 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification }: AppDeps): Express {
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification, signUp }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -154,6 +158,7 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
   if (passwordReset) {
     app.use(createPasswordResetRouter({ reset: passwordReset, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength, resetTtlSeconds: config.recovery.resetTtl }));
   }
+  if (signUp) app.use(createSignUpRouter({ signUp, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength }));
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {

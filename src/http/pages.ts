@@ -23,7 +23,7 @@ export const WEBAUTHN_SCRIPT_PATH = '/assets/webauthn/simplewebauthn-browser.js'
 /** Where the branding router (branding.ts) serves the operator's files. */
 export const BRAND_ASSETS = { stylesheet: '/assets/brand.css', customCss: '/assets/custom.css', logo: '/assets/brand-logo' } as const;
 
-export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'> & { readonly recovery?: Pick<Config['recovery'], 'passwordReset'> };
+export type PageSettings = Pick<Config, 'defaultLanguage' | 'branding'> & { readonly recovery?: Pick<Config['recovery'], 'passwordReset'>; readonly signUp?: Pick<Config['signUp'], 'mode'> };
 
 const DEFAULT_SETTINGS: PageSettings = {
   defaultLanguage: 'en',
@@ -46,7 +46,7 @@ function viewResolver(overrideDir: string | undefined) {
   };
 }
 
-export function createPageRenderer({ defaultLanguage, branding, recovery }: PageSettings = DEFAULT_SETTINGS): RenderPage {
+export function createPageRenderer({ defaultLanguage, branding, recovery, signUp }: PageSettings = DEFAULT_SETTINGS): RenderPage {
   const resolveView = viewResolver(branding.templatesDir);
   // Our own caches, not EJS's global one: a compiled template keeps the includer it was compiled
   // with, and two renderers (tests, or another override folder) must not share them. Partials are
@@ -95,6 +95,8 @@ export function createPageRenderer({ defaultLanguage, branding, recovery }: Page
       languageLinks: languageLinks(),
       // The sign-in page links to the forgotten-password pages (views/partials/login-recovery.ejs).
       passwordReset: recovery?.passwordReset ?? false,
+      // SIGNUP=open: the sign-in page links to /signup (views/partials/login-recovery.ejs).
+      signUpOpen: signUp?.mode === 'open',
       ...locals,
       lang,
       t,

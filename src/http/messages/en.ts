@@ -382,6 +382,23 @@ export const en = {
   'verify.required.resend': 'Send the link again',
   'verify.required.continue': 'I have confirmed it, continue',
   'verify.required.notYet': 'Your address is not confirmed yet. Open the link in the mail first.',
+  'signup.link': 'Create an account',
+  'signup.title': 'Create an account',
+  'signup.lead': 'Choose the email address and password you will sign in with. We will mail a link to confirm the address.',
+  'signup.email': 'Email',
+  'signup.name': 'Name (optional)',
+  'signup.password': 'Password',
+  'signup.hint': 'At least {min} characters, and not a common password.',
+  'signup.confirm': 'Password again',
+  'signup.submit': 'Create the account',
+  'signup.sent.title': 'Check your mail',
+  'signup.sent.lead': 'We sent a message to {email}. Open its link to confirm the address, then sign in. Nothing arrived? Check your spam folder.',
+  'signup.error.email': 'Enter a valid email address.',
+  'signup.error.name': 'The name is too long (200 characters at most).',
+  'signup.error.domain': 'Accounts with this email domain cannot be created here. Use an address of an allowed domain, or ask your administrator.',
+  'mail.sign-up-existing.subject': 'Someone tried to create a {product} account with your address',
+  'mail.sign-up-existing.body': 'Someone tried to create a new {product} account with {email}, but that address already has an account, so nothing was created. You can sign in as usual, or reset your password if you forgot it.',
+  'mail.sign-up-existing.notYou': 'If this was not you, you can ignore this mail: your account was not changed.',
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */
