@@ -208,6 +208,15 @@ describe('production', () => {
     expect(load({}).recovery.passwordReset).toBe(true);
   });
 
+  it('refuses SIGNUP=open in production without SMTP_URL, and bad SIGNUP and SIGNUP_DOMAINS values, each with one clear message', () => {
+    expect(problemsOf({ ...PRODUCTION, SIGNUP: 'open' })).toEqual([expect.stringMatching(/^SMTP_URL: is required in production when SIGNUP=open/)]);
+    expect(load({ ...PRODUCTION, SIGNUP: 'open', SMTP_URL: 'smtps://smtp.example.com:465' }).signUp.mode).toBe('open');
+    expect(load({}).signUp).toEqual({ mode: 'closed', domains: undefined, maxPerIp: 5 });
+    expect(load({ SIGNUP_DOMAINS: ' Example.com, example.ORG ,' }).signUp.domains).toEqual(['example.com', 'example.org']);
+    expect(problemsOf({ SIGNUP: 'yes' })).toEqual([expect.stringMatching(/^SIGNUP: must be closed, invite or open/)]);
+    expect(problemsOf({ SIGNUP_DOMAINS: 'example.com,@bad' })).toEqual([expect.stringMatching(/^SIGNUP_DOMAINS: must be comma-separated email domains/)]);
+  });
+
   it('accepts only smtp:// and smtps:// for SMTP_URL, without echoing it', () => {
     for (const url of ['http://smtp.example.com', 'smtp://', 'mail.example.com:25', 'smtps://user:s3cret-pw@']) {
       const problem = problemAbout(problemsOf({ SMTP_URL: url }), 'SMTP_URL');

@@ -45,7 +45,7 @@ function valueAt(config: Config, key: string): unknown {
   }, config);
 }
 
-const CANDIDATES = ['7', '9', '1500', '90d', 'true', 'false', 'warn', 'ko', '#abcdef', 'http://localhost:4000', 'mailto:help@example.com', 'logo.svg', 'views', 'example.com'];
+const CANDIDATES = ['7', '9', '1500', '90d', 'true', 'false', 'warn', 'ko', '#abcdef', 'http://localhost:4000', 'mailto:help@example.com', 'logo.svg', 'views', 'example.com', 'invite'];
 
 /** A value for the row, set through its variable, that loads and changes what Config holds at the row's key. */
 function sampleFor({ key, setting }: SettingRow): string {
