@@ -97,7 +97,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    server = await startTestGatehouse('sqlite', { people: [ALICE] });
+    server = await startTestGatehouse('sqlite', { people: [ALICE], env: { SIGNUP: 'open' } });
     // The relying party's port is known only once it listens: register the client after.
     rp = await startRelyingParty(server.issuer);
     await server.addClient(webApp({ client_id: CLIENT.id, client_secret: CLIENT.secret, client_name: CLIENT.name, redirect_uris: [`${rp.origin}/callback`] }));
@@ -311,6 +311,70 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await page.goto(link);
     expect(await page.textContent('h1')).toBe('This link does not work');
     await check(page, 'password-reset-invalid');
+    expect(problems).toEqual([]);
+    await close();
+  }, 60_000);
+
+  /** The newest mail written to MAIL_DIR (no SMTP_URL in development), and the link in it that starts with `prefix`. */
+  async function newestLink(prefix: string) {
+    await server.gatehouse.outbox.drain();
+    const dir = server.config.mail.dir;
+    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+    return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, prefix);
+  }
+
+  it('signs up from the sign-in page, is stopped until the address is verified, verifies it by the mailed link, and reaches the app', async () => {
+    const { page, problems, close } = await newPage();
+    const email = `browser-signup-${Date.now()}@example.com`;
+    const password = 'a sign-up passphrase 42';
+    await page.goto(`${rp.origin}/`);
+    await page.click('#sign-in');
+    await page.waitForURL(/\/interaction\//);
+    const signIn = page.url();
+    await page.click('a[href^="/signup"]');
+    await page.waitForSelector('form[action="/signup"]');
+    await check(page, 'signup');
+    await page.fill('#email', email);
+    await page.fill('#password', password);
+    await page.fill('#password_confirm', 'something else entirely');
+    await page.click('button.primary');
+    await page.waitForSelector('#form-error');
+    await check(page, 'signup-error');
+    await page.fill('#password', password);
+    await page.fill('#password_confirm', password);
+    await page.click('button.primary');
+    await page.waitForSelector('[role="status"]');
+    await check(page, 'signup-sent');
+    const link = await newestLink(`${server.issuer}/email/verify?token=`);
+
+    await page.goto(signIn);
+    await page.fill('#email', email);
+    await page.fill('#password', password);
+    await page.click('form[action$="/login"] button.primary');
+    await page.waitForSelector('form[action$="/verify-email/continue"]');
+    expect(await page.textContent('h1')).toBe('Confirm your email address first');
+    await check(page, 'email-verify-required');
+    // In another tab of the same browser, the link from the mail.
+    const tab = await page.context().newPage();
+    await tab.goto(link);
+    await tab.waitForSelector('form[action="/email/verify"]');
+    await check(tab, 'email-verify');
+    await tab.click('form[action="/email/verify"] button');
+    await tab.waitForSelector('h1');
+    expect(await tab.textContent('h1')).toBe('Your email address is confirmed');
+    await check(tab, 'email-verified');
+    await tab.goto(link);
+    expect(await tab.textContent('h1')).toBe('This link does not work');
+    await check(tab, 'email-verify-invalid');
+    await tab.close();
+
+    await page.click('form[action$="/verify-email/continue"] button');
+    await page.waitForURL((url) => url.href.startsWith(rp.origin) || url.pathname.startsWith('/interaction/'));
+    if (!page.url().startsWith(rp.origin)) {
+      await page.click('form[action$="/confirm"] button.primary');
+      await page.waitForURL((url) => url.href.startsWith(rp.origin));
+    }
+    expect(page.url().startsWith(rp.origin)).toBe(true);
     expect(problems).toEqual([]);
     await close();
   }, 60_000);
