@@ -134,7 +134,7 @@ export function createServices({ config, db, provider, audit, outbox, signIns = 
   // SIGNUP=open asks every unverified address to be verified first, so a new account proves its address before its first sign-in to an app.
   const emailGate = config.recovery.requireVerifiedEmail || config.signUp.mode === 'open' ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
   const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links, emailGate);
-  const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength });
+  const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail: accountMail });
   const composeMail = createMailRenderer(config);
   const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
   const signUp = config.signUp.mode === 'open' ? createSignUp({ db, mail: accountMail, audit, config }) : undefined;

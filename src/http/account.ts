@@ -24,7 +24,7 @@ import type { MessageKey, PageMessage } from './messages/index.js';
 const STATE_COOKIE = 'gatehouse.account_state';
 
 /** What the page says after a successful action (?done=…). */
-const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled', 'idp_linked', 'idp_unlinked', 'passkey_added', 'passkey_renamed', 'passkey_removed', 'password_removed', 'password_set'] as const;
+const NOTICES = ['app_revoked', 'sessions_ended', 'password_changed', 'mfa_removed', 'mfa_enrolled', 'idp_linked', 'idp_unlinked', 'passkey_added', 'passkey_renamed', 'passkey_removed', 'password_removed', 'password_set', 'email_changed'] as const;
 type Notice = (typeof NOTICES)[number];
 
 /** ui_locales as the page passes it on (sign-in, form actions, redirects): language tags only. */
@@ -52,6 +52,7 @@ const AddPasskeyForm = z.object({ name: z.string().max(1024).default(''), respon
 const RenamePasskeyForm = z.object({ id: PasskeyId, name: z.string().max(1024).default('') });
 const RemovePasskeyForm = z.object({ id: PasskeyId, password: PasswordField });
 const SetPasswordForm = z.object({ new_password: PasswordField, new_password_confirm: PasswordField });
+const ChangeEmailForm = z.object({ email: z.string().trim().max(320).pipe(z.email()), password: PasswordField });
 
 
 /** Dates as the page shows them, in its language; times in UTC, said so. */
@@ -60,7 +61,7 @@ const formatDate = (date: Date, lang: string) => `${new Intl.DateTimeFormat(lang
 const originOf = (req: Request) => ({ ip: req.ip ?? null, userAgent: req.get('user-agent') ?? null });
 
 /** Which form an error message belongs to, so the page shows it next to that form. */
-type FormErrors = Partial<Record<'password' | 'mfa' | 'identities' | 'passkeys', PageMessage>>;
+type FormErrors = Partial<Record<'password' | 'mfa' | 'identities' | 'passkeys' | 'email', PageMessage>>;
 
 export const POLICY_MESSAGES: Record<PasswordProblem | 'same', MessageKey> = {
   too_short: 'account.error.policy.tooShort',
@@ -104,6 +105,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
   router.post('/account/passkeys/remove', form, removePasskey);
   router.post('/account/password/remove', form, removePassword);
   router.post('/account/password/set', form, setPassword);
+  router.post('/account/email', form, changeEmail);
 
   const uiLocalesOf = (req: Request) => PageQuery.parse(req.query).ui_locales;
   const language = (req: Request) => chooseLanguage(req, uiLocalesOf(req));
@@ -367,6 +369,17 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     if (outcome === 'has_password') return refuse(req, res, signedIn, 'password', 409, 'account.error.currentMissing');
     if (typeof outcome === 'object') return refuse(req, res, signedIn, 'password', 400, POLICY_MESSAGES[outcome.problem], { min: passwordMinLength });
     backToAccount(req, res, 'password_set');
+  }
+
+  async function changeEmail(req: Request, res: Response) {
+    const signedIn = await requirePostedForm(req, res);
+    const fields = ChangeEmailForm.safeParse(req.body);
+    if (!fields.success) return refuse(req, res, signedIn, 'email', 400, 'signup.error.email');
+    const outcome = await account.changeEmail(signedIn, fields.data.email, fields.data.password, originOf(req));
+    if (outcome === 'same') return refuse(req, res, signedIn, 'email', 400, 'account.error.emailSame');
+    if (outcome === 'taken') return refuse(req, res, signedIn, 'email', 409, 'account.error.emailTaken');
+    if (outcome !== 'changed') return refuse(req, res, signedIn, 'email', 401, IDENTITY_REFUSALS[outcome]);
+    backToAccount(req, res, 'email_changed');
   }
 
   return router;

@@ -11,10 +11,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import bcrypt from 'bcrypt';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import type { Db } from '../db/client.js';
+import type { Db, Prisma } from '../db/client.js';
+import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
-import { createUserStore, hasPassword } from './store.js';
+import { createUserStore, hasPassword, normalizeEmail } from './store.js';
 import { countOtherWays } from './sign-in-ways.js';
 import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
 import { passwordMatches, type PasswordVerifier } from './accounts.js';
@@ -122,6 +123,11 @@ export interface AccountService {
   removePassword(signedIn: SignedIn, password: string, origin: RequestOrigin): Promise<'removed' | 'wrong_password' | 'no_passkey'>;
   /** A passkey-only account sets a password again: needs a recent sign-in; the policy applies. */
   setPassword(signedIn: SignedIn, next: string, origin: RequestOrigin): Promise<'set' | 'has_password' | 'reauthenticate' | { problem: PasswordProblem }>;
+  /**
+   * Needs the password or a recent sign-in. The new address is unverified: a link goes to it and a
+   * notice to the old one, queued with the change (email-verification.ts); audited `email.changed`.
+   */
+  changeEmail(signedIn: SignedIn, email: string, password: string, origin: RequestOrigin): Promise<'changed' | 'same' | 'taken' | IdentityRefusal>;
 }
 
 export interface AccountDeps {
@@ -133,6 +139,8 @@ export interface AccountDeps {
   audit: AuditLog;
   bcryptCost: number;
   passwordMinLength: number;
+  /** Sends the mails of an email change; absent, the change sends none. */
+  mail?: AccountMail;
   now?: () => Date;
 }
 
@@ -151,7 +159,7 @@ const words = (value: string) => value.split(' ').filter(Boolean);
 const text = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
 const date = (iso: string | null) => (iso ? new Date(iso) : null);
 
-export function createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost, passwordMinLength, now = () => new Date() }: AccountDeps): AccountService {
+export function createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost, passwordMinLength, mail, now = () => new Date() }: AccountDeps): AccountService {
   const users = createUserStore(db);
   const recoveryCodes = createRecoveryCodeStore(db);
   // Grants and sessions are listed and ended by the same functions as the admin API's.
@@ -365,6 +373,27 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
       if (!(await users.setPasswordWhereNone(user.id, await bcrypt.hash(next, bcryptCost)))) return 'has_password';
       await audit.record({ type: 'password.changed', accountId: user.id, ...origin, details: { via: 'account', set: true } });
       return 'set';
+    },
+
+    async changeEmail(signedIn, email, password, origin) {
+      const user = await users.findById(signedIn.accountId);
+      if (!user) return 'reauthenticate';
+      if (normalizeEmail(email) === user.email) return 'same';
+      const confirmed = await confirmIdentity(signedIn, password, origin);
+      if (confirmed !== true) return confirmed;
+      try {
+        await db.prisma.$transaction(async (tx) => {
+          const handle = { prisma: tx as unknown as Prisma, flavour: db.flavour };
+          const updated = await createUserStore(handle).update(user.id, { email, emailVerified: false });
+          if (mail) await queueEmailChangeMails(handle, mail, updated, user.email);
+        });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'P2002') return 'taken';
+        throw error;
+      }
+      mail?.outbox.wake();
+      await audit.record({ type: 'email.changed', accountId: user.id, ...origin, details: { via: 'account' } });
+      return 'changed';
     },
   };
 }

@@ -399,6 +399,13 @@ export const en = {
   'mail.sign-up-existing.subject': 'Someone tried to create a {product} account with your address',
   'mail.sign-up-existing.body': 'Someone tried to create a new {product} account with {email}, but that address already has an account, so nothing was created. You can sign in as usual, or reset your password if you forgot it.',
   'mail.sign-up-existing.notYou': 'If this was not you, you can ignore this mail: your account was not changed.',
+  'account.email.heading': 'Change your email address',
+  'account.email.new': 'New email address',
+  'account.email.hint': 'We will mail a link to the new address to confirm it, and a notice to the current one. You sign in with the new address at once.',
+  'account.email.submit': 'Change the email address',
+  'account.notice.email_changed': 'Email address changed. Open the link we mailed to the new address to confirm it.',
+  'account.error.emailSame': 'That is already your email address.',
+  'account.error.emailTaken': 'Another account uses that email address.',
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */

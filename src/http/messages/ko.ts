@@ -385,4 +385,11 @@ export const ko: Messages = {
   'mail.sign-up-existing.subject': '누군가 회원님의 주소로 {product} 계정을 만들려고 했습니다',
   'mail.sign-up-existing.body': '누군가 {email}(으)로 새 {product} 계정을 만들려고 했지만, 이 주소에는 이미 계정이 있어 아무것도 만들어지지 않았습니다. 평소처럼 로그인하거나, 비밀번호를 잊었다면 재설정하십시오.',
   'mail.sign-up-existing.notYou': '본인이 아니라면 이 메일을 무시해도 됩니다. 계정은 바뀌지 않았습니다.',
+  'account.email.heading': '이메일 주소 바꾸기',
+  'account.email.new': '새 이메일 주소',
+  'account.email.hint': '새 주소로 확인 링크를, 지금 주소로 알림을 메일로 보냅니다. 바로 새 주소로 로그인합니다.',
+  'account.email.submit': '이메일 주소 바꾸기',
+  'account.notice.email_changed': '이메일 주소를 바꾸었습니다. 새 주소로 보낸 링크를 열어 확인하십시오.',
+  'account.error.emailSame': '이미 사용 중인 내 이메일 주소입니다.',
+  'account.error.emailTaken': '다른 계정이 이 이메일 주소를 사용합니다.',
 };
