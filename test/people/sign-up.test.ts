@@ -23,7 +23,7 @@ describe.each(await flavours())('sign-up on %s', (flavour) => {
   beforeAll(async () => {
     smtp = await startSmtpServer();
     server = await startTestGatehouse(flavour, {
-      env: { SMTP_URL: smtp.url, SMTP_ALLOW_PLAINTEXT: 'true', SIGNUP: 'open', SIGNUP_DOMAINS: 'example.com, Example.ORG', SIGNUPS_PER_IP: '6' },
+      env: { SMTP_URL: smtp.url, SMTP_ALLOW_PLAINTEXT: 'true', SIGNUP: 'open', SIGNUP_DOMAINS: 'example.com, Example.ORG', SIGNUPS_PER_IP: '7' },
       clients: [webApp()],
     });
   });
@@ -124,6 +124,32 @@ describe.each(await flavours())('sign-up on %s', (flavour) => {
     await smtp.waitFor(before + 1);
     await server.gatehouse.outbox.drain();
     expect(smtp.received.length).toBe(before + 1);
+  });
+
+  it('speaks Korean, in the page and in the mail, when the browser asks for it', async () => {
+    const browser = new Browser(server.issuer, { 'accept-language': 'ko' });
+    const page = await browser.visit('/signup');
+    expect(page.status).toBe(200);
+    expect(page.html).toContain('<html lang="ko">');
+    expect(page.html).toContain('<h1>계정 만들기</h1>');
+    const email = newAddress();
+    const before = smtp.received.length;
+    const sent = await submitForm(browser, page, '/signup', { email, password: PASSWORD, password_confirm: PASSWORD });
+    expect(sent.html).toContain('메일을 확인하십시오');
+    const mail = await smtp.waitFor(before + 1);
+    await server.gatehouse.outbox.drain();
+    expect(mail.to).toEqual([email]);
+    expect(mail.subject).toBe('Gatehouse 이메일 주소 확인');
+    expect((await users().findByEmail(email))?.locale).toBe('ko');
+  });
+
+  it('with SIGNUP=open, also stops an unverified account an administrator created (the gate applies to every unverified address)', async () => {
+    const person = { email: newAddress(), password: PASSWORD, name: 'Made by an admin' };
+    await server.addUser({ ...person, emailVerified: false });
+    const browser = new Browser(server.issuer);
+    const login = await browser.visit(authorizationUrl(server.issuer, WEB_APP).url.href);
+    const gate = await submitPassword(browser, login, person);
+    expect(gate.html).toContain('Confirm your email address first');
   });
 
   it('limits the accounts one IP address may create (SIGNUPS_PER_IP)', async () => {
