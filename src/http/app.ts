@@ -30,6 +30,7 @@ import { createInteractionRouter } from './interactions.js';
 import { createLanguageSwitchRouter, rememberRequest } from './language-switch.js';
 import { createPasswordResetRouter } from './password-reset.js';
 import { createEmailVerificationRouter } from './email-verification.js';
+import { createInvitationRouter } from './invitation.js';
 import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
@@ -56,6 +57,8 @@ export interface AppDeps {
   passwordReset?: PasswordReset;
   /** Where links that verify an address are checked and used (/email/verify); absent, not mounted. */
   emailVerification?: { db: DbHandle; audit: AuditLog };
+  /** Where invitations are accepted (/invitation); absent, not mounted. */
+  invitations?: { db: DbHandle; audit: AuditLog };
 }
 
 export interface App {
@@ -130,7 +133,7 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification }: AppDeps): Express {
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification, invitations }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -155,6 +158,7 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
     app.use(createPasswordResetRouter({ reset: passwordReset, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength, resetTtlSeconds: config.recovery.resetTtl }));
   }
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
+  if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, passwords: config.passwords }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
     app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {
