@@ -43,6 +43,10 @@ export const InviteInput = z
   .meta({ id: 'Invite', description: 'Invite an email address that has no account yet.' });
 export type InviteInput = z.infer<typeof InviteInput>;
 
+/** An invitation in the seed file (seed/schema.ts). */
+export const InvitationEntry = z.strictObject({ email: EMAIL, name: USER_PROFILE_FIELDS.name, client_id: InviteInput.shape.client_id, locale: USER_PROFILE_FIELDS.locale }, { error: 'must be an invitation object' });
+export type InvitationEntry = z.infer<typeof InvitationEntry>;
+
 export const InvitationQuery = z
   .strictObject({ status: z.enum(INVITATION_STATES, { error: `must be one of ${INVITATION_STATES.join(', ')}` }).optional() }, { error: 'must be an object' })
   .meta({ id: 'InvitationQuery' });
@@ -170,6 +174,27 @@ export async function resendInvitation({ db, audit, mail, now = () => new Date()
   mail.outbox.wake();
   await audit.record({ type: 'invitation.resent', accountId: id, ...origin(actor), details: { ...by(actor), email: row.email } });
   return toView(await findInvitation(db, id), at);
+}
+
+/**
+ * The seed file's invitations, in its transaction (`handle`): an address that has an account or
+ * any invitation (pending, accepted, expired or revoked) is left as it is, so running the file
+ * again sends nothing; the others are invited. The emails invited, and those left alone.
+ */
+export async function seedInvitations(handle: DbHandle, mail: AccountMail, entries: readonly InvitationEntry[], at: Date = new Date()): Promise<{ created: string[]; unchanged: string[] }> {
+  const created: string[] = [];
+  const unchanged: string[] = [];
+  for (const [index, entry] of entries.entries()) {
+    const email = normalizeEmail(entry.email);
+    if ((await createUserStore(handle).findByEmail(email)) || (await newestLinks(handle, { email })).length) {
+      unchanged.push(email);
+      continue;
+    }
+    if (entry.client_id !== undefined && !(await createClientStore(handle).get(entry.client_id))) throw new Error(`invitations[${index}].client_id: there is no client ${entry.client_id}`);
+    await sendLink(handle, mail, randomUUID(), email, { name: entry.name, client_id: entry.client_id, locale: entry.locale }, at);
+    created.push(email);
+  }
+  return { created, unchanged };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/
 import { captureLogger } from '../helpers/logs.js';
 import { linkIn, startSmtpServer, type TestSmtpServer } from '../helpers/smtp.js';
 import { createUserStore } from '../../src/people/store.js';
+import { clientSecretSealing } from '../../src/clients/secrets.js';
+import { accountMailOf } from '../../src/http/mail-renderer.js';
+import { applySeed } from '../../src/seed/apply.js';
+import { parseSeedFile } from '../../src/seed/schema.js';
 
 const PASSWORD = 'an invited person chooses this';
 
@@ -208,5 +212,29 @@ describe.each(await flavours())('invitations on %s', (flavour) => {
     const taken = await runCli(['users', 'invite', (await server.addPerson()).email], env);
     expect(taken.code).not.toBe(0);
     expect(taken.stderr).toContain('already exists');
+  });
+
+  it('the seed file invites, and running it again sends nothing', async () => {
+    const person = await server.addPerson();
+    const parsed = parseSeedFile({ invitations: [{ email: 'Seeded@example.com', name: 'Seeded', client_id: 'wiki' }, { email: person.email }] });
+    if (!parsed.ok) throw new Error(parsed.problems.join('\n'));
+    const options = { bcryptCost: 4, clientSecrets: clientSecretSealing([TEST_SECRET]), mail: accountMailOf(server.config, server.gatehouse.outbox) };
+    const first = await applySeed(server.gatehouse.db, parsed.data, options);
+    expect(first.invitations).toEqual({ created: ['seeded@example.com'], updated: [], unchanged: [person.email] });
+    const { link } = await mailTo('seeded@example.com');
+    const again = await applySeed(server.gatehouse.db, parsed.data, options);
+    expect(again.invitations).toEqual({ created: [], updated: [], unchanged: ['seeded@example.com', person.email] });
+    await server.gatehouse.outbox.drain();
+    expect(smtp.received.filter((m) => m.to.includes('seeded@example.com'))).toHaveLength(1);
+    const browser = new Browser(server.issuer);
+    expect((await accept(browser, await browser.visit(link))).status).toBe(200);
+    expect(await userOf('seeded@example.com')).toMatchObject({ emailVerified: true, name: 'Seeded' });
+
+    // A bad entry: named, and nothing written.
+    expect(parseSeedFile({ invitations: [{ email: 'x@example.com' }, { email: 'X@example.com', extra: 1 }] })).toMatchObject({ ok: false, problems: ['invitations[1].extra: unknown field', 'invitations[1].email: duplicates invitations[0].email'] });
+    const missingClient = parseSeedFile({ invitations: [{ email: 'nowhere@example.com', client_id: 'no-such-app' }] });
+    if (!missingClient.ok) throw new Error('parsed');
+    await expect(applySeed(server.gatehouse.db, missingClient.data, options)).rejects.toThrow('invitations[0].client_id: there is no client no-such-app');
+    expect(await server.gatehouse.db.prisma.accountLink.count({ where: { email: 'nowhere@example.com' } })).toBe(0);
   });
 });
