@@ -1,4 +1,5 @@
-// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`:
+// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`
+// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts):
 // the people who sign in, through the same management layer as the admin API (src/people/service.ts;
 // their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
