@@ -22,6 +22,10 @@ import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
 import { linkIn, readMime } from '../helpers/smtp.js';
+import { createAuditLog } from '../../src/audit/log.js';
+import { createLogger } from '../../src/core/logger.js';
+import { accountMailOf } from '../../src/http/mail-renderer.js';
+import { inviteUser } from '../../src/people/invitations.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCREENSHOTS = `${ROOT}tmp/screenshots`;
@@ -311,6 +315,38 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await page.goto(link);
     expect(await page.textContent('h1')).toBe('This link does not work');
     await check(page, 'password-reset-invalid');
+    expect(problems).toEqual([]);
+    await close();
+  }, 60_000);
+
+  it('accepts an invitation: the mailed link, a password, then signed in on the account page', async () => {
+    const { page, problems, close } = await newPage();
+    const db = server.gatehouse.db;
+    const mail = accountMailOf(server.config, server.gatehouse.outbox);
+    await inviteUser({ db, audit: createAuditLog(db, createLogger({ logLevel: 'silent' })), mail }, { email: 'invited@example.com', name: 'Invited' }, { via: 'cli' });
+    await server.gatehouse.outbox.drain();
+    const dir = server.config.mail.dir;
+    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+    const link = linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}/invitation?token=`);
+    await page.goto(link);
+    await page.waitForSelector('form[action="/invitation"]');
+    await check(page, 'invitation');
+    await page.fill('#password', 'an invited passphrase 7');
+    await page.fill('#password_confirm', 'an invited passphrase 7');
+    await page.click('button.primary');
+    await page.waitForSelector('[role="status"]');
+    await check(page, 'invitation-done');
+    await page.click('.links a[href^="/account"]');
+    await page.waitForURL(/\/interaction\//);
+    expect(await page.inputValue('#email')).toBe('invited@example.com');
+    await page.fill('#password', 'an invited passphrase 7');
+    await page.click('button.primary');
+    await page.waitForURL(/\/account$/);
+    expect(await page.content()).toContain('invited@example.com');
+
+    await page.goto(link);
+    expect(await page.textContent('h1')).toBe('This invitation does not work');
+    await check(page, 'invitation-invalid');
     expect(problems).toEqual([]);
     await close();
   }, 60_000);
