@@ -138,6 +138,14 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     return { page, problems, close: () => context.close() };
   }
 
+  /** No SMTP_URL: each mail is an .eml file in MAIL_DIR; the link starting with ISSUER + `path` in the newest. */
+  async function newestMailLink(path: string): Promise<string> {
+    await server.gatehouse.outbox.drain();
+    const dir = server.config.mail.dir;
+    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+    return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}${path}`);
+  }
+
   /** axe-core's serious and critical findings fail the test; the page is photographed at both widths. */
   async function check(page: Page, name: string) {
     expect(await seriousViolations(page, name)).toEqual([]);
@@ -290,11 +298,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await page.waitForSelector('[role="status"]');
     await check(page, 'password-reset-sent');
 
-    // No SMTP_URL: the mail is an .eml file in MAIL_DIR.
-    await server.gatehouse.outbox.drain();
-    const dir = server.config.mail.dir;
-    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
-    const link = linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}/password/reset?token=`);
+    const link = await newestMailLink('/password/reset?token=');
     await page.goto(link);
     await page.waitForSelector('form[action="/password/reset"]');
     await check(page, 'password-reset');
@@ -324,10 +328,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     const db = server.gatehouse.db;
     const mail = accountMailOf(server.config, server.gatehouse.outbox);
     await inviteUser({ db, audit: createAuditLog(db, createLogger({ logLevel: 'silent' })), mail }, { email: 'invited@example.com', name: 'Invited' }, { via: 'cli' });
-    await server.gatehouse.outbox.drain();
-    const dir = server.config.mail.dir;
-    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
-    const link = linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}/invitation?token=`);
+    const link = await newestMailLink('/invitation?token=');
     await page.goto(link);
     await page.waitForSelector('form[action="/invitation"]');
     await check(page, 'invitation');
