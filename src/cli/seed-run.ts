@@ -10,6 +10,9 @@ import { applySeed, type SeedChanges, type SeedReport } from '../seed/apply.js';
 import { parseSeedFile, type SeedFile } from '../seed/schema.js';
 import { clientSecretSealing } from '../clients/secrets.js';
 import { CommandFailed } from './io.js';
+import { createLogger } from '../core/logger.js';
+import { createOutbox } from '../mail/outbox.js';
+import { accountMailOf } from '../http/mail-renderer.js';
 
 /** A problem with the seed file, reported as it is (exit 1). */
 export class SeedInputError extends CommandFailed {
@@ -46,12 +49,15 @@ export async function seedFromFile(config: Config, path: string, { hint = '' } =
   await migrate(config.database);
   const db = await createDb(config.database);
   try {
-    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets), secrets: config.secrets });
+    // Invitations are queued in the seed's transaction and sent by the running server's outbox worker.
+    const mail = data.invitations.length ? accountMailOf(config, createOutbox({ config, db, logger: createLogger(config) })) : undefined;
+    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets), secrets: config.secrets, mail });
     const audit = createAuditStore(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
     for (const idp of report.identityProviders.created) await audit.record({ type: 'idp.created', details: { source: 'seed', idp } });
     for (const idp of report.identityProviders.updated) await audit.record({ type: 'idp.updated', details: { source: 'seed', idp } });
+    for (const email of report.invitations.created) await audit.record({ type: 'invitation.created', details: { source: 'seed', email } });
     return report;
   } finally {
     await db.close();
@@ -65,5 +71,5 @@ function summary(kind: string, changes: SeedChanges): string {
 
 /** The report people read: where from, then one line per kind. */
 export function describeSeedReport(path: string, report: SeedReport): string {
-  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('users', report.users), summary('resources', report.resources), summary('identity providers', report.identityProviders)].join('\n');
+  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('users', report.users), summary('resources', report.resources), summary('identity providers', report.identityProviders), summary('invitations', report.invitations)].join('\n');
 }

@@ -1,4 +1,5 @@
-// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`:
+// `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`
+// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts):
 // the people who sign in, through the same management layer as the admin API (src/people/service.ts;
 // their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
@@ -8,6 +9,7 @@ import { NotFoundError } from '../core/errors.js';
 import type { Actor } from '../audit/log.js';
 import type { PasskeyView, UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
+import { registerInvitations } from './invitations.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
@@ -76,7 +78,7 @@ interface UpdateOptions {
 }
 
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, invite, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -271,4 +273,6 @@ export function registerUsers(program: Command): void {
         printUser(await withDatabase(async (context) => (await manage()).setUserDisabled(await deps(context), await resolveUserId(context, user), { disabled }, ACTOR)), options.json);
       });
   }
+
+  registerInvitations(group);
 }

@@ -238,6 +238,7 @@ export const SETTINGS = {
     resetTtl: setting('PASSWORD_RESET_TTL', duration('30m'), '30m', 'How long a password reset link stays valid.'),
     requireVerifiedEmail: setting('REQUIRE_VERIFIED_EMAIL', boolean('false'), 'false', 'Refuse sign-in to an app until the person has verified their email address by its mailed link (with a rate-limited "send the link again" button).'),
     verificationTtl: setting('EMAIL_VERIFICATION_TTL', duration('24h'), '24h', 'How long a link that verifies an email address stays valid.'),
+    invitationTtl: setting('INVITATION_TTL', duration('7d'), '7d', 'How long an invitation\'s link stays valid (sending it again starts a new one).'),
     maxPerAddress: setting('MAIL_LINKS_PER_ADDRESS', integer(1, 1000, '3'), '3', 'Reset links one address may be sent within MAIL_LINK_WINDOW; beyond, requests are answered the same and send nothing.'),
     maxPerIp: setting('MAIL_LINKS_PER_IP', integer(1, 100_000, '20'), '20', 'Reset requests one IP address may make within MAIL_LINK_WINDOW.'),
     window: setting('MAIL_LINK_WINDOW', duration('1h'), '1h', 'The window MAIL_LINKS_PER_ADDRESS and MAIL_LINKS_PER_IP count in.'),

@@ -33,6 +33,8 @@ const UiLocales = z.string().max(64).regex(/^[A-Za-z0-9 -]+$/).optional().catch(
 const PageQuery = z.object({
   done: z.enum(NOTICES).optional().catch(undefined),
   ui_locales: UiLocales,
+  /** Filled in on the sign-in page (a newly invited person's email). */
+  login_hint: z.string().max(254).optional().catch(undefined),
 });
 
 const CallbackQuery = z.object({
@@ -160,6 +162,8 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     const state = randomBytes(16).toString('base64url');
     const params = new URLSearchParams({ client_id: ACCOUNT_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: accountCallbackUrl(issuer), state });
     if (again) params.set('prompt', 'login');
+    const { login_hint: loginHint } = PageQuery.parse(req.query);
+    if (loginHint) params.set('login_hint', loginHint);
     const uiLocales = uiLocalesOf(req);
     if (uiLocales) params.set('ui_locales', uiLocales);
     // The language goes along in the cookie, so the page comes back in it.

@@ -11,6 +11,7 @@ import type { Db } from '../db/client.js';
 import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, LinkedIdentityList, listIdps, listLinkedIdentities, unlinkIdentity, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
 import { listOutbox, sendTestMail } from '../mail/service.js';
 import type { AccountMail } from '../people/email-verification.js';
+import { InvitationList, InvitationQuery, InvitationView, InviteInput, inviteUser, listInvitations, resendInvitation, revokeInvitation, type InvitationDeps } from '../people/invitations.js';
 import { OutboxList, OutboxQuery, TestMailInput, TestMailResult } from '../mail/schema.js';
 import { createMailTransport } from '../mail/transport.js';
 import { KeyRotation, listKeys, RotateKeysInput, rotateKeys, SigningKeyList } from '../keys/service.js';
@@ -93,6 +94,10 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
   const keys = { db, config, audit, refreshKeys };
   const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
+  const invitations = (): InvitationDeps => {
+    if (!accountMail) throw new Error('invitations need the outbox (accountMail), which this admin API was built without');
+    return { db, audit, mail: accountMail };
+  };
   async function sendTestMailOnce(body: unknown) {
     const transport = createMailTransport(config.mail, { issuer: config.issuer });
     try {
@@ -132,6 +137,21 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
       conflict: 'It is the last way the user can sign in (no password, no other linked identity).',
       handle: (c) => unlinkIdentity(idps, id(c, 'userId'), id(c, 'idpId'), c.actor),
     },
+
+    { method: 'get', path: '/invitations', tag: 'users', summary: 'List invitations (pending, accepted, expired, revoked), newest first', query: InvitationQuery, response: InvitationList, handle: async (c) => ({ invitations: await listInvitations({ db }, c.query) }) },
+    {
+      method: 'post',
+      path: '/invitations',
+      tag: 'users',
+      summary: 'Invite an email address: a mail with a link to choose a password (valid INVITATION_TTL); accepting creates the account, address verified',
+      body: InviteInput,
+      response: InvitationView,
+      status: 201,
+      conflict: 'The address has an account already, or a pending invitation (send that one again).',
+      handle: (c) => inviteUser(invitations(), c.body, c.actor),
+    },
+    { method: 'post', path: '/invitations/:invitationId/resend', tag: 'users', summary: 'Send an invitation again: a new link, valid INVITATION_TTL; the old link stops working', body: Empty, response: InvitationView, conflict: 'It was accepted or revoked, or the address has an account now.', handle: (c) => resendInvitation(invitations(), id(c, 'invitationId'), c.actor) },
+    { method: 'post', path: '/invitations/:invitationId/revoke', tag: 'users', summary: 'Revoke an invitation: its link stops working', body: Empty, response: InvitationView, conflict: 'It was accepted or revoked already.', handle: (c) => revokeInvitation({ db, audit }, id(c, 'invitationId'), c.actor) },
 
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },

@@ -32,6 +32,7 @@ import { createLanguageSwitchRouter, rememberRequest } from './language-switch.j
 import { createPasswordResetRouter } from './password-reset.js';
 import { createSignUpRouter } from './sign-up.js';
 import { createEmailVerificationRouter } from './email-verification.js';
+import { createInvitationRouter } from './invitation.js';
 import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
@@ -60,6 +61,8 @@ export interface AppDeps {
   emailVerification?: { db: DbHandle; audit: AuditLog };
   /** The sign-up pages (/signup); absent (SIGNUP closed or invite), not mounted: /signup is a 404. */
   signUp?: SignUp;
+  /** Where invitations are accepted (/invitation); absent, not mounted. */
+  invitations?: { db: DbHandle; audit: AuditLog };
 }
 
 export interface App {
@@ -134,7 +137,7 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification, signUp }: AppDeps): Express {
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification, signUp, invitations }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -160,6 +163,7 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
   }
   if (signUp) app.use(createSignUpRouter({ signUp, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength }));
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
+  if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, passwords: config.passwords }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
     app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {

@@ -53,5 +53,5 @@ export function createMailRenderer({ defaultLanguage, branding, issuer }: MailRe
 
 /** What sending account mails (verification links, notices to the old address) needs: the server's and the CLI's. */
 export function accountMailOf(config: MailRendererSettings & Pick<Config, 'recovery'>, outbox: Outbox): AccountMail {
-  return { outbox, composeMail: createMailRenderer(config), issuer: config.issuer, verificationTtlSeconds: config.recovery.verificationTtl };
+  return { outbox, composeMail: createMailRenderer(config), issuer: config.issuer, verificationTtlSeconds: config.recovery.verificationTtl, invitationTtlSeconds: config.recovery.invitationTtl };
 }

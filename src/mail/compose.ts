@@ -4,7 +4,7 @@
 // branding. Mails are composed when they are queued, so the worker only sends.
 import type { MailMessage } from './schema.js';
 
-export const MAIL_TEMPLATES = ['password-reset', 'email-verification', 'email-changed', 'sign-up-existing'] as const;
+export const MAIL_TEMPLATES = ['password-reset', 'email-verification', 'email-changed', 'sign-up-existing', 'invitation'] as const;
 export type MailTemplate = (typeof MAIL_TEMPLATES)[number];
 
 export interface MailRequest {

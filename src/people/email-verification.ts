@@ -18,6 +18,8 @@ export interface AccountMail {
   composeMail: ComposeMail;
   issuer: string;
   verificationTtlSeconds: number;
+  /** INVITATION_TTL (people/invitations.ts). */
+  invitationTtlSeconds: number;
 }
 
 /** In `handle`'s transaction: a link to `user.email` (their new address) and, when given, a notice to the old one. */

@@ -4,7 +4,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
 
-export type LinkPurpose = 'password_reset' | 'email_verification';
+export type LinkPurpose = 'password_reset' | 'email_verification' | 'invitation';
 
 /** 32 random bytes, base64url: what goes in the link. */
 export const newLinkSecret = () => randomBytes(32).toString('base64url');

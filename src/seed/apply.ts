@@ -16,6 +16,8 @@ import { passwordMatches } from '../people/accounts.js';
 import { createResourceStore, type ResourceStore } from '../resources/store.js';
 import { createFederationStore, declarationOf, idpRow, openIdpSecret, sealIdpSecret, type FederationStore } from '../federation/store.js';
 import { sameJson } from '../clients/store.js';
+import type { AccountMail } from '../people/email-verification.js';
+import { seedInvitations } from '../people/invitations.js';
 
 import type { SeedClient, SeedFile, SeedIdentityProvider, SeedResource, SeedUser } from './schema.js';
 
@@ -38,6 +40,8 @@ export interface SeedReport {
   resources: SeedChanges;
   /** By identity provider id. */
   identityProviders: SeedChanges;
+  /** By (lower-cased) email: invited now, or left alone (an account or an invitation exists). */
+  invitations: SeedChanges;
 }
 
 
@@ -46,12 +50,15 @@ export interface SeedOptions {
   clientSecrets: ClientSecretSealing;
   /** SECRETS, newest first: identity providers' client secrets are encrypted with them (required when the file declares any). */
   secrets?: readonly string[];
+  /** How invitations are mailed (required when the file has any): queued in the seed's transaction, sent by a running server. */
+  mail?: AccountMail | undefined;
 }
 
 /** Long enough for thousands of rows on a remote PostgreSQL; bcrypt work happens before it opens. */
 const TRANSACTION_TIMEOUT_MS = 60_000;
 
-export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets, secrets }: SeedOptions): Promise<SeedReport> {
+export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecrets, secrets, mail }: SeedOptions): Promise<SeedReport> {
+  if (data.invitations.length && !mail) throw new Error('seeding invitations needs the outbox to mail them');
   if (data.identity_providers.length && !secrets?.length) throw new Error('seeding identity providers needs SECRETS to encrypt their client secrets');
   // bcrypt is slow by design: decide every password outside the transaction, so it stays short
   // and a SQLite writer lock is not held across seconds of hashing.
@@ -65,6 +72,7 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecr
         users: await seedUsers(createUserStore(inTransaction), data.users, passwords, bcryptCost),
         resources: await seedResources(createResourceStore(inTransaction), data.resources),
         identityProviders: await seedIdentityProviders(createFederationStore(inTransaction), data.identity_providers, secrets ?? []),
+        invitations: data.invitations.length && mail ? { ...(await seedInvitations(inTransaction, mail, data.invitations)), updated: [] } : { created: [], updated: [], unchanged: [] },
       };
     },
     { timeout: TRANSACTION_TIMEOUT_MS },

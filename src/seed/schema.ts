@@ -1,10 +1,11 @@
-// The seed file (prisma/seed.json, `gatehouse seed <file>`): clients, users, resources and
-// upstream identity providers,
+// The seed file (prisma/seed.json, `gatehouse seed <file>`): clients, users, resources,
+// upstream identity providers and invitations,
 // validated whole, every problem named by entry and field, before anything is written.
 import { z } from 'zod';
 import { ClientEntry } from '../clients/schema.js';
 import { IdentityProviderEntry } from '../federation/schema.js';
 import { DEFAULT_PASSWORD_MIN_LENGTH } from '../people/password-policy.js';
+import { InvitationEntry } from '../people/invitations.js';
 import { userEntry } from '../people/schema.js';
 import { normalizeEmail } from '../people/store.js';
 import { ResourceEntry } from '../resources/schema.js';
@@ -17,8 +18,9 @@ const seedFileSchema = (passwordMinLength: number) =>
         users: z.array(userEntry(passwordMinLength), { error: 'must be an array of users' }).default([]),
         resources: z.array(ResourceEntry, { error: 'must be an array of resources' }).default([]),
         identity_providers: z.array(IdentityProviderEntry, { error: 'must be an array of identity providers' }).default([]),
+        invitations: z.array(InvitationEntry, { error: 'must be an array of invitations' }).default([]),
       },
-      { error: 'must be a JSON object with "clients", "users", "resources" and/or "identity_providers"' },
+      { error: 'must be a JSON object with "clients", "users", "resources", "identity_providers" and/or "invitations"' },
     )
     .superRefine(checkDuplicates, { when: () => true });
 
@@ -26,13 +28,14 @@ const seedFileSchema = (passwordMinLength: number) =>
 export const SeedFileSchema = seedFileSchema(DEFAULT_PASSWORD_MIN_LENGTH);
 
 /** Duplicates within the file, each named by its index and the entry it repeats. */
-function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?: unknown; identity_providers?: unknown }, ctx: z.RefinementCtx): void {
+function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?: unknown; identity_providers?: unknown; invitations?: unknown }, ctx: z.RefinementCtx): void {
   if (!file || typeof file !== 'object') return; // already reported
   const sections = [
     ['clients', 'client_id', (v: string) => v],
     ['users', 'email', normalizeEmail],
     ['resources', 'identifier', (v: string) => v],
     ['identity_providers', 'id', (v: string) => v],
+    ['invitations', 'email', normalizeEmail],
   ] as const;
   for (const [section, field, key] of sections) {
     const entries = file[section];
@@ -53,6 +56,7 @@ export type SeedClient = SeedFile['clients'][number];
 export type SeedUser = SeedFile['users'][number];
 export type SeedResource = SeedFile['resources'][number];
 export type SeedIdentityProvider = SeedFile['identity_providers'][number];
+export type SeedInvitation = SeedFile['invitations'][number];
 
 export type SeedParseResult = { ok: true; data: SeedFile } | { ok: false; problems: string[] };
 
@@ -68,14 +72,14 @@ export function parseSeedFile(json: unknown, { passwordMinLength = DEFAULT_PASSW
   if (result.success) return { ok: true, data: result.data };
   const problems = result.error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
-      const hint = issue.path.length === 0 ? ' (a seed file has only "clients", "users", "resources" and "identity_providers")' : '';
+      const hint = issue.path.length === 0 ? ' (a seed file has only "clients", "users", "resources", "identity_providers" and "invitations")' : '';
       return issue.keys.map((key) => ({ path: [...issue.path, key], message: `unknown field${hint}` }));
     }
     return [{ path: issue.path, message: issue.message }];
   });
   // Grouped by entry (clients before users, in file order), each entry's problems in field order.
   // A Map, not an object literal: a file's own "__proto__" or "constructor" key must rank like any other.
-  const sectionOrder = new Map([['clients', 0], ['users', 1], ['resources', 2], ['identity_providers', 3]]);
+  const sectionOrder = new Map([['clients', 0], ['users', 1], ['resources', 2], ['identity_providers', 3], ['invitations', 4]]);
   const rank = (path: readonly PropertyKey[]) => [sectionOrder.get(String(path[0])) ?? 0, typeof path[1] === 'number' ? path[1] : -1];
   const sorted = problems
     .map((problem, order) => ({ ...problem, order, rank: rank(problem.path) }))

@@ -22,6 +22,10 @@ import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
 import { linkIn, readMime } from '../helpers/smtp.js';
+import { createAuditLog } from '../../src/audit/log.js';
+import { createLogger } from '../../src/core/logger.js';
+import { accountMailOf } from '../../src/http/mail-renderer.js';
+import { inviteUser } from '../../src/people/invitations.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SCREENSHOTS = `${ROOT}tmp/screenshots`;
@@ -132,6 +136,14 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     page.on('requestfailed', (request) => problems.push(`${request.url()}: ${request.failure()?.errorText}`));
     page.on('pageerror', (error) => problems.push(`${page.url()}: ${error.message}`));
     return { page, problems, close: () => context.close() };
+  }
+
+  /** No SMTP_URL: each mail is an .eml file in MAIL_DIR; the link starting with ISSUER + `path` in the newest. */
+  async function newestMailLink(path: string): Promise<string> {
+    await server.gatehouse.outbox.drain();
+    const dir = server.config.mail.dir;
+    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+    return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}${path}`);
   }
 
   /** axe-core's serious and critical findings fail the test; the page is photographed at both widths. */
@@ -286,11 +298,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await page.waitForSelector('[role="status"]');
     await check(page, 'password-reset-sent');
 
-    // No SMTP_URL: the mail is an .eml file in MAIL_DIR.
-    await server.gatehouse.outbox.drain();
-    const dir = server.config.mail.dir;
-    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
-    const link = linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}/password/reset?token=`);
+    const link = await newestMailLink('/password/reset?token=');
     await page.goto(link);
     await page.waitForSelector('form[action="/password/reset"]');
     await check(page, 'password-reset');
@@ -315,14 +323,6 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await close();
   }, 60_000);
 
-  /** The newest mail written to MAIL_DIR (no SMTP_URL in development), and the link in it that starts with `prefix`. */
-  async function newestLink(prefix: string) {
-    await server.gatehouse.outbox.drain();
-    const dir = server.config.mail.dir;
-    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
-    return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, prefix);
-  }
-
   it('signs up from the sign-in page, is stopped until the address is verified, verifies it by the mailed link, and reaches the app', async () => {
     const { page, problems, close } = await newPage();
     const email = `browser-signup-${Date.now()}@example.com`;
@@ -345,7 +345,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await page.click('button.primary');
     await page.waitForSelector('[role="status"]');
     await check(page, 'signup-sent');
-    const link = await newestLink(`${server.issuer}/email/verify?token=`);
+    const link = await newestMailLink('/email/verify?token=');
 
     await page.goto(signIn);
     await page.fill('#email', email);
@@ -375,6 +375,35 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
       await page.waitForURL((url) => url.href.startsWith(rp.origin));
     }
     expect(page.url().startsWith(rp.origin)).toBe(true);
+    expect(problems).toEqual([]);
+    await close();
+  }, 60_000);
+
+  it('accepts an invitation: the mailed link, a password, then signed in on the account page', async () => {
+    const { page, problems, close } = await newPage();
+    const db = server.gatehouse.db;
+    const mail = accountMailOf(server.config, server.gatehouse.outbox);
+    await inviteUser({ db, audit: createAuditLog(db, createLogger({ logLevel: 'silent' })), mail }, { email: 'invited@example.com', name: 'Invited' }, { via: 'cli' });
+    const link = await newestMailLink('/invitation?token=');
+    await page.goto(link);
+    await page.waitForSelector('form[action="/invitation"]');
+    await check(page, 'invitation');
+    await page.fill('#password', 'an invited passphrase 7');
+    await page.fill('#password_confirm', 'an invited passphrase 7');
+    await page.click('button.primary');
+    await page.waitForSelector('[role="status"]');
+    await check(page, 'invitation-done');
+    await page.click('.links a[href^="/account"]');
+    await page.waitForURL(/\/interaction\//);
+    expect(await page.inputValue('#email')).toBe('invited@example.com');
+    await page.fill('#password', 'an invited passphrase 7');
+    await page.click('button.primary');
+    await page.waitForURL(/\/account$/);
+    expect(await page.content()).toContain('invited@example.com');
+
+    await page.goto(link);
+    expect(await page.textContent('h1')).toBe('This invitation does not work');
+    await check(page, 'invitation-invalid');
     expect(problems).toEqual([]);
     await close();
   }, 60_000);
