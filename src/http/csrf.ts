@@ -7,7 +7,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { readCookie } from './cookies.js';
-import type { Interaction } from '../oidc/interactions.js';
+import type { Interaction } from '../oidc/interaction-state.js';
 import { formTokenKeys } from '../core/secrets.js';
 
 /** The form field that carries the token (views/login.ejs and consent.ejs spell it out too). */

@@ -2,7 +2,8 @@
 // Each handler: load the interaction, check the prompt, call one step, finish or render.
 import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { Interaction, InteractionSteps, PendingSecondFactor } from '../oidc/interactions.js';
+import type { Interaction, PendingSecondFactor } from '../oidc/interaction-state.js';
+import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { ProviderButton } from '../federation/sign-in.js';
 import { PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';

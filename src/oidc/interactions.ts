@@ -2,9 +2,8 @@
 // interaction, check the prompt, call one function here, then finish or render.
 //
 // A sign-in with a second factor takes several requests within one login prompt. After the
-// password, the step that is still owed ({ accountId, stage }) is kept server-side in the
-// engine's Interaction, as its `result` (the only open-ended field the engine persists), and
-// never in the form. Finishing the prompt replaces that result with the login.
+// password, the step that is still owed is kept server-side in the engine's Interaction
+// (interaction-state.ts), never in the form. Finishing the prompt replaces it with the login.
 //
 // A pending link (an upstream identity whose email belongs to someone here, federation/sign-in.ts)
 // is kept there the same way. The next password sign-in in that interaction must be the person
@@ -21,67 +20,9 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
 import type { Passkeys } from '../people/passkeys.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
-import { PendingLinkSchema, type PendingLink } from '../federation/sign-in.js';
+import type { PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
-
-/** Where the result keeps the pending second factor. */
-const PENDING_KEY = 'gatehouse_mfa';
-/** Where the result keeps a pending link, before the password step. */
-const LINK_KEY = 'gatehouse_link';
-
-/**
- * Wrong codes allowed per password step; then the password is asked again. Across password steps,
- * the account's and the address's second-factor limits (people/sign-in-limits.ts) apply.
- */
-export const MAX_SECOND_FACTOR_FAILURES = 5;
-
-const PendingSecondFactorSchema = z.object({
-  accountId: z.string().min(1),
-  /**
-   * code: ask for a TOTP code or a passkey (whichever the person has); enroll: set TOTP up first; enrolled: codes shown, continue;
-   * verify_email: REQUIRE_VERIFIED_EMAIL and the address is not verified yet (before any second factor).
-   */
-  stage: z.enum(['code', 'enroll', 'enrolled', 'verify_email']),
-  failures: z.number().int().min(0).default(0),
-  /** The first factor: the password, or an upstream identity provider (RFC 8176 `fed`). */
-  via: z.enum(['pwd', 'fed']).default('pwd'),
-  /** An upstream identity to link once the second factor is passed (accepted at the password step). */
-  link: PendingLinkSchema.optional(),
-});
-
-export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;
-
-/** The parts of the engine's interaction details that our pages use, parsed at the edge. */
-const InteractionSchema = z.object({
-  uid: z.string(),
-  /** A random value the engine keeps with the interaction and never shows (binds form tokens). */
-  cid: z.string().min(1),
-  prompt: z.object({
-    name: z.string(),
-    reasons: z.array(z.string()).default([]),
-    details: z
-      .object({
-        missingOIDCScope: z.array(z.string()).optional(),
-        missingOIDCClaims: z.array(z.string()).optional(),
-        missingResourceScopes: z.record(z.string(), z.array(z.string())).optional(),
-      })
-      .loose()
-      .default({}),
-  }),
-  params: z
-    .object({
-      client_id: z.string(),
-      login_hint: z.string().optional(),
-      ui_locales: z.string().optional(),
-      scope: z.string().optional(),
-    })
-    .loose(),
-  session: z.object({ accountId: z.string(), uid: z.string().optional() }).loose().optional(),
-  grantId: z.string().optional(),
-  result: z.object({ [PENDING_KEY]: PendingSecondFactorSchema.optional().catch(undefined), [LINK_KEY]: PendingLinkSchema.optional().catch(undefined) }).loose().optional(),
-});
-
-export type Interaction = z.infer<typeof InteractionSchema>;
+import { InteractionSchema, LINK_KEY, MAX_SECOND_FACTOR_FAILURES, PENDING_KEY, PendingSecondFactorSchema, type Interaction, type PendingSecondFactor } from './interaction-state.js';
 
 export interface ClientSummary {
   clientId: string;

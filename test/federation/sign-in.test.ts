@@ -10,7 +10,7 @@ import { dialectOf } from '../../src/db/dialect.js';
 import { createIdp } from '../../src/federation/service.js';
 import { createFederation } from '../../src/federation/sign-in.js';
 import { FLOW_COOKIE } from '../../src/http/federation.js';
-import { MAX_SECOND_FACTOR_FAILURES } from '../../src/oidc/interactions.js';
+import { MAX_SECOND_FACTOR_FAILURES } from '../../src/oidc/interaction-state.js';
 import { ACR_MFA } from '../../src/oidc/provider.js';
 import { allowAccess, Browser, completeSignIn, submitForm, submitPassword, type Page } from '../helpers/browser.js';
 import { authorizationUrl, redeemCode } from '../helpers/code-flow.js';

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_SECOND_FACTOR_FAILURES, type Interaction } from '../../src/oidc/interactions.js';
+import { MAX_SECOND_FACTOR_FAILURES, type Interaction } from '../../src/oidc/interaction-state.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from '../../src/oidc/provider.js';
 import { flavours } from '../helpers/databases.js';
 import { WEB_APP, webApp } from '../helpers/fixtures.js';
