@@ -1,0 +1,85 @@
+// Queries on Group and GroupMember: the one writer of both tables. Tokens carry group names
+// (the `groups` claim), so a name is unique and looked up exactly as stored; a group keeps its id
+// when renamed, and its memberships with it.
+import { randomUUID } from 'node:crypto';
+import type { DbHandle } from '../db/client.js';
+import type { Group } from '../generated/sqlite/client.js';
+
+export type { Group };
+
+export interface GroupWithCount extends Group {
+  memberCount: number;
+}
+
+export function createGroupStore(db: DbHandle) {
+  const { prisma } = db;
+  const withCounts = async (groups: Group[]): Promise<GroupWithCount[]> => {
+    if (groups.length === 0) return [];
+    const counts = await prisma.groupMember.groupBy({ by: ['groupId'], where: { groupId: { in: groups.map((g) => g.id) } }, _count: { _all: true } });
+    const byId = new Map(counts.map((row) => [row.groupId, row._count._all]));
+    return groups.map((group) => ({ ...group, memberCount: byId.get(group.id) ?? 0 }));
+  };
+
+  return {
+    list: async () => withCounts(await prisma.group.findMany({ orderBy: { name: 'asc' } })),
+    findByName: (name: string) => prisma.group.findUnique({ where: { name } }),
+    findById: (id: string) => prisma.group.findUnique({ where: { id } }),
+    /** The groups with these names that exist, in name order. */
+    findByNames: (names: readonly string[]) => prisma.group.findMany({ where: { name: { in: [...names] } }, orderBy: { name: 'asc' } }),
+
+    create: (input: { name: string; description: string | null }) => prisma.group.create({ data: { id: randomUUID(), ...input } }),
+    /** Renames or redescribes; null when there is no such group. */
+    async update(id: string, changes: { name?: string; description?: string | null }): Promise<Group | null> {
+      const { count } = await prisma.group.updateMany({ where: { id }, data: changes });
+      return count === 1 ? prisma.group.findUnique({ where: { id } }) : null;
+    },
+    /** Deletes the group and its memberships; how many people were in it (null: no such group). */
+    delete: (id: string) =>
+      prisma.$transaction(async (tx) => {
+        const members = await tx.groupMember.deleteMany({ where: { groupId: id } });
+        const { count } = await tx.group.deleteMany({ where: { id } });
+        return count === 1 ? members.count : null;
+      }),
+
+    /** The ids of a group's members, oldest membership first. */
+    memberIds: async (groupId: string) => (await prisma.groupMember.findMany({ where: { groupId }, orderBy: [{ createdAt: 'asc' }, { userId: 'asc' }], select: { userId: true } })).map((row) => row.userId),
+    /** The names of the groups a person belongs to, sorted: what the `groups` claim says. */
+    async namesOf(userId: string): Promise<string[]> {
+      const rows = await prisma.groupMember.findMany({ where: { userId }, select: { groupId: true } });
+      if (rows.length === 0) return [];
+      const groups = await prisma.group.findMany({ where: { id: { in: rows.map((row) => row.groupId) } }, select: { name: true }, orderBy: { name: 'asc' } });
+      return groups.map((group) => group.name);
+    },
+    async isMember(userId: string, groupName: string): Promise<boolean> {
+      const group = await prisma.group.findUnique({ where: { name: groupName }, select: { id: true } });
+      return group !== null && (await prisma.groupMember.count({ where: { groupId: group.id, userId } })) === 1;
+    },
+
+    /** Adds people to a group; the ids that were not members before. */
+    async addMembers(groupId: string, userIds: readonly string[]): Promise<string[]> {
+      const existing = new Set((await prisma.groupMember.findMany({ where: { groupId, userId: { in: [...userIds] } }, select: { userId: true } })).map((row) => row.userId));
+      const added = [...new Set(userIds)].filter((id) => !existing.has(id));
+      if (added.length > 0) await prisma.groupMember.createMany({ data: added.map((userId) => ({ groupId, userId })) });
+      return added;
+    },
+    /** Removes people from a group; the ids that were members. */
+    async removeMembers(groupId: string, userIds: readonly string[]): Promise<string[]> {
+      const present = (await prisma.groupMember.findMany({ where: { groupId, userId: { in: [...userIds] } }, select: { userId: true } })).map((row) => row.userId);
+      if (present.length > 0) await prisma.groupMember.deleteMany({ where: { groupId, userId: { in: present } } });
+      return present;
+    },
+    /** Makes a person's groups exactly these (ids); what was added and removed. */
+    setGroupsOf: (userId: string, groupIds: readonly string[]) =>
+      prisma.$transaction(async (tx) => {
+        const current = new Set((await tx.groupMember.findMany({ where: { userId }, select: { groupId: true } })).map((row) => row.groupId));
+        const wanted = new Set(groupIds);
+        const added = [...wanted].filter((id) => !current.has(id));
+        const removed = [...current].filter((id) => !wanted.has(id));
+        if (removed.length > 0) await tx.groupMember.deleteMany({ where: { userId, groupId: { in: removed } } });
+        if (added.length > 0) await tx.groupMember.createMany({ data: added.map((groupId) => ({ groupId, userId })) });
+        return { added, removed };
+      }),
+  };
+}
+
+export type GroupStore = ReturnType<typeof createGroupStore>;
