@@ -88,20 +88,22 @@ export interface InteractionSetUp {
   accountId?: string;
   /** The grant the account already gave the client. */
   grantId?: string;
+  /** Authorization parameters beyond client_id, scope and response_type (a login_hint, say). */
+  params?: Record<string, string>;
 }
 
 /**
  * An interaction as the engine starts one at /authorize, saved in its storage: `exchange()` is a
  * request of the browser that holds its cookie, `stored()` the interaction as it is now.
  */
-export async function openInteraction(provider: Provider, { clientId, prompt = { name: 'login' }, accountId, grantId }: InteractionSetUp) {
+export async function openInteraction(provider: Provider, { clientId, prompt = { name: 'login' }, accountId, grantId, params = {} }: InteractionSetUp) {
   const uid = randomUUID();
   // The engine's own authorization action builds it this way; its type declarations leave the constructor out.
   const Interaction = provider.Interaction as unknown as new (uid: string, payload: Record<string, unknown>) => { save(ttl: number): Promise<string> };
   const interaction = new Interaction(uid, {
     returnTo: `${SERVICES_ISSUER}/auth/${uid}`,
     prompt: { reasons: [], details: {}, ...prompt },
-    params: { client_id: clientId, scope: 'openid email', response_type: 'code' },
+    params: { client_id: clientId, scope: 'openid email', response_type: 'code', ...params },
     cid: randomUUID(),
     ...(accountId ? { session: { accountId } } : {}),
     ...(grantId ? { grantId } : {}),
