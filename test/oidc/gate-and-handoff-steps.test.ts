@@ -1,7 +1,8 @@
 // Two ways into a sign-in, at the level of the interaction steps (src/oidc/interactions.ts), on
 // SQLite and PostgreSQL, with REQUIRE_VERIFIED_EMAIL=true:
-// - an upstream identity provider whose MFA counts as the second factor still passes the
-//   verified-email gate (the step records that the address is owed, then finishes as MFA);
+// - an upstream identity provider whose MFA counts as the second factor, and a passwordless
+//   passkey, still pass the verified-email gate (the step records that the address is owed,
+//   then finishes as MFA);
 // - a sign-in handoff (people/sign-in-handoff.ts) is the first factor only for the client it was
 //   issued for and the login_hint it names, works once, and then goes on as after a password.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -10,9 +11,10 @@ import type { Interaction } from '../../src/oidc/interaction-state.js';
 import { ACR_MFA, ACR_PASSWORD } from '../../src/oidc/provider.js';
 import { issueSignInHandoff } from '../../src/people/sign-in-handoff.js';
 import { flavours } from '../helpers/databases.js';
+import { SoftwareAuthenticator } from '../helpers/authenticator.js';
 import { newPerson, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { addUserTo } from '../helpers/gatehouse.js';
-import { openInteraction, startServices, type InteractionSetUp, type Services } from '../helpers/services.js';
+import { openInteraction, SERVICES_ISSUER, startServices, type InteractionSetUp, type Services } from '../helpers/services.js';
 
 const ORIGIN = { ip: '192.0.2.20', userAgent: 'gate-and-handoff-test' };
 type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
@@ -63,6 +65,20 @@ describe.each(await flavours())('the verified-email gate and the sign-in handoff
       expect(federated.outcome).toBe('finished');
       expect((await resultOf(interaction))?.login).toMatchObject({ accountId: person.id, amr: ['fed', 'mfa'], acr: ACR_MFA });
     });
+  });
+
+  it('a passwordless passkey sign-in asks an unverified person to verify the address first', async () => {
+    const person = await addPerson(false);
+    const authenticator = new SoftwareAuthenticator(SERVICES_ISSUER);
+    const registration = await services.passkeys.registrationOptions(person.id, 'account-session');
+    expect((await services.passkeys.register(person.id, 'account-session', authenticator.create(registration), 'Laptop', ORIGIN)).ok).toBe(true);
+    const interaction = await open();
+    const options = (await run(interaction, async (_req, _res, loaded) => services.steps.passkeyOptions(loaded, undefined))).outcome;
+    const answer = authenticator.get(options as Parameters<SoftwareAuthenticator['get']>[0]);
+    const signedIn = await run(interaction, (req, res, loaded) => services.steps.submitPasskey(req, res, loaded, undefined, answer, ORIGIN));
+    expect(signedIn.outcome).toBe('second_factor');
+    expect(await pendingOf(interaction)).toMatchObject({ accountId: person.id, stage: 'verify_email', complete: ['hwk', 'user'] });
+    expect((await resultOf(interaction))?.login).toBeUndefined();
   });
 
   describe('a sign-in handoff', () => {
