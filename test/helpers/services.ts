@@ -14,6 +14,7 @@ import type { AuditEventType } from '../../src/audit/store.js';
 import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
 import { loadConfig, type Config, type DatabaseFlavour } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { Interaction } from '../../src/oidc/interaction-state.js';
 import { createEngine, createServices } from '../../src/server.js';
 import { migratedDb, type MigratedDb } from './databases.js';
 import { newPerson } from './fixtures.js';
@@ -115,4 +116,13 @@ export async function openInteraction(provider: Provider, { clientId, prompt = {
     exchange: () => engineExchange(provider, { [provider.cookieName('interaction')]: uid }),
     stored: () => provider.Interaction.find(uid),
   };
+}
+
+export type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
+
+/** One request to `interaction` as its route handles it: the interaction loaded from the request, then `step`. */
+export async function runStep<T>(services: Pick<Services, 'steps'>, interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) {
+  const { req, res } = interaction.exchange();
+  const outcome = await step(req, res, await services.steps.load(req, res));
+  return { outcome, res };
 }

@@ -14,10 +14,9 @@ import { flavours } from '../helpers/databases.js';
 import { SoftwareAuthenticator } from '../helpers/authenticator.js';
 import { newPerson, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { addUserTo } from '../helpers/gatehouse.js';
-import { openInteraction, SERVICES_ISSUER, startServices, type InteractionSetUp, type Services } from '../helpers/services.js';
+import { openInteraction, runStep, SERVICES_ISSUER, startServices, type InteractionSetUp, type OpenInteraction, type Services } from '../helpers/services.js';
 
 const ORIGIN = { ip: '192.0.2.20', userAgent: 'gate-and-handoff-test' };
-type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
 
 describe.each(await flavours())('the verified-email gate and the sign-in handoff as steps on %s', (flavour) => {
   let services: Services;
@@ -28,11 +27,7 @@ describe.each(await flavours())('the verified-email gate and the sign-in handoff
   afterAll(async () => services?.close());
 
   const open = (setUp: Partial<InteractionSetUp> = {}) => openInteraction(services.provider, { clientId: WEB_APP.id, ...setUp });
-  async function run<T>(interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) {
-    const { req, res } = interaction.exchange();
-    const outcome = await step(req, res, await services.steps.load(req, res));
-    return { outcome, res };
-  }
+  const run = <T>(interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) => runStep(services, interaction, step);
   const resultOf = async (interaction: OpenInteraction) => (await interaction.stored())?.result;
   const pendingOf = async (interaction: OpenInteraction) => (await run(interaction, async (_req, _res, loaded) => services.steps.pendingSecondFactor(loaded))).outcome;
   const addPerson = async (emailVerified: boolean) => {
