@@ -1,6 +1,6 @@
 // Invitations: an administrator (admin API, CLI, seed file) invites an email address; the mail's
-// link lets the person choose a password, which creates their account with the address verified
-// (they proved it by opening the mail). An invitation is a row of the AccountLink table
+// link lets the person choose a password or set up a passkey, which creates their account with
+// the address verified (they proved it by opening the mail). An invitation is a row of the AccountLink table
 // (link-store.ts, purpose `invitation`): its `userId` is the id the account will have, and names
 // the invitation in the admin API and the CLI; sending it again issues a new link under that id,
 // which supersedes the old one. Its state is that of its newest link: pending, accepted
@@ -34,7 +34,7 @@ export const InviteInput = z
     {
       email: EMAIL,
       name: USER_PROFILE_FIELDS.name,
-      client_id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional().describe('The app the invitation is for: the page that accepts it links there (its client_uri).'),
+      client_id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional().describe('The app the invitation is for: accepting it lands the person signed in there (its initiate_login_uri, else its client_uri; without either, the account page).'),
       locale: USER_PROFILE_FIELDS.locale.describe('The language of the mail (en or ko) and of the account; the default language otherwise.'),
     },
     { error: 'must be an object' },

@@ -159,6 +159,16 @@ describe.each(await flavours())('landing signed in after accepting an invitation
     expect(next.html).toContain('/enroll"');
   });
 
+  it('offers the passkey in Korean, with its form token and the link, and says it needs JavaScript', async () => {
+    const { link } = await invited();
+    const korean = await new Browser(server.issuer, { 'accept-language': 'ko' }).visit(link);
+    expect(korean.html).toContain('대신 패스키 설정하기');
+    expect(korean.html).toContain('<noscript><p class="hint">패스키를 설정하려면 JavaScript가 필요합니다.');
+    const form = findForm(korean.html, '/invitation/passkey');
+    expect(form.fields).toMatchObject({ token: new URL(link).searchParams.get('token'), name: '내 패스키', response: '' });
+    expect(form.fields.csrf_token).toBeTruthy();
+  });
+
   it('an app with only a client_uri: the browser goes there', async () => {
     const { browser, page } = await invited(HOME.id);
     const accepted = await submitForm(browser, page, '/invitation', { password: PASSWORD, password_confirm: PASSWORD });
