@@ -42,7 +42,12 @@ export const LockoutView = z
   .meta({ id: 'Lockout' });
 export type LockoutView = z.infer<typeof LockoutView>;
 
-export const LockoutList = z.object({ users: z.array(LockoutView), locked_addresses: z.number().int() }).meta({ id: 'LockoutList' });
+export const LockedAddress = z
+  .object({ address: z.string().describe('As the limit counts it: an IPv4 address, or an IPv6 /64.'), until: z.iso.datetime().nullable() })
+  .meta({ id: 'LockedAddress' });
+export type LockedAddress = z.infer<typeof LockedAddress>;
+
+export const LockoutList = z.object({ users: z.array(LockoutView), addresses: z.array(LockedAddress) }).meta({ id: 'LockoutList' });
 
 export const UnlockResult = z.object({ unlocked: z.boolean().describe('Whether the person was locked (password or second factor) before.') }).meta({ id: 'UnlockResult' });
 
@@ -150,7 +155,7 @@ export async function listLockedAccounts(deps: ReadDeps): Promise<LockoutView[]>
 }
 
 /** The addresses (IPv6 by /64) locked out now for passwords or second factors. */
-export async function listLockedAddresses(deps: ReadDeps): Promise<{ address: string; until: string | null }[]> {
+export async function listLockedAddresses(deps: ReadDeps): Promise<LockedAddress[]> {
   const prefixes = KINDS.map((kind) => `${counterPrefix(kind, 'ip')}:`);
   const rows = await liveCounters(deps.db, clock(deps), { OR: prefixes.map((prefix) => ({ key: { startsWith: prefix } })) });
   const until = new Map<string, Date | null>();
