@@ -7,7 +7,8 @@
 //
 // A password counter is keyed by the hash of the email typed, so it cannot be read back: the people
 // listed as locked are found from the audit trail, where every counted failure of a known person is
-// recorded (sign_in.failure with its accountId), within the longest a counter can live.
+// recorded with its accountId (sign_in.failure for passwords, passkey.failure for passwordless
+// passkeys, which count on the same counter), within the longest a counter can live.
 import { z } from 'zod';
 import type { Actor, AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
@@ -95,11 +96,14 @@ async function findUser(db: Db, userId: string): Promise<User> {
   return user;
 }
 
-/** Whether the person is locked out now, for passwords and for second factors, and how many failures are counted. */
-export async function lockoutOf(deps: ReadDeps, userId: string): Promise<LockoutView> {
-  const user = await findUser(deps.db, userId);
+async function lockoutOfUser(deps: ReadDeps, user: User): Promise<LockoutView> {
   const rows = await liveCounters(deps.db, clock(deps), { key: { in: Object.values(keysOf(user)) } });
   return viewOf(user, rows, deps.bruteForce.accountMaxFailures);
+}
+
+/** Whether the person is locked out now, for passwords and for second factors, and how many failures are counted. */
+export async function lockoutOf(deps: ReadDeps, userId: string): Promise<LockoutView> {
+  return lockoutOfUser(deps, await findUser(deps.db, userId));
 }
 
 /**
@@ -108,8 +112,8 @@ export async function lockoutOf(deps: ReadDeps, userId: string): Promise<Lockout
  * everyone behind it (unlockAddress). Always audited, locked or not.
  */
 export async function unlockUser(deps: LockoutDeps, userId: string, actor: Actor): Promise<{ unlocked: boolean }> {
-  const before = await lockoutOf(deps, userId);
   const user = await findUser(deps.db, userId);
+  const before = await lockoutOfUser(deps, user);
   await deps.db.prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: Object.values(keysOf(user)) } } });
   const unlocked = before.password.locked || before.second_factor.locked;
   await deps.audit.record({
@@ -138,7 +142,7 @@ export async function listLockedAccounts(deps: ReadDeps): Promise<LockoutView[]>
   // whose failures the audit trail recorded while such a row could have been counting.
   const since = new Date(now.getTime() - longestLife(deps.bruteForce) - 60_000);
   const failed = await deps.db.prisma.auditEvent.findMany({
-    where: { type: 'sign_in.failure', at: { gte: since }, accountId: { not: null } },
+    where: { type: { in: ['sign_in.failure', 'passkey.failure'] }, at: { gte: since }, accountId: { not: null } },
     select: { accountId: true },
     distinct: ['accountId'],
   });
@@ -147,7 +151,12 @@ export async function listLockedAccounts(deps: ReadDeps): Promise<LockoutView[]>
     ...failed.map((event) => event.accountId as string),
     ...locked.filter((row) => row.key.startsWith(secondFactorPrefix)).map((row) => row.key.slice(secondFactorPrefix.length)),
   ]);
-  const people = await deps.db.prisma.user.findMany({ where: { id: { in: [...candidates] } }, select: { id: true, email: true } });
+  // In batches: during an attack on many accounts the candidates may outnumber a statement's parameters.
+  const ids = [...candidates];
+  const people: Pick<User, 'id' | 'email'>[] = [];
+  for (let start = 0; start < ids.length; start += 1000) {
+    people.push(...(await deps.db.prisma.user.findMany({ where: { id: { in: ids.slice(start, start + 1000) } }, select: { id: true, email: true } })));
+  }
   return people
     .filter((person) => Object.values(keysOf(person)).some((key) => lockedKeys.has(key)))
     .map((person) => viewOf(person, locked, max))
