@@ -6,7 +6,7 @@ import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
 import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
-import { describeHash, needsRehash, verifyPasswordHash } from './password-hashes.js';
+import { describeHash, needsRehash, readsWholePassword, verifyPasswordHash } from './password-hashes.js';
 import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
 
@@ -76,8 +76,9 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
       // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
       // them. Refused like a wrong one, after the same bcrypt work (no password set through the
-      // policy is longer, password-policy.ts).
-      const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+      // policy is longer, password-policy.ts). An imported argon2id hash reads every byte.
+      const longerThanBcryptReads = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+      const tooLong = longerThanBcryptReads && !readsWholePassword(user?.passwordHash ?? null);
       // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
       const matches = (await verifyPasswordHash(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
       if (!user?.passwordHash || !matches || user.disabled) {
@@ -86,7 +87,8 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       }
       await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
-      if (needsRehash(user.passwordHash, bcryptCost)) await rehash(user.id, user.passwordHash, password, origin);
+      // A longer password, right for an imported argon2id hash, keeps that hash: bcrypt could not hold it.
+      if (needsRehash(user.passwordHash, bcryptCost) && !longerThanBcryptReads) await rehash(user.id, user.passwordHash, password, origin);
       return user.id;
     },
   };

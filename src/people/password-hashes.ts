@@ -104,6 +104,9 @@ export async function verifyPasswordHash(password: string, hash: string): Promis
   return argon2Verify(hash, password);
 }
 
+/** Whether a stored hash reads every byte of the password (argon2id), unlike bcrypt's first 72. */
+export const readsWholePassword = (hash: string | null): boolean => hash !== null && hash.startsWith('$argon2id$');
+
 /** Whether a stored hash should be replaced by ours (bcrypt $2b$ at `bcryptCost`) while the password is at hand. */
 export function needsRehash(hash: string, bcryptCost: number): boolean {
   const match = BCRYPT.exec(hash);

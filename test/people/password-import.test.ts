@@ -157,6 +157,19 @@ describe.each(await flavours())('imported password hashes on %s', (flavour) => {
     await expectUpgradeAtSignIn(person.id, person.email, 'a password from elsewhere', 'argon2id m=8192,t=2,p=2');
   });
 
+  it('lets in a passphrase longer than bcrypt reads against an imported argon2id hash, and keeps that hash', async () => {
+    const person = newPerson();
+    const passphrase = 'a passphrase from the old server that is much longer than bcrypt could ever read, all 100 bytes.';
+    expect(Buffer.byteLength(passphrase)).toBeGreaterThan(72);
+    const imported = await argon2id(passphrase);
+    const created = await admin('POST', '/users', { email: person.email, password_hash: imported });
+    expect(created.status).toBe(201);
+    expect(await signIn(person.email, passphrase.slice(0, 72))).toBe(401);
+    expect(await signIn(person.email, passphrase)).toBe(303);
+    expect(await storedHash(person.email)).toBe(imported);
+    expect(await rehashEvents(created.body.id as string)).toEqual([]);
+  });
+
   it('refuses malformed hashes, naming the field', async () => {
     const person = newPerson();
     const argon2i = await argon2Hash('x', { ...ARGON2ID_ELSEWHERE, algorithm: 1 });
