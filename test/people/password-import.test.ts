@@ -17,6 +17,7 @@ import { runCli } from '../helpers/commands.js';
 import { flavours } from '../helpers/databases.js';
 import { credentialsOf, machineClient, newPerson, webApp, WRONG_PASSWORD } from '../helpers/fixtures.js';
 import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/gatehouse.js';
+import { startServices, type Services } from '../helpers/services.js';
 
 /** argon2id as another server might have made it: not our parameters, a 12-byte salt, a 24-byte output. */
 const ARGON2ID_ELSEWHERE = { algorithm: 2, memoryCost: 8192, timeCost: 2, parallelism: 2, outputLen: 24, salt: Buffer.from('elsewhere-12') } as const;
@@ -225,5 +226,28 @@ describe.each(await flavours())('imported password hashes on %s', (flavour) => {
     expect(await users.replacePasswordHash(person.id, 'some other hash', 'new')).toBe(false);
     expect(await storedHash(person.email)).toBe(checked);
     expect(await users.replacePasswordHash(person.id, checked, await bcrypt.hash('x', 5))).toBe(true);
+  });
+});
+
+describe.each(await flavours())('the account page with an imported hash on %s', (flavour) => {
+  let services: Services;
+  beforeAll(async () => (services = await startServices(flavour)));
+  afterAll(async () => services?.close());
+
+  it('checks the current password against an imported argon2id hash, and knows the same one again', async () => {
+    const person = await services.addPerson();
+    const old = 'the password from the old server';
+    await createUserStore(services.db).update(person.id, { passwordHash: await argon2id(old) });
+    const session = new services.provider.Session();
+    const now = Math.floor(Date.now() / 1000);
+    session.loginAccount({ accountId: person.id, amr: ['pwd'], loginTs: now });
+    await session.save(3600);
+    const signedIn = { sessionId: session.jti, sessionUid: session.uid, accountId: person.id, signedInAt: now };
+    const origin = { ip: '192.0.2.40' };
+
+    expect(await services.account.changePassword(signedIn, 'not the old one', 'a brand new passphrase', origin)).toEqual({ outcome: 'wrong_password' });
+    expect(await services.account.changePassword(signedIn, old, old, origin)).toEqual({ outcome: 'rejected', problem: 'same' });
+    expect(await services.account.changePassword(signedIn, old, 'a brand new passphrase', origin)).toEqual({ outcome: 'changed', otherSessionsEnded: 0 });
+    expect(await services.passwords.verifyPassword(person.email, 'a brand new passphrase', origin)).toBe(person.id);
   });
 });
