@@ -2,6 +2,7 @@
 // these; a new password must also pass the policy (password-policy.ts).
 import { z } from 'zod';
 import { httpUrl, required, text } from '../core/fields.js';
+import { checkOneSecret, PASSWORD_HASH } from './password-hashes.js';
 import { checkPassword } from './password-policy.js';
 
 /** An email address as stored: trimmed and lower-cased. */
@@ -22,18 +23,23 @@ export const USER_PROFILE_FIELDS = {
   locale: text(35).optional(),
 };
 
-/** A user entry; its password must meet the policy (password-policy.ts) for `passwordMinLength`. */
+/**
+ * A user entry with a password, which must meet the policy (password-policy.ts) for
+ * `passwordMinLength`, or an existing hash from another server (password-hashes.ts).
+ */
 export const userEntry = (passwordMinLength: number) =>
   z
     .strictObject(
       {
         email: EMAIL,
-        password: z.string({ error: required('must be a string') }),
+        password: z.string({ error: required('must be a string') }).optional(),
+        password_hash: PASSWORD_HASH.optional(),
         ...USER_PROFILE_FIELDS,
         email_verified: z.boolean({ error: 'must be true or false' }).default(false),
       },
       { error: 'must be an object' },
     )
+    .superRefine(checkOneSecret, { when: () => true })
     .superRefine((user, ctx) => checkUserPassword(user, passwordMinLength, ctx), { when: () => true });
 
 /** Runs even when other fields failed, so one run reports every problem. */
