@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { PasswordProblem } from '../people/password-policy.js';
 import { PASSKEY_NAME, PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
 import { RECENT_SIGN_IN_SECONDS, type AccountService, type SignedIn } from '../people/self-service.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/built-in-clients.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import { FederationRefused, type Federation } from '../federation/sign-in.js';
 import { readCookie } from './cookies.js';

@@ -18,7 +18,7 @@ import { createPasskeyStore } from './passkey-store.js';
 import { checkPassword } from './password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import { wholeNumber } from '../core/fields.js';
 import type { Prisma } from '../db/client.js';
@@ -214,7 +214,7 @@ async function findUser(db: Db, id: string): Promise<User> {
 }
 
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 
 // ---------------------------------------------------------------------------------------------
 // Operations
