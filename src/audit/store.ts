@@ -57,6 +57,12 @@ export const AUDIT_EVENT_TYPES = [
   'idp.created',
   'idp.updated',
   'idp.deleted',
+  'group.created',
+  'group.updated',
+  'group.deleted',
+  'group.members_added',
+  'group.members_removed',
+  'user.groups_changed',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
