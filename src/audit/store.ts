@@ -57,6 +57,12 @@ export const AUDIT_EVENT_TYPES = [
   'idp.created',
   'idp.updated',
   'idp.deleted',
+  'group.created',
+  'group.updated',
+  'group.deleted',
+  'group.members_added',
+  'group.members_removed',
+  'user.groups_changed',
   'console.signed_in',
   'console.refused',
 ] as const;
