@@ -1,19 +1,19 @@
 // `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`
-// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts):
+// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts; lockout|unlock|lockouts|unlock-address, cli/lockouts.ts):
 // the people who sign in, through the same management layer as the admin API (src/people/service.ts;
 // their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
-import { NotFoundError } from '../core/errors.js';
 import type { Actor } from '../audit/log.js';
 import type { PasskeyView, UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { registerInvitations } from './invitations.js';
+import { registerLockouts } from './lockouts.js';
+import { resolveUserId, USER_ARGUMENT } from './user-lookup.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
-const USER_ARGUMENT = ['<user>', 'the user: their id or their email'] as const;
 const PASSWORD_STDIN = ['--password-stdin', 'read the password from stdin (e.g. printf %s "$PASSWORD" | …)'] as const;
 
 // The management layer (bcrypt among its dependencies) loads only when a users command runs.
@@ -26,15 +26,6 @@ async function deps({ config, db, logger }: CommandContext): Promise<UserManagem
   // Mails (a changed address's verification link) are queued here and sent by the running server's outbox worker.
   const mail = accountMailOf(config, createOutbox({ config, db, logger }));
   return { db, audit: createAuditLog(db, logger), bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail };
-}
-
-/** A user named by id or, when it has an @, by email. */
-async function resolveUserId({ db }: CommandContext, user: string): Promise<string> {
-  if (!user.includes('@')) return user;
-  const { createUserStore } = await import('../people/store.js');
-  const found = await createUserStore(db).findByEmail(user);
-  if (!found) throw new NotFoundError(`there is no user with email ${user}`);
-  return found.id;
 }
 
 /** The password, from stdin; asked for before the database is opened. */
@@ -78,7 +69,7 @@ interface UpdateOptions {
 }
 
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create, invite, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, invite, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities, end lockouts').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -275,4 +266,5 @@ export function registerUsers(program: Command): void {
   }
 
   registerInvitations(group);
+  registerLockouts(group);
 }
