@@ -231,6 +231,13 @@ export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string
   return toView(await findUser(db, id));
 }
 
+/** The person with this email (any case); a ValidationError on `field` when there is none (a form named them). */
+export async function getUserByEmail({ db }: Pick<UserManagementDeps, 'db'>, email: string, field = 'email'): Promise<UserView> {
+  const user = email.trim() ? await createUserStore(db).findByEmail(email.trim()) : null;
+  if (!user) throw ValidationError.field(field, email.trim() ? `there is no person with the email ${email.trim()}` : 'is required');
+  return toView(user);
+}
+
 export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
   const parsed = parseInput(CreateUserInput, input);
   enforcePolicy(parsed.password, parsed.email, deps.passwordMinLength);

@@ -22,6 +22,9 @@ import { createSessionFormTokens } from '../csrf.js';
 import { AppError, notFound } from '../errors.js';
 import { chooseLanguage } from '../languages.js';
 import { createDashboardRouter } from './dashboard.js';
+import { createGroupsRouter } from './groups.js';
+import { createPeopleRouter } from './people.js';
+import { createPersonRouter } from './person.js';
 import { admitToConsole, checkConsoleForm, consoleOf, managementOf, type ConsoleDeps } from './deps.js';
 import { CONSOLE_PATH, createConsoleSessions, type ConsoleSessionRecord } from './session.js';
 
@@ -56,6 +59,9 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(checkEveryForm);
   router.post('/sign-out', signOut);
   router.use(createDashboardRouter(deps));
+  router.use(createPeopleRouter(deps));
+  router.use(createPersonRouter(deps));
+  router.use(createGroupsRouter(deps));
   router.use((_req, _res, next) => next(notFound()));
 
   function noStore(_req: Request, res: Response, next: NextFunction) {
