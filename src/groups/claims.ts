@@ -10,9 +10,8 @@
 // - access tokens for a registered resource (resources/): when the token request's scope has
 //   groups (in the JWT, or in introspection for an opaque one).
 // A client with `allowed_groups` only ever sees those of the person's groups it names.
-import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { DbHandle } from '../db/client.js';
-import { GroupName } from './schema.js';
 import { createGroupStore } from './store.js';
 
 export const GROUPS_SCOPE = 'groups';
@@ -68,14 +67,4 @@ function requestedScope(ctx: KoaContextWithOIDC): string | undefined {
   const source = entities.AuthorizationCode ?? entities.RefreshToken ?? entities.DeviceCode ?? entities.BackchannelAuthenticationRequest;
   const scope = (source as { scope?: unknown } | undefined)?.scope;
   return typeof scope === 'string' ? scope : undefined;
-}
-
-/** The engine's extraClientMetadata validator for id_token_groups and allowed_groups (dynamic registration too). */
-export function validateGroupsMetadata(key: string, value: unknown): void {
-  if (value === undefined) return;
-  if (key === ID_TOKEN_GROUPS && typeof value !== 'boolean') throw new errors.InvalidClientMetadata(`${ID_TOKEN_GROUPS} must be true or false`);
-  if (key === ALLOWED_GROUPS) {
-    const valid = Array.isArray(value) && value.length > 0 && value.every((name) => GroupName.safeParse(name).success);
-    if (!valid) throw new errors.InvalidClientMetadata(`${ALLOWED_GROUPS} must be a non-empty array of group names`);
-  }
 }

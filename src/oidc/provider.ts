@@ -10,7 +10,8 @@ import type { Db } from '../db/client.js';
 import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
 import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
-import { ALLOWED_GROUPS, createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE, ID_TOKEN_GROUPS, validateGroupsMetadata } from '../groups/claims.js';
+import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
+import { GROUPS_CLIENT_METADATA, validateGroupsMetadata } from '../groups/client-metadata.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
@@ -159,7 +160,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     // Our own EJS pages replace the engine's development-only login screens.
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionPolicyOfGatehouse() },
     extraClientMetadata: {
-      properties: [REQUIRE_MFA_METADATA, ID_TOKEN_GROUPS, ALLOWED_GROUPS],
+      properties: [REQUIRE_MFA_METADATA, ...GROUPS_CLIENT_METADATA],
       validator(_ctx, key, value) {
         if (key === REQUIRE_MFA_METADATA && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_METADATA} must be true or false`);

@@ -106,7 +106,7 @@ describe('parseSeedFile', () => {
   });
 
   it('rejects what is not a seed file', () => {
-    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "users", "resources", "identity_providers" and/or "invitations"']);
+    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "groups", "users", "resources", "identity_providers" and/or "invitations"']);
     expect(problemsOf({ clients: {} })).toEqual(['clients: must be an array of clients']);
     expect(problemsOf({ clients: [{ client_id: 'c', redirect_uris: [], client_secret: 'y'.repeat(32) }] })).toEqual([
       'clients[0].redirect_uris: must list at least one absolute http(s) URL',
