@@ -50,7 +50,7 @@ export async function seedUserGroups(handle: DbHandle, users: readonly SeedUser[
   const issues: FieldIssue[] = listing.flatMap(({ index, names }) =>
     names.flatMap((name, position) => (found.has(name) ? [] : [{ path: `users[${index}].groups[${position}]`, message: `there is no group ${name} (declare it in "groups" or create it first)` }])),
   );
-  if (issues.length) throw new ValidationError(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; '), issues);
+  if (issues.length) throw ValidationError.of(issues);
   const ids = new Map((await createUserStore(handle).findManyByEmail(listing.map((entry) => entry.user.email))).map((row) => [row.email, row.id]));
   const changed: SeedMembershipChange[] = [];
   for (const { user, names } of listing) {

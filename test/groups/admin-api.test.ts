@@ -57,6 +57,10 @@ describe.each(await flavours())('groups in the admin API on %s', (flavour) => {
     expect((list.body.groups as GroupView[]).map((group) => group.name)).toEqual(['admins', 'staff', 'to-go']);
     expect((await call('GET', '/groups/staff')).body).toMatchObject({ name: 'staff', description: null });
     expect((await call('GET', '/groups/nope')).status).toBe(404);
+    // A NUL (which PostgreSQL refuses in a query) is no name and no id: 404 and 400, never 500.
+    expect((await call('GET', '/groups/a%00b')).status).toBe(404);
+    expect((await call('GET', '/users/a%00b/groups')).status).toBe(404);
+    expect((await call('POST', '/groups/staff/members/remove', { user_ids: ['a\u0000b'] })).status).toBe(400);
 
     const renamed = await call('PATCH', '/groups/to-go', { name: 'leaving', description: 'Soon gone' });
     expect(renamed).toMatchObject({ status: 200, body: { name: 'leaving', description: 'Soon gone' } });
