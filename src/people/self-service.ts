@@ -38,9 +38,8 @@ export interface SignedIn {
   /** The session's uid, by which sessions are named (service.ts). */
   sessionUid: string;
   accountId: string;
-  /** When this session signed in (epoch seconds). */
+  /** When this session signed in (epoch seconds), and how (ACR_PASSWORD or ACR_MFA: the console asks for MFA). */
   signedInAt: number | null;
-  /** How it signed in (oidc/provider.ts ACR_PASSWORD or ACR_MFA); the console asks for ACR_MFA. */
   acr?: string | null;
 }
 

@@ -70,8 +70,7 @@ function hardCodedStrings(template: string): string[] {
     const attribute = /([\w-]+)="[^"]*$/.exec(before)?.[1];
     // Inside a tag, only these attributes are read or shown to people.
     if (kind && inTag && !['alt', 'title', 'aria-label', 'placeholder', 'value'].includes(attribute ?? '')) continue;
-    // A string that is the first argument of a call names something (a key, a partial, a field).
-    // So does a partial's field argument (`{ name: 'email', type: 'email', autocomplete: 'off' }`).
+    // A string that is the first argument of a call names something (a key, a partial, a field), as do a partial's `name`, `id`, `type`, `autocomplete`.
     const rest = code.replace(/\b[\w.]+\(\s*'[^']*'/g, '(').replace(/\b(?:name|id|type|autocomplete)\s*:\s*'[^']*'/g, '');
     for (const [literal = ''] of rest.matchAll(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"/g)) {
       const text = literal.slice(1, -1);
