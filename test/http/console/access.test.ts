@@ -140,6 +140,20 @@ describe.each(await flavours())('the console gate on %s', (flavour) => {
     expect(revoked?.details).toMatchObject({ via: 'console', by: admin.email, admin_id: admin.id });
   });
 
+  it('answers malformed paths, queries and bodies with a 4xx page, never a failure', async () => {
+    const agent = await signInToConsole(server, await addAdmin(server));
+    for (const path of ['/console/people/%00', '/console/groups/%00', '/console/people?page=-3&q=%25_', `/console/groups/${'x'.repeat(300)}`, '/console/people/%E0%A4%A']) {
+      const response = await agent.browser.request(path);
+      expect(response.status, path).toBeGreaterThanOrEqual(200);
+      expect(response.status, path).toBeLessThan(500);
+    }
+    const token = await agent.csrfToken();
+    const huge = await agent.browser.request('/console/groups', { form: { csrf_token: token, name: 'x'.repeat(100_000) } });
+    expect(huge.status).toBe(413);
+    const odd = await agent.browser.request('/console/people/nobody/disabled', { form: { csrf_token: token, disabled: 'true' } });
+    expect(odd.status).toBe(404);
+  });
+
   it('speaks Korean when the browser asks for it', async () => {
     const admin = await addAdmin(server);
     const agent = await signInToConsole(server, admin, { headers: { 'accept-language': 'ko' } });
