@@ -1,6 +1,9 @@
 // Queries on Group and GroupMember: the one writer of both tables. Tokens carry group names
 // (the `groups` claim), so a name is unique and looked up exactly as stored; a group keeps its id
 // when renamed, and its memberships with it.
+//
+// Groups sit below people/ (a person's view and claims name their groups), so the few fields of
+// a member that a group's views show (email, name) are read here rather than through people/.
 import { randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
 import type { Group } from '../generated/sqlite/client.js';
@@ -11,6 +14,14 @@ export interface GroupWithCount extends Group {
   memberCount: number;
 }
 
+/** Who a member is, as a group's views show them. */
+export interface MemberRow {
+  userId: string;
+  email: string;
+  name: string | null;
+  addedAt: Date;
+}
+
 export function createGroupStore(db: DbHandle) {
   const { prisma } = db;
   const withCounts = async (groups: Group[]): Promise<GroupWithCount[]> => {
@@ -19,6 +30,12 @@ export function createGroupStore(db: DbHandle) {
     const byId = new Map(counts.map((row) => [row.groupId, row._count._all]));
     return groups.map((group) => ({ ...group, memberCount: byId.get(group.id) ?? 0 }));
   };
+
+  async function peopleById(userIds: readonly string[]): Promise<Map<string, { email: string; name: string | null }>> {
+    if (userIds.length === 0) return new Map();
+    const rows = await prisma.user.findMany({ where: { id: { in: [...new Set(userIds)] } }, select: { id: true, email: true, name: true } });
+    return new Map(rows.map((row) => [row.id, { email: row.email, name: row.name }]));
+  }
 
   return {
     list: async () => withCounts(await prisma.group.findMany({ orderBy: { name: 'asc' } })),
@@ -47,13 +64,42 @@ export function createGroupStore(db: DbHandle) {
     async namesOf(userId: string): Promise<string[]> {
       const rows = await prisma.groupMember.findMany({ where: { userId }, select: { groupId: true } });
       if (rows.length === 0) return [];
-      const groups = await prisma.group.findMany({ where: { id: { in: rows.map((row) => row.groupId) } }, select: { name: true }, orderBy: { name: 'asc' } });
-      return groups.map((group) => group.name);
+      const groups = await prisma.group.findMany({ where: { id: { in: rows.map((row) => row.groupId) } }, select: { name: true } });
+      // Sorted here, not by the database: PostgreSQL's collation may order letters by case otherwise.
+      return groups.map((group) => group.name).sort(byName);
+    },
+    /** The names of the groups of each of these people (absent: in none), each list sorted. */
+    async namesOfMany(userIds: readonly string[]): Promise<Map<string, string[]>> {
+      const byUser = new Map<string, string[]>();
+      if (userIds.length === 0) return byUser;
+      const rows = await prisma.groupMember.findMany({ where: { userId: { in: [...userIds] } }, select: { groupId: true, userId: true } });
+      if (rows.length === 0) return byUser;
+      const groups = await prisma.group.findMany({ where: { id: { in: [...new Set(rows.map((row) => row.groupId))] } }, select: { id: true, name: true } });
+      const names = new Map(groups.map((group) => [group.id, group.name]));
+      for (const row of rows) {
+        const name = names.get(row.groupId);
+        if (name !== undefined) byUser.set(row.userId, [...(byUser.get(row.userId) ?? []), name]);
+      }
+      for (const list of byUser.values()) list.sort(byName);
+      return byUser;
     },
     async isMember(userId: string, groupName: string): Promise<boolean> {
       const group = await prisma.group.findUnique({ where: { name: groupName }, select: { id: true } });
       return group !== null && (await prisma.groupMember.count({ where: { groupId: group.id, userId } })) === 1;
     },
+
+    countMembers: (groupId: string) => prisma.groupMember.count({ where: { groupId } }),
+    /** A group's members with their email and name, oldest membership first. */
+    async members(groupId: string): Promise<MemberRow[]> {
+      const rows = await prisma.groupMember.findMany({ where: { groupId }, orderBy: [{ createdAt: 'asc' }, { userId: 'asc' }], select: { userId: true, createdAt: true } });
+      const people = await peopleById(rows.map((row) => row.userId));
+      return rows.flatMap((row) => {
+        const person = people.get(row.userId);
+        return person ? [{ userId: row.userId, email: person.email, name: person.name, addedAt: row.createdAt }] : [];
+      });
+    },
+    /** The people with these ids that exist: their email and name, by id. */
+    people: peopleById,
 
     /** Adds people to a group; the ids that were not members before. */
     async addMembers(groupId: string, userIds: readonly string[]): Promise<string[]> {
@@ -81,5 +127,8 @@ export function createGroupStore(db: DbHandle) {
       }),
   };
 }
+
+/** Code-unit order: the same on every database and collation. */
+const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export type GroupStore = ReturnType<typeof createGroupStore>;

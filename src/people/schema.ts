@@ -2,6 +2,7 @@
 // these; a new password must also pass the policy (password-policy.ts).
 import { z } from 'zod';
 import { httpUrl, required, text } from '../core/fields.js';
+import { GroupNames } from '../groups/schema.js';
 import { checkOneSecret, PASSWORD_HASH } from './password-hashes.js';
 import { checkPassword } from './password-policy.js';
 
@@ -36,6 +37,8 @@ export const userEntry = (passwordMinLength: number) =>
         password_hash: PASSWORD_HASH.optional(),
         ...USER_PROFILE_FIELDS,
         email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+        /** Exactly these groups (each declared in the file or existing); left out, memberships are left alone. */
+        groups: GroupNames.optional(),
       },
       { error: 'must be an object' },
     )

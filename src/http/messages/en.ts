@@ -1,6 +1,7 @@
 // Every string the pages show, in English. Keys are `area.what`; `{name}` is a placeholder
 // filled by t(key, { name }). The Korean catalogue (ko.ts) must have exactly these keys and
 // placeholders (tsc and test/http/pages.test.ts check). Append new keys to both files (mail and its pages: en-mail.ts and ko-mail.ts).
+import { enConsole } from './en-console.js';
 import { enMail } from './en-mail.js';
 
 export const en = {
@@ -16,6 +17,7 @@ export const en = {
   'scope.openid': 'Know who you are',
   'scope.profile': 'See your name and profile details',
   'scope.email': 'See your email address',
+  'scope.groups': 'See which groups you are in',
   'scope.offline_access': 'Stay connected when you are not using it',
   'scope.phone': 'See your phone number',
   'scope.address': 'See your postal address',
@@ -42,6 +44,7 @@ export const en = {
   'claim.address': 'postal address',
   'claim.acr': 'how you signed in',
   'claim.amr': 'how you signed in',
+  'claim.groups': 'the groups you are in',
 
   // Sign-in (views/login.ejs).
   'login.title': 'Sign in',
@@ -326,6 +329,7 @@ export const en = {
   'account.error.reauthenticate': 'Enter your password, or sign in again, to make this change.',
 
   ...enMail,
+  ...enConsole,
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */

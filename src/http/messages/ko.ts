@@ -1,5 +1,6 @@
 // 페이지에 표시되는 모든 문장의 한국어판. en.ts와 같은 키와 같은 {자리표시자}를 가져야 합니다.
 import type { Messages } from './en.js';
+import { koConsole } from './ko-console.js';
 import { koMail } from './ko-mail.js';
 
 export const ko: Messages = {
@@ -13,6 +14,7 @@ export const ko: Messages = {
   'scope.openid': '회원님이 누구인지 확인',
   'scope.profile': '이름과 프로필 정보 보기',
   'scope.email': '이메일 주소 보기',
+  'scope.groups': '소속된 그룹 보기',
   'scope.offline_access': '사용하지 않는 동안에도 연결 유지',
   'scope.phone': '전화번호 보기',
   'scope.address': '우편 주소 보기',
@@ -39,6 +41,7 @@ export const ko: Messages = {
   'claim.address': '우편 주소',
   'claim.acr': '로그인 방법',
   'claim.amr': '로그인 방법',
+  'claim.groups': '소속된 그룹',
 
   'login.title': '로그인',
   'login.lead': '{client} 사용을 계속하려면 로그인하십시오',
@@ -311,4 +314,5 @@ export const ko: Messages = {
   'account.error.reauthenticate': '이 변경을 하시려면 비밀번호를 입력하시거나 다시 로그인해 주십시오.',
 
   ...koMail,
+  ...koConsole,
 };
