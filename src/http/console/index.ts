@@ -21,7 +21,11 @@ import { readCookie } from '../cookies.js';
 import { createSessionFormTokens } from '../csrf.js';
 import { AppError, notFound } from '../errors.js';
 import { chooseLanguage } from '../languages.js';
+import { createAuditRouter } from './audit.js';
+import { createClientsRouter } from './clients.js';
 import { createDashboardRouter } from './dashboard.js';
+import { createIdentityProvidersRouter } from './identity-providers.js';
+import { createKeysRouter } from './keys.js';
 import { admitToConsole, checkConsoleForm, consoleOf, managementOf, type ConsoleDeps } from './deps.js';
 import { CONSOLE_PATH, createConsoleSessions, type ConsoleSessionRecord } from './session.js';
 
@@ -56,6 +60,10 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(checkEveryForm);
   router.post('/sign-out', signOut);
   router.use(createDashboardRouter(deps));
+  router.use(createClientsRouter(deps));
+  router.use(createKeysRouter(deps));
+  router.use(createIdentityProvidersRouter(deps));
+  router.use(createAuditRouter(deps));
   router.use((_req, _res, next) => next(notFound()));
 
   function noStore(_req: Request, res: Response, next: NextFunction) {
