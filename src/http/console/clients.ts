@@ -68,7 +68,8 @@ export function createClientsRouter(deps: ConsoleDeps): Router {
   }
 
   async function showNew(req: Request, res: Response) {
-    await renderConsole(req, res, 'client-form', { client: undefined, choices: CHOICES });
+    // The defaults chosen, as they are when nothing is sent.
+    await renderConsole(req, res, 'client-form', { client: undefined, choices: CHOICES, values: { token_endpoint_auth_method: '', application_type: '' } });
   }
 
   /** The secret is in this answer and nowhere else: the page says so, and is never cached (the router's no-store). */

@@ -64,7 +64,7 @@ export function createIdentityProvidersRouter(deps: ConsoleDeps): Router {
   }
 
   async function showNew(req: Request, res: Response) {
-    await renderConsole(req, res, 'identity-provider-form', { ...newLocals, values: { enabled: 'on', kind: 'oidc' } });
+    await renderConsole(req, res, 'identity-provider-form', { ...newLocals, values: { enabled: 'on', kind: 'oidc', preset: '', token_endpoint_auth_method: '' } });
   }
 
   async function create(req: Request, res: Response) {
