@@ -136,7 +136,7 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
 
     expect(problems).toEqual([]);
     await close();
-  });
+  }, 120_000);
 
   it('shows the same pages in Korean, each passing axe', async () => {
     const { page, problems, close } = await signedIn(await addAdmin(server), '/console/clients/new', 'ko-KR');
@@ -164,5 +164,5 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
     }
     expect(problems).toEqual([]);
     await close();
-  });
+  }, 120_000);
 });
