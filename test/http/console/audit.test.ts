@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuditStore } from '../../../src/audit/store.js';
 import { addAdmin, signInToConsole, type ConsoleAdmin, type ConsoleAgent } from '../../helpers/console.js';
+import { CONSOLE_TEST_ENV } from '../../helpers/console-forms.js';
 import { flavours } from '../../helpers/databases.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 
-const env = { SIGN_IN_MAX_FAILURES_PER_IP: '1000', SIGN_IN_DELAY_STEP_MS: '0' };
 const rows = (html: string) => [...html.matchAll(/<tr>\s*<td>/g)].length;
 
 describe.each(await flavours())('the console’s audit trail on %s', (flavour) => {
@@ -15,7 +15,7 @@ describe.each(await flavours())('the console’s audit trail on %s', (flavour) =
   let admin: ConsoleAdmin;
   let agent: ConsoleAgent;
   beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { env });
+    server = await startTestGatehouse(flavour, { env: CONSOLE_TEST_ENV });
     admin = await addAdmin(server);
     agent = await signInToConsole(server, admin);
     // 60 events of one client, a minute apart, in November 2026.

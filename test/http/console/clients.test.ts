@@ -2,25 +2,17 @@
 // client whose secret is shown once (on the answer to the creation, never again, never cached),
 // edits, a new secret, deleting after a confirmation page; the service's refusals come back as
 // the form with the input kept and nothing changed; every POST needs the console's form token.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addAdmin, signInToConsole, type ConsoleAgent } from '../../helpers/console.js';
-import { followRedirect, postPairs, textOf } from '../../helpers/console-forms.js';
+import { describe, expect, it } from 'vitest';
+import { addAdmin, signInToConsole } from '../../helpers/console.js';
+import { consoleForTests, followRedirect, postPairs, textOf } from '../../helpers/console-forms.js';
 import { flavours } from '../../helpers/databases.js';
-import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 
-const env = { SIGN_IN_MAX_FAILURES_PER_IP: '1000', SIGN_IN_DELAY_STEP_MS: '0' };
 
 describe.each(await flavours())('the console’s clients on %s', (flavour) => {
-  let server: TestGatehouse;
-  let agent: ConsoleAgent;
-  beforeAll(async () => {
-    server = await startTestGatehouse(flavour, { env });
-    agent = await signInToConsole(server, await addAdmin(server));
-  });
-  afterAll(async () => server?.close());
+  const ctx = consoleForTests(flavour);
 
-  const stored = (id: string) => server.gatehouse.db.prisma.client.findUnique({ where: { id } });
-  const auditOf = (clientId: string, type: string) => server.gatehouse.db.prisma.auditEvent.findMany({ where: { clientId, type } });
+  const stored = (id: string) => ctx.server.gatehouse.db.prisma.client.findUnique({ where: { id } });
+  const auditOf = (clientId: string, type: string) => ctx.server.gatehouse.db.prisma.auditEvent.findMany({ where: { clientId, type } });
   const basicWeb = (id: string): [string, string][] => [
     ['client_id', id],
     ['client_name', 'Wiki'],
@@ -33,7 +25,7 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
   ];
 
   it('registers a client and shows its secret once, on the answer only, never cached', async () => {
-    const created = await postPairs(agent, '/console/clients/new', basicWeb('wiki'));
+    const created = await postPairs(ctx.agent, '/console/clients/new', basicWeb('wiki'));
     expect(created.status).toBe(201);
     expect(created.headers.get('cache-control')).toBe('no-store');
     const html = await created.text();
@@ -47,18 +39,18 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
     expect(event?.details).toMatchObject({ via: 'console' });
 
     // Never again: not on the list, not on its page.
-    const list = await agent.browser.visit('/console/clients');
+    const list = await ctx.agent.browser.visit('/console/clients');
     expect(list.html).toContain('href="/console/clients/wiki/edit"');
     expect(list.html).toContain('gatehouse-console');
-    const edit = await agent.browser.visit('/console/clients/wiki/edit');
+    const edit = await ctx.agent.browser.visit('/console/clients/wiki/edit');
     expect(edit.html).not.toContain(secret);
     expect(edit.html).toContain('Set (stored hashed');
     expect(edit.html).toContain('https://wiki.example.com/cb\nhttps://wiki.example.com/cb2');
   });
 
   it('shows the form again with each field’s error and the input kept, and registers nothing', async () => {
-    const count = await server.gatehouse.db.prisma.client.count();
-    const refused = await postPairs(agent, '/console/clients/new', [['client_id', 'bad client'], ['client_name', 'Kept name'], ['redirect_uris', 'not a url'], ['grant_types', 'authorization_code']]);
+    const count = await ctx.server.gatehouse.db.prisma.client.count();
+    const refused = await postPairs(ctx.agent, '/console/clients/new', [['client_id', 'bad client'], ['client_name', 'Kept name'], ['redirect_uris', 'not a url'], ['grant_types', 'authorization_code']]);
     expect(refused.status).toBe(400);
     const html = await refused.text();
     expect(html).toContain('role="alert"');
@@ -66,23 +58,23 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
     expect(html).toContain('id="f-redirect_uris-error"');
     expect(html).toContain('value="Kept name"');
     expect(html).toContain('>not a url</textarea>');
-    expect(await server.gatehouse.db.prisma.client.count()).toBe(count);
+    expect(await ctx.server.gatehouse.db.prisma.client.count()).toBe(count);
 
-    const taken = await postPairs(agent, '/console/clients/new', basicWeb('wiki'));
+    const taken = await postPairs(ctx.agent, '/console/clients/new', basicWeb('wiki'));
     expect(taken.status).toBe(409);
     expect(await taken.text()).toContain('already exists');
   });
 
   it('refuses a built-in client id, and has no page to edit or delete the built-in clients', async () => {
-    const reserved = await postPairs(agent, '/console/clients/new', basicWeb('gatehouse-account'));
+    const reserved = await postPairs(ctx.agent, '/console/clients/new', basicWeb('gatehouse-account'));
     expect(reserved.status).toBe(409);
-    expect((await agent.browser.visit('/console/clients/gatehouse-console/edit')).status).toBe(404);
-    expect((await postPairs(agent, '/console/clients/gatehouse-console/delete', [])).status).toBe(404);
+    expect((await ctx.agent.browser.visit('/console/clients/gatehouse-console/edit')).status).toBe(404);
+    expect((await postPairs(ctx.agent, '/console/clients/gatehouse-console/delete', [])).status).toBe(404);
   });
 
   it('edits the redirect URIs, scopes, grants and branding; an emptied field is removed', async () => {
-    await postPairs(agent, '/console/clients/new', basicWeb('edit-me'));
-    const saved = await postPairs(agent, '/console/clients/edit-me/edit', [
+    await postPairs(ctx.agent, '/console/clients/new', basicWeb('edit-me'));
+    const saved = await postPairs(ctx.agent, '/console/clients/edit-me/edit', [
       ['client_name', 'Wiki 2'],
       ['redirect_uris', 'https://wiki2.example.com/cb'],
       ['post_logout_redirect_uris', 'https://wiki2.example.com/bye'],
@@ -93,7 +85,7 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
       ['tos_uri', 'https://wiki2.example.com/tos'],
       ['gatehouse_require_mfa', 'on'],
     ]);
-    const page = await followRedirect(agent, saved);
+    const page = await followRedirect(ctx.agent, saved);
     expect(page.location).toBe('/console/clients/edit-me/edit?done=client_updated');
     expect(page.html).toContain('The client was saved.');
     const metadata = (await stored('edit-me'))?.metadata as Record<string, unknown>;
@@ -103,9 +95,9 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
   });
 
   it('keeps the client as it was when an edit is refused', async () => {
-    await postPairs(agent, '/console/clients/new', basicWeb('stays'));
+    await postPairs(ctx.agent, '/console/clients/new', basicWeb('stays'));
     const before = await stored('stays');
-    const refused = await postPairs(agent, '/console/clients/stays/edit', [['client_name', 'Changed'], ['redirect_uris', ''], ['grant_types', 'authorization_code']]);
+    const refused = await postPairs(ctx.agent, '/console/clients/stays/edit', [['client_name', 'Changed'], ['redirect_uris', ''], ['grant_types', 'authorization_code']]);
     expect(refused.status).toBe(400);
     const html = await refused.text();
     expect(html).toContain('id="f-redirect_uris-error"');
@@ -114,44 +106,44 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
   });
 
   it('makes a new secret, shown once; the old one is replaced', async () => {
-    const created = await postPairs(agent, '/console/clients/new', basicWeb('rotating'));
+    const created = await postPairs(ctx.agent, '/console/clients/new', basicWeb('rotating'));
     const first = textOf(await created.text(), 'client-secret');
-    const rotated = await postPairs(agent, '/console/clients/rotating/rotate-secret', []);
+    const rotated = await postPairs(ctx.agent, '/console/clients/rotating/rotate-secret', []);
     expect(rotated.status).toBe(200);
     expect(rotated.headers.get('cache-control')).toBe('no-store');
     const second = textOf(await rotated.text(), 'client-secret');
     expect(second).toMatch(/^[\w-]{43}$/);
     expect(second).not.toBe(first);
     expect(await auditOf('rotating', 'client.secret_rotated')).toHaveLength(1);
-    expect((await agent.browser.visit('/console/clients/rotating/edit')).html).not.toContain(second);
+    expect((await ctx.agent.browser.visit('/console/clients/rotating/edit')).html).not.toContain(second);
   });
 
   it('registers a public client without a secret, and offers no rotation for it', async () => {
-    const created = await postPairs(agent, '/console/clients/new', [['client_id', 'spa'], ['redirect_uris', 'https://spa.example.com/cb'], ['token_endpoint_auth_method', 'none']]);
-    const page = await followRedirect(agent, created);
+    const created = await postPairs(ctx.agent, '/console/clients/new', [['client_id', 'spa'], ['redirect_uris', 'https://spa.example.com/cb'], ['token_endpoint_auth_method', 'none']]);
+    const page = await followRedirect(ctx.agent, created);
     expect(page.location).toBe('/console/clients/spa/edit?done=client_created');
     expect(page.html).not.toContain('/rotate-secret');
-    expect((await postPairs(agent, '/console/clients/spa/rotate-secret', [])).status).toBe(409);
+    expect((await postPairs(ctx.agent, '/console/clients/spa/rotate-secret', [])).status).toBe(409);
   });
 
   it('deletes a client only from its confirmation page', async () => {
-    await postPairs(agent, '/console/clients/new', basicWeb('doomed'));
-    const confirm = await agent.browser.visit('/console/clients/doomed/delete');
+    await postPairs(ctx.agent, '/console/clients/new', basicWeb('doomed'));
+    const confirm = await ctx.agent.browser.visit('/console/clients/doomed/delete');
     expect(confirm.status).toBe(200);
     expect(confirm.html).toContain('Delete the client “Wiki”?');
     expect(confirm.html).toContain('action="/console/clients/doomed/delete"');
     expect(await stored('doomed')).not.toBeNull();
-    const page = await followRedirect(agent, await postPairs(agent, '/console/clients/doomed/delete', []));
+    const page = await followRedirect(ctx.agent, await postPairs(ctx.agent, '/console/clients/doomed/delete', []));
     expect(page.location).toBe('/console/clients?done=client_deleted');
     expect(await stored('doomed')).toBeNull();
-    expect((await agent.browser.visit('/console/clients/doomed/edit')).status).toBe(404);
+    expect((await ctx.agent.browser.visit('/console/clients/doomed/edit')).status).toBe(404);
   });
 
   it('refuses every change without the console’s form token, and changes nothing', async () => {
-    await postPairs(agent, '/console/clients/new', basicWeb('guarded'));
+    await postPairs(ctx.agent, '/console/clients/new', basicWeb('guarded'));
     const before = await stored('guarded');
     for (const path of ['/console/clients/new', '/console/clients/guarded/edit', '/console/clients/guarded/rotate-secret', '/console/clients/guarded/delete']) {
-      const refused = await postPairs(agent, path, [['client_id', 'sneaky'], ['client_name', 'Sneaky'], ['redirect_uris', 'https://x.example.com/cb']], { token: false });
+      const refused = await postPairs(ctx.agent, path, [['client_id', 'sneaky'], ['client_name', 'Sneaky'], ['redirect_uris', 'https://x.example.com/cb']], { token: false });
       expect(refused.status, path).toBe(403);
     }
     expect(await stored('sneaky')).toBeNull();
@@ -159,7 +151,7 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
   });
 
   it('speaks Korean', async () => {
-    const korean = await signInToConsole(server, await addAdmin(server), { path: '/console/clients/new', headers: { 'accept-language': 'ko' } });
+    const korean = await signInToConsole(ctx.server, await addAdmin(ctx.server), { path: '/console/clients/new', headers: { 'accept-language': 'ko' } });
     expect(korean.page.html).toContain('<html lang="ko">');
     expect(korean.page.html).toContain('클라이언트 등록');
   });

@@ -10,6 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserTestsRun, launchChromium, seriousViolations } from '../../helpers/chromium.js';
 import { addAdmin, nextCode, type ConsoleAdmin } from '../../helpers/console.js';
+import { CONSOLE_TEST_ENV } from '../../helpers/console-forms.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -23,7 +24,7 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
 
   beforeAll(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    server = await startTestGatehouse('sqlite', { env: { SIGN_IN_MAX_FAILURES_PER_IP: '1000', SIGN_IN_DELAY_STEP_MS: '0', KEY_ROTATION_INTERVAL: '90d' } });
+    server = await startTestGatehouse('sqlite', { env: { ...CONSOLE_TEST_ENV, KEY_ROTATION_INTERVAL: '90d' } });
     browser = await launchChromium();
   }, 60_000);
 
