@@ -124,6 +124,14 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
     expect(page.location).toBe('/console/clients/spa/edit?done=client_created');
     expect(page.html).not.toContain('/rotate-secret');
     expect((await postPairs(ctx.agent, '/console/clients/spa/rotate-secret', [])).status).toBe(409);
+
+    // Made confidential: the service generates its first secret, shown once like any other.
+    const confidential = await postPairs(ctx.agent, '/console/clients/spa/edit', [['redirect_uris', 'https://spa.example.com/cb'], ['token_endpoint_auth_method', 'client_secret_basic']]);
+    expect(confidential.status).toBe(200);
+    const html = await confidential.text();
+    expect(html).toContain('needs a new secret');
+    expect(textOf(html, 'client-secret')).toMatch(/^[\w-]{43}$/);
+    expect(((await stored('spa'))?.metadata as Record<string, unknown>).client_secret_hash).toBeTypeOf('string');
   });
 
   it('deletes a client only from its confirmation page', async () => {

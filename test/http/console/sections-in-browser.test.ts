@@ -1,7 +1,7 @@
 // The console's clients, signing keys, identity providers and audit trail in a real browser
 // (Chromium): an administrator signs in with the second factor, registers a client (a refused
 // form first) and sees its secret once, rotates the signing keys, adds an identity provider and
-// filters the audit trail; then the same pages in Korean. axe-core checks every page (a serious
+// filters the audit trail; rotates the keys with the keyboard alone; then the same pages in Korean. axe-core checks every page (a serious
 // or critical violation fails), and each is photographed into tmp/screenshots/ (git-ignored);
 // SCREENSHOTS_FOR_README=1 also copies the README's into test/screenshots/.
 import { copyFileSync, mkdirSync } from 'node:fs';
@@ -135,6 +135,32 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
     await page.goto(`${server.issuer}/console/audit?since=yesterday`);
     await check(page, 'console-audit-refused');
 
+    expect(problems).toEqual([]);
+    await close();
+  }, 120_000);
+
+  it('rotates the signing keys with the keyboard alone', async () => {
+    const { page, problems, close } = await signedIn(await addAdmin(server), '/console/keys');
+    /** Presses Tab until the focus is on `selector` (failing after `limit` presses). */
+    async function tabTo(selector: string, limit = 60) {
+      for (let i = 0; i < limit; i++) {
+        await page.keyboard.press('Tab');
+        if ((await page.locator(`${selector}:focus`).count()) > 0) return;
+      }
+      throw new Error(`Tab never reached ${selector}`);
+    }
+    const keys = await page.locator('tbody tr').count();
+    await tabTo('input[name="alg"]');
+    // Arrow keys move between the radio buttons: from "every algorithm" to RS256.
+    await page.keyboard.press('ArrowDown');
+    expect(await page.isChecked('input[name="alg"][value="RS256"]')).toBe(true);
+    await tabTo('input[name="immediate"]');
+    await page.keyboard.press('Space');
+    await tabTo('form[action="/console/keys/rotate"] button');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/done=keys_rotated_immediately/);
+    expect(await page.textContent('.notice')).toContain('sign from now on');
+    expect(await page.locator('tbody tr').count()).toBe(keys + 1);
     expect(problems).toEqual([]);
     await close();
   }, 120_000);
