@@ -1,9 +1,10 @@
 // The console's clients, signing keys, identity providers and audit trail in a real browser
 // (Chromium): an administrator signs in with the second factor, registers a client (a refused
 // form first) and sees its secret once, rotates the signing keys, adds an identity provider and
-// filters the audit trail; rotates the keys with the keyboard alone; then the same pages in Korean. axe-core checks every page (a serious
-// or critical violation fails), and each is photographed into tmp/screenshots/ (git-ignored);
-// SCREENSHOTS_FOR_README=1 also copies the README's into test/screenshots/.
+// filters the audit trail; another rotates the keys with the keyboard alone; then the same pages
+// in Korean. axe-core checks every page (a serious or critical violation fails), and each is
+// photographed into tmp/screenshots/ (git-ignored); SCREENSHOTS_FOR_README=1 also copies the
+// README's into test/screenshots/.
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
