@@ -4,6 +4,7 @@
 // a new secret (shown once), and deleting one after a confirmation page. Every change is one call
 // to clients/service.ts, as the admin API makes it; Gatehouse's built-in clients (the account page
 // and this console) are not stored, so they are listed read-only and cannot be changed here.
+import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import { builtInClients } from '../../clients/built-in-clients.js';
 import { AUTH_METHODS, GRANT_TYPES, RESPONSE_TYPES } from '../../clients/schema.js';
@@ -68,8 +69,10 @@ export function createClientsRouter(deps: ConsoleDeps): Router {
   }
 
   async function showNew(req: Request, res: Response) {
-    // The defaults chosen, as they are when nothing is sent.
-    await renderConsole(req, res, 'client-form', { client: undefined, choices: CHOICES, values: { token_endpoint_auth_method: '', application_type: '' } });
+    // The defaults chosen, as they are when nothing is sent. The client ID is filled in (random)
+    // rather than left to the service: sending the form twice (a reload of the secret's page)
+    // is then refused as taken instead of registering a second client.
+    await renderConsole(req, res, 'client-form', { client: undefined, choices: CHOICES, values: { client_id: randomUUID(), token_endpoint_auth_method: '', application_type: '' } });
   }
 
   /** The secret is in this answer and nowhere else: the page says so, and is never cached (the router's no-store). */

@@ -99,7 +99,7 @@ export const enConsole = {
   'console.clients.defaultType': 'Default (web)',
   'console.clients.requireMfa': 'Every sign-in to this client needs two-step verification',
   'console.clients.branding': 'What people see on the sign-in and consent pages',
-  'console.clients.hint.client_id': 'Leave empty for a random one. Letters, digits and . _ ~ - only.',
+  'console.clients.hint.client_id': 'A random one is filled in; change it if you like. Letters, digits and . _ ~ - only.',
   'console.clients.hint.scope': 'The scopes it may ask for, separated by spaces (e.g. openid profile email).',
   'console.clients.hint.grant_types': 'None ticked: authorization_code.',
   'console.clients.hint.response_types': 'None ticked: code (or none at all without a redirecting grant).',

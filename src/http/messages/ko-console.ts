@@ -98,7 +98,7 @@ export const koConsole: { readonly [K in keyof typeof enConsole]: string } = {
   'console.clients.defaultType': '기본값 (web)',
   'console.clients.requireMfa': '이 클라이언트에 로그인할 때마다 2단계 인증 필요',
   'console.clients.branding': '로그인 및 동의 페이지에 표시되는 정보',
-  'console.clients.hint.client_id': '비워 두면 무작위로 정합니다. 영문자, 숫자, . _ ~ - 만 쓸 수 있습니다.',
+  'console.clients.hint.client_id': '무작위 값이 미리 채워져 있으며 바꿀 수 있습니다. 영문자, 숫자, . _ ~ - 만 쓸 수 있습니다.',
   'console.clients.hint.scope': '요청할 수 있는 범위를 공백으로 구분해 적습니다 (예: openid profile email).',
   'console.clients.hint.grant_types': '아무것도 선택하지 않으면 authorization_code입니다.',
   'console.clients.hint.response_types': '아무것도 선택하지 않으면 code입니다 (리디렉션 그랜트가 없으면 없음).',

@@ -60,6 +60,9 @@ describe.each(await flavours())('the console’s clients on %s', (flavour) => {
     expect(html).toContain('>not a url</textarea>');
     expect(await ctx.server.gatehouse.db.prisma.client.count()).toBe(count);
 
+    // The form comes with a random client ID filled in, so sending it twice cannot make two clients.
+    const form = await ctx.agent.browser.visit('/console/clients/new');
+    expect(form.html).toMatch(/id="f-client_id" name="client_id" type="text" value="[0-9a-f-]{36}"/);
     const taken = await postPairs(ctx.agent, '/console/clients/new', basicWeb('wiki'));
     expect(taken.status).toBe(409);
     expect(await taken.text()).toContain('already exists');
