@@ -7,6 +7,7 @@ import { ManagementError, ValidationError } from '../core/errors.js';
 import { registerAudit } from './audit.js';
 import { registerClients } from './clients.js';
 import { registerConfig } from './config-check.js';
+import { registerGroups } from './groups.js';
 import { CommandFailed, EXIT, UsageError } from './io.js';
 import { registerIdps } from './idps.js';
 import { registerKeys } from './keys.js';
@@ -31,7 +32,7 @@ function packageVersion(): string {
 
 export function createProgram({ onServe = () => {} }: { onServe?: () => void } = {}): Command {
   const program = new Command('gatehouse')
-    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, keys, upstream identity providers and registration tokens, read the audit trail, test mail and read the outbox.')
+    .description('Operate a Gatehouse OpenID Connect provider: run it, migrate and seed its database, manage clients, users, groups, keys, upstream identity providers and registration tokens, read the audit trail, test mail and read the outbox.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help for the command')
     // Inherited by every command added below: usage errors throw instead of exiting, so
@@ -46,6 +47,7 @@ export function createProgram({ onServe = () => {} }: { onServe?: () => void } =
   registerSeed(program);
   registerClients(program);
   registerUsers(program);
+  registerGroups(program);
   registerKeys(program);
   registerIdps(program);
   registerInitialAccessTokens(program);

@@ -10,6 +10,7 @@ import { applySeed, type SeedChanges, type SeedReport } from '../seed/apply.js';
 import { parseSeedFile, type SeedFile } from '../seed/schema.js';
 import { clientSecretSealing } from '../clients/secrets.js';
 import { CommandFailed } from './io.js';
+import { ValidationError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { createOutbox } from '../mail/outbox.js';
 import { accountMailOf } from '../http/mail-renderer.js';
@@ -37,10 +38,14 @@ export function readSeedFile(path: string, passwordMinLength: number, hint = '')
   }
   const parsed = parseSeedFile(json, { passwordMinLength });
   if (!parsed.ok) {
-    const count = parsed.problems.length === 1 ? '1 problem' : `${parsed.problems.length} problems`;
-    throw new SeedInputError(`Seed file ${path} has ${count}; nothing was written:\n${parsed.problems.map((p) => `  - ${p}`).join('\n')}`);
+    throw seedProblems(path, parsed.problems);
   }
   return parsed.data;
+}
+
+function seedProblems(path: string, problems: readonly string[]): SeedInputError {
+  const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+  return new SeedInputError(`Seed file ${path} has ${count}; nothing was written:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
 }
 
 /** Validates, migrates and applies the seed file at `path`. */
@@ -51,12 +56,22 @@ export async function seedFromFile(config: Config, path: string, { hint = '' } =
   try {
     // Invitations are queued in the seed's transaction and sent by the running server's outbox worker.
     const mail = data.invitations.length ? accountMailOf(config, createOutbox({ config, db, logger: createLogger(config) })) : undefined;
-    const report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets), secrets: config.secrets, mail });
+    let report: SeedReport;
+    try {
+      report = await applySeed(db, data, { bcryptCost: config.passwords.bcryptCost, clientSecrets: clientSecretSealing(config.secrets), secrets: config.secrets, mail });
+    } catch (error) {
+      // What only the database can tell (a user's group that does not exist): reported as the file's problems.
+      if (error instanceof ValidationError) throw seedProblems(path, error.issues.map((issue) => `${issue.path}: ${issue.message}`));
+      throw error;
+    }
     const audit = createAuditStore(db);
     for (const clientId of report.clients.created) await audit.record({ type: 'client.created', clientId, details: { source: 'seed' } });
     for (const clientId of report.clients.updated) await audit.record({ type: 'client.updated', clientId, details: { source: 'seed' } });
     for (const idp of report.identityProviders.created) await audit.record({ type: 'idp.created', details: { source: 'seed', idp } });
     for (const idp of report.identityProviders.updated) await audit.record({ type: 'idp.updated', details: { source: 'seed', idp } });
+    for (const group of report.groups.created) await audit.record({ type: 'group.created', details: { source: 'seed', group } });
+    for (const group of report.groups.updated) await audit.record({ type: 'group.updated', details: { source: 'seed', group, fields: ['description'] } });
+    for (const { userId, added, removed } of report.memberships) await audit.record({ type: 'user.groups_changed', accountId: userId, details: { source: 'seed', added, removed } });
     for (const email of report.invitations.created) await audit.record({ type: 'invitation.created', details: { source: 'seed', email } });
     return report;
   } finally {
@@ -71,5 +86,5 @@ function summary(kind: string, changes: SeedChanges): string {
 
 /** The report people read: where from, then one line per kind. */
 export function describeSeedReport(path: string, report: SeedReport): string {
-  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('users', report.users), summary('resources', report.resources), summary('identity providers', report.identityProviders), summary('invitations', report.invitations)].join('\n');
+  return [`Seeded from ${path === '-' ? 'stdin' : path}`, summary('clients', report.clients), summary('groups', report.groups), summary('users', report.users), summary('resources', report.resources), summary('identity providers', report.identityProviders), summary('invitations', report.invitations)].join('\n');
 }

@@ -1,7 +1,7 @@
 // `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`
 // (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts; lockout|unlock|lockouts|unlock-address, cli/lockouts.ts):
-// the people who sign in, through the same management layer as the admin API (src/people/service.ts;
-// their linked upstream identities: src/federation/service.ts). Passwords
+// the people who sign in, through the same management layer as the admin API (src/people/service.ts,
+// which also sets their groups; their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
@@ -34,8 +34,16 @@ async function passwordFrom(options: { passwordStdin?: boolean }): Promise<strin
   return readPasswordFromStdin();
 }
 
-const userRow = (user: UserView) => [user.id, user.email, user.name ?? '-', user.disabled ? 'disabled' : 'active', user.mfa_enabled ? 'on' : 'off', user.created_at];
-const USER_HEADER = ['ID', 'EMAIL', 'NAME', 'STATE', 'MFA', 'CREATED'];
+const userRow = (user: UserView) => [user.id, user.email, user.name ?? '-', user.disabled ? 'disabled' : 'active', user.mfa_enabled ? 'on' : 'off', user.groups.join(',') || '-', user.created_at];
+const USER_HEADER = ['ID', 'EMAIL', 'NAME', 'STATE', 'MFA', 'GROUPS', 'CREATED'];
+
+/** `--groups a,b`: names separated by commas (group names have none); empty for none. */
+const groupList = (value: string) =>
+  value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
+const GROUPS_HELP = 'their groups, by name, separated by commas (each must exist: `gatehouse groups create`)';
 
 function printUser(user: UserView, json: boolean | undefined): void {
   if (json) printJson(user);
@@ -49,6 +57,7 @@ interface CreateOptions {
   familyName?: string;
   username?: string;
   emailVerified?: boolean;
+  groups?: string[];
   json?: boolean;
 }
 
@@ -65,6 +74,7 @@ interface UpdateOptions {
   picture?: string;
   locale?: string;
   clear?: string[];
+  groups?: string[];
   json?: boolean;
 }
 
@@ -107,6 +117,7 @@ export function registerUsers(program: Command): void {
     .option('--family-name <name>', 'family_name claim')
     .option('--username <name>', 'preferred_username claim')
     .option('--email-verified', 'mark the email as verified (email_verified: true)')
+    .option('--groups <names>', `${GROUPS_HELP}; e.g. --groups admins for the first administrator`, groupList)
     .option('--json', 'print the new user as a JSON object')
     .action(async (email: string, options: CreateOptions) => {
       const password = await passwordFrom(options);
@@ -118,6 +129,7 @@ export function registerUsers(program: Command): void {
         ...(options.givenName !== undefined && { given_name: options.givenName }),
         ...(options.familyName !== undefined && { family_name: options.familyName }),
         ...(options.username !== undefined && { preferred_username: options.username }),
+        ...(options.groups !== undefined && { groups: options.groups }),
       };
       const user = await withDatabase(async (context) => (await manage()).createUser(await deps(context), input, ACTOR));
       printUser(user, options.json);
@@ -142,7 +154,7 @@ export function registerUsers(program: Command): void {
 
   group
     .command('update')
-    .description('Change a user\'s email or profile: only the fields given change. Passwords, MFA and disabling have their own commands.')
+    .description('Change a user\'s email, profile or groups: only the fields given change. Passwords, MFA and disabling have their own commands.')
     .argument(...USER_ARGUMENT)
     .option('--email <email>', 'a new email to sign in with')
     .option('--email-verified', 'mark the email as verified')
@@ -154,6 +166,7 @@ export function registerUsers(program: Command): void {
     .option('--picture <url>', 'picture claim (an http(s) URL)')
     .option('--locale <tag>', 'locale claim (e.g. ko-KR)')
     .option('--clear <field>', `remove an optional field (repeat for more): ${Object.keys(CLEARABLE).join(', ')}`, (value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+    .option('--groups <names>', `${GROUPS_HELP}: exactly these from now on ("" for none)`, groupList)
     .option('--json', 'print the user as a JSON object')
     .action(async (user: string, options: UpdateOptions) => {
       const changes: Record<string, unknown> = {};
@@ -171,6 +184,7 @@ export function registerUsers(program: Command): void {
         ['preferred_username', options.username],
         ['picture', options.picture],
         ['locale', options.locale],
+        ['groups', options.groups],
       ];
       for (const [field, value] of given) if (value !== undefined) changes[field] = value;
       if (!Object.keys(changes).length) throw new UsageError('name at least one field to change (see --help)');

@@ -1,7 +1,7 @@
 // What a client's metadata may be (RFC 7591 as Gatehouse accepts it): the seed file, the admin
 // API and the CLI validate with these, and the engine checks the result again.
 import { z } from 'zod';
-import { httpUrl, list, oneOf, redirectUrl, required, SCOPE, text } from '../core/fields.js';
+import { groupName, httpUrl, list, oneOf, redirectUrl, required, SCOPE, text } from '../core/fields.js';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
 export const RESPONSE_TYPES = ['code', 'id_token', 'code id_token', 'none'] as const;
@@ -44,6 +44,10 @@ export const CLIENT_METADATA_FIELDS = {
   dpop_bound_access_tokens: z.boolean({ error: 'must be true or false' }).optional(),
   /** Gatehouse's own: every sign-in to this client needs a second factor (TOTP). */
   gatehouse_require_mfa: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Gatehouse's own: the ID token carries the groups claim too (scope groups), not only userinfo. */
+  id_token_groups: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Gatehouse's own: the only groups this client ever sees in the groups claim (the rest are left out). */
+  allowed_groups: list(groupName(), 'group name').optional(),
 };
 
 export const CLIENT_ID = z.string({ error: required('must be a string') }).regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1–128 characters of A-Z a-z 0-9 . _ ~ -');

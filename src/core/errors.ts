@@ -35,6 +35,11 @@ export class ValidationError extends ManagementError {
   static field(path: string, message: string): ValidationError {
     return new ValidationError(`${path}: ${message}`, [{ path, message }]);
   }
+
+  /** Several fields at fault at once, each named in the message. */
+  static of(issues: readonly FieldIssue[]): ValidationError {
+    return new ValidationError(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; '), issues);
+  }
 }
 
 /** Zod's issues as field issues: `path` joined with dots. */

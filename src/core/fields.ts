@@ -25,6 +25,16 @@ export const redirectUrl = () => {
 
 export const text = (max = 255) => z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`);
 
+/** What a group's name may be (groups/schema.ts; a client's allowed_groups): tokens carry it, so it is short, exact and case-sensitive. */
+export const GROUP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+export const GROUP_NAME_RULE = '1 to 64 characters: letters, digits and . _ : @ -, starting with a letter or digit';
+export const groupName = () =>
+  z
+    .string({ error: required('must be a string') })
+    .min(1, `must be ${GROUP_NAME_RULE}`)
+    .max(64, `must be ${GROUP_NAME_RULE}`)
+    .regex(GROUP_NAME_PATTERN, `must be ${GROUP_NAME_RULE}`);
+
 /** A non-empty list of distinct values. */
 export const list = <T extends z.ZodType<string>>(item: T, what: string, { isRequired = false } = {}) =>
   z

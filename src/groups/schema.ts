@@ -3,17 +3,12 @@
 // `groups` claim), so it is short, exact and case-sensitive, and free of spaces and commas (the
 // CLI's `--groups a,b` splits on commas).
 import { z } from 'zod';
-import { required, text } from '../core/fields.js';
+import { hasNul } from '../artifacts/store.js';
+import { GROUP_NAME_RULE, groupName, required, text } from '../core/fields.js';
 
-export const GROUP_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-export const GROUP_NAME_RULE = '1 to 64 characters: letters, digits and . _ : @ -, starting with a letter or digit';
+export { GROUP_NAME_PATTERN, GROUP_NAME_RULE } from '../core/fields.js';
 
-export const GroupName = z
-  .string({ error: required('must be a string') })
-  .min(1, `must be ${GROUP_NAME_RULE}`)
-  .max(64, `must be ${GROUP_NAME_RULE}`)
-  .regex(GROUP_NAME_PATTERN, `must be ${GROUP_NAME_RULE}`)
-  .describe(`The group's name, as tokens carry it (case-sensitive): ${GROUP_NAME_RULE}.`);
+export const GroupName = groupName().describe(`The group's name, as tokens carry it (case-sensitive): ${GROUP_NAME_RULE}.`);
 
 export const GROUP_DESCRIPTION = text(500);
 
@@ -31,7 +26,12 @@ export const UpdateGroupInput = z
   .strictObject({ name: GroupName.optional(), description: GROUP_DESCRIPTION.nullable().optional() }, { error: 'must be an object' })
   .meta({ id: 'UpdateGroup', description: 'Fields to change; null clears the description. A rename keeps the members; tokens carry the new name from the next one issued.' });
 
-const USER_ID = z.string({ error: 'must be a user id' }).min(1, 'must be a user id').max(255, 'must be a user id');
+// No NUL: PostgreSQL refuses one in a query, and no id has one.
+const USER_ID = z
+  .string({ error: 'must be a user id' })
+  .min(1, 'must be a user id')
+  .max(255, 'must be a user id')
+  .refine((id) => !hasNul(id), 'must be a user id');
 
 export const GroupMembersInput = z
   .strictObject(

@@ -6,13 +6,14 @@
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError, type FieldIssue } from '../core/errors.js';
+import { hasNul } from '../artifacts/store.js';
 import type { Db, DbHandle } from '../db/client.js';
-import { CreateGroupInput, GroupMembersInput, SetUserGroupsInput, UpdateGroupInput, type GroupMemberView, type GroupView } from './schema.js';
+import { CreateGroupInput, GroupMembersInput, GroupName, SetUserGroupsInput, UpdateGroupInput, type GroupMemberView, type GroupView } from './schema.js';
 import { createGroupStore, type Group, type MemberRow } from './store.js';
 
-export { GroupName, GroupView, GroupMemberView } from './schema.js';
+export { GroupMemberView, GroupName, GroupView } from './schema.js';
 
 export interface GroupManagementDeps {
   db: Db;
@@ -25,7 +26,7 @@ export interface GroupManagementDeps {
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === 'P2002';
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 
 function toView(group: Group, memberCount: number): GroupView {
   return {
@@ -41,13 +42,14 @@ function toView(group: Group, memberCount: number): GroupView {
 const toMemberView = (row: MemberRow): GroupMemberView => ({ id: row.userId, email: row.email, name: row.name, added_at: row.addedAt.toISOString() });
 
 async function findGroup(db: DbHandle, name: string): Promise<Group> {
-  const group = await createGroupStore(db).findByName(name);
+  // A name no group can have (from a URL path) is not looked up: PostgreSQL refuses a NUL in a query.
+  const group = GroupName.safeParse(name).success ? await createGroupStore(db).findByName(name) : null;
   if (!group) throw new NotFoundError(`there is no group ${name}`);
   return group;
 }
 
 async function expectUser(db: DbHandle, userId: string): Promise<void> {
-  if (!(await createGroupStore(db).people([userId])).has(userId)) throw new NotFoundError(`there is no user ${userId}`);
+  if (hasNul(userId) || !(await createGroupStore(db).people([userId])).has(userId)) throw new NotFoundError(`there is no user ${userId}`);
 }
 
 /**
@@ -58,7 +60,7 @@ async function expectUser(db: DbHandle, userId: string): Promise<void> {
 export async function groupsNamed(db: DbHandle, names: readonly string[], field = 'groups'): Promise<Group[]> {
   const found = new Map((await createGroupStore(db).findByNames(names)).map((group) => [group.name, group]));
   const issues: FieldIssue[] = names.flatMap((name, index) => (found.has(name) ? [] : [{ path: `${field}.${index}`, message: `there is no group ${name}` }]));
-  if (issues.length) throw new ValidationError(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; '), issues);
+  if (issues.length) throw ValidationError.of(issues);
   return names.map((name) => found.get(name) as Group);
 }
 
@@ -146,7 +148,7 @@ export async function addGroupMembers(deps: GroupManagementDeps, name: string, i
   const store = createGroupStore(deps.db);
   const people = await store.people(userIds);
   const issues: FieldIssue[] = userIds.flatMap((id, index) => (people.has(id) ? [] : [{ path: `user_ids.${index}`, message: `there is no user ${id}` }]));
-  if (issues.length) throw new ValidationError(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; '), issues);
+  if (issues.length) throw ValidationError.of(issues);
   const added = await store.addMembers(group.id, userIds);
   for (const userId of added) await deps.audit.record({ type: 'group.members_added', accountId: userId, ...origin(actor), details: { ...by(actor), group: name } });
   return (await store.members(group.id)).map(toMemberView);

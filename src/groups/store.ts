@@ -22,14 +22,8 @@ export interface MemberRow {
   addedAt: Date;
 }
 
-type Tx = Parameters<Parameters<DbHandle['prisma']['$transaction']>[0]>[0];
-
 export function createGroupStore(db: DbHandle) {
   const { prisma } = db;
-  // In a transaction's client (the seed's, a user created with groups) there is no $transaction:
-  // the steps then run in the caller's transaction.
-  const atomically = <T>(steps: (tx: Tx) => Promise<T>): Promise<T> =>
-    typeof (prisma as { $transaction?: unknown }).$transaction === 'function' ? prisma.$transaction(steps) : steps(prisma as unknown as Tx);
   const withCounts = async (groups: Group[]): Promise<GroupWithCount[]> => {
     if (groups.length === 0) return [];
     const counts = await prisma.groupMember.groupBy({ by: ['groupId'], where: { groupId: { in: groups.map((g) => g.id) } }, _count: { _all: true } });
@@ -58,7 +52,7 @@ export function createGroupStore(db: DbHandle) {
     },
     /** Deletes the group and its memberships; how many people were in it (null: no such group). */
     delete: (id: string) =>
-      atomically(async (tx) => {
+      prisma.$transaction(async (tx) => {
         const members = await tx.groupMember.deleteMany({ where: { groupId: id } });
         const { count } = await tx.group.deleteMany({ where: { id } });
         return count === 1 ? members.count : null;
@@ -122,7 +116,7 @@ export function createGroupStore(db: DbHandle) {
     },
     /** Makes a person's groups exactly these (ids); what was added and removed. */
     setGroupsOf: (userId: string, groupIds: readonly string[]) =>
-      atomically(async (tx) => {
+      prisma.$transaction(async (tx) => {
         const current = new Set((await tx.groupMember.findMany({ where: { userId }, select: { groupId: true } })).map((row) => row.groupId));
         const wanted = new Set(groupIds);
         const added = [...wanted].filter((id) => !current.has(id));

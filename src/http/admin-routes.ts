@@ -1,5 +1,5 @@
 // The admin API's route table: every endpoint under /admin, its zod schemas and its one call into
-// the management layer (clients/, people/, keys/, federation/, audit/ service.ts). The router (admin.ts) and
+// the management layer (clients/, people/, groups/, keys/, federation/, audit/ service.ts). The router (admin.ts) and
 // the OpenAPI document (openapi.ts) are both built from it, so neither can drift from the other.
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
@@ -9,6 +9,8 @@ import { ClientList, ClientView, ClientWithSecret, CreateClientInput, createClie
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { CreateIdpInput, createIdp, deleteIdp, getIdp, IdpList, IdpView, LinkedIdentityList, listIdps, listLinkedIdentities, unlinkIdentity, UpdateIdpInput, updateIdp, type IdpManagementDeps } from '../federation/service.js';
+import { CreateGroupInput, GroupList, GroupMemberList, GroupMembersInput, GroupView, SetUserGroupsInput, UpdateGroupInput, UserGroupList } from '../groups/schema.js';
+import { addGroupMembers, createGroup, deleteGroup, getGroup, listGroupMembers, listGroups, removeGroupMembers, setUserGroups, updateGroup, userGroups, type GroupManagementDeps } from '../groups/service.js';
 import { listOutbox, sendTestMail } from '../mail/service.js';
 import type { AccountMail } from '../people/email-verification.js';
 import { listLockedAccounts, listLockedAddresses, LockoutList, LockoutView, lockoutOf, UnlockAddressInput, UnlockAddressResult, unlockAddress, UnlockResult, unlockUser, type LockoutDeps } from '../people/lockouts.js';
@@ -54,7 +56,7 @@ export interface AdminDeps {
   accountMail?: AccountMail;
 }
 
-export type Method = 'get' | 'post' | 'patch' | 'delete';
+export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /** What a handler gets: path parameters, the query and the body as sent (the management layer parses them), and who asks. */
 export interface AdminCall {
@@ -69,7 +71,7 @@ export interface AdminRoute {
   /** Express-style, under /admin: `/clients/:clientId`. */
   path: string;
   summary: string;
-  tag: 'clients' | 'users' | 'keys' | 'identity-providers' | 'audit' | 'mail';
+  tag: 'clients' | 'users' | 'groups' | 'keys' | 'identity-providers' | 'audit' | 'mail';
   query?: z.ZodType;
   body?: z.ZodType;
   /** The response body; absent: 204 No Content. */
@@ -95,6 +97,7 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
   const lockouts: LockoutDeps = { db, audit, bruteForce: config.bruteForce };
   const keys = { db, config, audit, refreshKeys };
   const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
+  const groups: GroupManagementDeps = { db, audit };
   const id = (call: AdminCall, name: string) => call.params[name] as string;
   const invitations = (): InvitationDeps => {
     if (!accountMail) throw new Error('invitations need the outbox (accountMail), which this admin API was built without');
@@ -133,6 +136,8 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
     { method: 'get', path: '/users/:userId/sessions', tag: 'users', summary: "List a user's sessions", response: SessionList, handle: async (c) => ({ sessions: await listUserSessions(users, id(c, 'userId')) }) },
     { method: 'delete', path: '/users/:userId/sessions/:sessionId', tag: 'users', summary: 'End a session', handle: (c) => revokeUserSession(users, id(c, 'userId'), id(c, 'sessionId'), c.actor) },
     { method: 'get', path: '/users/:userId/identities', tag: 'users', summary: "List a user's linked upstream identities", response: LinkedIdentityList, handle: async (c) => ({ identities: await listLinkedIdentities(idps, id(c, 'userId')) }) },
+    { method: 'get', path: '/users/:userId/groups', tag: 'users', summary: "List a user's groups (names, sorted)", response: UserGroupList, handle: async (c) => ({ groups: await userGroups(groups, id(c, 'userId')) }) },
+    { method: 'put', path: '/users/:userId/groups', tag: 'users', summary: "Set a user's groups to exactly those named (their next token carries them)", body: SetUserGroupsInput, response: UserGroupList, handle: async (c) => ({ groups: await setUserGroups(groups, id(c, 'userId'), c.body, c.actor) }) },
     {
       method: 'delete',
       path: '/users/:userId/identities/:idpId',
@@ -166,6 +171,15 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
     },
     { method: 'post', path: '/invitations/:invitationId/resend', tag: 'users', summary: 'Send an invitation again: a new link, valid INVITATION_TTL; the old link stops working', body: Empty, response: InvitationView, conflict: 'It was accepted or revoked, or the address has an account now.', handle: (c) => resendInvitation(invitations(), id(c, 'invitationId'), c.actor) },
     { method: 'post', path: '/invitations/:invitationId/revoke', tag: 'users', summary: 'Revoke an invitation: its link stops working', body: Empty, response: InvitationView, conflict: 'It was accepted or revoked already.', handle: (c) => revokeInvitation({ db, audit }, id(c, 'invitationId'), c.actor) },
+
+    { method: 'get', path: '/groups', tag: 'groups', summary: 'List groups, by name, with their member counts', response: GroupList, handle: async () => ({ groups: await listGroups(groups) }) },
+    { method: 'post', path: '/groups', tag: 'groups', summary: 'Create a group', body: CreateGroupInput, response: GroupView, status: 201, conflict: 'A group with that name exists.', handle: (c) => createGroup(groups, c.body, c.actor) },
+    { method: 'get', path: '/groups/:name', tag: 'groups', summary: 'Get a group', response: GroupView, handle: (c) => getGroup(groups, id(c, 'name')) },
+    { method: 'patch', path: '/groups/:name', tag: 'groups', summary: 'Rename or describe a group (members stay; tokens carry the new name from the next one)', body: UpdateGroupInput, response: GroupView, conflict: 'A group with the new name exists.', handle: (c) => updateGroup(groups, id(c, 'name'), c.body, c.actor) },
+    { method: 'delete', path: '/groups/:name', tag: 'groups', summary: 'Delete a group and its memberships', handle: (c) => deleteGroup(groups, id(c, 'name'), c.actor) },
+    { method: 'get', path: '/groups/:name/members', tag: 'groups', summary: "List a group's members, oldest membership first", response: GroupMemberList, handle: async (c) => ({ members: await listGroupMembers(groups, id(c, 'name')) }) },
+    { method: 'post', path: '/groups/:name/members', tag: 'groups', summary: 'Add people (by id) to a group; returns its members', body: GroupMembersInput, response: GroupMemberList, handle: async (c) => ({ members: await addGroupMembers(groups, id(c, 'name'), c.body, c.actor) }) },
+    { method: 'post', path: '/groups/:name/members/remove', tag: 'groups', summary: 'Remove people (by id) from a group; returns its members', body: GroupMembersInput, response: GroupMemberList, handle: async (c) => ({ members: await removeGroupMembers(groups, id(c, 'name'), c.body, c.actor) }) },
 
     { method: 'get', path: '/keys', tag: 'keys', summary: 'List signing keys and their states', response: SigningKeyList, handle: () => listKeys(keys) },
     { method: 'post', path: '/keys/rotate', tag: 'keys', summary: 'Rotate the signing keys', body: RotateKeysInput, response: KeyRotation, handle: (c) => rotateKeys(keys, c.body, c.actor) },

@@ -53,7 +53,7 @@ export interface AppDeps {
   /** The admin API (/admin, admin.ts); absent, it is not mounted. */
   admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail'>;
   /** The admin console (/console, console/); absent, or without `account`, it is not mounted. */
-  console?: Pick<ConsoleDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail'>;
+  console?: Pick<ConsoleDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail' | 'passwordReset'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
   /** Sign-in through upstream identity providers (federation/); absent, not offered. */

@@ -102,8 +102,8 @@ export function buildOpenApiDocument(routes: readonly AdminRoute[], { issuer, pr
         '400': errorResponse('The request is invalid; `issues` names each field at fault.'),
         '401': errorResponse('No access token, or an unknown, expired or revoked one (WWW-Authenticate: Bearer error="invalid_token").'),
         '403': errorResponse('The token lacks the admin scope, or its client is not an admin client (error="insufficient_scope").'),
-        '404': errorResponse('No such client, user, grant, session, identity provider or linked identity.'),
-        ...(route.conflict ? { '409': errorResponse(route.conflict) } : route.method === 'post' || route.method === 'patch' ? { '409': errorResponse('Conflicts with what is stored (an email or client_id in use, a client without a secret).') } : {}),
+        '404': errorResponse('No such client, user, group, grant, session, identity provider or linked identity.'),
+        ...(route.conflict ? { '409': errorResponse(route.conflict) } : route.method === 'post' || route.method === 'put' || route.method === 'patch' ? { '409': errorResponse('Conflicts with what is stored (an email or client_id in use, a client without a secret).') } : {}),
       },
     };
   }
@@ -115,7 +115,7 @@ export function buildOpenApiDocument(routes: readonly AdminRoute[], { issuer, pr
     info: {
       title: 'Gatehouse admin API',
       version: '1',
-      description: `Manage clients, users, signing keys and upstream identity providers, and read the audit trail. Get a token with the client_credentials grant at ${issuer}/token (scope admin) as a client registered with scope "admin" and grant type client_credentials.`,
+      description: `Manage clients, users, groups, signing keys and upstream identity providers, and read the audit trail. Get a token with the client_credentials grant at ${issuer}/token (scope admin) as a client registered with scope "admin" and grant type client_credentials.`,
     },
     servers: [{ url: issuer }],
     paths,

@@ -10,6 +10,8 @@ import type { Db } from '../db/client.js';
 import { builtInClients, builtInGrant, isBuiltInClient } from '../clients/built-in-clients.js';
 import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
+import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
+import { GROUPS_CLIENT_METADATA, validateGroupsMetadata } from '../groups/client-metadata.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
@@ -109,6 +111,7 @@ const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? c
 export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
   const artifacts = createArtifactStore(db);
   const policies = tokenPolicies(db);
+  const groupsClaim = createGroupsClaim(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);
 
@@ -121,9 +124,13 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     routes: ROUTES,
     // `admin` is listed so the engine grants it at /token only to clients whose registered scope has
     // it (admin-access.ts); authorization requests never get it (refuseAdminScope).
-    scopes: ['openid', 'offline_access', 'profile', 'email', ADMIN_SCOPE],
+    scopes: ['openid', 'offline_access', 'profile', 'email', GROUPS_SCOPE, ADMIN_SCOPE],
     // Every ID token says how the person signed in (acr, amr), so an app can check for MFA.
-    claims: { ...Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])), openid: [...CLAIMS_BY_SCOPE.openid, 'acr', 'amr'] },
+    // `groups` is under openid too: an ID token from a code flow releases only openid's claims, and
+    // findAccount offers groups to it only for scope groups and a client with id_token_groups (groups/claims.ts).
+    claims: { ...Object.fromEntries(Object.entries(CLAIMS_BY_SCOPE).map(([scope, claims]) => [scope, [...claims]])), openid: [...CLAIMS_BY_SCOPE.openid, 'acr', 'amr', GROUPS_CLAIM] },
+    // A person's groups in access tokens for registered resources, for scope groups (groups/claims.ts).
+    extraTokenClaims: groupsClaim.extraTokenClaims,
     acrValues: [ACR_PASSWORD, ACR_MFA],
     subjectTypes: ['public', 'pairwise'],
     pairwiseIdentifier: pairwiseIdentifier(pairwiseSalt),
@@ -153,11 +160,12 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     // Our own EJS pages replace the engine's development-only login screens.
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: interactionPolicyOfGatehouse() },
     extraClientMetadata: {
-      properties: [REQUIRE_MFA_METADATA],
+      properties: [REQUIRE_MFA_METADATA, ...GROUPS_CLIENT_METADATA],
       validator(_ctx, key, value) {
         if (key === REQUIRE_MFA_METADATA && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata(`${REQUIRE_MFA_METADATA} must be true or false`);
         }
+        validateGroupsMetadata(key, value);
       },
     },
     features: {

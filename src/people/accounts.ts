@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
 import type { Account, AccountClaims, FindAccount } from 'oidc-provider';
 import type { Db } from '../db/client.js';
+import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
 import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
@@ -14,6 +15,7 @@ export const CLAIMS_BY_SCOPE = {
   openid: ['sub'],
   profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture', 'locale', 'updated_at'],
   email: ['email', 'email_verified'],
+  [GROUPS_SCOPE]: [GROUPS_CLAIM],
 } as const;
 
 export function userClaims(user: User): AccountClaims {
@@ -29,10 +31,15 @@ export function userClaims(user: User): AccountClaims {
 
 export function createFindAccount(db: Db): FindAccount {
   const users = createUserStore(db);
-  return async function findAccount(_ctx, id): Promise<Account | undefined> {
+  const groups = createGroupsClaim(db);
+  return async function findAccount(ctx, id): Promise<Account | undefined> {
     const user = await users.findById(id);
     if (!user || user.disabled) return undefined;
-    return { accountId: user.id, claims: () => userClaims(user) };
+    return {
+      accountId: user.id,
+      // The groups claim costs a query, made only for scope groups (groups/claims.ts).
+      claims: async (use, scope) => ({ ...userClaims(user), ...(await groups.accountClaims(user.id, ctx.oidc.client as unknown as Record<string, unknown> | undefined, use, scope)) }),
+    };
   };
 }
 

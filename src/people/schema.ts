@@ -2,6 +2,7 @@
 // these; a new password must also pass the policy (password-policy.ts).
 import { z } from 'zod';
 import { httpUrl, required, text } from '../core/fields.js';
+import { GroupNames } from '../groups/schema.js';
 import { checkPassword } from './password-policy.js';
 
 /** An email address as stored: trimmed and lower-cased. */
@@ -31,6 +32,8 @@ export const userEntry = (passwordMinLength: number) =>
         password: z.string({ error: required('must be a string') }),
         ...USER_PROFILE_FIELDS,
         email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+        /** Exactly these groups (each declared in the file or existing); left out, memberships are left alone. */
+        groups: GroupNames.optional(),
       },
       { error: 'must be an object' },
     )

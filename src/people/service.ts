@@ -1,20 +1,20 @@
 // Managing people: what the admin API (http/admin.ts) and the CLI both call. Profiles use the
 // seed file's field schemas (seed/apply.ts), new passwords the one password policy, and bcrypt at
 // BCRYPT_COST. Disabling someone, or setting their password, ends their sessions; disabling also
-// ends every grant they gave and the tokens issued under it.
-//
-// Sessions are named by the engine's session `uid`, never by their id: a session's id is the
-// value of its cookie, so it must not leave the database.
+// ends every grant they gave and the tokens issued under it. A person's groups (groups/) are part
+// of their view and may be given when they are created or changed; each must exist already.
+// Their sessions, grants and passkeys are in access.ts (re-exported here).
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
 import { randomUUID } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
-import { createArtifactStore, type Payload } from '../artifacts/store.js';
-import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
-import type { Db } from '../db/client.js';
-import { createPasskeyStore } from './passkey-store.js';
+import { createArtifactStore } from '../artifacts/store.js';
+import type { Db, DbHandle } from '../db/client.js';
+import { GroupNames } from '../groups/schema.js';
+import { groupsNamed, recordUserGroupsChange, writeUserGroups } from '../groups/service.js';
+import { createGroupStore } from '../groups/store.js';
 import { checkPassword } from './password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
@@ -24,6 +24,7 @@ import { wholeNumber } from '../core/fields.js';
 import type { Prisma } from '../db/client.js';
 import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
 
+export { GrantList, GrantView, listUserGrants, listUserPasskeys, listUserSessions, PasskeyList, PasskeyView, removeUserPasskey, revokeUserGrant, revokeUserSession, SessionList, SessionView } from './access.js';
 
 export interface UserManagementDeps {
   db: Db;
@@ -40,6 +41,8 @@ export interface UserManagementDeps {
 // Schemas (the admin API's OpenAPI document is generated from these)
 // ---------------------------------------------------------------------------------------------
 
+const USER_GROUPS = GroupNames.describe('Names of groups the person is in (each must exist); on a change, exactly these.');
+
 export const PASSWORD = z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).meta({ format: 'password' });
 
 export const CreateUserInput = z
@@ -49,10 +52,11 @@ export const CreateUserInput = z
       password: PASSWORD,
       ...USER_PROFILE_FIELDS,
       email_verified: z.boolean({ error: 'must be true or false' }).default(false),
+      groups: USER_GROUPS.optional(),
     },
     { error: 'must be an object' },
   )
-  .meta({ id: 'CreateUser', description: 'The password must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email).' });
+  .meta({ id: 'CreateUser', description: 'The password must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email). Every group named must exist.' });
 
 const nullable = <T extends Record<string, z.ZodOptional<z.ZodType>>>(shape: T) =>
   Object.fromEntries(Object.entries(shape).map(([key, schema]) => [key, schema.nullable()])) as { [K in keyof T]: z.ZodNullable<T[K]> };
@@ -64,10 +68,11 @@ export const UpdateUserInput = z
       email: EMAIL.optional(),
       email_verified: z.boolean({ error: 'must be true or false' }).optional(),
       ...nullable(USER_PROFILE_FIELDS),
+      groups: USER_GROUPS.optional(),
     },
     { error: 'must be an object' },
   )
-  .meta({ id: 'UpdateUser', description: 'Fields to change; null clears an optional one. Passwords, MFA and disabling have their own routes.' });
+  .meta({ id: 'UpdateUser', description: 'Fields to change; null clears an optional one; groups, when given, become exactly those named. Passwords, MFA and disabling have their own routes.' });
 
 export const SetPasswordInput = z.strictObject({ password: PASSWORD }, { error: 'must be an object' }).meta({ id: 'SetPassword' });
 
@@ -104,6 +109,7 @@ export const UserView = z
     disabled: z.boolean(),
     mfa_enabled: z.boolean(),
     has_password: z.boolean().describe('False for a passkey-only account (it signs in with a passkey alone).'),
+    groups: z.array(z.string()).describe("Names of the person's groups, sorted."),
     created_at: z.iso.datetime(),
     updated_at: z.iso.datetime(),
   })
@@ -115,74 +121,11 @@ export const UserPage = z
   .meta({ id: 'UserPage' });
 export type UserPage = z.infer<typeof UserPage>;
 
-export const GrantView = z
-  .object({
-    id: z.string(),
-    client_id: z.string().nullable(),
-    scope: z.string().describe('OpenID scopes granted.'),
-    claims: z.array(z.string()),
-    resources: z.record(z.string(), z.string()).describe('Scopes granted per resource indicator.'),
-    created_at: z.iso.datetime(),
-    expires_at: z.iso.datetime().nullable(),
-  })
-  .meta({ id: 'Grant' });
-export type GrantView = z.infer<typeof GrantView>;
-
-export const SessionView = z
-  .object({
-    id: z.string().describe("The session's uid (not its cookie value)."),
-    signed_in_at: z.iso.datetime().nullable(),
-    expires_at: z.iso.datetime().nullable(),
-    amr: z.array(z.string()).describe('How the person signed in (RFC 8176: pwd, otp, hwk, user).'),
-    acr: z.string().nullable(),
-    client_ids: z.array(z.string()).describe('Clients used in this session.'),
-    last_seen: z
-      .object({ at: z.iso.datetime(), ip: z.string().nullable(), user_agent: z.string().nullable() })
-      .nullable()
-      .describe('The last sign-in or authorization in this session: when, from which address and browser.'),
-  })
-  .meta({ id: 'Session' });
-export type SessionView = z.infer<typeof SessionView>;
-
-export const PasskeyView = z
-  .object({
-    id: z.string(),
-    name: z.string().describe('What the person calls it.'),
-    device_type: z.string().describe('singleDevice, or multiDevice for a passkey synced between devices.'),
-    backed_up: z.boolean(),
-    created_at: z.iso.datetime(),
-    last_used_at: z.iso.datetime().nullable(),
-  })
-  .meta({ id: 'Passkey' });
-export type PasskeyView = z.infer<typeof PasskeyView>;
-
-export const GrantList = z.object({ grants: z.array(GrantView) }).meta({ id: 'GrantList' });
-export const PasskeyList = z.object({ passkeys: z.array(PasskeyView) }).meta({ id: 'PasskeyList' });
-export const SessionList = z.object({ sessions: z.array(SessionView) }).meta({ id: 'SessionList' });
-
-/** The engine's payloads, parsed at the edge: only what is shown. */
-const GrantPayload = z.looseObject({
-  openid: z.looseObject({ scope: z.string().optional(), claims: z.array(z.string()).optional() }).optional(),
-  resources: z.record(z.string(), z.string()).optional(),
-  exp: z.number().optional(),
-});
-const SessionPayload = z.looseObject({
-  uid: z.string(),
-  loginTs: z.number().optional(),
-  exp: z.number().optional(),
-  amr: z.array(z.string()).optional(),
-  acr: z.string().optional(),
-  authorizations: z.record(z.string(), z.unknown()).optional(),
-  [SESSION_SEEN_KEY]: z.object({ at: z.number(), ip: z.string().nullable(), user_agent: z.string().nullable() }).optional().catch(undefined),
-});
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-const fromEpoch = (seconds: number | undefined) => (seconds === undefined ? null : new Date(seconds * 1000).toISOString());
-
-function toView(user: User): UserView {
+function toView(user: User, groups: string[]): UserView {
   return {
     id: user.id,
     email: user.email,
@@ -191,6 +134,7 @@ function toView(user: User): UserView {
     disabled: user.disabled,
     mfa_enabled: Boolean(user.totpEnabledAt && user.totpSecretEncrypted),
     has_password: user.passwordHash !== null,
+    groups,
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
   };
@@ -213,6 +157,9 @@ async function findUser(db: Db, id: string): Promise<User> {
   return user;
 }
 
+const viewOf = async (db: DbHandle, user: User) => toView(user, await createGroupStore(db).namesOf(user.id));
+const transactionOf = (db: Db, tx: unknown): DbHandle => ({ prisma: tx as Prisma, flavour: db.flavour });
+
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
 const by = actorDetails;
 
@@ -224,33 +171,48 @@ const by = actorDetails;
 export async function listUsers({ db }: Pick<UserManagementDeps, 'db'>, query: unknown = {}): Promise<UserPage> {
   const { search, offset, limit } = parseInput(ListUsersQuery, query);
   const { users, total } = await createUserStore(db).list({ search, offset, limit });
-  return { users: users.map(toView), total, offset, limit };
+  const groups = await createGroupStore(db).namesOfMany(users.map((user) => user.id));
+  return { users: users.map((user) => toView(user, groups.get(user.id) ?? [])), total, offset, limit };
 }
 
 export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string): Promise<UserView> {
-  return toView(await findUser(db, id));
+  return viewOf(db, await findUser(db, id));
+}
+
+/** The person with this email (any case); a ValidationError on `field` when there is none (a form named them). */
+export async function getUserByEmail({ db }: Pick<UserManagementDeps, 'db'>, email: string, field = 'email'): Promise<UserView> {
+  const user = email.trim() ? await createUserStore(db).findByEmail(email.trim()) : null;
+  if (!user) throw ValidationError.field(field, email.trim() ? `there is no person with the email ${email.trim()}` : 'is required');
+  return viewOf(db, user);
 }
 
 export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
   const parsed = parseInput(CreateUserInput, input);
   enforcePolicy(parsed.password, parsed.email, deps.passwordMinLength);
   const profile: UserProfile = { email: parsed.email, emailVerified: parsed.email_verified, ...profileColumnsOf(parsed) };
+  const groups = await groupsNamed(deps.db, parsed.groups ?? []);
   const passwordHash = await bcrypt.hash(parsed.password, deps.bcryptCost);
   let user: User;
+  let joined: { added: string[]; removed: string[] };
   try {
-    // An opaque id: the email can change, the subject never does.
-    user = await createUserStore(deps.db).create(randomUUID(), profile, passwordHash);
+    [user, joined] = await deps.db.prisma.$transaction(async (tx) => {
+      // An opaque id: the email can change, the subject never does.
+      const created = await createUserStore(transactionOf(deps.db, tx)).create(randomUUID(), profile, passwordHash);
+      return [created, await writeUserGroups(transactionOf(deps.db, tx), created.id, groups)] as const;
+    });
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${parsed.email} already exists`);
     throw error;
   }
   await deps.audit.record({ type: 'user.created', accountId: user.id, ...origin(actor), details: by(actor) });
-  return toView(user);
+  await recordUserGroupsChange(deps.audit, user.id, joined, actor);
+  return toView(user, joined.added);
 }
 
 export async function updateUser(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<UserView> {
-  const changes = parseInput(UpdateUserInput, input);
+  const { groups: groupNames, ...changes } = parseInput(UpdateUserInput, input);
   const before = await findUser(deps.db, id);
+  const groups = groupNames === undefined ? undefined : await groupsNamed(deps.db, groupNames);
   const data: Partial<UserProfile> = {};
   if (changes.email !== undefined) data.email = changes.email;
   if (changes.email_verified !== undefined) data.emailVerified = changes.email_verified;
@@ -262,20 +224,22 @@ export async function updateUser(deps: UserManagementDeps, id: string, input: un
     if (value !== undefined) data[column] = value;
   }
   let user: User;
+  let regrouped: { added: string[]; removed: string[] } | undefined;
   try {
-    user = await deps.db.prisma.$transaction(async (tx) => {
-      const handle = { prisma: tx as unknown as Prisma, flavour: deps.db.flavour };
+    [user, regrouped] = await deps.db.prisma.$transaction(async (tx) => {
+      const handle = transactionOf(deps.db, tx);
       const updated = await createUserStore(handle).update(id, data);
       if (emailChanged && !updated.emailVerified && deps.mail) await queueEmailChangeMails(handle, deps.mail, updated, before.email);
-      return updated;
+      return [updated, groups && (await writeUserGroups(handle, id, groups))] as const;
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${changes.email} already exists`);
     throw error;
   }
   if (emailChanged) deps.mail?.outbox.wake();
-  await deps.audit.record({ type: 'user.updated', accountId: id, ...origin(actor), details: { ...by(actor), fields: Object.keys(changes) } });
-  return toView(user);
+  if (Object.keys(changes).length > 0 || !regrouped) await deps.audit.record({ type: 'user.updated', accountId: id, ...origin(actor), details: { ...by(actor), fields: Object.keys(changes) } });
+  if (regrouped) await recordUserGroupsChange(deps.audit, id, regrouped, actor);
+  return viewOf(deps.db, user);
 }
 
 /**
@@ -295,7 +259,7 @@ export async function setUserDisabled(deps: UserManagementDeps, id: string, inpu
     details.grants_ended = grants.length;
   }
   await deps.audit.record({ type: disabled ? 'user.disabled' : 'user.enabled', accountId: id, ...origin(actor), details });
-  return toView(user);
+  return viewOf(deps.db, user);
 }
 
 /** Sets a new password (the policy applies) and ends the person's sessions. */
@@ -317,83 +281,3 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
   return removed;
 }
 
-/** The person's passkeys, oldest first. */
-export async function listUserPasskeys({ db }: Pick<UserManagementDeps, 'db'>, id: string): Promise<PasskeyView[]> {
-  await findUser(db, id);
-  return (await createPasskeyStore(db).listByUser(id)).map((passkey) => ({
-    id: passkey.id,
-    name: passkey.name,
-    device_type: passkey.deviceType,
-    backed_up: passkey.backedUp,
-    created_at: passkey.createdAt.toISOString(),
-    last_used_at: passkey.lastUsedAt?.toISOString() ?? null,
-  }));
-}
-
-/**
- * Removes one of the person's passkeys (a lost or stolen device). Allowed even for the last one of a
- * passkey-only account: the person then signs in again only once an administrator sets a password.
- */
-export async function removeUserPasskey(deps: UserManagementDeps, id: string, passkeyId: string, actor: Actor): Promise<void> {
-  await findUser(deps.db, id);
-  if (!(await createPasskeyStore(deps.db).remove(id, passkeyId))) throw new NotFoundError(`user ${id} has no passkey ${passkeyId}`);
-  await deps.audit.record({ type: 'passkey.removed', accountId: id, ...origin(actor), details: { ...by(actor), passkey_id: passkeyId } });
-}
-
-/** The person's live grants (consents), oldest first. */
-export async function listUserGrants(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<GrantView[]> {
-  await findUser(deps.db, id);
-  const rows = await createArtifactStore(deps.db).listByAccount('Grant', id, (deps.now ?? (() => new Date()))());
-  return rows.map((row) => {
-    const grant = GrantPayload.safeParse(row.payload);
-    const data = grant.success ? grant.data : {};
-    return {
-      id: row.id,
-      client_id: row.clientId,
-      scope: data.openid?.scope ?? '',
-      claims: data.openid?.claims ?? [],
-      resources: data.resources ?? {},
-      created_at: row.createdAt.toISOString(),
-      expires_at: fromEpoch(data.exp),
-    };
-  });
-}
-
-/** Ends one grant and every code and token issued under it. */
-export async function revokeUserGrant(deps: UserManagementDeps, id: string, grantId: string, actor: Actor): Promise<void> {
-  const grants = await listUserGrants(deps, id);
-  const grant = grants.find((candidate) => candidate.id === grantId);
-  if (!grant) throw new NotFoundError(`user ${id} has no grant ${grantId}`);
-  await createArtifactStore(deps.db).destroyByGrantId(grantId);
-  await deps.audit.record({ type: 'consent.revoked', accountId: id, clientId: grant.client_id, ...origin(actor), details: { ...by(actor), grant_ids: [grantId] } });
-}
-
-/** The person's live sessions, most recent sign-in first. */
-export async function listUserSessions(deps: Pick<UserManagementDeps, 'db' | 'now'>, id: string): Promise<SessionView[]> {
-  await findUser(deps.db, id);
-  const rows = await createArtifactStore(deps.db).listByAccount('Session', id, (deps.now ?? (() => new Date()))());
-  const sessions: SessionView[] = [];
-  for (const row of rows) {
-    const parsed = SessionPayload.safeParse(row.payload as Payload);
-    if (!parsed.success) continue;
-    const session = parsed.data;
-    const seen = session[SESSION_SEEN_KEY];
-    sessions.push({
-      id: session.uid,
-      signed_in_at: fromEpoch(session.loginTs),
-      expires_at: fromEpoch(session.exp),
-      amr: session.amr ?? [],
-      acr: session.acr ?? null,
-      client_ids: Object.keys(session.authorizations ?? {}),
-      last_seen: seen ? { at: fromEpoch(seen.at) as string, ip: seen.ip, user_agent: seen.user_agent } : null,
-    });
-  }
-  return sessions.sort((a, b) => (b.signed_in_at ?? '').localeCompare(a.signed_in_at ?? ''));
-}
-
-/** Signs the person out of one session (by its uid). Grants given in it stay: revoke those separately. */
-export async function revokeUserSession(deps: UserManagementDeps, id: string, sessionUid: string, actor: Actor): Promise<void> {
-  await findUser(deps.db, id);
-  if (!(await createArtifactStore(deps.db).destroyByUid('Session', sessionUid, id))) throw new NotFoundError(`user ${id} has no session ${sessionUid}`);
-  await deps.audit.record({ type: 'session.revoked', accountId: id, ...origin(actor), details: { ...by(actor), sessions: 1 } });
-}

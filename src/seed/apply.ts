@@ -18,6 +18,7 @@ import { createFederationStore, declarationOf, idpRow, openIdpSecret, sealIdpSec
 import { sameJson } from '../clients/store.js';
 import type { AccountMail } from '../people/email-verification.js';
 import { seedInvitations } from '../people/invitations.js';
+import { seedGroups, seedUserGroups, type SeedMembershipChange } from './groups.js';
 
 import type { SeedClient, SeedFile, SeedIdentityProvider, SeedResource, SeedUser } from './schema.js';
 
@@ -34,8 +35,12 @@ export interface SeedChanges {
 export interface SeedReport {
   /** By client_id. */
   clients: SeedChanges;
-  /** By (lower-cased) email. */
+  /** By name. */
+  groups: SeedChanges;
+  /** By (lower-cased) email; a user whose groups changed is updated. */
   users: SeedChanges;
+  /** The seeded people whose groups changed. */
+  memberships: SeedMembershipChange[];
   /** By resource identifier. */
   resources: SeedChanges;
   /** By identity provider id. */
@@ -67,9 +72,20 @@ export async function applySeed(db: Db, data: SeedFile, { bcryptCost, clientSecr
     async (tx) => {
       // The stores serve a transaction's client as they serve the database's (the seed calls none that opens its own).
       const inTransaction = { prisma: tx as unknown as Db['prisma'], flavour: db.flavour };
+      const clients = await seedClients(createClientStore(inTransaction), data.clients, clientSecrets);
+      const groups = await seedGroups(inTransaction, data.groups);
+      const users = await seedUsers(createUserStore(inTransaction), data.users, passwords, bcryptCost);
+      const memberships = await seedUserGroups(inTransaction, data.users);
+      for (const { email } of memberships) {
+        if (!users.unchanged.includes(email)) continue;
+        users.unchanged = users.unchanged.filter((other) => other !== email);
+        users.updated.push(email);
+      }
       return {
-        clients: await seedClients(createClientStore(inTransaction), data.clients, clientSecrets),
-        users: await seedUsers(createUserStore(inTransaction), data.users, passwords, bcryptCost),
+        clients,
+        groups,
+        users,
+        memberships,
         resources: await seedResources(createResourceStore(inTransaction), data.resources),
         identityProviders: await seedIdentityProviders(createFederationStore(inTransaction), data.identity_providers, secrets ?? []),
         invitations: data.invitations.length && mail ? { ...(await seedInvitations(inTransaction, mail, data.invitations)), updated: [] } : { created: [], updated: [], unchanged: [] },

@@ -1,9 +1,10 @@
-// The seed file (prisma/seed.json, `gatehouse seed <file>`): clients, users, resources,
+// The seed file (prisma/seed.json, `gatehouse seed <file>`): clients, groups, users, resources,
 // upstream identity providers and invitations,
 // validated whole, every problem named by entry and field, before anything is written.
 import { z } from 'zod';
 import { ClientEntry } from '../clients/schema.js';
 import { IdentityProviderEntry } from '../federation/schema.js';
+import { GroupEntry } from '../groups/schema.js';
 import { DEFAULT_PASSWORD_MIN_LENGTH } from '../people/password-policy.js';
 import { InvitationEntry } from '../people/invitations.js';
 import { userEntry } from '../people/schema.js';
@@ -15,12 +16,13 @@ const seedFileSchema = (passwordMinLength: number) =>
     .strictObject(
       {
         clients: z.array(ClientEntry, { error: 'must be an array of clients' }).default([]),
+        groups: z.array(GroupEntry, { error: 'must be an array of groups' }).default([]),
         users: z.array(userEntry(passwordMinLength), { error: 'must be an array of users' }).default([]),
         resources: z.array(ResourceEntry, { error: 'must be an array of resources' }).default([]),
         identity_providers: z.array(IdentityProviderEntry, { error: 'must be an array of identity providers' }).default([]),
         invitations: z.array(InvitationEntry, { error: 'must be an array of invitations' }).default([]),
       },
-      { error: 'must be a JSON object with "clients", "users", "resources", "identity_providers" and/or "invitations"' },
+      { error: 'must be a JSON object with "clients", "groups", "users", "resources", "identity_providers" and/or "invitations"' },
     )
     .superRefine(checkDuplicates, { when: () => true });
 
@@ -28,10 +30,11 @@ const seedFileSchema = (passwordMinLength: number) =>
 export const SeedFileSchema = seedFileSchema(DEFAULT_PASSWORD_MIN_LENGTH);
 
 /** Duplicates within the file, each named by its index and the entry it repeats. */
-function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?: unknown; identity_providers?: unknown; invitations?: unknown }, ctx: z.RefinementCtx): void {
+function checkDuplicates(file: { clients?: unknown; groups?: unknown; users?: unknown; resources?: unknown; identity_providers?: unknown; invitations?: unknown }, ctx: z.RefinementCtx): void {
   if (!file || typeof file !== 'object') return; // already reported
   const sections = [
     ['clients', 'client_id', (v: string) => v],
+    ['groups', 'name', (v: string) => v],
     ['users', 'email', normalizeEmail],
     ['resources', 'identifier', (v: string) => v],
     ['identity_providers', 'id', (v: string) => v],
@@ -53,6 +56,7 @@ function checkDuplicates(file: { clients?: unknown; users?: unknown; resources?:
 
 export type SeedFile = z.output<typeof SeedFileSchema>;
 export type SeedClient = SeedFile['clients'][number];
+export type SeedGroup = SeedFile['groups'][number];
 export type SeedUser = SeedFile['users'][number];
 export type SeedResource = SeedFile['resources'][number];
 export type SeedIdentityProvider = SeedFile['identity_providers'][number];
@@ -72,14 +76,14 @@ export function parseSeedFile(json: unknown, { passwordMinLength = DEFAULT_PASSW
   if (result.success) return { ok: true, data: result.data };
   const problems = result.error.issues.flatMap((issue) => {
     if (issue.code === 'unrecognized_keys') {
-      const hint = issue.path.length === 0 ? ' (a seed file has only "clients", "users", "resources", "identity_providers" and "invitations")' : '';
+      const hint = issue.path.length === 0 ? ' (a seed file has only "clients", "groups", "users", "resources", "identity_providers" and "invitations")' : '';
       return issue.keys.map((key) => ({ path: [...issue.path, key], message: `unknown field${hint}` }));
     }
     return [{ path: issue.path, message: issue.message }];
   });
-  // Grouped by entry (clients before users, in file order), each entry's problems in field order.
+  // Grouped by entry (clients, groups, then users …, in file order), each entry's problems in field order.
   // A Map, not an object literal: a file's own "__proto__" or "constructor" key must rank like any other.
-  const sectionOrder = new Map([['clients', 0], ['users', 1], ['resources', 2], ['identity_providers', 3], ['invitations', 4]]);
+  const sectionOrder = new Map([['clients', 0], ['groups', 1], ['users', 2], ['resources', 3], ['identity_providers', 4], ['invitations', 5]]);
   const rank = (path: readonly PropertyKey[]) => [sectionOrder.get(String(path[0])) ?? 0, typeof path[1] === 'number' ? path[1] : -1];
   const sorted = problems
     .map((problem, order) => ({ ...problem, order, rank: rank(problem.path) }))

@@ -61,6 +61,14 @@ describe('gatehouse help', () => {
       'users unlock',
       'users lockouts',
       'users unlock-address',
+      'groups list',
+      'groups get',
+      'groups create',
+      'groups update',
+      'groups delete',
+      'groups members',
+      'groups add-members',
+      'groups remove-members',
       'keys list',
       'keys rotate',
       'initial-access-token create',
@@ -228,7 +236,7 @@ describe.each(await flavours())('gatehouse against %s', (flavour) => {
     const first = await runCli(['seed', file], env);
     expect(first, first.stderr).toMatchObject({ code: 0 });
     expect(first.stdout).toBe(
-      [`Seeded from ${file}`, 'clients: 1 created (cli-web), 0 updated, 0 unchanged', 'users: 1 created (carol@example.com), 0 updated, 0 unchanged', 'resources: 0 created, 0 updated, 0 unchanged', 'identity providers: 0 created, 0 updated, 0 unchanged', 'invitations: 0 created, 0 updated, 0 unchanged', ''].join('\n'),
+      [`Seeded from ${file}`, 'clients: 1 created (cli-web), 0 updated, 0 unchanged', 'groups: 0 created, 0 updated, 0 unchanged', 'users: 1 created (carol@example.com), 0 updated, 0 unchanged', 'resources: 0 created, 0 updated, 0 unchanged', 'identity providers: 0 created, 0 updated, 0 unchanged', 'invitations: 0 created, 0 updated, 0 unchanged', ''].join('\n'),
     );
     const again = json<{ clients: { unchanged: string[]; created: string[] } }>(await runCli(['seed', file, '--json'], env));
     expect(again.clients).toEqual({ created: [], updated: [], unchanged: ['cli-web'] });

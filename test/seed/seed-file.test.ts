@@ -50,7 +50,7 @@ const invalidFile = () =>
     extra: true,
   });
 const INVALID_FILE_PROBLEMS = [
-  'extra: unknown field (a seed file has only "clients", "users", "resources", "identity_providers" and "invitations")',
+  'extra: unknown field (a seed file has only "clients", "groups", "users", "resources", "identity_providers" and "invitations")',
   'clients[1].client_id: must be 1–128 characters of A-Z a-z 0-9 . _ ~ -',
   'clients[1].redirect_uris[0]: must be an absolute http(s) URL without a fragment',
   'clients[1].client_secret: must be absent when token_endpoint_auth_method is none (a public client has no secret)',
@@ -84,7 +84,7 @@ describe('parseSeedFile', () => {
   });
 
   it('defaults both lists and email_verified, lower-cases emails and keeps only the client keys given', () => {
-    expect(parsed({})).toEqual({ clients: [], users: [], resources: [], identity_providers: [], invitations: [] });
+    expect(parsed({})).toEqual({ clients: [], groups: [], users: [], resources: [], identity_providers: [], invitations: [] });
     const data = parsed({ clients: [SPA_CLIENT], users: [{ email: ' Bob@Example.COM ', password: 'bobs other password' }] });
     expect(data.clients[0]).toStrictEqual(SPA_CLIENT);
     expect(data.users[0]).toStrictEqual({ email: 'bob@example.com', password: 'bobs other password', email_verified: false });
@@ -106,7 +106,7 @@ describe('parseSeedFile', () => {
   });
 
   it('rejects what is not a seed file', () => {
-    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "users", "resources", "identity_providers" and/or "invitations"']);
+    expect(problemsOf([])).toEqual(['(file): must be a JSON object with "clients", "groups", "users", "resources", "identity_providers" and/or "invitations"']);
     expect(problemsOf({ clients: {} })).toEqual(['clients: must be an array of clients']);
     expect(problemsOf({ clients: [{ client_id: 'c', redirect_uris: [], client_secret: 'y'.repeat(32) }] })).toEqual([
       'clients[0].redirect_uris: must list at least one absolute http(s) URL',
@@ -128,10 +128,12 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     const report = await seed(validFile());
     expect(report).toEqual({
       clients: { created: ['web-app', 'spa'], updated: [], unchanged: [] },
+      groups: { created: [], updated: [], unchanged: [] },
       users: { created: ['alice@example.com', 'bob@example.com'], updated: [], unchanged: [] },
       resources: { created: [], updated: [], unchanged: [] },
       identityProviders: { created: [], updated: [], unchanged: [] },
       invitations: { created: [], updated: [], unchanged: [] },
+      memberships: [],
     });
     expect((await client('web-app')).metadata).toEqual(STORED_WEB_CLIENT);
     expect((await client('spa')).metadata).toEqual(SPA_CLIENT);
@@ -175,10 +177,12 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     const report = await seed(validFile());
     expect(report).toEqual({
       clients: { created: [], updated: [], unchanged: ['web-app', 'spa'] },
+      groups: { created: [], updated: [], unchanged: [] },
       users: { created: [], updated: [], unchanged: ['alice@example.com', 'bob@example.com'] },
       resources: { created: [], updated: [], unchanged: [] },
       identityProviders: { created: [], updated: [], unchanged: [] },
       invitations: { created: [], updated: [], unchanged: [] },
+      memberships: [],
     });
     expect(await counts()).toEqual({ clients: 2, users: 2 });
     // Not rewritten at all: same id, same hash, same updatedAt.
@@ -196,10 +200,12 @@ describe.each(await flavours())('applySeed on %s', (flavour) => {
     const report = await seed(file);
     expect(report).toEqual({
       clients: { created: [], updated: ['web-app'], unchanged: ['spa'] },
+      groups: { created: [], updated: [], unchanged: [] },
       users: { created: [], updated: ['alice@example.com'], unchanged: ['bob@example.com'] },
       resources: { created: [], updated: [], unchanged: [] },
       identityProviders: { created: [], updated: [], unchanged: [] },
       invitations: { created: [], updated: [], unchanged: [] },
+      memberships: [],
     });
     const alice = await user('alice@example.com');
     expect(alice).toEqual({ ...before.alice, name: 'Alice Pleasance Liddell', updatedAt: alice.updatedAt });

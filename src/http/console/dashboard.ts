@@ -7,7 +7,8 @@ import { Router, type Request, type Response } from 'express';
 import { countAuditEvents } from '../../audit/service.js';
 import { keySchedule } from '../../keys/service.js';
 import { listOutbox } from '../../mail/service.js';
-import { renderConsole, type ConsoleDeps } from './deps.js';
+import { countLockedAddresses, listLockedAccounts } from '../../people/lockouts.js';
+import { managementOf, renderConsole, type ConsoleDeps } from './deps.js';
 
 const DAY_MS = 86_400_000;
 const SIGN_IN_EVENTS = ['sign_in.success', 'sign_in.failure', 'sign_in.locked', 'mfa.failure'] as const;
@@ -15,18 +16,21 @@ const SIGN_IN_EVENTS = ['sign_in.success', 'sign_in.failure', 'sign_in.locked', 
 export function createDashboardRouter(deps: ConsoleDeps): Router {
   const { db, config } = deps;
   const now = deps.now ?? (() => new Date());
+  const { lockouts } = managementOf(deps);
   const router = Router();
 
   router.get('/', showDashboard);
 
   async function showDashboard(req: Request, res: Response) {
     const at = now();
-    const [signIns, outbox, keys] = await Promise.all([
+    const [signIns, locked, lockedAddresses, outbox, keys] = await Promise.all([
       countAuditEvents({ db }, SIGN_IN_EVENTS, new Date(at.getTime() - DAY_MS)),
+      listLockedAccounts(lockouts),
+      countLockedAddresses(lockouts),
       listOutbox({ db, secrets: config.secrets }, { state: 'failed', limit: 5 }),
       keySchedule({ db, config }, at),
     ]);
-    await renderConsole(req, res, 'dashboard', { signIns, outbox, keys });
+    await renderConsole(req, res, 'dashboard', { signIns, locked, lockedAddresses, outbox, keys });
   }
 
   return router;

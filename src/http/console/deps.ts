@@ -18,12 +18,16 @@ import type { IdpManagementDeps } from '../../federation/service.js';
 import type { KeyManagementDeps } from '../../keys/service.js';
 import type { RenderPage } from '../../oidc/page-renderer.js';
 import type { AccountMail } from '../../people/email-verification.js';
+import type { GroupManagementDeps } from '../../groups/service.js';
 import type { InvitationDeps } from '../../people/invitations.js';
+import type { LockoutDeps } from '../../people/lockouts.js';
+import type { PasswordReset } from '../../people/password-reset.js';
 import type { AccountService, SignedIn } from '../../people/self-service.js';
 import type { UserManagementDeps } from '../../people/service.js';
 import { FORM_TOKEN_FIELD, type SessionFormTokens } from '../csrf.js';
 import { AppError } from '../errors.js';
-import { isMessageKey } from '../messages/index.js';
+import { ConflictError, ValidationError } from '../../core/errors.js';
+import { isMessageKey, translate } from '../messages/index.js';
 
 export interface ConsoleDeps {
   config: Config;
@@ -37,6 +41,8 @@ export interface ConsoleDeps {
   accountMail?: AccountMail;
   /** Makes this instance use rotated signing keys now (keys/refresher.ts). */
   refreshKeys?: () => Promise<unknown>;
+  /** Password reset links by mail (PASSWORD_RESET); absent, the console offers setting a password only. */
+  passwordReset?: Pick<PasswordReset, 'sendLink'>;
   /** The clock of the console's sessions and of the first page's "last day". */
   now?: () => Date;
 }
@@ -146,6 +152,29 @@ export function managementOf(deps: ConsoleDeps) {
   const keys: KeyManagementDeps = { db, config, audit, refreshKeys };
   const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const invitations: InvitationDeps | undefined = accountMail ? { db, audit, mail: accountMail } : undefined;
-  return { users, clients, keys, idps, invitations };
+  const groups: GroupManagementDeps = { db, audit };
+  const lockouts: LockoutDeps = { db, audit, bruteForce: config.bruteForce, now: deps.now };
+  return { users, clients, keys, idps, invitations, groups, lockouts };
 }
 export type Management = ReturnType<typeof managementOf>;
+
+/** A form's errors: the field's name (or `form` for the form as a whole) → the message to show beside it. */
+export type FormErrors = Record<string, string>;
+
+/**
+ * What the management layer refused, as a form's errors in the page's language, so the handler
+ * shows the form again (400, or 409 for a conflict) with nothing changed. The layer's messages
+ * are English; another language says which field to check and quotes the detail. Anything else
+ * is thrown on (a 404 or a failure is not a form's error).
+ */
+export function formErrorsOf(error: unknown, lang: Language): { status: number; errors: FormErrors } {
+  const say = (detail: string) => (lang === 'en' ? `${detail.charAt(0).toUpperCase()}${detail.slice(1)}.` : `${translate(lang, 'console.error.field')} (${detail})`);
+  if (error instanceof ValidationError) {
+    const errors: FormErrors = {};
+    // `groups.1` or `user_ids.0` is the field `groups` or `user_ids`.
+    for (const issue of error.issues) errors[issue.path.split('.')[0] || 'form'] ??= say(issue.message);
+    return { status: 400, errors: Object.keys(errors).length ? errors : { form: say(error.message) } };
+  }
+  if (error instanceof ConflictError) return { status: 409, errors: { form: say(error.message) } };
+  throw error;
+}

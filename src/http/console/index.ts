@@ -24,8 +24,11 @@ import { chooseLanguage } from '../languages.js';
 import { createAuditRouter } from './audit.js';
 import { createClientsRouter } from './clients.js';
 import { createDashboardRouter } from './dashboard.js';
+import { createGroupsRouter } from './groups.js';
 import { createIdentityProvidersRouter } from './identity-providers.js';
 import { createKeysRouter } from './keys.js';
+import { createPeopleRouter } from './people.js';
+import { createPersonRouter } from './person.js';
 import { admitToConsole, checkConsoleForm, consoleOf, managementOf, type ConsoleDeps } from './deps.js';
 import { CONSOLE_PATH, createConsoleSessions, type ConsoleSessionRecord } from './session.js';
 
@@ -60,6 +63,9 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(checkEveryForm);
   router.post('/sign-out', signOut);
   router.use(createDashboardRouter(deps));
+  router.use(createPeopleRouter(deps));
+  router.use(createPersonRouter(deps));
+  router.use(createGroupsRouter(deps));
   router.use(createClientsRouter(deps));
   router.use(createKeysRouter(deps));
   router.use(createIdentityProvidersRouter(deps));

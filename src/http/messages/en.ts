@@ -17,6 +17,7 @@ export const en = {
   'scope.openid': 'Know who you are',
   'scope.profile': 'See your name and profile details',
   'scope.email': 'See your email address',
+  'scope.groups': 'See which groups you are in',
   'scope.offline_access': 'Stay connected when you are not using it',
   'scope.phone': 'See your phone number',
   'scope.address': 'See your postal address',
@@ -43,6 +44,7 @@ export const en = {
   'claim.address': 'postal address',
   'claim.acr': 'how you signed in',
   'claim.amr': 'how you signed in',
+  'claim.groups': 'the groups you are in',
 
   // Sign-in (views/login.ejs).
   'login.title': 'Sign in',

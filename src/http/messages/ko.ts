@@ -14,6 +14,7 @@ export const ko: Messages = {
   'scope.openid': '회원님이 누구인지 확인',
   'scope.profile': '이름과 프로필 정보 보기',
   'scope.email': '이메일 주소 보기',
+  'scope.groups': '소속된 그룹 보기',
   'scope.offline_access': '사용하지 않는 동안에도 연결 유지',
   'scope.phone': '전화번호 보기',
   'scope.address': '우편 주소 보기',
@@ -40,6 +41,7 @@ export const ko: Messages = {
   'claim.address': '우편 주소',
   'claim.acr': '로그인 방법',
   'claim.amr': '로그인 방법',
+  'claim.groups': '소속된 그룹',
 
   'login.title': '로그인',
   'login.lead': '{client} 사용을 계속하려면 로그인하십시오',
