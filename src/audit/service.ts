@@ -1,5 +1,5 @@
-// Reading the audit trail, for the admin API and the CLI: filters by time, account, client and
-// event type, newest first.
+// Reading the audit trail, for the admin API, the CLI and the console: filters by time, account
+// (its id, or the email its person has now), client and event type, newest first, paged.
 import { z } from 'zod';
 import { wholeNumber } from '../core/fields.js';
 import { AUDIT_EVENT_TYPES, createAuditStore } from './store.js';
@@ -14,9 +14,18 @@ export const AuditQuery = z
       since: instant.optional().describe('Only events at or after this time.'),
       until: instant.optional().describe('Only events at or before this time.'),
       account_id: z.string({ error: 'must be a string' }).min(1).max(255).optional(),
+      email: z
+        .string({ error: 'must be a string' })
+        .trim()
+        .toLowerCase()
+        .min(1, 'must not be empty')
+        .max(320, 'must be at most 320 characters')
+        .optional()
+        .describe("Only events of the person who has this email now (their account's events, whatever address they had then)."),
       client_id: z.string({ error: 'must be a string' }).min(1).max(255).optional(),
       type: z.enum(AUDIT_EVENT_TYPES, { error: `must be one of ${AUDIT_EVENT_TYPES.join(', ')}` }).optional(),
       limit: wholeNumber(1, 1000, 100),
+      offset: wholeNumber(0, 1_000_000, 0).describe('Skip this many of the newest matching events (paging).'),
     },
     { error: 'must be an object' },
   )
@@ -41,13 +50,22 @@ export const AuditEventList = z.object({ events: z.array(AuditEventView) }).meta
 /** Events matching `query` (AuditQuery), newest first. */
 export async function queryAuditEvents({ db }: { db: Db }, query: unknown = {}): Promise<AuditEventView[]> {
   const filter = parseInput(AuditQuery, query);
-  const rows = await createAuditStore(db).list({
+  const store = createAuditStore(db);
+  let accountId = filter.account_id;
+  if (filter.email !== undefined) {
+    // Nobody has that email (or someone else than account_id has it): nothing matches.
+    const owner = await store.accountIdByEmail(filter.email);
+    if (owner === undefined || (accountId !== undefined && accountId !== owner)) return [];
+    accountId = owner;
+  }
+  const rows = await store.list({
     since: filter.since ? new Date(filter.since) : undefined,
     until: filter.until ? new Date(filter.until) : undefined,
-    accountId: filter.account_id,
+    accountId,
     clientId: filter.client_id,
     type: filter.type,
     limit: filter.limit,
+    offset: filter.offset,
   });
   return rows.map((row) => ({
     id: row.id,

@@ -89,6 +89,8 @@ export interface AuditFilter {
   clientId?: string;
   type?: AuditEventType;
   limit?: number;
+  /** Skip this many of the newest matching events (paging). */
+  offset?: number;
 }
 
 /** One event's values, in the column order of INSERT_COLUMNS. */
@@ -139,9 +141,19 @@ export function createAuditStore(db: DbHandle) {
           clientId: filter.clientId,
           type: filter.type,
         },
-        orderBy: { at: 'desc' },
+        // The id breaks ties between events of the same instant, so pages neither repeat nor skip one.
+        orderBy: [{ at: 'desc' }, { id: 'desc' }],
         take: Math.min(filter.limit ?? 100, 1000),
+        skip: filter.offset ?? 0,
       });
+    },
+
+    /**
+     * The account that has this email now (already normalized), to filter by a person's email.
+     * Read only: people/store.ts stays the one writer of User.
+     */
+    async accountIdByEmail(email: string): Promise<string | undefined> {
+      return (await prisma.user.findUnique({ where: { email }, select: { id: true } }))?.id;
     },
 
     /** How many events of `type` there are since `since`. */

@@ -90,6 +90,7 @@ async function expectUser(db: DbHandle, id: string): Promise<void> {
 }
 
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
+/** Who acted, as every change of the management layer records it (the console's administrator too). */
 const by = actorDetails;
 
 // ---------------------------------------------------------------------------------------------

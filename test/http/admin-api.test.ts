@@ -497,6 +497,12 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
     expect(events).toEqual([expect.objectContaining({ type: 'client.created', client_id: 'audited', details: expect.objectContaining({ via: 'admin', by: 'ops-console' }) })]);
     expect((await api.get('/audit-events?until=2000-01-01T00:00:00Z')).body.events).toEqual([]);
     expect((await api.get('/audit-events?type=nonsense')).body.issues?.[0]?.path).toBe('type');
+    // Paging: of two clients made, the second page of one event is the older one.
+    await api.post('/clients', { client_id: 'audited-2', grant_types: ['client_credentials'] });
+    const page = async (offset: number) => ((await api.get(`/audit-events?type=client.created&since=${since}&limit=1&offset=${offset}`)).body.events as { client_id: string }[]).map((e) => e.client_id);
+    expect([...(await page(0)), ...(await page(1))]).toEqual(['audited-2', 'audited']);
+    expect((await api.get('/audit-events?email=nobody%40example.com')).body.events).toEqual([]);
+    expect((await api.get('/audit-events?offset=-1')).body.issues?.[0]?.path).toBe('offset');
   });
 
   // ---------------------------------------------------------------------------------------------

@@ -21,8 +21,12 @@ import { readCookie } from '../cookies.js';
 import { createSessionFormTokens } from '../csrf.js';
 import { AppError, notFound } from '../errors.js';
 import { chooseLanguage } from '../languages.js';
+import { createAuditRouter } from './audit.js';
+import { createClientsRouter } from './clients.js';
 import { createDashboardRouter } from './dashboard.js';
 import { createGroupsRouter } from './groups.js';
+import { createIdentityProvidersRouter } from './identity-providers.js';
+import { createKeysRouter } from './keys.js';
 import { createPeopleRouter } from './people.js';
 import { createPersonRouter } from './person.js';
 import { admitToConsole, checkConsoleForm, consoleOf, managementOf, type ConsoleDeps } from './deps.js';
@@ -62,6 +66,10 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   router.use(createPeopleRouter(deps));
   router.use(createPersonRouter(deps));
   router.use(createGroupsRouter(deps));
+  router.use(createClientsRouter(deps));
+  router.use(createKeysRouter(deps));
+  router.use(createIdentityProvidersRouter(deps));
+  router.use(createAuditRouter(deps));
   router.use((_req, _res, next) => next(notFound()));
 
   function noStore(_req: Request, res: Response, next: NextFunction) {
