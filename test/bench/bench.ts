@@ -55,6 +55,7 @@ const OptionsSchema = z.object({
   profile: z.string().min(1).optional(),
   variant: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*(,[A-Z][A-Z0-9_]*=[^,]*)*$/, '--variant: KEY=VALUE[,KEY=VALUE] (e.g. CLIENT_CACHE_TTL=0)')).default([]),
   source: z.boolean().default(false),
+  compare: z.string().min(1).optional(),
   'skip-authlib': z.boolean().default(false),
   heap: count('--heap (MB)', 0, 65536).default(128),
   help: z.boolean().default(false),
@@ -75,6 +76,8 @@ const USAGE = `npm run bench -- [options]
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
   --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
   --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default)
+  --compare <dir>       also run Gatehouse compiled in <dir>/dist (another build, e.g. of main) on each
+                        database, as "<database> compared", for same-run before/after figures
   --skip-authlib        leave out Flask + Authlib and Gatehouse with WEB_CONCURRENCY=2 (both run by default)
   --variant <K=V,...>   also run each database's Gatehouse with these variables (repeatable),
                         e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves`;
@@ -96,6 +99,7 @@ function parseOptions(): Options {
       variant: { type: 'string', multiple: true },
       source: { type: 'boolean' },
       'skip-authlib': { type: 'boolean' },
+      compare: { type: 'string' },
       heap: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -168,11 +172,12 @@ async function main(): Promise<void> {
     }
     specs.push({ name: database, kind, databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}.log`), profileDir: options.profile && resolve(options.profile) });
     // Beside Authlib's 2 workers: Gatehouse's 2 workers, on the same database as the plain server.
-    if (database === 'sqlite' && !authlibSkipped) specs.push({ name: TWO_WORKERS, kind, databaseUrl: url, env: { ...gatehouseEnv, WEB_CONCURRENCY: '2' }, logFile: join(work, 'sqlite-2-workers.log') });
-    // Variants share the database (and its data) with the plain server.
+    if (database === 'sqlite' && !authlibSkipped) specs.push({ name: TWO_WORKERS, kind, databaseUrl: url, env: { ...gatehouseEnv, WEB_CONCURRENCY: '2' }, logFile: join(work, 'sqlite-2-workers.log'), sharesDatabase: true });
+    // Variants, the build compared with and the 2-worker server share the database (and its data) with the plain server.
+    if (options.compare) specs.push({ name: `${database} compared`, kind: 'gatehouse-dist', entry: resolve(options.compare, 'dist/server.js'), databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}-compared.log`), sharesDatabase: true });
     options.variant.forEach((variant, i) => {
       const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
-      specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`) });
+      specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`), sharesDatabase: true });
     });
   }
   const running: RunningServer[] = [];
@@ -189,8 +194,8 @@ async function main(): Promise<void> {
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     for (const spec of specs) {
-      // A variant or the 2-worker server: its database is seeded already; bare: no database.
-      if (spec.name.includes('=') || spec.name === TWO_WORKERS || spec.kind === 'bare') continue;
+      if (spec.sharesDatabase || spec.kind === 'bare') continue; // seeded with the plain server's; bare: no database
+
       if (spec.kind === 'authlib') {
         seedAuthlib(spec.databaseUrl, { users, bcryptCost: options['bcrypt-cost'] });
         continue;

@@ -32,6 +32,10 @@ export interface ServerSpec {
   env: Record<string, string>;
   /** Where the child's output goes. */
   logFile: string;
+  /** Another build's server.js to run instead of this one's (bench --compare). */
+  entry?: string;
+  /** Uses a database another server's spec seeds (a variant, the 2-worker server, a compared build). */
+  sharesDatabase?: boolean;
   /** Directory for --cpu-prof output; absent: no profiling. */
   profileDir?: string;
 }
@@ -101,7 +105,7 @@ function command(spec: ServerSpec, port: number): { file: string; args: string[]
   // answer, and under autocannon's kept-alive connections they queue for seconds and drop some.
   if (spec.kind === 'authlib') return { file: GUNICORN, args: ['--workers', '2', '--worker-class', 'gthread', '--threads', '4', '--bind', `127.0.0.1:${port}`, '--chdir', AUTHLIB_DIR, 'authlib_server:app'] };
   const flags = [...(spec.kind === 'gatehouse-dist' ? [] : ['--import', 'tsx']), ...(spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [])];
-  return { file: process.execPath, args: [...flags, ENTRIES[spec.kind]] };
+  return { file: process.execPath, args: [...flags, spec.entry ?? ENTRIES[spec.kind]] };
 }
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -123,7 +127,7 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer & { c
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const out = openSync(spec.logFile, 'a');
-  if (!existsSync(ENTRIES[spec.kind])) throw new Error(`${ENTRIES[spec.kind]} does not exist (npm run build makes dist/)`);
+  if (!existsSync(spec.entry ?? ENTRIES[spec.kind])) throw new Error(`${spec.entry ?? ENTRIES[spec.kind]} does not exist (npm run build makes dist/)`);
   const { file, args } = command(spec, port);
   const started = performance.now();
   const child = spawn(file, args, {
