@@ -39,5 +39,5 @@ export function seedAuthlib(url: string, { users, bcryptCost }: { users: number;
     password: PASSWORD,
     bcryptCost,
   };
-  execFileSync(PYTHON, [SCRIPT, 'seed'], { env: { ...process.env, DATABASE_URL: url, AUTHLIB_SEED: JSON.stringify(seed) }, stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync(PYTHON, [SCRIPT, 'seed'], { env: { ...process.env, DATABASE_URL: url, AUTHLIB_SEED: JSON.stringify(seed), PYTHONDONTWRITEBYTECODE: '1' }, stdio: ['ignore', 'inherit', 'inherit'] });
 }

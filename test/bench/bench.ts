@@ -161,7 +161,7 @@ async function main(): Promise<void> {
     { name: 'baseline', kind: 'baseline', databaseUrl: `file:${join(work, 'baseline.db')}`, env, logFile: join(work, 'baseline.log') },
   ];
   const authlibSkipped = options['skip-authlib'] ? 'left out (--skip-authlib)' : authlibMissing();
-  if (!authlibSkipped) specs.push({ name: 'authlib', kind: 'authlib', databaseUrl: `file:${join(work, 'authlib.db')}`, env: { SECRETS: BENCH_SECRET }, logFile: join(work, 'authlib.log') });
+  if (!authlibSkipped) specs.push({ name: 'authlib', kind: 'authlib', databaseUrl: `file:${join(work, 'authlib.db')}`, env: { SECRETS: BENCH_SECRET, PYTHONDONTWRITEBYTECODE: '1' }, logFile: join(work, 'authlib.log') });
   BASELINES = ALL_BASELINES.filter((name) => name !== 'authlib' || !authlibSkipped);
   let postgres: TestDatabase | undefined;
   for (const database of options.databases) {
