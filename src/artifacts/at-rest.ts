@@ -91,8 +91,33 @@ export function openPayload(model: string, payload: Payload, secrets: readonly s
   return opened;
 }
 
+/**
+ * Sealed values opened lately, by model and sealed text. Decryption is a pure function of the
+ * sealed text and SECRETS, and AES-GCM's set-up costs more than the lookup around it: a session
+ * read on every /userinfo request of its tokens opens the same sealed value again and again
+ * (a save seals it anew, with a new IV). The row is still read every time: this remembers no
+ * artifact, only what a given ciphertext decrypts to; whoever could read it here could read
+ * SECRETS from the same memory.
+ */
+const openedWith = new WeakMap<readonly string[], Map<string, string>>();
+const OPENED_ENTRIES = 1000;
+
+/** Kept per SECRETS list (the configuration's, one per process): other secrets open nothing from it. */
+function openText(model: string, sealed: string, secrets: readonly string[]): string {
+  let opened = openedWith.get(secrets);
+  if (!opened) openedWith.set(secrets, (opened = new Map()));
+  const key = `${model}\n${sealed}`;
+  let plaintext = opened.get(key);
+  if (plaintext === undefined) {
+    plaintext = decrypt(sealed, secrets, contextOf(model)).plaintext;
+    if (opened.size >= OPENED_ENTRIES) opened.delete(opened.keys().next().value as string);
+    opened.set(key, plaintext);
+  }
+  return plaintext;
+}
+
 function openSealed(model: string, payload: Payload, sealed: string, secrets: readonly string[]): Payload {
-  const found = JSON.parse(decrypt(sealed, secrets, contextOf(model)).plaintext) as Record<string, string>;
+  const found = JSON.parse(openText(model, sealed, secrets)) as Record<string, string>;
   const { [SEALED_KEY]: _sealed, ...opened } = payload;
   for (const [path, value] of Object.entries(found)) {
     if (path === 'session.cookie') opened.session = { ...(opened.session as Record<string, unknown>), cookie: value };

@@ -38,6 +38,32 @@ interface RawArtifact {
 const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
   raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
 
+/** A token's row with its session's and its grant's, each null when there is none (LEFT JOIN), prefixed s_ and g_. */
+interface RawBoundArtifact extends RawArtifact {
+  s_payload: unknown;
+  s_grantId: string | null;
+  s_consumedAt: unknown;
+  s_expiresAt: unknown;
+  g_payload: unknown;
+  g_grantId: string | null;
+  g_consumedAt: unknown;
+  g_expiresAt: unknown;
+}
+
+const joined = (raw: RawBoundArtifact, prefix: 's_' | 'g_'): ArtifactRow | null =>
+  raw[`${prefix}payload`] === null || raw[`${prefix}payload`] === undefined
+    ? null
+    : toRow({ payload: raw[`${prefix}payload`], grantId: raw[`${prefix}grantId`], consumedAt: raw[`${prefix}consumedAt`], expiresAt: raw[`${prefix}expiresAt`] });
+
+/** What findWithBindings read: the token, and what the engine asks for after it. */
+export interface BoundArtifact {
+  token: ArtifactRow;
+  /** The live session whose uid the token's payload names (sessionUid), if any. */
+  session: ArtifactRow | null;
+  /** The live grant the token belongs to, if any. */
+  grant: ArtifactRow | null;
+}
+
 const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
 
 /**
@@ -67,6 +93,20 @@ export function createArtifactStore(db: DbHandle) {
     consume: statement('consume', `UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
     grantIdOf: statement('grant_id_of', `SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
     destroy: statement('destroy', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    // A token, and in the same statement the session it is bound to and its grant: the engine
+    // looks both up right after a token on /userinfo, /token (refresh, code) and introspection.
+    // Each join applies the same conditions as the lookup it stands for (find, findByUid).
+    findWithBindings: statement(
+      'find_with_bindings',
+      `SELECT t."payload", t."grantId", t."consumedAt", t."expiresAt",
+         s."payload" AS "s_payload", s."grantId" AS "s_grantId", s."consumedAt" AS "s_consumedAt", s."expiresAt" AS "s_expiresAt",
+         g."payload" AS "g_payload", g."grantId" AS "g_grantId", g."consumedAt" AS "g_consumedAt", g."expiresAt" AS "g_expiresAt"
+       FROM "OidcArtifact" t
+       LEFT JOIN "OidcArtifact" s ON s."model" = 'Session' AND s."uid" = ${dialect.jsonText('t."payload"', 'sessionUid')} AND (s."expiresAt" IS NULL OR s."expiresAt" > ?)
+       LEFT JOIN "OidcArtifact" g ON g."model" = 'Grant' AND g."id" = t."grantId" AND (g."expiresAt" IS NULL OR g."expiresAt" > ?)
+       WHERE t."model" = ? AND t."id" = ? AND (t."expiresAt" IS NULL OR t."expiresAt" > ?)
+       LIMIT 1`,
+    ),
     // Every authorization request of a signed-in person asks whether consent was given before.
     latestGrantId: statement(
       'latest_grant_id',
@@ -95,6 +135,15 @@ export function createArtifactStore(db: DbHandle) {
       if (hasNul(id)) return null;
       const [row] = await sql.rows<RawArtifact>(statements.find, [model, id, dialect.time(now)]);
       return toRow(row);
+    },
+
+    /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid) and its grant. */
+    async findWithBindings(model: string, id: string, now: Date): Promise<BoundArtifact | null> {
+      if (hasNul(id)) return null;
+      const at = dialect.time(now);
+      const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
+      if (!raw) return null;
+      return { token: toRow(raw) as ArtifactRow, session: joined(raw, 's_'), grant: joined(raw, 'g_') };
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {

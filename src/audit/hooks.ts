@@ -6,8 +6,7 @@
 // Writes started by a request are awaited before its response goes out, so whoever holds a
 // token can already find the event that issued it; a failed write is logged by the AuditLog
 // and never fails the request.
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { AccessToken, ClientCredentials, KoaContextWithOIDC, RefreshToken } from 'oidc-provider';
+import Provider, { type AccessToken, type ClientCredentials, type KoaContextWithOIDC, type RefreshToken } from 'oidc-provider';
 import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
 import type { AuditEventInput } from './store.js';
 import type { AuditLog } from './log.js';
@@ -53,7 +52,6 @@ function issuedTokenTypes(body: unknown): string[] {
 }
 
 export function createEngineAudit(audit: AuditLog): EngineAudit {
-  const requests = new AsyncLocalStorage<KoaContextWithOIDC>();
   const writesByRequest = new WeakMap<KoaContextWithOIDC, Promise<void>[]>();
   const pending = new Set<Promise<void>>();
 
@@ -68,7 +66,7 @@ export function createEngineAudit(audit: AuditLog): EngineAudit {
     const writes: Promise<void>[] = [];
     writesByRequest.set(ctx as KoaContextWithOIDC, writes);
     try {
-      await requests.run(ctx as KoaContextWithOIDC, next);
+      await next();
     } finally {
       await Promise.all(writes);
     }
@@ -90,9 +88,11 @@ export function createEngineAudit(audit: AuditLog): EngineAudit {
   }
 
   // The engine emits no success event for revocation; a token destroyed while the revocation
-  // endpoint answers is one it revoked (its allowedPolicy passed).
+  // endpoint answers is one it revoked (its allowedPolicy passed). The request is the engine's
+  // own (it keeps it in AsyncLocalStorage while a route runs): no second context of our own,
+  // which every promise of every request would pay for.
   function recordTokenRevoked(token: AccessToken | RefreshToken | ClientCredentials) {
-    const ctx = requests.getStore();
+    const ctx = Provider.ctx as KoaContextWithOIDC | undefined;
     if (ctx?.oidc?.route !== 'revocation') return;
     record(ctx, {
       type: 'token.revoked',

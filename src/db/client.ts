@@ -25,6 +25,8 @@ export interface Db {
    * entry is stale as soon as any code in this process changed a client.
    */
   clientWrites(): number;
+  /** The same count for the Resource table (resources/engine.ts caches resources as clients are cached). */
+  resourceWrites(): number;
   close(): Promise<void>;
 }
 
@@ -48,25 +50,22 @@ export function sqliteFilePath(url: string): string {
 
 const CLIENT_READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
 
-/** The client with every Client-table write counted (see Db.clientWrites). */
-function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma: T): { prisma: Prisma; clientWrites: () => number } {
-  let writes = 0;
-  const extended = prisma.$extends({
-    query: {
-      client: {
-        async $allOperations({ operation, args, query }) {
-          if (CLIENT_READS.has(operation)) return query(args);
-          writes++;
-          try {
-            return await query(args);
-          } finally {
-            writes++;
-          }
-        },
-      },
+/** The client with every Client-table and Resource-table write counted (see Db.clientWrites, Db.resourceWrites). */
+function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma: T): { prisma: Prisma; clientWrites: () => number; resourceWrites: () => number } {
+  const writes = { client: 0, resource: 0 };
+  const counted = (table: keyof typeof writes) => ({
+    async $allOperations({ operation, args, query }: { operation: string; args: unknown; query: (args: unknown) => Promise<unknown> }) {
+      if (CLIENT_READS.has(operation)) return query(args);
+      writes[table]++;
+      try {
+        return await query(args);
+      } finally {
+        writes[table]++;
+      }
     },
   });
-  return { prisma: extended as unknown as Prisma, clientWrites: () => writes };
+  const extended = prisma.$extends({ query: { client: counted('client'), resource: counted('resource') } });
+  return { prisma: extended as unknown as Prisma, clientWrites: () => writes.client, resourceWrites: () => writes.resource };
 }
 
 /**
@@ -105,13 +104,13 @@ export async function createDb(database: DbConfig): Promise<Db> {
     if (typeof handle?.prepare !== 'function') throw new Error("Prisma's SQLite adapter no longer exposes its better-sqlite3 handle (its `client`): check @prisma/adapter-better-sqlite3");
     // WAL lets readers run while one writer writes; it is a property of the file and persists.
     if (file !== ':memory:') handle.pragma('journal_mode = WAL');
-    const { prisma, clientWrites } = countingClientWrites(base);
-    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, close: () => base.$disconnect() };
+    const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
+    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, resourceWrites, close: () => base.$disconnect() };
   }
   const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
   // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.
   const pool = new pg.Pool({ connectionString: database.url, max: database.poolSize ?? 10 });
   const base = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) }) as unknown as Prisma;
-  const { prisma, clientWrites } = countingClientWrites(base);
-  return { prisma, flavour: 'postgresql', url: database.url, executor: pgExecutor(pool, pg.types, { prepared }), clientWrites, close: () => base.$disconnect() };
+  const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
+  return { prisma, flavour: 'postgresql', url: database.url, executor: pgExecutor(pool, pg.types, { prepared }), clientWrites, resourceWrites, close: () => base.$disconnect() };
 }

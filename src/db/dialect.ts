@@ -11,10 +11,12 @@ export interface Dialect {
   readonly json: string;
   /** A time as a parameter: epoch milliseconds on SQLite (how Prisma's adapter stores it there), a Date on PostgreSQL. */
   time(value: Date): Date | number;
+  /** A string member of a JSON column as text, for a join (`key`: a plain identifier, written into the statement). */
+  jsonText(column: string, key: string): string;
 }
 
 export function dialectOf(flavour: DatabaseFlavour): Dialect {
-  if (flavour === 'sqlite') return { sql: (text) => text, json: '?', time: (value) => value.getTime() };
+  if (flavour === 'sqlite') return { sql: (text) => text, json: '?', time: (value) => value.getTime(), jsonText: (column, key) => `json_extract(${column}, '$.${key}')` };
   return {
     sql(text) {
       let n = 0;
@@ -22,6 +24,7 @@ export function dialectOf(flavour: DatabaseFlavour): Dialect {
     },
     json: '?::jsonb',
     time: (value) => value,
+    jsonText: (column, key) => `(${column} ->> '${key}')`,
   };
 }
 

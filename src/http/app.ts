@@ -116,6 +116,9 @@ function engineEntry(provider: Provider, issuer: string, trust: TrustProxy) {
   };
 }
 
+/** Engine paths whose every answer is JSON, never a page. */
+const JSON_ONLY_PATHS = new Set<string>([ROUTES.userinfo, ROUTES.jwks, '/.well-known/openid-configuration']);
+
 /** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
 const asMiddleware = (step: FrontStep): express.RequestHandler =>
   function frontStep(req, res, next) {
@@ -133,10 +136,14 @@ export function createApp(deps: AppDeps): App {
     express: app,
     handle: function serveRequest(req, res) {
       front(req, res);
-      rememberRequest(req, () => {
+      const route = () => {
         if (isEnginePath(req)) engine(req, res, () => app(req, res));
         else app(req, res);
-      });
+      };
+      // Only a page answering a GET shows the language links that need the request
+      // (languageLinks() offers none otherwise): the rest skip an AsyncLocalStorage context.
+      if (req.method === 'GET' && !JSON_ONLY_PATHS.has(pathOf(req))) rememberRequest(req, route);
+      else route();
     },
   };
 }

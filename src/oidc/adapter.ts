@@ -15,6 +15,7 @@ import { createArtifactStore, type ArtifactRow, type Payload } from '../artifact
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
+import { createRequestReads, engineRequest, grantKey, sessionKey, type RequestScope } from './request-reads.js';
 
 export type Clock = () => Date;
 
@@ -35,6 +36,9 @@ const GRANT_SOURCES: Record<string, string> = {
 const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, BackchannelAuthenticationRequest: 3600 };
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
+
+/** Models the engine follows, within the request, by looking up their session and grant: read with both (request-reads.ts). */
+const READ_WITH_BINDINGS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
 /** `id`: what the row was found by, when it was found by its id. */
 function toPayload(model: string, row: ArtifactRow | null, secrets: readonly string[], id?: string): AdapterPayload | undefined {
@@ -63,9 +67,12 @@ const CLIENT_CACHE_ENTRIES = 1000;
  * lookup). The engine looks a client up on every request that names one. An entry is dropped at
  * once when anything in this process writes a client (Db.clientWrites); writes by another
  * instance or the CLI are seen when the entry expires, so they take effect within that time.
+ * `requestScope`: the request being served, within which a token's session and grant are read with
+ * it (request-reads.ts); the engine's by default.
  */
-export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0): (model: string) => Adapter {
+export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0, requestScope: RequestScope = engineRequest): (model: string) => Adapter {
   const artifacts = createArtifactStore(db);
+  const reads = createRequestReads(requestScope);
   const clients = createClientStore(db);
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
@@ -116,6 +123,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
     return {
       async upsert(id, payload, expiresIn) {
         refuseNul(payload);
+        reads.drop();
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,
@@ -134,11 +142,16 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        return toPayload(model, await artifacts.find(model, storedId(model, id), now()), secrets, id);
+        const request = READ_WITH_BINDINGS.has(model) ? requestScope() : undefined;
+        if (request) return findWithBindings(request, id);
+        const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
+        const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
+        return toPayload(model, row, secrets, id);
       },
 
       async findByUid(uid) {
-        return toPayload(model, await artifacts.findBy(model, 'uid', uid, now()), secrets);
+        const readAhead = model === 'Session' ? reads.take(sessionKey(uid)) : undefined;
+        return toPayload(model, readAhead !== undefined ? readAhead : await artifacts.findBy(model, 'uid', uid, now()), secrets);
       },
 
       async findByUserCode(userCode) {
@@ -149,6 +162,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       // `consumed` before it calls this, so a refusal here means another request redeemed the
       // same value in the meantime: treat it as replay, end the grant, and refuse this one.
       async consume(id) {
+        reads.drop();
         const at = now();
         const key = storedId(model, id);
         if (await artifacts.consume(model, key, at)) return;
@@ -163,13 +177,25 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async destroy(id) {
+        reads.drop();
         await artifacts.destroy(model, storedId(model, id));
       },
 
       async revokeByGrantId(grantId) {
+        reads.drop();
         await artifacts.destroyByGrantId(grantId, model);
       },
     };
+
+    /** The token, and kept for the rest of the request: its session and its grant, read in the same statement. */
+    async function findWithBindings(request: object, id: string) {
+      const bound = await artifacts.findWithBindings(model, storedId(model, id), now());
+      if (!bound) return undefined;
+      const { sessionUid } = bound.token.payload;
+      const { grantId } = bound.token;
+      reads.keep(request, [...(typeof sessionUid === 'string' ? [[sessionKey(sessionUid), bound.session] as const] : []), ...(grantId ? [[grantKey(grantId), bound.grant] as const] : [])]);
+      return toPayload(model, bound.token, secrets, id);
+    }
   }
 
   const adapters = new Map<string, Adapter>();

@@ -173,7 +173,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
       // Lets a relying party's request ask for individual claims (OpenID Connect Core 5.5).
       claimsParameter: { enabled: true },
       clientCredentials: { enabled: features.clientCredentials },
-      resourceIndicators: resourceIndicators(db),
+      resourceIndicators: resourceIndicators(db, config.clientCache),
       introspection: {
         enabled: features.introspection,
         allowedPolicy: async (_ctx, client, token) =>

@@ -5,12 +5,37 @@
 import type { Configuration } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Db } from '../db/client.js';
-import { createResourceStore } from './store.js';
+import { createResourceStore, type Resource } from './store.js';
 
 type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
 
-export function resourceIndicators(db: Db): ResourceIndicators {
+/** Distinct resources kept by the cache; beyond this the oldest entry is dropped. */
+const RESOURCE_CACHE_ENTRIES = 1000;
+
+/**
+ * `cacheSeconds`: how long a resource read from the database is reused (CLIENT_CACHE_TTL, as
+ * clients are: the engine looks the resource up on every token request that names one). An
+ * entry is dropped at once when anything in this process writes a resource (Db.resourceWrites);
+ * writes by another instance or the CLI are seen when the entry expires. A resource is
+ * registration, like a client: no token, session or grant is cached.
+ */
+export function resourceIndicators(db: Db, cacheSeconds = 0): ResourceIndicators {
   const resources = createResourceStore(db);
+  const cache = new Map<string, { resource: Resource | null; writes: number; until: number }>();
+  async function find(indicator: string): Promise<Resource | null> {
+    // Taken before the read: a write that overlaps it makes the entry stale at once.
+    const writes = db.resourceWrites();
+    const cached = cache.get(indicator);
+    if (cached && cached.writes === writes && cached.until > Date.now()) return cached.resource;
+    cache.delete(indicator);
+    const resource = await resources.find(indicator);
+    // Only resources that exist: unknown indicators (anyone can send one) must not fill the cache.
+    if (resource && cacheSeconds > 0) {
+      if (cache.size >= RESOURCE_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+      cache.set(indicator, { resource, writes, until: Date.now() + cacheSeconds * 1000 });
+    }
+    return resource;
+  }
   return {
     enabled: true,
     // With one resource requested at authorization, the token request may leave it out.
@@ -18,7 +43,7 @@ export function resourceIndicators(db: Db): ResourceIndicators {
     // A refresh or code exchange without `resource` keeps the audience that was granted.
     useGrantedResource: async () => true,
     async getResourceServerInfo(_ctx, indicator) {
-      const resource = await resources.find(indicator);
+      const resource = await find(indicator);
       if (!resource) throw new errors.InvalidTarget(`${indicator} is not a registered resource`);
       return {
         audience: resource.id,

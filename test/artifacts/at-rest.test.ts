@@ -48,6 +48,20 @@ describe.each(await flavours())('artifacts at rest on %s', (flavour) => {
     expect(openPayload('Session', session?.payload as Record<string, unknown>, [TEST_SECRET]).jti).toEqual(expect.any(String));
   });
 
+  it('opens a sealed value it opened before only with the secrets that sealed it, and only as the model it was sealed for', async () => {
+    const [session] = (await rows()).filter((row) => row.model === 'Session');
+    const payload = session?.payload as Record<string, unknown>;
+    const secrets = [TEST_SECRET];
+    const first = openPayload('Session', payload, secrets);
+    // Opened again (remembered for these secrets): the same payload, not the same object.
+    const again = openPayload('Session', payload, secrets);
+    expect(again).toEqual(first);
+    expect(again).not.toBe(first);
+    // Another SECRETS list without the sealing secret, or another model, opens nothing.
+    expect(() => openPayload('Session', payload, ['another-secret-0123456789-abcdefghijklmnopqrstuv'])).toThrow(/no longer in SECRETS/);
+    expect(() => openPayload('DeviceCode', payload, secrets)).toThrow(/does not decrypt/);
+  });
+
   it('refuses, as a bearer token, every id and every string a reader of the table finds', async () => {
     const found = new Set<string>();
     const collect = (value: unknown) => {

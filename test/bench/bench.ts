@@ -4,7 +4,11 @@
 //   clients and the minimal configuration (bare-engine-server.ts): what the engine costs alone;
 // - "baseline": the same engine configured by Gatehouse's own createProvider() from the same
 //   environment, keys and rows, with the in-memory adapter (baseline-server.ts): Gatehouse's
-//   engine configuration without its storage, pipeline and hooks.
+//   engine configuration without its storage, pipeline and hooks;
+// - "authlib": a Flask + Authlib server on SQLite under gunicorn with 2 workers
+//   (authlib_server.py, 4 threads each), the stack people most often hand-roll, against which Gatehouse also runs
+//   with WEB_CONCURRENCY=2 on SQLite ("sqlite 2 workers"). Skipped, with one line saying why, when
+//   /usr/bin/gunicorn or the Python packages are missing (authlib.ts).
 // Per scenario: requests/s (median of the runs), p50/p99 latency, errors, and the ratio to each
 // baseline; per server: peak RSS and cold start. Runs of the servers are interleaved (bare,
 // baseline, sqlite, postgresql, bare, ...) so that noise from a shared machine falls on all of them
@@ -21,10 +25,14 @@ import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { BENCH_SECRET, seedBenchData } from './fixtures.js';
 import { SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
 import { startServer, type RunningServer, type ServerSpec } from './servers.js';
+import { authlibMissing, seedAuthlib } from './authlib.js';
 
 const DATABASES = ['sqlite', 'postgresql'] as const;
-/** The servers every other is compared with, in the order of the ratio columns. */
-const BASELINES = ['bare', 'baseline'] as const;
+/** The servers every other is compared with, in the order of the ratio columns (authlib only when it runs). */
+const ALL_BASELINES = ['bare', 'baseline', 'authlib'] as const;
+let BASELINES: readonly string[] = ALL_BASELINES;
+/** Gatehouse on SQLite with WEB_CONCURRENCY=2, run beside the Authlib baseline. */
+const TWO_WORKERS = 'sqlite 2 workers';
 const list = <T extends string>(allowed: readonly T[], name: string) =>
   z
     .string()
@@ -47,6 +55,8 @@ const OptionsSchema = z.object({
   profile: z.string().min(1).optional(),
   variant: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*(,[A-Z][A-Z0-9_]*=[^,]*)*$/, '--variant: KEY=VALUE[,KEY=VALUE] (e.g. CLIENT_CACHE_TTL=0)')).default([]),
   source: z.boolean().default(false),
+  compare: z.string().min(1).optional(),
+  'skip-authlib': z.boolean().default(false),
   heap: count('--heap (MB)', 0, 65536).default(128),
   help: z.boolean().default(false),
 });
@@ -66,6 +76,9 @@ const USAGE = `npm run bench -- [options]
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
   --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
   --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default)
+  --compare <dir>       also run Gatehouse compiled in <dir>/dist (another build, e.g. of main) on each
+                        database, as "<database> compared", for same-run before/after figures
+  --skip-authlib        leave out Flask + Authlib and Gatehouse with WEB_CONCURRENCY=2 (both run by default)
   --variant <K=V,...>   also run each database's Gatehouse with these variables (repeatable),
                         e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves`;
 
@@ -85,6 +98,8 @@ function parseOptions(): Options {
       profile: { type: 'string' },
       variant: { type: 'string', multiple: true },
       source: { type: 'boolean' },
+      'skip-authlib': { type: 'boolean' },
+      compare: { type: 'string' },
       heap: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -145,6 +160,9 @@ async function main(): Promise<void> {
     { name: 'bare', kind: 'bare', databaseUrl: '', env: { ...env, BENCH_USERS: String(users) }, logFile: join(work, 'bare.log') },
     { name: 'baseline', kind: 'baseline', databaseUrl: `file:${join(work, 'baseline.db')}`, env, logFile: join(work, 'baseline.log') },
   ];
+  const authlibSkipped = options['skip-authlib'] ? 'left out (--skip-authlib)' : authlibMissing();
+  if (!authlibSkipped) specs.push({ name: 'authlib', kind: 'authlib', databaseUrl: `file:${join(work, 'authlib.db')}`, env: { SECRETS: BENCH_SECRET, PYTHONDONTWRITEBYTECODE: '1' }, logFile: join(work, 'authlib.log') });
+  BASELINES = ALL_BASELINES.filter((name) => name !== 'authlib' || !authlibSkipped);
   let postgres: TestDatabase | undefined;
   for (const database of options.databases) {
     let url = `file:${join(work, 'gatehouse.db')}`;
@@ -153,10 +171,13 @@ async function main(): Promise<void> {
       url = postgres.config.url;
     }
     specs.push({ name: database, kind, databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}.log`), profileDir: options.profile && resolve(options.profile) });
-    // Variants share the database (and its data) with the plain server.
+    // Beside Authlib's 2 workers: Gatehouse's 2 workers, on the same database as the plain server.
+    if (database === 'sqlite' && !authlibSkipped) specs.push({ name: TWO_WORKERS, kind, databaseUrl: url, env: { ...gatehouseEnv, WEB_CONCURRENCY: '2' }, logFile: join(work, 'sqlite-2-workers.log'), sharesDatabase: true });
+    // Variants, the build compared with and the 2-worker server share the database (and its data) with the plain server.
+    if (options.compare) specs.push({ name: `${database} compared`, kind: 'gatehouse-dist', entry: resolve(options.compare, 'dist/server.js'), databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}-compared.log`), sharesDatabase: true });
     options.variant.forEach((variant, i) => {
       const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
-      specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`) });
+      specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`), sharesDatabase: true });
     });
   }
   const running: RunningServer[] = [];
@@ -171,8 +192,14 @@ async function main(): Promise<void> {
     console.log(
       `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}; logs in ${work}`,
     );
+    if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     for (const spec of specs) {
-      if (spec.name.includes('=') || spec.kind === 'bare') continue; // a variant: its database is seeded already; bare: no database
+      if (spec.sharesDatabase || spec.kind === 'bare') continue; // seeded with the plain server's; bare: no database
+
+      if (spec.kind === 'authlib') {
+        seedAuthlib(spec.databaseUrl, { users, bcryptCost: options['bcrypt-cost'] });
+        continue;
+      }
       const flavour = spec.databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql';
       await seedBenchData({ url: spec.databaseUrl, flavour, poolSize: 2 }, { users, bcryptCost: options['bcrypt-cost'] });
     }
@@ -189,7 +216,7 @@ async function main(): Promise<void> {
       }
       running.push(server);
       servers.push({ server, report: { name: spec.name, coldStartsMs, coldStartMedianMs: median(coldStartsMs), peakRssMb: 0 } });
-      console.log(`started ${spec.name.padEnd(10)} pid ${server.pid}, cold start ${coldStartsMs.map((ms) => Math.round(ms)).join(', ')} ms`);
+      console.log(`started ${spec.name.padEnd(16)} pid ${server.pid}, cold start ${coldStartsMs.map((ms) => Math.round(ms)).join(', ')} ms`);
     }
 
     const scenarios: ScenarioReport[] = [];
@@ -267,10 +294,19 @@ const TARGETS: Record<string, Partial<Record<ScenarioName, number>>> = {
   sqlite: { discovery: 0.5, jwks: 0.5, 'cc-opaque': 0.4, 'cc-jwt': 0.4, userinfo: 0.45, refresh: 0.35, 'code-flow': 0.55 },
   postgresql: { 'cc-opaque': 0.3, 'cc-jwt': 0.3, userinfo: 0.3, refresh: 0.3, 'code-flow': 0.4 },
 };
+/** Gatehouse on 2 workers against Flask + Authlib on 2: ahead everywhere, and by this much on tokens, userinfo and the code flow. */
+const AHEAD_OF_AUTHLIB: Partial<Record<ScenarioName, number>> = { 'cc-opaque': 1.5, 'cc-jwt': 1.5, userinfo: 1.5, 'code-flow': 1.5 };
 
 function checkTargets(scenarios: ScenarioReport[], servers: ServerReport[], connections: number) {
   const results: { target: string; value: string; met: boolean }[] = [];
   for (const report of scenarios) {
+    const pair = report.servers[TWO_WORKERS];
+    const authlib = pair?.ratio.authlib;
+    if (authlib !== undefined) {
+      const minimum = AHEAD_OF_AUTHLIB[report.scenario];
+      const target = minimum === undefined ? `${TWO_WORKERS} ${report.scenario} ahead of authlib (2 workers)` : `${TWO_WORKERS} ${report.scenario} ≥ ${minimum}× authlib (2 workers)`;
+      results.push({ target, value: `${authlib.toFixed(2)}×`, met: minimum === undefined ? authlib > 1 : authlib >= minimum });
+    }
     for (const [name, s] of Object.entries(report.servers)) {
       if (!(name in TARGETS)) continue;
       const minimum = TARGETS[name]![report.scenario];

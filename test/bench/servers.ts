@@ -1,12 +1,15 @@
 // The benchmarked servers, each in its own child process (so its RSS and start-up time are its
 // own, and the load generator does not share its event loop): Gatehouse compiled (dist/) or from
-// src/ under tsx, the in-memory baseline (baseline-server.ts) and the bare engine
-// (bare-engine-server.ts).
+// src/ under tsx, the in-memory baseline (baseline-server.ts), the bare engine
+// (bare-engine-server.ts) and Flask + Authlib under gunicorn (authlib.ts). A server may be several
+// processes (gunicorn's workers, Gatehouse's with WEB_CONCURRENCY): its CPU time is the whole
+// process tree's, its peak RSS the largest of any one process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../helpers/ports.js';
+import { AUTHLIB_DIR, GUNICORN } from './authlib.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const ENTRIES = {
@@ -15,6 +18,8 @@ const ENTRIES = {
   bare: fileURLToPath(new URL('./bare-engine-server.ts', import.meta.url)),
   /** `npm run build` output, run by plain node as the container runs it. */
   'gatehouse-dist': fileURLToPath(new URL('../../dist/server.js', import.meta.url)),
+  /** Flask + Authlib, started by gunicorn with 2 workers. */
+  authlib: GUNICORN,
 };
 
 export type ServerKind = keyof typeof ENTRIES;
@@ -27,6 +32,10 @@ export interface ServerSpec {
   env: Record<string, string>;
   /** Where the child's output goes. */
   logFile: string;
+  /** Another build's server.js to run instead of this one's (bench --compare). */
+  entry?: string;
+  /** Uses a database another server's spec seeds (a variant, the 2-worker server, a compared build). */
+  sharesDatabase?: boolean;
   /** Directory for --cpu-prof output; absent: no profiling. */
   profileDir?: string;
 }
@@ -42,18 +51,61 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-function readPeakRss(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(status)?.[1];
-  if (!kb) throw new Error(`no VmHWM in /proc/${pid}/status`);
-  return Number(kb) * 1024;
+/** The fields of /proc/<pid>/stat after the command name, or undefined once the process is gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
 }
 
-/** utime + stime from /proc/<pid>/stat (clock ticks; 100 per second on Linux). */
+/** `pid` and every live process below it. */
+function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = Number(statFields(Number(entry))?.[1]);
+    if (parent) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** The highest VmHWM (resident set size) of any process of the server, in bytes. */
+function readPeakRss(pid: number): number {
+  let peak = 0;
+  for (const member of processTree(pid)) {
+    try {
+      const kb = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${member}/status`, 'utf8'))?.[1];
+      peak = Math.max(peak, Number(kb ?? 0) * 1024);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  if (!peak) throw new Error(`no VmHWM for ${pid} or its children`);
+  return peak;
+}
+
+/** utime + stime of the server's processes from /proc/<pid>/stat (clock ticks; 100 per second on Linux). */
 function readCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  let ticks = 0;
+  for (const member of processTree(pid)) {
+    const fields = statFields(member);
+    if (fields) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks * 1000) / 100;
+}
+
+/** The program and arguments that start a server of `kind` on `port`. */
+function command(spec: ServerSpec, port: number): { file: string; args: string[] } {
+  // gthread workers keep connections alive; gunicorn's default sync workers close each one after its
+  // answer, and under autocannon's kept-alive connections they queue for seconds and drop some.
+  if (spec.kind === 'authlib') return { file: GUNICORN, args: ['--workers', '2', '--worker-class', 'gthread', '--threads', '4', '--bind', `127.0.0.1:${port}`, '--chdir', AUTHLIB_DIR, 'authlib_server:app'] };
+  const flags = [...(spec.kind === 'gatehouse-dist' ? [] : ['--import', 'tsx']), ...(spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [])];
+  return { file: process.execPath, args: [...flags, spec.entry ?? ENTRIES[spec.kind]] };
 }
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
@@ -75,10 +127,10 @@ export async function startServer(spec: ServerSpec): Promise<RunningServer & { c
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const out = openSync(spec.logFile, 'a');
-  if (!existsSync(ENTRIES[spec.kind])) throw new Error(`${ENTRIES[spec.kind]} does not exist (npm run build makes dist/)`);
-  const flags = [...(spec.kind === 'gatehouse-dist' ? [] : ['--import', 'tsx']), ...(spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [])];
+  if (!existsSync(spec.entry ?? ENTRIES[spec.kind])) throw new Error(`${spec.entry ?? ENTRIES[spec.kind]} does not exist (npm run build makes dist/)`);
+  const { file, args } = command(spec, port);
   const started = performance.now();
-  const child = spawn(process.execPath, [...flags, ENTRIES[spec.kind]], {
+  const child = spawn(file, args, {
     cwd: ROOT,
     env: { ...process.env, ...spec.env, DATABASE_URL: spec.databaseUrl, PORT: String(port), HOST: '127.0.0.1', ISSUER: url },
     stdio: ['ignore', out, out],

@@ -128,6 +128,42 @@ describe.each(
     expect(await artifacts.latestGrantId('acc-g\0', 'client-g', now)).toBeNull();
   });
 
+  it('reads a token with its session and its grant in one statement, exactly as the three lookups read them', async () => {
+    const artifacts = createArtifactStore(handle);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const later = new Date(now.getTime() + 60_000);
+    const row = (model: string, id: string, payload: Record<string, unknown>, extra: { grantId?: string; uid?: string; expiresAt?: Date | null; consumedAt?: Date } = {}) =>
+      db.prisma.oidcArtifact.create({ data: { model, id, payload: payload as object, grantId: extra.grantId ?? null, uid: extra.uid ?? null, expiresAt: extra.expiresAt ?? null, consumedAt: extra.consumedAt ?? null } });
+    await row('Session', 's-b', { uid: 'uid-b', accountId: 'acc', nested: { ok: [1, '한'] } }, { uid: 'uid-b', expiresAt: later });
+    await row('Grant', 'g-b', { accountId: 'acc', clientId: 'c' }, { grantId: 'g-b', expiresAt: later });
+    await row('AccessToken', 'at-both', { sessionUid: 'uid-b', grantId: 'g-b' }, { grantId: 'g-b', expiresAt: later });
+    await row('RefreshToken', 'rt-consumed', { grantId: 'g-b' }, { grantId: 'g-b', consumedAt: now });
+    await row('AccessToken', 'at-session-gone', { sessionUid: 'uid-none', grantId: 'g-none' }, { grantId: 'g-none' });
+    await row('Session', 's-expired', { uid: 'uid-x' }, { uid: 'uid-x', expiresAt: now });
+    await row('Grant', 'g-expired', {}, { grantId: 'g-expired', expiresAt: now });
+    await row('AuthorizationCode', 'code-expired-bindings', { sessionUid: 'uid-x' }, { grantId: 'g-expired' });
+
+    const separately = async (model: string, id: string, at: Date) => {
+      const token = await artifacts.find(model, id, at);
+      if (!token) return null;
+      const uid = token.payload.sessionUid;
+      return {
+        token,
+        session: typeof uid === 'string' ? await artifacts.findBy('Session', 'uid', uid, at) : null,
+        grant: token.grantId ? await artifacts.find('Grant', token.grantId, at) : null,
+      };
+    };
+    for (const [model, id] of [['AccessToken', 'at-both'], ['RefreshToken', 'rt-consumed'], ['AccessToken', 'at-session-gone'], ['AuthorizationCode', 'code-expired-bindings'], ['AccessToken', 'nothing']] as const) {
+      expect(await artifacts.findWithBindings(model, id, now), `${model} ${id}`).toEqual(await separately(model, id, now));
+    }
+    expect((await artifacts.findWithBindings('AccessToken', 'at-both', now))?.session?.payload).toEqual({ uid: 'uid-b', accountId: 'acc', nested: { ok: [1, '한'] } });
+    // Each part expires by the time given, to the millisecond.
+    expect(await artifacts.findWithBindings('AccessToken', 'at-both', new Date(later.getTime() - 1))).toMatchObject({ session: { payload: { uid: 'uid-b' } }, grant: { grantId: 'g-b' } });
+    expect(await artifacts.findWithBindings('AccessToken', 'at-both', later)).toBeNull();
+    expect(await artifacts.findWithBindings('AccessToken', 'at-both\0', now)).toBeNull();
+    await db.prisma.oidcArtifact.deleteMany({ where: { id: { in: ['s-b', 'g-b', 'at-both', 'rt-consumed', 'at-session-gone', 's-expired', 'g-expired', 'code-expired-bindings'] } } });
+  });
+
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
     const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');
