@@ -30,6 +30,7 @@ import { listen } from './listen.js';
 import { shutDownOnRequest } from './shutdown.js';
 import { ensureDemo, type Demo } from './seed/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
+import { createSignInHandoffs } from './people/sign-in-handoff.js';
 import { startKeyRefresher, type KeyRefresher } from './keys/refresher.js';
 import { loadSigningKeys } from './keys/signing-keys.js';
 import { createMfa } from './people/mfa.js';
@@ -133,7 +134,8 @@ export function createServices({ config, db, provider, audit, outbox, signIns = 
   const accountMail = accountMailOf(config, outbox);
   // SIGNUP=open asks every unverified address to be verified first, so a new account proves its address before its first sign-in to an app.
   const emailGate = config.recovery.requireVerifiedEmail || config.signUp.mode === 'open' ? createEmailGate({ db, mail: accountMail, recovery: config.recovery }) : undefined;
-  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links, emailGate);
+  const handoffs = createSignInHandoffs({ db, audit: signIns });
+  const steps = createInteractionSteps(provider, passwords, audit, mfa, createSecondFactorLimits(db, config.bruteForce), passkeys, links, emailGate, handoffs);
   const account = createAccountService({ provider, db, passwords, mfa, passkeys, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail: accountMail });
   const composeMail = createMailRenderer(config);
   const passwordReset = config.recovery.passwordReset ? createPasswordReset({ db, outbox, composeMail, audit, config }) : undefined;
@@ -148,13 +150,13 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
     metrics.watchOutbox(() => createOutboxStore(db, config.secrets).countByState());
-    const { steps, account, federation, passwordReset, accountMail, signUp } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
+    const { steps, account, federation, passwordReset, accountMail, signUp, passkeys } = createServices({ config, db, provider, audit, outbox, signIns: metrics.countSignIns(audit), federatedSignIns: metrics.countFederatedSignIn });
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     // Rotations made elsewhere (CLI, admin API, another instance, the schedule) reach this engine.
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh(), accountMail };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit }, signUp, invitations: { db, audit } });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit }, signUp, invitations: { db, audit, passkeys } });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
     outbox.start();

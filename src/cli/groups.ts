@@ -7,7 +7,7 @@ import type { Actor } from '../audit/log.js';
 import type { GroupManagementDeps, GroupMemberView, GroupView } from '../groups/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { formatTable, note, printJson, UsageError } from './io.js';
-import { resolveUserId } from './users.js';
+import { resolveUserId } from './user-lookup.js';
 
 const ACTOR: Actor = { via: 'cli' };
 const NAME_ARGUMENT = ['<name>', "the group's name (exact, case-sensitive)"] as const;

@@ -32,7 +32,7 @@ export function registerInvitations(users: Command): void {
     .description('Invite an email address that has no account: a mail (through the outbox) links to a page where the person chooses a password; accepting creates the account with the address verified. The link is valid INVITATION_TTL.')
     .argument('<email>', 'the address to invite')
     .option('--name <name>', 'their name (the mail greets them with it; it becomes the account\'s name)')
-    .option('--client <client-id>', 'the app the invitation is for: once the account exists, the page links to its client_uri')
+    .option('--client <client-id>', 'the app the invitation is for: once the account exists, the person lands signed in at its initiate_login_uri (else its client_uri)')
     .option('--locale <language>', 'the language of the mail (en or ko) and of the account')
     .option('--json', 'print the invitation as a JSON object')
     .action(async (email: string, options: { name?: string; client?: string; locale?: string; json?: boolean }) => {

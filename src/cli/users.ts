@@ -1,20 +1,21 @@
 // `gatehouse users list|get|create|update|set-password|disable|enable|reset-mfa|passkeys|remove-passkey|identities|unlink-identity`
-// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts):
+// (and invite|invitations|resend-invitation|revoke-invitation, cli/invitations.ts; lockout|unlock|lockouts|unlock-address, cli/lockouts.ts):
 // the people who sign in, through the same management layer as the admin API (src/people/service.ts,
 // which also sets their groups; their linked upstream identities: src/federation/service.ts). Passwords
 // arrive on stdin only (--password-stdin), never as an argument that shells and `ps` would
 // show, and must pass the password policy.
 import type { Command } from 'commander';
-import { NotFoundError } from '../core/errors.js';
 import type { Actor } from '../audit/log.js';
 import type { PasskeyView, UserManagementDeps, UserView } from '../people/service.js';
 import { withDatabase, type CommandContext } from './context.js';
 import { registerInvitations } from './invitations.js';
+import { registerLockouts } from './lockouts.js';
+import { resolveUserId, USER_ARGUMENT } from './user-lookup.js';
 import { formatTable, note, parseWholeNumber, printJson, readPasswordFromStdin, UsageError } from './io.js';
 
 const ACTOR: Actor = { via: 'cli' };
-const USER_ARGUMENT = ['<user>', 'the user: their id or their email'] as const;
 const PASSWORD_STDIN = ['--password-stdin', 'read the password from stdin (e.g. printf %s "$PASSWORD" | …)'] as const;
+const PASSWORD_HASH_STDIN = ['--password-hash-stdin', "instead: read an existing bcrypt or argon2id hash from stdin (moving from another identity server; replaced by ours at the next sign-in), e.g. printf %s '$2y$10$…' | …"] as const;
 
 // The management layer (bcrypt among its dependencies) loads only when a users command runs.
 const manage = () => import('../people/service.js');
@@ -28,19 +29,14 @@ async function deps({ config, db, logger }: CommandContext): Promise<UserManagem
   return { db, audit: createAuditLog(db, logger), bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail };
 }
 
-/** A user named by id or, when it has an @, by email. */
-export async function resolveUserId({ db }: CommandContext, user: string): Promise<string> {
-  if (!user.includes('@')) return user;
-  const { createUserStore } = await import('../people/store.js');
-  const found = await createUserStore(db).findByEmail(user);
-  if (!found) throw new NotFoundError(`there is no user with email ${user}`);
-  return found.id;
-}
-
-/** The password, from stdin; asked for before the database is opened. */
-async function passwordFrom(options: { passwordStdin?: boolean }): Promise<string> {
-  if (!options.passwordStdin) throw new UsageError('the password is read from stdin only: add --password-stdin and pipe it in, e.g. printf %s "$PASSWORD" | gatehouse users create …');
-  return readPasswordFromStdin();
+/** The password or an imported hash, from stdin; asked for before the database is opened. */
+async function passwordFrom(options: { passwordStdin?: boolean; passwordHashStdin?: boolean }): Promise<{ password: string } | { password_hash: string }> {
+  if (options.passwordStdin && options.passwordHashStdin) throw new UsageError('give --password-stdin or --password-hash-stdin, not both');
+  if (options.passwordHashStdin) {
+    return { password_hash: await readPasswordFromStdin(process.stdin, { option: '--password-hash-stdin', what: 'password hash', example: "printf %s '$2y$10$…' | gatehouse users create …" }) };
+  }
+  if (!options.passwordStdin) throw new UsageError('the password is read from stdin only: add --password-stdin and pipe it in, e.g. printf %s "$PASSWORD" | gatehouse users create … (or --password-hash-stdin for an existing hash)');
+  return { password: await readPasswordFromStdin() };
 }
 
 const userRow = (user: UserView) => [user.id, user.email, user.name ?? '-', user.disabled ? 'disabled' : 'active', user.mfa_enabled ? 'on' : 'off', user.groups.join(',') || '-', user.created_at];
@@ -61,6 +57,7 @@ function printUser(user: UserView, json: boolean | undefined): void {
 
 interface CreateOptions {
   passwordStdin?: boolean;
+  passwordHashStdin?: boolean;
   name?: string;
   givenName?: string;
   familyName?: string;
@@ -88,7 +85,7 @@ interface UpdateOptions {
 }
 
 export function registerUsers(program: Command): void {
-  const group = program.command('users').summary('list, create, invite, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities').description('The people who sign in with Gatehouse.');
+  const group = program.command('users').summary('list, create, invite, update and disable users, set passwords, reset MFA, remove passkeys, unlink identities, end lockouts').description('The people who sign in with Gatehouse.');
 
   group
     .command('list')
@@ -118,9 +115,10 @@ export function registerUsers(program: Command): void {
 
   group
     .command('create')
-    .description('Create a user. The password comes from stdin and must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email, at most 72 bytes).')
+    .description('Create a user. The password comes from stdin and must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email, at most 72 bytes); or an existing bcrypt or argon2id hash comes from stdin (see the README, "Moving from another identity server").')
     .argument('<email>', 'their email, which they sign in with')
     .option(...PASSWORD_STDIN)
+    .option(...PASSWORD_HASH_STDIN)
     .option('--name <name>', 'full name (the name claim)')
     .option('--given-name <name>', 'given_name claim')
     .option('--family-name <name>', 'family_name claim')
@@ -129,10 +127,10 @@ export function registerUsers(program: Command): void {
     .option('--groups <names>', `${GROUPS_HELP}; e.g. --groups admins for the first administrator`, groupList)
     .option('--json', 'print the new user as a JSON object')
     .action(async (email: string, options: CreateOptions) => {
-      const password = await passwordFrom(options);
+      const secret = await passwordFrom(options);
       const input = {
         email,
-        password,
+        ...secret,
         email_verified: options.emailVerified ?? false,
         ...(options.name !== undefined && { name: options.name }),
         ...(options.givenName !== undefined && { given_name: options.givenName }),
@@ -146,15 +144,16 @@ export function registerUsers(program: Command): void {
 
   group
     .command('set-password')
-    .description('Set a user\'s password (from stdin; the password policy applies) and sign them out everywhere.')
+    .description('Set a user\'s password (from stdin; the password policy applies), or an existing bcrypt or argon2id hash (from stdin), and sign them out everywhere.')
     .argument(...USER_ARGUMENT)
     .option(...PASSWORD_STDIN)
+    .option(...PASSWORD_HASH_STDIN)
     .option('--json', 'print {"id": …, "passwordChanged": true} as JSON')
-    .action(async (user: string, options: { passwordStdin?: boolean; json?: boolean }) => {
-      const password = await passwordFrom(options);
+    .action(async (user: string, options: { passwordStdin?: boolean; passwordHashStdin?: boolean; json?: boolean }) => {
+      const secret = await passwordFrom(options);
       const id = await withDatabase(async (context) => {
         const userId = await resolveUserId(context, user);
-        await (await manage()).setUserPassword(await deps(context), userId, { password }, ACTOR);
+        await (await manage()).setUserPassword(await deps(context), userId, secret, ACTOR);
         return userId;
       });
       if (options.json) printJson({ id, passwordChanged: true });
@@ -289,4 +288,5 @@ export function registerUsers(program: Command): void {
   }
 
   registerInvitations(group);
+  registerLockouts(group);
 }

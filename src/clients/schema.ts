@@ -1,7 +1,7 @@
 // What a client's metadata may be (RFC 7591 as Gatehouse accepts it): the seed file, the admin
 // API and the CLI validate with these, and the engine checks the result again.
 import { z } from 'zod';
-import { groupName, httpUrl, list, oneOf, redirectUrl, required, SCOPE, text } from '../core/fields.js';
+import { groupName, httpUrl, isHttpUrl, list, oneOf, redirectUrl, required, SCOPE, text } from '../core/fields.js';
 
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', 'implicit', 'urn:ietf:params:oauth:grant-type:device_code'] as const;
 export const RESPONSE_TYPES = ['code', 'id_token', 'code id_token', 'none'] as const;
@@ -27,6 +27,8 @@ export const CLIENT_METADATA_FIELDS = {
   token_endpoint_auth_method: z.enum(AUTH_METHODS, { error: oneOf(AUTH_METHODS) }).optional(),
   scope: z.string({ error: 'must be a string' }).regex(SCOPE, 'must be scope names separated by single spaces (e.g. "openid profile email")').optional(),
   client_uri: httpUrl().optional(),
+  /** OpenID Connect Core 4: where Gatehouse may start the app's own sign-in (an accepted invitation lands there). */
+  initiate_login_uri: z.string({ error: 'must be an absolute https URL' }).refine((v) => isHttpUrl(v, { fragment: true }) && v.startsWith('https:'), 'must be an absolute https URL').optional(),
   logo_uri: httpUrl().optional(),
   policy_uri: httpUrl().optional(),
   tos_uri: httpUrl().optional(),

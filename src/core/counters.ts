@@ -73,6 +73,12 @@ class CounterOnExecutor extends RateLimiterPrisma {
   }
 }
 
+/**
+ * The key of the row counting `key` under `keyPrefix`: rate-limiter-flexible's own getKey, for
+ * code that reads or clears counters without a limiter (people/lockouts.ts).
+ */
+export const counterRowKey = (keyPrefix: string, key: string) => `${keyPrefix}:${key}`;
+
 /** A counter in the RateLimiterFlexible table whose window starts at its first point. */
 export function counter(db: DbHandle, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrisma {
   // Expired rows are deleted by startCounterSweeper, not by a timer per limiter.

@@ -13,6 +13,7 @@ import { CreateGroupInput, GroupList, GroupMemberList, GroupMembersInput, GroupV
 import { addGroupMembers, createGroup, deleteGroup, getGroup, listGroupMembers, listGroups, removeGroupMembers, setUserGroups, updateGroup, userGroups, type GroupManagementDeps } from '../groups/service.js';
 import { listOutbox, sendTestMail } from '../mail/service.js';
 import type { AccountMail } from '../people/email-verification.js';
+import { listLockedAccounts, listLockedAddresses, LockoutList, LockoutView, lockoutOf, UnlockAddressInput, UnlockAddressResult, unlockAddress, UnlockResult, unlockUser, type LockoutDeps } from '../people/lockouts.js';
 import { InvitationList, InvitationQuery, InvitationView, InviteInput, inviteUser, listInvitations, resendInvitation, revokeInvitation, type InvitationDeps } from '../people/invitations.js';
 import { OutboxList, OutboxQuery, TestMailInput, TestMailResult } from '../mail/schema.js';
 import { createMailTransport } from '../mail/transport.js';
@@ -93,6 +94,7 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
     validateWithEngine: async (metadata) => provider.Client.validate(metadata),
   };
   const users: UserManagementDeps = { db, audit, bcryptCost: config.passwords.bcryptCost, passwordMinLength: config.passwords.minLength, mail: accountMail };
+  const lockouts: LockoutDeps = { db, audit, bruteForce: config.bruteForce };
   const keys = { db, config, audit, refreshKeys };
   const idps: IdpManagementDeps = { db, secrets: config.secrets, audit, issuer: config.issuer };
   const groups: GroupManagementDeps = { db, audit };
@@ -124,6 +126,8 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
     { method: 'patch', path: '/users/:userId', tag: 'users', summary: "Change a user's profile", body: UpdateUserInput, response: UserView, handle: (c) => updateUser(users, id(c, 'userId'), c.body, c.actor) },
     { method: 'post', path: '/users/:userId/disabled', tag: 'users', summary: 'Disable (ends sessions and grants) or enable a user', body: SetDisabledInput, response: UserView, handle: (c) => setUserDisabled(users, id(c, 'userId'), c.body, c.actor) },
     { method: 'post', path: '/users/:userId/password', tag: 'users', summary: "Set a user's password (ends their sessions)", body: SetPasswordInput, handle: (c) => setUserPassword(users, id(c, 'userId'), c.body, c.actor) },
+    { method: 'get', path: '/users/:userId/lockout', tag: 'users', summary: 'Whether a user is locked out by failed sign-ins or second factors, and until when', response: LockoutView, handle: (c) => lockoutOf(lockouts, id(c, 'userId')) },
+    { method: 'post', path: '/users/:userId/unlock', tag: 'users', summary: "End a user's lockout and forget their counted failures (passwords and second factors)", body: Empty, response: UnlockResult, handle: (c) => unlockUser(lockouts, id(c, 'userId'), c.actor) },
     { method: 'post', path: '/users/:userId/mfa/reset', tag: 'users', summary: "Remove a user's second factor and recovery codes", body: Empty, handle: (c) => resetUserMfa(users, id(c, 'userId'), c.actor) },
     { method: 'get', path: '/users/:userId/passkeys', tag: 'users', summary: "List a user's passkeys", response: PasskeyList, handle: async (c) => ({ passkeys: await listUserPasskeys(users, id(c, 'userId')) }) },
     { method: 'delete', path: '/users/:userId/passkeys/:passkeyId', tag: 'users', summary: 'Remove a passkey (e.g. a lost device)', handle: (c) => removeUserPasskey(users, id(c, 'userId'), id(c, 'passkeyId'), c.actor) },
@@ -142,6 +146,16 @@ export function adminRoutes({ config, db, provider, audit, refreshKeys, accountM
       conflict: 'It is the last way the user can sign in (no password, no other linked identity).',
       handle: (c) => unlinkIdentity(idps, id(c, 'userId'), id(c, 'idpId'), c.actor),
     },
+
+    {
+      method: 'get',
+      path: '/lockouts',
+      tag: 'users',
+      summary: 'List the users and the addresses locked out now by failed sign-ins or second factors',
+      response: LockoutList,
+      handle: async () => ({ users: await listLockedAccounts(lockouts), addresses: await listLockedAddresses(lockouts) }),
+    },
+    { method: 'post', path: '/lockouts/ip/unlock', tag: 'users', summary: "End an address's lockout (IPv6: its /64) and forget its counted failures", body: UnlockAddressInput, response: UnlockAddressResult, handle: (c) => unlockAddress(lockouts, c.body, c.actor) },
 
     { method: 'get', path: '/invitations', tag: 'users', summary: 'List invitations (pending, accepted, expired, revoked), newest first', query: InvitationQuery, response: InvitationList, handle: async (c) => ({ invitations: await listInvitations({ db }, c.query) }) },
     {

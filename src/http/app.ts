@@ -17,6 +17,7 @@ import type { RenderPage } from '../oidc/page-renderer.js';
 import type { AccountService } from '../people/self-service.js';
 import type { PasswordReset } from '../people/password-reset.js';
 import type { SignUp } from '../people/sign-up.js';
+import type { Passkeys } from '../people/passkeys.js';
 import { createAccountRouter } from './account.js';
 import { createAdminRouter } from './admin.js';
 import type { AdminDeps } from './admin-routes.js';
@@ -62,7 +63,7 @@ export interface AppDeps {
   /** The sign-up pages (/signup); absent (SIGNUP closed or invite), not mounted: /signup is a 404. */
   signUp?: SignUp;
   /** Where invitations are accepted (/invitation); absent, not mounted. */
-  invitations?: { db: DbHandle; audit: AuditLog };
+  invitations?: { db: DbHandle; audit: AuditLog; passkeys: Passkeys };
 }
 
 export interface App {
@@ -163,7 +164,7 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
   }
   if (signUp) app.use(createSignUpRouter({ signUp, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength }));
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
-  if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, passwords: config.passwords }));
+  if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, issuer: config.issuer, passwords: config.passwords }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
   if (!config.server.authorizationPost) {
     app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {

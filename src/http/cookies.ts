@@ -21,3 +21,12 @@ export function readCookie(req: Request, name: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The sign-in handoff after an accepted invitation (people/sign-in-handoff.ts): set by the
+ * invitation page, read once by the next sign-in page (interactions.ts), so only /interaction
+ * gets it. HttpOnly, SameSite=Lax (an app's sign-in start is a top-level navigation), Secure with
+ * an https ISSUER.
+ */
+export const HANDOFF_COOKIE = 'gatehouse.handoff';
+export const HANDOFF_COOKIE_PATH = '/interaction';

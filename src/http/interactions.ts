@@ -7,6 +7,7 @@ import type { InteractionSteps } from '../oidc/interactions.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import type { ProviderButton } from '../federation/sign-in.js';
 import { PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
+import { HANDOFF_COOKIE, HANDOFF_COOKIE_PATH, readCookie } from './cookies.js';
 import { FORM_TOKEN_FIELD, type FormTokens } from './csrf.js';
 import { AppError, FEDERATION_STATUS } from './errors.js';
 import { chooseLanguage } from './languages.js';
@@ -184,10 +185,21 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     if (interaction.prompt.name === 'login') {
       const pending = steps.pendingSecondFactor(interaction);
       if (pending) return renderSecondFactor(req, res, interaction, pending, 200, {});
+      if (await signInWithHandoff(req, res, interaction)) return;
       return renderLogin(req, res, interaction, 200, {});
     }
     if (interaction.prompt.name === 'consent') return renderConsent(req, res, interaction);
     throw new AppError(400, 'invalid_request', { key: 'error.unsupportedPrompt', params: { prompt: interaction.prompt.name } });
+  }
+
+  /** Just after accepting an invitation: the handoff in its cookie (used up, the cookie cleared) signs in; false shows the sign-in page. */
+  async function signInWithHandoff(req: Request, res: Response, interaction: Interaction): Promise<boolean> {
+    const secret = readCookie(req, HANDOFF_COOKIE);
+    if (!secret) return false;
+    res.clearCookie(HANDOFF_COOKIE, { path: HANDOFF_COOKIE_PATH });
+    const outcome = await steps.signInWithHandoff(req, res, interaction, secret, originOf(req));
+    if (outcome === 'second_factor') res.redirect(303, `/interaction/${interaction.uid}`);
+    return outcome !== 'unused';
   }
 
   async function submitLogin(req: Request, res: Response) {
@@ -264,6 +276,8 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const { response } = PasskeyForm.parse(req.body ?? {});
     const outcome = await steps.submitPasskey(req, res, interaction, pending, response, originOf(req));
     if (outcome === 'too_many_failures') return renderLogin(req, res, interaction, 401, { error: TOO_MANY_FAILURES });
+    // A passwordless sign-in whose address REQUIRE_VERIFIED_EMAIL still wants verified.
+    if (outcome === 'second_factor') return res.redirect(303, `/interaction/${interaction.uid}`);
     if (outcome !== 'wrong') return;
     if (pending) return renderSecondFactor(req, res, interaction, { ...pending, failures: pending.failures + 1 }, 401, { error: PASSKEY_REFUSED });
     return renderLogin(req, res, interaction, 401, { error: PASSKEY_REFUSED });

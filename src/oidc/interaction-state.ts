@@ -29,6 +29,8 @@ export const PendingSecondFactorSchema = z.object({
   via: z.enum(['pwd', 'fed']).default('pwd'),
   /** An upstream identity to link once the second factor is passed (accepted at the password step). */
   link: PendingLinkSchema.optional(),
+  /** Every factor given in one step (an upstream's MFA, a passkey): only the address was owed; then finished as MFA with this amr. */
+  complete: z.array(z.string().max(16)).min(1).max(4).optional(),
 });
 
 export type PendingSecondFactor = z.infer<typeof PendingSecondFactorSchema>;

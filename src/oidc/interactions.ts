@@ -1,5 +1,5 @@
-// The login and consent steps the interaction routes call. Routes stay thin: they load the
-// interaction, check the prompt, call one function here, then finish or render.
+// The login steps the interaction routes call (the consent step is consent.ts). Routes stay thin:
+// they load the interaction, check the prompt, call one function here, then finish or render.
 //
 // A sign-in with a second factor takes several requests within one login prompt. After the
 // password, the step that is still owed is kept server-side in the engine's Interaction
@@ -10,6 +10,11 @@
 // with that email; the link then travels with the second factor still owed, and is made just
 // before the prompt is finished. A wrong person, too many wrong codes or the interaction's end
 // drop it: nothing is linked.
+//
+// Every way in passes the same gate: REQUIRE_VERIFIED_EMAIL asks for a verified address after the
+// first factor (afterFirstFactor), or after all of them when one step gives both (afterAllFactors:
+// an upstream's MFA, a passkey). A sign-in handoff (people/sign-in-handoff.ts, after accepting an
+// invitation) stands for the factor the person has just proved, and goes on the same way.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Provider from 'oidc-provider';
@@ -20,35 +25,11 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Mfa, TotpEnrolment } from '../people/mfa.js';
 import type { Passkeys } from '../people/passkeys.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
+import type { SignInHandoffs } from '../people/sign-in-handoff.js';
 import type { PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
+import { createConsentSteps, type ConsentSteps } from './consent.js';
 import { InteractionSchema, LINK_KEY, MAX_SECOND_FACTOR_FAILURES, PENDING_KEY, PendingSecondFactorSchema, type Interaction, type PendingSecondFactor } from './interaction-state.js';
-
-export interface ClientSummary {
-  clientId: string;
-  name: string;
-  uri?: string;
-  logoUri?: string;
-  policyUri?: string;
-  tosUri?: string;
-}
-
-/** Scopes, claims and resource scopes, as the consent page lists them. */
-export interface Permissions {
-  scopes: string[];
-  claims: string[];
-  resources: { indicator: string; scopes: string[] }[];
-}
-
-/** What the app asks for now, and what the person already allowed it (its existing grant). */
-export interface ConsentRequest {
-  requested: Permissions;
-  granted: Permissions;
-}
-
-/** `openid` is implied by every sign-in: the page says "know who you are" on its own. */
-const withoutOpenid = (scopes: string[]) => scopes.filter((scope) => scope !== 'openid');
-const splitScope = (scope: string | undefined) => (scope ? scope.split(' ').filter(Boolean) : []);
 
 /**
  * The amr values (RFC 8176) we set: the first factor ('pwd', or 'fed' for an upstream provider), then the
@@ -81,11 +62,8 @@ export interface EmailGate {
   resend(accountId: string, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
 }
 
-export interface InteractionSteps {
+export interface InteractionSteps extends ConsentSteps {
   load(req: IncomingMessage, res: ServerResponse): Promise<Interaction>;
-  describeClient(clientId: string): Promise<ClientSummary>;
-  /** For the consent page: what is new in this request and what the existing grant holds. */
-  describeConsent(interaction: Interaction): Promise<ConsentRequest>;
   /** Finishes the login prompt, or records that a second factor (or enrolment) is owed. */
   submitLogin(req: IncomingMessage, res: ServerResponse, interaction: Interaction, email: string, password: string, origin: RequestOrigin): Promise<StepOutcome>;
   /**
@@ -112,18 +90,34 @@ export interface InteractionSteps {
   confirmEnrolment(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, code: string, origin: RequestOrigin): Promise<string[] | 'wrong' | 'too_many_failures'>;
   /** After the recovery codes were shown: finishes the login prompt as an MFA sign-in. */
   finishAfterEnrolment(req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin): Promise<void>;
-  confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
   abortInteraction(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /** The address is verified now: goes on as after the password (a second factor, or finished); 'unverified' when it is not. */
   continueAfterVerification(req: IncomingMessage, res: ServerResponse, interaction: Interaction, pending: PendingSecondFactor, origin: RequestOrigin): Promise<StepOutcome | 'unverified'>;
   resendVerification(pending: PendingSecondFactor, origin: RequestOrigin): Promise<'sent' | 'too_many'>;
+  /**
+   * The sign-in page is about to be shown and the browser holds a sign-in handoff: when it is good
+   * for this request, the first factor is given (a password's, or a passkey's, which is both) and
+   * the sign-in goes on from there; 'unused' shows the sign-in page.
+   */
+  signInWithHandoff(req: IncomingMessage, res: ServerResponse, interaction: Interaction, secret: string, origin: RequestOrigin): Promise<'finished' | 'second_factor' | 'unused'>;
 }
 
 /**
  * `links`: pending links of upstream identities (federation/); without it none is offered.
  * `emailGate`: REQUIRE_VERIFIED_EMAIL; without it no address is asked to be verified first.
+ * `handoffs`: sign-in handoffs after an accepted invitation; without it none is used.
  */
-export function createInteractionSteps(provider: Provider, passwords: PasswordVerifier, audit: AuditLog, mfa: Mfa, secondFactorLimits: SignInLimits, passkeys: Passkeys, links?: PendingLinks, emailGate?: EmailGate): InteractionSteps {
+export function createInteractionSteps(
+  provider: Provider,
+  passwords: PasswordVerifier,
+  audit: AuditLog,
+  mfa: Mfa,
+  secondFactorLimits: SignInLimits,
+  passkeys: Passkeys,
+  links?: PendingLinks,
+  emailGate?: EmailGate,
+  handoffs?: SignInHandoffs,
+): InteractionSteps {
   /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
   async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (link && links) {
@@ -149,6 +143,16 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       return 'second_factor' as const;
     }
     return askSecondFactor(req, res, interaction, accountId, via, link);
+  }
+
+  /** When one step gave every factor (`amr`: an upstream's MFA, a passkey): a verified address first when REQUIRE_VERIFIED_EMAIL asks for one, then finished as MFA. */
+  async function afterAllFactors(req: IncomingMessage, res: ServerResponse, accountId: string, amr: string[]) {
+    if (emailGate && !(await emailGate.isVerified(accountId))) {
+      await keepPending(req, res, { accountId, stage: 'verify_email', failures: 0, complete: amr });
+      return 'second_factor' as const;
+    }
+    await finishLogin(req, res, { accountId, amr, acr: ACR_MFA });
+    return 'finished' as const;
   }
 
   /** The second factor the person or the client asks for, or finished. */
@@ -223,35 +227,7 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       return InteractionSchema.parse(await provider.interactionDetails(req, res));
     },
 
-    async describeClient(clientId) {
-      const client = await provider.Client.find(clientId);
-      const text = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
-      return {
-        clientId,
-        name: text(client?.clientName) ?? clientId,
-        uri: text(client?.clientUri),
-        logoUri: text(client?.logoUri),
-        policyUri: text(client?.policyUri),
-        tosUri: text(client?.tosUri),
-      };
-    },
-
-    async describeConsent(interaction) {
-      const { details } = interaction.prompt;
-      const grant = interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined;
-      return {
-        requested: {
-          scopes: withoutOpenid(details.missingOIDCScope ?? []),
-          claims: details.missingOIDCClaims ?? [],
-          resources: Object.entries(details.missingResourceScopes ?? {}).map(([indicator, scopes]) => ({ indicator, scopes })),
-        },
-        granted: {
-          scopes: withoutOpenid(splitScope(grant?.getOIDCScope())),
-          claims: grant?.getOIDCClaims() ?? [],
-          resources: Object.keys(grant?.resources ?? {}).map((indicator) => ({ indicator, scopes: splitScope(grant?.getResourceScope(indicator)) })),
-        },
-      };
-    },
+    ...createConsentSteps(provider, audit),
 
     async submitLogin(req, res, interaction, email, password, origin) {
       const accountId = await passwords.verifyPassword(email, password, origin);
@@ -274,12 +250,15 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
 
     async submitFederatedLogin(req, res, interaction, { accountId, upstreamMfa }) {
       if (!upstreamMfa) return afterFirstFactor(req, res, interaction, accountId, 'fed');
-      await finishLogin(req, res, { accountId, amr: ['fed', 'mfa'], acr: ACR_MFA });
-      return 'finished';
+      return afterAllFactors(req, res, accountId, ['fed', 'mfa']);
     },
 
     async continueAfterVerification(req, res, interaction, pending, origin) {
       if (emailGate && !(await emailGate.isVerified(pending.accountId))) return 'unverified';
+      if (pending.complete) {
+        await finishLogin(req, res, { accountId: pending.accountId, amr: pending.complete, acr: ACR_MFA });
+        return 'finished';
+      }
       return askSecondFactor(req, res, interaction, pending.accountId, pending.via, pending.link && { pending: pending.link, origin });
     },
 
@@ -310,8 +289,17 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
       const signedIn = await passkeys.signIn(interaction.uid, response, { ...origin, clientId });
       if (!signedIn.ok) return 'wrong';
       // User verification was required: something held and something known or been.
-      await finishLogin(req, res, { accountId: signedIn.accountId, amr: PASSKEY_ALONE_AMR, acr: ACR_MFA });
-      return 'finished';
+      return afterAllFactors(req, res, signedIn.accountId, PASSKEY_ALONE_AMR);
+    },
+
+    async signInWithHandoff(req, res, interaction, secret, origin) {
+      // While an upstream identity waits to be linked, only a password sign-in may confirm it.
+      if (!handoffs || interaction.result?.[LINK_KEY]) return 'unused';
+      const handoff = await handoffs.redeem(secret, { clientId: interaction.params.client_id, loginHint: interaction.params.login_hint }, origin);
+      if (!handoff) return 'unused';
+      // A passkey made with user verification is both factors, as at a passwordless sign-in.
+      if (handoff.method === 'passkey') return afterAllFactors(req, res, handoff.accountId, PASSKEY_ALONE_AMR);
+      return afterFirstFactor(req, res, interaction, handoff.accountId, 'pwd');
     },
 
     async submitTotpCode(req, res, interaction, pending, code, origin) {
@@ -338,30 +326,6 @@ export function createInteractionSteps(provider: Provider, passwords: PasswordVe
     },
 
     finishAfterEnrolment: (req, res, pending, origin) => finishWithSecondFactor(req, res, pending, origin),
-
-    /** Grants what the consent prompt asked for, on the existing grant when there is one. */
-    async confirmConsent(req, res, interaction, origin) {
-      const { details } = interaction.prompt;
-      const accountId = interaction.session?.accountId;
-      if (!accountId) throw new Error('consent prompt without a signed-in account');
-      const grant =
-        (interaction.grantId ? await provider.Grant.find(interaction.grantId) : undefined) ??
-        new provider.Grant({ accountId, clientId: interaction.params.client_id });
-      if (details.missingOIDCScope?.length) grant.addOIDCScope(details.missingOIDCScope.join(' '));
-      if (details.missingOIDCClaims?.length) grant.addOIDCClaims(details.missingOIDCClaims);
-      for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) {
-        grant.addResourceScope(indicator, scopes.join(' '));
-      }
-      const grantId = await grant.save();
-      await audit.record({
-        type: 'consent.given',
-        accountId,
-        clientId: interaction.params.client_id,
-        ...origin,
-        details: { scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [], resources: Object.keys(details.missingResourceScopes ?? {}) },
-      });
-      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
-    },
 
     async abortInteraction(req, res) {
       const result = { error: 'access_denied', error_description: 'End-User aborted interaction' };

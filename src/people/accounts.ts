@@ -7,6 +7,7 @@ import type { Db } from '../db/client.js';
 import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
 import { createUserStore, profileClaimsOf, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import { describeHash, needsRehash, readsWholePassword, verifyPasswordHash } from './password-hashes.js';
 import { BCRYPT_MAX_PASSWORD_BYTES } from './password-policy.js';
 import type { SignInAttempt, SignInLimits } from './sign-in-limits.js';
 
@@ -45,8 +46,8 @@ export function createFindAccount(db: Db): FindAccount {
 
 export const hashPassword = (password: string, cost: number) => bcrypt.hash(password, cost);
 
-/** Whether `password` matches the stored hash; never for a person without a password (passkey-only). */
-export const passwordMatches = async (password: string, hash: string | null): Promise<boolean> => (hash ? bcrypt.compare(password, hash) : false);
+/** Whether `password` matches the stored hash (bcrypt, or an imported argon2id); never for a person without a password (passkey-only). */
+export const passwordMatches = async (password: string, hash: string | null): Promise<boolean> => (hash ? verifyPasswordHash(password, hash) : false);
 
 export interface PasswordVerifier {
   /**
@@ -82,21 +83,31 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
       // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
       // them. Refused like a wrong one, after the same bcrypt work (no password set through the
-      // policy is longer, password-policy.ts).
-      const tooLong = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+      // policy is longer, password-policy.ts). An imported argon2id hash reads every byte.
+      const longerThanBcryptReads = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+      const tooLong = longerThanBcryptReads && !readsWholePassword(user?.passwordHash ?? null);
       // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
-      const matches = (await bcrypt.compare(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
+      const matches = (await verifyPasswordHash(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
       if (!user?.passwordHash || !matches || user.disabled) {
         const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
         return refuse(attempt, user, origin, { reason });
       }
       await attempt.succeeded();
       await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
-      // The cost was raised since this hash was made: upgrade it while we hold the password.
-      if (bcrypt.getRounds(user.passwordHash) !== bcryptCost) {
-        await users.update(user.id, { passwordHash: await hashPassword(password, bcryptCost) });
-      }
+      // A longer password, right for an imported argon2id hash, keeps that hash: bcrypt could not hold it.
+      if (needsRehash(user.passwordHash, bcryptCost) && !longerThanBcryptReads) await rehash(user.id, user.passwordHash, password, origin);
       return user.id;
     },
   };
+
+  /**
+   * The hash is not ours at today's settings (imported from another server, or BCRYPT_COST changed
+   * since it was made): replace it while we hold the password, unless it changed meanwhile (a
+   * password set by an administrator between the check and now wins).
+   */
+  async function rehash(accountId: string, checked: string, password: string, origin: RequestOrigin): Promise<void> {
+    const upgraded = await hashPassword(password, bcryptCost);
+    if (!(await users.replacePasswordHash(accountId, checked, upgraded))) return;
+    await audit.record({ type: 'user.password_rehashed', accountId, ...origin, details: { from: describeHash(checked), to: describeHash(upgraded) } });
+  }
 }

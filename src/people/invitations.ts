@@ -1,23 +1,22 @@
 // Invitations: an administrator (admin API, CLI, seed file) invites an email address; the mail's
-// link lets the person choose a password, which creates their account with the address verified
-// (they proved it by opening the mail). An invitation is a row of the AccountLink table
+// link lets the person choose a password or set up a passkey, which creates their account with
+// the address verified (they proved it by opening the mail). An invitation is a row of the AccountLink table
 // (link-store.ts, purpose `invitation`): its `userId` is the id the account will have, and names
 // the invitation in the admin API and the CLI; sending it again issues a new link under that id,
 // which supersedes the old one. Its state is that of its newest link: pending, accepted
 // (used), revoked, or expired. An address that already has an account cannot be invited (409),
-// nor one with a pending invitation (send that one again instead).
+// nor one with a pending invitation (send that one again instead). Accepting one is
+// invitation-acceptance.ts.
 import { randomUUID } from 'node:crypto';
-import bcrypt from 'bcrypt';
 import { z } from 'zod';
-import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
+import type { Actor, AuditLog } from '../audit/log.js';
 import { createClientStore } from '../clients/store.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import type { Db, DbHandle, Prisma } from '../db/client.js';
 import type { AccountMail } from './email-verification.js';
 import { createLinkStore } from './link-store.js';
-import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
-import { createUserStore, normalizeEmail, profileColumnsOf } from './store.js';
+import { createUserStore, normalizeEmail } from './store.js';
 
 export interface InvitationDeps {
   db: Db;
@@ -35,7 +34,7 @@ export const InviteInput = z
     {
       email: EMAIL,
       name: USER_PROFILE_FIELDS.name,
-      client_id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional().describe('The app the invitation is for: the page that accepts it links there (its client_uri).'),
+      client_id: z.string({ error: 'must be a string' }).min(1, 'must not be empty').max(200, 'must be at most 200 characters').optional().describe('The app the invitation is for: accepting it lands the person signed in there (its initiate_login_uri, else its client_uri; without either, the account page).'),
       locale: USER_PROFILE_FIELDS.locale.describe('The language of the mail (en or ko) and of the account; the default language otherwise.'),
     },
     { error: 'must be an object' },
@@ -67,8 +66,12 @@ export const InvitationView = z
 export type InvitationView = z.infer<typeof InvitationView>;
 export const InvitationList = z.object({ invitations: z.array(InvitationView) }).meta({ id: 'InvitationList' });
 
-const PURPOSE = 'invitation';
-const Details = z.object({ name: z.string().optional(), client_id: z.string().optional(), locale: z.string().optional() }).catch({});
+/** The AccountLink purpose of invitations (link-store.ts). */
+export const INVITATION_PURPOSE = 'invitation';
+const PURPOSE = INVITATION_PURPOSE;
+/** What an invitation's link keeps besides its address (accepting it reads them too: invitation-acceptance.ts). */
+export const InvitationDetails = z.object({ name: z.string().optional(), client_id: z.string().optional(), locale: z.string().optional() }).catch({});
+const Details = InvitationDetails;
 type Details = z.infer<typeof Details>;
 
 interface LinkRow {
@@ -196,69 +199,3 @@ export async function seedInvitations(handle: DbHandle, mail: AccountMail, entri
   }
   return { created, unchanged };
 }
-
-// ---------------------------------------------------------------------------------------------
-// The page that accepts one (http/invitation.ts)
-// ---------------------------------------------------------------------------------------------
-
-export interface OpenInvitation {
-  email: string;
-  name: string | null;
-  clientId: string | null;
-}
-
-/** The app an invitation names, when it says where it lives (its client_uri). */
-export interface InvitedApp {
-  name: string;
-  url: string;
-}
-
-export type AcceptOutcome = { outcome: 'accepted'; email: string; app: InvitedApp | null } | { outcome: 'invalid' } | { outcome: 'rejected'; problem: PasswordProblem };
-
-/** The invitation a usable link opens; null when it is forged, used, revoked, superseded, expired, or its address has an account now. */
-export async function checkInvitation(db: DbHandle, secret: string, now: Date = new Date()): Promise<OpenInvitation | null> {
-  const link = await createLinkStore(db).findUsable(PURPOSE, secret, now);
-  if (!link || (await createUserStore(db).findByEmail(link.email))) return null;
-  const details = Details.parse(link.details);
-  return { email: link.email, name: details.name ?? null, clientId: details.client_id ?? null };
-}
-
-/** Uses the link and creates the account (address verified) with this password; nothing changes unless all of it happens. */
-export async function acceptInvitation(
-  { db, audit, passwords, now = () => new Date() }: { db: DbHandle; audit: AuditLog; passwords: { minLength: number; bcryptCost: number }; now?: () => Date },
-  secret: string,
-  password: string,
-  from: RequestOrigin,
-): Promise<AcceptOutcome> {
-  const link = await createLinkStore(db).findUsable(PURPOSE, secret, now());
-  if (!link) return { outcome: 'invalid' };
-  const problem = findPasswordProblem(password, { minLength: passwords.minLength, email: link.email });
-  if (problem) return { outcome: 'rejected', problem };
-  const passwordHash = await bcrypt.hash(password, passwords.bcryptCost);
-  const details = Details.parse(link.details);
-  const created = await db.prisma
-    .$transaction(async (tx) => {
-      const handle = { prisma: tx as unknown as Prisma, flavour: db.flavour };
-      if (!(await createLinkStore(handle).use(link.id, now()))) throw new LinkGone();
-      await createUserStore(handle).create(link.userId, { email: link.email, emailVerified: true, ...profileColumnsOf({ name: details.name, locale: details.locale }) }, passwordHash);
-      return true;
-    })
-    .catch((error: unknown) => {
-      // Used meanwhile, or the address (or id) got an account meanwhile: the transaction rolled back.
-      if (error instanceof LinkGone || (error as { code?: string }).code === 'P2002') return false;
-      throw error;
-    });
-  if (!created) return { outcome: 'invalid' };
-  await audit.record({ type: 'invitation.accepted', accountId: link.userId, ...from, details: { email: link.email } });
-  await audit.record({ type: 'user.created', accountId: link.userId, ...from, details: { via: 'invitation' } });
-  return { outcome: 'accepted', email: link.email, app: details.client_id ? await appOf(db, details.client_id) : null };
-}
-
-const ClientHome = z.object({ client_uri: z.url({ protocol: /^https?$/ }), client_name: z.string().optional() });
-
-async function appOf(db: DbHandle, clientId: string): Promise<InvitedApp | null> {
-  const parsed = ClientHome.safeParse((await createClientStore(db).get(clientId))?.metadata);
-  return parsed.success ? { name: parsed.data.client_name ?? clientId, url: parsed.data.client_uri } : null;
-}
-
-class LinkGone extends Error {}

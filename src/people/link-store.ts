@@ -4,7 +4,8 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
 
-export type LinkPurpose = 'password_reset' | 'email_verification' | 'invitation';
+/** `invitation_sign_in`: the sign-in handoff after accepting an invitation (sign-in-handoff.ts), never mailed. */
+export type LinkPurpose = 'password_reset' | 'email_verification' | 'invitation' | 'invitation_sign_in';
 
 /** 32 random bytes, base64url: what goes in the link. */
 export const newLinkSecret = () => randomBytes(32).toString('base64url');

@@ -23,7 +23,8 @@ import {
 import { z } from 'zod';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Db } from '../db/client.js';
-import { createPasskeyStore, type ChallengePurpose, type Passkey } from './passkey-store.js';
+import { AssertionSchema, AttestationSchema, challengeOf } from './passkey-answers.js';
+import { createPasskeyStore, type ChallengePurpose, type NewPasskey, type Passkey } from './passkey-store.js';
 import type { SignInLimits } from './sign-in-limits.js';
 import { createUserStore } from './store.js';
 
@@ -33,53 +34,7 @@ export const CHALLENGE_TTL_SECONDS = 300;
 /** A passkey's name as the person gives it. */
 export const PASSKEY_NAME = z.string().trim().min(1).max(64);
 
-/**
- * The form field a page's script posts a ceremony's answer in: @simplewebauthn/browser's JSON, as
- * text. Anything that is not JSON becomes undefined, refused further on as malformed.
- */
-export const PASSKEY_RESPONSE_FIELD = z
-  .string()
-  .max(12_000)
-  .transform((text): unknown => {
-    try {
-      return JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-  })
-  .catch(undefined);
-
-const BASE64URL = z.string().min(1).max(16_384).regex(/^[A-Za-z0-9_-]+$/);
-
-/** What @simplewebauthn/browser sends back, parsed at the edge (the library checks the rest). */
-const AssertionSchema = z.object({
-  id: BASE64URL.max(1024),
-  rawId: BASE64URL.max(1024),
-  type: z.literal('public-key'),
-  response: z.object({
-    clientDataJSON: BASE64URL,
-    authenticatorData: BASE64URL,
-    signature: BASE64URL,
-    userHandle: BASE64URL.max(256).optional(),
-  }),
-  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
-  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
-});
-
-const AttestationSchema = z.object({
-  id: BASE64URL.max(1024),
-  rawId: BASE64URL.max(1024),
-  type: z.literal('public-key'),
-  response: z.object({
-    clientDataJSON: BASE64URL,
-    attestationObject: BASE64URL,
-    transports: z.array(z.string().max(32)).max(10).optional(),
-  }).loose(),
-  clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
-  authenticatorAttachment: z.enum(['platform', 'cross-platform']).optional(),
-});
-
-const ClientDataSchema = z.object({ challenge: BASE64URL.max(128) }).loose();
+export { PASSKEY_RESPONSE_FIELD } from './passkey-answers.js';
 
 /** Why a ceremony's answer was refused (recorded in the audit trail, never shown as such). */
 export type PasskeyFailure =
@@ -110,6 +65,17 @@ export interface Passkeys {
   count(userId: string): Promise<number>;
   /** Options for adding a passkey; the challenge is bound to `boundTo` (the account page's session). */
   registrationOptions(userId: string, boundTo: string): Promise<PublicKeyCredentialCreationOptionsJSON>;
+  /**
+   * Options for the passkey of an account that does not exist yet (accepting an invitation):
+   * `person.id` is the id the account will have, and the user handle the passkey keeps.
+   */
+  newAccountRegistrationOptions(person: { id: string; email: string; name: string | null }, boundTo: string): Promise<PublicKeyCredentialCreationOptionsJSON>;
+  /**
+   * Checks a registration answer for `userId` (its challenge used up whatever the outcome) and
+   * returns the passkey to store, storing nothing: the caller stores it in its own transaction
+   * and records passkey.added. Failures are recorded (passkey.failure).
+   */
+  checkRegistration(userId: string, boundTo: string, response: unknown, name: string, origin: RequestOrigin): Promise<PasskeyResult<{ passkey: NewPasskey; deviceType: string }>>;
   /** Checks the authenticator's answer and keeps the new passkey (records passkey.added). */
   register(userId: string, boundTo: string, response: unknown, name: string, origin: RequestOrigin): Promise<PasskeyResult<{ passkey: PasskeyView }>>;
   /** Options for a passwordless sign-in with a discoverable credential (no email typed). */
@@ -151,16 +117,6 @@ export const toPasskeyView = (passkey: Passkey): PasskeyView => ({
   deviceType: passkey.deviceType,
   backedUp: passkey.backedUp,
 });
-
-/** The challenge an answer claims to answer, read from its clientDataJSON; null when unreadable. */
-function challengeOf(clientDataJSON: string): string | null {
-  try {
-    const parsed = ClientDataSchema.safeParse(JSON.parse(Buffer.from(clientDataJSON, 'base64url').toString('utf8')));
-    return parsed.success ? parsed.data.challenge : null;
-  } catch {
-    return null;
-  }
-}
 
 const transportsOf = (passkey: Passkey) => (passkey.transports ? passkey.transports.split(',') : []);
 
@@ -230,6 +186,59 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
     return { ok: true as const, accountId: passkey.userId, userVerified };
   }
 
+  async function registrationOptionsFor(person: { id: string; email: string; name: string | null }, existing: readonly Passkey[], boundTo: string) {
+    const options = await generateRegistrationOptions({
+      rpName,
+      rpID: rpId,
+      userName: person.email,
+      userDisplayName: person.name ?? person.email,
+      // The user handle is the subject: a discoverable credential tells us whose it is.
+      userID: new TextEncoder().encode(person.id),
+      attestationType: 'none',
+      // A discoverable credential (a passkey), verified by PIN or biometric.
+      authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
+      excludeCredentials: existing.map((passkey) => ({ id: passkey.credentialId, transports: transportsOf(passkey) })),
+      timeout: CHALLENGE_TTL_SECONDS * 1000,
+    });
+    await newChallenge('register', boundTo, person.id, options.challenge);
+    return options;
+  }
+
+  async function checkRegistration(userId: string, boundTo: string, response: unknown, name: string, origin: RequestOrigin): Promise<PasskeyResult<{ passkey: NewPasskey; deviceType: string }>> {
+    const parsed = AttestationSchema.safeParse(response);
+    if (!parsed.success) return fail('malformed', userId, origin);
+    const challenge = challengeOf(parsed.data.response.clientDataJSON);
+    const issued = challenge ? await store.consumeChallenge(challenge, 'register', boundTo, now()) : null;
+    if (!challenge) return fail('malformed', userId, origin);
+    if (!issued || issued.userId !== userId) return fail('unknown_challenge', userId, origin);
+    let verification;
+    try {
+      verification = await verifyRegistrationResponse({
+        response: parsed.data as RegistrationResponseJSON,
+        expectedChallenge: issued.challenge,
+        expectedOrigin,
+        expectedRPID: rpId,
+        requireUserVerification: true,
+      });
+    } catch (error) {
+      return fail('invalid', userId, origin, { problem: (error as Error).message.slice(0, 200) });
+    }
+    if (!verification.verified) return fail('invalid', userId, origin);
+    const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
+    if (await store.findByCredentialId(credential.id)) return fail('already_registered', userId, origin);
+    const passkey: NewPasskey = {
+      userId,
+      credentialId: credential.id,
+      publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+      counter: credential.counter,
+      transports: (parsed.data.response.transports ?? []).filter((t) => /^[a-z-]{1,32}$/.test(t)),
+      name,
+      deviceType: credentialDeviceType,
+      backedUp: credentialBackedUp,
+    };
+    return { ok: true, passkey, deviceType: credentialDeviceType };
+  }
+
   return {
     rpId,
 
@@ -240,66 +249,24 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
     async registrationOptions(userId, boundTo) {
       const user = await users.findById(userId);
       if (!user) throw new Error('registration options for an account that does not exist');
-      const existing = await store.listByUser(userId);
-      const options = await generateRegistrationOptions({
-        rpName,
-        rpID: rpId,
-        userName: user.email,
-        userDisplayName: user.name ?? user.email,
-        // The user handle is the subject: a discoverable credential tells us whose it is.
-        userID: new TextEncoder().encode(user.id),
-        attestationType: 'none',
-        // A discoverable credential (a passkey), verified by PIN or biometric.
-        authenticatorSelection: { residentKey: 'required', userVerification: 'required' },
-        excludeCredentials: existing.map((passkey) => ({ id: passkey.credentialId, transports: transportsOf(passkey) })),
-        timeout: CHALLENGE_TTL_SECONDS * 1000,
-      });
-      await newChallenge('register', boundTo, userId, options.challenge);
-      return options;
+      return registrationOptionsFor(user, await store.listByUser(userId), boundTo);
     },
 
+    newAccountRegistrationOptions: (person, boundTo) => registrationOptionsFor(person, [], boundTo),
+
+    checkRegistration,
+
     async register(userId, boundTo, response, name, origin) {
-      const parsed = AttestationSchema.safeParse(response);
-      if (!parsed.success) return fail('malformed', userId, origin);
-      const challenge = challengeOf(parsed.data.response.clientDataJSON);
-      const issued = challenge ? await store.consumeChallenge(challenge, 'register', boundTo, now()) : null;
-      if (!challenge) return fail('malformed', userId, origin);
-      if (!issued || issued.userId !== userId) return fail('unknown_challenge', userId, origin);
-      let verification;
-      try {
-        verification = await verifyRegistrationResponse({
-          response: parsed.data as RegistrationResponseJSON,
-          expectedChallenge: issued.challenge,
-          expectedOrigin,
-          expectedRPID: rpId,
-          requireUserVerification: true,
-        });
-      } catch (error) {
-        return fail('invalid', userId, origin, { problem: (error as Error).message.slice(0, 200) });
-      }
-      if (!verification.verified) return fail('invalid', userId, origin);
-      const { credential, credentialDeviceType, credentialBackedUp } = verification.registrationInfo;
-      if (await store.findByCredentialId(credential.id)) return fail('already_registered', userId, origin);
+      const checked = await checkRegistration(userId, boundTo, response, name, origin);
+      if (!checked.ok) return checked;
       let created: Passkey;
       try {
-        created = await store.create(
-          {
-            userId,
-            credentialId: credential.id,
-            publicKey: Buffer.from(credential.publicKey).toString('base64url'),
-            counter: credential.counter,
-            transports: (parsed.data.response.transports ?? []).filter((t) => /^[a-z-]{1,32}$/.test(t)),
-            name,
-            deviceType: credentialDeviceType,
-            backedUp: credentialBackedUp,
-          },
-          now(),
-        );
+        created = await store.create(checked.passkey, now());
       } catch (error) {
         if ((error as { code?: string }).code === 'P2002') return fail('already_registered', userId, origin);
         throw error;
       }
-      await audit.record({ type: 'passkey.added', accountId: userId, ...origin, details: { passkey_id: created.id, name, device_type: credentialDeviceType } });
+      await audit.record({ type: 'passkey.added', accountId: userId, ...origin, details: { passkey_id: created.id, name, device_type: checked.deviceType } });
       return { ok: true, passkey: toPasskeyView(created) };
     },
 

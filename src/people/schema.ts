@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { httpUrl, required, text } from '../core/fields.js';
 import { GroupNames } from '../groups/schema.js';
+import { checkOneSecret, PASSWORD_HASH } from './password-hashes.js';
 import { checkPassword } from './password-policy.js';
 
 /** An email address as stored: trimmed and lower-cased. */
@@ -23,13 +24,17 @@ export const USER_PROFILE_FIELDS = {
   locale: text(35).optional(),
 };
 
-/** A user entry; its password must meet the policy (password-policy.ts) for `passwordMinLength`. */
+/**
+ * A user entry with a password, which must meet the policy (password-policy.ts) for
+ * `passwordMinLength`, or an existing hash from another server (password-hashes.ts).
+ */
 export const userEntry = (passwordMinLength: number) =>
   z
     .strictObject(
       {
         email: EMAIL,
-        password: z.string({ error: required('must be a string') }),
+        password: z.string({ error: required('must be a string') }).optional(),
+        password_hash: PASSWORD_HASH.optional(),
         ...USER_PROFILE_FIELDS,
         email_verified: z.boolean({ error: 'must be true or false' }).default(false),
         /** Exactly these groups (each declared in the file or existing); left out, memberships are left alone. */
@@ -37,6 +42,7 @@ export const userEntry = (passwordMinLength: number) =>
       },
       { error: 'must be an object' },
     )
+    .superRefine(checkOneSecret, { when: () => true })
     .superRefine((user, ctx) => checkUserPassword(user, passwordMinLength, ctx), { when: () => true });
 
 /** Runs even when other fields failed, so one run reports every problem. */

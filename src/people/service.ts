@@ -1,6 +1,6 @@
 // Managing people: what the admin API (http/admin.ts) and the CLI both call. Profiles use the
 // seed file's field schemas (seed/apply.ts), new passwords the one password policy, and bcrypt at
-// BCRYPT_COST. Disabling someone, or setting their password, ends their sessions; disabling also
+// BCRYPT_COST, or an existing hash given instead (password-input.ts). Disabling someone, or setting their password, ends their sessions; disabling also
 // ends every grant they gave and the tokens issued under it. A person's groups (groups/) are part
 // of their view and may be given when they are created or changed; each must exist already.
 // Their sessions, grants and passkeys are in access.ts (re-exported here).
@@ -8,22 +8,23 @@
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
 import { randomUUID } from 'node:crypto';
-import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import { createArtifactStore } from '../artifacts/store.js';
 import type { Db, DbHandle } from '../db/client.js';
 import { GroupNames } from '../groups/schema.js';
 import { groupsNamed, recordUserGroupsChange, writeUserGroups } from '../groups/service.js';
 import { createGroupStore } from '../groups/store.js';
-import { checkPassword } from './password-policy.js';
+import { hashToStore, PASSWORD_OR_HASH, SetPasswordInput } from './password-input.js';
+import { checkOneSecret, describeHash } from './password-hashes.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
 import type { Actor, AuditLog } from '../audit/log.js';
-import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
+import { ConflictError, NotFoundError, parseInput } from '../core/errors.js';
 import { wholeNumber } from '../core/fields.js';
 import type { Prisma } from '../db/client.js';
 import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
 
+export { SetPasswordInput };
 export { GrantList, GrantView, listUserGrants, listUserPasskeys, listUserSessions, PasskeyList, PasskeyView, removeUserPasskey, revokeUserGrant, revokeUserSession, SessionList, SessionView } from './access.js';
 
 export interface UserManagementDeps {
@@ -43,20 +44,19 @@ export interface UserManagementDeps {
 
 const USER_GROUPS = GroupNames.describe('Names of groups the person is in (each must exist); on a change, exactly these.');
 
-export const PASSWORD = z.string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') }).meta({ format: 'password' });
-
 export const CreateUserInput = z
   .strictObject(
     {
       email: EMAIL,
-      password: PASSWORD,
+      ...PASSWORD_OR_HASH,
       ...USER_PROFILE_FIELDS,
       email_verified: z.boolean({ error: 'must be true or false' }).default(false),
       groups: USER_GROUPS.optional(),
     },
     { error: 'must be an object' },
   )
-  .meta({ id: 'CreateUser', description: 'The password must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email). Every group named must exist.' });
+  .superRefine(checkOneSecret, { when: () => true })
+  .meta({ id: 'CreateUser', description: 'Either a password, which must meet the password policy (PASSWORD_MIN_LENGTH, not a common password, not the email), or password_hash: an existing bcrypt or argon2id hash from another identity server. Every group named must exist.' });
 
 const nullable = <T extends Record<string, z.ZodOptional<z.ZodType>>>(shape: T) =>
   Object.fromEntries(Object.entries(shape).map(([key, schema]) => [key, schema.nullable()])) as { [K in keyof T]: z.ZodNullable<T[K]> };
@@ -73,8 +73,6 @@ export const UpdateUserInput = z
     { error: 'must be an object' },
   )
   .meta({ id: 'UpdateUser', description: 'Fields to change; null clears an optional one; groups, when given, become exactly those named. Passwords, MFA and disabling have their own routes.' });
-
-export const SetPasswordInput = z.strictObject({ password: PASSWORD }, { error: 'must be an object' }).meta({ id: 'SetPassword' });
 
 export const SetDisabledInput = z.strictObject({ disabled: z.boolean({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be true or false') }) }, { error: 'must be an object' }).meta({ id: 'SetDisabled' });
 
@@ -146,11 +144,6 @@ void PROFILE_FIELDS_ARE_CLAIMS;
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === 'P2002';
 
-function enforcePolicy(password: string, email: string, minLength: number): void {
-  const problem = checkPassword(password, { minLength, email });
-  if (problem) throw ValidationError.field('password', problem);
-}
-
 async function findUser(db: Db, id: string): Promise<User> {
   const user = await createUserStore(db).findById(id);
   if (!user) throw new NotFoundError(`there is no user ${id}`);
@@ -162,6 +155,8 @@ const transactionOf = (db: Db, tx: unknown): DbHandle => ({ prisma: tx as Prisma
 
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
 const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+/** Marks an imported hash in the audit trail (its scheme and cost, never the hash). */
+const imported = (given: { password_hash?: string | undefined }) => (given.password_hash ? { imported_hash: describeHash(given.password_hash) } : {});
 
 // ---------------------------------------------------------------------------------------------
 // Operations
@@ -181,10 +176,9 @@ export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string
 
 export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
   const parsed = parseInput(CreateUserInput, input);
-  enforcePolicy(parsed.password, parsed.email, deps.passwordMinLength);
+  const passwordHash = await hashToStore(parsed, parsed.email, deps);
   const profile: UserProfile = { email: parsed.email, emailVerified: parsed.email_verified, ...profileColumnsOf(parsed) };
   const groups = await groupsNamed(deps.db, parsed.groups ?? []);
-  const passwordHash = await bcrypt.hash(parsed.password, deps.bcryptCost);
   let user: User;
   let joined: { added: string[]; removed: string[] };
   try {
@@ -197,7 +191,7 @@ export async function createUser(deps: UserManagementDeps, input: unknown, actor
     if (isUniqueViolation(error)) throw new ConflictError(`a user with email ${parsed.email} already exists`);
     throw error;
   }
-  await deps.audit.record({ type: 'user.created', accountId: user.id, ...origin(actor), details: by(actor) });
+  await deps.audit.record({ type: 'user.created', accountId: user.id, ...origin(actor), details: { ...by(actor), ...imported(parsed) } });
   await recordUserGroupsChange(deps.audit, user.id, joined, actor);
   return toView(user, joined.added);
 }
@@ -255,15 +249,14 @@ export async function setUserDisabled(deps: UserManagementDeps, id: string, inpu
   return viewOf(deps.db, user);
 }
 
-/** Sets a new password (the policy applies) and ends the person's sessions. */
+/** Sets a new password (the policy applies) or an imported hash, and ends the person's sessions. */
 export async function setUserPassword(deps: UserManagementDeps, id: string, input: unknown, actor: Actor): Promise<void> {
-  const { password } = parseInput(SetPasswordInput, input);
+  const given = parseInput(SetPasswordInput, input);
   const user = await findUser(deps.db, id);
-  enforcePolicy(password, user.email, deps.passwordMinLength);
-  await createUserStore(deps.db).update(id, { passwordHash: await bcrypt.hash(password, deps.bcryptCost) });
+  await createUserStore(deps.db).update(id, { passwordHash: await hashToStore(given, user.email, deps) });
   // Whoever else knew the old password loses their sessions with it.
   const sessionsEnded = await createArtifactStore(deps.db).destroyByAccount('Session', id);
-  await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded } });
+  await deps.audit.record({ type: 'password.changed', accountId: id, ...origin(actor), details: { ...by(actor), sessions_ended: sessionsEnded, ...imported(given) } });
 }
 
 /** Removes TOTP and the recovery codes (a lost phone); the person may enrol again. False when there was none. */
@@ -273,4 +266,3 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
   if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
   return removed;
 }
-

@@ -12,7 +12,7 @@
 // people typed; a second factor is asked only of a known account, so it is counted by account id.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.js';
-import { counter, ipKey } from '../core/counters.js';
+import { counter, counterRowKey, ipKey } from '../core/counters.js';
 import type { DbHandle } from '../db/client.js';
 import { normalizeEmail } from './store.js';
 
@@ -21,9 +21,27 @@ type BruteForceSettings = Config['bruteForce'];
 /** No answer waits longer than this, however many failures came before. */
 export const MAX_SIGN_IN_DELAY_MS = 5000;
 
-const accountKey = (email: string) => createHash('sha256').update(normalizeEmail(email), 'utf8').digest('base64url');
-
 export type LockScope = 'account' | 'ip';
+
+/** What is being guessed: a password, or a second factor (counted apart). */
+export type AttemptKind = 'password' | 'second_factor';
+
+const COUNTER_NAMES: Record<AttemptKind, string> = { password: 'sign-in', second_factor: 'second-factor' };
+
+/** How each kind names an account in its counter: passwords by the hashed normalized email, second factors by account id. */
+const ACCOUNT_KEYS: Record<AttemptKind, (account: string) => string> = {
+  password: (email) => createHash('sha256').update(normalizeEmail(email), 'utf8').digest('base64url'),
+  second_factor: (accountId) => accountId,
+};
+
+/** The key prefix of one kind's counters in the RateLimiterFlexible table (`sign-in:account`, `second-factor:ip` …). */
+export const counterPrefix = (kind: AttemptKind, scope: LockScope) => `${COUNTER_NAMES[kind]}:${scope}`;
+
+/** The row counting failures of `account` (the email typed for passwords, the account id for second factors). */
+export const accountCounterKey = (kind: AttemptKind, account: string) => counterRowKey(counterPrefix(kind, 'account'), ACCOUNT_KEYS[kind](account));
+
+/** The row counting failures from `ip` (by ipKey: IPv6 by its /64). */
+export const ipCounterKey = (kind: AttemptKind, ip: string | null | undefined) => counterRowKey(counterPrefix(kind, 'ip'), ipKey(ip));
 
 export interface SignInAttempt {
   /** The limits this attempt is over: refuse it whatever the password. */
@@ -47,17 +65,18 @@ export interface SignInLimits {
 
 /** Limits on password guesses, per (hashed) email and per IP. */
 export function createSignInLimits(db: DbHandle, settings: BruteForceSettings): SignInLimits {
-  return createAttemptLimits(db, settings, 'sign-in', accountKey);
+  return createAttemptLimits(db, settings, 'password');
 }
 
 /** Limits on second-factor guesses (TOTP and recovery codes), per account id and per IP, apart from passwords'. */
 export function createSecondFactorLimits(db: DbHandle, settings: BruteForceSettings): SignInLimits {
-  return createAttemptLimits(db, settings, 'second-factor', (accountId) => accountId);
+  return createAttemptLimits(db, settings, 'second_factor');
 }
 
-function createAttemptLimits(db: DbHandle, settings: BruteForceSettings, kind: string, keyOfAccount: (account: string) => string): SignInLimits {
-  const accounts = counter(db, `${kind}:account`, settings.accountMaxFailures, settings.failureWindow);
-  const ips = counter(db, `${kind}:ip`, settings.ipMaxFailures, settings.failureWindow);
+function createAttemptLimits(db: DbHandle, settings: BruteForceSettings, kind: AttemptKind): SignInLimits {
+  const accounts = counter(db, counterPrefix(kind, 'account'), settings.accountMaxFailures, settings.failureWindow);
+  const ips = counter(db, counterPrefix(kind, 'ip'), settings.ipMaxFailures, settings.failureWindow);
+  const keyOfAccount = ACCOUNT_KEYS[kind];
 
   return {
     settings,

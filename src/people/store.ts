@@ -130,6 +130,12 @@ export function createUserStore(db: DbHandle) {
     removePasswordUnlessLast: (id: string) =>
       removeUnlessLastWay(db, id, async (tx) => (await tx.user.updateMany({ where: { id, passwordHash: { not: null } }, data: { passwordHash: null } })).count),
 
+    /** Replaces the password hash only if it is still `expected` (the one just checked); false otherwise. */
+    async replacePasswordHash(id: string, expected: string, passwordHash: string): Promise<boolean> {
+      const { count } = await prisma.user.updateMany({ where: { id, passwordHash: expected }, data: { passwordHash } });
+      return count === 1;
+    },
+
     /** Sets a password where there is none; false when one was set meanwhile. */
     async setPasswordWhereNone(id: string, passwordHash: string): Promise<boolean> {
       const { count } = await prisma.user.updateMany({ where: { id, passwordHash: null }, data: { passwordHash } });

@@ -1,7 +1,8 @@
 // Seeding: a validated seed file (schema.ts) written in one transaction, so a run either applies
 // everything or nothing. Every table is written through its noun's store.
 // Re-running the same file changes nothing: clients compare by metadata and by verifying their
-// stored secret, users by field and by bcrypt.compare, so hashes do not churn.
+// stored secret, users by field and by bcrypt.compare, so hashes do not churn (an imported
+// password_hash is written only when the person is created).
 //
 // bcrypt lives here rather than behind people/accounts.ts because db/ must not import oidc/; client
 // secrets need SECRETS and the engine's rules, so the caller hands in how to seal them
@@ -186,17 +187,29 @@ async function preparePasswords(db: Db, users: readonly SeedUser[], bcryptCost: 
   const stored = new Map(rows.map((row) => [row.email, row.passwordHash]));
   // bcrypt runs on libuv's thread pool, so Promise.all hashes several at a time.
   const entries = await Promise.all(
-    users.map(async (user): Promise<[string, PreparedPassword]> => {
-      const checkedHash = stored.get(user.email);
-      const matches = checkedHash !== undefined && (await passwordMatches(user.password, checkedHash));
-      return [user.email, { checkedHash, matches, newHash: matches ? undefined : await bcrypt.hash(user.password, bcryptCost) }];
-    }),
+    users.flatMap(({ email, password }) =>
+      password === undefined
+        ? []
+        : [
+            (async (): Promise<[string, PreparedPassword]> => {
+              const checkedHash = stored.get(email);
+              const matches = checkedHash !== undefined && (await passwordMatches(password, checkedHash));
+              return [email, { checkedHash, matches, newHash: matches ? undefined : await bcrypt.hash(password, bcryptCost) }];
+            })(),
+          ],
+    ),
   );
   return new Map(entries);
 }
 
-/** A new hash for an existing user, or null when the stored one already matches the seed password. */
+/**
+ * A new hash for an existing user, or null when the stored one already matches the seed password.
+ * An imported hash (password_hash) is written only when the seed creates the person: once they
+ * have signed in it has been replaced by ours (people/password-hashes.ts), which a second run must
+ * not undo, and it cannot tell that replacement from a password changed since.
+ */
 async function passwordChange(user: SeedUser, row: User, prepared: PreparedPassword, bcryptCost: number): Promise<string | null> {
+  if (user.password === undefined) return null;
   // Another writer may have changed the hash since it was compared: compare again then.
   const matches = row.passwordHash === prepared.checkedHash ? prepared.matches : await passwordMatches(user.password, row.passwordHash);
   return matches ? null : (prepared.newHash ?? bcrypt.hash(user.password, bcryptCost));
@@ -221,7 +234,7 @@ async function seedUsers(store: UserStore, users: readonly SeedUser[], passwords
     const row = existing.get(user.email);
     if (!row) {
       // An opaque id: the email can change, the subject never does.
-      const passwordHash = prepared.newHash ?? (await bcrypt.hash(user.password, bcryptCost));
+      const passwordHash = user.password_hash ?? prepared.newHash ?? (await bcrypt.hash(user.password as string, bcryptCost));
       await store.create(randomUUID(), profile, passwordHash);
       changes.created.push(user.email);
       continue;

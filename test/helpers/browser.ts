@@ -49,6 +49,17 @@ export class Browser {
     return this.cookies.some((c) => c.name === name);
   }
 
+  /** The value of a cookie this browser holds, if it does. */
+  cookie(name: string): string | undefined {
+    return this.cookies.find((c) => c.name === name)?.value;
+  }
+
+  /** Puts a cookie in this jar, as if a server had set it (a test copying one browser's cookie into another). */
+  setCookie(name: string, value: string, path = '/'): void {
+    this.cookies = this.cookies.filter((c) => !(c.name === name && c.path === path));
+    this.cookies.push({ name, value, path });
+  }
+
   /** One request, no redirect following. */
   async request(url: string, init: { method?: string; form?: Record<string, string>; body?: string; headers?: Record<string, string> } = {}): Promise<Response> {
     const target = new URL(url, this.origin);

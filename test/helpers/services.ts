@@ -14,6 +14,7 @@ import type { AuditEventType } from '../../src/audit/store.js';
 import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
 import { loadConfig, type Config, type DatabaseFlavour } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/logger.js';
+import type { Interaction } from '../../src/oidc/interaction-state.js';
 import { createEngine, createServices } from '../../src/server.js';
 import { migratedDb, type MigratedDb } from './databases.js';
 import { newPerson } from './fixtures.js';
@@ -88,20 +89,22 @@ export interface InteractionSetUp {
   accountId?: string;
   /** The grant the account already gave the client. */
   grantId?: string;
+  /** Authorization parameters beyond client_id, scope and response_type (a login_hint, say). */
+  params?: Record<string, string>;
 }
 
 /**
  * An interaction as the engine starts one at /authorize, saved in its storage: `exchange()` is a
  * request of the browser that holds its cookie, `stored()` the interaction as it is now.
  */
-export async function openInteraction(provider: Provider, { clientId, prompt = { name: 'login' }, accountId, grantId }: InteractionSetUp) {
+export async function openInteraction(provider: Provider, { clientId, prompt = { name: 'login' }, accountId, grantId, params = {} }: InteractionSetUp) {
   const uid = randomUUID();
   // The engine's own authorization action builds it this way; its type declarations leave the constructor out.
   const Interaction = provider.Interaction as unknown as new (uid: string, payload: Record<string, unknown>) => { save(ttl: number): Promise<string> };
   const interaction = new Interaction(uid, {
     returnTo: `${SERVICES_ISSUER}/auth/${uid}`,
     prompt: { reasons: [], details: {}, ...prompt },
-    params: { client_id: clientId, scope: 'openid email', response_type: 'code' },
+    params: { client_id: clientId, scope: 'openid email', response_type: 'code', ...params },
     cid: randomUUID(),
     ...(accountId ? { session: { accountId } } : {}),
     ...(grantId ? { grantId } : {}),
@@ -113,4 +116,13 @@ export async function openInteraction(provider: Provider, { clientId, prompt = {
     exchange: () => engineExchange(provider, { [provider.cookieName('interaction')]: uid }),
     stored: () => provider.Interaction.find(uid),
   };
+}
+
+export type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
+
+/** One request to `interaction` as its route handles it: the interaction loaded from the request, then `step`. */
+export async function runStep<T>(services: Pick<Services, 'steps'>, interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) {
+  const { req, res } = interaction.exchange();
+  const outcome = await step(req, res, await services.steps.load(req, res));
+  return { outcome, res };
 }

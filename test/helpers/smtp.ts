@@ -1,5 +1,7 @@
 // A real SMTP server (smtp-server) on 127.0.0.1 that keeps every message it accepts, and a small
 // MIME reader for what Gatehouse sends: the subject, the plain-text and the HTML part, decoded.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { freePort } from './ports.js';
 
@@ -138,4 +140,15 @@ export function linkIn(text: string, prefix: string): string {
   const link = text.match(/https?:\/\/[^\s"<>]+/g)?.find((candidate) => candidate.startsWith(prefix));
   if (!link) throw new Error(`no link starting with ${prefix} in:\n${text}`);
   return link.replace(/&amp;/g, '&');
+}
+
+/**
+ * Without SMTP_URL each mail is an .eml file in MAIL_DIR (mail/transport.ts): delivers what is
+ * queued, then returns the link starting with ISSUER + `path` in the newest file.
+ */
+export async function newestMailLink(server: { gatehouse: { outbox: { drain(): Promise<unknown> } }; config: { mail: { dir: string } }; issuer: string }, path: string): Promise<string> {
+  await server.gatehouse.outbox.drain();
+  const dir = server.config.mail.dir;
+  const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
+  return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}${path}`);
 }

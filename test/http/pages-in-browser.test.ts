@@ -8,8 +8,7 @@
 //
 // Without /usr/bin/chromium this file is skipped with a message, except under CI=true, where a
 // missing browser fails (.ci/run installs it).
-import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +20,7 @@ import { axeViolations, browserTestsRun, launchChromium, seriousViolations } fro
 import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
-import { linkIn, readMime } from '../helpers/smtp.js';
+import { newestMailLink as newestLinkIn } from '../helpers/smtp.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/core/logger.js';
 import { accountMailOf } from '../../src/http/mail-renderer.js';
@@ -138,13 +137,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     return { page, problems, close: () => context.close() };
   }
 
-  /** No SMTP_URL: each mail is an .eml file in MAIL_DIR; the link starting with ISSUER + `path` in the newest. */
-  async function newestMailLink(path: string): Promise<string> {
-    await server.gatehouse.outbox.drain();
-    const dir = server.config.mail.dir;
-    const newest = readdirSync(dir).filter((name) => name.endsWith('.eml')).sort().at(-1) as string;
-    return linkIn(readMime(readFileSync(join(dir, newest), 'utf8')).text, `${server.issuer}${path}`);
-  }
+  const newestMailLink = (path: string) => newestLinkIn(server, path);
 
   /** axe-core's serious and critical findings fail the test; the page is photographed at both widths. */
   async function check(page: Page, name: string) {
@@ -390,14 +383,8 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await check(page, 'invitation');
     await page.fill('#password', 'an invited passphrase 7');
     await page.fill('#password_confirm', 'an invited passphrase 7');
-    await page.click('button.primary');
-    await page.waitForSelector('[role="status"]');
-    await check(page, 'invitation-done');
-    await page.click('.links a[href^="/account"]');
-    await page.waitForURL(/\/interaction\//);
-    expect(await page.inputValue('#email')).toBe('invited@example.com');
-    await page.fill('#password', 'an invited passphrase 7');
-    await page.click('button.primary');
+    await page.click('form[action="/invitation"] button.primary');
+    // Signed in without typing the password again (the sign-in handoff).
     await page.waitForURL(/\/account$/);
     expect(await page.content()).toContain('invited@example.com');
 

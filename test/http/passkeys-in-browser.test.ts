@@ -3,7 +3,8 @@
 // resident keys, user verification) goes through the pages as a person would: adds a passkey
 // on the account page, signs in with it from the button and from the email field's autofill,
 // uses it as the second step for an app that requires MFA, removes its password and signs in
-// with the passkey alone, sets a password again, and removes the passkey. axe-core checks the
+// with the passkey alone, sets a password again, and removes the passkey; accepts an invitation
+// with a passkey instead of a password and lands signed in. axe-core checks the
 // new pages. Gatehouse runs with ISSUER=http://localhost:PORT (WebAuthn refuses IP origins); the
 // app's callback is a real server on 127.0.0.1 that records what it was sent.
 import { createServer, type Server } from 'node:http';
@@ -11,12 +12,17 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuditLog } from '../../src/audit/log.js';
+import { createLogger } from '../../src/core/logger.js';
+import { accountMailOf } from '../../src/http/mail-renderer.js';
 import { ACR_MFA } from '../../src/oidc/provider.js';
+import { inviteUser } from '../../src/people/invitations.js';
 import { browserTestsRun, launchChromium, seriousViolations } from '../helpers/chromium.js';
 import { authorizationUrl, redeemCode } from '../helpers/code-flow.js';
 import { flavours } from '../helpers/databases.js';
 import { secretFor, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
+import { newestMailLink } from '../helpers/smtp.js';
 
 /** The app's callback: records each URL it is sent to and says so. */
 async function startCallbackServer() {
@@ -226,6 +232,26 @@ describe.skipIf(!browserTestsRun).each(await flavours())('passkeys in a real bro
     expect(await page.textContent('#form-error')).toContain('That passkey could not be used');
     expect(new URL(page.url()).pathname).toMatch(/^\/interaction\//);
     expect(await seriousViolations(page, 'sign-in-passkey-refused')).toEqual([]);
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  it('accepts an invitation with a passkey instead of a password and lands signed in on the account page', async () => {
+    await context.clearCookies();
+    const db = server.gatehouse.db;
+    const email = `invited-${flavour}@example.com`;
+    const invitation = await inviteUser({ db, audit: createAuditLog(db, createLogger({ logLevel: 'silent' })), mail: accountMailOf(server.config, server.gatehouse.outbox) }, { email }, { via: 'cli' });
+    await page.goto(await newestMailLink(server, '/invitation?token='));
+    const start = 'form[action="/invitation/passkey"] button[data-passkey-start]';
+    await page.waitForSelector(`${start}:not([hidden])`);
+    expect(await seriousViolations(page, 'invitation-with-passkey')).toEqual([]);
+    await page.fill('#passkey_name', 'Invited laptop');
+    await page.click(start);
+    await page.waitForSelector('#passkeys-heading');
+    expect(new URL(page.url()).pathname).toBe('/account');
+    expect(await page.locator('.passkeys h3').allTextContents()).toEqual(['Invited laptop']);
+    expect(await page.textContent('#password-heading + p')).toContain('you sign in with a passkey or a linked account');
+    expect(await db.prisma.user.findUnique({ where: { id: invitation.id } })).toMatchObject({ email, emailVerified: true, passwordHash: null });
+    expect((await storedCredentials()).some((held) => Buffer.from(held.userHandle ?? '', 'base64').toString('utf8') === invitation.id)).toBe(true);
     expect(problems).toEqual([]);
   }, 60_000);
 });

@@ -9,7 +9,7 @@ import { MAX_SECOND_FACTOR_FAILURES, type Interaction } from '../../src/oidc/int
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from '../../src/oidc/provider.js';
 import { flavours } from '../helpers/databases.js';
 import { WEB_APP, webApp } from '../helpers/fixtures.js';
-import { engineExchange, openInteraction, startServices, type InteractionSetUp, type Services } from '../helpers/services.js';
+import { engineExchange, openInteraction, runStep, startServices, type InteractionSetUp, type OpenInteraction, type Services } from '../helpers/services.js';
 import { anotherCode, codeAt, currentStep, enrolTotp } from '../helpers/totp.js';
 
 const ORIGIN = { ip: '192.0.2.10', userAgent: 'interaction-steps-test' };
@@ -19,7 +19,6 @@ const ORIGIN = { ip: '192.0.2.10', userAgent: 'interaction-steps-test' };
  */
 const LOCKOUT_AFTER = MAX_SECOND_FACTOR_FAILURES + 1;
 
-type OpenInteraction = Awaited<ReturnType<typeof openInteraction>>;
 
 describe.each(await flavours())('the interaction steps on %s', (flavour) => {
   let services: Services;
@@ -32,11 +31,7 @@ describe.each(await flavours())('the interaction steps on %s', (flavour) => {
   const open = (setUp: Partial<InteractionSetUp> = {}) => openInteraction(services.provider, { clientId: WEB_APP.id, ...setUp });
 
   /** One request to `interaction` as its route handles it: the interaction loaded from the request, then `step`. */
-  async function run<T>(interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) {
-    const { req, res } = interaction.exchange();
-    const outcome = await step(req, res, await services.steps.load(req, res));
-    return { outcome, res };
-  }
+  const run = <T>(interaction: OpenInteraction, step: (req: IncomingMessage, res: ServerResponse, loaded: Interaction) => Promise<T>) => runStep(services, interaction, step);
   const submitLogin = (interaction: OpenInteraction, person: { email: string; password: string }) =>
     run(interaction, (req, res, loaded) => services.steps.submitLogin(req, res, loaded, person.email, person.password, ORIGIN));
   /** The second factor the interaction still owes, as the code and enrolment routes find it. */

@@ -8,7 +8,8 @@
 //   form[data-passkey="sign-in"]  a button starts a passwordless sign-in (or the second step);
 //                                 with data-autofill, passkeys are also offered in the email
 //                                 field's autofill (conditional mediation)
-//   form[data-passkey="register"] submitting it adds a passkey (the account page)
+//   form[data-passkey="register"] submitting it adds a passkey (the account page), or sets one up
+//                                 instead of a password (the invitation page; data-options-fields)
 (function () {
   'use strict';
   var lib = window.SimpleWebAuthnBrowser;
@@ -74,7 +75,12 @@
       if (!form.elements.name.value.trim()) return;
       event.preventDefault();
       var password = form.elements.password;
-      fetchOptions(form, { password: password ? password.value : '' })
+      var fields = { password: password ? password.value : '' };
+      // data-options-fields names more of the form's fields the server needs for its options (the invitation's token).
+      (form.getAttribute('data-options-fields') || '').split(' ').forEach(function (name) {
+        if (name && form.elements[name]) fields[name] = form.elements[name].value;
+      });
+      fetchOptions(form, fields)
         .then(function (options) { return lib.startRegistration({ optionsJSON: options }); })
         .then(function (credential) {
           // The options were the proof of identity; the password is not sent again.
