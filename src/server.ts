@@ -156,7 +156,7 @@ export async function createGatehouse(config: Config, logger: Logger, options: {
     const signingKeys = startKeyRefresher({ db, config, provider, initial: keys, logger, audit, now: options.now });
     const readiness = readinessChecks({ config, db, keys: signingKeys });
     const admin = { db, audit, refreshKeys: () => signingKeys.refresh(), accountMail };
-    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification: { db, audit }, signUp, invitations: { db, audit, passkeys } });
+    const app = createApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, console: { ...admin, passwordReset }, federation, passwordReset, emailVerification: { db, audit }, signUp, invitations: { db, audit, passkeys } });
     const stopBackgroundJobs = options.backgroundJobs === false ? () => {} : startBackgroundJobs(db, config, logger);
     // Every instance (cluster workers too) delivers: each message is claimed by exactly one.
     outbox.start();

@@ -74,11 +74,20 @@ export interface RequestOrigin {
 
 /** Who asked, for the audit trail. */
 export interface Actor extends RequestOrigin {
-  /** account: the person themself, on the account page (people/self-service.ts). */
-  via: 'admin' | 'cli' | 'account';
+  /** account: the person themself, on the account page (people/self-service.ts); console: an administrator at /console. */
+  via: 'admin' | 'cli' | 'account' | 'console';
   /** The admin API's caller (its client_id). */
   clientId?: string;
+  /** The console's signed-in administrator. */
+  admin?: { id: string; email: string };
 }
+
+/** Who did it, as an event's details name them: how (via), and by whom (the admin API's client, or the console's administrator). */
+export const actorDetails = (actor: Actor): Record<string, string | undefined> => ({
+  via: actor.via,
+  by: actor.clientId ?? actor.admin?.email,
+  ...(actor.admin ? { admin_id: actor.admin.id } : {}),
+});
 
 /** Deletes audit events older than the retention period; returns how many. */
 export function pruneAuditEvents(db: Db, retentionSeconds: number, now: Date = new Date()): Promise<number> {

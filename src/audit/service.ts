@@ -60,3 +60,10 @@ export async function queryAuditEvents({ db }: { db: Db }, query: unknown = {}):
     details: (row.details ?? null) as Record<string, unknown> | null,
   }));
 }
+
+/** How many events of each type in `types` happened since `since` (the console's first page: sign-ins over the last day). */
+export async function countAuditEvents({ db }: { db: Db }, types: readonly AuditEventView['type'][], since: Date): Promise<Record<string, number>> {
+  const store = createAuditStore(db);
+  const counts = await Promise.all(types.map((type) => store.count({ type, since })));
+  return Object.fromEntries(types.map((type, i) => [type, counts[i] ?? 0]));
+}

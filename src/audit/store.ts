@@ -66,6 +66,8 @@ export const AUDIT_EVENT_TYPES = [
   'group.members_added',
   'group.members_removed',
   'user.groups_changed',
+  'console.signed_in',
+  'console.refused',
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];
@@ -140,6 +142,11 @@ export function createAuditStore(db: DbHandle) {
         orderBy: { at: 'desc' },
         take: Math.min(filter.limit ?? 100, 1000),
       });
+    },
+
+    /** How many events of `type` there are since `since`. */
+    count(filter: { type: AuditEventType; since: Date }) {
+      return prisma.auditEvent.count({ where: { type: filter.type, at: { gte: filter.since } } });
     },
 
     async deleteBefore(cutoff: Date): Promise<number> {

@@ -12,8 +12,8 @@ import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata, type ClientRow } from './store.js';
 import { CLIENT_ID, CLIENT_METADATA_FIELDS, checkClientAuthentication, DEFAULT_AUTH_METHOD, SECRET_AUTH_METHODS } from './schema.js';
-import { ACCOUNT_CLIENT_ID } from './account-client.js';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { isBuiltInClient } from './built-in-clients.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { needsClearSecret, sealClientMetadata } from './secrets.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import { decrypt } from '../core/secrets.js';
@@ -156,7 +156,7 @@ export async function getClient({ db }: Pick<ClientManagementDeps, 'db'>, client
 export async function createClient(deps: ClientManagementDeps, input: unknown, actor: Actor): Promise<ClientWithSecret> {
   const parsed = parseInput(CreateClientInput, input);
   const clientId = parsed.client_id ?? randomUUID();
-  if (clientId === ACCOUNT_CLIENT_ID) throw new ConflictError(`client_id ${clientId} is reserved for Gatehouse's account page`);
+  if (isBuiltInClient(clientId)) throw new ConflictError(`client_id ${clientId} is reserved for Gatehouse's own pages`);
   const metadata = withDefaults({ ...parsed, client_id: clientId });
   const secret = wantsSecret(metadata) ? generateSecret() : undefined;
   await checkWithEngine(deps, metadata, secret);
@@ -168,7 +168,7 @@ export async function createClient(deps: ClientManagementDeps, input: unknown, a
     if (isUniqueViolation(error)) throw new ConflictError(`a client with client_id ${clientId} already exists`);
     throw error;
   }
-  await deps.audit.record({ type: 'client.created', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId } });
+  await deps.audit.record({ type: 'client.created', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { ...actorDetails(actor) } });
   return { client: toView(row), ...(secret ? { client_secret: secret } : {}) };
 }
 
@@ -211,7 +211,7 @@ export async function updateClient(deps: ClientManagementDeps, clientId: string,
     clientId,
     ip: actor.ip,
     userAgent: actor.userAgent,
-    details: { via: actor.via, by: actor.clientId, fields: Object.keys(changes), ...(secret ? { secret_regenerated: true } : {}) },
+    details: { ...actorDetails(actor), fields: Object.keys(changes), ...(secret ? { secret_regenerated: true } : {}) },
   });
   return { client: toView(updated), ...(secret ? { client_secret: secret } : {}) };
 }
@@ -221,7 +221,7 @@ export async function deleteClient(deps: ClientManagementDeps, clientId: string,
   const artifacts = createArtifactStore(deps.db);
   if (!(await createClientStore(deps.db).remove(clientId))) throw new NotFoundError(`there is no client ${clientId}`);
   const ended = await artifacts.destroyByClient(clientId);
-  await deps.audit.record({ type: 'client.deleted', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId, artifacts_ended: ended } });
+  await deps.audit.record({ type: 'client.deleted', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { ...actorDetails(actor), artifacts_ended: ended } });
 }
 
 /**
@@ -239,6 +239,6 @@ export async function rotateClientSecret(deps: ClientManagementDeps, clientId: s
   const secret = generateSecret();
   const sealed = sealClientMetadata({ ...metadata, client_id: clientId, client_secret: secret } as ClientMetadata, deps.secrets);
   const updated = await clients.replace(sealed);
-  await deps.audit.record({ type: 'client.secret_rotated', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId } });
+  await deps.audit.record({ type: 'client.secret_rotated', clientId, ip: actor.ip, userAgent: actor.userAgent, details: { ...actorDetails(actor) } });
   return { client: toView(updated), client_secret: secret };
 }

@@ -249,6 +249,18 @@ export const SETTINGS = {
     domains: setting('SIGNUP_DOMAINS', domainList, undefined, 'Comma-separated email domains sign-up accepts (e.g. example.com,example.org); unset: any domain.'),
     maxPerIp: setting('SIGNUPS_PER_IP', integer(1, 100_000, '5'), '5', 'Sign-up attempts one IP address may make within MAIL_LINK_WINDOW.'),
   },
+  /** The admin console at /console (http/console/). */
+  console: {
+    adminGroup: setting(
+      'ADMIN_GROUP',
+      z.string().trim().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, 'must be a group name (e.g. admins)'),
+      'admins',
+      'The group whose members may use the admin console at /console (checked on every request).',
+    ),
+    requireMfa: setting('CONSOLE_REQUIRE_MFA', boolean('true'), 'true', 'Signing in to the console needs two-step verification (an admin without one is led to set it up); a console session without it is refused.'),
+    sessionTtl: setting('CONSOLE_SESSION_TTL', duration('15m'), '15m', 'A console session ends after this long unused; signing in again asks for the password and second factor.'),
+    sessionAbsoluteTtl: setting('CONSOLE_SESSION_ABSOLUTE_TTL', duration('4h'), '4h', 'A console session ends this long after its sign-in, however busy.'),
+  },
   auditRetention: setting('AUDIT_RETENTION', duration('90d'), '90d', 'How long audit events are kept.'),
   logLevel: setting('LOG_LEVEL', z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info', 'fatal, error, warn, info, debug, trace or silent.'),
   /** Other instances' client edits reach this one within it; 0: never cached. */

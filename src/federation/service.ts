@@ -7,7 +7,7 @@
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
 import { z } from 'zod';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput } from '../core/errors.js';
 import type { Db } from '../db/client.js';
 import { checkIdpKind, CLIENT_SECRET, federationCallbackUrl, IDP_FIELDS, IDP_ID, IDP_KINDS } from './schema.js';
@@ -133,7 +133,7 @@ export async function createIdp(deps: IdpManagementDeps, input: unknown, actor: 
     if (isUniqueViolation(error)) throw new ConflictError(`an identity provider with id ${declaration.id} already exists`);
     throw error;
   }
-  await deps.audit.record({ type: 'idp.created', ...by(actor), details: { via: actor.via, by: actor.clientId, idp: row.id } });
+  await deps.audit.record({ type: 'idp.created', ...by(actor), details: { ...actorDetails(actor), idp: row.id } });
   return toView(row, deps.issuer);
 }
 
@@ -149,7 +149,7 @@ export async function updateIdp(deps: IdpManagementDeps, id: string, input: unkn
   const sealed = secret === undefined ? row.clientSecretEncrypted : sealIdpSecret(id, secret, deps.secrets);
   const updated = await createFederationStore(deps.db).replaceProvider(idpRow(declaration, sealed));
   const fields = [...Object.keys(changes), ...(secret === undefined ? [] : ['client_secret'])];
-  await deps.audit.record({ type: 'idp.updated', ...by(actor), details: { via: actor.via, by: actor.clientId, idp: id, fields } });
+  await deps.audit.record({ type: 'idp.updated', ...by(actor), details: { ...actorDetails(actor), idp: id, fields } });
   return toView(updated, deps.issuer);
 }
 
@@ -157,7 +157,7 @@ export async function updateIdp(deps: IdpManagementDeps, id: string, input: unkn
 export async function deleteIdp(deps: IdpManagementDeps, id: string, actor: Actor): Promise<void> {
   const links = await createFederationStore(deps.db).deleteProvider(id);
   if (links === null) throw new NotFoundError(`there is no identity provider ${id}`);
-  await deps.audit.record({ type: 'idp.deleted', ...by(actor), details: { via: actor.via, by: actor.clientId, idp: id, links_removed: links } });
+  await deps.audit.record({ type: 'idp.deleted', ...by(actor), details: { ...actorDetails(actor), idp: id, links_removed: links } });
 }
 
 /** The upstream identities linked to a person, oldest first. */
@@ -178,5 +178,5 @@ export async function unlinkIdentity(deps: Pick<IdpManagementDeps, 'db' | 'audit
   const outcome = await createFederationStore(deps.db).unlinkUnlessLast(userId, providerId);
   if (outcome === 'not_linked') throw new NotFoundError(`user ${userId} has no identity linked through ${providerId}`);
   if (outcome === 'last_way') throw new ConflictError(`${providerId} is the last way user ${userId} can sign in (no password, no other linked identity); set a password first`);
-  await deps.audit.record({ type: 'federation.unlinked', accountId: userId, ...by(actor), details: { provider: providerId, via: actor.via, by: actor.clientId } });
+  await deps.audit.record({ type: 'federation.unlinked', accountId: userId, ...by(actor), details: { provider: providerId, ...actorDetails(actor) } });
 }

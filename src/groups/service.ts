@@ -6,7 +6,7 @@
 //
 // Every function takes its dependencies as arguments and throws NotFoundError, ConflictError or
 // ValidationError (core/errors.ts).
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError, type FieldIssue } from '../core/errors.js';
 import { hasNul } from '../artifacts/store.js';
 import type { Db, DbHandle } from '../db/client.js';
@@ -26,7 +26,7 @@ export interface GroupManagementDeps {
 
 const isUniqueViolation = (error: unknown) => (error as { code?: string }).code === 'P2002';
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 
 function toView(group: Group, memberCount: number): GroupView {
   return {

@@ -1,6 +1,6 @@
 // The account page, /account: the signed-in person's profile, connected apps, sessions,
 // password and second factor. Without a session it sends the browser to sign in as the
-// internal account client (clients/account-client.ts) and comes back at /account/callback.
+// internal account client (clients/built-in-clients.ts) and comes back at /account/callback.
 // Every POST carries a form token bound to the session (csrf.ts) and redirects back (303) to
 // the page with a notice, so reloading never repeats an action.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { PasswordProblem } from '../people/password-policy.js';
 import { PASSKEY_NAME, PASSKEY_RESPONSE_FIELD } from '../people/passkeys.js';
 import { RECENT_SIGN_IN_SECONDS, type AccountService, type SignedIn } from '../people/self-service.js';
-import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/account-client.js';
+import { ACCOUNT_CLIENT_ID, accountCallbackUrl } from '../clients/built-in-clients.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import { FederationRefused, type Federation } from '../federation/sign-in.js';
 import { readCookie } from './cookies.js';

@@ -22,6 +22,7 @@ import { createAccountRouter } from './account.js';
 import { createAdminRouter } from './admin.js';
 import type { AdminDeps } from './admin-routes.js';
 import { createBrandingRouter } from './branding.js';
+import { createConsoleRouter, type ConsoleDeps } from './console/index.js';
 import { createBrowserFormTokens, createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { createFederationRouter } from './federation.js';
@@ -52,6 +53,8 @@ export interface AppDeps {
   demo?: Demo;
   /** The admin API (/admin, admin.ts); absent, it is not mounted. */
   admin?: Pick<AdminDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail'>;
+  /** The admin console (/console, console/); absent, or without `account`, it is not mounted. */
+  console?: Pick<ConsoleDeps, 'db' | 'audit' | 'refreshKeys' | 'accountMail' | 'passwordReset'>;
   /** The account page (/account); absent, it is not mounted. */
   account?: AccountService;
   /** Sign-in through upstream identity providers (federation/); absent, not offered. */
@@ -138,7 +141,7 @@ export function createApp(deps: AppDeps): App {
   };
 }
 
-function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, federation, passwordReset, emailVerification, signUp, invitations }: AppDeps): Express {
+function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, console: consoleDeps, federation, passwordReset, emailVerification, signUp, invitations }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', config.server.trustProxy);
@@ -166,6 +169,8 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
   if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, issuer: config.issuer, passwords: config.passwords }));
   if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
+  // The console signs people in through the engine's session, as the account page does.
+  if (consoleDeps && account) app.use('/console', createConsoleRouter({ config, provider, renderPage, account, ...consoleDeps }));
   if (!config.server.authorizationPost) {
     app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {
       res.set('Allow', 'GET');

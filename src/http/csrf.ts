@@ -42,10 +42,11 @@ export interface SessionFormTokens {
   verify(session: { sessionId: string; accountId: string }, token: string): boolean;
 }
 
-export function createSessionFormTokens(secrets: readonly string[]): SessionFormTokens {
+/** `purpose` keeps one page's tokens from another's: the console's (http/console/) are not the account page's. */
+export function createSessionFormTokens(secrets: readonly string[], purpose: 'account/v1' | 'console/v1' = 'account/v1'): SessionFormTokens {
   const keys = formTokenKeys(secrets);
   const mac = (key: Buffer, session: { sessionId: string; accountId: string }) =>
-    createHmac('sha256', key).update(JSON.stringify(['account/v1', session.sessionId, session.accountId])).digest('base64url');
+    createHmac('sha256', key).update(JSON.stringify([purpose, session.sessionId, session.accountId])).digest('base64url');
   return {
     issue: (session) => mac(keys[0] as Buffer, session),
     verify: (session, token) => madeWithAnyKey(keys, token, (key) => mac(key, session)),
@@ -53,7 +54,7 @@ export function createSessionFormTokens(secrets: readonly string[]): SessionForm
 }
 
 /** Whether `token` is the MAC under any key still in SECRETS, compared in constant time. */
-function madeWithAnyKey(keys: readonly Buffer[], token: string, macWith: (key: Buffer) => string): boolean {
+export function madeWithAnyKey(keys: readonly Buffer[], token: string, macWith: (key: Buffer) => string): boolean {
   const given = Buffer.from(token);
   return keys.some((key) => {
     const expected = Buffer.from(macWith(key));

@@ -2,8 +2,8 @@
 // rotation itself (generations, activation delay, retirement) is keys.ts's.
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
-import { listSigningKeys, rotateSigningKeys, SIGNING_ALGORITHMS, type KeyConfig } from './signing-keys.js';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { listSigningKeys, rotateSigningKeys, rotationSchedule, SIGNING_ALGORITHMS, type KeyConfig } from './signing-keys.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { parseInput } from '../core/errors.js';
 
 export interface KeyManagementDeps {
@@ -73,7 +73,7 @@ export async function rotateKeys(deps: KeyManagementDeps, input: unknown, actor:
       type: 'key.created',
       ip: actor.ip,
       userAgent: actor.userAgent,
-      details: { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt.toISOString(), reason: immediate ? 'rotation (immediate)' : 'rotation', via: actor.via, by: actor.clientId },
+      details: { kid: key.kid, alg: key.alg, activatesAt: key.activatesAt.toISOString(), reason: immediate ? 'rotation (immediate)' : 'rotation', ...actorDetails(actor) },
     });
   }
   await deps.refreshKeys?.();
@@ -82,4 +82,18 @@ export async function rotateKeys(deps: KeyManagementDeps, input: unknown, actor:
     retiring: result.retiring.map((key) => ({ kid: key.kid, alg: key.alg, retire_after: key.retireAfter.toISOString() })),
     already_rotated: result.alreadyRotated,
   };
+}
+
+export const KeySchedule = z
+  .object({
+    interval_seconds: z.number().int().describe('KEY_ROTATION_INTERVAL; 0: no scheduled rotation.'),
+    keys: z.array(z.object({ alg: z.string(), kid: z.string(), created_at: z.iso.datetime(), due_at: z.iso.datetime().nullable(), due: z.boolean() })),
+  })
+  .meta({ id: 'KeySchedule' });
+
+/** The scheduled rotation: each algorithm's newest key, and when it is (or was) due to be replaced. */
+export async function keySchedule({ db, config }: Pick<KeyManagementDeps, 'db' | 'config'>, now: Date = new Date()): Promise<z.infer<typeof KeySchedule>> {
+  const interval = config.keys.rotationInterval;
+  const entries = await rotationSchedule(db, interval, now);
+  return { interval_seconds: interval, keys: entries.map((e) => ({ alg: e.alg, kid: e.kid, created_at: e.createdAt.toISOString(), due_at: iso(e.dueAt), due: e.due })) };
 }

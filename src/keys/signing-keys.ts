@@ -232,18 +232,28 @@ export async function retireExpiredKeys(db: Db, _config: Pick<Config, 'keys'> | 
 }
 
 /**
+ * Each algorithm's newest key and when scheduled rotation replaces it (`dueAt`, null when
+ * KEY_ROTATION_INTERVAL is 0); `due` once that time has come.
+ */
+export async function rotationSchedule(db: Db, intervalSeconds: number, now: Date = new Date()) {
+  const all = await createSigningKeyStore(db).listAll();
+  return SIGNING_ALGORITHMS.flatMap((alg) => {
+    const newest = all.filter((key) => key.alg === alg).sort((a, b) => b.generation - a.generation)[0];
+    if (!newest) return [];
+    const dueAt = intervalSeconds > 0 ? new Date(newest.createdAt.getTime() + intervalSeconds * 1000) : null;
+    return [{ alg, kid: newest.id, generation: newest.generation, createdAt: newest.createdAt, dueAt, due: dueAt !== null && now.getTime() >= dueAt.getTime() }];
+  });
+}
+
+/**
  * Scheduled rotation: rotates each algorithm whose newest key is older than `intervalSeconds`.
  * Every instance may call it; the generation check lets exactly one of them rotate.
  */
 export async function rotateIfDue(db: Db, config: KeyConfig, now: Date = new Date()): Promise<RotationResult | undefined> {
   const intervalSeconds = config.keys.rotationInterval;
   if (intervalSeconds <= 0) return undefined;
-  const all = await createSigningKeyStore(db).listAll();
   const expectedGeneration: Partial<Record<SigningAlgorithm, number>> = {};
-  for (const alg of SIGNING_ALGORITHMS) {
-    const newest = all.filter((key) => key.alg === alg).sort((a, b) => b.generation - a.generation)[0];
-    if (newest && now.getTime() - newest.createdAt.getTime() >= intervalSeconds * 1000) expectedGeneration[alg] = newest.generation;
-  }
+  for (const entry of await rotationSchedule(db, intervalSeconds, now)) if (entry.due) expectedGeneration[entry.alg] = entry.generation;
   const due = Object.keys(expectedGeneration) as SigningAlgorithm[];
   if (!due.length) return undefined;
   const results: RotationResult[] = [];

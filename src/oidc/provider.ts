@@ -7,7 +7,7 @@ import Provider, { errors, interactionPolicy, type Configuration, type KoaContex
 import type { Config } from '../config/index.js';
 import { createArtifactStore } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
-import { ACCOUNT_CLIENT_ID, accountClientMetadata, accountPageGrant } from '../clients/account-client.js';
+import { builtInClients, builtInGrant, isBuiltInClient } from '../clients/built-in-clients.js';
 import { ADMIN_SCOPE, refuseAdminScope } from './admin-access.js';
 import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
@@ -118,8 +118,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
   const configuration: Configuration = {
     adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCache), { now, observe: observeAdapter }),
     findAccount: createFindAccount(db),
-    // The account page's own first-party client (clients/account-client.ts); static, so nobody edits it.
-    clients: [accountClientMetadata(config.issuer)],
+    // The account page's and the console's own first-party clients (clients/built-in-clients.ts); static, so nobody edits them.
+    clients: builtInClients(config.issuer, { consoleRequiresMfa: config.console.requireMfa }),
     jwks: keys.jwks,
     routes: ROUTES,
     // `admin` is listed so the engine grants it at /token only to clients whose registered scope has
@@ -220,8 +220,8 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
         session.grantIdFor(client.clientId) ||
         (await artifacts.latestGrantId(session.accountId, client.clientId, now()));
       const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      // The account page is Gatehouse itself: it never asks for consent (clients/account-client.ts).
-      if (!grant && client.clientId === ACCOUNT_CLIENT_ID) return accountPageGrant(ctx.oidc.provider, session.accountId);
+      // The account page and the console are Gatehouse itself: they never ask for consent (clients/built-in-clients.ts).
+      if (!grant && isBuiltInClient(client.clientId)) return builtInGrant(ctx.oidc.provider, client.clientId, session.accountId);
       return grant;
     },
     // Browsers may call the token and userinfo endpoints only from a client's own origins.

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { createArtifactStore, type Payload } from '../artifacts/store.js';
 import { SESSION_SEEN_KEY } from '../artifacts/session-seen.js';
-import type { Actor } from '../audit/log.js';
+import { actorDetails, type Actor } from '../audit/log.js';
 import { NotFoundError } from '../core/errors.js';
 import type { DbHandle } from '../db/client.js';
 import { createPasskeyStore } from './passkey-store.js';
@@ -90,7 +90,7 @@ async function expectUser(db: DbHandle, id: string): Promise<void> {
 }
 
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 
 // ---------------------------------------------------------------------------------------------
 // Operations

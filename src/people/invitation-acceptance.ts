@@ -9,7 +9,7 @@
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
-import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
+import { ACCOUNT_CLIENT_ID } from '../clients/built-in-clients.js';
 import { createClientStore } from '../clients/store.js';
 import type { DbHandle, Prisma } from '../db/client.js';
 import { createLinkStore, type AccountLinkRow } from './link-store.js';

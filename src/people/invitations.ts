@@ -9,7 +9,7 @@
 // invitation-acceptance.ts.
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { createClientStore } from '../clients/store.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import type { Db, DbHandle, Prisma } from '../db/client.js';
@@ -116,7 +116,7 @@ async function findInvitation(db: DbHandle, id: string): Promise<LinkRow> {
   return row;
 }
 
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
 
 /** In `handle`'s transaction: a new link under `id` (older ones revoked) and its mail. */

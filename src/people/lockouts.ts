@@ -10,7 +10,7 @@
 // recorded with its accountId (sign_in.failure for passwords, passkey.failure for passwordless
 // passkeys, which count on the same counter), within the longest a counter can live.
 import { z } from 'zod';
-import type { Actor, AuditLog } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { ipKey } from '../core/counters.js';
 import { NotFoundError, parseInput } from '../core/errors.js';
@@ -121,7 +121,7 @@ export async function unlockUser(deps: LockoutDeps, userId: string, actor: Actor
     accountId: userId,
     ip: actor.ip,
     userAgent: actor.userAgent,
-    details: { via: actor.via, by: actor.clientId, was_locked: { password: before.password.locked, second_factor: before.second_factor.locked } },
+    details: { ...actorDetails(actor), was_locked: { password: before.password.locked, second_factor: before.second_factor.locked } },
   });
   return { unlocked };
 }
@@ -194,6 +194,6 @@ export async function unlockAddress(deps: LockoutDeps, input: unknown, actor: Ac
   const rows = await liveCounters(deps.db, clock(deps), { key: { in: keys } });
   const unlocked = rows.some((row) => row.points >= deps.bruteForce.ipMaxFailures);
   await deps.db.prisma.rateLimiterFlexible.deleteMany({ where: { key: { in: keys } } });
-  await deps.audit.record({ type: 'address.unlocked', ip: actor.ip, userAgent: actor.userAgent, details: { via: actor.via, by: actor.clientId, address, was_locked: unlocked } });
+  await deps.audit.record({ type: 'address.unlocked', ip: actor.ip, userAgent: actor.userAgent, details: { ...actorDetails(actor), address, was_locked: unlocked } });
   return { address, unlocked };
 }

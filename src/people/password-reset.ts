@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import bcrypt from 'bcrypt';
 import type { RateLimiterRes } from 'rate-limiter-flexible';
 import { createArtifactStore } from '../artifacts/store.js';
-import type { AuditLog, RequestOrigin } from '../audit/log.js';
+import { actorDetails, type Actor, type AuditLog, type RequestOrigin } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { counter, ipKey } from '../core/counters.js';
 import type { Db, Prisma } from '../db/client.js';
@@ -18,7 +18,7 @@ import type { ComposeMail } from '../mail/compose.js';
 import type { Outbox } from '../mail/outbox.js';
 import { createLinkStore } from './link-store.js';
 import { findPasswordProblem, type PasswordProblem } from './password-policy.js';
-import { createUserStore, normalizeEmail } from './store.js';
+import { createUserStore, normalizeEmail, type User } from './store.js';
 
 export interface PasswordResetDeps {
   db: Db;
@@ -36,6 +36,8 @@ export type ResetOutcome = { outcome: 'reset'; email: string; interaction: strin
 export interface PasswordReset {
   /** Queues a link for the person with this address, if there is one who may have it. The same outcome either way, unless the IP is over its limit. */
   requestLink(email: string, origin: RequestOrigin & { language?: string | undefined; interaction?: string | undefined }): Promise<ResetRequestOutcome>;
+  /** An administrator sends the person a link (no limits apply); false when they are disabled or gone. Audited with the actor. */
+  sendLink(userId: string, actor: Actor): Promise<boolean>;
   /** The address a usable link is for; null when it is unknown, used, expired or superseded. */
   checkLink(secret: string): Promise<{ email: string } | null>;
   resetPassword(secret: string, password: string, origin: RequestOrigin): Promise<ResetOutcome>;
@@ -62,6 +64,21 @@ export function createPasswordReset({ db, outbox, composeMail, audit, config, no
     }
   }
 
+  /** A new link for the person (older ones stop working), and its mail, queued together. */
+  async function queueLink(user: User, language: string | undefined, interaction: string | undefined) {
+    const at = now();
+    const minutes = Math.round(recovery.resetTtl / 60);
+    await db.prisma.$transaction(async (tx) => {
+      const handle = { prisma: tx as unknown as Prisma, flavour: db.flavour };
+      const details = interaction ? { interaction } : undefined;
+      const secret = await createLinkStore(handle).issue({ purpose: 'password_reset', userId: user.id, email: user.email, details, expiresAt: new Date(at.getTime() + recovery.resetTtl * 1000) }, at);
+      const link = `${config.issuer}/password/reset?token=${secret}`;
+      const message = await composeMail({ template: 'password-reset', to: user.email, language: user.locale ?? language, locals: { name: user.name, email: user.email, link, minutes } });
+      await outbox.queueMail(handle, message, 'password_reset');
+    });
+    outbox.wake();
+  }
+
   return {
     async requestLink(email, origin) {
       if (!(await within(perIp, ipKey(origin.ip)))) return 'too_many';
@@ -69,19 +86,17 @@ export function createPasswordReset({ db, outbox, composeMail, audit, config, no
       if (!(await within(perAddress, addressKey(email)))) return 'answered';
       const user = await users.findByEmail(email);
       if (!user || user.disabled) return 'answered';
-      const at = now();
-      const minutes = Math.round(recovery.resetTtl / 60);
-      await db.prisma.$transaction(async (tx) => {
-        const handle = { prisma: tx as unknown as Prisma, flavour: db.flavour };
-        const details = origin.interaction ? { interaction: origin.interaction } : undefined;
-        const secret = await createLinkStore(handle).issue({ purpose: 'password_reset', userId: user.id, email: user.email, details, expiresAt: new Date(at.getTime() + recovery.resetTtl * 1000) }, at);
-        const link = `${config.issuer}/password/reset?token=${secret}`;
-        const message = await composeMail({ template: 'password-reset', to: user.email, language: user.locale ?? origin.language, locals: { name: user.name, email: user.email, link, minutes } });
-        await outbox.queueMail(handle, message, 'password_reset');
-      });
-      outbox.wake();
+      await queueLink(user, origin.language, origin.interaction);
       await audit.record({ type: 'password.reset_requested', accountId: user.id, ip: origin.ip, userAgent: origin.userAgent });
       return 'answered';
+    },
+
+    async sendLink(userId, actor) {
+      const user = await users.findById(userId);
+      if (!user || user.disabled) return false;
+      await queueLink(user, undefined, undefined);
+      await audit.record({ type: 'password.reset_requested', accountId: user.id, ip: actor.ip, userAgent: actor.userAgent, details: actorDetails(actor) });
+      return true;
     },
 
     async checkLink(secret) {

@@ -4,7 +4,7 @@
 // signed-in session here, parse the form, call one function, then render or redirect.
 //
 // Who is signed in comes from the engine's own session cookie, read the way the engine reads
-// it, so the account page and the apps share one sign-in (clients/account-client.ts explains how a
+// it, so the account page and the apps share one sign-in (clients/built-in-clients.ts explains how a
 // person without a session gets one). Changing the password or the second factor asks for the
 // current password again, checked by the sign-in's own verifier (brute-force limits included).
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,7 +17,7 @@ import { findPasswordProblem, type PasswordProblem } from './password-policy.js'
 import { createRecoveryCodeStore } from './recovery-code-store.js';
 import { createUserStore, hasPassword, normalizeEmail } from './store.js';
 import { countOtherWays } from './sign-in-ways.js';
-import { ACCOUNT_CLIENT_ID } from '../clients/account-client.js';
+import { isBuiltInClient } from '../clients/built-in-clients.js';
 import { passwordMatches, type PasswordVerifier } from './accounts.js';
 import type { Actor, AuditLog, RequestOrigin } from '../audit/log.js';
 import { NotFoundError } from '../core/errors.js';
@@ -38,8 +38,9 @@ export interface SignedIn {
   /** The session's uid, by which sessions are named (service.ts). */
   sessionUid: string;
   accountId: string;
-  /** When this session signed in (epoch seconds). */
+  /** When this session signed in (epoch seconds), and how (ACR_PASSWORD or ACR_MFA: the console asks for MFA). */
   signedInAt: number | null;
+  acr?: string | null;
 }
 
 export interface Profile {
@@ -201,7 +202,7 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
       if (!session.accountId) return null;
       const user = await users.findById(session.accountId);
       if (!user || user.disabled) return null;
-      return { sessionId: session.jti, sessionUid: session.uid, accountId: session.accountId, signedInAt: typeof session.loginTs === 'number' ? session.loginTs : null };
+      return { sessionId: session.jti, sessionUid: session.uid, accountId: session.accountId, signedInAt: typeof session.loginTs === 'number' ? session.loginTs : null, acr: session.acr ?? null };
     },
 
     async overview(signedIn) {
@@ -210,7 +211,7 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
 
       const byClient = new Map<string, { scopes: Set<string>; claims: Set<string>; resources: Map<string, Set<string>>; since: Date }>();
       for (const grant of await listUserGrants(manage, signedIn.accountId)) {
-        if (!grant.client_id || grant.client_id === ACCOUNT_CLIENT_ID) continue;
+        if (!grant.client_id || isBuiltInClient(grant.client_id)) continue;
         const since = new Date(grant.created_at);
         const entry = byClient.get(grant.client_id) ?? { scopes: new Set(), claims: new Set(), resources: new Map(), since };
         for (const scope of words(grant.scope)) entry.scopes.add(scope);
@@ -241,7 +242,7 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
       for (const session of await listUserSessions(manage, signedIn.accountId)) {
         const appNames: string[] = [];
         for (const clientId of session.client_ids) {
-          if (clientId === ACCOUNT_CLIENT_ID) continue;
+          if (isBuiltInClient(clientId)) continue;
           if (!names.has(clientId)) names.set(clientId, (await describeClient(clientId)).name);
           appNames.push(names.get(clientId) as string);
         }
@@ -280,7 +281,7 @@ export function createAccountService({ provider, db, passwords, mfa, passkeys, a
     },
 
     async revokeApp(signedIn, clientId, origin) {
-      if (clientId === ACCOUNT_CLIENT_ID) return false;
+      if (isBuiltInClient(clientId)) return false;
       // Each grant ends with every code and token issued under it.
       const grants = (await listUserGrants(manage, signedIn.accountId)).filter((grant) => grant.client_id === clientId);
       let revoked = 0;

@@ -18,8 +18,8 @@ import { hashToStore, PASSWORD_OR_HASH, SetPasswordInput } from './password-inpu
 import { checkOneSecret, describeHash } from './password-hashes.js';
 import { EMAIL, USER_PROFILE_FIELDS } from './schema.js';
 import { createUserStore, PROFILE_CLAIM_COLUMNS, profileClaimsOf, profileColumnsOf, type ProfileClaim, type User, type UserProfile } from './store.js';
-import type { Actor, AuditLog } from '../audit/log.js';
-import { ConflictError, NotFoundError, parseInput } from '../core/errors.js';
+import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
+import { ConflictError, NotFoundError, parseInput, ValidationError } from '../core/errors.js';
 import { wholeNumber } from '../core/fields.js';
 import type { Prisma } from '../db/client.js';
 import { queueEmailChangeMails, type AccountMail } from './email-verification.js';
@@ -154,7 +154,7 @@ const viewOf = async (db: DbHandle, user: User) => toView(user, await createGrou
 const transactionOf = (db: Db, tx: unknown): DbHandle => ({ prisma: tx as Prisma, flavour: db.flavour });
 
 const origin = (actor: Actor) => ({ ip: actor.ip, userAgent: actor.userAgent });
-const by = (actor: Actor) => ({ via: actor.via, by: actor.clientId });
+const by = actorDetails;
 /** Marks an imported hash in the audit trail (its scheme and cost, never the hash). */
 const imported = (given: { password_hash?: string | undefined }) => (given.password_hash ? { imported_hash: describeHash(given.password_hash) } : {});
 
@@ -172,6 +172,13 @@ export async function listUsers({ db }: Pick<UserManagementDeps, 'db'>, query: u
 
 export async function getUser({ db }: Pick<UserManagementDeps, 'db'>, id: string): Promise<UserView> {
   return viewOf(db, await findUser(db, id));
+}
+
+/** The person with this email (any case); a ValidationError on `field` when there is none (a form named them). */
+export async function getUserByEmail({ db }: Pick<UserManagementDeps, 'db'>, email: string, field = 'email'): Promise<UserView> {
+  const user = email.trim() ? await createUserStore(db).findByEmail(email.trim()) : null;
+  if (!user) throw ValidationError.field(field, email.trim() ? `there is no person with the email ${email.trim()}` : 'is required');
+  return viewOf(db, user);
 }
 
 export async function createUser(deps: UserManagementDeps, input: unknown, actor: Actor): Promise<UserView> {
@@ -266,3 +273,4 @@ export async function resetUserMfa(deps: UserManagementDeps, id: string, actor: 
   if (removed) await deps.audit.record({ type: 'mfa.removed', accountId: id, ...origin(actor), details: by(actor) });
   return removed;
 }
+

@@ -70,8 +70,8 @@ function hardCodedStrings(template: string): string[] {
     const attribute = /([\w-]+)="[^"]*$/.exec(before)?.[1];
     // Inside a tag, only these attributes are read or shown to people.
     if (kind && inTag && !['alt', 'title', 'aria-label', 'placeholder', 'value'].includes(attribute ?? '')) continue;
-    // A string that is the first argument of a call names something (a key, a partial, a field).
-    const rest = code.replace(/\b[\w.]+\(\s*'[^']*'/g, '(');
+    // A string that is the first argument of a call names something (a key, a partial, a field), as do a partial's `name`, `id`, `type`, `autocomplete`.
+    const rest = code.replace(/\b[\w.]+\(\s*'[^']*'/g, '(').replace(/\b(?:name|id|type|autocomplete)\s*:\s*'[^']*'/g, '');
     for (const [literal = ''] of rest.matchAll(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"/g)) {
       const text = literal.slice(1, -1);
       const keyLike = /^[\w./-]+$/.test(text) && /[./-]/.test(text);

@@ -5,7 +5,8 @@
 // included), and turning the second factor on and off. The page itself: account-page.test.ts.
 import bcrypt from 'bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accountPageGrant, ACCOUNT_CLIENT_ID } from '../../src/clients/account-client.js';
+import { builtInGrant, ACCOUNT_CLIENT_ID } from '../../src/clients/built-in-clients.js';
+import { ACR_PASSWORD } from '../../src/oidc/provider.js';
 import type { SignedIn } from '../../src/people/self-service.js';
 import { createUserStore } from '../../src/people/store.js';
 import { flavours } from '../helpers/databases.js';
@@ -33,10 +34,10 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
   /** A session in which `accountId` signed in and used `clients`, saved as the engine saves it: what the account routes get for it. */
   async function signIn(accountId: string, clients: string[] = []): Promise<SignedIn> {
     const session = new services.provider.Session();
-    session.loginAccount({ accountId, amr: ['pwd'], loginTs: epochNow() });
+    session.loginAccount({ accountId, amr: ['pwd'], acr: ACR_PASSWORD, loginTs: epochNow() });
     for (const clientId of clients) session.sidFor(clientId, `sid-${clientId}`);
     await session.save(3600);
-    return { sessionId: session.jti, sessionUid: session.uid, accountId, signedInAt: epochNow() };
+    return { sessionId: session.jti, sessionUid: session.uid, accountId, signedInAt: epochNow(), acr: ACR_PASSWORD };
   }
   const sessionExists = async (signedIn: SignedIn) => (await services.provider.Session.find(signedIn.sessionId)) !== undefined;
 
@@ -87,7 +88,7 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
     await connect(person.id, WEB_APP.id, 'openid email');
     await connect(person.id, WEB_APP.id, 'openid profile');
     await connect(person.id, ALBUM.id, 'openid');
-    await accountPageGrant(services.provider, person.id);
+    await builtInGrant(services.provider, ACCOUNT_CLIENT_ID, person.id);
     const elsewhere = await signIn(person.id, [ALBUM.id, ACCOUNT_CLIENT_ID]);
     const here = await signIn(person.id, [WEB_APP.id]);
 
@@ -134,7 +135,7 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
 
   it("never ends the account page's own grant", async () => {
     const { id } = await services.addPerson();
-    const grant = await accountPageGrant(services.provider, id);
+    const grant = await builtInGrant(services.provider, ACCOUNT_CLIENT_ID, id);
     expect(await account().revokeApp(await signIn(id), ACCOUNT_CLIENT_ID, ORIGIN)).toBe(false);
     expect(await services.provider.Grant.find(grant.jti)).toBeDefined();
   });

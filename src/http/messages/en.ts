@@ -1,6 +1,7 @@
 // Every string the pages show, in English. Keys are `area.what`; `{name}` is a placeholder
 // filled by t(key, { name }). The Korean catalogue (ko.ts) must have exactly these keys and
 // placeholders (tsc and test/http/pages.test.ts check). Append new keys to both files (mail and its pages: en-mail.ts and ko-mail.ts).
+import { enConsole } from './en-console.js';
 import { enMail } from './en-mail.js';
 
 export const en = {
@@ -328,6 +329,7 @@ export const en = {
   'account.error.reauthenticate': 'Enter your password, or sign in again, to make this change.',
 
   ...enMail,
+  ...enConsole,
 } as const;
 
 /** What every catalogue provides: the same keys, each a string. */

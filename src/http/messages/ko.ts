@@ -1,5 +1,6 @@
 // 페이지에 표시되는 모든 문장의 한국어판. en.ts와 같은 키와 같은 {자리표시자}를 가져야 합니다.
 import type { Messages } from './en.js';
+import { koConsole } from './ko-console.js';
 import { koMail } from './ko-mail.js';
 
 export const ko: Messages = {
@@ -313,4 +314,5 @@ export const ko: Messages = {
   'account.error.reauthenticate': '이 변경을 하시려면 비밀번호를 입력하시거나 다시 로그인해 주십시오.',
 
   ...koMail,
+  ...koConsole,
 };
