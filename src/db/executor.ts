@@ -1,5 +1,5 @@
 // The one place hot statements are executed: the few statements the engine runs on every token,
-// userinfo and code request (artifacts, audit events, the person by id; see the stores). They run
+// userinfo and code request (artifacts, audit events, the person by id and their groups; see the stores). They run
 // on Prisma's own driver connection, below its client runtime, with each statement prepared once:
 // - SQLite: the better-sqlite3 handle behind Prisma's adapter, one prepared statement per text;
 // - PostgreSQL: the pg pool behind Prisma's adapter, as named statements, which pg prepares once

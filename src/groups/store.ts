@@ -5,7 +5,10 @@
 // Groups sit below people/ (a person's view and claims name their groups), so the few fields of
 // a member that a group's views show (email, name) are read here rather than through people/.
 import { randomUUID } from 'node:crypto';
+import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
+import { dialectOf } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import type { Group } from '../generated/sqlite/client.js';
 
 export type { Group };
@@ -24,6 +27,10 @@ export interface MemberRow {
 
 export function createGroupStore(db: DbHandle) {
   const { prisma } = db;
+  // Written in SQL and kept prepared (db/executor.ts): the groups claim reads it for every token
+  // and userinfo response with scope groups, in one statement.
+  const namesOfUser = { name: 'group_names_of_user', text: dialectOf(db.flavour).sql(`SELECT g."name" FROM "GroupMember" m JOIN "Group" g ON g."id" = m."groupId" WHERE m."userId" = ?`) };
+  const sql = executorOf(db);
   const withCounts = async (groups: Group[]): Promise<GroupWithCount[]> => {
     if (groups.length === 0) return [];
     const counts = await prisma.groupMember.groupBy({ by: ['groupId'], where: { groupId: { in: groups.map((g) => g.id) } }, _count: { _all: true } });
@@ -62,11 +69,10 @@ export function createGroupStore(db: DbHandle) {
     memberIds: async (groupId: string) => (await prisma.groupMember.findMany({ where: { groupId }, orderBy: [{ createdAt: 'asc' }, { userId: 'asc' }], select: { userId: true } })).map((row) => row.userId),
     /** The names of the groups a person belongs to, sorted: what the `groups` claim says. */
     async namesOf(userId: string): Promise<string[]> {
-      const rows = await prisma.groupMember.findMany({ where: { userId }, select: { groupId: true } });
-      if (rows.length === 0) return [];
-      const groups = await prisma.group.findMany({ where: { id: { in: rows.map((row) => row.groupId) } }, select: { name: true } });
+      if (hasNul(userId)) return [];
+      const rows = await sql.rows<{ name: string }>(namesOfUser, [userId]);
       // Sorted here, not by the database: PostgreSQL's collation may order letters by case otherwise.
-      return groups.map((group) => group.name).sort(byName);
+      return rows.map((row) => row.name).sort(byName);
     },
     /** The names of the groups of each of these people (absent: in none), each list sorted. */
     async namesOfMany(userIds: readonly string[]): Promise<Map<string, string[]>> {

@@ -1,6 +1,6 @@
 // The statements written in SQL for speed (artifacts, audit events, the user lookup; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
-// PostgreSQL alike: rows written one way are read back identically the other way. They run three
+// PostgreSQL alike: rows written one way are read back identically the other way (a person's groups too). They run three
 // ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the
 // default), prepared on each use (DATABASE_PREPARED_STATEMENTS=false), and through a Prisma
 // client (a transaction's handle, which has no executor of its own).
@@ -9,6 +9,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
+import { createGroupStore } from '../../src/groups/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
 import { counter } from '../../src/core/counters.js';
@@ -65,6 +66,16 @@ describe.each(
     expect(await users.findByEmail('nul\0@example.com')).toBeNull();
     expect(await users.findById('nobody')).toBeNull();
     expect(await users.findById('nul\0id')).toBeNull();
+  });
+
+  it("reads a person's group names (the groups claim) as the query builder finds them, sorted", async () => {
+    const ops = await db.prisma.group.create({ data: { id: 'g-ops', name: 'ops' } });
+    const admins = await db.prisma.group.create({ data: { id: 'g-admins', name: 'Admins' } });
+    await db.prisma.groupMember.createMany({ data: [ops, admins].map((group) => ({ groupId: group.id, userId: 'u-grouped' })) });
+    const groups = createGroupStore(handle);
+    expect(await groups.namesOf('u-grouped')).toEqual(['Admins', 'ops']);
+    expect(await groups.namesOf('u-nobody')).toEqual([]);
+    expect(await groups.namesOf('nul\0id')).toEqual([]);
   });
 
   it('reads a resource exactly as the query builder does', async () => {

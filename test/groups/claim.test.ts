@@ -1,6 +1,6 @@
 // The groups claim end to end, with openid-client as the relying party, on SQLite and PostgreSQL:
 // scope groups puts the person's groups in userinfo; in the ID token only for a client registered
-// with id_token_groups; in a JWT access token for a registered resource; a client's
+// with id_token_groups; in an access token for a registered resource; a client's
 // allowed_groups hides every other group; and a membership change shows in the next response.
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as oidc from 'openid-client';
@@ -21,6 +21,7 @@ import { startTestGatehouse, TEST_SECRET, type TestGatehouse } from '../helpers/
 import { authorizationRequest, discover, redeemCallback } from '../helpers/relying-party.js';
 
 const API = 'https://api.example.com';
+const OPAQUE_API = 'https://ledger.example.com';
 const app = (clientId: string, extra: Record<string, unknown> = {}) => ({
   client_id: clientId,
   client_secret: secretFor(clientId),
@@ -34,7 +35,10 @@ const SEED = {
   clients: [app('plain-app'), app('id-token-app', { id_token_groups: true }), app('limited-app', { id_token_groups: true, allowed_groups: ['staff', 'nobody-here'] })],
   groups: [{ name: 'admins', description: 'Run Gatehouse' }, { name: 'staff' }, { name: 'ops' }],
   users: [{ ...ALICE, email_verified: true, groups: ['staff', 'admins'] }],
-  resources: [{ identifier: API, scopes: ['read'], access_token_format: 'jwt' }],
+  resources: [
+    { identifier: API, scopes: ['read'], access_token_format: 'jwt' },
+    { identifier: OPAQUE_API, scopes: ['read'], access_token_format: 'opaque' },
+  ],
 };
 
 describe.each(await flavours())('the groups claim on %s', (flavour) => {
@@ -102,6 +106,11 @@ describe.each(await flavours())('the groups claim on %s', (flavour) => {
 
     const withoutGroups = await signIn('plain-app', { scope: 'openid read', resource: API });
     expect(decodeJwt(withoutGroups.tokens.access_token)).not.toHaveProperty('groups');
+
+    // An opaque token for a resource: its introspection says the groups.
+    const opaque = await signIn('limited-app', { scope: 'openid groups read', resource: OPAQUE_API });
+    const introspected = await oidc.tokenIntrospection(opaque.config, opaque.tokens.access_token);
+    expect(introspected).toMatchObject({ active: true, aud: OPAQUE_API, groups: ['staff'] });
   });
 
   it('reflects a membership change at the next userinfo response and token, and audits it', async () => {
