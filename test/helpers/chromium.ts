@@ -2,8 +2,9 @@
 // where it is, how it is launched, and axe-core's accessibility check. Without /usr/bin/chromium
 // those tests are skipped with a message, except under CI=true, where a missing browser fails
 // (.ci/run installs it).
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -14,6 +15,17 @@ const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core
 export const browserTestsRun = existsSync(CHROMIUM) || process.env.CI === 'true';
 if (!existsSync(CHROMIUM) && process.env.CI !== 'true') {
   console.warn(`[skip] browser tests skipped: ${CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)`);
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** Where the browser tests photograph pages (git-ignored). */
+export const SCREENSHOTS = `${ROOT}tmp/screenshots`;
+
+/** With SCREENSHOTS_FOR_README=1, copies these photographs (file names in SCREENSHOTS) to test/screenshots/, the README's pictures. */
+export function refreshReadmeScreenshots(files: readonly string[]): void {
+  if (process.env.SCREENSHOTS_FOR_README !== '1') return;
+  mkdirSync(`${ROOT}test/screenshots`, { recursive: true });
+  for (const file of files) copyFileSync(`${SCREENSHOTS}/${file}`, `${ROOT}test/screenshots/${file}`);
 }
 
 export function launchChromium(): Promise<Browser> {

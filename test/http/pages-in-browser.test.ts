@@ -8,15 +8,14 @@
 //
 // Without /usr/bin/chromium this file is skipped with a message, except under CI=true, where a
 // missing browser fails (.ci/run installs it).
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { axeViolations, browserTestsRun, launchChromium, seriousViolations } from '../helpers/chromium.js';
+import { axeViolations, browserTestsRun, launchChromium, refreshReadmeScreenshots, SCREENSHOTS, seriousViolations } from '../helpers/chromium.js';
 import { ALICE, credentialsOf, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 import { discover } from '../helpers/relying-party.js';
@@ -26,9 +25,6 @@ import { createLogger } from '../../src/core/logger.js';
 import { accountMailOf } from '../../src/http/mail-renderer.js';
 import { inviteUser } from '../../src/people/invitations.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const SCREENSHOTS = `${ROOT}tmp/screenshots`;
-const README_SCREENSHOTS = `${ROOT}test/screenshots`;
 const SIZES = { phone: { width: 375, height: 812 }, desktop: { width: 1280, height: 800 } } as const;
 
 const CLIENT = { ...credentialsOf('bookshelf'), name: 'Bookshelf' };
@@ -111,12 +107,7 @@ describe.skipIf(!browserTestsRun)('the pages in a real browser (Chromium)', () =
     await browser?.close();
     await rp?.close();
     await server?.close();
-    if (process.env.SCREENSHOTS_FOR_README === '1') {
-      mkdirSync(README_SCREENSHOTS, { recursive: true });
-      for (const name of ['sign-in', 'consent']) {
-        for (const size of Object.keys(SIZES)) copyFileSync(`${SCREENSHOTS}/${name}-${size}.png`, `${README_SCREENSHOTS}/${name}-${size}.png`);
-      }
-    }
+    refreshReadmeScreenshots(['sign-in', 'consent'].flatMap((name) => Object.keys(SIZES).map((size) => `${name}-${size}.png`)));
   });
 
   /** A fresh browser profile whose console errors (a CSP violation, a script error) and failed assets fail the test. */

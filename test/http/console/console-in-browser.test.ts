@@ -4,20 +4,16 @@
 // checks every console page in English and Korean (a serious or critical violation fails the
 // test). Pages are photographed into tmp/screenshots/; SCREENSHOTS_FOR_README=1 also refreshes
 // the README's pictures of the console in test/screenshots/.
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser as HttpBrowser, submitPassword } from '../../helpers/browser.js';
-import { browserTestsRun, launchChromium, seriousViolations } from '../../helpers/chromium.js';
+import { browserTestsRun, launchChromium, refreshReadmeScreenshots, SCREENSHOTS, seriousViolations } from '../../helpers/chromium.js';
 import { addAdmin, nextCode, type ConsoleAdmin } from '../../helpers/console.js';
 import { WRONG_PASSWORD } from '../../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 import { createGroupStore } from '../../../src/groups/store.js';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const SCREENSHOTS = `${ROOT}tmp/screenshots`;
-const README_SCREENSHOTS = `${ROOT}test/screenshots`;
 const DESKTOP = { width: 1280, height: 800 };
 
 describe.skipIf(!browserTestsRun)('the admin console in a real browser (Chromium)', () => {
@@ -37,10 +33,7 @@ describe.skipIf(!browserTestsRun)('the admin console in a real browser (Chromium
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    if (process.env.SCREENSHOTS_FOR_README === '1') {
-      mkdirSync(README_SCREENSHOTS, { recursive: true });
-      for (const name of ['console-overview', 'console-person']) copyFileSync(`${SCREENSHOTS}/${name}-desktop.png`, `${README_SCREENSHOTS}/${name}-desktop.png`);
-    }
+    refreshReadmeScreenshots(['console-overview-desktop.png', 'console-person-desktop.png']);
   });
 
   /** Three wrong passwords lock Dana out (SIGN_IN_MAX_FAILURES_PER_ACCOUNT=3). */

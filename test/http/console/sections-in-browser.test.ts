@@ -5,18 +5,14 @@
 // in Korean. axe-core checks every page (a serious or critical violation fails), and each is
 // photographed into tmp/screenshots/ (git-ignored); SCREENSHOTS_FOR_README=1 also copies the
 // README's into test/screenshots/.
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserTestsRun, launchChromium, seriousViolations } from '../../helpers/chromium.js';
+import { browserTestsRun, launchChromium, refreshReadmeScreenshots, SCREENSHOTS, seriousViolations } from '../../helpers/chromium.js';
 import { addAdmin, nextCode, type ConsoleAdmin } from '../../helpers/console.js';
 import { CONSOLE_TEST_ENV } from '../../helpers/console-forms.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 
-const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const SCREENSHOTS = `${ROOT}tmp/screenshots`;
-const README_SCREENSHOTS = `${ROOT}test/screenshots`;
 const FOR_README = ['console-client-secret', 'console-keys'];
 
 describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity providers and audit trail in Chromium', () => {
@@ -32,10 +28,7 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
   afterAll(async () => {
     await browser?.close();
     await server?.close();
-    if (process.env.SCREENSHOTS_FOR_README === '1') {
-      mkdirSync(README_SCREENSHOTS, { recursive: true });
-      for (const name of FOR_README) copyFileSync(`${SCREENSHOTS}/${name}.png`, `${README_SCREENSHOTS}/${name}.png`);
-    }
+    refreshReadmeScreenshots(FOR_README.map((name) => `${name}.png`));
   });
 
   /** A fresh browser profile in `locale`, signed in to the console at `path`; script errors and failed assets fail the test. */
