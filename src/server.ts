@@ -263,6 +263,7 @@ function printDemo(demo: Demo): void {
       `  user         ${demo.email} / ${demo.password}`,
       `  client       ${demo.clientId} / ${demo.clientSecret}`,
       `  redirect_uri ${demo.redirectUri}`,
+      `  console      ${demo.consoleUrl} (the demo user is in ${demo.adminGroup}; it asks to set up an authenticator app first)`,
       '',
     ].join('\n'),
   );

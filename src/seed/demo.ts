@@ -1,10 +1,12 @@
 // Development only: a demo client and user so a person can try a sign-in right after
 // `npm start`. Their secret and password are derived from SECRETS, so they stay the same
-// across restarts without being a value anyone could guess from this source.
+// across restarts without being a value anyone could guess from this source. The demo user is in
+// the console's ADMIN_GROUP (created if missing), so the admin console can be tried as well.
 import { createHmac } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { createClientStore } from '../clients/store.js';
+import { createGroupStore } from '../groups/store.js';
 import { createUserStore } from '../people/store.js';
 import { hashPassword, passwordMatches } from '../people/accounts.js';
 import { sealClientMetadata } from '../clients/secrets.js';
@@ -16,6 +18,9 @@ export interface Demo {
   email: string;
   password: string;
   authorizeUrl: string;
+  /** The admin console, where the demo user may sign in (ADMIN_GROUP). */
+  consoleUrl: string;
+  adminGroup: string;
 }
 
 export const DEMO_CLIENT_ID = 'demo-app';
@@ -57,7 +62,11 @@ export async function ensureDemo(db: Db, config: Config): Promise<Demo> {
     await users.create(DEMO_USER_ID, profile, await hashPassword(password, config.passwords.bcryptCost));
   }
 
+  const groups = createGroupStore(db);
+  const admins = (await groups.findByName(config.console.adminGroup)) ?? (await groups.create({ name: config.console.adminGroup, description: 'Administrators: may use the admin console' }));
+  await groups.addMembers(admins.id, [DEMO_USER_ID]);
+
   const authorizeUrl = new URL(`${config.issuer}/authorize`);
   authorizeUrl.search = new URLSearchParams({ client_id: DEMO_CLIENT_ID, response_type: 'code', scope: 'openid profile email', redirect_uri: redirectUri, state: 'demo' }).toString();
-  return { clientId: DEMO_CLIENT_ID, clientSecret, redirectUri, email: DEMO_EMAIL, password, authorizeUrl: authorizeUrl.href };
+  return { clientId: DEMO_CLIENT_ID, clientSecret, redirectUri, email: DEMO_EMAIL, password, authorizeUrl: authorizeUrl.href, consoleUrl: `${config.issuer}/console`, adminGroup: config.console.adminGroup };
 }

@@ -1,6 +1,6 @@
 // The development demo's callback page: the curl command it shows is safe to paste into a shell
 // whatever `code` the URL carries, and it holds the demo client's secret only for a browser on
-// the machine Gatehouse runs on.
+// the machine Gatehouse runs on. The demo user may try the admin console.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_SECRET_PLACEHOLDER, isLoopback, shellQuote } from '../../src/http/demo.js';
-import type { Demo } from '../../src/seed/demo.js';
+import { createGroupStore } from '../../src/groups/store.js';
+import { ensureDemo, type Demo } from '../../src/seed/demo.js';
 import { Browser, findForm, type Page } from '../helpers/browser.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
@@ -99,6 +100,15 @@ describe('the demo callback page', () => {
     const tokens = JSON.parse(stdout) as Record<string, unknown>;
     expect(tokens).toMatchObject({ token_type: 'Bearer' });
     expect(tokens.id_token).toEqual(expect.any(String));
+  });
+
+  it('puts the demo user in ADMIN_GROUP, so the admin console can be tried, and does so once however often it starts', async () => {
+    const groups = createGroupStore(server.gatehouse.db);
+    expect(demo.consoleUrl).toBe(`${server.issuer}/console`);
+    expect(await groups.isMember('demo-user', demo.adminGroup)).toBe(true);
+    await ensureDemo(server.gatehouse.db, server.config);
+    const admins = await groups.findByName(demo.adminGroup);
+    expect(await groups.memberIds(admins!.id)).toEqual(['demo-user']);
   });
 
   it('shows anyone else a placeholder instead of the secret, and says where to find it', async () => {
