@@ -51,7 +51,8 @@ export type EncryptionContext =
   | `artifact:${string}`
   | `idp-client-secret:${string}`
   | `federation-flow:${string}`
-  | `outbox:${string}`;
+  | `outbox:${string}`
+  | 'console-sign-in';
 
 /** GCM's full tag. A shorter one is refused: each byte cut makes a forgery 256 times easier. */
 const TAG_BYTES = 16;

@@ -21,6 +21,8 @@ import { requestIdOf, type Logger } from '../core/logger.js';
 import type { Db } from '../db/client.js';
 import type { Outbox } from '../mail/outbox.js';
 import type { Clock } from './adapter.js';
+import { ALLOWED_GROUPS } from '../groups/claims.js';
+import { REQUIRE_MFA_METADATA } from './provider.js';
 import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope, scopeOfRequestObject } from './admin-access.js';
 import { deliverBackchannelLogoutsThroughOutbox } from './backchannel-logout.js';
 import { enforceDevicePollingInterval, limitUserCodeGuesses, recoverDeviceFormWithoutSession } from './device-flow.js';
@@ -60,11 +62,18 @@ export function adapterWithHooks(storage: AdapterFactory, { now, observe }: { no
 }
 
 const POLICIES: Record<string, (stored: Adapter, now: Clock) => Partial<Adapter>> = {
+  // The engine writes clients only for dynamic registration (RFC 7591) and its updates (RFC 7592);
+  // administrators write them through clients/store.ts.
   Client: (stored) => ({
-    upsert: async function refuseAdminScopeInRegistration(id, payload, expiresIn) {
+    upsert: async function guardRegisteredMetadata(id, payload, expiresIn) {
       if (typeof payload.scope === 'string' && payload.scope.split(' ').includes(ADMIN_SCOPE)) {
         throw new errors.InvalidClientMetadata(`the ${ADMIN_SCOPE} scope cannot be registered dynamically`);
       }
+      // A client may narrow what it sees or ask for more checks, never undo an administrator's:
+      // an update keeps the stored allowed_groups and a required second factor.
+      const before = await stored.find(id);
+      if (before?.[ALLOWED_GROUPS] !== undefined) payload[ALLOWED_GROUPS] = before[ALLOWED_GROUPS];
+      if (before?.[REQUIRE_MFA_METADATA] === true) payload[REQUIRE_MFA_METADATA] = true;
       return stored.upsert(id, payload, expiresIn);
     },
   }),

@@ -287,6 +287,23 @@ describe.each(await flavours())('dynamic client registration on %s', (flavour) =
     expect(await server.gatehouse.db.prisma.client.findUnique({ where: { id: registered.client_id as string } })).toBeNull();
   });
 
+  it('keeps allowed_groups and a required second factor when a registered client updates itself without them', async () => {
+    const response = await register({ redirect_uris: [WEB_APP.redirectUri], allowed_groups: ['staff'], gatehouse_require_mfa: true }, await initialAccessToken());
+    expect(response.status).toBe(201);
+    const registered = (await response.json()) as Record<string, unknown>;
+    const uri = registered.registration_client_uri as string;
+    const current = (await (await fetch(uri, { headers: { authorization: `Bearer ${registered.registration_access_token as string}` } })).json()) as Record<string, unknown>;
+    const { allowed_groups: _groups, gatehouse_require_mfa: _mfa, registration_access_token: token, registration_client_uri: _uri, client_secret_expires_at: _a, client_id_issued_at: _b, ...rest } = current;
+    const updated = await fetch(uri, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${token as string}` }, body: JSON.stringify({ ...rest, client_name: 'Wants everything' }) });
+    expect(updated.status, await updated.clone().text()).toBe(200);
+    const after = (await updated.json()) as Record<string, unknown>;
+    // The engine answers with what was sent; what it stores, and loads on the client's next use, keeps both.
+    const reread = await fetch(uri, { headers: { authorization: `Bearer ${after.registration_access_token as string}` } });
+    expect(await reread.json()).toMatchObject({ client_name: 'Wants everything', allowed_groups: ['staff'], gatehouse_require_mfa: true });
+    const stored = await server.gatehouse.db.prisma.client.findUniqueOrThrow({ where: { id: registered.client_id as string } });
+    expect(stored.metadata).toMatchObject({ allowed_groups: ['staff'], gatehouse_require_mfa: true });
+  });
+
   it('accepts an initial access token made by the admin command `initial-access-token create`', async () => {
     const created = await runCli(['initial-access-token', 'create', '--expires-in', '5m'], { DATABASE_URL: server.database.config.url, SECRETS: TEST_SECRET, ISSUER: server.issuer, FEATURE_REGISTRATION: 'true' });
     expect(created.code, created.stderr).toBe(0);

@@ -12,6 +12,7 @@ import express, { Router, type NextFunction, type Request, type Response } from 
 import { z } from 'zod';
 import { CONSOLE_CLIENT_ID, consoleCallbackUrl } from '../../clients/built-in-clients.js';
 import { NotFoundError } from '../../core/errors.js';
+import { decrypt, encrypt } from '../../core/secrets.js';
 import { createGroupStore } from '../../groups/store.js';
 import { ACR_MFA } from '../../oidc/provider.js';
 import type { SignedIn } from '../../people/self-service.js';
@@ -34,7 +35,11 @@ import { CONSOLE_PATH, createConsoleSessions, type ConsoleSessionRecord } from '
 
 export type { ConsoleDeps } from './deps.js';
 
-/** Holds the state of the sign-in the console started, and the page to go back to. */
+/**
+ * Holds the state of the sign-in the console started, the page to go back to and when the browser
+ * last signed in before it (0: never), sealed with SECRETS: only a newer sign-in, the one the console
+ * asked for, starts a console session.
+ */
 const STATE_COOKIE = 'gatehouse.console_state';
 
 /** A console session starts only from a sign-in made this recently (the one the console just asked for). */
@@ -43,6 +48,7 @@ const FRESH_SIGN_IN_SECONDS = 300;
 const CallbackQuery = z.object({ state: z.string().max(128).optional(), error: z.string().max(128).optional() });
 /** Where to go back to after signing in: a console page, nothing else. */
 const ReturnPath = z.string().max(512).regex(/^\/console(\/[\w\-./]*)?(\?[\w\-=&%.]*)?$/).catch('/console');
+const SignInStarted = z.object({ state: z.string(), back: z.string(), before: z.number() });
 
 export function createConsoleRouter(deps: ConsoleDeps): Router {
   const { config, db, audit, account, renderPage } = deps;
@@ -95,18 +101,29 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   const refuseNonAdministrator = () => new AppError(403, 'access_denied', { key: 'console.error.notAdmin', params: { group: config.console.adminGroup } });
 
   /** Sends the browser to sign in afresh as the console's client, remembering a state and where it was going. */
-  function startSignIn(req: Request, res: Response) {
+  async function startSignIn(req: Request, res: Response) {
     const state = randomBytes(16).toString('base64url');
     const back = ReturnPath.parse(req.originalUrl);
     // prompt=login: the console asks for the password (and second factor) whatever session the browser has.
     const params = new URLSearchParams({ client_id: CONSOLE_CLIENT_ID, response_type: 'none', scope: 'openid', redirect_uri: consoleCallbackUrl(config.issuer), state, prompt: 'login' });
-    res.cookie(STATE_COOKIE, `${state}.${Buffer.from(back).toString('base64url')}`, { httpOnly: true, sameSite: 'lax', secure, path: CONSOLE_PATH, maxAge: 15 * 60 * 1000 });
+    const before = (await account.currentSession(req, res))?.signedInAt ?? 0;
+    const started = JSON.stringify({ state, back, before });
+    res.cookie(STATE_COOKIE, encrypt(started, config.secrets, 'console-sign-in'), { httpOnly: true, sameSite: 'lax', secure, path: CONSOLE_PATH, maxAge: 15 * 60 * 1000 });
     res.redirect(303, `/authorize?${params}`);
+  }
+
+  function openSignInStarted(sealed: string | undefined) {
+    try {
+      return sealed ? SignInStarted.parse(JSON.parse(decrypt(sealed, config.secrets, 'console-sign-in').plaintext)) : null;
+    } catch {
+      return null;
+    }
   }
 
   async function returnFromSignIn(req: Request, res: Response) {
     const query = CallbackQuery.safeParse(req.query);
-    const [expected = '', back = ''] = (readCookie(req, STATE_COOKIE) ?? '').split('.');
+    const started = openSignInStarted(readCookie(req, STATE_COOKIE));
+    const { state: expected, back } = started ?? { state: '', back: '' };
     res.clearCookie(STATE_COOKIE, { path: CONSOLE_PATH });
     const given = Buffer.from(query.success ? (query.data.state ?? '') : '');
     if (!expected || given.length !== Buffer.byteLength(expected) || !timingSafeEqual(given, Buffer.from(expected))) {
@@ -115,7 +132,8 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     if (query.success && query.data.error) throw new AppError(400, 'access_denied', { key: 'console.error.cancelled' });
     const signedIn = await account.currentSession(req, res);
     const nowSeconds = now().getTime() / 1000;
-    if (!signedIn || signedIn.signedInAt === null || nowSeconds - signedIn.signedInAt > FRESH_SIGN_IN_SECONDS) {
+    // The sign-in must be the one this request asked for (prompt=login), not an earlier one.
+    if (!signedIn || signedIn.signedInAt === null || signedIn.signedInAt <= (started?.before ?? Infinity) || nowSeconds - signedIn.signedInAt > FRESH_SIGN_IN_SECONDS) {
       throw new AppError(400, 'login_required', { key: 'console.error.state' });
     }
     if (config.console.requireMfa && signedIn.acr !== ACR_MFA) {
@@ -128,7 +146,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
     }
     sessions.write(res, { sid: signedIn.sessionUid, acc: signedIn.accountId });
     await audit.record({ type: 'console.signed_in', accountId: signedIn.accountId, ...originOf(req), details: { via: 'console', acr: signedIn.acr ?? null } });
-    res.redirect(303, ReturnPath.parse(Buffer.from(back, 'base64url').toString('utf8')));
+    res.redirect(303, ReturnPath.parse(back));
   }
 
   /** The engine session the console session is bound to, if it is still there, the same, and signed in as required. */

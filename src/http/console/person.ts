@@ -18,6 +18,8 @@ const Text = z.string().max(4096).default('');
 const ProfileForm = z.object({
   email: Text,
   email_verified: z.literal('yes').optional(),
+  /** How the box was shown: an unchanged box leaves verification to the service (a new address is unproven). */
+  email_verified_shown: z.enum(['yes', 'no']).optional(),
   name: Text,
   given_name: Text,
   family_name: Text,
@@ -90,13 +92,17 @@ export function createPersonRouter(deps: ConsoleDeps): Router {
   async function saveProfile(req: Request, res: Response) {
     const id = idOf(req);
     const fields = ProfileForm.parse(req.body);
-    // Every profile field is sent: an emptied one is cleared (null).
+    // Every profile field is sent: an emptied one is cleared (null). The verified box counts only
+    // when the administrator changed it: left as shown, a changed address becomes unverified and
+    // gets its link (and the old address a notice), as through the admin API without the field.
+    const verified = fields.email_verified === 'yes';
+    const boxChanged = fields.email_verified_shown === undefined || verified !== (fields.email_verified_shown === 'yes');
     const input = {
       email: fields.email.trim(),
-      email_verified: fields.email_verified === 'yes',
+      ...(boxChanged ? { email_verified: verified } : {}),
       ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, fields[field].trim() || null])),
     };
-    const values = { ...fields, email_verified: fields.email_verified ?? '' };
+    const values = { ...fields, email_verified: fields.email_verified ?? '', email_verified_shown: fields.email_verified_shown ?? '' };
     await attempt(req, res, id, 'profile', values, () => updateUser(management.users, id, input, consoleOf(res).actor), 'profile_saved');
   }
 

@@ -99,6 +99,18 @@ describe.each(await flavours())('the console’s people pages on %s', (flavour) 
     expect((await page('/console/people/nobody-at-all')).status).toBe(404);
   });
 
+  it('makes a changed address unverified unless the administrator changes the verified box too', async () => {
+    const person = await server.addPerson();
+    await prisma().user.update({ where: { id: person.id }, data: { emailVerified: true } });
+    const form = (email: string, box: Record<string, string>) => ({ email, name: '', given_name: '', family_name: '', preferred_username: '', picture: '', locale: '', ...box });
+    // The box is shown ticked and left so: the new address is unproven.
+    expect((await post(`/console/people/${person.id}/profile`, form(`moved-${person.email}`, { email_verified_shown: 'yes', email_verified: 'yes' }))).status).toBe(303);
+    expect(await user(person.id)).toMatchObject({ email: `moved-${person.email}`, emailVerified: false });
+    // Shown unticked, ticked by the administrator: they vouch for the address.
+    expect((await post(`/console/people/${person.id}/profile`, form(`again-${person.email}`, { email_verified_shown: 'no', email_verified: 'yes' }))).status).toBe(303);
+    expect(await user(person.id)).toMatchObject({ email: `again-${person.email}`, emailVerified: true });
+  });
+
   it('disables and enables an account, ending its sessions', async () => {
     const person = await server.addPerson();
     const browser = new Browser(server.issuer);
