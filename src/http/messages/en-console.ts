@@ -264,7 +264,7 @@ export const enConsole = {
   'console.keys.alg': 'Algorithm',
   'console.keys.state': 'State',
   'console.keys.created': 'Created',
-  'console.keys.activates': 'Signs from',
+  'console.keys.activates': 'Starts signing',
   'console.keys.retires': 'Retired (or retires)',
   'console.keys.generation': 'generation {n}',
   'console.keys.states.active': 'Signing',
