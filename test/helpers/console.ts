@@ -7,6 +7,7 @@ import { createAuditLog } from '../../src/audit/log.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createGroupStore } from '../../src/groups/store.js';
 import { createMfa } from '../../src/people/mfa.js';
+import type { Page as ChromiumPage } from 'playwright-core';
 import { Browser, findForm, submitForm, submitPassword, type Page } from './browser.js';
 import type { TestGatehouse } from './gatehouse.js';
 import { codeAt, currentStep, enrolTotp } from './totp.js';
@@ -104,4 +105,16 @@ export function agentFor(browser: Browser, page: Page): ConsoleAgent {
       return browser.request(path, { form: { csrf_token: await csrfToken(), ...fields } });
     },
   };
+}
+
+/** In Chromium: opens `path` in `page` and signs in there as `admin` with the password and a TOTP code, by clicking, until back on `path`. */
+export async function signInInChromium(page: ChromiumPage, issuer: string, admin: ConsoleAdmin, path = '/console'): Promise<void> {
+  await page.goto(`${issuer}${path}`);
+  await page.fill('#email', admin.email);
+  await page.fill('#password', admin.password);
+  await page.click('button.primary');
+  await page.waitForSelector('#code');
+  await page.fill('#code', await nextCode(admin.secret as string));
+  await page.click('button.primary');
+  await page.waitForURL(`${issuer}${path}`);
 }

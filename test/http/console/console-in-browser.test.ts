@@ -9,7 +9,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser as HttpBrowser, submitPassword } from '../../helpers/browser.js';
 import { browserTestsRun, launchChromium, refreshReadmeScreenshots, SCREENSHOTS, seriousViolations } from '../../helpers/chromium.js';
-import { addAdmin, nextCode, type ConsoleAdmin } from '../../helpers/console.js';
+import { addAdmin, nextCode, signInInChromium, type ConsoleAdmin } from '../../helpers/console.js';
 import { WRONG_PASSWORD } from '../../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 import { createGroupStore } from '../../../src/groups/store.js';
@@ -55,16 +55,7 @@ describe.skipIf(!browserTestsRun)('the admin console in a real browser (Chromium
   }
 
   /** Opens the console and signs in with the password and a TOTP code, clicking. */
-  async function signIn(page: Page, admin: ConsoleAdmin) {
-    await page.goto(`${server.issuer}/console`);
-    await page.fill('#email', admin.email);
-    await page.fill('#password', admin.password);
-    await page.click('button.primary');
-    await page.waitForSelector('#code');
-    await page.fill('#code', await nextCode(admin.secret as string));
-    await page.click('button.primary');
-    await page.waitForURL(`${server.issuer}/console`);
-  }
+  const signIn = (page: Page, admin: ConsoleAdmin) => signInInChromium(page, server.issuer, admin);
 
   async function check(page: Page, name: string, photograph = false) {
     expect(await seriousViolations(page, name)).toEqual([]);

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { browserTestsRun, launchChromium, refreshReadmeScreenshots, SCREENSHOTS, seriousViolations } from '../../helpers/chromium.js';
-import { addAdmin, nextCode, type ConsoleAdmin } from '../../helpers/console.js';
+import { addAdmin, signInInChromium, type ConsoleAdmin } from '../../helpers/console.js';
 import { CONSOLE_TEST_ENV } from '../../helpers/console-forms.js';
 import { startTestGatehouse, type TestGatehouse } from '../../helpers/gatehouse.js';
 
@@ -41,14 +41,7 @@ describe.skipIf(!browserTestsRun)('the console’s clients, keys, identity provi
       const request = response.request();
       if (response.status() >= 400 && request.resourceType() !== 'document' && !request.url().endsWith('/favicon.ico')) problems.push(`${request.url()}: ${response.status()}`);
     });
-    await page.goto(`${server.issuer}${path}`);
-    await page.fill('#email', admin.email);
-    await page.fill('#password', admin.password);
-    await page.click('button.primary');
-    await page.waitForSelector('#code');
-    await page.fill('#code', await nextCode(admin.secret as string));
-    await page.click('button.primary');
-    await page.waitForURL(`${server.issuer}${path}`);
+    await signInInChromium(page, server.issuer, admin, path);
     return { page, problems, close: () => context.close() };
   }
 
