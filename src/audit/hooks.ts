@@ -7,13 +7,13 @@
 // token can already find the event that issued it; a failed write is logged by the AuditLog
 // and never fails the request.
 import Provider, { type AccessToken, type ClientCredentials, type KoaContextWithOIDC, type RefreshToken } from 'oidc-provider';
-import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook, EngineListener } from '../core/engine-types.js';
 import type { AuditEventInput } from './store.js';
 import type { AuditLog } from './log.js';
 
 export interface EngineAudit {
-  /** Runs each engine request with its audit writes awaited before the answer leaves. */
-  awaitAuditEvents: EngineMiddleware;
+  /** Around each engine request: its audit writes are awaited before the answer leaves. */
+  awaitAuditEvents: EngineHook;
   /** The engine events recorded, and what records each (oidc/hooks.ts installs them). */
   listeners: ReadonlyArray<readonly [event: string, listener: EngineListener]>;
   /** Resolves once every event recorded so far is written (call before closing the database). */
@@ -62,14 +62,14 @@ export function createEngineAudit(audit: AuditLog): EngineAudit {
     writesByRequest.get(ctx)?.push(write);
   }
 
-  const awaitAuditEvents: EngineMiddleware = async function awaitAuditEvents(ctx, next) {
-    const writes: Promise<void>[] = [];
-    writesByRequest.set(ctx as KoaContextWithOIDC, writes);
-    try {
-      await next();
-    } finally {
-      await Promise.all(writes);
-    }
+  const awaitAuditEvents: EngineHook = {
+    before(ctx) {
+      writesByRequest.set(ctx, []);
+    },
+    async settle(ctx) {
+      const writes = writesByRequest.get(ctx);
+      if (writes?.length) await Promise.all(writes);
+    },
   };
 
   function recordTokenIssued(ctx: KoaContextWithOIDC) {

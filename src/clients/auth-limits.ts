@@ -10,7 +10,7 @@ import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { counter, ipKey } from '../core/counters.js';
-import type { EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook } from '../core/engine-types.js';
 import type { Logger } from '../core/logger.js';
 import type { DbHandle } from '../db/client.js';
 
@@ -39,7 +39,7 @@ export interface ClientAuthLimit {
   /** Listener for CLIENT_AUTHENTICATED_ERROR_EVENTS: remembers which client failed to authenticate. */
   noteFailedAuthentication(ctx: KoaContextWithOIDC, error: unknown): void;
   /** Counts the failure noted for this request before the answer leaves, so the next request already sees it. */
-  countClientAuthFailures: EngineMiddleware;
+  countClientAuthFailures: EngineHook;
 }
 
 export function createClientAuthLimit({ db, settings, audit, logger, cacheSeconds = 0 }: ClientAuthLimitDeps): ClientAuthLimit {
@@ -87,29 +87,34 @@ export function createClientAuthLimit({ db, settings, audit, logger, cacheSecond
       if (error instanceof errors.InvalidClientAuth && clientId) failures.set(ctx, clientId);
     },
 
-    async countClientAuthFailures(ctx, next) {
-      await next();
-      const clientId = failures.get(ctx);
-      if (clientId === undefined) return;
-      const key = keyOf(clientId, ctx.ip);
-      lockStates.delete(key);
-      try {
-        const { consumedPoints } = await clients.penalty(key);
-        if (consumedPoints !== settings.clientMaxFailures) return;
-        await clients.block(key, settings.lockout);
-        await audit.record({
-          type: 'client_auth.locked',
-          clientId,
-          ip: ctx.ip,
-          userAgent: ctx.get('user-agent') || null,
-          details: { failures: consumedPoints, lockoutSeconds: settings.lockout },
-        });
-      } catch (error) {
-        logger.error({ err: error, clientId }, 'counting a failed client authentication failed');
-      } finally {
-        // Again once counted, in case a request read the state while this one was counting.
-        lockStates.delete(key);
-      }
+    countClientAuthFailures: {
+      // Synchronous for the requests that failed nothing (nearly all): no promise to wait for.
+      after(ctx) {
+        const clientId = failures.get(ctx);
+        return clientId === undefined ? undefined : countFailure(ctx, clientId);
+      },
     },
   };
+
+  async function countFailure(ctx: KoaContextWithOIDC, clientId: string): Promise<void> {
+    const key = keyOf(clientId, ctx.ip);
+    lockStates.delete(key);
+    try {
+      const { consumedPoints } = await clients.penalty(key);
+      if (consumedPoints !== settings.clientMaxFailures) return;
+      await clients.block(key, settings.lockout);
+      await audit.record({
+        type: 'client_auth.locked',
+        clientId,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent') || null,
+        details: { failures: consumedPoints, lockoutSeconds: settings.lockout },
+      });
+    } catch (error) {
+      logger.error({ err: error, clientId }, 'counting a failed client authentication failed');
+    } finally {
+      // Again once counted, in case a request read the state while this one was counting.
+      lockStates.delete(key);
+    }
+  }
 }

@@ -2,7 +2,7 @@
 // checked against the hash kept at rest (clients/secrets.ts), and the placeholder the engine holds
 // for a hashed secret never leaves in a response.
 import type { Client } from 'oidc-provider';
-import type { EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook } from '../core/engine-types.js';
 import type { Logger } from '../core/logger.js';
 import type { DbHandle } from '../db/client.js';
 import { hashClientSecret, isCurrentHash, isPlaceholder, openPlaceholder, sameSecret, verifyClientSecret } from './secrets.js';
@@ -48,11 +48,12 @@ export function compareClientSecretAtRest({ secrets, db, logger }: ClientSecretV
  * RFC 7592 reads and updates answer with the client's metadata: never with the placeholder
  * (there is no clear secret to return once it is hashed).
  */
-export const hideSecretPlaceholders: EngineMiddleware = async function hideSecretPlaceholders(ctx, next) {
-  await next();
-  const body = ctx.body as Record<string, unknown> | undefined;
-  if (body && typeof body === 'object' && isPlaceholder(body.client_secret)) {
-    delete body.client_secret;
-    delete body.client_secret_expires_at;
-  }
+export const hideSecretPlaceholders: EngineHook = {
+  after(ctx) {
+    const body = ctx.body as Record<string, unknown> | undefined;
+    if (body && typeof body === 'object' && isPlaceholder(body.client_secret)) {
+      delete body.client_secret;
+      delete body.client_secret_expires_at;
+    }
+  },
 };

@@ -11,7 +11,7 @@ import type { Request, RequestHandler } from 'express';
 import type { FrontStep } from './front.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
-import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook, EngineListener } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
 import type { FederatedSignInObserver } from '../federation/sign-in.js';
 
@@ -26,8 +26,8 @@ export interface Metrics {
   readonly recordRequests: FrontStep;
   /** Serves the registry in Prometheus's text format. */
   readonly serveMetrics: RequestHandler;
-  /** Engine middleware: labels engine requests with their route name (installed by oidc/hooks.ts). */
-  readonly nameEngineRoute: EngineMiddleware;
+  /** Engine hook: labels engine requests with their route name (installed by oidc/hooks.ts). */
+  readonly nameEngineRoute: EngineHook;
   /** Listener for the engine's grant.success: counts issued tokens by grant type. */
   readonly countTokensIssued: EngineListener;
   /** The same audit log, counting sign_in.* events on the way. */
@@ -99,9 +99,10 @@ export function createMetrics(): Metrics {
     async serveMetrics(_req, res) {
       res.type(registry.contentType).send(await registry.metrics());
     },
-    async nameEngineRoute(ctx, next) {
-      await next();
-      if (ctx.oidc?.route) engineRoutes.set(ctx.req, ctx.oidc.route);
+    nameEngineRoute: {
+      after(ctx) {
+        if (ctx.oidc?.route) engineRoutes.set(ctx.req, ctx.oidc.route);
+      },
     },
     countTokensIssued(ctx) {
       const grantType = (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type;

@@ -4,7 +4,7 @@
 // codes at /device (RFC 8628 5.1).
 import { setTimeout as sleep } from 'node:timers/promises';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook } from '../core/engine-types.js';
 import { z } from 'zod';
 import type { AuditLog } from '../audit/log.js';
 import type { Config } from '../config/index.js';
@@ -136,16 +136,21 @@ const isRecord = (value: unknown): value is Record<string, unknown> => typeof va
  * The last poll is remembered through the engine's adapter (ReplayDetection, keyed by a hash
  * of the device code), so every instance behind a load balancer sees it. Installed by oidc/hooks.ts.
  */
-export function enforceDevicePollingInterval(interval = DEVICE_POLLING_INTERVAL): EngineMiddleware {
-  return async function devicePollingInterval(ctx, next) {
-    await next();
-    // Documented post-processing: the engine has matched the route and set the response.
-    const { oidc } = ctx as Partial<KoaContextWithOIDC>;
-    if (oidc?.route === 'device_authorization' && ctx.status === 200 && isRecord(ctx.body) && typeof ctx.body.device_code === 'string') {
-      ctx.body = { ...ctx.body, interval };
-      return;
-    }
-    if (oidc?.route !== 'token' || ctx.status !== 400 || !isRecord(ctx.body) || ctx.body.error !== 'authorization_pending') return;
+export function enforceDevicePollingInterval(interval = DEVICE_POLLING_INTERVAL): EngineHook {
+  return {
+    after(ctx) {
+      // Documented post-processing: the engine has matched the route and set the response.
+      const { oidc } = ctx as Partial<KoaContextWithOIDC>;
+      if (oidc?.route === 'device_authorization' && ctx.status === 200 && isRecord(ctx.body) && typeof ctx.body.device_code === 'string') {
+        ctx.body = { ...ctx.body, interval };
+        return;
+      }
+      if (oidc?.route !== 'token' || ctx.status !== 400 || !isRecord(ctx.body) || ctx.body.error !== 'authorization_pending') return;
+      return slowDownEarlyPoll(ctx, oidc);
+    },
+  };
+
+  async function slowDownEarlyPoll(ctx: KoaContextWithOIDC, oidc: KoaContextWithOIDC['oidc']): Promise<void> {
     const params = PollingParams.safeParse({ grant_type: oidc.params?.grant_type, device_code: oidc.params?.device_code });
     if (!params.success) return;
     // Only a poll that got an answer starts a new window; a throttled one does not extend it.
@@ -153,7 +158,7 @@ export function enforceDevicePollingInterval(interval = DEVICE_POLLING_INTERVAL)
     if (!firstInWindow) {
       ctx.body = { error: 'slow_down', error_description: `poll at most once every ${interval} seconds` };
     }
-  };
+  }
 }
 
 /**
@@ -162,19 +167,18 @@ export function enforceDevicePollingInterval(interval = DEVICE_POLLING_INTERVAL)
  * ensureSessionSave ("persist can only be called on previously persisted Sessions"), which
  * becomes a bare 500. Turn it into the 400 page it should have been.
  */
-export function recoverDeviceFormWithoutSession(renderPage: RenderPage): EngineMiddleware {
-  return async function deviceFormWithoutSession(ctx, next) {
-    try {
-      await next();
-    } catch (error) {
+export function recoverDeviceFormWithoutSession(renderPage: RenderPage): EngineHook {
+  return {
+    async recover(ctx, error) {
       const { oidc } = ctx as Partial<KoaContextWithOIDC>;
-      if (!(error instanceof TypeError) || oidc?.route !== 'code_verification' || ctx.method !== 'POST') throw error;
-      await respond(ctx as KoaContextWithOIDC, 400, renderPage('error', {
-        languageHints: languageHintsOf(ctx as KoaContextWithOIDC),
+      if (!(error instanceof TypeError) || oidc?.route !== 'code_verification' || ctx.method !== 'POST') return false;
+      await respond(ctx, 400, renderPage('error', {
+        languageHints: languageHintsOf(ctx),
         error: 'invalid_request',
         message: { key: 'error.deviceFormExpired' },
       }));
-    }
+      return true;
+    },
   };
 }
 

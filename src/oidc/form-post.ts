@@ -2,8 +2,7 @@
 // session) is a page of plain English with no language. We render the same form through our
 // template: the same action and hidden fields, the engine's script verbatim (its hash is
 // already in the page's CSP), our words in the page's language, a button without JavaScript.
-import type { EngineMiddleware } from '../core/engine-types.js';
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { EngineHook } from '../core/engine-types.js';
 import { z } from 'zod';
 import { languageHintsOf, type RenderPage } from './page-renderer.js';
 
@@ -25,14 +24,17 @@ function parseEngineFormPost(html: string) {
   return EngineFormPost.safeParse({ action: action === undefined ? undefined : decodeEntities(action), hidden, script: /<script>([\s\S]*?)<\/script>/.exec(html)?.[1] });
 }
 
-/** Post-processing of the engine's answer (install with provider.use, oidc/hooks.ts). */
-export function renderFormPostPages(renderPage: RenderPage): EngineMiddleware {
-  return async function formPostPage(ctx, next) {
-    await next();
-    if (typeof ctx.body !== 'string' || !ENGINE_FORM_POST.test(ctx.body)) return;
-    const form = parseEngineFormPost(ctx.body);
-    // Anything unexpected: leave the engine's page as it is rather than break the flow.
-    if (!form.success) return;
-    ctx.body = await renderPage('form-post', { languageHints: languageHintsOf(ctx as KoaContextWithOIDC), ...form.data });
+/** Post-processing of the engine's answer (installed by oidc/hooks.ts). */
+export function renderFormPostPages(renderPage: RenderPage): EngineHook {
+  return {
+    after(ctx) {
+      if (typeof ctx.body !== 'string' || !ENGINE_FORM_POST.test(ctx.body)) return;
+      const form = parseEngineFormPost(ctx.body);
+      // Anything unexpected: leave the engine's page as it is rather than break the flow.
+      if (!form.success) return;
+      return renderPage('form-post', { languageHints: languageHintsOf(ctx), ...form.data }).then((page) => {
+        ctx.body = page;
+      });
+    },
   };
 }

@@ -5,8 +5,8 @@
 //
 // 1. storage: adapterWithHooks() wraps the adapter (adapter.ts), so policies apply on the way in;
 // 2. replaced engine methods: client secret checks, the client lockout, back-channel delivery (through the outbox);
-// 3. middleware (provider.use), each before the engine's route on the way in and after it, in
-//    reverse order, on the way out;
+// 3. hooks around every request (one provider.use middleware, hook-runner.ts), each before the
+//    engine's route on the way in and after it, in reverse order, on the way out;
 // 4. event listeners: logs, the audit trail, failed client authentications, metrics.
 import type { IncomingMessage } from 'node:http';
 import Provider, { errors, type Adapter, type AdapterPayload, type KoaContextWithOIDC } from 'oidc-provider';
@@ -16,7 +16,7 @@ import type { AuditLog } from '../audit/log.js';
 import { CLIENT_AUTHENTICATED_ERROR_EVENTS, createClientAuthLimit } from '../clients/auth-limits.js';
 import { compareClientSecretAtRest, hideSecretPlaceholders } from '../clients/hooks.js';
 import type { Config } from '../config/index.js';
-import type { EngineListener, EngineMiddleware } from '../core/engine-types.js';
+import type { EngineHook, EngineListener } from '../core/engine-types.js';
 import { requestIdOf, type Logger } from '../core/logger.js';
 import type { Db } from '../db/client.js';
 import type { Outbox } from '../mail/outbox.js';
@@ -27,6 +27,7 @@ import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope, scopeOfReq
 import { deliverBackchannelLogoutsThroughOutbox } from './backchannel-logout.js';
 import { enforceDevicePollingInterval, limitUserCodeGuesses, recoverDeviceFormWithoutSession } from './device-flow.js';
 import { renderFormPostPages } from './form-post.js';
+import { runEngineHooks } from './hook-runner.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
 import type { RenderPage } from './page-renderer.js';
 import { correctTokenEndpointErrors } from './token-errors.js';
@@ -134,7 +135,7 @@ function seenInThisRequest(now: Date): SessionSeen | undefined {
 
 /** What the metrics (http/metrics.ts) watch in the engine. */
 export interface EngineObserver {
-  readonly nameEngineRoute: EngineMiddleware;
+  readonly nameEngineRoute: EngineHook;
   readonly countTokensIssued: EngineListener;
 }
 
@@ -173,18 +174,19 @@ export function installEngineHooks(provider: Provider, { config, db, logger, aud
   // Client#backchannelLogout queues the delivery in the outbox; the engine's backchannel.* events are re-emitted when it ends.
   if (features.backchannelLogout) deliverBackchannelLogoutsThroughOutbox(provider, { outbox, db, logger, options: config.backchannelLogout });
 
-  // 3. Middleware, outermost first
-  provider.use(hideSecretPlaceholders);
-  provider.use(correctTokenEndpointErrors(provider));
-  provider.use(renderFormPostPages(renderPage));
-  if (features.deviceFlow) {
-    provider.use(enforceDevicePollingInterval());
-    provider.use(recoverDeviceFormWithoutSession(renderPage));
-  }
-  provider.use(engineAudit.awaitAuditEvents);
-  provider.use(clientAuthLimit.countClientAuthFailures);
-  if (observer) provider.use(observer.nameEngineRoute);
-  provider.use(handBackUnmatchedRequests);
+  // 3. Hooks around every request, outermost first
+  const hooks: (EngineHook | false | undefined)[] = [
+    hideSecretPlaceholders,
+    correctTokenEndpointErrors(provider),
+    renderFormPostPages(renderPage),
+    features.deviceFlow && enforceDevicePollingInterval(),
+    features.deviceFlow && recoverDeviceFormWithoutSession(renderPage),
+    engineAudit.awaitAuditEvents,
+    clientAuthLimit.countClientAuthFailures,
+    observer?.nameEngineRoute,
+    handBackUnmatchedRequests,
+  ];
+  provider.use(runEngineHooks(hooks.filter((hook): hook is EngineHook => !!hook)));
 
   // 4. Event listeners
   const on = provider.on.bind(provider) as (event: string, listener: EngineListener) => void;
@@ -219,11 +221,12 @@ export function whenUnmatched(req: IncomingMessage, next: () => void): void {
 }
 
 /** The engine (a Koa app) answers its own routes; anything else goes back to Express, for our 404 page or JSON. */
-const handBackUnmatchedRequests: EngineMiddleware = async function handBackUnmatchedRequests(ctx, next) {
-  await next();
-  // Koa's untouched default: no engine route matched this request.
-  if (ctx.status === 404 && ctx.body == null) {
-    ctx.respond = false;
-    expressNext.get(ctx.req)?.();
-  }
+const handBackUnmatchedRequests: EngineHook = {
+  after(ctx) {
+    // Koa's untouched default: no engine route matched this request.
+    if (ctx.status === 404 && ctx.body == null) {
+      ctx.respond = false;
+      expressNext.get(ctx.req)?.();
+    }
+  },
 };

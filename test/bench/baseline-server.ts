@@ -29,6 +29,7 @@ import { deliverBackchannelLogoutsThroughOutbox } from '../../src/oidc/backchann
 import { createOutbox } from '../../src/mail/outbox.js';
 import { enforceDevicePollingInterval, recoverDeviceFormWithoutSession } from '../../src/oidc/device-flow.js';
 import { renderFormPostPages } from '../../src/oidc/form-post.js';
+import { runEngineHooks } from '../../src/oidc/hook-runner.js';
 import { correctTokenEndpointErrors } from '../../src/oidc/token-errors.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { createProvider } from '../../src/oidc/provider.js';
@@ -67,13 +68,8 @@ if (config.features.backchannelLogout) {
   deliverBackchannelLogoutsThroughOutbox(provider, { outbox, db, logger, options: config.backchannelLogout });
   outbox.start();
 }
-provider.use(hideSecretPlaceholders);
-provider.use(correctTokenEndpointErrors(provider));
-provider.use(renderFormPostPages(renderPage));
-if (config.features.deviceFlow) {
-  provider.use(enforceDevicePollingInterval());
-  provider.use(recoverDeviceFormWithoutSession(renderPage));
-}
+const deviceFlowHooks = config.features.deviceFlow ? [enforceDevicePollingInterval(), recoverDeviceFormWithoutSession(renderPage)] : [];
+provider.use(runEngineHooks([hideSecretPlaceholders, correctTokenEndpointErrors(provider), renderFormPostPages(renderPage), ...deviceFlowHooks]));
 
 for (const row of await db.prisma.client.findMany()) {
   const { metadata } = revealClientMetadata({ ...(row.metadata as object), client_id: row.id }, config.secrets);
