@@ -3,9 +3,15 @@
 // The statements the engine runs on every token and userinfo request (save, find, consume,
 // destroy) are written in SQL (dialect.ts) and run, kept prepared, on the driver
 // (db/executor.ts); the rest use Prisma's query builder.
+//
+// findWithBindings also reads the token's person (its accountId's User row), for the engine's
+// findAccount right after; the row's columns and mapping are the people store's own, kept in
+// db/user-row.ts because this folder sits below people/.
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
+import { joinedUser, userColumns } from '../db/user-row.js';
+import type { User } from '../generated/sqlite/client.js';
 
 export type Payload = Record<string, unknown>;
 
@@ -38,8 +44,12 @@ interface RawArtifact {
 const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
   raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
 
-/** A token's row with its session's and its grant's, each null when there is none (LEFT JOIN), prefixed s_ and g_. */
+/**
+ * A token's row with its session's and its grant's, each null when there is none (LEFT JOIN),
+ * prefixed s_ and g_; its accountId, and that person's columns prefixed u_ (userColumns('u')).
+ */
 interface RawBoundArtifact extends RawArtifact {
+  accountId: string | null;
   s_payload: unknown;
   s_grantId: string | null;
   s_consumedAt: unknown;
@@ -62,6 +72,10 @@ export interface BoundArtifact {
   session: ArtifactRow | null;
   /** The live grant the token belongs to, if any. */
   grant: ArtifactRow | null;
+  /** The account the token was issued for (its accountId column), if any. */
+  accountId: string | null;
+  /** That account's person, as people/store.ts findById reads it; null when the token has no account or it is gone. */
+  person: User | null;
 }
 
 const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
@@ -93,17 +107,20 @@ export function createArtifactStore(db: DbHandle) {
     consume: statement('consume', `UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
     grantIdOf: statement('grant_id_of', `SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
     destroy: statement('destroy', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
-    // A token, and in the same statement the session it is bound to and its grant: the engine
-    // looks both up right after a token on /userinfo, /token (refresh, code) and introspection.
-    // Each join applies the same conditions as the lookup it stands for (find, findByUid).
+    // A token, and in the same statement the session it is bound to, its grant and its person:
+    // the engine looks the first two up right after a token on /userinfo, /token (refresh, code)
+    // and introspection, and the person (findAccount) on the first two. Each join applies the same
+    // conditions as the lookup it stands for (find, findByUid, people/store.ts findById).
     findWithBindings: statement(
       'find_with_bindings',
-      `SELECT t."payload", t."grantId", t."consumedAt", t."expiresAt",
+      `SELECT t."payload", t."grantId", t."consumedAt", t."expiresAt", t."accountId",
          s."payload" AS "s_payload", s."grantId" AS "s_grantId", s."consumedAt" AS "s_consumedAt", s."expiresAt" AS "s_expiresAt",
-         g."payload" AS "g_payload", g."grantId" AS "g_grantId", g."consumedAt" AS "g_consumedAt", g."expiresAt" AS "g_expiresAt"
+         g."payload" AS "g_payload", g."grantId" AS "g_grantId", g."consumedAt" AS "g_consumedAt", g."expiresAt" AS "g_expiresAt",
+         ${userColumns('u')}
        FROM "OidcArtifact" t
        LEFT JOIN "OidcArtifact" s ON s."model" = 'Session' AND s."uid" = ${dialect.jsonText('t."payload"', 'sessionUid')} AND (s."expiresAt" IS NULL OR s."expiresAt" > ?)
        LEFT JOIN "OidcArtifact" g ON g."model" = 'Grant' AND g."id" = t."grantId" AND (g."expiresAt" IS NULL OR g."expiresAt" > ?)
+       LEFT JOIN "User" u ON u."id" = t."accountId"
        WHERE t."model" = ? AND t."id" = ? AND (t."expiresAt" IS NULL OR t."expiresAt" > ?)
        LIMIT 1`,
     ),
@@ -137,13 +154,13 @@ export function createArtifactStore(db: DbHandle) {
       return toRow(row);
     },
 
-    /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid) and its grant. */
+    /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid), its grant and its person. */
     async findWithBindings(model: string, id: string, now: Date): Promise<BoundArtifact | null> {
       if (hasNul(id)) return null;
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
       if (!raw) return null;
-      return { token: toRow(raw) as ArtifactRow, session: joined(raw, 's_'), grant: joined(raw, 'g_') };
+      return { token: toRow(raw) as ArtifactRow, session: joined(raw, 's_'), grant: joined(raw, 'g_'), accountId: raw.accountId, person: joinedUser(raw, 'u') };
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {

@@ -15,7 +15,7 @@ import { createArtifactStore, type ArtifactRow, type Payload } from '../artifact
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
-import { createRequestReads, engineRequest, grantKey, sessionKey, type RequestScope } from './request-reads.js';
+import { createRequestReads, engineRequest, grantKey, personKey, sessionKey, type KeptRead, type RequestReads } from './request-reads.js';
 
 export type Clock = () => Date;
 
@@ -37,7 +37,7 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-/** Models the engine follows, within the request, by looking up their session and grant: read with both (request-reads.ts). */
+/** Models the engine follows, within the request, by looking up their session, grant and account: read with them (request-reads.ts). */
 const READ_WITH_BINDINGS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
 /** `id`: what the row was found by, when it was found by its id. */
@@ -67,12 +67,17 @@ const CLIENT_CACHE_ENTRIES = 1000;
  * lookup). The engine looks a client up on every request that names one. An entry is dropped at
  * once when anything in this process writes a client (Db.clientWrites); writes by another
  * instance or the CLI are seen when the entry expires, so they take effect within that time.
- * `requestScope`: the request being served, within which a token's session and grant are read with
- * it (request-reads.ts); the engine's by default.
+ * `reads`: where a token's session, grant and person, read with it, are kept for the rest of the
+ * engine request (request-reads.ts); provider.ts shares them with findAccount.
  */
-export function createAdapterFactory(db: Db, secrets: readonly string[], now: Clock = () => new Date(), clientCacheSeconds = 0, requestScope: RequestScope = engineRequest): (model: string) => Adapter {
+export function createAdapterFactory(
+  db: Db,
+  secrets: readonly string[],
+  now: Clock = () => new Date(),
+  clientCacheSeconds = 0,
+  reads: RequestReads = createRequestReads(engineRequest),
+): (model: string) => Adapter {
   const artifacts = createArtifactStore(db);
-  const reads = createRequestReads(requestScope);
   const clients = createClientStore(db);
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
 
@@ -142,7 +147,7 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
 
       async find(id) {
-        const request = READ_WITH_BINDINGS.has(model) ? requestScope() : undefined;
+        const request = READ_WITH_BINDINGS.has(model) ? reads.current() : undefined;
         if (request) return findWithBindings(request, id);
         const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
         const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
@@ -162,7 +167,8 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       // `consumed` before it calls this, so a refusal here means another request redeemed the
       // same value in the meantime: treat it as replay, end the grant, and refuse this one.
       async consume(id) {
-        reads.drop();
+        // Keeps the person: the engine finds the account of a code after redeeming it (request-reads.ts).
+        reads.dropArtifacts();
         const at = now();
         const key = storedId(model, id);
         if (await artifacts.consume(model, key, at)) return;
@@ -187,13 +193,17 @@ export function createAdapterFactory(db: Db, secrets: readonly string[], now: Cl
       },
     };
 
-    /** The token, and kept for the rest of the request: its session and its grant, read in the same statement. */
+    /** The token, and kept for the rest of the request: its session, its grant and its person, read in the same statement. */
     async function findWithBindings(request: object, id: string) {
       const bound = await artifacts.findWithBindings(model, storedId(model, id), now());
       if (!bound) return undefined;
       const { sessionUid } = bound.token.payload;
       const { grantId } = bound.token;
-      reads.keep(request, [...(typeof sessionUid === 'string' ? [[sessionKey(sessionUid), bound.session] as const] : []), ...(grantId ? [[grantKey(grantId), bound.grant] as const] : [])]);
+      const rows: KeptRead[] = [];
+      if (typeof sessionUid === 'string') rows.push([sessionKey(sessionUid), bound.session]);
+      if (grantId) rows.push([grantKey(grantId), bound.grant]);
+      if (bound.accountId) rows.push([personKey(bound.accountId), bound.person]);
+      reads.keep(request, rows);
       return toPayload(model, bound.token, secrets, id);
     }
   }

@@ -13,6 +13,7 @@ import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
 import { GROUPS_CLIENT_METADATA, validateGroupsMetadata } from '../groups/client-metadata.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
+import { createRequestReads, engineRequest, personKey } from './request-reads.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
 import type { AdapterObserver } from './instrumentation.js';
@@ -114,10 +115,12 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
   const groupsClaim = createGroupsClaim(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);
+  // A token's session, grant and person, read with it, for the engine's next lookups in the request.
+  const reads = createRequestReads(engineRequest);
 
   const configuration: Configuration = {
-    adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCache), { now, observe: observeAdapter }),
-    findAccount: createFindAccount(db),
+    adapter: adapter ?? adapterWithHooks(createAdapterFactory(db, config.secrets, now, config.clientCache, reads), { now, observe: observeAdapter }),
+    findAccount: createFindAccount(db, (accountId) => reads.take(personKey(accountId))),
     // The account page's and the console's own first-party clients (clients/built-in-clients.ts); static, so nobody edits them.
     clients: builtInClients(config.issuer, { consoleRequiresMfa: config.console.requireMfa }),
     jwks: keys.jwks,

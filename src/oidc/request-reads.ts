@@ -1,55 +1,82 @@
 // Rows read together, for one engine request. Right after the engine finds an access token, a
 // refresh token or an authorization code, it looks up the session the token is bound to (by the
-// uid in its payload) and the grant it belongs to. The adapter (adapter.ts) reads all three in
-// one statement (artifacts/store.ts, findWithBindings) and keeps the session and the grant here
-// until the engine asks for them in the same request.
+// uid in its payload) and the grant it belongs to, and on /userinfo and /token the token's
+// account (findAccount). The adapter (adapter.ts) reads all four in one statement
+// (artifacts/store.ts, findWithBindings) and keeps the session, the grant and the person here
+// until the engine asks for them in the same request (the person through findAccount,
+// people/accounts.ts, wired in provider.ts).
 //
 // This is one read, not a cache: each row is handed out once (a second lookup reads the database
 // again), nothing outlives the request (a WeakMap keyed by the engine's request context), and any
-// write through the adapter in the request drops what was kept. The request sees the session and
-// the grant as they were when it read its token, a few statements earlier than it would have
-// otherwise; a revocation committed after that read is seen by the next request, as before.
+// write through the adapter in the request drops what was kept, with one exception: consuming the
+// token keeps the person, because the engine redeems a code before it looks up the code's account
+// (actions/grants/authorization_code.js) and the adapter never writes a person.
+// The request sees the session, the grant and the person as they were when it read its token, a
+// few statements earlier than it would have otherwise: a revocation, a person disabled, deleted
+// or changed after that read is seen by the next request, as before.
 import Provider from 'oidc-provider';
 import type { ArtifactRow } from '../artifacts/store.js';
+import type { User } from '../people/store.js';
 
 /** The engine's request being served (the engine keeps it in AsyncLocalStorage), if any. */
 export type RequestScope = () => object | undefined;
 
 export const engineRequest: RequestScope = () => Provider.ctx ?? undefined;
 
+/** Where a row read with a token is kept; `T`, what is kept there (never set: it only types the key). */
+export type ReadKey<T> = string & { readonly kept?: T };
+
+const PERSON = 'Person ';
 /** The key a session read with a token is kept under. */
-export const sessionKey = (uid: string) => `Session uid ${uid}`;
+export const sessionKey = (uid: string) => `Session uid ${uid}` as ReadKey<ArtifactRow>;
 /** The key a grant read with a token is kept under. */
-export const grantKey = (id: string) => `Grant ${id}`;
+export const grantKey = (id: string) => `Grant ${id}` as ReadKey<ArtifactRow>;
+/** The key the token's person is kept under. */
+export const personKey = (accountId: string) => `${PERSON}${accountId}` as ReadKey<User>;
+
+/** A row read with a token, under its key (null: read, and there was none). */
+export type KeptRead = readonly [key: ReadKey<ArtifactRow>, row: ArtifactRow | null] | readonly [key: ReadKey<User>, row: User | null];
 
 export interface RequestReads {
-  /** Keeps rows read with a token (null: read, and there was none) for the rest of the request `scope`. */
-  keep(scope: object, rows: ReadonlyArray<readonly [key: string, row: ArtifactRow | null]>): void;
+  /** The engine request being served, if any: rows are kept only within one. */
+  current(): object | undefined;
+  /** Keeps rows read with a token for the rest of the request `scope`. */
+  keep(scope: object, rows: readonly KeptRead[]): void;
   /** The row kept for `key` in the current request, handed out once; undefined when none is kept. */
-  take(key: string): ArtifactRow | null | undefined;
+  take<T>(key: ReadKey<T>): T | null | undefined;
   /** Drops what the current request kept (a write may have changed it). */
   drop(): void;
+  /** Drops the artifacts the current request kept and keeps its person: what consuming the token read drops. */
+  dropArtifacts(): void;
 }
 
 export function createRequestReads(scope: RequestScope): RequestReads {
-  const kept = new WeakMap<object, Map<string, ArtifactRow | null>>();
+  const kept = new WeakMap<object, Map<string, unknown>>();
+  const keptNow = () => {
+    const request = scope();
+    return request && kept.get(request);
+  };
   return {
+    current: scope,
     keep(request, rows) {
       let map = kept.get(request);
       if (!map) kept.set(request, (map = new Map()));
       for (const [key, row] of rows) map.set(key, row);
     },
-    take(key) {
-      const request = scope();
-      const map = request && kept.get(request);
+    take<T>(key: ReadKey<T>) {
+      const map = keptNow();
       if (!map?.has(key)) return undefined;
-      const row = map.get(key) as ArtifactRow | null;
+      const row = map.get(key) as T | null;
       map.delete(key);
       return row;
     },
     drop() {
       const request = scope();
       if (request) kept.delete(request);
+    },
+    dropArtifacts() {
+      const map = keptNow();
+      for (const key of map?.keys() ?? []) if (!key.startsWith(PERSON)) map?.delete(key);
     },
   };
 }

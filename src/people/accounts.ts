@@ -1,4 +1,11 @@
 // People as the engine sees them: findAccount() for claims, verifyPassword() for sign-in.
+//
+// On /userinfo and /token (refresh, code) the engine finds the account right after reading the
+// token, and the adapter reads the token's person in that same statement (artifacts/store.ts
+// findWithBindings, kept for the request by oidc/request-reads.ts): findAccount takes that row
+// instead of querying. The person is then as they were when the token was read, a few statements
+// earlier in the same request; a person disabled, deleted or changed after that read is seen by
+// the next request, as the session and the grant are.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import bcrypt from 'bcrypt';
@@ -30,11 +37,18 @@ export function userClaims(user: User): AccountClaims {
   return claims;
 }
 
-export function createFindAccount(db: Db): FindAccount {
+/**
+ * The person with this id already read in the current engine request, handed out once: null when
+ * read and not found, undefined when none was read (oidc/request-reads.ts).
+ */
+export type ReadAheadPerson = (accountId: string) => User | null | undefined;
+
+export function createFindAccount(db: Db, readAhead: ReadAheadPerson = () => undefined): FindAccount {
   const users = createUserStore(db);
   const groups = createGroupsClaim(db);
   return async function findAccount(ctx, id): Promise<Account | undefined> {
-    const user = await users.findById(id);
+    const read = readAhead(id);
+    const user = read !== undefined ? read : await users.findById(id);
     if (!user || user.disabled) return undefined;
     return {
       accountId: user.id,

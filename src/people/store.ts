@@ -1,8 +1,9 @@
 // Queries on User: the people who sign in. Emails are stored and looked up lower-cased.
 import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf, readTime } from '../db/dialect.js';
+import { dialectOf } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
+import { toUser, userColumns, type RawUser } from '../db/user-row.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';
 import { removeUnlessLastWay } from './sign-in-ways.js';
 import type { User } from '../generated/sqlite/client.js';
@@ -45,37 +46,16 @@ export function profileColumnsOf(claims: Partial<Record<ProfileClaim, string | n
   return Object.fromEntries(Object.entries(PROFILE_CLAIM_COLUMNS).map(([claim, column]) => [column, claims[claim as ProfileClaim] ?? null])) as Pick<UserProfile, (typeof PROFILE_CLAIM_COLUMNS)[ProfileClaim]>;
 }
 
-const USER_COLUMNS = ['id', 'email', 'emailVerified', 'passwordHash', 'name', 'givenName', 'familyName', 'preferredUsername', 'picture', 'locale', 'disabled', 'totpSecretEncrypted', 'totpEnabledAt', 'totpLastStep', 'createdAt', 'updatedAt'] as const satisfies readonly (keyof User)[];
-
-type UnlistedUserColumn = Exclude<keyof User, (typeof USER_COLUMNS)[number]>;
-/** Does not compile, and names the column, once User has a column USER_COLUMNS leaves out. */
-const EVERY_USER_COLUMN_LISTED: [UnlistedUserColumn] extends [never] ? true : UnlistedUserColumn = true;
-void EVERY_USER_COLUMN_LISTED;
-
 /** `text` as a LIKE pattern matching it anywhere, literally: its `%` and `_` (and the escape `!`) escaped. */
 export const containsPattern = (text: string) => `%${text.replace(/[!%_]/g, '!$&')}%`;
 
-/** SQLite hands booleans and integers to raw queries as numbers or bigints. */
-const readBoolean = (value: unknown) => value === true || value === 1 || value === 1n || value === '1';
-const readInteger = (value: unknown) => (value === null || value === undefined ? null : Number(value));
-
-function toUser(raw: Record<(typeof USER_COLUMNS)[number], unknown>): User {
-  return {
-    ...(raw as unknown as User),
-    emailVerified: readBoolean(raw.emailVerified),
-    disabled: readBoolean(raw.disabled),
-    totpEnabledAt: readTime(raw.totpEnabledAt),
-    totpLastStep: readInteger(raw.totpLastStep),
-    createdAt: readTime(raw.createdAt) as Date,
-    updatedAt: readTime(raw.updatedAt) as Date,
-  };
-}
-
 export function createUserStore(db: DbHandle) {
   const { prisma } = db;
-  // Written in SQL and kept prepared: the engine looks the person up on every userinfo, refresh and code redemption (db/executor.ts).
+  // Written in SQL and kept prepared (db/executor.ts): sign-ins and the pages look people up all the time; the engine's
+  // lookups on userinfo, refresh and code redemption mostly take the person read with the token instead (people/accounts.ts).
+  // Columns and row mapping: db/user-row.ts, shared with that token lookup.
   const dialect = dialectOf(db.flavour);
-  const columns = USER_COLUMNS.map((c) => `"${c}"`).join(', ');
+  const columns = userColumns();
   const byId = { name: 'user_by_id', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "id" = ?`) };
   const byEmail = { name: 'user_by_email', text: dialect.sql(`SELECT ${columns} FROM "User" WHERE "email" = ?`) };
   const sql = executorOf(db);
@@ -86,7 +66,7 @@ export function createUserStore(db: DbHandle) {
   return {
     async findById(id: string): Promise<User | null> {
       if (hasNul(id)) return null;
-      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byId, [id]);
+      const [raw] = await sql.rows<RawUser>(byId, [id]);
       return raw ? toUser(raw) : null;
     },
 
@@ -104,7 +84,7 @@ export function createUserStore(db: DbHandle) {
       if (hasNul(text)) return { users: [], total: 0 };
       const patterns = [containsPattern(text.toLowerCase()), containsPattern(text)];
       const [rows, [counted]] = await Promise.all([
-        prisma.$queryRawUnsafe<Record<(typeof USER_COLUMNS)[number], unknown>[]>(search.page, ...patterns, limit, offset),
+        prisma.$queryRawUnsafe<RawUser[]>(search.page, ...patterns, limit, offset),
         prisma.$queryRawUnsafe<{ total: unknown }[]>(search.count, ...patterns),
       ]);
       return { users: rows.map(toUser), total: Number(counted?.total ?? 0) };
@@ -113,7 +93,7 @@ export function createUserStore(db: DbHandle) {
     /** Every password sign-in looks the person up by email (kept prepared, as findById). */
     async findByEmail(email: string): Promise<User | null> {
       if (hasNul(email)) return null;
-      const [raw] = await sql.rows<Record<(typeof USER_COLUMNS)[number], unknown>>(byEmail, [normalizeEmail(email)]);
+      const [raw] = await sql.rows<RawUser>(byEmail, [normalizeEmail(email)]);
       return raw ? toUser(raw) : null;
     },
 

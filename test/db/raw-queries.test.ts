@@ -1,4 +1,4 @@
-// The statements written in SQL for speed (artifacts, audit events, the user lookup; see
+// The statements written in SQL for speed (artifacts, a token with its session, grant and person, audit events, the user lookup; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
 // PostgreSQL alike: rows written one way are read back identically the other way (a person's groups too). They run three
 // ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the
@@ -139,40 +139,59 @@ describe.each(
     expect(await artifacts.latestGrantId('acc-g\0', 'client-g', now)).toBeNull();
   });
 
-  it('reads a token with its session and its grant in one statement, exactly as the three lookups read them', async () => {
+  it('reads a token with its session, its grant and its person in one statement, exactly as the four lookups read them', async () => {
     const artifacts = createArtifactStore(handle);
+    const users = createUserStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');
     const later = new Date(now.getTime() + 60_000);
-    const row = (model: string, id: string, payload: Record<string, unknown>, extra: { grantId?: string; uid?: string; expiresAt?: Date | null; consumedAt?: Date } = {}) =>
-      db.prisma.oidcArtifact.create({ data: { model, id, payload: payload as object, grantId: extra.grantId ?? null, uid: extra.uid ?? null, expiresAt: extra.expiresAt ?? null, consumedAt: extra.consumedAt ?? null } });
-    await row('Session', 's-b', { uid: 'uid-b', accountId: 'acc', nested: { ok: [1, '한'] } }, { uid: 'uid-b', expiresAt: later });
-    await row('Grant', 'g-b', { accountId: 'acc', clientId: 'c' }, { grantId: 'g-b', expiresAt: later });
-    await row('AccessToken', 'at-both', { sessionUid: 'uid-b', grantId: 'g-b' }, { grantId: 'g-b', expiresAt: later });
-    await row('RefreshToken', 'rt-consumed', { grantId: 'g-b' }, { grantId: 'g-b', consumedAt: now });
-    await row('AccessToken', 'at-session-gone', { sessionUid: 'uid-none', grantId: 'g-none' }, { grantId: 'g-none' });
+    const row = (model: string, id: string, payload: Record<string, unknown>, extra: { grantId?: string; uid?: string; accountId?: string; expiresAt?: Date | null; consumedAt?: Date } = {}) =>
+      db.prisma.oidcArtifact.create({
+        data: { model, id, payload: payload as object, grantId: extra.grantId ?? null, uid: extra.uid ?? null, accountId: extra.accountId ?? null, expiresAt: extra.expiresAt ?? null, consumedAt: extra.consumedAt ?? null },
+      });
+    // Every kind of column a person has: booleans, times, a counter, nulls (the disabled flag is findAccount's to apply).
+    await db.prisma.user.create({
+      data: { id: 'u-bound', email: 'bound@example.com', emailVerified: true, passwordHash: null, name: '한 Bound', givenName: 'Bo', locale: 'ko', disabled: true, totpSecretEncrypted: 'sealed', totpEnabledAt: new Date('2030-01-02T03:04:05.678Z'), totpLastStep: 987654321 },
+    });
+    await db.prisma.user.create({ data: { id: 'u-plain-bound', email: 'plain-bound@example.com' } });
+    await row('Session', 's-b', { uid: 'uid-b', accountId: 'acc', nested: { ok: [1, '한'] } }, { uid: 'uid-b', accountId: 'u-bound', expiresAt: later });
+    await row('Grant', 'g-b', { accountId: 'acc', clientId: 'c' }, { grantId: 'g-b', accountId: 'u-bound', expiresAt: later });
+    await row('AccessToken', 'at-both', { sessionUid: 'uid-b', grantId: 'g-b' }, { grantId: 'g-b', accountId: 'u-bound', expiresAt: later });
+    await row('RefreshToken', 'rt-consumed', { grantId: 'g-b' }, { grantId: 'g-b', accountId: 'u-plain-bound', consumedAt: now });
+    await row('AccessToken', 'at-session-gone', { sessionUid: 'uid-none', grantId: 'g-none' }, { grantId: 'g-none', accountId: 'u-gone' });
+    await row('AccessToken', 'at-no-account', { grantId: 'g-b' }, { grantId: 'g-b' });
     await row('Session', 's-expired', { uid: 'uid-x' }, { uid: 'uid-x', expiresAt: now });
     await row('Grant', 'g-expired', {}, { grantId: 'g-expired', expiresAt: now });
-    await row('AuthorizationCode', 'code-expired-bindings', { sessionUid: 'uid-x' }, { grantId: 'g-expired' });
+    await row('AuthorizationCode', 'code-expired-bindings', { sessionUid: 'uid-x' }, { grantId: 'g-expired', accountId: 'u-bound' });
 
     const separately = async (model: string, id: string, at: Date) => {
       const token = await artifacts.find(model, id, at);
       if (!token) return null;
       const uid = token.payload.sessionUid;
+      const accountId = (await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model, id } } }))?.accountId ?? null;
+      const person = accountId ? await db.prisma.user.findUnique({ where: { id: accountId } }) : null;
+      // The people store's own lookup reads the same person.
+      expect(person).toEqual(accountId ? await users.findById(accountId) : null);
       return {
         token,
         session: typeof uid === 'string' ? await artifacts.findBy('Session', 'uid', uid, at) : null,
         grant: token.grantId ? await artifacts.find('Grant', token.grantId, at) : null,
+        accountId,
+        person,
       };
     };
-    for (const [model, id] of [['AccessToken', 'at-both'], ['RefreshToken', 'rt-consumed'], ['AccessToken', 'at-session-gone'], ['AuthorizationCode', 'code-expired-bindings'], ['AccessToken', 'nothing']] as const) {
+    for (const [model, id] of [['AccessToken', 'at-both'], ['RefreshToken', 'rt-consumed'], ['AccessToken', 'at-session-gone'], ['AccessToken', 'at-no-account'], ['AuthorizationCode', 'code-expired-bindings'], ['AccessToken', 'nothing']] as const) {
       expect(await artifacts.findWithBindings(model, id, now), `${model} ${id}`).toEqual(await separately(model, id, now));
     }
     expect((await artifacts.findWithBindings('AccessToken', 'at-both', now))?.session?.payload).toEqual({ uid: 'uid-b', accountId: 'acc', nested: { ok: [1, '한'] } });
+    expect(await artifacts.findWithBindings('AccessToken', 'at-both', now)).toMatchObject({ accountId: 'u-bound', person: { id: 'u-bound', disabled: true, emailVerified: true, totpLastStep: 987654321, passwordHash: null } });
+    expect(await artifacts.findWithBindings('RefreshToken', 'rt-consumed', now)).toMatchObject({ person: { id: 'u-plain-bound', disabled: false, emailVerified: false, totpEnabledAt: null, totpLastStep: null } });
+    expect(await artifacts.findWithBindings('AccessToken', 'at-session-gone', now)).toMatchObject({ accountId: 'u-gone', person: null });
     // Each part expires by the time given, to the millisecond.
     expect(await artifacts.findWithBindings('AccessToken', 'at-both', new Date(later.getTime() - 1))).toMatchObject({ session: { payload: { uid: 'uid-b' } }, grant: { grantId: 'g-b' } });
     expect(await artifacts.findWithBindings('AccessToken', 'at-both', later)).toBeNull();
     expect(await artifacts.findWithBindings('AccessToken', 'at-both\0', now)).toBeNull();
-    await db.prisma.oidcArtifact.deleteMany({ where: { id: { in: ['s-b', 'g-b', 'at-both', 'rt-consumed', 'at-session-gone', 's-expired', 'g-expired', 'code-expired-bindings'] } } });
+    await db.prisma.oidcArtifact.deleteMany({ where: { id: { in: ['s-b', 'g-b', 'at-both', 'rt-consumed', 'at-session-gone', 'at-no-account', 's-expired', 'g-expired', 'code-expired-bindings'] } } });
+    await db.prisma.user.deleteMany({ where: { id: { in: ['u-bound', 'u-plain-bound'] } } });
   });
 
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
