@@ -30,6 +30,7 @@ import type { SignInHandoffs } from '../people/sign-in-handoff.js';
 import type { PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 import { createConsentSteps, type ConsentSteps } from './consent.js';
+import { createLoadedInteractions } from './loaded-interactions.js';
 import { InteractionSchema, LINK_KEY, MAX_SECOND_FACTOR_FAILURES, PENDING_KEY, PendingSecondFactorSchema, type Interaction, type PendingSecondFactor } from './interaction-state.js';
 
 /**
@@ -122,6 +123,8 @@ export function createInteractionSteps(
   emailGate?: EmailGate,
   handoffs?: SignInHandoffs,
 ): InteractionSteps {
+  // Each request's writes of the interaction reuse the engine's interaction its load found (loaded-interactions.ts).
+  const interactions = createLoadedInteractions(provider);
   /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
   async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (link && links) {
@@ -132,7 +135,7 @@ export function createInteractionSteps(
         throw error;
       }
     }
-    await provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
+    await interactions.finish(req, res, { login });
   }
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin) =>
     finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
@@ -179,7 +182,7 @@ export function createInteractionSteps(
 
   /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
   async function keepPending(req: IncomingMessage, res: ServerResponse, pending: z.input<typeof PendingSecondFactorSchema> | undefined) {
-    await provider.interactionResult(req, res, pending ? { [PENDING_KEY]: pending } : {}, { mergeWithLastSubmission: false });
+    await interactions.saveResult(req, res, pending ? { [PENDING_KEY]: pending } : {});
   }
 
   /** Counts a wrong code; after too many the password step is forgotten. */
@@ -228,7 +231,7 @@ export function createInteractionSteps(
 
   return {
     async load(req, res) {
-      return InteractionSchema.parse(await provider.interactionDetails(req, res));
+      return InteractionSchema.parse(await interactions.load(req, res));
     },
 
     ...createConsentSteps(provider, audit),
@@ -248,7 +251,7 @@ export function createInteractionSteps(
     },
 
     async offerLink(req, res, link) {
-      await provider.interactionResult(req, res, { [LINK_KEY]: link }, { mergeWithLastSubmission: false });
+      await interactions.saveResult(req, res, { [LINK_KEY]: link });
     },
 
     pendingLink: (interaction) => (links ? interaction.result?.[LINK_KEY] : undefined),
@@ -334,7 +337,7 @@ export function createInteractionSteps(
 
     async abortInteraction(req, res) {
       const result = { error: 'access_denied', error_description: 'End-User aborted interaction' };
-      await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+      await interactions.finish(req, res, result);
     },
   };
 }

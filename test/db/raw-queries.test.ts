@@ -92,7 +92,7 @@ describe.each(
 
   it("lists the enabled identity providers (the sign-in page's buttons) as the query builder finds them, by id", async () => {
     const store = createFederationStore(handle);
-    const provider = (id: string, enabled: boolean, settings: object) => ({ id, displayName: `Name of ${id}`, kind: 'oidc', enabled, settings: { issuer: 'https://idp.example', client_id: 'c', ...settings }, clientSecretEncrypted: 'sealed' });
+    const provider = (id: string, enabled: boolean, settings: object) => ({ id, displayName: `Name of ${id}`, kind: 'oidc', enabled, settings: { issuer: 'https://idp.example', client_id: 'c', trusted: false, create_accounts: false, link_by_verified_email: false, ...settings }, clientSecretEncrypted: 'sealed' });
     await store.insertProvider(provider('b-idp', true, { icon_uri: 'https://idp.example/icon.png', scopes: ['openid', 'email'] }));
     await store.insertProvider(provider('a-idp', true, {}));
     await store.insertProvider(provider('c-off', false, { icon_uri: 'https://idp.example/off.png' }));

@@ -1,6 +1,7 @@
 // The password step reads the person once: whether a TOTP code is owed comes from the row the
 // password check read (people/accounts.ts signInWithPassword), not from a second lookup.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import type Provider from 'oidc-provider';
 import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/log.js';
@@ -13,15 +14,18 @@ import type { SignInLimits } from '../../src/people/sign-in-limits.js';
 import type { User } from '../../src/people/store.js';
 
 const interaction = { uid: 'uid-1', cid: 'cid-1', prompt: { name: 'login', reasons: [], details: {} }, params: { client_id: 'app' } } as unknown as Interaction;
-const req = {} as IncomingMessage;
-const res = {} as ServerResponse;
+const req = new IncomingMessage(new Socket());
+const res = new ServerResponse(req);
 
 function stepsFor(person: Partial<User> | null) {
+  // What the step wrote into the interaction: a finished login, or the second factor still owed.
   const finished: unknown[] = [];
   const kept: unknown[] = [];
   const provider = {
-    interactionFinished: async (_req: unknown, _res: unknown, result: unknown) => void finished.push(result),
-    interactionResult: async (_req: unknown, _res: unknown, result: unknown) => void kept.push(result),
+    async interactionResult(_req: unknown, _res: unknown, result: Record<string, unknown>) {
+      (result.login ? finished : kept).push(result);
+      return 'https://issuer.example/authorize/uid-1';
+    },
   } as unknown as Provider;
   const passwords: PasswordVerifier = {
     signInWithPassword: async () => (person ? ({ id: 'acc-1', totpEnabledAt: null, totpSecretEncrypted: null, ...person } as User) : null),
