@@ -234,7 +234,7 @@ export function createInteractionSteps(
       return InteractionSchema.parse(await interactions.load(req, res));
     },
 
-    ...createConsentSteps(provider, audit),
+    ...createConsentSteps(provider, audit, interactions),
 
     async submitLogin(req, res, interaction, email, password, origin) {
       const person = await passwords.signInWithPassword(email, password, origin);

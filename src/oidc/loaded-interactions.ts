@@ -3,36 +3,41 @@
 // (its cookie, its row, the session it names) before they set the result; our routes have just
 // done exactly that (steps.load, interactionDetails), within the same request. So the instance
 // loaded then is kept for the request (a WeakMap keyed by node's request object) and written
-// as the engine writes it: the result replaced (never merged), saved until the interaction
-// expires, the browser sent on to returnTo.
+// as the engine writes it: the result replaced (or merged with the last submission, as the
+// engine merges it), saved until the interaction expires, the browser sent on to returnTo.
 //
 // Handed out once: a second write in the same request, or a request that loaded nothing, goes
-// through the engine's own lookup. The result is always replaced whole, and the engine changes
-// nothing else in an interaction once it is made, so the row written is the one the engine would
-// have written. Writes that merge with the last submission (consent.ts) still go through the engine.
+// through the engine's own lookup. Only the result is written, and the engine changes nothing
+// else in an interaction once it is made, so the row written is the one the engine would have
+// written.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 
 type EngineInteraction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
+/** The engine's mergeWithLastSubmission, false unless asked (our login steps replace the result whole). */
+export interface WriteOptions {
+  merge?: boolean;
+}
+
 export interface LoadedInteractions {
   /** The engine's lookup of this request's interaction, keeping what it found for the request's write. */
   load(req: IncomingMessage, res: ServerResponse): Promise<EngineInteraction>;
-  /** Replaces the interaction's result; where the browser goes next (the engine's interactionResult). */
-  saveResult(req: IncomingMessage, res: ServerResponse, result: InteractionResults): Promise<string>;
-  /** Replaces the result and sends the browser back to the engine (the engine's interactionFinished). */
-  finish(req: IncomingMessage, res: ServerResponse, result: InteractionResults): Promise<void>;
+  /** Replaces the interaction's result (`merge`: merges it with the last submission); where the browser goes next (the engine's interactionResult). */
+  saveResult(req: IncomingMessage, res: ServerResponse, result: InteractionResults, options?: WriteOptions): Promise<string>;
+  /** Writes the result and sends the browser back to the engine (the engine's interactionFinished). */
+  finish(req: IncomingMessage, res: ServerResponse, result: InteractionResults, options?: WriteOptions): Promise<void>;
 }
 
 export function createLoadedInteractions(provider: Provider): LoadedInteractions {
   const loaded = new WeakMap<IncomingMessage, EngineInteraction>();
 
-  async function saveResult(req: IncomingMessage, res: ServerResponse, result: InteractionResults): Promise<string> {
+  async function saveResult(req: IncomingMessage, res: ServerResponse, result: InteractionResults, { merge = false }: WriteOptions = {}): Promise<string> {
     const interaction = loaded.get(req);
-    if (!interaction) return provider.interactionResult(req, res, result, { mergeWithLastSubmission: false });
+    if (!interaction) return provider.interactionResult(req, res, result, { mergeWithLastSubmission: merge });
     loaded.delete(req);
-    interaction.result = result;
+    interaction.result = merge && !('error' in result) ? { ...interaction.lastSubmission, ...result } : result;
     await interaction.save(interaction.exp - Math.floor(Date.now() / 1000));
     return interaction.returnTo;
   }
@@ -44,8 +49,8 @@ export function createLoadedInteractions(provider: Provider): LoadedInteractions
       return interaction;
     },
     saveResult,
-    async finish(req, res, result) {
-      const returnTo = await saveResult(req, res, result);
+    async finish(req, res, result, options) {
+      const returnTo = await saveResult(req, res, result, options);
       res.statusCode = 303;
       res.setHeader('Location', returnTo);
       res.setHeader('Content-Length', '0');

@@ -16,6 +16,7 @@ function fakeEngine() {
     exp: Math.floor(Date.now() / 1000) + 600,
     returnTo: `https://issuer.example/authorize/${uid}`,
     result: { earlier: true } as unknown,
+    lastSubmission: { login: { accountId: 'acc-1' } },
     async save(this: { uid: string; result: unknown }, ttl: number) {
       saved.push({ uid: this.uid, result: this.result, ttl });
       return this.uid;
@@ -53,6 +54,19 @@ describe('the interaction a route loaded, written in the same request', () => {
     expect(engine.saved[0]!.ttl).toBeLessThanOrEqual(600);
     expect(res.statusCode).toBe(303);
     expect(res.getHeader('location')).toBe('https://issuer.example/authorize/uid-1');
+  });
+
+  it("merges with the last submission when asked, as the engine does, an error excepted", async () => {
+    const engine = fakeEngine();
+    const interactions = createLoadedInteractions(engine.provider);
+    const consent = request();
+    await interactions.load(consent.req, consent.res);
+    await interactions.finish(consent.req, consent.res, { consent: { grantId: 'g-1' } }, { merge: true });
+    const refusal = request();
+    await interactions.load(refusal.req, refusal.res);
+    await interactions.finish(refusal.req, refusal.res, { error: 'access_denied' }, { merge: true });
+    expect(engine.saved.map((write) => write.result)).toEqual([{ login: { accountId: 'acc-1' }, consent: { grantId: 'g-1' } }, { error: 'access_denied' }]);
+    expect(engine.engineWrites).toEqual([]);
   });
 
   it('hands it out once: a second write in the request goes through the engine, as does a request that loaded nothing', async () => {
