@@ -208,8 +208,8 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
   return {
     /** The buttons of the sign-in page: every enabled provider. */
     async enabledProviders(): Promise<ProviderButton[]> {
-      const rows = await store.listProviders();
-      return rows.filter((row) => row.enabled).map((row) => ({ id: row.id, displayName: row.displayName, iconUri: (row.settings as { icon_uri?: string }).icon_uri }));
+      const rows = await store.listEnabled();
+      return rows.map((row) => ({ id: row.id, displayName: row.displayName, iconUri: row.settings.icon_uri }));
     },
 
     /**

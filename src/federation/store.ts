@@ -2,6 +2,8 @@
 // client secret is stored only encrypted with SECRETS, bound to the provider's id, and opened
 // only for the upstream token request (upstream.ts).
 import type { DbHandle } from '../db/client.js';
+import { dialectOf, readJson } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 import { removeUnlessLastWay } from '../people/sign-in-ways.js';
 import type { IdentityProvider, LinkedIdentity } from '../generated/sqlite/client.js';
@@ -37,11 +39,19 @@ export interface IdpRowInput {
   clientSecretEncrypted: string;
 }
 
+export type EnabledProvider = Pick<IdentityProvider, 'id' | 'displayName'> & { settings: IdpSettings };
+
 export function createFederationStore(db: DbHandle) {
   const { prisma } = db;
   const data = (row: IdpRowInput) => ({ ...row, settings: row.settings as object });
+  // Written in SQL and kept prepared: every sign-in page shows the enabled providers (db/executor.ts).
+  const sql = executorOf(db);
+  const enabledRows = { name: 'idp_enabled', text: dialectOf(db.flavour).sql('SELECT "id", "displayName", "settings" FROM "IdentityProvider" WHERE "enabled" = ? ORDER BY "id" ASC') };
   return {
     listProviders: () => prisma.identityProvider.findMany({ orderBy: { id: 'asc' } }),
+    /** The enabled providers, by id: what the sign-in page's buttons show of them. */
+    listEnabled: async (): Promise<EnabledProvider[]> =>
+      (await sql.rows<{ id: string; displayName: string; settings: unknown }>(enabledRows, [true])).map((row) => ({ id: row.id, displayName: row.displayName, settings: readJson<IdpSettings>(row.settings) })),
     findProvider: (id: string) => prisma.identityProvider.findUnique({ where: { id } }),
     insertProvider: (row: IdpRowInput) => prisma.identityProvider.create({ data: data(row) }),
     replaceProvider: (row: IdpRowInput) => prisma.identityProvider.update({ where: { id: row.id }, data: data(row) }),

@@ -151,6 +151,9 @@ export function createApp(deps: AppDeps): App {
 function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, console: consoleDeps, federation, passwordReset, emailVerification, signUp, invitations }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // Everything Express answers is no-store (security-headers.ts cacheControl; the assets set their
+  // own ETags): a validator nobody may store would only cost a hash of every page it sends.
+  app.set('etag', false);
   app.set('trust proxy', config.server.trustProxy);
 
   app.use(createBrandingRouter(config.branding));

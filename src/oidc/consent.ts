@@ -5,6 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Interaction } from './interaction-state.js';
+import type { LoadedInteractions } from './loaded-interactions.js';
 
 export interface ClientSummary {
   clientId: string;
@@ -39,7 +40,7 @@ export interface ConsentSteps {
   confirmConsent(req: IncomingMessage, res: ServerResponse, interaction: Interaction, origin: RequestOrigin): Promise<void>;
 }
 
-export function createConsentSteps(provider: Provider, audit: AuditLog): ConsentSteps {
+export function createConsentSteps(provider: Provider, audit: AuditLog, interactions: LoadedInteractions): ConsentSteps {
   return {
     async describeClient(clientId) {
       const client = await provider.Client.find(clientId);
@@ -92,7 +93,7 @@ export function createConsentSteps(provider: Provider, audit: AuditLog): Consent
         ...origin,
         details: { scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [], resources: Object.keys(details.missingResourceScopes ?? {}) },
       });
-      await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+      await interactions.finish(req, res, { consent: { grantId } }, { merge: true });
     },
 
   };

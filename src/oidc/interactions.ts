@@ -22,13 +22,15 @@ import type { InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import type { PasswordVerifier } from '../people/accounts.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
-import type { Mfa, TotpEnrolment } from '../people/mfa.js';
+import { totpEnabled, type Mfa, type TotpEnrolment } from '../people/mfa.js';
+import type { User } from '../people/store.js';
 import type { Passkeys } from '../people/passkeys.js';
 import type { SignInLimits } from '../people/sign-in-limits.js';
 import type { SignInHandoffs } from '../people/sign-in-handoff.js';
 import type { PendingLink } from '../federation/sign-in.js';
 import { ACR_MFA, ACR_PASSWORD, MFA_REQUIRED_REASON } from './provider.js';
 import { createConsentSteps, type ConsentSteps } from './consent.js';
+import { createLoadedInteractions } from './loaded-interactions.js';
 import { InteractionSchema, LINK_KEY, MAX_SECOND_FACTOR_FAILURES, PENDING_KEY, PendingSecondFactorSchema, type Interaction, type PendingSecondFactor } from './interaction-state.js';
 
 /**
@@ -36,6 +38,9 @@ import { InteractionSchema, LINK_KEY, MAX_SECOND_FACTOR_FAILURES, PENDING_KEY, P
  * second ('otp' for a TOTP code, 'hwk' for a passkey); a user-verified passkey alone is ['hwk', 'user'].
  */
 const PASSKEY_ALONE_AMR = ['hwk', 'user'];
+
+/** The person's row as the password check read it: whether a TOTP code is owed needs no second read. */
+type SignedInPerson = Pick<User, 'totpEnabledAt' | 'totpSecretEncrypted'>;
 
 /** What the second-factor page offers this person. */
 export interface SecondFactorMethods {
@@ -118,6 +123,8 @@ export function createInteractionSteps(
   emailGate?: EmailGate,
   handoffs?: SignInHandoffs,
 ): InteractionSteps {
+  // Each request's writes of the interaction reuse the engine's interaction its load found (loaded-interactions.ts).
+  const interactions = createLoadedInteractions(provider);
   /** Finishes the login prompt, first making the link it carries (a refusal forgets the whole step). */
   async function finishLogin(req: IncomingMessage, res: ServerResponse, login: NonNullable<InteractionResults['login']>, link?: { pending: PendingLink; origin: RequestOrigin }) {
     if (link && links) {
@@ -128,7 +135,7 @@ export function createInteractionSteps(
         throw error;
       }
     }
-    await provider.interactionFinished(req, res, { login }, { mergeWithLastSubmission: false });
+    await interactions.finish(req, res, { login });
   }
   const finishWithSecondFactor = (req: IncomingMessage, res: ServerResponse, pending: PendingSecondFactor, origin: RequestOrigin) =>
     finishLogin(req, res, { accountId: pending.accountId, amr: [pending.via, 'otp'], acr: ACR_MFA }, pending.link && { pending: pending.link, origin });
@@ -137,12 +144,12 @@ export function createInteractionSteps(
    * After the first factor (a password or an upstream provider): a verified address first when
    * REQUIRE_VERIFIED_EMAIL asks for one, then the second factor, or finished (with the link accepted at the password step).
    */
-  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
+  async function afterFirstFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }, person?: SignedInPerson) {
     if (emailGate && !(await emailGate.isVerified(accountId))) {
       await keepPending(req, res, { accountId, stage: 'verify_email', failures: 0, via, link: link?.pending });
       return 'second_factor' as const;
     }
-    return askSecondFactor(req, res, interaction, accountId, via, link);
+    return askSecondFactor(req, res, interaction, accountId, via, link, person);
   }
 
   /** When one step gave every factor (`amr`: an upstream's MFA, a passkey): a verified address first when REQUIRE_VERIFIED_EMAIL asks for one, then finished as MFA. */
@@ -155,11 +162,11 @@ export function createInteractionSteps(
     return 'finished' as const;
   }
 
-  /** The second factor the person or the client asks for, or finished. */
-  async function askSecondFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }) {
+  /** The second factor the person or the client asks for, or finished; `person`: their row as this request's password check read it. */
+  async function askSecondFactor(req: IncomingMessage, res: ServerResponse, interaction: Interaction, accountId: string, via: 'pwd' | 'fed', link?: { pending: PendingLink; origin: RequestOrigin }, person?: SignedInPerson) {
     const mfaRequired = interaction.prompt.reasons.includes(MFA_REQUIRED_REASON);
     // A TOTP code is always asked of who has one; a passkey when the client requires MFA.
-    if ((await mfa.isEnabled(accountId)) || (mfaRequired && (await passkeys.count(accountId)) > 0)) {
+    if ((person ? totpEnabled(person) : await mfa.isEnabled(accountId)) || (mfaRequired && (await passkeys.count(accountId)) > 0)) {
       await keepPending(req, res, { accountId, stage: 'code', failures: 0, via, link: link?.pending });
       return 'second_factor' as const;
     }
@@ -175,7 +182,7 @@ export function createInteractionSteps(
 
   /** Stores what is owed in the interaction (server-side); undefined forgets the password step. */
   async function keepPending(req: IncomingMessage, res: ServerResponse, pending: z.input<typeof PendingSecondFactorSchema> | undefined) {
-    await provider.interactionResult(req, res, pending ? { [PENDING_KEY]: pending } : {}, { mergeWithLastSubmission: false });
+    await interactions.saveResult(req, res, pending ? { [PENDING_KEY]: pending } : {});
   }
 
   /** Counts a wrong code; after too many the password step is forgotten. */
@@ -224,26 +231,27 @@ export function createInteractionSteps(
 
   return {
     async load(req, res) {
-      return InteractionSchema.parse(await provider.interactionDetails(req, res));
+      return InteractionSchema.parse(await interactions.load(req, res));
     },
 
-    ...createConsentSteps(provider, audit),
+    ...createConsentSteps(provider, audit, interactions),
 
     async submitLogin(req, res, interaction, email, password, origin) {
-      const accountId = await passwords.verifyPassword(email, password, origin);
-      if (!accountId) return 'wrong';
+      const person = await passwords.signInWithPassword(email, password, origin);
+      if (!person) return 'wrong';
+      const accountId = person.id;
       const pending = links && interaction.result?.[LINK_KEY];
-      if (!pending) return afterFirstFactor(req, res, interaction, accountId, 'pwd');
+      if (!pending) return afterFirstFactor(req, res, interaction, accountId, 'pwd', undefined, person);
       const refusal = await links.accept(accountId, pending, origin);
       if (refusal) {
         await keepPending(req, res, undefined);
         return refusal;
       }
-      return afterFirstFactor(req, res, interaction, accountId, 'pwd', { pending, origin });
+      return afterFirstFactor(req, res, interaction, accountId, 'pwd', { pending, origin }, person);
     },
 
     async offerLink(req, res, link) {
-      await provider.interactionResult(req, res, { [LINK_KEY]: link }, { mergeWithLastSubmission: false });
+      await interactions.saveResult(req, res, { [LINK_KEY]: link });
     },
 
     pendingLink: (interaction) => (links ? interaction.result?.[LINK_KEY] : undefined),
@@ -329,7 +337,7 @@ export function createInteractionSteps(
 
     async abortInteraction(req, res) {
       const result = { error: 'access_denied', error_description: 'End-User aborted interaction' };
-      await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+      await interactions.finish(req, res, result);
     },
   };
 }

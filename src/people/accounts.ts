@@ -70,6 +70,8 @@ export interface PasswordVerifier {
    * attempt, and waits longer the more recent failures the account has (sign-in-limits.ts).
    */
   verifyPassword(email: string, password: string, origin: RequestOrigin): Promise<string | null>;
+  /** The same check, answering with the person's row as it was read for it (their TOTP state, say), so the sign-in need not read it again. */
+  signInWithPassword(email: string, password: string, origin: RequestOrigin): Promise<User | null>;
 }
 
 export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditLog, limits: SignInLimits): PasswordVerifier {
@@ -88,30 +90,33 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
     return null;
   }
 
+  async function signInWithPassword(email: string, password: string, origin: RequestOrigin): Promise<User | null> {
+    const attempt = await limits.begin(email, origin.ip);
+    await sleep(attempt.delayMs);
+    const user = await users.findByEmail(email);
+    // Locked: not even the right password gets in, so it is not checked.
+    if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
+    // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
+    // them. Refused like a wrong one, after the same bcrypt work (no password set through the
+    // policy is longer, password-policy.ts). An imported argon2id hash reads every byte.
+    const longerThanBcryptReads = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
+    const tooLong = longerThanBcryptReads && !readsWholePassword(user?.passwordHash ?? null);
+    // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
+    const matches = (await verifyPasswordHash(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
+    if (!user?.passwordHash || !matches || user.disabled) {
+      const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
+      return refuse(attempt, user, origin, { reason });
+    }
+    await attempt.succeeded();
+    await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
+    // A longer password, right for an imported argon2id hash, keeps that hash: bcrypt could not hold it.
+    if (needsRehash(user.passwordHash, bcryptCost) && !longerThanBcryptReads) await rehash(user.id, user.passwordHash, password, origin);
+    return user;
+  }
+
   return {
-    async verifyPassword(email, password, origin) {
-      const attempt = await limits.begin(email, origin.ip);
-      await sleep(attempt.delayMs);
-      const user = await users.findByEmail(email);
-      // Locked: not even the right password gets in, so it is not checked.
-      if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
-      // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
-      // them. Refused like a wrong one, after the same bcrypt work (no password set through the
-      // policy is longer, password-policy.ts). An imported argon2id hash reads every byte.
-      const longerThanBcryptReads = Buffer.byteLength(password, 'utf8') > BCRYPT_MAX_PASSWORD_BYTES;
-      const tooLong = longerThanBcryptReads && !readsWholePassword(user?.passwordHash ?? null);
-      // Someone without a password (passkeys only, or an upstream provider) costs the same work and never matches.
-      const matches = (await verifyPasswordHash(password, user?.passwordHash ?? (await dummy()))) && !tooLong && Boolean(user?.passwordHash);
-      if (!user?.passwordHash || !matches || user.disabled) {
-        const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
-        return refuse(attempt, user, origin, { reason });
-      }
-      await attempt.succeeded();
-      await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
-      // A longer password, right for an imported argon2id hash, keeps that hash: bcrypt could not hold it.
-      if (needsRehash(user.passwordHash, bcryptCost) && !longerThanBcryptReads) await rehash(user.id, user.passwordHash, password, origin);
-      return user.id;
-    },
+    signInWithPassword,
+    verifyPassword: async (email, password, origin) => (await signInWithPassword(email, password, origin))?.id ?? null,
   };
 
   /**

@@ -8,7 +8,7 @@ import { generateSecret, generateURI, verify } from 'otplib';
 import QRCode from 'qrcode';
 import type { Db } from '../db/client.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
-import { createUserStore } from './store.js';
+import { createUserStore, type User } from './store.js';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
@@ -25,6 +25,9 @@ export interface TotpEnrolment {
   /** The otpauth:// URI as an SVG QR code in a data: URL (rendered here, never by a third party). */
   qrCode: string;
 }
+
+/** True when this row of the person (people/store.ts) has confirmed TOTP. */
+export const totpEnabled = (user: Pick<User, 'totpEnabledAt' | 'totpSecretEncrypted'> | null | undefined): boolean => Boolean(user?.totpEnabledAt && user.totpSecretEncrypted);
 
 export interface Mfa {
   /** True when the person has confirmed TOTP. */
@@ -91,8 +94,7 @@ export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: 
 
   return {
     async isEnabled(userId) {
-      const user = await users.findById(userId);
-      return Boolean(user?.totpEnabledAt && user.totpSecretEncrypted);
+      return totpEnabled(await users.findById(userId));
     },
 
     beginEnrolment: (userId) => users.startTotpEnrolment(userId, encrypt(generateSecret(), secrets, context(userId))),

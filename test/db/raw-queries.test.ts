@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { createGroupStore } from '../../src/groups/store.js';
+import { createFederationStore } from '../../src/federation/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
 import { counter } from '../../src/core/counters.js';
@@ -87,6 +88,20 @@ describe.each(
     }
     expect(await resources.find('https://nothing.example')).toBeNull();
     expect(await resources.find('nul\0id')).toBeNull();
+  });
+
+  it("lists the enabled identity providers (the sign-in page's buttons) as the query builder finds them, by id", async () => {
+    const store = createFederationStore(handle);
+    const provider = (id: string, enabled: boolean, settings: object) => ({ id, displayName: `Name of ${id}`, kind: 'oidc', enabled, settings: { issuer: 'https://idp.example', client_id: 'c', trusted: false, create_accounts: false, link_by_verified_email: false, ...settings }, clientSecretEncrypted: 'sealed' });
+    await store.insertProvider(provider('b-idp', true, { icon_uri: 'https://idp.example/icon.png', scopes: ['openid', 'email'] }));
+    await store.insertProvider(provider('a-idp', true, {}));
+    await store.insertProvider(provider('c-off', false, { icon_uri: 'https://idp.example/off.png' }));
+    await store.insertProvider(provider('Z-idp', true, { nested: { deep: [1, 'two', null] } }));
+    const built = await db.prisma.identityProvider.findMany({ where: { enabled: true }, orderBy: { id: 'asc' }, select: { id: true, displayName: true, settings: true } });
+    expect(built.map((row) => row.id)).toHaveLength(3);
+    expect(await store.listEnabled()).toEqual(built);
+    await db.prisma.identityProvider.deleteMany();
+    expect(await store.listEnabled()).toEqual([]);
   });
 
   it("counts failures exactly as rate-limiter-flexible's Prisma store does, in the same rows", async () => {

@@ -51,6 +51,8 @@ function expectPage(headers: Headers) {
   expectBaseline(headers);
   expect(headers.get('cache-control')).toBe('no-store');
   expect(headers.get('content-type')).toMatch(/^text\/html/);
+  // Nothing may store it, so nothing needs a validator for it (http/app.ts).
+  expect(headers.get('etag')).toBeNull();
 }
 
 describe('security headers on an http issuer', () => {
