@@ -75,12 +75,17 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
  * stored before secret ids were hashed (artifacts/at-rest.ts; once per database, then a no-op).
  */
 async function openDatabase(config: Config, logger: Logger, database: Config['database'] = config.database): Promise<Db> {
-  if (config.database.autoMigrate) {
-    const report = await migrate(database);
-    if (report.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
-    if (report.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  // The client is loaded and made while the migrations are checked: it runs no query before they are.
+  const [migration, opening] = await Promise.allSettled([config.database.autoMigrate ? migrate(database) : undefined, createDb(database)]);
+  if (migration.status === 'rejected') {
+    if (opening.status === 'fulfilled') await opening.value.close();
+    throw migration.reason;
   }
-  const db = await createDb(database);
+  const report = migration.value;
+  if (report?.applied.length) logger.info({ applied: report.applied }, 'applied database migrations');
+  if (report?.unknown.length) logger.warn({ unknown: report.unknown }, 'the database has migrations this release does not know (a newer release applied them?)');
+  if (opening.status === 'rejected') throw opening.reason;
+  const db = opening.value;
   try {
     const rewritten = config.database.autoMigrate ? await sealStoredArtifacts(db, config.secrets) : 0;
     if (rewritten) logger.info({ rewritten }, 'stored token, code and session ids hashed, their secret values encrypted');

@@ -3,7 +3,8 @@
 // environment accepts (numbers and true/false may be written bare, lists as arrays). The keys
 // the file used before it took Config's names still work, with a warning naming the new key.
 import { readFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Setting, SETTINGS, type SettingsTable } from './settings.js';
 
@@ -42,6 +43,9 @@ const fileLeaf = z
   .union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number()]))])
   .transform((value) => (Array.isArray(value) ? value.join(',') : String(value)));
 
+/** The YAML parser, loaded only when CONFIG_FILE is a YAML file (loadConfig is synchronous, hence require). */
+const loadYaml = () => (createRequire(import.meta.url)('yaml') as { parse: typeof parseYaml }).parse;
+
 /** Reads CONFIG_FILE; every problem names the file and the key path as written. */
 export function readConfigFile(file: string): ConfigFileContents {
   let text: string;
@@ -55,7 +59,7 @@ export function readConfigFile(file: string): ConfigFileContents {
   if (!yamlFile && !/\.json$/i.test(file)) return { ...NO_CONFIG_FILE, problems: [`CONFIG_FILE: ${file} must end in .json, .yaml or .yml (e.g. ./gatehouse.yaml)`] };
   let parsed: unknown;
   try {
-    parsed = yamlFile ? (YAML.parse(text) ?? {}) : JSON.parse(text);
+    parsed = yamlFile ? (loadYaml()(text) ?? {}) : JSON.parse(text);
   } catch (error) {
     return { ...NO_CONFIG_FILE, problems: [`${file}: is not valid ${yamlFile ? 'YAML' : 'JSON'}: ${(error as Error).message.split('\n')[0]}`] };
   }

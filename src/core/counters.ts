@@ -1,11 +1,16 @@
 // Failure counters shared by every limit on guessing (sign-in, client authentication): they live
 // in the database (the RateLimiterFlexible table, through rate-limiter-flexible's Prisma store
 // with its statements run as hot statements), so every instance sharing it enforces the same limits.
+import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
-import { RateLimiterPrisma } from 'rate-limiter-flexible';
+import type { RateLimiterPrisma as RateLimiterPrismaClass } from 'rate-limiter-flexible';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readTime } from '../db/dialect.js';
 import { executorOf, type Executor, type Statement } from '../db/executor.js';
+
+// The Prisma store alone (the same class the package's index exports): the index loads every store
+// it has (Redis, Mongo, DynamoDB, MySQL, …), which costs start-up time for nothing.
+const RateLimiterPrisma = createRequire(import.meta.url)('rate-limiter-flexible/lib/RateLimiterPrisma.js') as typeof RateLimiterPrismaClass;
 
 const TABLE = '"RateLimiterFlexible"';
 
@@ -80,7 +85,7 @@ class CounterOnExecutor extends RateLimiterPrisma {
 export const counterRowKey = (keyPrefix: string, key: string) => `${keyPrefix}:${key}`;
 
 /** A counter in the RateLimiterFlexible table whose window starts at its first point. */
-export function counter(db: DbHandle, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrisma {
+export function counter(db: DbHandle, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrismaClass {
   // Expired rows are deleted by startCounterSweeper, not by a timer per limiter.
   return new CounterOnExecutor(db, { storeClient: db.prisma, tableName: 'rateLimiterFlexible', keyPrefix, points, duration: windowSeconds, clearExpiredByTimeout: false });
 }

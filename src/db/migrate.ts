@@ -8,8 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
-import pg from 'pg';
+import type Database from 'better-sqlite3';
 import type { DatabaseFlavour } from '../config/index.js';
 import { sqliteFilePath, type DbConfig } from './client.js';
 
@@ -82,7 +81,7 @@ interface Store {
 
 export async function migrate(database: DbConfig, dir = migrationsDir(database.flavour)): Promise<MigrationReport> {
   const migrations = readMigrations(dir);
-  const store = database.flavour === 'sqlite' ? openSqliteStore(database.url) : await openPostgresStore(database.url);
+  const store = database.flavour === 'sqlite' ? await openSqliteStore(database.url) : await openPostgresStore(database.url);
   try {
     return await store.exclusive(async () => {
       const rows = await store.rows();
@@ -114,7 +113,7 @@ export async function migrate(database: DbConfig, dir = migrationsDir(database.f
 /** Names the migrations not yet applied (for readiness checks); never changes anything. */
 export async function pendingMigrations(database: DbConfig, dir = migrationsDir(database.flavour)): Promise<string[]> {
   const migrations = readMigrations(dir);
-  const store = database.flavour === 'sqlite' ? openSqliteStore(database.url) : await openPostgresStore(database.url);
+  const store = database.flavour === 'sqlite' ? await openSqliteStore(database.url) : await openPostgresStore(database.url);
   try {
     const rows = await store.rows();
     return migrations.filter((m) => !rows.some((row) => row.migration_name === m.name && isApplied(row))).map((m) => m.name);
@@ -159,9 +158,11 @@ function switchToWal(db: Database.Database): void {
   }
 }
 
-function openSqliteStore(url: string): Store {
+// Only the configured database's driver is loaded.
+async function openSqliteStore(url: string): Promise<Store> {
   const file = sqliteFilePath(url);
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const { default: Database } = await import('better-sqlite3');
   const db = new Database(file, { timeout: SQLITE_WAL_SWITCH_TIMEOUT_MS });
   if (file !== ':memory:') switchToWal(db);
   const tableExists = () => Boolean(db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get());
@@ -209,6 +210,7 @@ function openSqliteStore(url: string): Store {
 }
 
 async function openPostgresStore(url: string): Promise<Store> {
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const tableExists = async () => (await client.query("SELECT to_regclass('_prisma_migrations') AS t")).rows[0].t !== null;

@@ -6,7 +6,7 @@
 //
 // Plain http reaches an upstream only outside production, or on this machine (127.0.0.1,
 // localhost): openid-client refuses it otherwise, and so do we before asking it.
-import * as client from 'openid-client';
+import type * as OpenId from 'openid-client';
 import { isHttpUrl } from '../core/fields.js';
 import type { ProfileClaim } from '../people/store.js';
 import type { ResolvedIdp } from './schema.js';
@@ -62,6 +62,11 @@ function isUnreachable(error: unknown): boolean {
   return false;
 }
 
+// openid-client (and oauth4webapi below it) is loaded with the first federated sign-in, not at start-up.
+let openIdClient: typeof OpenId | undefined;
+let loadingOpenIdClient: Promise<typeof OpenId> | undefined;
+const loadOpenIdClient = () => (loadingOpenIdClient ??= import('openid-client').then((loaded) => (openIdClient = loaded)));
+
 /** openid-client's errors as the reasons pages and the audit trail name. */
 export function classifyUpstreamError(error: unknown): UpstreamFailure {
   if (error instanceof UpstreamFailure) return error;
@@ -70,7 +75,8 @@ export function classifyUpstreamError(error: unknown): UpstreamFailure {
   const specific = inner instanceof Error && typeof (inner as { code?: unknown }).code === 'string' ? inner : error;
   const { code, message = '', cause } = (specific ?? {}) as { code?: string; message?: string; cause?: { claim?: string; attribute?: string } };
   const failure = (reason: UpstreamFailureReason) => new UpstreamFailure(reason, message || String(error), { cause: error });
-  if (error instanceof client.ResponseBodyError) return failure('upstream_error');
+  // An error from openid-client means it is loaded.
+  if (openIdClient && error instanceof openIdClient.ResponseBodyError) return failure('upstream_error');
   if (message.includes('signature verification failed') || code === 'OAUTH_KEY_SELECTION_FAILED') return failure('bad_signature');
   if (code === 'OAUTH_JWT_CLAIM_COMPARISON_FAILED') {
     if (cause?.claim === 'iss') return failure('wrong_issuer');
@@ -129,7 +135,7 @@ export interface UpstreamOptions {
 }
 
 export function createUpstreams({ production }: UpstreamOptions) {
-  const discovered = new Map<string, { key: string; at: number; config: Promise<client.Configuration> }>();
+  const discovered = new Map<string, { key: string; at: number; config: Promise<OpenId.Configuration> }>();
 
   function checkTransport(idp: ResolvedIdp, url: string | undefined): boolean {
     if (!url) return false;
@@ -139,13 +145,14 @@ export function createUpstreams({ production }: UpstreamOptions) {
     return true;
   }
 
-  function authenticationOf(idp: ResolvedIdp, secret: string): client.ClientAuth {
+  function authenticationOf(client: typeof OpenId, idp: ResolvedIdp, secret: string): OpenId.ClientAuth {
     return idp.authMethod === 'client_secret_post' ? client.ClientSecretPost(secret) : client.ClientSecretBasic(secret);
   }
 
-  async function discover(idp: ResolvedIdp, secret: string): Promise<client.Configuration> {
+  async function discover(idp: ResolvedIdp, secret: string): Promise<OpenId.Configuration> {
     const insecure = checkTransport(idp, idp.issuer);
-    const config = await client.discovery(new URL(idp.issuer as string), idp.clientId, undefined, authenticationOf(idp, secret), {
+    const client = await loadOpenIdClient();
+    const config = await client.discovery(new URL(idp.issuer as string), idp.clientId, undefined, authenticationOf(client, idp, secret), {
       timeout: REQUEST_TIMEOUT_SECONDS,
       ...(insecure ? { execute: [client.allowInsecureRequests] } : {}),
     });
@@ -156,25 +163,25 @@ export function createUpstreams({ production }: UpstreamOptions) {
     return config;
   }
 
-  function oauth2Configuration(idp: ResolvedIdp, secret: string): client.Configuration {
+  function oauth2Configuration(client: typeof OpenId, idp: ResolvedIdp, secret: string): OpenId.Configuration {
     const endpoints = [idp.authorizationEndpoint, idp.tokenEndpoint, idp.userinfoEndpoint, idp.emailsEndpoint];
     const insecure = endpoints.map((url) => checkTransport(idp, url)).some(Boolean);
-    const metadata: client.ServerMetadata = {
+    const metadata: OpenId.ServerMetadata = {
       // Not an OpenID provider: the issuer only names it (no ID token is expected or checked).
       issuer: new URL(idp.authorizationEndpoint as string).origin,
       authorization_endpoint: idp.authorizationEndpoint,
       token_endpoint: idp.tokenEndpoint,
       userinfo_endpoint: idp.userinfoEndpoint,
     };
-    const config = new client.Configuration(metadata, idp.clientId, undefined, authenticationOf(idp, secret));
+    const config = new client.Configuration(metadata, idp.clientId, undefined, authenticationOf(client, idp, secret));
     config.timeout = REQUEST_TIMEOUT_SECONDS;
     if (insecure) client.allowInsecureRequests(config);
     return config;
   }
 
   /** The client configuration, discovery read once per TTL and per version of the declaration. */
-  function configuration(idp: ResolvedIdp, secret: string): Promise<client.Configuration> {
-    if (idp.kind === 'oauth2') return Promise.resolve(oauth2Configuration(idp, secret));
+  function configuration(idp: ResolvedIdp, secret: string): Promise<OpenId.Configuration> {
+    if (idp.kind === 'oauth2') return loadOpenIdClient().then((client) => oauth2Configuration(client, idp, secret));
     const key = `${idp.updatedAt.getTime()}`;
     const cached = discovered.get(idp.id);
     if (cached && cached.key === key && Date.now() - cached.at < DISCOVERY_TTL_MS) return cached.config;
@@ -184,7 +191,8 @@ export function createUpstreams({ production }: UpstreamOptions) {
     return config;
   }
 
-  async function readJson(config: client.Configuration, accessToken: string, url: string): Promise<unknown> {
+  async function readJson(config: OpenId.Configuration, accessToken: string, url: string): Promise<unknown> {
+    const client = await loadOpenIdClient();
     const response = await client.fetchProtectedResource(config, accessToken, new URL(url), 'GET', undefined, new Headers({ accept: 'application/json' }));
     if (!response.ok) throw new UpstreamFailure('invalid_response', `${url} answered ${response.status}`);
     try {
@@ -199,6 +207,7 @@ export function createUpstreams({ production }: UpstreamOptions) {
     async authorizationUrl(idp: ResolvedIdp, secret: string, redirectUri: string): Promise<{ url: URL; checks: FlowChecks }> {
       try {
         const config = await configuration(idp, secret);
+        const client = await loadOpenIdClient();
         const checks: FlowChecks = { state: client.randomState(), codeVerifier: client.randomPKCECodeVerifier(), ...(idp.kind === 'oidc' ? { nonce: client.randomNonce() } : {}) };
         const params: Record<string, string> = {
           redirect_uri: redirectUri,
@@ -226,6 +235,7 @@ export function createUpstreams({ production }: UpstreamOptions) {
       if (error) throw new UpstreamFailure(error === 'access_denied' ? 'refused_upstream' : 'upstream_error', `the upstream answered ${error.slice(0, 64)}`);
       try {
         const config = await configuration(idp, secret);
+        const client = await loadOpenIdClient();
         const currentUrl = new URL(redirectUri);
         currentUrl.search = query.toString();
         const tokens = await client.authorizationCodeGrant(config, currentUrl, {

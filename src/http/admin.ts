@@ -64,7 +64,8 @@ function handleRoute(route: AdminRoute): RequestHandler {
 
 export function createAdminRouter(deps: AdminDeps): Router {
   const routes = adminRoutes(deps);
-  const document = buildOpenApiDocument(routes, { issuer: deps.config.issuer, prefix: '/admin' });
+  // Built at its first request, not at start-up (zod's JSON Schema conversion of every route takes a while).
+  let document: ReturnType<typeof buildOpenApiDocument> | undefined;
   const router = Router();
   router.use(function adminAnswersJson(_req: Request, res: Response, next: NextFunction) {
     res.locals.jsonErrors = true;
@@ -72,6 +73,7 @@ export function createAdminRouter(deps: AdminDeps): Router {
   });
   // The description of the API is public: it holds no data, and clients generate code from it.
   router.get('/openapi.json', (_req, res) => {
+    document ??= buildOpenApiDocument(routes, { issuer: deps.config.issuer, prefix: '/admin' });
     res.json(document);
   });
   router.use(requireAdminToken(deps.provider));

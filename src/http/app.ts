@@ -19,10 +19,9 @@ import type { PasswordReset } from '../people/password-reset.js';
 import type { SignUp } from '../people/sign-up.js';
 import type { Passkeys } from '../people/passkeys.js';
 import { createAccountRouter } from './account.js';
-import { createAdminRouter } from './admin.js';
 import type { AdminDeps } from './admin-routes.js';
 import { createBrandingRouter } from './branding.js';
-import { createConsoleRouter, type ConsoleDeps } from './console/index.js';
+import type { ConsoleDeps } from './console/index.js';
 import { createBrowserFormTokens, createFormTokens, createSessionFormTokens } from './csrf.js';
 import { createDemoRouter } from './demo.js';
 import { createFederationRouter } from './federation.js';
@@ -120,6 +119,18 @@ function engineEntry(provider: Provider, issuer: string, trust: TrustProxy) {
 const JSON_ONLY_PATHS = new Set<string>([ROUTES.userinfo, ROUTES.jwks, '/.well-known/openid-configuration']);
 
 /** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
+/**
+ * A router imported and made at its first request, for a surface start-up does not need;
+ * `loaded` is the router once made (tests read its routes).
+ */
+function loadedOnFirstRequest(load: () => Promise<express.RequestHandler>): express.RequestHandler & { loaded?: express.RequestHandler } {
+  let router: Promise<express.RequestHandler> | undefined;
+  const loadRouter: express.RequestHandler & { loaded?: express.RequestHandler } = (req, res, next) => {
+    (router ??= load().then((made) => (loadRouter.loaded = made))).then((handle) => handle(req, res, next)).catch(next);
+  };
+  return loadRouter;
+}
+
 const asMiddleware = (step: FrontStep): express.RequestHandler =>
   function frontStep(req, res, next) {
     step(req, res);
@@ -178,9 +189,16 @@ function createExpressApp({ config, provider, steps, renderPage, logger, readine
   if (signUp) app.use(createSignUpRouter({ signUp, renderPage, formTokens: browserFormTokens, passwordMinLength: config.passwords.minLength }));
   if (emailVerification) app.use(createEmailVerificationRouter({ ...emailVerification, renderPage, formTokens: browserFormTokens }));
   if (invitations) app.use(createInvitationRouter({ ...invitations, renderPage, formTokens: browserFormTokens, issuer: config.issuer, passwords: config.passwords }));
-  if (admin) app.use('/admin', createAdminRouter({ config, provider, ...admin }));
+  // The admin API and the console are loaded with their first request: serving needs neither.
+  if (admin) {
+    const deps = { config, provider, ...admin };
+    app.use('/admin', loadedOnFirstRequest(async () => (await import('./admin.js')).createAdminRouter(deps)));
+  }
   // The console signs people in through the engine's session, as the account page does.
-  if (consoleDeps && account) app.use('/console', createConsoleRouter({ config, provider, renderPage, account, ...consoleDeps }));
+  if (consoleDeps && account) {
+    const deps = { config, provider, renderPage, account, ...consoleDeps };
+    app.use('/console', loadedOnFirstRequest(async () => (await import('./console/index.js')).createConsoleRouter(deps)));
+  }
   if (!config.server.authorizationPost) {
     app.post([ROUTES.authorization, ROUTES.end_session], (_req, res, next) => {
       res.set('Allow', 'GET');

@@ -8,7 +8,8 @@
 // ever shown with the password masked (config/effective.ts, core/logger.ts).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import nodemailer from 'nodemailer';
+import type * as Nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../config/index.js';
 import type { MailMessage } from './schema.js';
 
@@ -30,6 +31,19 @@ export class PermanentDeliveryError extends Error {
   override name = 'PermanentDeliveryError';
 }
 
+/**
+ * nodemailer is loaded and its transporter made with the first mail, not at start-up (most
+ * instances send none for a while). `current()` is the transporter once made.
+ */
+function lazyTransporter(make: (mailer: typeof Nodemailer) => Transporter): { get(): Promise<Transporter>; current(): Transporter | undefined } {
+  let made: Transporter | undefined;
+  let making: Promise<Transporter> | undefined;
+  return {
+    get: () => (making ??= import('nodemailer').then((mailer) => (made = make(mailer)))),
+    current: () => made,
+  };
+}
+
 export type MailSettings = Pick<Config['mail'], 'smtpUrl' | 'from' | 'timeout' | 'allowPlaintext' | 'dir'>;
 
 export function createMailTransport(mail: MailSettings, { print = (line: string) => console.log(line), issuer }: { print?: (line: string) => void; issuer: string }): MailTransport {
@@ -41,7 +55,7 @@ function smtpTransport(mail: MailSettings, smtpUrl: string): MailTransport {
   const secure = url.protocol === 'smtps:';
   const port = url.port ? Number(url.port) : secure ? 465 : 587;
   const timeoutMs = mail.timeout * 1000;
-  const transporter = nodemailer.createTransport({
+  const options = {
     host: url.hostname,
     port,
     secure,
@@ -53,12 +67,14 @@ function smtpTransport(mail: MailSettings, smtpUrl: string): MailTransport {
     socketTimeout: timeoutMs,
     logger: false,
     debug: false,
-  });
+  };
+  const transporter = lazyTransporter((mailer) => mailer.createTransport(options));
   return {
     via: `${url.protocol}//${url.host}`,
     async send(message) {
+      const smtp = await transporter.get();
       try {
-        const info = await transporter.sendMail({ from: mail.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+        const info = await smtp.sendMail({ from: mail.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
         return { response: String(info.response), messageId: String(info.messageId) };
       } catch (error) {
         const code = (error as { responseCode?: unknown }).responseCode;
@@ -67,7 +83,7 @@ function smtpTransport(mail: MailSettings, smtpUrl: string): MailTransport {
         throw new Error(reason);
       }
     },
-    close: () => transporter.close(),
+    close: () => transporter.current()?.close(),
   };
 }
 
@@ -79,11 +95,11 @@ function describeSmtpError(error: unknown): string {
 }
 
 function fileTransport(mail: MailSettings, issuer: string, print: (line: string) => void): MailTransport {
-  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  const transporter = lazyTransporter((mailer) => mailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }));
   return {
     via: mail.dir,
     async send(message) {
-      const info = await transporter.sendMail({ from: mail.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
+      const info = await (await transporter.get()).sendMail({ from: mail.from, to: message.to, subject: message.subject, text: message.text, html: message.html });
       await mkdir(mail.dir, { recursive: true, mode: 0o700 });
       const file = join(mail.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${String(info.messageId).replace(/[^\w.-]/g, '')}.eml`);
       await writeFile(file, info.message as Buffer, { mode: 0o600 });

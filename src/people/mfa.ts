@@ -4,8 +4,8 @@
 // a plain SHA-256 is enough to keep them out of a leaked database. The interaction steps
 // (interactions.ts) call this after a correct password; nothing here knows about the engine.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { generateSecret, generateURI, verify } from 'otplib';
-import QRCode from 'qrcode';
+import type * as Otp from 'otplib';
+import type * as QRCode from 'qrcode';
 import type { Db } from '../db/client.js';
 import { createRecoveryCodeStore } from './recovery-code-store.js';
 import { createUserStore, type User } from './store.js';
@@ -77,11 +77,17 @@ function newRecoveryCode(): string {
   return out.match(/.{4}/g)?.join('-') ?? out;
 }
 
+// otplib and qrcode are loaded with the first enrolment or code checked, not at start-up.
+let otpModule: Promise<typeof Otp> | undefined;
+const otp = () => (otpModule ??= import('otplib'));
+let qrCodeModule: Promise<typeof QRCode> | undefined;
+const qrCode = () => (qrCodeModule ??= import('qrcode'));
+
 /** The RFC 6238 time step the code belongs to, or null when it is not a current code. */
 async function totpStep(secret: string, code: string, afterTimeStep?: number): Promise<number | null> {
   const token = code.replace(/\s/g, '');
   if (!TOTP_CODE.test(token)) return null;
-  const result = await verify({ secret, token, epochTolerance: TOTP_TOLERANCE_SECONDS, ...(afterTimeStep === undefined ? {} : { afterTimeStep }) });
+  const result = await (await otp()).verify({ secret, token, epochTolerance: TOTP_TOLERANCE_SECONDS, ...(afterTimeStep === undefined ? {} : { afterTimeStep }) });
   return result.valid && 'timeStep' in result && typeof result.timeStep === 'number' ? result.timeStep : null;
 }
 
@@ -97,14 +103,14 @@ export function createMfa(db: Db, { secrets, audit, issuerName = 'Gatehouse' }: 
       return totpEnabled(await users.findById(userId));
     },
 
-    beginEnrolment: (userId) => users.startTotpEnrolment(userId, encrypt(generateSecret(), secrets, context(userId))),
+    beginEnrolment: async (userId) => users.startTotpEnrolment(userId, encrypt((await otp()).generateSecret(), secrets, context(userId))),
 
     async describeEnrolment(userId) {
       const user = await users.findById(userId);
       if (!user?.totpSecretEncrypted || user.totpEnabledAt) return null;
       const secret = open({ id: user.id, totpSecretEncrypted: user.totpSecretEncrypted }).plaintext;
-      const uri = generateURI({ issuer: issuerName, label: user.email, secret });
-      const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+      const uri = (await otp()).generateURI({ issuer: issuerName, label: user.email, secret });
+      const svg = await (await qrCode()).toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
       return { secret, qrCode: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}` };
     },
 

@@ -10,16 +10,8 @@
 //
 // The signature counter is checked after the signature: a signed assertion whose counter does not
 // go up means a cloned authenticator, and is refused and recorded (passkey.counter_regressed).
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
+import type * as WebAuthn from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { z } from 'zod';
 import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Db } from '../db/client.js';
@@ -27,6 +19,11 @@ import { AssertionSchema, AttestationSchema, challengeOf } from './passkey-answe
 import { createPasskeyStore, type ChallengePurpose, type NewPasskey, type Passkey } from './passkey-store.js';
 import type { SignInLimits } from './sign-in-limits.js';
 import { createUserStore } from './store.js';
+
+// @simplewebauthn/server and its ASN.1 and X.509 stack take longer to load than the engine itself:
+// loaded at the first ceremony, not at start-up.
+let webauthnModule: Promise<typeof WebAuthn> | undefined;
+const webauthn = () => (webauthnModule ??= import('@simplewebauthn/server'));
 
 /** How long a ceremony may take, from its options to its answer. */
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -158,6 +155,7 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
     if (userHandle !== undefined && Buffer.from(userHandle, 'base64url').toString('utf8') !== passkey.userId) return fail('not_this_account', passkey.userId, origin, { passkey_id: passkey.id });
     const user = await users.findById(passkey.userId);
     if (!user || user.disabled) return fail('disabled', passkey.userId, origin);
+    const { verifyAuthenticationResponse } = await webauthn();
     let verification;
     try {
       verification = await verifyAuthenticationResponse({
@@ -187,7 +185,7 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
   }
 
   async function registrationOptionsFor(person: { id: string; email: string; name: string | null }, existing: readonly Passkey[], boundTo: string) {
-    const options = await generateRegistrationOptions({
+    const options = await (await webauthn()).generateRegistrationOptions({
       rpName,
       rpID: rpId,
       userName: person.email,
@@ -211,6 +209,7 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
     const issued = challenge ? await store.consumeChallenge(challenge, 'register', boundTo, now()) : null;
     if (!challenge) return fail('malformed', userId, origin);
     if (!issued || issued.userId !== userId) return fail('unknown_challenge', userId, origin);
+    const { verifyRegistrationResponse } = await webauthn();
     let verification;
     try {
       verification = await verifyRegistrationResponse({
@@ -272,14 +271,14 @@ export function createPasskeys(db: Db, { rpId, origin: expectedOrigin, rpName, a
 
     async signInOptions(boundTo) {
       // No allowCredentials: the browser offers the passkeys it holds for this RP ID.
-      const options = await generateAuthenticationOptions({ rpID: rpId, userVerification: 'required', timeout: CHALLENGE_TTL_SECONDS * 1000 });
+      const options = await (await webauthn()).generateAuthenticationOptions({ rpID: rpId, userVerification: 'required', timeout: CHALLENGE_TTL_SECONDS * 1000 });
       await newChallenge('sign_in', boundTo, null, options.challenge);
       return options;
     },
 
     async secondFactorOptions(userId, boundTo) {
       const passkeys = await store.listByUser(userId);
-      const options = await generateAuthenticationOptions({
+      const options = await (await webauthn()).generateAuthenticationOptions({
         rpID: rpId,
         allowCredentials: passkeys.map((passkey) => ({ id: passkey.credentialId, transports: transportsOf(passkey) })),
         // The password was the first factor: the authenticator's presence is the second.

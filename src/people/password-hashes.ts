@@ -4,7 +4,7 @@
 // caps on their cost, because every wrong password typed for such a person pays that cost again and
 // an imported hash must not turn sign-in into a way to exhaust the server. A person's imported hash
 // is replaced by ours at their next successful sign-in (accounts.ts).
-import { verify as argon2Verify } from '@node-rs/argon2';
+import type * as Argon2 from '@node-rs/argon2';
 import bcrypt from 'bcrypt';
 import { z } from 'zod';
 
@@ -101,8 +101,12 @@ export async function verifyPasswordHash(password: string, hash: string): Promis
   if (passwordHashProblem(hash)) return false;
   // $2y$ (PHP's name) is the same algorithm as $2b$, which is the only name the bcrypt module reads.
   if (hash.startsWith('$2')) return bcrypt.compare(password, hash.startsWith('$2y$') ? `$2b$${hash.slice(4)}` : hash);
-  return argon2Verify(hash, password);
+  return (await argon2()).verify(hash, password);
 }
+
+// The argon2 binding is loaded with the first argon2id hash checked (imported hashes only), not at start-up.
+let argon2Module: Promise<typeof Argon2> | undefined;
+const argon2 = () => (argon2Module ??= import('@node-rs/argon2'));
 
 /** Whether a stored hash reads every byte of the password (argon2id), unlike bcrypt's first 72. */
 export const readsWholePassword = (hash: string | null): boolean => hash !== null && hash.startsWith('$argon2id$');
