@@ -78,6 +78,56 @@ class CounterOnExecutor extends RateLimiterPrisma {
   }
 }
 
+/** Two counters moved by one statement each way: what one attempt at a guessed secret costs (people/sign-in-limits.ts). */
+export interface CounterPair {
+  /**
+   * Adds a point to each row (full row keys, counterRowKey) in one statement, a row whose window
+   * is over starting a new one of `windowSeconds`, exactly as a counter's penalty does; returns
+   * each row's points after the count.
+   */
+  count(first: string, second: string, windowSeconds: number): Promise<[number, number]>;
+  /**
+   * In one statement: ends `cleared`'s window (the row counts as gone from now on, to every reader
+   * and to the next count, which starts a new window; the sweeper deletes it) and takes one point
+   * back from `rewarded`.
+   */
+  clearAndTakeBack(cleared: string, rewarded: string): Promise<void>;
+}
+
+export function counterPair(db: DbHandle): CounterPair {
+  const sql = executorOf(db);
+  const dialect = dialectOf(db.flavour);
+  const expired = `${TABLE}."expire" <= ?`;
+  const count: Statement = {
+    name: 'counter_count_pair',
+    text: dialect.sql(
+      `INSERT INTO ${TABLE} ("key", "points", "expire") VALUES (?, 1, ?), (?, 1, ?) ON CONFLICT ("key") DO UPDATE SET
+         "points" = CASE WHEN ${expired} THEN excluded."points" ELSE ${TABLE}."points" + excluded."points" END,
+         "expire" = CASE WHEN ${expired} THEN excluded."expire" ELSE ${TABLE}."expire" END
+       RETURNING "key", "points"`,
+    ),
+  };
+  const settle: Statement = {
+    name: 'counter_clear_and_take_back',
+    text: dialect.sql(
+      `UPDATE ${TABLE} SET "points" = CASE WHEN "key" = ? THEN 0 ELSE "points" - 1 END, "expire" = CASE WHEN "key" = ? THEN ? ELSE "expire" END
+       WHERE "key" IN (?, ?)`,
+    ),
+  };
+  return {
+    async count(first, second, windowSeconds) {
+      const now = new Date();
+      const [at, until] = [dialect.time(now), dialect.time(new Date(now.getTime() + windowSeconds * 1000))];
+      const rows = await sql.rows<{ key: string; points: unknown }>(count, [first, until, second, until, at, at]);
+      const points = (key: string) => Number(rows.find((row) => row.key === key)?.points ?? 0);
+      return [points(first), points(second)];
+    },
+    async clearAndTakeBack(cleared, rewarded) {
+      await sql.changes(settle, [cleared, cleared, dialect.time(new Date()), cleared, rewarded]);
+    },
+  };
+}
+
 /**
  * The key of the row counting `key` under `keyPrefix`: rate-limiter-flexible's own getKey, for
  * code that reads or clears counters without a limiter (people/lockouts.ts).

@@ -12,7 +12,7 @@
 // people typed; a second factor is asked only of a known account, so it is counted by account id.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/index.js';
-import { counter, counterRowKey, ipKey } from '../core/counters.js';
+import { counter, counterPair, counterRowKey, ipKey } from '../core/counters.js';
 import type { DbHandle } from '../db/client.js';
 import { normalizeEmail } from './store.js';
 
@@ -77,29 +77,32 @@ function createAttemptLimits(db: DbHandle, settings: BruteForceSettings, kind: A
   const accounts = counter(db, counterPrefix(kind, 'account'), settings.accountMaxFailures, settings.failureWindow);
   const ips = counter(db, counterPrefix(kind, 'ip'), settings.ipMaxFailures, settings.failureWindow);
   const keyOfAccount = ACCOUNT_KEYS[kind];
+  // Counting an attempt and settling a success each take one statement for both rows.
+  const both = counterPair(db);
 
   return {
     settings,
     async begin(who, ip) {
       const keys = { account: keyOfAccount(who), ip: ipKey(ip) };
-      const [account, address] = await Promise.all([accounts.penalty(keys.account), ips.penalty(keys.ip)]);
+      const rows = { account: counterRowKey(counterPrefix(kind, 'account'), keys.account), ip: counterRowKey(counterPrefix(kind, 'ip'), keys.ip) };
+      const [accountPoints, ipPoints] = await both.count(rows.account, rows.ip, settings.failureWindow);
       const locked: LockScope[] = [];
-      if (account.consumedPoints > settings.accountMaxFailures) locked.push('account');
-      if (address.consumedPoints > settings.ipMaxFailures) locked.push('ip');
-      const earlier = Math.min(account.consumedPoints - 1, settings.accountMaxFailures);
+      if (accountPoints > settings.accountMaxFailures) locked.push('account');
+      if (ipPoints > settings.ipMaxFailures) locked.push('ip');
+      const earlier = Math.min(accountPoints - 1, settings.accountMaxFailures);
       return {
         locked,
         delayMs: Math.min(Math.max(earlier, 0) * settings.delayStepMs, MAX_SIGN_IN_DELAY_MS),
         async failed() {
           // Counts are atomic increments, so exactly one failure sees the limit reached.
           const reached: LockScope[] = [];
-          if (account.consumedPoints === settings.accountMaxFailures) reached.push('account');
-          if (address.consumedPoints === settings.ipMaxFailures) reached.push('ip');
+          if (accountPoints === settings.accountMaxFailures) reached.push('account');
+          if (ipPoints === settings.ipMaxFailures) reached.push('ip');
           await Promise.all(reached.map((scope) => (scope === 'account' ? accounts.block(keys.account, settings.lockout) : ips.block(keys.ip, settings.lockout))));
           return reached;
         },
         async succeeded() {
-          await Promise.all([accounts.delete(keys.account), ips.reward(keys.ip)]);
+          await both.clearAndTakeBack(rows.account, rows.ip);
         },
       };
     },

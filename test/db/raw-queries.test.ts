@@ -13,7 +13,7 @@ import { createGroupStore } from '../../src/groups/store.js';
 import { createFederationStore } from '../../src/federation/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
-import { counter } from '../../src/core/counters.js';
+import { counter, counterPair } from '../../src/core/counters.js';
 import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
@@ -132,6 +132,46 @@ describe.each(
     const rows = await db.prisma.rateLimiterFlexible.findMany({ where: { key: { in: ['ours:k', 'theirs:k'] } }, orderBy: { key: 'asc' } });
     expect(rows.map((r) => r.points)).toEqual([1, 1]);
     expect(Math.abs(rows[0]!.expire!.getTime() - rows[1]!.expire!.getTime())).toBeLessThan(5000);
+  });
+
+  it('counts two rows in one statement as two penalties do, and clears one and takes a point back from the other as delete and reward do', async () => {
+    const pair = counterPair(handle);
+    const theirs = (keyPrefix: string) => new RateLimiterPrisma({ storeClient: db.prisma, tableName: 'rateLimiterFlexible', keyPrefix, points: 3, duration: 60, clearExpiredByTimeout: false });
+    const [theirA, theirB] = [theirs('theirs-a'), theirs('theirs-b')];
+    const row = (key: string) => db.prisma.rateLimiterFlexible.findUnique({ where: { key } });
+    const pointsOf = async (key: string) => (await row(key))?.points;
+    // A first count opens both windows, later ones add to them.
+    for (const expected of [1, 2, 3]) {
+      const [a, b] = await pair.count('ours-a:k', 'ours-b:k', 60);
+      const [refA, refB] = [await theirA.penalty('k'), await theirB.penalty('k')];
+      expect([a, b]).toEqual([refA.consumedPoints, refB.consumedPoints]);
+      expect([a, b]).toEqual([expected, expected]);
+    }
+    const window = (await row('ours-a:k'))!.expire!.getTime() - Date.now();
+    expect(window).toBeGreaterThan(55_000);
+    expect(Math.abs((await row('ours-a:k'))!.expire!.getTime() - (await row('theirs-a:k'))!.expire!.getTime())).toBeLessThan(5000);
+    // A window that is over starts again at one point, the other row counts on.
+    for (const key of ['ours-a:k', 'theirs-a:k']) await db.prisma.rateLimiterFlexible.update({ where: { key }, data: { points: 7, expire: new Date(Date.now() - 1000) } });
+    expect(await pair.count('ours-a:k', 'ours-b:k', 60)).toEqual([(await theirA.penalty('k')).consumedPoints, (await theirB.penalty('k')).consumedPoints]);
+    expect(await pointsOf('ours-a:k')).toBe(1);
+
+    // Cleared: gone for every reader and for the next count; the other row gives one point back.
+    await pair.clearAndTakeBack('ours-a:k', 'ours-b:k');
+    await Promise.all([theirA.delete('k'), theirB.reward('k')]);
+    const ourA = counter(handle, 'ours-a', 3, 60);
+    const ourB = counter(handle, 'ours-b', 3, 60);
+    expect(await ourA.get('k')).toBeNull();
+    expect(await theirA.get('k')).toBeNull();
+    expect((await ourB.get('k'))?.consumedPoints).toBe((await theirB.get('k'))?.consumedPoints);
+    expect(await pointsOf('ours-b:k')).toBe(3);
+    const [again] = await pair.count('ours-a:k', 'ours-b:k', 60);
+    expect(again).toBe((await theirA.penalty('k')).consumedPoints);
+    expect(again).toBe(1);
+    expect((await row('ours-a:k'))!.expire!.getTime()).toBeGreaterThan(Date.now() + 55_000);
+    // Rows that are not there stay not there.
+    await pair.clearAndTakeBack('nobody-a:k', 'nobody-b:k');
+    expect(await row('nobody-a:k')).toBeNull();
+    expect(await row('nobody-b:k')).toBeNull();
   });
 
   it("finds an account's newest live grant for a client, as the query builder orders them", async () => {
