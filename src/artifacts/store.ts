@@ -124,10 +124,11 @@ export function createArtifactStore(db: DbHandle) {
        WHERE t."model" = ? AND t."id" = ? AND (t."expiresAt" IS NULL OR t."expiresAt" > ?)
        LIMIT 1`,
     ),
-    // Every authorization request of a signed-in person asks whether consent was given before.
-    latestGrantId: statement(
-      'latest_grant_id',
-      `SELECT "id" FROM "OidcArtifact" WHERE "model" = 'Grant' AND "accountId" = ? AND "clientId" = ? AND ${LIVE} ORDER BY "createdAt" DESC LIMIT 1`,
+    // Every authorization request of a signed-in person asks whether consent was given before:
+    // the grant's id and its row, which the engine looks up by that id right after.
+    latestGrant: statement(
+      'latest_grant',
+      `SELECT "id", ${COLUMNS} FROM "OidcArtifact" WHERE "model" = 'Grant' AND "accountId" = ? AND "clientId" = ? AND ${LIVE} ORDER BY "createdAt" DESC LIMIT 1`,
     ),
   };
 
@@ -192,11 +193,11 @@ export function createArtifactStore(db: DbHandle) {
       return count;
     },
 
-    /** The newest live grant an account gave a client, to remember consent across sessions. */
-    async latestGrantId(accountId: string, clientId: string, now: Date): Promise<string | null> {
+    /** The newest live grant an account gave a client (its id and row, as find reads it), to remember consent across sessions. */
+    async latestGrant(accountId: string, clientId: string, now: Date): Promise<{ id: string; row: ArtifactRow } | null> {
       if (hasNul(accountId) || hasNul(clientId)) return null;
-      const [row] = await sql.rows<{ id: string }>(statements.latestGrantId, [accountId, clientId, dialect.time(now)]);
-      return row?.id ?? null;
+      const [raw] = await sql.rows<RawArtifact & { id: string }>(statements.latestGrant, [accountId, clientId, dialect.time(now)]);
+      return raw ? { id: raw.id, row: toRow(raw) as ArtifactRow } : null;
     },
 
     /** An account's live artifacts of one model (its grants, its sessions), oldest first. */

@@ -13,7 +13,7 @@ import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
 import { GROUPS_CLIENT_METADATA, validateGroupsMetadata } from '../groups/client-metadata.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
-import { createRequestReads, engineRequest, personKey } from './request-reads.js';
+import { createRequestReads, engineRequest, grantKey, personKey } from './request-reads.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
 import type { AdapterObserver } from './instrumentation.js';
@@ -218,10 +218,14 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     async loadExistingGrant(ctx) {
       const { client, session } = ctx.oidc;
       if (!client || !session?.accountId) return undefined;
-      const grantId =
-        (ctx.oidc.result?.consent as { grantId?: string } | undefined)?.grantId ||
-        session.grantIdFor(client.clientId) ||
-        (await artifacts.latestGrantId(session.accountId, client.clientId, now()));
+      let grantId = (ctx.oidc.result?.consent as { grantId?: string } | undefined)?.grantId || session.grantIdFor(client.clientId);
+      if (!grantId) {
+        // The newest grant is read with its row, kept for the Grant.find below (request-reads.ts).
+        const latest = await artifacts.latestGrant(session.accountId, client.clientId, now());
+        const request = reads.current();
+        if (latest && request) reads.keep(request, [[grantKey(latest.id), latest.row]]);
+        grantId = latest?.id;
+      }
       const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       // The account page and the console are Gatehouse itself: they never ask for consent (clients/built-in-clients.ts).
       if (!grant && isBuiltInClient(client.clientId)) return builtInGrant(ctx.oidc.provider, client.clientId, session.accountId);

@@ -178,7 +178,7 @@ describe.each(
     const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');
     const grant = (id: string, createdAt: Date, expiresAt: Date | null, accountId = 'acc-g', clientId = 'client-g') =>
-      db.prisma.oidcArtifact.create({ data: { model: 'Grant', id, payload: {}, grantId: id, accountId, clientId, createdAt, expiresAt } });
+      db.prisma.oidcArtifact.create({ data: { model: 'Grant', id, payload: { kind: 'Grant', jti: id, openid: { scope: 'openid email' } }, grantId: id, accountId, clientId, createdAt, expiresAt } });
     await grant('g-old', new Date('2030-01-01T00:00:00.000Z'), null);
     await grant('g-new', new Date('2030-02-01T00:00:00.000Z'), new Date(now.getTime() + 1));
     await grant('g-newest-expired', new Date('2030-03-01T00:00:00.000Z'), now);
@@ -188,10 +188,13 @@ describe.each(
       orderBy: { createdAt: 'desc' },
     });
     expect(built?.id).toBe('g-new');
-    expect(await artifacts.latestGrantId('acc-g', 'client-g', now)).toBe(built?.id);
-    expect(await artifacts.latestGrantId('acc-g', 'client-g', new Date(now.getTime() + 1))).toBe('g-old');
-    expect(await artifacts.latestGrantId('acc-g', 'nobody', now)).toBeNull();
-    expect(await artifacts.latestGrantId('acc-g\0', 'client-g', now)).toBeNull();
+    const latest = await artifacts.latestGrant('acc-g', 'client-g', now);
+    expect(latest?.id).toBe(built?.id);
+    // Its row as find reads it.
+    expect(latest?.row).toEqual(await artifacts.find('Grant', 'g-new', now));
+    expect((await artifacts.latestGrant('acc-g', 'client-g', new Date(now.getTime() + 1)))?.id).toBe('g-old');
+    expect(await artifacts.latestGrant('acc-g', 'nobody', now)).toBeNull();
+    expect(await artifacts.latestGrant('acc-g\0', 'client-g', now)).toBeNull();
   });
 
   it('reads a token with its session, its grant and its person in one statement, exactly as the four lookups read them', async () => {
