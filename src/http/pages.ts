@@ -57,6 +57,9 @@ export function createPageRenderer({ defaultLanguage, branding, recovery, signUp
   const partials = new Map<string, ejs.TemplateFunction>();
   const partialCache = { get: (file: string) => partials.get(file), set: (file: string, fn: ejs.TemplateFunction) => void partials.set(file, fn), remove: (file: string) => void partials.delete(file), reset: () => partials.clear() };
   const sourceOf = (file: string) => sources.get(file) ?? sources.set(file, readFileSync(file, 'utf8')).get(file)!;
+  // Templates name partials from the views folder (`include('/partials/top')`): EJS resolves such
+  // a name against `root` without asking the file system, and this includer maps it to the
+  // override or the built-in. (A relative name costs EJS an existence check per include.)
   const includer = (original: string) => {
     const filename = resolveView(original);
     return { filename, template: sourceOf(filename) };
