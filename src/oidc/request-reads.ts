@@ -4,7 +4,9 @@
 // account (findAccount). The adapter (adapter.ts) reads all four in one statement
 // (artifacts/store.ts, findWithBindings) and keeps the session, the grant and the person here
 // until the engine asks for them in the same request (the person through findAccount,
-// people/accounts.ts, wired in provider.ts).
+// people/accounts.ts, wired in provider.ts). Likewise the newest grant an authorization request
+// looks up to remember consent (loadExistingGrant in provider.ts) is read with its row, kept here
+// for the engine's Grant.find right after.
 //
 // This is one read, not a cache: each row is handed out once (a second lookup reads the database
 // again), nothing outlives the request (a WeakMap keyed by the engine's request context), and any
