@@ -84,7 +84,7 @@ function createAttemptLimits(db: DbHandle, settings: BruteForceSettings, kind: A
     settings,
     async begin(who, ip) {
       const keys = { account: keyOfAccount(who), ip: ipKey(ip) };
-      const rows = { account: counterRowKey(counterPrefix(kind, 'account'), keys.account), ip: counterRowKey(counterPrefix(kind, 'ip'), keys.ip) };
+      const rows = { account: accountCounterKey(kind, who), ip: ipCounterKey(kind, ip) };
       const [accountPoints, ipPoints] = await both.count(rows.account, rows.ip, settings.failureWindow);
       const locked: LockScope[] = [];
       if (accountPoints > settings.accountMaxFailures) locked.push('account');
