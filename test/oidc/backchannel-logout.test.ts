@@ -209,18 +209,21 @@ describe('back-channel logout delivery', () => {
   let client: LogoutCapable;
   let lines: Record<string, unknown>[];
   let events: string[];
-  let db: MigratedDb;
+  // Each engine has its own database: a worker delivers whatever its database holds, so two
+  // engines on one database would take each other's retries.
+  const dbs: MigratedDb[] = [];
   const outboxes: Outbox[] = [];
   const settle = () => Promise.all(outboxes.map((outbox) => outbox.drain()));
 
   beforeAll(async () => {
-    db = await migratedDb('sqlite');
     receiver = await startReceiver((n) => answer(n));
     const { privateKey } = await generateKeyPair('RS256', { extractable: true });
     const jwk = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'k1' };
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     /** A bare engine with one client to tell about logouts, delivering them as Gatehouse does. */
-    const engine = (allowPrivateNetworks: boolean) => {
+    const engine = async (allowPrivateNetworks: boolean) => {
+      const db = await migratedDb('sqlite');
+      dbs.push(db);
       const engine = new Provider('http://op.test', {
         jwks: { keys: [jwk] },
         features: { devInteractions: { enabled: false }, backchannelLogout: { enabled: true } },
@@ -232,8 +235,8 @@ describe('back-channel logout delivery', () => {
       outboxes.push(outbox);
       return engine;
     };
-    provider = engine(true);
-    guarded = engine(false);
+    provider = await engine(true);
+    guarded = await engine(false);
     provider.on('backchannel.success', (_ctx, c, sub, sid) => events.push(`success ${c.clientId} ${sub} ${sid}`));
     provider.on('backchannel.error', (_ctx, err, c, sub, sid) => events.push(`error ${c.clientId} ${sub} ${sid} ${err.message}`));
     client = (await provider.Client.find('rp')) as LogoutCapable;
@@ -246,7 +249,7 @@ describe('back-channel logout delivery', () => {
   afterEach(async () => settle());
   afterAll(async () => {
     await Promise.all(outboxes.map((outbox) => outbox.stop()));
-    await db?.drop();
+    await Promise.all(dbs.map((db) => db.drop()));
     await receiver?.close();
   });
 
