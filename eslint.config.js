@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'data/', 'tmp/', 'test-results/'] },
+  { ignores: ['node_modules/', 'dist/', '.test-dist/', 'src/generated/', 'data/', 'tmp/', 'test-results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

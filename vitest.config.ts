@@ -3,9 +3,12 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Test files share one PostgreSQL server and start real servers: one file at a time.
+    // Two files at a time, each in its own process: every file makes its own databases (SQLite
+    // files, PostgreSQL databases with unique names) and listens on ports the system picks.
     pool: 'forks',
-    fileParallelism: false,
+    maxWorkers: 2,
+    // The server and the command line the tests start run compiled (test/helpers/compiled.ts).
+    globalSetup: ['test/helpers/compiled.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

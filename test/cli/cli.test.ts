@@ -1,5 +1,5 @@
-// The `gatehouse` command line, run as a real process (node --import tsx src/cli.ts, the
-// fastest way to start it from source) against throwaway databases: help for every command,
+// The `gatehouse` command line, run as a real process (src/cli.ts compiled, as it ships; see
+// test/helpers/compiled.ts) against throwaway databases: help for every command,
 // usage errors with exit code 2, failures with exit code 1, and what each command does.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,7 +1,8 @@
-// The command line and the seed entry point, run from source as real processes the way an
-// operator runs them: exit code and output, whatever the outcome.
+// The command line and the seed entry point, run as real processes the way an operator runs
+// them (the command compiled, see compiled.ts): exit code and output, whatever the outcome.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from './compiled.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -12,12 +13,12 @@ export interface Outcome {
 }
 
 /**
- * Runs `node --import tsx <script> …args` with only PATH, HOME, NODE_ENV=test, LOG_LEVEL=silent
+ * Runs `node <script> …args` (compiled.ts) with only PATH, HOME, NODE_ENV=test, LOG_LEVEL=silent
  * and `env` in its environment; `input` is written to its stdin (which is otherwise closed at once).
  */
 export function runScript(script: string, args: string[], env: Record<string, string> = {}, input = ''): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    const child = spawn(process.execPath, [...nodeArgsFor(script), ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env },
     });

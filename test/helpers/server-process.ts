@@ -1,7 +1,8 @@
-// The real server process (`node --import tsx src/server.ts`, or `gatehouse serve`), for tests of what only a whole
+// The real server process (src/server.ts compiled, or `gatehouse serve`), for tests of what only a whole
 // process shows: clustering, signals, exit codes. Its JSON log lines are parsed as they come.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from './compiled.js';
 import { TEST_SECRET } from './gatehouse.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,7 +28,7 @@ export interface ServerProcess {
 
 /** Starts the server (or `script` with `args`, e.g. src/cli.ts serve) with the test settings (TEST_SECRET, LOG_LEVEL=info, no demo) and `env`. */
 export function spawnServer(env: Record<string, string>, script = 'src/server.ts', args: string[] = []): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...nodeArgsFor(script), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', HOST: '127.0.0.1', SECRETS: TEST_SECRET, LOG_LEVEL: 'info', DEMO: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
