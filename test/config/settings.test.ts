@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, describeEffectiveConfig, loadConfig, SETTING_ROWS } from '../../src/config/index.js';
+import { nodeArgsFor } from '../helpers/compiled.js';
 import { configProblems } from '../helpers/config.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -323,7 +324,7 @@ describe('the server process', () => {
   it('exits with code 1 and lists each problem on its own line, without a stack trace', async () => {
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, PORT: 'abc', NODE_ENV: 'production' };
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile('npx', ['tsx', 'src/server.ts'], { cwd: ROOT, env, timeout: 60_000 }, (error, _stdout, stderr) => {
+      const child = execFile(process.execPath, nodeArgsFor('src/server.ts'), { cwd: ROOT, env, timeout: 60_000 }, (error, _stdout, stderr) => {
         resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stderr });
       });
       child.stdin?.end();

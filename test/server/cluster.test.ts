@@ -1,4 +1,4 @@
-// WEB_CONCURRENCY=2 with the real process (`node --import tsx src/server.ts`): the primary applies
+// WEB_CONCURRENCY=2 with the real process (src/server.ts compiled, test/helpers/compiled.ts): the primary applies
 // the migrations and starts two workers on one port; a sign-in whose requests land on both
 // workers works; a worker that dies is restarted; SIGTERM stops everything with exit 0 and
 // leaves no process behind; workers that cannot start make the primary give up with exit 1; an

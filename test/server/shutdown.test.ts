@@ -1,4 +1,4 @@
-// Graceful shutdown of the real process (`node --import tsx src/server.ts`): SIGTERM stops
+// Graceful shutdown of the real process (src/server.ts compiled, test/helpers/compiled.ts): SIGTERM stops
 // accepting connections, lets a request already in flight finish, closes idle keep-alive
 // connections and exits 0; a request that never completes, or a second signal, ends it with 1.
 import { mkdtempSync, rmSync } from 'node:fs';
