@@ -140,6 +140,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     const overview = await account.overview(signedIn);
     res.status(status).type('html').send(
       await renderPage('account', {
+        request: req,
         lang: language(req),
         csrfToken: formTokens.issue(signedIn),
         ...overview,
@@ -242,7 +243,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     if (!enrolment) return res.redirect(303, withLanguage(req, '/account'));
     const secret = enrolment.secret.match(/.{1,4}/g)?.join(' ') ?? enrolment.secret;
     res.status(status).type('html').send(
-      await renderPage('account-mfa', { lang: language(req), csrfToken: formTokens.issue(signedIn), qrCode: enrolment.qrCode, secret, error, action: (path: string) => withLanguage(req, path) }),
+      await renderPage('account-mfa', { request: req, lang: language(req), csrfToken: formTokens.issue(signedIn), qrCode: enrolment.qrCode, secret, error, action: (path: string) => withLanguage(req, path) }),
     );
   }
 
@@ -260,7 +261,7 @@ export function createAccountRouter({ account, renderPage, formTokens, issuer, p
     const codes = await account.confirmMfaEnrolment(signedIn, code, originOf(req));
     if (!codes) return renderEnrolment(req, res, signedIn, 401, 'mfa.error.wrongCode');
     // Shown in this response only: only their hashes are kept.
-    res.type('html').send(await renderPage('account-recovery-codes', { lang: language(req), codes, done: withLanguage(req, '/account', { done: 'mfa_enrolled' }) }));
+    res.type('html').send(await renderPage('account-recovery-codes', { request: req, lang: language(req), codes, done: withLanguage(req, '/account', { done: 'mfa_enrolled' }) }));
   }
 
   async function removeMfa(req: Request, res: Response) {

@@ -29,7 +29,7 @@ import type { Federation } from '../federation/sign-in.js';
 import { AppError, createErrorHandler, notFound } from './errors.js';
 import { createHealthRouter, type ReadinessCheck } from './health.js';
 import { createInteractionRouter } from './interactions.js';
-import { createLanguageSwitchRouter, rememberRequest } from './language-switch.js';
+import { createLanguageSwitchRouter } from './language-switch.js';
 import { createPasswordResetRouter } from './password-reset.js';
 import { createSignUpRouter } from './sign-up.js';
 import { createEmailVerificationRouter } from './email-verification.js';
@@ -115,9 +115,6 @@ function engineEntry(provider: Provider, issuer: string, trust: TrustProxy) {
   };
 }
 
-/** Engine paths whose every answer is JSON, never a page. */
-const JSON_ONLY_PATHS = new Set<string>([ROUTES.userinfo, ROUTES.jwks, '/.well-known/openid-configuration']);
-
 /** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
 /**
  * A router imported and made at its first request, for a surface start-up does not need;
@@ -147,14 +144,8 @@ export function createApp(deps: AppDeps): App {
     express: app,
     handle: function serveRequest(req, res) {
       front(req, res);
-      const route = () => {
-        if (isEnginePath(req)) engine(req, res, () => app(req, res));
-        else app(req, res);
-      };
-      // Only a page answering a GET shows the language links that need the request
-      // (languageLinks() offers none otherwise): the rest skip an AsyncLocalStorage context.
-      if (req.method === 'GET' && !JSON_ONLY_PATHS.has(pathOf(req))) rememberRequest(req, route);
-      else route();
+      if (isEnginePath(req)) engine(req, res, () => app(req, res));
+      else app(req, res);
     },
   };
 }

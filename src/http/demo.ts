@@ -50,7 +50,7 @@ export function createDemoRouter(demo: Demo, issuer: string, renderPage: RenderP
       .status(badCode ? 400 : 200)
       .set('Cache-Control', 'no-store')
       .type('html')
-      .send(await renderPage('demo-callback', { ...query, lang: chooseLanguage(req), exchange, badCode, secretHidden: !local, authorizeUrl: demo.authorizeUrl }));
+      .send(await renderPage('demo-callback', { ...query, request: req, lang: chooseLanguage(req), exchange, badCode, secretHidden: !local, authorizeUrl: demo.authorizeUrl }));
   });
   return router;
 }

@@ -20,7 +20,7 @@ export function createEmailVerificationRouter({ db, audit, renderPage, formToken
   router.post('/email/verify', form, confirmVerification);
 
   const page = async (req: Request, res: Response, status: number, view: string, locals: Record<string, unknown> = {}) =>
-    res.status(status).type('html').send(await renderPage(view, { lang: chooseLanguage(req), ...locals }));
+    res.status(status).type('html').send(await renderPage(view, { request: req, lang: chooseLanguage(req), ...locals }));
 
   async function showVerification(req: Request, res: Response) {
     const parsed = TokenInput.safeParse(req.query);

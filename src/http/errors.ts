@@ -101,7 +101,7 @@ export function createErrorHandler(renderPage: RenderPage, logger: ErrorLogger):
     if (wantsHtml(req)) {
       const uiLocales = typeof req.query.ui_locales === 'string' ? req.query.ui_locales : undefined;
       const pageMessage: PageMessage | undefined = described.expose ? described.pageMessage : { key: 'error.server' };
-      res.type('html').send(await renderPage('error', { lang: chooseLanguage(req, uiLocales), error: described.code, description: message, message: pageMessage }));
+      res.type('html').send(await renderPage('error', { request: req, lang: chooseLanguage(req, uiLocales), error: described.code, description: message, message: pageMessage }));
     } else {
       const requestId = requestIdOf(res);
       res.json({ error: described.code, error_description: message, ...(requestId ? { request_id: requestId } : {}), ...(described.issues?.length ? { issues: described.issues } : {}) });

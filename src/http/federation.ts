@@ -57,7 +57,7 @@ export function createFederationRouter({ federation, steps, account, renderPage,
     if (!(error instanceof FederationRefused)) throw error;
     const key = `federation.error.${error.reason}` as MessageKey;
     res.status(FEDERATION_STATUS[error.reason]).set('Cache-Control', 'no-store').type('html').send(
-      await renderPage('error', { lang: chooseLanguage(req, uiLocales), error: error.reason, message: { key, params: { provider: error.provider?.displayName ?? '' } }, back }),
+      await renderPage('error', { request: req, lang: chooseLanguage(req, uiLocales), error: error.reason, message: { key, params: { provider: error.provider?.displayName ?? '' } }, back }),
     );
   }
 

@@ -128,6 +128,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const link = steps.pendingLink(interaction);
     res.status(status).type('html').send(
       await renderPage('login', {
+        request: req,
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
         csrfToken: formTokens.issue(interaction),
@@ -143,6 +144,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
   /** The page for the second factor still owed: the code, the enrolment, or the recovery codes. */
   async function renderSecondFactor(req: Request, res: Response, interaction: Interaction, pending: PendingSecondFactor, status: number, locals: { error?: FormError; recoveryError?: FormError; recoveryCodes?: string[]; sent?: boolean }) {
     const page = {
+      request: req,
       lang: chooseLanguage(req, interaction.params.ui_locales),
       uid: interaction.uid,
       csrfToken: formTokens.issue(interaction),
@@ -170,6 +172,7 @@ export function createInteractionRouter(steps: InteractionSteps, renderPage: Ren
     const { requested, granted } = await steps.describeConsent(interaction);
     res.type('html').send(
       await renderPage('consent', {
+        request: req,
         lang: chooseLanguage(req, interaction.params.ui_locales),
         uid: interaction.uid,
         csrfToken: formTokens.issue(interaction),

@@ -55,7 +55,7 @@ export function createInvitationRouter({ db, audit, passkeys, renderPage, formTo
   router.post('/invitation/passkey', form, acceptWithPasskey);
 
   const page = async (req: Request, res: Response, status: number, view: string, locals: Record<string, unknown> = {}) =>
-    res.status(status).type('html').send(await renderPage(view, { lang: chooseLanguage(req), ...locals }));
+    res.status(status).type('html').send(await renderPage(view, { request: req, lang: chooseLanguage(req), ...locals }));
   const renderInvalid = (req: Request, res: Response) => page(req, res, 400, 'invitation-invalid');
   const renderForm = async (req: Request, res: Response, status: number, token: string, email: string, state: FormState = {}) =>
     page(req, res, status, 'invitation', {

@@ -3,11 +3,9 @@
 // The way back is a path on this server only (never another site). The links are offered on
 // pages reached by GET whose address carries no token (pages.ts), so no link secret ever
 // travels in a `return` parameter.
-import { AsyncLocalStorage } from 'node:async_hooks';
-import type { IncomingMessage } from 'node:http';
 import { Router } from 'express';
 import { z } from 'zod';
-import { LANGUAGE_COOKIE } from '../oidc/page-renderer.js';
+import { LANGUAGE_COOKIE, type PageRequest } from '../oidc/page-renderer.js';
 import { SUPPORTED_LANGUAGES } from './languages.js';
 
 const ONE_YEAR_MS = 365 * 86_400_000;
@@ -22,21 +20,16 @@ const Switch = z.object({
     .catch(undefined),
 });
 
-const currentRequest = new AsyncLocalStorage<{ method: string; url: string }>();
-
 /**
- * Serves `next` remembering which request a page is rendered for (pages.ts builds the switcher's
- * links from it), whether Express or the engine renders it (app.ts wraps both).
+ * Where each language's link leads, or none when this page cannot be returned to safely: only
+ * a page answering a GET whose address carries no token. The page's caller names the request
+ * (RenderPage's `request`); no AsyncLocalStorage of our own carries it, since on Node 20 every
+ * one enabled is copied into every promise the process makes afterwards.
  */
-export function rememberRequest(req: IncomingMessage, next: () => void): void {
-  currentRequest.run({ method: req.method ?? 'GET', url: req.url ?? '/' }, next);
-}
-
-/** Where each language's link leads, or none when this page cannot be returned to safely. */
-export function languageLinks(): { lang: string; href: string }[] {
-  const here = currentRequest.getStore();
-  if (!here || here.method !== 'GET' || /[?&](token|code|state)=/i.test(here.url) || here.url.startsWith('/language/')) return [];
-  return SUPPORTED_LANGUAGES.map((lang) => ({ lang, href: `/language/${lang}?return=${encodeURIComponent(here.url)}` }));
+export function languageLinks(request: PageRequest | undefined): { lang: string; href: string }[] {
+  const here = request?.originalUrl ?? request?.url;
+  if (request?.method !== 'GET' || !here || /[?&](token|code|state)=/i.test(here) || here.startsWith('/language/')) return [];
+  return SUPPORTED_LANGUAGES.map((lang) => ({ lang, href: `/language/${lang}?return=${encodeURIComponent(here)}` }));
 }
 
 export function createLanguageSwitchRouter({ secure }: { secure: boolean }): Router {

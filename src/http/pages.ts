@@ -87,7 +87,7 @@ export function createPageRenderer({ defaultLanguage, branding, recovery, signUp
     supportUrl: branding.supportUrl,
     stylesheets: [BRAND_ASSETS.stylesheet, ...(branding.cssFile ? [BRAND_ASSETS.customCss] : [])],
   };
-  return (view, { languageHints, ...locals }) => {
+  return (view, { languageHints, request, ...locals }) => {
     const lang = isLanguage(locals.lang) ? locals.lang : (preferredLanguage(languageHints?.uiLocales, languageHints?.accepted) ?? defaultLanguage);
     const t = createTranslator(lang);
     const page = {
@@ -95,7 +95,7 @@ export function createPageRenderer({ defaultLanguage, branding, recovery, signUp
       brand,
       languages: SUPPORTED_LANGUAGES,
       // The switcher at the foot of the page (views/partials/languages.ejs).
-      languageLinks: languageLinks(),
+      languageLinks: languageLinks(request),
       // The sign-in page links to the forgotten-password pages (views/partials/login-recovery.ejs).
       passwordReset: recovery?.passwordReset ?? false,
       // SIGNUP=open: the sign-in page links to /signup (views/partials/login-recovery.ejs).

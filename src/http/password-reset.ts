@@ -45,7 +45,7 @@ export function createPasswordResetRouter({ reset, renderPage, formTokens, passw
   router.post('/password/reset', form, submitNewPassword);
 
   const page = async (req: Request, res: Response, status: number, view: string, locals: Record<string, unknown>) =>
-    res.status(status).type('html').send(await renderPage(view, { lang: chooseLanguage(req), ...locals }));
+    res.status(status).type('html').send(await renderPage(view, { request: req, lang: chooseLanguage(req), ...locals }));
   const minutes = Math.round(resetTtlSeconds / 60);
 
   function renderForgot(req: Request, res: Response, status: number, locals: { email?: string; interaction?: string | undefined; error?: MessageKey }) {

@@ -37,7 +37,7 @@ export function createSignUpRouter({ signUp, renderPage, formTokens, passwordMin
   router.post('/signup', form, submit);
 
   const page = async (req: Request, res: Response, status: number, view: string, locals: Record<string, unknown>) =>
-    res.status(status).type('html').send(await renderPage(view, { lang: chooseLanguage(req), ...locals }));
+    res.status(status).type('html').send(await renderPage(view, { request: req, lang: chooseLanguage(req), ...locals }));
 
   const renderForm = (req: Request, res: Response, status: number, state: FormState) =>
     page(req, res, status, 'signup', { csrfToken: formTokens.issue(req, res), email: state.email ?? '', name: state.name ?? '', interaction: state.interaction, error: state.error, min: passwordMinLength });

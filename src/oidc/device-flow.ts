@@ -11,7 +11,7 @@ import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { counter, ipKey } from '../core/counters.js';
 import { MAX_SIGN_IN_DELAY_MS } from '../people/sign-in-limits.js';
-import { languageHintsOf, type RenderPage } from './page-renderer.js';
+import { enginePageOf, type RenderPage } from './page-renderer.js';
 
 type DeviceFlowFeature = NonNullable<NonNullable<Configuration['features']>['deviceFlow']>;
 
@@ -111,18 +111,18 @@ export function deviceFlowFeature(renderPage: RenderPage): DeviceFlowFeature {
       }
       const typed = (err as { userCode?: unknown } | undefined)?.userCode;
       const value = reason?.keepInput && typeof typed === 'string' ? typed.slice(0, 64) : '';
-      await respond(ctx, status, renderPage('device-input', { languageHints: languageHintsOf(ctx), action, hidden: hidden.filter(([name]) => name !== 'user_code'), value, message, example: EXAMPLE_CODE }));
+      await respond(ctx, status, renderPage('device-input', { ...enginePageOf(ctx), action, hidden: hidden.filter(([name]) => name !== 'user_code'), value, message, example: EXAMPLE_CODE }));
     },
 
     /** After a valid code: which app, and the code to compare with the device. */
     async userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
       const { action, hidden } = parseEngineForm(form);
-      await respond(ctx, 200, renderPage('device-confirm', { languageHints: languageHintsOf(ctx), action, hidden, client: describeClient(client), userCode }));
+      await respond(ctx, 200, renderPage('device-confirm', { ...enginePageOf(ctx), action, hidden, client: describeClient(client), userCode }));
     },
 
     /** After sign-in and consent. */
     async successSource(ctx) {
-      await respond(ctx, 200, renderPage('device-success', { languageHints: languageHintsOf(ctx), client: describeClient(ctx.oidc.client) }));
+      await respond(ctx, 200, renderPage('device-success', { ...enginePageOf(ctx), client: describeClient(ctx.oidc.client) }));
     },
   };
 }
@@ -173,7 +173,7 @@ export function recoverDeviceFormWithoutSession(renderPage: RenderPage): EngineH
       const { oidc } = ctx as Partial<KoaContextWithOIDC>;
       if (!(error instanceof TypeError) || oidc?.route !== 'code_verification' || ctx.method !== 'POST') return false;
       await respond(ctx, 400, renderPage('error', {
-        languageHints: languageHintsOf(ctx),
+        ...enginePageOf(ctx),
         error: 'invalid_request',
         message: { key: 'error.deviceFormExpired' },
       }));

@@ -4,7 +4,7 @@
 // already in the page's CSP), our words in the page's language, a button without JavaScript.
 import type { EngineHook } from '../core/engine-types.js';
 import { z } from 'zod';
-import { languageHintsOf, type RenderPage } from './page-renderer.js';
+import { enginePageOf, type RenderPage } from './page-renderer.js';
 
 /** How the engine's page begins (lib/response_modes/form_post.js); tests pin it. */
 const ENGINE_FORM_POST = /^<!DOCTYPE html>\s*<html>\s*<head>[\s\S]*?<title>Submitting Callback<\/title>/;
@@ -32,7 +32,7 @@ export function renderFormPostPages(renderPage: RenderPage): EngineHook {
       const form = parseEngineFormPost(ctx.body);
       // Anything unexpected: leave the engine's page as it is rather than break the flow.
       if (!form.success) return;
-      return renderPage('form-post', { languageHints: languageHintsOf(ctx), ...form.data }).then((page) => {
+      return renderPage('form-post', { ...enginePageOf(ctx), ...form.data }).then((page) => {
         ctx.body = page;
       });
     },

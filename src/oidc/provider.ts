@@ -18,7 +18,7 @@ import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
 import type { AdapterObserver } from './instrumentation.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
-import { languageHintsOf, type RenderPage } from './page-renderer.js';
+import { enginePageOf, type RenderPage } from './page-renderer.js';
 import { resourceIndicators, tokenPolicies } from '../resources/engine.js';
 import { cookieKeys } from '../core/secrets.js';
 import { pairwiseIdentifier } from './subjects.js';
@@ -202,11 +202,11 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
         enabled: true,
         async logoutSource(ctx, form) {
           ctx.type = 'html';
-          ctx.body = await renderPage('logout', { languageHints: languageHintsOf(ctx), form, clientName: clientName(ctx) });
+          ctx.body = await renderPage('logout', { ...enginePageOf(ctx), form, clientName: clientName(ctx) });
         },
         async postLogoutSuccessSource(ctx) {
           ctx.type = 'html';
-          ctx.body = await renderPage('signed-out', { languageHints: languageHintsOf(ctx), clientName: clientName(ctx) });
+          ctx.body = await renderPage('signed-out', { ...enginePageOf(ctx), clientName: clientName(ctx) });
         },
       },
     },
@@ -237,7 +237,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     },
     async renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.body = await renderPage('error', { languageHints: languageHintsOf(ctx), error: out.error, description: out.error_description });
+      ctx.body = await renderPage('error', { ...enginePageOf(ctx), error: out.error, description: out.error_description });
     },
   };
 

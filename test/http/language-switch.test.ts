@@ -2,7 +2,7 @@
 // and applies to our pages and the engine's, an app's ui_locales still wins, and the way back
 // is a path on this server only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser } from '../helpers/browser.js';
+import { Browser, submitForm } from '../helpers/browser.js';
 import { authorizationUrl } from '../helpers/code-flow.js';
 import { WEB_APP, webApp } from '../helpers/fixtures.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
@@ -27,6 +27,23 @@ describe('the language switcher', () => {
     expect(langOf((await browser.visit('/password/forgot')).html)).toBe('ko');
     // The engine's own pages follow it too.
     expect(langOf((await browser.visit('/authorize?client_id=nobody')).html)).toBe('ko');
+  });
+
+  it('links back to the whole address of the page, whether the engine, a page or a router mounted on a path renders it', async () => {
+    const browser = new Browser(server.issuer);
+    const linkBack = (html: string) => /href="\/language\/en\?return=([^"]+)"/.exec(html)?.[1];
+    for (const address of ['/authorize?client_id=nobody', '/password/forgot?email=a%40example.com', '/console/signed-out']) {
+      const page = await browser.visit(address);
+      expect(linkBack(page.html), address).toBe(encodeURIComponent(address));
+    }
+  });
+
+  it('offers no switch on a page that answers a POST', async () => {
+    const browser = new Browser(server.issuer);
+    const form = await browser.visit('/password/forgot');
+    const answer = await submitForm(browser, form, '/password/forgot', { email: 'not an address' });
+    expect(answer.html).toContain('<html');
+    expect(answer.html).not.toContain('/language/');
   });
 
   it('lets an app’s ui_locales win over the choice', async () => {

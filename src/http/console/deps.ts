@@ -123,6 +123,7 @@ export async function renderConsole(req: Request, res: Response, view: string, l
   const done = typeof req.query.done === 'string' ? req.query.done : '';
   const notice = /^[a-z_]{1,40}$/.test(done) && isMessageKey(`console.notice.${done}`) ? `console.notice.${done}` : undefined;
   const html = await renderPage(`console/${view}`, {
+    request: req,
     lang: context.lang,
     admin: context.admin,
     csrfToken: context.csrfToken,

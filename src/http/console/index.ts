@@ -207,7 +207,7 @@ export function createConsoleRouter(deps: ConsoleDeps): Router {
   }
 
   async function showSignedOut(req: Request, res: Response) {
-    res.type('html').send(await renderPage('console/signed-out', { lang: chooseLanguage(req) ?? config.defaultLanguage }));
+    res.type('html').send(await renderPage('console/signed-out', { request: req, lang: chooseLanguage(req) ?? config.defaultLanguage }));
   }
 
   return router;
