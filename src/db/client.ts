@@ -112,5 +112,12 @@ export async function createDb(database: DbConfig): Promise<Db> {
   const pool = new pg.Pool({ connectionString: database.url, max: database.poolSize ?? 10 });
   const base = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) }) as unknown as Prisma;
   const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
-  return { prisma, flavour: 'postgresql', url: database.url, executor: pgExecutor(pool, pg.types, { prepared }), clientWrites, resourceWrites, close: () => base.$disconnect() };
+  // Reads share one pipelined connection besides the pool (executor.ts), unless statements are
+  // sent unprepared for a pooler (PgBouncer): then everything goes through the pool, one at a time.
+  const executor = pgExecutor(pool, pg.types, { prepared, pipelinedReads: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
+  const close = async () => {
+    await executor.end();
+    await base.$disconnect();
+  };
+  return { prisma, flavour: 'postgresql', url: database.url, executor, clientWrites, resourceWrites, close };
 }
