@@ -114,11 +114,7 @@ export async function createDb(database: DbConfig): Promise<Db> {
   const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
   // Reads share one pipelined connection besides the pool (executor.ts), unless statements are
   // sent unprepared for a pooler (PgBouncer): then everything goes through the pool, one at a time.
-  // TCP keep-alive, because every read waits on this one connection: an idle connection whose
-  // peer vanished without closing it (a failover, a dropped NAT entry) is found out by the
-  // system's keep-alive probes and replaced, instead of the next reads waiting on it.
-  const pipelined = () => new pg.Client({ connectionString: database.url, pipeline: true, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
-  const executor = pgExecutor(pool, pg.types, { prepared, pipelinedReads: prepared ? pipelined : undefined });
+  const executor = pgExecutor(pool, pg.types, { prepared, pipelinedReads: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
   const close = async () => {
     await executor.end();
     await base.$disconnect();
