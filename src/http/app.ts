@@ -115,7 +115,6 @@ function engineEntry(provider: Provider, issuer: string, trust: TrustProxy) {
   };
 }
 
-/** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
 /**
  * A router imported and made at its first request, for a surface start-up does not need;
  * `loaded` is the router once made (tests read its routes).
@@ -128,6 +127,7 @@ function loadedOnFirstRequest(load: () => Promise<express.RequestHandler>): expr
   return loadRouter;
 }
 
+/** A front step where Express expects middleware (Cache-Control, after the assets that set their own). */
 const asMiddleware = (step: FrontStep): express.RequestHandler =>
   function frontStep(req, res, next) {
     step(req, res);
