@@ -39,7 +39,12 @@ describe.runIf(available.includes('postgresql'))('reads pipelined on one Postgre
   });
 
   it('answers many concurrent reads each with its own rows, all from one connection, none through the pool', async () => {
+    let fromPool = 0;
+    const count = () => fromPool++;
+    pool.on('acquire', count);
     const answers = await Promise.all(Array.from({ length: 200 }, (_, n) => executor.rows<{ n: number; pid: number }>(echo, [n])));
+    pool.off('acquire', count);
+    expect(fromPool).toBe(0);
     expect(answers.map(([row]) => row?.n)).toEqual(Array.from({ length: 200 }, (_, n) => n));
     expect(new Set(answers.map(([row]) => row?.pid)).size).toBe(1);
     expect(opened).toHaveLength(1);
