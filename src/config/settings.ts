@@ -117,13 +117,13 @@ export const SETTINGS = {
       'file:./data/gatehouse.db',
       'file:./path.db for embedded SQLite, or postgresql://user:pass@host:5432/db for PostgreSQL.',
     ).environmentOnly('connection strings carry passwords: set DATABASE_URL in the environment'),
-    poolSize: setting('DATABASE_POOL_SIZE', integer(1, 200, '10'), '10', 'PostgreSQL connections per instance in the pool; each instance opens one more, which the hot reads share (pipelined).'),
-    /** Off: the hot statements (db/executor.ts) are prepared on each use, unnamed on PostgreSQL and all through the pool. */
+    poolSize: setting('DATABASE_POOL_SIZE', integer(1, 200, '10'), '10', 'PostgreSQL connections per instance in the pool; each instance opens five more for the hot statements (one for reads, four for grouped writes, all pipelined).'),
+    /** Off: the hot statements (db/executor.ts, db/pg-executor.ts) are prepared on each use, unnamed on PostgreSQL and all through the pool. */
     preparedStatements: setting(
       'DATABASE_PREPARED_STATEMENTS',
       boolean('true'),
       'true',
-      'Keep the hot statements prepared (named statements on PostgreSQL, the reads pipelined on a connection of their own). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer before 1.21, or max_prepared_statements = 0): every statement then goes through the pool, unnamed.',
+      'Keep the hot statements prepared (named statements on PostgreSQL, the reads pipelined on a connection of their own, the writes of one event-loop turn grouped in one transaction). Set false behind a pooler in transaction mode without prepared-statement support (PgBouncer before 1.21, or max_prepared_statements = 0): every statement then goes through the pool, unnamed.',
     ),
     autoMigrate: setting('AUTO_MIGRATE', boolean('true'), 'true', 'Apply pending database migrations at start-up.'),
     /** 0 turns the sweeper off. */

@@ -9,7 +9,8 @@ import { dirname, resolve } from 'node:path';
 import type { Config, DatabaseFlavour } from '../config/index.js';
 import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
-import { pgExecutor, sqliteExecutor, type Executor } from './executor.js';
+import { sqliteExecutor, type Executor } from './executor.js';
+import { pgExecutor } from './pg-executor.js';
 
 export type Prisma = SqliteClient;
 
@@ -112,9 +113,9 @@ export async function createDb(database: DbConfig): Promise<Db> {
   const pool = new pg.Pool({ connectionString: database.url, max: database.poolSize ?? 10 });
   const base = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) }) as unknown as Prisma;
   const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
-  // Reads share one pipelined connection besides the pool (executor.ts), unless statements are
-  // sent unprepared for a pooler (PgBouncer): then everything goes through the pool, one at a time.
-  const executor = pgExecutor(pool, pg.types, { prepared, pipelinedReads: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
+  // Reads and writes have a pipelined connection each besides the pool (pg-executor.ts), unless
+  // statements are sent unprepared for a pooler (PgBouncer): then everything goes through the pool.
+  const executor = pgExecutor(pool, pg.types, { prepared, pipelined: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
   const close = async () => {
     await executor.end();
     await base.$disconnect();

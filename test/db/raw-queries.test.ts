@@ -18,7 +18,8 @@ import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
 import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
-import { pgExecutor, sqliteExecutor } from '../../src/db/executor.js';
+import { sqliteExecutor } from '../../src/db/executor.js';
+import { pgExecutor } from '../../src/db/pg-executor.js';
 import { createTestDatabase, flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 /** How the store under test runs its statements; the query builder always goes through `db.prisma`. */
