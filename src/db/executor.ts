@@ -49,16 +49,22 @@ const sqliteArg = (value: unknown) => (value instanceof Date ? value.getTime() :
 interface QueuedWrite {
   statement: Statement;
   args: unknown[];
-  resolve(changes: number): void;
+  /** Asked for by rows() (a write with RETURNING): answered with its rows, not its count. */
+  returning: boolean;
+  resolve(answer: unknown): void;
   reject(error: unknown): void;
 }
+
+/** A statement that changes rows (anything but a SELECT): rows() queues it with the writes. */
+const isWrite = (text: string) => !/^\s*SELECT\b/i.test(text);
 
 /**
  * On the better-sqlite3 handle Prisma's adapter opened (integers come back as bigints, as the
  * adapter set it). Writes are committed in groups: those made in one turn of the event loop run
  * together in one transaction once the turn's callbacks have run (setImmediate), so a busy
  * instance pays for one commit (and its fsync) per turn instead of one per write. Each write's
- * promise still resolves only once it is committed, with its own count; a group in which anything
+ * promise still resolves only once it is committed, with its own count (its rows, for a write
+ * with RETURNING asked for by rows()); a group in which anything
  * fails is rolled back and its writes run again one by one, so each gets its own answer. Reads run
  * at once (they see every write whose promise has resolved).
  */
@@ -70,7 +76,7 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     if (!statement) cache.set(text, (statement = handle.prepare(text)));
     return statement;
   };
-  const run = ({ statement, args }: QueuedWrite) => prepare(statement).run(...args).changes;
+  const run = ({ statement, args, returning }: QueuedWrite): unknown => (returning ? prepare(statement).all(...args) : prepare(statement).run(...args).changes);
   const queue: QueuedWrite[] = [];
 
   function runAlone(write: QueuedWrite): void {
@@ -85,26 +91,32 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     const group = queue.splice(0);
     // Inside a transaction someone else opened (Prisma's, on this connection), or one write alone: as they come.
     if (group.length === 1 || handle.inTransaction) return group.forEach(runAlone);
-    let counts: number[];
+    let answers: unknown[];
     try {
       handle.exec('BEGIN');
-      counts = group.map(run);
+      answers = group.map(run);
       handle.exec('COMMIT');
     } catch {
       if (handle.inTransaction) handle.exec('ROLLBACK');
       return group.forEach(runAlone);
     }
-    group.forEach((write, i) => write.resolve(counts[i] as number));
+    group.forEach((write, i) => write.resolve(answers[i]));
   }
 
+  const queued = <T>(statement: Statement, args: readonly unknown[], returning: boolean) =>
+    new Promise<T>((resolve, reject) => {
+      if (queue.push({ statement, args: args.map(sqliteArg), returning, resolve: resolve as (answer: unknown) => void, reject }) === 1) setImmediate(commitQueued);
+    });
+  // Named statements are a fixed set: whether each writes is worked out once.
+  const writes = new Map<string, boolean>();
+  const writing = ({ name, text }: Statement) => (name === undefined ? isWrite(text) : (writes.get(text) ?? writes.set(text, isWrite(text)).get(text)!));
   return {
     async rows<T>(statement: Statement, args: readonly unknown[]) {
+      if (writing(statement)) return queued<T[]>(statement, args, true);
       return prepare(statement).all(...args.map(sqliteArg)) as T[];
     },
     changes(statement, args) {
-      return new Promise<number>((resolve, reject) => {
-        if (queue.push({ statement, args: args.map(sqliteArg), resolve, reject }) === 1) setImmediate(commitQueued);
-      });
+      return queued<number>(statement, args, false);
     },
   };
 }

@@ -377,6 +377,10 @@ describe('keeping statements prepared', () => {
     begun.length = 0;
     expect(await executor.changes(use, ['c'])).toBe(1);
     expect(begun).toEqual([]);
+    // A write asked for its rows (RETURNING) joins the turn's group and is answered with them.
+    const take = { name: 'take', text: 'UPDATE t SET used = used + 1 WHERE id = ? RETURNING id, used' };
+    expect(await Promise.all([executor.changes(insert, ['d']), executor.rows(take, ['a']), executor.rows(take, ['none'])])).toEqual([1, [{ id: 'a', used: 2 }], []]);
+    expect(begun).toEqual(['BEGIN', 'COMMIT']);
     handle.close();
   });
 
