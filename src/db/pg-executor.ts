@@ -1,14 +1,13 @@
 // PostgreSQL's executor for the hot statements (executor.ts says which and why). Statements go to
 // the pg pool behind Prisma's adapter, except when they are prepared (no PgBouncer in between):
-// then the executor keeps two connections of its own in pg's pipeline mode, on which a query is
+// then the executor keeps connections of its own in pg's pipeline mode, on which a query is
 // written without waiting for the answers to those before it:
-// - reads: every plain SELECT, each ending with its own Sync, so each is its own implicit
-//   transaction and a failed one fails alone;
-// - writes: the writes of one event-loop turn, written in one go as BEGIN, the writes, COMMIT.
-//   A turn's writes then cost one socket write and one commit (one WAL flush) instead of one of
-//   each per write, and take no connection in and out of the pool.
-// Every socket write on this loopback costs the process about 0.1 ms of CPU (profiles of the code
-// flow: a fifth of its time was pg's writes), which is what the two connections save.
+// - reads: one connection; the plain SELECTs of one event-loop turn leave in one socket write,
+//   each ending with its own Sync, so each is its own implicit transaction and fails alone;
+// - writes: four connections; the writes of one turn leave in one socket write as BEGIN, the
+//   writes, COMMIT: one commit (one WAL flush) for the turn instead of one per write.
+// Neither takes a connection in and out of the pool. Every socket write on this loopback cost the
+// process about 0.1 ms of CPU (profiles of the code flow: a fifth of its time was pg's writes).
 import type pg from 'pg';
 import type { Executor, Statement } from './executor.js';
 
@@ -59,9 +58,8 @@ const BEGIN: pg.QueryConfig = { text: 'BEGIN' };
 const COMMIT: pg.QueryConfig = { text: 'COMMIT' };
 
 interface PipelinedConnection {
-  query(config: pg.QueryConfig): Promise<pg.QueryResult>;
-  /** Writes every query at once (one socket write); settles with each one's answer, in order. */
-  send(configs: readonly pg.QueryConfig[]): Promise<PromiseSettledResult<pg.QueryResult>[]>;
+  /** Writes every query at once (one socket write): each one's answer, in order. */
+  send(configs: readonly pg.QueryConfig[]): Promise<Promise<pg.QueryResult>[]>;
   end(): Promise<void>;
 }
 
@@ -109,12 +107,6 @@ function pipelinedConnection(connect: () => pg.Client, setUp: string | undefined
     void closing.finally(() => retiring.delete(closing));
   };
   return {
-    async query(config) {
-      const client = await (current ??= open());
-      const answer = client.query(config);
-      counted(client, 1);
-      return answer;
-    },
     async send(configs) {
       const client = await (current ??= open());
       // Each query corks and uncorks the socket around its own messages; corked around them all,
@@ -128,7 +120,9 @@ function pipelinedConnection(connect: () => pg.Client, setUp: string | undefined
         socket?.uncork?.();
       }
       counted(client, configs.length);
-      return Promise.allSettled(answers);
+      // Handled here too: an answer that fails before its caller has it is not an unhandled rejection.
+      for (const answer of answers) answer.catch(() => undefined);
+      return answers;
     },
     async end() {
       const client = await current?.catch(() => undefined);
@@ -160,6 +154,41 @@ interface QueuedWrite {
   reject(error: unknown): void;
 }
 
+interface QueuedRead {
+  config: pg.QueryConfig;
+  resolve(answer: pg.QueryResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Reads on `connection`, those of one event-loop turn written together once the turn's callbacks
+ * have run (setImmediate): one socket write for the turn's reads. Each is still its own query
+ * with its own Sync, answered as soon as its rows arrive.
+ */
+function batchedReads(connection: PipelinedConnection) {
+  let queue: QueuedRead[] = [];
+  async function sendQueued(): Promise<void> {
+    const batch = queue;
+    queue = [];
+    if (!batch.length) return;
+    try {
+      (await connection.send(batch.map((read) => read.config))).forEach((answer, i) => answer.then(batch[i]!.resolve, batch[i]!.reject));
+    } catch (error) {
+      // No connection could be opened: nothing was sent.
+      for (const read of batch) read.reject(error);
+    }
+  }
+  return {
+    query(config: pg.QueryConfig): Promise<pg.QueryResult> {
+      return new Promise<pg.QueryResult>((resolve, reject) => {
+        if (queue.push({ config, resolve, reject }) === 1) setImmediate(() => void sendQueued());
+      });
+    },
+    /** Sends what is queued now (its answers arrive before the connection, ended next, closes). */
+    flush: sendQueued,
+  };
+}
+
 /**
  * Writes in groups, on `connections` (pipelined, one group in flight on each). The writes made
  * while every connection is busy wait, and go together as the next group as soon as one is free;
@@ -185,7 +214,7 @@ function groupedWrites(connections: readonly PipelinedConnection[], pool: pg.Poo
     const grouped = group.length > 1;
     let answers: PromiseSettledResult<pg.QueryResult>[];
     try {
-      answers = await connection.send(grouped ? [BEGIN, ...group.map((write) => write.config), COMMIT] : group.map((write) => write.config));
+      answers = await Promise.allSettled(await connection.send(grouped ? [BEGIN, ...group.map((write) => write.config), COMMIT] : group.map((write) => write.config)));
     } catch (error) {
       // No connection could be opened: nothing was sent.
       return group.forEach((write) => write.reject(error));
@@ -251,7 +280,8 @@ export function pgExecutor(
   const types = {
     getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === TIMESTAMP_OID && format !== 'binary' ? readUtcTimestamp : pgTypes.getTypeParser(oid, format))) as typeof pgTypes.getTypeParser,
   };
-  const reads = pipelined && pipelinedConnection(pipelined, undefined, replanAfter);
+  const readsConnection = pipelined && pipelinedConnection(pipelined, undefined, replanAfter);
+  const reads = readsConnection && batchedReads(readsConnection);
   const writesConnections = pipelined ? Array.from({ length: WRITE_CONNECTIONS }, () => pipelinedConnection(pipelined, `SET lock_timeout = ${GROUP_LOCK_TIMEOUT_MS}`, replanAfter)) : [];
   const writes = pipelined && groupedWrites(writesConnections, pool);
   let ended = false;
@@ -274,8 +304,8 @@ export function pgExecutor(
     },
     async end() {
       ended = true;
-      await writes?.flush();
-      await Promise.all([reads?.end(), ...writesConnections.map((connection) => connection.end())]);
+      await Promise.all([reads?.flush(), writes?.flush()]);
+      await Promise.all([readsConnection?.end(), ...writesConnections.map((connection) => connection.end())]);
     },
   };
 }

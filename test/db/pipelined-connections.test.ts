@@ -24,6 +24,16 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
   const find = { name: 'pipelined_find', text: 'SELECT id, tx::text AS tx, pid FROM probe WHERE id = $1' };
   const touch = { name: 'pipelined_touch', text: "UPDATE probe SET note = 'touched' WHERE id = $1" };
   const rowsOf = async (ids: string[]) => (await pool.query<Row>('SELECT id, tx::text AS tx, pid FROM probe WHERE id = ANY($1) ORDER BY id', [ids])).rows;
+  /** Socket writes of the pipelined connection `client` from now on (each a system call). */
+  const countSocketWrites = (client: pg.Client) => {
+    const socket = (client as unknown as { connection: { stream: Record<'_write' | '_writev', (...args: unknown[]) => unknown> } }).connection.stream;
+    let writes = 0;
+    for (const method of ['_write', '_writev'] as const) {
+      const original = socket[method].bind(socket);
+      socket[method] = (...args: unknown[]) => (writes++, original(...args));
+    }
+    return () => writes;
+  };
   const countCheckouts = () => {
     const pids: number[] = [];
     const count = (client: pg.PoolClient) => pids.push((client as unknown as { processID: number }).processID);
@@ -63,6 +73,12 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
     expect(rows[0]?.pid).not.toBe(answers[0]?.[0]?.pid);
   });
 
+  it('writes the reads of one turn to the socket at once', async () => {
+    const socketWrites = countSocketWrites(opened[0]!);
+    expect((await Promise.all(Array.from({ length: 20 }, (_, n) => executor.rows<{ n: number }>(echo, [n])))).map(([row]) => row?.n)).toEqual(Array.from({ length: 20 }, (_, n) => n));
+    expect(socketWrites()).toBe(1);
+  });
+
   it('fails a bad read alone: the reads written before and after it on the connection are answered', async () => {
     const settled = await Promise.allSettled([executor.rows(echo, [1]), executor.rows(echo, ['not a number']), executor.rows(echo, [3])]);
     expect(settled.map((answer) => answer.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
@@ -73,8 +89,12 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
   it('commits the writes of one turn in one transaction, on a connection of its own, and a read then sees them', async () => {
     const [{ pid: reader } = { pid: 0 }] = await executor.rows<{ pid: number }>(echo, [0]);
     const checkouts = countCheckouts();
+    // The first write opens a writes connection; the next group, made when it is free, goes to it again.
+    expect(await executor.changes(insert, ['turn-0'])).toBe(1);
+    const socketWrites = countSocketWrites(opened.at(-1)!);
     const ids = ['turn-1', 'turn-2', 'turn-3', 'turn-4', 'turn-5'];
     expect(await Promise.all(ids.map((id) => executor.changes(insert, [id])))).toEqual([1, 1, 1, 1, 1]);
+    expect(socketWrites()).toBe(1);
     checkouts.stop();
     expect(checkouts.pids).toEqual([]);
     const rows = await rowsOf(ids);
