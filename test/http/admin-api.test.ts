@@ -94,7 +94,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   beforeAll(async () => {
     // Several tests send wrong passwords from 127.0.0.1: keep the per-IP limit out of their way.
     server = await startTestGatehouse(flavour, { env: { SIGN_IN_MAX_FAILURES_PER_IP: '1000', FEATURE_REGISTRATION: 'true' } });
-    shortLived = await startTestGatehouse(flavour, { env: { ACCESS_TOKEN_TTL: '1s' }, shareWith: server });
+    shortLived = await startTestGatehouse(flavour, { env: { ACCESS_TOKEN_TTL: '3s' }, shareWith: server });
     admin = await registerClient({ client_id: 'ops-console', grant_types: ['client_credentials'], scope: 'admin', client_name: 'Ops console' });
     adminToken = await clientCredentialsToken(admin);
     api = as(adminToken);
@@ -231,7 +231,7 @@ describe.each(await flavours())('the admin API on %s', (flavour) => {
   it('refuses every route with an expired token (401)', async () => {
     const token = await clientCredentialsToken(admin, 'admin', shortLived);
     expect((await call('get', '/clients', token)).status).toBe(200);
-    await sleep(2100);
+    await sleep(3100);
     await expectEveryRouteRefuses(token, 401, 'invalid_token');
   });
 
