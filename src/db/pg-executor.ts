@@ -77,6 +77,7 @@ function pipelinedConnection(connect: () => pg.Client, setUp: string | undefined
   let sent = 0;
   let retireAt = replanAfter.first;
   const retiring = new Set<Promise<void>>();
+  const retired = new WeakSet<pg.Client>();
   const open = () => {
     const client = connect();
     const opened: Promise<pg.Client> = client.connect().then(async () => {
@@ -102,13 +103,16 @@ function pipelinedConnection(connect: () => pg.Client, setUp: string | undefined
     if (sent < retireAt || retireAt > replanAfter.last) return;
     retireAt *= 10;
     current = undefined;
+    retired.add(client);
     const closing = client.end().catch(() => undefined);
     retiring.add(closing);
     void closing.finally(() => retiring.delete(closing));
   };
   return {
     async send(configs) {
-      const client = await (current ??= open());
+      let client = await (current ??= open());
+      // Others waiting for the same connection to open may have retired it meanwhile.
+      while (retired.has(client)) client = await (current ??= open());
       // Each query corks and uncorks the socket around its own messages; corked around them all,
       // their messages leave in one write.
       const socket = socketOf(client);

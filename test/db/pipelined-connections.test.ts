@@ -162,6 +162,34 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
     expect((await rowsOf(['after-end']))[0]?.pid).not.toBe(writer);
   });
 
+  it('answers reads that waited for a connection which was retired before their turn came, on the next one', async () => {
+    const pids: number[] = [];
+    const retiring = pgExecutor(pool, pg.types, {
+      prepared: true,
+      replanAfter: { first: 3, last: 3 },
+      pipelined: () => {
+        const client = new pg.Client({ connectionString: database.config.url, pipeline: true });
+        client.on('connect', () => pids.push((client as unknown as { processID: number }).processID));
+        return client;
+      },
+    });
+    try {
+      // Three turns' reads, all made before the first connection has opened: the second turn's
+      // reach the third statement and retire it, so the third turn's go to a new one.
+      const answers: Promise<{ n: number; pid: number }[]>[] = [];
+      for (let turn = 0; turn < 3; turn++) {
+        answers.push(retiring.rows(echo, [turn * 2]), retiring.rows(echo, [turn * 2 + 1]));
+        await new Promise(setImmediate);
+      }
+      const rows = (await Promise.all(answers)).map(([row]) => row!);
+      expect(rows.map((row) => row.n)).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(pids).toHaveLength(2);
+      expect(rows.map((row) => pids.indexOf(row.pid))).toEqual([0, 0, 0, 0, 1, 1]);
+    } finally {
+      await retiring.end();
+    }
+  });
+
   it('commits the writes still queued when it is ended, then closes its connections', async () => {
     const queued = [executor.changes(insert, ['at-end-1']), executor.changes(insert, ['at-end-2'])];
     await executor.end();
