@@ -4,7 +4,7 @@
 // - SQLite (here): the better-sqlite3 handle behind Prisma's adapter, one prepared statement per
 //   text, the writes of one event-loop turn committed together;
 // - PostgreSQL (pg-executor.ts): named statements, which pg prepares once per connection; reads on
-//   one pipelined connection, the writes of one turn in one transaction on another.
+//   one pipelined connection, the writes of one turn in one transaction on one of four more.
 // Prisma remains the schema, the migrations and the client for everything else. With
 // DATABASE_PREPARED_STATEMENTS=false the statements still run on the driver but are not kept
 // prepared (PostgreSQL: unnamed statements, all through the pool, which PgBouncer's transaction

@@ -29,10 +29,11 @@ type Kind = 'read' | 'lock' | 'write';
 const kindOf = (text: string): Kind => (/^\s*SELECT\b/i.test(text) ? (/\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE|KEY\s+SHARE)\b/i.test(text) ? 'lock' : 'read') : 'write');
 
 /**
- * How long a write in a group waits for a row lock before the group gives way. The writes
+ * How long a write in a group waits for a row lock before the group gives way. Each writes
  * connection runs one group at a time, so a group stuck behind a lock held elsewhere (another
  * instance's transaction, or a Prisma transaction of this process that is itself waiting for a
- * write queued behind the group) would hold up every write of the process. After this long the
+ * write queued behind the group) holds up its connection, and four such groups every write of
+ * the process. After this long the
  * group is rolled back and its writes run one by one through the pool, where they may wait as
  * long as they must.
  */
@@ -52,7 +53,7 @@ export const GROUP_LOCK_TIMEOUT_MS = 2000;
 const REPLAN_AFTER = { first: 1_000, last: 10_000_000 };
 
 /** How many pipelined connections writes have (each runs one group at a time). */
-export const WRITE_CONNECTIONS = 4;
+const WRITE_CONNECTIONS = 4;
 
 const BEGIN: pg.QueryConfig = { text: 'BEGIN' };
 const COMMIT: pg.QueryConfig = { text: 'COMMIT' };
