@@ -33,9 +33,8 @@ const kindOf = (text: string): Kind => (/^\s*SELECT\b/i.test(text) ? (/\bFOR\s+(
  * connection runs one group at a time, so a group stuck behind a lock held elsewhere (another
  * instance's transaction, or a Prisma transaction of this process that is itself waiting for a
  * write queued behind the group) holds up its connection, and four such groups every write of
- * the process. After this long the
- * group is rolled back and its writes run one by one through the pool, where they may wait as
- * long as they must.
+ * the process. After this long the group is rolled back and its writes run one by one through
+ * the pool, where they may wait as long as they must.
  */
 export const GROUP_LOCK_TIMEOUT_MS = 2000;
 
