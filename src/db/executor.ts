@@ -43,6 +43,17 @@ export function prismaExecutor(prisma: Prisma): Executor {
   };
 }
 
+/**
+ * What a statement does, which decides where an executor sends it: a plain SELECT reads; a SELECT
+ * that locks rows (`FOR UPDATE`, `FOR SHARE`; PostgreSQL only) locks; anything else (INSERT,
+ * UPDATE, DELETE, with or without RETURNING) writes, and joins the writes' group commit.
+ */
+export type StatementKind = 'read' | 'lock' | 'write';
+const classify = (text: string): StatementKind => (/^\s*SELECT\b/i.test(text) ? (/\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE|KEY\s+SHARE)\b/i.test(text) ? 'lock' : 'read') : 'write');
+// Named statements are a fixed set: what each does is worked out once.
+const kinds = new Map<string, StatementKind>();
+export const kindOf = ({ name, text }: Statement): StatementKind => (name === undefined ? classify(text) : (kinds.get(text) ?? kinds.set(text, classify(text)).get(text)!));
+
 /** better-sqlite3 binds numbers, bigints, strings, buffers and null only. */
 const sqliteArg = (value: unknown) => (value instanceof Date ? value.getTime() : typeof value === 'boolean' ? Number(value) : value);
 
@@ -55,8 +66,6 @@ interface QueuedWrite {
   reject(error: unknown): void;
 }
 
-/** A statement that changes rows (anything but a SELECT): rows() queues it with the writes. */
-const isWrite = (text: string) => !/^\s*SELECT\b/i.test(text);
 
 /**
  * On the better-sqlite3 handle Prisma's adapter opened (integers come back as bigints, as the
@@ -107,12 +116,9 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     new Promise<T>((resolve, reject) => {
       if (queue.push({ statement, args: args.map(sqliteArg), returning, resolve: resolve as (answer: unknown) => void, reject }) === 1) setImmediate(commitQueued);
     });
-  // Named statements are a fixed set: whether each writes is worked out once.
-  const writes = new Map<string, boolean>();
-  const writing = ({ name, text }: Statement) => (name === undefined ? isWrite(text) : (writes.get(text) ?? writes.set(text, isWrite(text)).get(text)!));
   return {
     async rows<T>(statement: Statement, args: readonly unknown[]) {
-      if (writing(statement)) return queued<T[]>(statement, args, true);
+      if (kindOf(statement) === 'write') return queued<T[]>(statement, args, true);
       return prepare(statement).all(...args.map(sqliteArg)) as T[];
     },
     changes(statement, args) {

@@ -9,7 +9,7 @@
 // Neither takes a connection in and out of the pool. Every socket write on this loopback cost the
 // process about 0.1 ms of CPU (profiles of the code flow: a fifth of its time was pg's writes).
 import type pg from 'pg';
-import type { Executor, Statement } from './executor.js';
+import { kindOf, type Executor, type Statement } from './executor.js';
 
 /**
  * `timestamp(3)` (without time zone) holds UTC, as Prisma writes it; pg would read it as local
@@ -19,14 +19,6 @@ import type { Executor, Statement } from './executor.js';
 const TIMESTAMP_OID = 1114;
 const pgArg = (value: unknown) => (value instanceof Date ? value.toISOString() : value);
 const readUtcTimestamp = (value: string) => new Date(`${value.replace(' ', 'T')}Z`);
-
-/**
- * Where a statement goes: a plain SELECT to the reads connection; a SELECT that locks rows (`FOR
- * UPDATE`, `FOR SHARE`) to the pool, as it is; anything else (INSERT, UPDATE, DELETE, with or
- * without RETURNING) into the writes' groups.
- */
-type Kind = 'read' | 'lock' | 'write';
-const kindOf = (text: string): Kind => (/^\s*SELECT\b/i.test(text) ? (/\bFOR\s+(?:NO\s+KEY\s+)?(?:UPDATE|SHARE|KEY\s+SHARE)\b/i.test(text) ? 'lock' : 'read') : 'write');
 
 /**
  * How long a write in a group waits for a row lock before the group gives way. Each writes
@@ -152,13 +144,8 @@ function rolledBack(writes: readonly PromiseSettledResult<pg.QueryResult>[], com
   return writes.some((write) => write.status === 'rejected' && serverError(write.reason));
 }
 
-interface QueuedWrite {
-  config: pg.QueryConfig;
-  resolve(answer: pg.QueryResult): void;
-  reject(error: unknown): void;
-}
-
-interface QueuedRead {
+/** A read or a write waiting for its turn's batch or group. */
+interface Queued {
   config: pg.QueryConfig;
   resolve(answer: pg.QueryResult): void;
   reject(error: unknown): void;
@@ -170,7 +157,7 @@ interface QueuedRead {
  * with its own Sync, answered as soon as its rows arrive.
  */
 function batchedReads(connection: PipelinedConnection) {
-  let queue: QueuedRead[] = [];
+  let queue: Queued[] = [];
   async function sendQueued(): Promise<void> {
     const batch = queue;
     queue = [];
@@ -208,13 +195,13 @@ function batchedReads(connection: PipelinedConnection) {
  */
 function groupedWrites(connections: readonly PipelinedConnection[], pool: pg.Pool) {
   const idle = [...connections];
-  let queue: QueuedWrite[] = [];
+  let queue: Queued[] = [];
   let scheduled = false;
   const inFlight = new Set<Promise<void>>();
-  const settle = (write: QueuedWrite, answer: PromiseSettledResult<pg.QueryResult> | undefined) =>
+  const settle = (write: Queued, answer: PromiseSettledResult<pg.QueryResult> | undefined) =>
     answer?.status === 'fulfilled' ? write.resolve(answer.value) : write.reject(answer?.reason);
 
-  async function commit(connection: PipelinedConnection, group: QueuedWrite[]): Promise<void> {
+  async function commit(connection: PipelinedConnection, group: Queued[]): Promise<void> {
     const grouped = group.length > 1;
     let answers: PromiseSettledResult<pg.QueryResult>[];
     try {
@@ -226,7 +213,7 @@ function groupedWrites(connections: readonly PipelinedConnection[], pool: pg.Poo
       idle.push(connection);
       sendQueued();
     }
-    if (!grouped) return settle(group[0] as QueuedWrite, answers[0]);
+    if (!grouped) return settle(group[0] as Queued, answers[0]);
     const [begun, ...writes] = answers;
     const committed = writes.pop() as PromiseSettledResult<pg.QueryResult>;
     // Committed; or never begun, so each write that ran was its own transaction: each has its own answer.
@@ -273,8 +260,9 @@ function groupedWrites(connections: readonly PipelinedConnection[], pool: pg.Poo
 
 /**
  * On the pg pool Prisma's adapter uses; with `pipelined` (a factory of new connections to the
- * same database in pipeline mode), reads and writes go through two pipelined connections of
- * their own instead, as this file's header says. Locking reads (`FOR UPDATE`) stay on the pool.
+ * same database in pipeline mode), reads and writes go through pipelined connections of their
+ * own instead (one for reads, WRITE_CONNECTIONS for writes), as this file's header says. Locking
+ * reads (`FOR UPDATE`) stay on the pool.
  */
 export function pgExecutor(
   pool: pg.Pool,
@@ -288,15 +276,13 @@ export function pgExecutor(
   const reads = readsConnection && batchedReads(readsConnection);
   const writesConnections = pipelined ? Array.from({ length: WRITE_CONNECTIONS }, () => pipelinedConnection(pipelined, `SET lock_timeout = ${GROUP_LOCK_TIMEOUT_MS}`, replanAfter)) : [];
   const writes = pipelined && groupedWrites(writesConnections, pool);
+  const channels = { read: reads, write: writes, lock: undefined };
   let ended = false;
-  // Named statements are a fixed set: what each is, is worked out once.
-  const kinds = new Map<string, Kind>();
-  const kind = ({ name, text }: Statement) => (name === undefined ? kindOf(text) : (kinds.get(text) ?? kinds.set(text, kindOf(text)).get(text)!));
   const query = (statement: Statement, args: readonly unknown[]) => {
     const { name, text } = statement;
     const config: pg.QueryConfig = { ...(prepared && name ? { name } : {}), text, values: args.map(pgArg), types };
     // Once ended, everything goes through the pool (Prisma's disconnect ends it afterwards).
-    const channel = ended ? undefined : { read: reads, write: writes, lock: undefined }[kind(statement)];
+    const channel = ended ? undefined : channels[kindOf(statement)];
     return channel ? channel.query(config) : pool.query(config);
   };
   return {
