@@ -2,7 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import bcrypt from 'bcrypt';
 import type { Config, DatabaseFlavour } from '../../src/config/index.js';
 import { loadConfig } from '../../src/config/index.js';
@@ -13,7 +14,6 @@ import { createLogger, type Logger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { newPerson, type Person } from './fixtures.js';
-import { freePort } from './ports.js';
 
 export const TEST_SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -74,14 +74,25 @@ export async function addUserTo(db: DbHandle, { email, password, name, emailVeri
 export async function startTestGatehouse(flavour: DatabaseFlavour, options: TestGatehouseOptions = {}): Promise<TestGatehouse> {
   const { shareWith } = options;
   const database = shareWith?.database ?? (await createTestDatabase(flavour));
-  const port = await freePort();
+  // The port is held from the start, its handler set once the Gatehouse exists: a port only probed
+  // as free could be taken meanwhile, by one of the database connections the Gatehouse opens.
+  let handle: RequestListener = (_request, response) => response.writeHead(503).end();
+  const server: Server = await new Promise((resolve) => {
+    const s = createServer((request, response) => handle(request, response)).listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   const issuer = options.localhostIssuer ? `http://localhost:${port}` : url;
-  const config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: issuer, ...options.env }));
-  const gatehouse = await createGatehouse(config, options.logger ?? createLogger(config), { now: options.now });
-  const server: Server = await new Promise((resolve) => {
-    const s = createServer(gatehouse.app.handle).listen(port, '127.0.0.1', () => resolve(s));
-  });
+  let gatehouse: Gatehouse;
+  let config: Config;
+  try {
+    config = loadConfig(testEnv(database.config, { PORT: String(port), HOST: '127.0.0.1', ISSUER: issuer, ...options.env }));
+    gatehouse = await createGatehouse(config, options.logger ?? createLogger(config), { now: options.now });
+  } catch (error) {
+    await new Promise((resolve) => server.close(resolve));
+    throw error;
+  }
+  handle = gatehouse.app.handle;
   const ids = new Map<string, string>();
   let closed: Promise<void> | undefined;
   const instance: TestGatehouse = {
