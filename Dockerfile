@@ -13,9 +13,9 @@ COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma ./prisma
 # postinstall generates both Prisma clients into src/generated/ with the `prisma` dev dependency.
 RUN npm ci
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json esbuild.config.ts ./
 COPY src ./src
-# The generated clients are TypeScript under src/, so they are compiled into dist/ too.
+# Type-checks, then bundles src/ (the generated clients too) into dist/ (esbuild.config.ts).
 RUN npm run build
 
 # Production dependencies only, compiled for the same base image as the runtime. No scripts
@@ -36,7 +36,7 @@ WORKDIR /app
 COPY package.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# Read at start by dist/db/migrate.js (AUTO_MIGRATE=true by default) and dist/http/pages.js.
+# Read at run time: the migrations (AUTO_MIGRATE=true by default) and the pages.
 COPY prisma/postgresql/migrations ./prisma/postgresql/migrations
 COPY prisma/sqlite/migrations ./prisma/sqlite/migrations
 COPY views ./views

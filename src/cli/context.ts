@@ -19,8 +19,9 @@ export async function loadConfiguration(): Promise<Config> {
 }
 
 async function createCliLogger(config: Pick<Config, 'logLevel'>): Promise<Logger> {
-  const [{ destination }, { createLogger }] = await Promise.all([import('pino'), import('../core/logger.js')]);
-  return createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' }, destination(2));
+  // pino is CommonJS: its default export is the module, under Node's loader and in the bundle.
+  const [{ default: pino }, { createLogger }] = await Promise.all([import('pino'), import('../core/logger.js')]);
+  return createLogger({ logLevel: config.logLevel === 'silent' ? 'silent' : 'warn' }, pino.destination(2));
 }
 
 /** Runs `work` with the configuration and an open database, which it closes afterwards. */

@@ -3,6 +3,7 @@
 // Each command group lives in its own file and registers itself here.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { packagePath } from '../config/package-root.js';
 import { ManagementError, ValidationError } from '../core/errors.js';
 import { registerAudit } from './audit.js';
 import { registerClients } from './clients.js';
@@ -25,8 +26,7 @@ Configuration comes from the environment (and CONFIG_FILE), as for the server (s
 Exit codes: 0 done, 1 the operation failed or was refused (reason on stderr), 2 usage error.`;
 
 function packageVersion(): string {
-  // src/cli/ and dist/cli/ are both two levels below package.json.
-  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  const text = readFileSync(packagePath('package.json'), 'utf8');
   return (JSON.parse(text) as { version: string }).version;
 }
 

@@ -7,9 +7,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import type { DatabaseFlavour } from '../config/index.js';
+import { packagePath } from '../config/package-root.js';
 import { sqliteFilePath, type DbConfig } from './client.js';
 
 export interface Migration {
@@ -40,7 +40,7 @@ export class MigrationError extends Error {
 const PRISMA_ADVISORY_LOCK = 72707369;
 
 export function migrationsDir(flavour: DatabaseFlavour): string {
-  return fileURLToPath(new URL(`../../prisma/${flavour}/migrations`, import.meta.url));
+  return packagePath('prisma', flavour, 'migrations');
 }
 
 export function sha256(text: string): string {

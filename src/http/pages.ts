@@ -5,16 +5,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, normalize, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import type { Config } from '../config/index.js';
+import { packagePath } from '../config/package-root.js';
 import type { RenderPage } from '../oidc/page-renderer.js';
 import { languageLinks } from './language-switch.js';
 import { isLanguage, preferredLanguage, SUPPORTED_LANGUAGES } from './languages.js';
 import { createTranslator, describeClaim, describeScope } from './messages/index.js';
 
-export const VIEWS_DIR = fileURLToPath(new URL('../../views', import.meta.url));
-export const ASSETS_DIR = fileURLToPath(new URL('../../views/assets', import.meta.url));
+export const VIEWS_DIR = packagePath('views');
+export const ASSETS_DIR = packagePath('views', 'assets');
 
 /** @simplewebauthn/browser's UMD build (the global SimpleWebAuthnBrowser), served at WEBAUTHN_SCRIPT_PATH for views/assets/passkeys.js. */
 export const WEBAUTHN_SCRIPT_FILE = join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..', 'dist', 'bundle', 'index.umd.min.js');

@@ -78,10 +78,11 @@ function newRecoveryCode(): string {
 }
 
 // otplib and qrcode are loaded with the first enrolment or code checked, not at start-up.
+// qrcode is CommonJS: its default export is the module, under Node's loader and in the bundle.
 let otpModule: Promise<typeof Otp> | undefined;
 const otp = () => (otpModule ??= import('otplib'));
 let qrCodeModule: Promise<typeof QRCode> | undefined;
-const qrCode = () => (qrCodeModule ??= import('qrcode'));
+const qrCode = () => (qrCodeModule ??= import('qrcode').then(({ default: qrcode }) => qrcode as typeof QRCode));
 
 /** The RFC 6238 time step the code belongs to, or null when it is not a current code. */
 async function totpStep(secret: string, code: string, afterTimeStep?: number): Promise<number | null> {
