@@ -11,6 +11,7 @@ import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
 import { sqliteExecutor, type Executor } from './executor.js';
 import { pgExecutor } from './pg-executor.js';
+import { checkpointInBackground } from './sqlite-checkpoints.js';
 
 export type Prisma = SqliteClient;
 
@@ -105,8 +106,13 @@ export async function createDb(database: DbConfig): Promise<Db> {
     if (typeof handle?.prepare !== 'function') throw new Error("Prisma's SQLite adapter no longer exposes its better-sqlite3 handle (its `client`): check @prisma/adapter-better-sqlite3");
     // WAL lets readers run while one writer writes; it is a property of the file and persists.
     if (file !== ':memory:') handle.pragma('journal_mode = WAL');
+    const checkpoints = file === ':memory:' ? undefined : checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
     const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
-    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, resourceWrites, close: () => base.$disconnect() };
+    const close = async () => {
+      await checkpoints?.stop();
+      await base.$disconnect();
+    };
+    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, resourceWrites, close };
   }
   const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
   // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.

@@ -1,0 +1,75 @@
+// SQLite's checkpoints, off the event loop. In WAL mode every commit appends to the log, and a
+// checkpoint copies the log back into the database file and syncs it. Left to SQLite, the commit
+// that takes the log past 1,000 pages runs that checkpoint itself, inside COMMIT: 30–40 ms on
+// this project's test machines, during which no request in the process moves (the refresh
+// bench's p99 came from these). Here a worker thread with its own connection runs a passive
+// checkpoint every CHECKPOINT_INTERVAL_MS; passive checkpoints never wait for, or block, the
+// process's reads and writes. The main connection keeps an automatic checkpoint only as a
+// backstop, at BACKSTOP_PAGES, should the worker fall behind or stop.
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type { Database } from 'better-sqlite3';
+
+export const CHECKPOINT_INTERVAL_MS = 200;
+/** About 40 MB of log: out of reach while the worker runs (it checkpoints five times a second). */
+export const BACKSTOP_PAGES = 10_000;
+
+// CommonJS, run by the worker from this string (a bundle has no file of its own to give it).
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { timeout: workerData.busyTimeoutMs });
+let failed = false;
+function checkpoint() {
+  try {
+    db.pragma('wal_checkpoint(PASSIVE)');
+    failed = false;
+  } catch (error) {
+    // Reported once per run of failures; the backstop checkpoint covers the gap.
+    if (!failed) parentPort.postMessage({ failed: String(error && error.message || error) });
+    failed = true;
+  }
+}
+const timer = setInterval(checkpoint, workerData.intervalMs);
+parentPort.on('message', () => {
+  clearInterval(timer);
+  checkpoint();
+  db.close();
+  parentPort.close();
+});
+`;
+
+export interface Checkpoints {
+  /** Runs a last checkpoint and ends the worker. */
+  stop(): Promise<void>;
+}
+
+/** Node's warning for a failed checkpoint (stderr): the worker keeps trying, and the backstop covers the gap. */
+const warn = (message: string) => process.emitWarning(`SQLite checkpoint in the background failed: ${message}`, { code: 'GATEHOUSE_SQLITE_CHECKPOINT' });
+
+/** Moves `handle`'s checkpoints for `file` to a worker thread; `onFailure` hears of a checkpoint that failed. */
+export function checkpointInBackground(handle: Database, file: string, busyTimeoutMs: number, onFailure: (message: string) => void = warn): Checkpoints {
+  handle.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+  const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file, busyTimeoutMs, intervalMs: CHECKPOINT_INTERVAL_MS } });
+  // It never keeps the process alive on its own; close() ends it.
+  worker.unref();
+  worker.on('message', (message: { failed?: string }) => message.failed && onFailure(message.failed));
+  let ended = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.once('error', (error) => {
+    ended = true;
+    onFailure(error.message);
+  });
+  return {
+    async stop() {
+      if (!ended) {
+        // Held until it has exited, so that the process waits for the last checkpoint.
+        worker.ref();
+        worker.postMessage('stop');
+      }
+      ended = true;
+      await exited;
+    },
+  };
+}
