@@ -1,8 +1,8 @@
 // SQLite's checkpoints, off the event loop. In WAL mode every commit appends to the log, and a
 // checkpoint copies the log back into the database file and syncs it. Left to SQLite, the commit
 // that takes the log past 1,000 pages runs that checkpoint itself, inside COMMIT: 30–40 ms on
-// this project's test machines, during which no request in the process moves (the refresh
-// bench's p99 came from these). Here a worker thread with its own connection runs a passive
+// this project's test machines, during which no request in the process moves (about once a
+// second under the bench's refresh load). Here a worker thread with its own connection runs a passive
 // checkpoint every CHECKPOINT_INTERVAL_MS; passive checkpoints never wait for, or block, the
 // process's reads and writes. The main connection keeps an automatic checkpoint only as a
 // backstop, at BACKSTOP_PAGES, should the worker fall behind or stop.
