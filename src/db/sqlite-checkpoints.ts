@@ -5,7 +5,7 @@
 // second under the bench's refresh load). Here a worker thread with its own connection runs a passive
 // checkpoint every CHECKPOINT_INTERVAL_MS; passive checkpoints never wait for, or block, the
 // process's reads and writes. The main connection keeps an automatic checkpoint only as a
-// backstop, at BACKSTOP_PAGES, should the worker fall behind or stop.
+// backstop, at BACKSTOP_PAGES, should the worker fall behind, and at SQLite's usual size if it fails.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
@@ -13,6 +13,8 @@ import type { Database } from 'better-sqlite3';
 export const CHECKPOINT_INTERVAL_MS = 200;
 /** About 40 MB of log: out of reach while the worker runs (it checkpoints five times a second). */
 export const BACKSTOP_PAGES = 10_000;
+/** SQLite's own automatic checkpoint, put back if the worker fails. */
+export const SQLITE_DEFAULT_PAGES = 1000;
 
 // CommonJS, run by the worker from this string (a bundle has no file of its own to give it).
 const WORKER_SOURCE = `
@@ -58,7 +60,10 @@ export function checkpointInBackground(handle: Database, file: string, busyTimeo
   let ended = false;
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   worker.once('error', (error) => {
+    // The worker is gone: SQLite checkpoints inside COMMIT again, at its usual size, rather than
+    // at the backstop's, which would stall the event loop ten times as long.
     ended = true;
+    if (handle.open) handle.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_PAGES}`);
     onFailure(error.message);
   });
   return {

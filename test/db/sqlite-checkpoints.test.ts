@@ -1,16 +1,20 @@
 // SQLite's checkpoints run on a worker thread (db/sqlite-checkpoints.ts): the database file takes
 // in committed writes long before SQLite's own automatic checkpoint would have run, that automatic
-// checkpoint is left only as a backstop, and closing runs a last checkpoint and ends the worker.
-import { existsSync, statSync } from 'node:fs';
+// checkpoint is left only as a backstop (SQLite's usual one again if the worker fails), and
+// closing runs a last checkpoint and ends the worker.
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDb, sqliteFilePath, type Db } from '../../src/db/client.js';
-import { BACKSTOP_PAGES } from '../../src/db/sqlite-checkpoints.js';
+import { BACKSTOP_PAGES, checkpointInBackground, SQLITE_DEFAULT_PAGES } from '../../src/db/sqlite-checkpoints.js';
 import { migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 const PAGE_BYTES = 4096;
 /** SQLite's default automatic checkpoint: the log would reach this many pages before the commit that crossed it copied them back. */
-const SQLITE_DEFAULT_CHECKPOINT_PAGES = 1000;
+const SQLITE_DEFAULT_CHECKPOINT_PAGES = SQLITE_DEFAULT_PAGES;
 
 describe('SQLite checkpoints in the background', () => {
   let db: MigratedDb | undefined;
@@ -59,6 +63,21 @@ describe('SQLite checkpoints in the background', () => {
       expect(await reopened.prisma.setting.count({ where: { key: { startsWith: 'filler-' } } })).toBe(20);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('when the worker fails, says so and gives SQLite back its own checkpoint at the usual size', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-checkpoints-'));
+    const handle = new Database(join(dir, 'main.db'));
+    try {
+      handle.pragma('journal_mode = WAL');
+      // The worker cannot open a database inside a folder that does not exist.
+      const failure = new Promise<string>((resolve) => checkpointInBackground(handle, join(dir, 'missing', 'main.db'), 100, resolve));
+      expect(await failure).toMatch(/directory does not exist|unable to open/i);
+      expect(handle.pragma('wal_autocheckpoint', { simple: true })).toBe(SQLITE_DEFAULT_PAGES);
+    } finally {
+      handle.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
