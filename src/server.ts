@@ -5,6 +5,7 @@ import { isClusterWorker, serveAsWorker, startPrimary, workerId } from './cluste
 import { ConfigError, loadConfig, type Config } from './config/index.js';
 import { createDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
+import { startAnalyzingStaleTables } from './db/planner-statistics.js';
 import { sealStoredArtifacts } from './artifacts/at-rest.js';
 import { createApp, type App } from './http/app.js';
 import { readinessChecks } from './http/health.js';
@@ -96,13 +97,21 @@ async function openDatabase(config: Config, logger: Logger, database: Config['da
   }
 }
 
-/** Deletes what has expired, every SWEEP_INTERVAL; idempotent, so any number of instances may run it. Returns the stop function. */
+/**
+ * Deletes what has expired, every SWEEP_INTERVAL; on PostgreSQL without autovacuum, analyzes what
+ * it would (db/planner-statistics.ts). Idempotent, so any number of instances may run it. Returns the stop function.
+ */
 function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void {
   const stops = [
     startSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired artifacts failed')),
     startAuditRetention(db, config.auditRetention, config.database.sweepInterval, (error) => logger.error({ err: error }, 'deleting old audit events failed')),
     startCounterSweeper(db, config.database.sweepInterval, (error) => logger.error({ err: error }, 'sweeping expired brute-force counters failed')),
     startOutboxRetention(db, config, (error) => logger.error({ err: error }, 'deleting old outbox messages failed')),
+    startAnalyzingStaleTables(
+      db,
+      (error) => logger.error({ err: error }, 'analyzing tables autovacuum does not analyze failed'),
+      (tables) => logger.debug({ tables }, 'analyzed tables autovacuum does not analyze'),
+    ),
   ];
   return () => stops.forEach((stop) => stop());
 }

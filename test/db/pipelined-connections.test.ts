@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { GROUP_LOCK_TIMEOUT_MS, pgExecutor } from '../../src/db/pg-executor.js';
-import { createTestDatabase, flavours, migratedDb, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
+import { createTestDatabase, flavours, indexScans as indexScansOf, migratedDb, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
 
 const available = await flavours();
 
@@ -204,10 +204,7 @@ describe.runIf(available.includes('postgresql'))('statements planned again as th
   let db: MigratedDb;
   let pool: pg.Pool;
   let executor: ReturnType<typeof pgExecutor>;
-  const indexScans = async () => {
-    const { rows } = await pool.query<{ indexrelname: string; idx_scan: string }>(`SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = 'OidcArtifact'`);
-    return Object.fromEntries(rows.map((row) => [row.indexrelname, Number(row.idx_scan)]));
-  };
+  const indexScans = () => indexScansOf(pool, 'OidcArtifact');
 
   beforeAll(async () => {
     db = await migratedDb('postgresql');

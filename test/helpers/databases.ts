@@ -100,3 +100,9 @@ export async function migratedDb(flavour: DatabaseFlavour): Promise<MigratedDb> 
     },
   };
 }
+
+/** How often each index of `table` has been scanned, by index name (PostgreSQL's cumulative statistics). */
+export async function indexScans(pool: pg.Pool, table: string): Promise<Record<string, number>> {
+  const { rows } = await pool.query<{ indexrelname: string; idx_scan: string }>('SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = $1', [table]);
+  return Object.fromEntries(rows.map((row) => [row.indexrelname, Number(row.idx_scan)]));
+}
