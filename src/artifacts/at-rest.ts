@@ -11,7 +11,7 @@
 //
 // Hashing needs no key: the ids are 128 bits or more of randomness, so the hash cannot be reversed
 // or guessed. sealStoredArtifacts() rewrites rows stored before this (once per database).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { decrypt, encrypt } from '../core/secrets.js';
 import type { DbHandle } from '../db/client.js';
 import { createSettingStore } from '../db/settings.js';
@@ -41,7 +41,8 @@ export const SEALED_KEY = 'gatehouse_sealed';
 
 /** The key a row is stored under. */
 export function storedId(model: string, id: string): string {
-  return SECRET_ID_MODELS.has(model) ? `${HASHED_PREFIX}${createHash('sha256').update(id, 'utf8').digest('base64url')}` : id;
+  // crypto.hash: the one-shot form, without a Hash object per look-up (every token request makes one or two).
+  return SECRET_ID_MODELS.has(model) ? `${HASHED_PREFIX}${hash('sha256', id, 'base64url')}` : id;
 }
 
 /** The secret values in a payload, by the path they came from (a dot means nested). */

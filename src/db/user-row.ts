@@ -38,9 +38,17 @@ export function toUser(raw: RawUser): User {
   };
 }
 
+/** The keys `userColumns(alias)` reads the columns under, in USER_COLUMNS's order (made once per alias). */
+const aliasedKeys = new Map<string, readonly string[]>();
+const ID = USER_COLUMNS.indexOf('id');
+const keysOf = (alias: string) => aliasedKeys.get(alias) ?? aliasedKeys.set(alias, USER_COLUMNS.map((c) => `${alias}_${c}`)).get(alias)!;
+
 /** The person a LEFT JOIN read under `userColumns(alias)`: null when it matched no row. */
 export function joinedUser(raw: object, alias: string): User | null {
   const row = raw as Record<string, unknown>;
-  if (row[`${alias}_id`] === null || row[`${alias}_id`] === undefined) return null;
-  return toUser(Object.fromEntries(USER_COLUMNS.map((c) => [c, row[`${alias}_${c}`]])) as RawUser);
+  const keys = keysOf(alias);
+  if (row[keys[ID]!] === null || row[keys[ID]!] === undefined) return null;
+  const user = {} as Record<string, unknown>;
+  for (let i = 0; i < USER_COLUMNS.length; i++) user[USER_COLUMNS[i]!] = row[keys[i]!];
+  return toUser(user as RawUser);
 }

@@ -24,6 +24,8 @@ export function logRequests(logger: Logger): FrontStep {
     const offered = req.headers['x-request-id'];
     const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, requestId);
+    // LOG_LEVEL above info: no line, so nothing to listen for.
+    if (!logger.isLevelEnabled('info')) return;
     res.once('close', () => {
       logger.info(
         {
