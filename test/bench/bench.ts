@@ -151,9 +151,10 @@ async function main(): Promise<void> {
     BCRYPT_COST: String(options['bcrypt-cost']),
     LOG_LEVEL: options['log-level'],
   };
-  // Gatehouse runs as it ships (Dockerfile): compiled, with the same heap limit. The baseline
-  // keeps Node's defaults (its in-memory adapter holds every token it issues).
-  const gatehouseEnv = options.heap ? { ...env, NODE_OPTIONS: `--max-old-space-size=${options.heap}` } : env;
+  // Gatehouse runs as it ships (Dockerfile): compiled, with the same heap limit and malloc arenas.
+  // The baseline keeps Node's defaults (its in-memory adapter holds every token it issues).
+  const imageEnv = { ...env, MALLOC_ARENA_MAX: '2' };
+  const gatehouseEnv = options.heap ? { ...imageEnv, NODE_OPTIONS: `--max-old-space-size=${options.heap}` } : imageEnv;
   const kind = options.source ? 'gatehouse' : 'gatehouse-dist';
   const users = options.connections;
   const specs: ServerSpec[] = [
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
     console.log(
-      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}; logs in ${work}`,
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=2; logs in ${work}`,
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     for (const spec of specs) {

@@ -136,6 +136,8 @@ describe('Dockerfile', () => {
     expect(keywords(runtime, 'VOLUME').join(' ')).toContain('/data');
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/DATABASE_URL=file:\/data\//);
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
+    // As the bench runs Gatehouse (test/bench/bench.ts).
+    expect(keywords(runtime, 'ENV').join(' ')).toMatch(/MALLOC_ARENA_MAX=2/);
     expect(keywords(runtime, 'HEALTHCHECK')).toHaveLength(1);
     expect(JSON.parse(keywords(runtime, 'CMD').at(-1)!)).toStrictEqual(['node', 'dist/server.js']);
     // The build stage builds; dev dependencies never reach the runtime stage.
