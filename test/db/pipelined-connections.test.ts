@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { GROUP_LOCK_TIMEOUT_MS, pgExecutor } from '../../src/db/pg-executor.js';
-import { createTestDatabase, flavours, indexScans as indexScansOf, migratedDb, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
+import { createTestDatabase, flavours, growArtifacts, indexScans as indexScansOf, migratedDb, statisticsReported, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
 
 const available = await flavours();
 
@@ -229,16 +229,10 @@ describe.runIf(available.includes('postgresql'))('statements planned again as th
     });
     const store = createArtifactStore({ prisma: db.prisma, flavour: 'postgresql', executor });
     const lookUp = (n: number) => store.findWithBindings('AccessToken', `token-${n}`, new Date());
-    // Stats reach the view when a backend goes idle a second after its last report.
-    const reported = async () => {
-      await sleep(1100);
-      await executor.rows({ text: 'SELECT 1' }, []);
-    };
+    const reported = () => statisticsReported(executor);
 
     for (let n = 0; n < 10; n++) await lookUp(n);
-    await pool.query(`INSERT INTO "OidcArtifact" ("model", "id", "payload", "uid", "grantId", "accountId", "clientId", "expiresAt", "createdAt")
-      SELECT CASE WHEN n % 3 = 0 THEN 'Session' ELSE 'AccessToken' END, 'token-' || n, jsonb_build_object('sessionUid', 'uid-' || n), 'uid-' || n, 'grant-' || n, 'account', 'client', now() + interval '1 day', now()
-      FROM generate_series(1, 20000) AS n`);
+    await growArtifacts(pool);
 
     // The plan made on the empty table reads the model's whole range of another index.
     await reported();

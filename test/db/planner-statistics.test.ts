@@ -2,13 +2,12 @@
 // (src/db/planner-statistics.ts), so that a plan PostgreSQL kept for a named statement while the
 // table was empty is replaced by one made with real statistics. Against a real server, on a
 // table with autovacuum turned off (whatever the server's own setting).
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { pgExecutor } from '../../src/db/pg-executor.js';
 import { analyzeStaleTables } from '../../src/db/planner-statistics.js';
-import { flavours, indexScans, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { flavours, growArtifacts, indexScans, migratedDb, statisticsReported, type MigratedDb } from '../helpers/databases.js';
 
 const available = await flavours();
 
@@ -34,19 +33,11 @@ describe.runIf(available.includes('postgresql'))('tables analyzed where autovacu
     const store = createArtifactStore({ prisma: db.prisma, flavour: 'postgresql', executor });
     const lookUp = (n: number) => store.findWithBindings('AccessToken', `token-${n}`, new Date());
     const scans = () => indexScans(pool, 'OidcArtifact');
-    // Stats reach the view when a backend goes idle a second after its last report.
-    const reported = async () => {
-      await sleep(1100);
-      await executor.rows({ text: 'SELECT 1' }, []);
-    };
+    const reported = () => statisticsReported(executor);
 
     for (let n = 0; n < 10; n++) await lookUp(n);
-    await pool.query(`INSERT INTO "OidcArtifact" ("model", "id", "payload", "uid", "grantId", "accountId", "clientId", "expiresAt", "createdAt")
-      SELECT CASE WHEN n % 3 = 0 THEN 'Session' ELSE 'AccessToken' END, 'token-' || n, jsonb_build_object('sessionUid', 'uid-' || n), 'uid-' || n, 'grant-' || n, 'account', 'client', now() + interval '1 day', now()
-      FROM generate_series(1, 20000) AS n`);
-    // The access tokens' grants, so that every join of the lookup finds its row.
-    await pool.query(`INSERT INTO "OidcArtifact" ("model", "id", "payload", "grantId", "accountId", "clientId", "expiresAt", "createdAt")
-      SELECT 'Grant', 'grant-' || n, '{}'::jsonb, 'grant-' || n, 'account', 'client', now() + interval '1 day', now() FROM generate_series(1, 20000) AS n WHERE n % 3 <> 0`);
+    // With the access tokens' grants, so that every join of the lookup finds its row.
+    await growArtifacts(pool, { grants: true });
     await reported();
     const before = await scans();
     for (let n = 1; n <= 10; n++) await lookUp(n * 3 + 1);

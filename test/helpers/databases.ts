@@ -4,9 +4,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { DatabaseFlavour } from '../../src/config/index.js';
 import { createDb, type Db, type DbConfig } from '../../src/db/client.js';
+import type { Executor } from '../../src/db/executor.js';
 import { migrate } from '../../src/db/migrate.js';
 
 export const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
@@ -105,4 +107,27 @@ export async function migratedDb(flavour: DatabaseFlavour): Promise<MigratedDb> 
 export async function indexScans(pool: pg.Pool, table: string): Promise<Record<string, number>> {
   const { rows } = await pool.query<{ indexrelname: string; idx_scan: string }>('SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = $1', [table]);
   return Object.fromEntries(rows.map((row) => [row.indexrelname, Number(row.idx_scan)]));
+}
+
+/**
+ * What `executor`'s connections did, in the cumulative statistics views: a backend reports its
+ * counts when it goes idle a second after its last report, so wait, then give it a statement.
+ */
+export async function statisticsReported(executor: Executor): Promise<void> {
+  await sleep(1100);
+  await executor.rows({ text: 'SELECT 1' }, []);
+}
+
+/**
+ * A grown artifact table for plan tests: 20,000 rows, every third a Session with uid `uid-<n>`,
+ * the others AccessToken `token-<n>` naming that session and grant `grant-<n>`; with `grants`,
+ * the access tokens' grants too.
+ */
+export async function growArtifacts(pool: pg.Pool, { grants = false } = {}): Promise<void> {
+  await pool.query(`INSERT INTO "OidcArtifact" ("model", "id", "payload", "uid", "grantId", "accountId", "clientId", "expiresAt", "createdAt")
+    SELECT CASE WHEN n % 3 = 0 THEN 'Session' ELSE 'AccessToken' END, 'token-' || n, jsonb_build_object('sessionUid', 'uid-' || n), 'uid-' || n, 'grant-' || n, 'account', 'client', now() + interval '1 day', now()
+    FROM generate_series(1, 20000) AS n`);
+  if (!grants) return;
+  await pool.query(`INSERT INTO "OidcArtifact" ("model", "id", "payload", "grantId", "accountId", "clientId", "expiresAt", "createdAt")
+    SELECT 'Grant', 'grant-' || n, '{}'::jsonb, 'grant-' || n, 'account', 'client', now() + interval '1 day', now() FROM generate_series(1, 20000) AS n WHERE n % 3 <> 0`);
 }
