@@ -41,7 +41,9 @@ export function startAnalyzingStaleTables(db: Db, onError: (error: unknown) => v
     if (running) return;
     running = true;
     analyzeStaleTables(db)
-      .then((tables) => tables.length && onAnalyzed(tables))
+      .then((tables) => {
+        if (tables.length) onAnalyzed(tables);
+      })
       .catch(onError)
       .finally(() => (running = false));
   }, ANALYZE_CHECK_INTERVAL_MS);
