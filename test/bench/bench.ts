@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
     console.log(
-      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=2; logs in ${work}`,
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}; logs in ${work}`,
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     for (const spec of specs) {

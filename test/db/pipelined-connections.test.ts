@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { GROUP_LOCK_TIMEOUT_MS, pgExecutor } from '../../src/db/pg-executor.js';
-import { createTestDatabase, flavours, growArtifacts, indexScans as indexScansOf, migratedDb, statisticsReported, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
+import { createTestDatabase, flavours, growArtifacts, indexScans as indexScansOf, migratedDb, statisticsReported, testPool, type MigratedDb, type TestDatabase } from '../helpers/databases.js';
 
 const available = await flavours();
 
@@ -43,10 +43,7 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
 
   beforeAll(async () => {
     database = await createTestDatabase('postgresql');
-    pool = new pg.Pool({ connectionString: database.config.url, max: 4 });
-    // The server ends connections here on purpose (pg_terminate_backend, and the database dropped
-    // with FORCE at the end, possibly while the pool is still closing one): not the pool's to report.
-    pool.on('error', () => undefined);
+    pool = testPool(database.config.url, 4);
     await pool.query('CREATE TABLE probe (id text PRIMARY KEY, note text, tx bigint NOT NULL DEFAULT txid_current(), pid int NOT NULL DEFAULT pg_backend_pid())');
     opened = [];
     executor = pgExecutor(pool, pg.types, {
@@ -211,9 +208,7 @@ describe.runIf(available.includes('postgresql'))('statements planned again as th
 
   beforeAll(async () => {
     db = await migratedDb('postgresql');
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    // The database is dropped WITH (FORCE) at the end, possibly while the pool is still closing a connection.
-    pool.on('error', () => undefined);
+    pool = testPool(db.url, 2);
   });
   afterAll(async () => {
     await executor?.end();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { pgExecutor } from '../../src/db/pg-executor.js';
 import { analyzeStaleTables } from '../../src/db/planner-statistics.js';
-import { flavours, growArtifacts, indexScans, migratedDb, statisticsReported, type MigratedDb } from '../helpers/databases.js';
+import { flavours, growArtifacts, indexScans, migratedDb, statisticsReported, testPool, type MigratedDb } from '../helpers/databases.js';
 
 const available = await flavours();
 
@@ -18,9 +18,7 @@ describe.runIf(available.includes('postgresql'))('tables analyzed where autovacu
 
   beforeAll(async () => {
     db = await migratedDb('postgresql');
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    // The database is dropped WITH (FORCE) at the end, possibly while the pool is still closing a connection.
-    pool.on('error', () => undefined);
+    pool = testPool(db.url, 2);
     await pool.query('ALTER TABLE "OidcArtifact" SET (autovacuum_enabled = off)');
     // Never replaced: only ANALYZE can get the plan made on the empty table replaced.
     executor = pgExecutor(pool, pg.types, { prepared: true, replanAfter: { first: 1e12, last: 1e12 }, pipelined: () => new pg.Client({ connectionString: db.url, pipeline: true }) });

@@ -103,6 +103,17 @@ export async function migratedDb(flavour: DatabaseFlavour): Promise<MigratedDb> 
   };
 }
 
+/**
+ * A pg pool on a test database whose tests end server connections on purpose (pg_terminate_backend,
+ * and the database dropped WITH (FORCE) at the end, possibly while the pool is still closing one):
+ * those ends are not the pool's to report as unhandled errors.
+ */
+export function testPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
 /** How often each index of `table` has been scanned, by index name (PostgreSQL's cumulative statistics). */
 export async function indexScans(pool: pg.Pool, table: string): Promise<Record<string, number>> {
   const { rows } = await pool.query<{ indexrelname: string; idx_scan: string }>('SELECT indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = $1', [table]);
