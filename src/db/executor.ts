@@ -57,6 +57,26 @@ export const kindOf = ({ name, text }: Statement): StatementKind => (name === un
 /** better-sqlite3 binds numbers, bigints, strings, buffers and null only. */
 const sqliteArg = (value: unknown) => (value instanceof Date ? value.getTime() : typeof value === 'boolean' ? Number(value) : value);
 
+type Reader = (args: readonly unknown[]) => unknown[];
+
+/**
+ * A kept SELECT that hands better-sqlite3's array rows (raw mode) to a function that makes the
+ * objects: one object literal per row, with the statement's columns as keys in their order. The
+ * driver builds an object through V8's API one property at a time; a literal of a fixed shape is
+ * built by compiled code, and on the token-with-bindings read (29 columns) the statement with its
+ * rows took 7.8 µs instead of 11.4 µs in a tight loop. The keys are the column names SQLite
+ * reports for our own statements, quoted with JSON.stringify; the objects are the driver's own
+ * (test/db/sqlite-reads.test.ts).
+ */
+function rawReader(statement: SqliteStatement): Reader {
+  const keys = statement.columns().map((column) => column.name);
+  // A computed key for __proto__, which as a plain key would set the object's prototype.
+  const literal = keys.map((key, i) => `${key === '__proto__' ? `[${JSON.stringify(key)}]` : JSON.stringify(key)}: row[${i}]`).join(', ');
+  const toObject = new Function('row', `return { ${literal} };`) as (row: unknown[]) => unknown;
+  statement.raw(true);
+  return (args) => (statement.all(...args) as unknown[][]).map(toObject);
+}
+
 interface QueuedWrite {
   statement: Statement;
   args: unknown[];
@@ -84,6 +104,14 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     let statement = cache.get(text);
     if (!statement) cache.set(text, (statement = handle.prepare(text)));
     return statement;
+  };
+  const readers = new Map<string, Reader>();
+  /** A read's rows: through its kept Reader when it has a name, else as the driver makes them. */
+  const read = (statement: Statement, args: readonly unknown[]): unknown[] => {
+    if (!prepared || statement.name === undefined) return handle.prepare(statement.text).all(...args);
+    let reader = readers.get(statement.text);
+    if (!reader) readers.set(statement.text, (reader = rawReader(handle.prepare(statement.text))));
+    return reader(args);
   };
   const run = ({ statement, args, returning }: QueuedWrite): unknown => (returning ? prepare(statement).all(...args) : prepare(statement).run(...args).changes);
   const queue: QueuedWrite[] = [];
@@ -119,7 +147,7 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
   return {
     async rows<T>(statement: Statement, args: readonly unknown[]) {
       if (kindOf(statement) === 'write') return queued<T[]>(statement, args, true);
-      return prepare(statement).all(...args.map(sqliteArg)) as T[];
+      return read(statement, args.map(sqliteArg)) as T[];
     },
     changes(statement, args) {
       return queued<number>(statement, args, false);
