@@ -12,7 +12,7 @@
 // Hashing needs no key: the ids are 128 bits or more of randomness, so the hash cannot be reversed
 // or guessed. sealStoredArtifacts() rewrites rows stored before this (once per database).
 import { hash } from 'node:crypto';
-import { decrypt, encrypt } from '../core/secrets.js';
+import { decrypt, encrypt, memoryPerSecrets } from '../core/secrets.js';
 import type { DbHandle } from '../db/client.js';
 import { createSettingStore } from '../db/settings.js';
 import type { Payload } from './store.js';
@@ -97,25 +97,12 @@ export function openPayload(model: string, payload: Payload, secrets: readonly s
  * sealed text and SECRETS, and AES-GCM's set-up costs more than the lookup around it: a session
  * read on every /userinfo request of its tokens opens the same sealed value again and again
  * (a save seals it anew, with a new IV). The row is still read every time: this remembers no
- * artifact, only what a given ciphertext decrypts to; whoever could read it here could read
- * SECRETS from the same memory.
+ * artifact, only what a given ciphertext decrypts to.
  */
-const openedWith = new WeakMap<readonly string[], Map<string, string>>();
-const OPENED_ENTRIES = 1000;
+const recallOpened = memoryPerSecrets<string>(1000);
 
-/** Kept per SECRETS list (the configuration's, one per process): other secrets open nothing from it. */
-function openText(model: string, sealed: string, secrets: readonly string[]): string {
-  let opened = openedWith.get(secrets);
-  if (!opened) openedWith.set(secrets, (opened = new Map()));
-  const key = `${model}\n${sealed}`;
-  let plaintext = opened.get(key);
-  if (plaintext === undefined) {
-    plaintext = decrypt(sealed, secrets, contextOf(model)).plaintext;
-    if (opened.size >= OPENED_ENTRIES) opened.delete(opened.keys().next().value as string);
-    opened.set(key, plaintext);
-  }
-  return plaintext;
-}
+const openText = (model: string, sealed: string, secrets: readonly string[]): string =>
+  recallOpened(secrets, `${model}\n${sealed}`, () => decrypt(sealed, secrets, contextOf(model)).plaintext) as string;
 
 function openSealed(model: string, payload: Payload, sealed: string, secrets: readonly string[]): Payload {
   const found = JSON.parse(openText(model, sealed, secrets)) as Record<string, string>;

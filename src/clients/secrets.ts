@@ -12,7 +12,7 @@
 // would echo the placeholder (RFC 7592 reads and updates) drop it, and an update that hands it
 // back to the adapter keeps the stored hash.
 import { createHmac, hash as oneShotHash, timingSafeEqual } from 'node:crypto';
-import { decrypt, derive, encrypt, fingerprintOf } from '../core/secrets.js';
+import { decrypt, derive, encrypt, fingerprintOf, memoryPerSecrets } from '../core/secrets.js';
 import { sameJson, type ClientMetadata } from './store.js';
 
 const HASH_INFO = 'gatehouse/client-secret-hash/v1';
@@ -108,27 +108,21 @@ function placeholder(clientId: string, hash: string, secrets: readonly string[])
 export const isPlaceholder = (value: unknown): value is string => typeof value === 'string' && value.startsWith(PLACEHOLDER_PREFIX);
 
 /**
- * Placeholders opened lately, per SECRETS list (the configuration's, one per process). Opening is
- * a pure function of the placeholder, the client id and SECRETS, and every token request of a
- * client with a hashed secret opens the same one (three hashes, about 6.5 µs): only a placeholder
- * that opened is remembered, by its client id and text, never the secret presented with it.
+ * Placeholders opened lately, by client id and text. Opening is a pure function of the
+ * placeholder, the client id and SECRETS, and every token request of a client with a hashed
+ * secret opens the same one (three hashes, about 6.5 µs). Only a placeholder that opened is
+ * remembered, never the secret presented with it.
  */
-const openedWith = new WeakMap<readonly string[], Map<string, string>>();
-const OPENED_ENTRIES = 1000;
+const recallOpened = memoryPerSecrets<string>(1000);
 
 /** The stored hash inside a placeholder this deployment made for this client, or null. */
 export function openPlaceholder(value: string, clientId: string, secrets: readonly string[]): string | null {
   if (!isPlaceholder(value)) return null;
-  let opened = openedWith.get(secrets);
-  if (!opened) openedWith.set(secrets, (opened = new Map()));
-  const key = `${clientId}\n${value}`;
-  const known = opened.get(key);
-  if (known !== undefined) return known;
-  const [hash, tag, ...rest] = value.slice(PLACEHOLDER_PREFIX.length).split('~');
-  if (!hash || !tag || rest.length > 0 || !sameSecret(tag, placeholderTag(clientId, hash, secrets))) return null;
-  if (opened.size >= OPENED_ENTRIES) opened.delete(opened.keys().next().value as string);
-  opened.set(key, hash);
-  return hash;
+  return recallOpened(secrets, `${clientId}\n${value}`, () => {
+    const [hash, tag, ...rest] = value.slice(PLACEHOLDER_PREFIX.length).split('~');
+    if (!hash || !tag || rest.length > 0) return null;
+    return sameSecret(tag, placeholderTag(clientId, hash, secrets)) ? hash : null;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,29 @@ function derivedKey(secret: string, info: string) {
   return entry;
 }
 
+/**
+ * A bounded memory of what a pure function of SECRETS gave, kept per SECRETS list (the
+ * configuration's, one per process; another list finds nothing in it): `recall(secrets, key, make)`
+ * answers from memory, else calls `make` and remembers what it returns unless that is null. The
+ * oldest entry goes once `entries` are kept. For values that cost more to work out again than to
+ * look up on every request (an opened sealed value, an opened client-secret placeholder); whoever
+ * could read them from this memory could read SECRETS from the same process.
+ */
+export function memoryPerSecrets<T>(entries: number) {
+  const memories = new WeakMap<readonly string[], Map<string, T>>();
+  return function recall(secrets: readonly string[], key: string, make: () => T | null): T | null {
+    let memory = memories.get(secrets);
+    if (!memory) memories.set(secrets, (memory = new Map()));
+    const known = memory.get(key);
+    if (known !== undefined) return known;
+    const made = make();
+    if (made === null) return null;
+    if (memory.size >= entries) memory.delete(memory.keys().next().value as string);
+    memory.set(key, made);
+    return made;
+  };
+}
+
 /** The key for one purpose (`info`) derived from one of SECRETS with HKDF. */
 export const derive = (secret: string, info: string): Buffer => derivedKey(secret, info).key;
 

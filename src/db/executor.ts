@@ -98,17 +98,19 @@ interface QueuedWrite {
  * at once (they see every write whose promise has resolved).
  */
 export function sqliteExecutor(handle: Database, { prepared }: { prepared: boolean }): Executor {
+  /** Whether a statement is kept prepared: one with a name, unless told not to keep any. */
+  const kept = ({ name }: Statement) => prepared && name !== undefined;
   const cache = new Map<string, SqliteStatement>();
-  const prepare = ({ name, text }: Statement) => {
-    if (!prepared || name === undefined) return handle.prepare(text);
-    let statement = cache.get(text);
-    if (!statement) cache.set(text, (statement = handle.prepare(text)));
-    return statement;
+  const prepare = (statement: Statement) => {
+    if (!kept(statement)) return handle.prepare(statement.text);
+    let made = cache.get(statement.text);
+    if (!made) cache.set(statement.text, (made = handle.prepare(statement.text)));
+    return made;
   };
   const readers = new Map<string, Reader>();
-  /** A read's rows: through its kept Reader when it has a name, else as the driver makes them. */
+  /** A read's rows: through its Reader when it is kept, else as the driver makes them. */
   const read = (statement: Statement, args: readonly unknown[]): unknown[] => {
-    if (!prepared || statement.name === undefined) return handle.prepare(statement.text).all(...args);
+    if (!kept(statement)) return handle.prepare(statement.text).all(...args);
     let reader = readers.get(statement.text);
     if (!reader) readers.set(statement.text, (reader = rawReader(handle.prepare(statement.text))));
     return reader(args);

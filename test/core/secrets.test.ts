@@ -1,7 +1,7 @@
 // Encryption at rest (AES-256-GCM keyed from SECRETS): only the full 16-byte tag is accepted,
 // each value is bound to its purpose and row, and values written before that (v1) still read.
 import { describe, expect, it } from 'vitest';
-import { decrypt, DecryptionError, encrypt } from '../../src/core/secrets.js';
+import { decrypt, DecryptionError, encrypt, memoryPerSecrets } from '../../src/core/secrets.js';
 import { encryptV1 } from '../helpers/legacy-secrets.js';
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -82,5 +82,34 @@ describe('encrypt and decrypt', () => {
     const old = encrypt('value', [SECRET], 'pairwise-salt');
     expect(decrypt(old, [NEWER, SECRET], 'pairwise-salt')).toEqual({ plaintext: 'value', rotated: true });
     expect(() => decrypt(old, [NEWER], 'pairwise-salt')).toThrow(/no longer in SECRETS/);
+  });
+});
+
+describe('a memory per SECRETS list', () => {
+  const SECRETS = ['memory-test-secret-0123456789-abcdefghijklmnopqrstuv'];
+
+  it('works a value out once per key, and again under another SECRETS list', () => {
+    const recall = memoryPerSecrets<string>(10);
+    let made = 0;
+    const make = () => `made ${++made}`;
+    expect(recall(SECRETS, 'a', make)).toBe('made 1');
+    expect(recall(SECRETS, 'a', make)).toBe('made 1');
+    expect(recall([...SECRETS], 'a', make)).toBe('made 2');
+    expect(made).toBe(2);
+  });
+
+  it('does not remember a value that could not be worked out', () => {
+    const recall = memoryPerSecrets<string>(10);
+    expect(recall(SECRETS, 'b', () => null)).toBeNull();
+    expect(recall(SECRETS, 'b', () => 'now')).toBe('now');
+  });
+
+  it('forgets its oldest entry once full', () => {
+    const recall = memoryPerSecrets<string>(2);
+    recall(SECRETS, 'first', () => 'one');
+    recall(SECRETS, 'second', () => 'two');
+    recall(SECRETS, 'third', () => 'three');
+    expect(recall(SECRETS, 'first', () => 'again')).toBe('again');
+    expect(recall(SECRETS, 'third', () => 'not again')).toBe('three');
   });
 });
