@@ -77,6 +77,10 @@ function rawReader(statement: SqliteStatement): Reader {
   return (args) => (statement.all(...args) as unknown[][]).map(toObject);
 }
 
+/** How often a group of writes tries SQLite's write lock again while another process holds it. */
+export const BUSY_RETRY_MS = 1;
+const isBusy = (error: unknown) => typeof (error as { code?: unknown })?.code === 'string' && (error as { code: string }).code.startsWith('SQLITE_BUSY');
+
 interface QueuedWrite {
   statement: Statement;
   args: unknown[];
@@ -96,6 +100,13 @@ interface QueuedWrite {
  * with RETURNING asked for by rows()); a group in which anything
  * fails is rolled back and its writes run again one by one, so each gets its own answer. Reads run
  * at once (they see every write whose promise has resolved).
+ *
+ * While another process holds SQLite's write lock (a second worker, the CLI), the group does not
+ * wait inside SQLite: SQLite's busy handler sleeps on the event loop (1, 2, 5, 10 ms …), and
+ * nothing else in the process moves meanwhile. The group's BEGIN IMMEDIATE is tried without
+ * waiting and, while the lock is taken, tried again every BUSY_RETRY_MS from a timer, so the
+ * process serves its other requests in between; writes made meanwhile join the group. After the
+ * handle's own busy timeout it runs its writes one by one the waiting way, each answered by SQLite.
  */
 export function sqliteExecutor(handle: Database, { prepared }: { prepared: boolean }): Executor {
   /** Whether a statement is kept prepared: one with a name, unless told not to keep any. */
@@ -126,13 +137,40 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     }
   }
 
+  const busyTimeoutMs = Number(handle.pragma('busy_timeout', { simple: true }));
+  /**
+   * Opens the group's transaction with the write lock if no one holds it, without waiting for it.
+   * (PRAGMA busy_timeout takes effect when it is prepared, so it cannot be kept prepared: exec, 0.5 µs.)
+   */
+  function takeWriteLock(): 'taken' | 'busy' | 'failed' {
+    if (!handle.open) return 'failed';
+    handle.exec('PRAGMA busy_timeout = 0');
+    try {
+      handle.exec('BEGIN IMMEDIATE');
+      return 'taken';
+    } catch (error) {
+      return isBusy(error) ? 'busy' : 'failed';
+    } finally {
+      handle.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
+    }
+  }
+  /** When the queued group first found the write lock taken; undefined while it has not. */
+  let busySince: number | undefined;
+
   function commitQueued(): void {
+    // Inside a transaction someone else opened (Prisma's, on this connection): as they come.
+    if (handle.inTransaction) return queue.splice(0).forEach(runAlone);
+    const lock = takeWriteLock();
+    if (lock === 'busy') {
+      busySince ??= performance.now();
+      if (performance.now() - busySince < busyTimeoutMs) return void setTimeout(commitQueued, BUSY_RETRY_MS);
+    }
+    busySince = undefined;
+    // Still locked after the busy timeout, or BEGIN failed otherwise: each write answered on its own.
+    if (lock !== 'taken') return queue.splice(0).forEach(runAlone);
     const group = queue.splice(0);
-    // Inside a transaction someone else opened (Prisma's, on this connection), or one write alone: as they come.
-    if (group.length === 1 || handle.inTransaction) return group.forEach(runAlone);
     let answers: unknown[];
     try {
-      handle.exec('BEGIN');
       answers = group.map(run);
       handle.exec('COMMIT');
     } catch {
