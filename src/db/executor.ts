@@ -78,7 +78,7 @@ function rawReader(statement: SqliteStatement): Reader {
 }
 
 /** How often a group of writes tries SQLite's write lock again while another process holds it. */
-export const BUSY_RETRY_MS = 1;
+const BUSY_RETRY_MS = 1;
 const isBusy = (error: unknown) => typeof (error as { code?: unknown })?.code === 'string' && (error as { code: string }).code.startsWith('SQLITE_BUSY');
 
 interface QueuedWrite {
