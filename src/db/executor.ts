@@ -105,8 +105,9 @@ interface QueuedWrite {
  * wait inside SQLite: SQLite's busy handler sleeps on the event loop (1, 2, 5, 10 ms …), and
  * nothing else in the process moves meanwhile. The group's BEGIN IMMEDIATE is tried without
  * waiting and, while the lock is taken, tried again every BUSY_RETRY_MS from a timer, so the
- * process serves its other requests in between; writes made meanwhile join the group. After the
- * handle's own busy timeout it runs its writes one by one the waiting way, each answered by SQLite.
+ * process serves its other requests in between; writes made meanwhile join the group. Still
+ * locked after the handle's own busy timeout, its writes are refused with SQLITE_BUSY, as SQLite
+ * would have refused them after waiting that long.
  */
 export function sqliteExecutor(handle: Database, { prepared }: { prepared: boolean }): Executor {
   /** Whether a statement is kept prepared: one with a name, unless told not to keep any. */
@@ -142,14 +143,14 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
    * Opens the group's transaction with the write lock if no one holds it, without waiting for it.
    * (PRAGMA busy_timeout takes effect when it is prepared, so it cannot be kept prepared: exec, 0.5 µs.)
    */
-  function takeWriteLock(): 'taken' | 'busy' | 'failed' {
-    if (!handle.open) return 'failed';
+  function takeWriteLock(): { taken: true } | { taken: false; busy: boolean; error: unknown } {
+    if (!handle.open) return { taken: false, busy: false, error: undefined };
     handle.exec('PRAGMA busy_timeout = 0');
     try {
       handle.exec('BEGIN IMMEDIATE');
-      return 'taken';
+      return { taken: true };
     } catch (error) {
-      return isBusy(error) ? 'busy' : 'failed';
+      return { taken: false, busy: isBusy(error), error };
     } finally {
       handle.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     }
@@ -161,13 +162,16 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     // Inside a transaction someone else opened (Prisma's, on this connection): as they come.
     if (handle.inTransaction) return queue.splice(0).forEach(runAlone);
     const lock = takeWriteLock();
-    if (lock === 'busy') {
+    if (!lock.taken && lock.busy) {
       busySince ??= performance.now();
       if (performance.now() - busySince < busyTimeoutMs) return void setTimeout(commitQueued, BUSY_RETRY_MS);
+      // Locked for as long as the handle would have waited: refused with SQLite's own error.
+      busySince = undefined;
+      return queue.splice(0).forEach((write) => write.reject(lock.error));
     }
     busySince = undefined;
-    // Still locked after the busy timeout, or BEGIN failed otherwise: each write answered on its own.
-    if (lock !== 'taken') return queue.splice(0).forEach(runAlone);
+    // BEGIN failed otherwise (a closed handle, say): each write answered on its own.
+    if (!lock.taken) return queue.splice(0).forEach(runAlone);
     const group = queue.splice(0);
     let answers: unknown[];
     try {
