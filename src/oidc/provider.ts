@@ -20,7 +20,7 @@ import type { AdapterObserver } from './instrumentation.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import { enginePageOf, type RenderPage } from './page-renderer.js';
 import { resourceIndicators, tokenPolicies } from '../resources/engine.js';
-import { cookieKeys } from '../core/secrets.js';
+import { cookieSigner } from '../core/secrets.js';
 import { pairwiseIdentifier } from './subjects.js';
 
 export interface ProviderDeps {
@@ -140,7 +140,7 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
     // Cookies are signed with keys derived from SECRETS (newest first, so rotation is prepending).
     // POSTed authorization requests arrive cross-site, so the session cookie must then be
     // SameSite=None to be sent with them; otherwise Lax keeps it out of cross-site requests.
-    cookies: { keys: cookieKeys(config.secrets), long: { httpOnly: true, sameSite: config.server.authorizationPost ? 'none' : 'lax' } },
+    cookies: { keys: cookieSigner(config.secrets), long: { httpOnly: true, sameSite: config.server.authorizationPost ? 'none' : 'lax' } },
     enableHttpPostMethods: config.server.authorizationPost,
     ttl: {
       // A registered resource sets its own token lifetime; everything else uses ACCESS_TOKEN_TTL.

@@ -1,7 +1,8 @@
 // Encryption at rest (AES-256-GCM keyed from SECRETS): only the full 16-byte tag is accepted,
 // each value is bound to its purpose and row, and values written before that (v1) still read.
+// The engine's cookie signer signs as keygrip did, so cookies already in browsers stay valid.
 import { describe, expect, it } from 'vitest';
-import { decrypt, DecryptionError, encrypt, memoryPerSecrets } from '../../src/core/secrets.js';
+import { cookieSigner, decrypt, DecryptionError, encrypt, memoryPerSecrets } from '../../src/core/secrets.js';
 import { encryptV1 } from '../helpers/legacy-secrets.js';
 
 const SECRET = 'test-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
@@ -82,6 +83,35 @@ describe('encrypt and decrypt', () => {
     const old = encrypt('value', [SECRET], 'pairwise-salt');
     expect(decrypt(old, [NEWER, SECRET], 'pairwise-salt')).toEqual({ plaintext: 'value', rotated: true });
     expect(() => decrypt(old, [NEWER], 'pairwise-salt')).toThrow(/no longer in SECRETS/);
+  });
+});
+
+describe("the engine's cookie signer", () => {
+  const COOKIE = '_session=9BJHv9EsxFVkUHUvK4ks-QNPURmlP-udSmtfgFO-ubt';
+  /** COOKIE's signature with SECRET, as keygrip made it with the keys of earlier releases. */
+  const SIGNED_BY_KEYGRIP = 'kXKaGi9Y-D41uX7I8tQtWOVDalc';
+
+  it('signs with the newest secret exactly as keygrip did', () => {
+    expect(cookieSigner([SECRET]).sign(COOKIE)).toBe(SIGNED_BY_KEYGRIP);
+    expect(cookieSigner([NEWER, SECRET]).sign(COOKIE)).not.toBe(SIGNED_BY_KEYGRIP);
+  });
+
+  it('tells which secret signed a cookie, so one signed with an older secret is signed again', () => {
+    const signer = cookieSigner([NEWER, SECRET]);
+    expect(signer.index(COOKIE, SIGNED_BY_KEYGRIP)).toBe(1);
+    expect(signer.index(COOKIE, signer.sign(COOKIE))).toBe(0);
+    expect(signer.verify(COOKIE, SIGNED_BY_KEYGRIP)).toBe(true);
+  });
+
+  it('refuses a signature that is altered, cut, lengthened, missing or made for another value', () => {
+    const signer = cookieSigner([SECRET]);
+    const altered = `${SIGNED_BY_KEYGRIP.slice(0, -1)}${SIGNED_BY_KEYGRIP.endsWith('A') ? 'B' : 'A'}`;
+    for (const digest of [altered, SIGNED_BY_KEYGRIP.slice(0, -1), `${SIGNED_BY_KEYGRIP}A`, '', undefined as unknown as string]) {
+      expect(signer.index(COOKIE, digest)).toBe(-1);
+      expect(signer.verify(COOKIE, digest)).toBe(false);
+    }
+    expect(signer.index(`${COOKIE}x`, SIGNED_BY_KEYGRIP)).toBe(-1);
+    expect(cookieSigner([NEWER]).index(COOKIE, SIGNED_BY_KEYGRIP)).toBe(-1);
   });
 });
 
