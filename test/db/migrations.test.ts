@@ -51,6 +51,8 @@ interface DmmfIndex {
   dbName?: string | null;
   name?: string | null;
   fields: { name: string }[];
+  /** A partial index's condition (`where: raw("…")`), which the DMMF leaves out: read from the schema's text. */
+  where?: string;
 }
 
 interface Datamodel {
@@ -62,8 +64,28 @@ const schemaFile = (flavour: DatabaseFlavour) => fileURLToPath(new URL(`../../pr
 
 function datamodel(flavour: DatabaseFlavour): Datamodel {
   const text = readFileSync(schemaFile(flavour), 'utf8');
-  return (JSON.parse(get_dmmf(JSON.stringify({ prismaSchema: [['schema.prisma', text]] }))) as { datamodel: Datamodel }).datamodel;
+  const model = (JSON.parse(get_dmmf(JSON.stringify({ prismaSchema: [['schema.prisma', text]] }))) as { datamodel: Datamodel }).datamodel;
+  const conditions = partialIndexConditions(text);
+  for (const index of model.indexes) index.where = conditions.get(`${index.model}(${index.fields.map((field) => field.name).join(', ')})`);
+  return { ...model, indexes: model.indexes };
 }
+
+/** Each `@@index([fields], where: raw("…"))` of the schema's text, by `Model(field, field)`. */
+function partialIndexConditions(text: string): Map<string, string> {
+  const conditions = new Map<string, string>();
+  for (const [, name, body = ''] of text.matchAll(/^model (\w+) \{\n([\s\S]*?)^\}/gm)) {
+    for (const [, fields = '', raw = ''] of body.matchAll(/@@index\(\[([^\]]*)\],\s*where:\s*raw\("((?:[^"\\]|\\.)*)"\)\)/g)) {
+      conditions.set(`${name}(${fields.split(',').map((field) => field.trim()).join(', ')})`, raw.replace(/\\"/g, '"'));
+    }
+  }
+  return conditions;
+}
+
+/** A condition as either database or the schema spells it, compared loosely: no quotes, outer parentheses, case or extra spaces. */
+const sameCondition = (a: string, b: string) => {
+  const plain = (condition: string) => condition.replace(/"/g, '').replace(/\s+/g, ' ').trim().replace(/^\((.*)\)$/, '$1').toLowerCase();
+  return plain(a) === plain(b);
+};
 
 const tableName = (model: DmmfModel) => model.dbName ?? model.name;
 const columnName = (field: DmmfField) => field.dbName ?? field.name;
@@ -98,7 +120,8 @@ interface IndexInfo {
   name: string;
   unique: boolean;
   primary: boolean;
-  partial: boolean;
+  /** A partial index's condition, as the database reports it; null for a full index. */
+  condition: string | null;
   columns: string[];
 }
 
@@ -126,6 +149,11 @@ async function inspect(config: DbConfig): Promise<Inspector> {
 function inspectSqlite(config: DbConfig): Inspector {
   const db = new Database(sqliteFilePath(config.url), { timeout: 5000 });
   const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
+  /** SQLite keeps an index's CREATE statement; its condition is what follows WHERE. */
+  const conditionOf = (index: string) => {
+    const { sql } = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?").get(index) as { sql: string };
+    return /\bWHERE\b([\s\S]*)$/i.exec(sql)?.[1]?.trim() ?? sql;
+  };
   return {
     tables: async () =>
       (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
@@ -151,7 +179,7 @@ function inspectSqlite(config: DbConfig): Inspector {
           name: index.name,
           unique: index.unique === 1,
           primary: index.origin === 'pk',
-          partial: index.partial === 1,
+          condition: index.partial === 1 ? conditionOf(index.name) : null,
           columns: (db.pragma(`index_info(${quote(index.name)})`) as { seqno: number; name: string }[])
             .sort((a, b) => a.seqno - b.seqno)
             .map((column) => column.name),
@@ -200,8 +228,8 @@ async function inspectPostgres(config: DbConfig): Promise<Inspector> {
           ORDER BY ordinal_position`,
         [name],
       );
-      const indexes = await query<{ name: string; unique: boolean; primary: boolean; partial: boolean; columns: string[] }>(
-        `SELECT i.relname AS name, x.indisunique AS unique, x.indisprimary AS primary, x.indpred IS NOT NULL AS partial,
+      const indexes = await query<IndexInfo>(
+        `SELECT i.relname AS name, x.indisunique AS unique, x.indisprimary AS primary, pg_get_expr(x.indpred, x.indrelid) AS condition,
                 array(SELECT a.attname FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
                        ORDER BY k.ord)::text[] AS columns
@@ -339,7 +367,7 @@ function compareIndexes(model: DmmfModel, indexes: DmmfIndex[], table: TableInfo
     .map((index) => {
       const columns = index.fields.map((f) => columnName(model.fields.find((field) => field.name === f.name) ?? ({ name: f.name } as DmmfField)));
       const unique = index.type === 'unique';
-      return { name: index.dbName ?? prismaIndexName(model, columns, unique ? 'key' : 'idx'), unique, columns };
+      return { name: index.dbName ?? prismaIndexName(model, columns, unique ? 'key' : 'idx'), unique, columns, condition: index.where ?? null };
     });
   const actual = table.indexes.filter((index) => !index.primary);
   for (const want of expected) {
@@ -353,7 +381,11 @@ function compareIndexes(model: DmmfModel, indexes: DmmfIndex[], table: TableInfo
     if (JSON.stringify(have.columns) !== JSON.stringify(want.columns)) {
       problems.push(`${model.name}: index ${want.name} is on (${have.columns.join(', ')}), the schema's is on (${want.columns.join(', ')})`);
     }
-    if (have.partial) problems.push(`${model.name}: index ${want.name} is partial, the schema's is not`);
+    if (have.condition !== null && want.condition === null) problems.push(`${model.name}: index ${want.name} is partial (WHERE ${have.condition}), the schema's is not`);
+    if (have.condition === null && want.condition !== null) problems.push(`${model.name}: index ${want.name} is not partial, the schema's is (WHERE ${want.condition})`);
+    if (have.condition !== null && want.condition !== null && !sameCondition(have.condition, want.condition)) {
+      problems.push(`${model.name}: index ${want.name} holds rows WHERE ${have.condition}, the schema's WHERE ${want.condition}`);
+    }
   }
   for (const have of actual) {
     if (!expected.some((want) => want.name === have.name)) {
@@ -504,7 +536,14 @@ describe.each(FLAVOURS)('migrations on %s', (flavour) => {
           .replace('"name" TEXT,', '"name" TEXT NOT NULL,')
           .replace('"emailVerified" BOOLEAN NOT NULL DEFAULT false,', '"emailVerified" BOOLEAN NOT NULL,'),
       );
-      edit(names[0], (sql) => sql.replace('CREATE INDEX "OidcArtifact_grantId_idx" ON "OidcArtifact"("grantId");', 'CREATE INDEX "OidcArtifact_consumedAt_idx" ON "OidcArtifact"("consumedAt");'));
+      // OidcArtifact's indexes likewise, where they are last made (partial, with their conditions).
+      const createsIndexes = (name: string) => readFileSync(join(dir, name, 'migration.sql'), 'utf8').includes('CREATE INDEX "OidcArtifact_grantId_idx"');
+      edit([...names].reverse().find(createsIndexes), (sql) =>
+        sql
+          .replace('CREATE INDEX "OidcArtifact_grantId_idx" ON "OidcArtifact"("grantId") WHERE "grantId" IS NOT NULL;', 'CREATE INDEX "OidcArtifact_consumedAt_idx" ON "OidcArtifact"("consumedAt");')
+          .replace('("model", "uid") WHERE "uid" IS NOT NULL;', '("model", "uid") WHERE "userCode" IS NOT NULL;')
+          .replace('("clientId") WHERE "clientId" IS NOT NULL;', '("clientId");'),
+      );
       await migrate(database.config, dir);
       const problems = await schemaDifferences(flavour, await db());
       expect(problems).toEqual(
@@ -514,9 +553,11 @@ describe.each(FLAVOURS)('migrations on %s', (flavour) => {
           'User.emailVerified: column has no default, the field has @default',
           'OidcArtifact: missing index OidcArtifact_grantId_idx on (grantId)',
           'OidcArtifact: extra index OidcArtifact_consumedAt_idx on (consumedAt) is not in the Prisma schema',
+          expect.stringMatching(/^OidcArtifact: index OidcArtifact_model_uid_idx holds rows WHERE \(?"?userCode"? IS NOT NULL\)?, the schema's WHERE "uid" IS NOT NULL$/),
+          'OidcArtifact: index OidcArtifact_clientId_idx is not partial, the schema\'s is (WHERE "clientId" IS NOT NULL)',
         ]),
       );
-      expect(problems).toHaveLength(5);
+      expect(problems).toHaveLength(7);
     });
   });
 
