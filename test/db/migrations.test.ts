@@ -67,7 +67,7 @@ function datamodel(flavour: DatabaseFlavour): Datamodel {
   const model = (JSON.parse(get_dmmf(JSON.stringify({ prismaSchema: [['schema.prisma', text]] }))) as { datamodel: Datamodel }).datamodel;
   const conditions = partialIndexConditions(text);
   for (const index of model.indexes) index.where = conditions.get(`${index.model}(${index.fields.map((field) => field.name).join(', ')})`);
-  return { ...model, indexes: model.indexes };
+  return model;
 }
 
 /** Each `@@index([fields], where: raw("…"))` of the schema's text, by `Model(field, field)`. */
