@@ -13,8 +13,11 @@ const NOW = new Date('2026-12-05T12:00:00Z');
 /** The partial indexes, each holding only the rows that have its value. */
 const LOOKUP_INDEXES = ['OidcArtifact_grantId_idx', 'OidcArtifact_model_uid_idx', 'OidcArtifact_model_userCode_idx', 'OidcArtifact_model_accountId_clientId_idx', 'OidcArtifact_clientId_idx'];
 
+type Store = ReturnType<typeof createArtifactStore>;
+type Sent = { statement: Statement; args: readonly unknown[] };
+
 /** Each statement a store call sends, with its arguments; it answers no rows. */
-function recordingExecutor(sent: { statement: Statement; args: readonly unknown[] }[]): Executor {
+function recordingExecutor(sent: Sent[]): Executor {
   return {
     rows: async (statement, args) => (sent.push({ statement, args }), []),
     changes: async (statement, args) => (sent.push({ statement, args }), 0),
@@ -71,14 +74,13 @@ describe.each(FLAVOURS)('artifact look-ups on %s', (flavour) => {
   });
 
   /** The statement and arguments a store call sends. */
-  async function sentBy(call: (store: ReturnType<typeof createArtifactStore>) => Promise<unknown>) {
-    const sent: { statement: Statement; args: readonly unknown[] }[] = [];
+  async function sentBy(call: (store: Store) => Promise<unknown>): Promise<Sent> {
+    const sent: Sent[] = [];
     await call(createArtifactStore({ ...db, executor: recordingExecutor(sent) }));
     expect(sent).toHaveLength(1);
     return sent[0]!;
   }
 
-  type Store = ReturnType<typeof createArtifactStore>;
   it.each([
     ['a session by its uid', (store: Store) => store.findBy('Session', 'uid', 'some-uid', NOW), 'OidcArtifact_model_uid_idx'],
     ['a device code by its user code', (store: Store) => store.findBy('DeviceCode', 'userCode', 'WXYZ-1234', NOW), 'OidcArtifact_model_userCode_idx'],
