@@ -132,7 +132,7 @@ interface ScenarioReport {
   title: string;
   unit: 'req/s' | 'flows/s';
   /** ratio and cpuRatio: to each baseline, by its name. */
-  servers: Record<string, { runs: RunResult[]; rate: number; p50: number; p99: number; errors: number; ratio: Record<string, number>; cpuPerRequestMs: number; cpuRatio: Record<string, number> }>;
+  servers: Record<string, { runs: RunResult[]; rate: number; p50: number; p99: number; errors: number; ratio: Record<string, number>; cpuPerRequestMs: number; mainThreadCpuPerRequestMs: number; cpuRatio: Record<string, number> }>;
 }
 
 function table(rows: string[][]): string {
@@ -237,8 +237,11 @@ async function main(): Promise<void> {
           const { server } = servers[i]!;
           await p.beforeRun?.(load);
           const cpuBefore = server.cpuMs();
+          const mainBefore = server.mainThreadCpuMs();
           const result = await p.run(load);
-          runs[i]!.push({ ...result, cpuPerRequestMs: (server.cpuMs() - cpuBefore) / Math.max(result.total, 1) });
+          const mainAfter = server.mainThreadCpuMs();
+          const perRequest = (ms: number) => ms / Math.max(result.total, 1);
+          runs[i]!.push({ ...result, cpuPerRequestMs: perRequest(server.cpuMs() - cpuBefore), mainThreadCpuPerRequestMs: mainBefore === undefined || mainAfter === undefined ? undefined : perRequest(mainAfter - mainBefore) });
         }
       }
       const report: ScenarioReport = { scenario, title: SCENARIO_TITLES[scenario], unit: scenario === 'code-flow' ? 'flows/s' : 'req/s', servers: {} };
@@ -255,6 +258,7 @@ async function main(): Promise<void> {
           errors: mine.reduce((sum, r) => sum + r.errors, 0),
           ratio: Object.fromEntries(BASELINES.map((b, k) => [b, rates[i]! / rates[baselines[k]!]!])),
           cpuPerRequestMs: cpus[i]!,
+          mainThreadCpuPerRequestMs: median(mine.map((r) => r.mainThreadCpuPerRequestMs ?? NaN)),
           cpuRatio: Object.fromEntries(BASELINES.map((b, k) => [b, cpus[baselines[k]!]! / cpus[i]!])),
         };
       });
@@ -277,9 +281,9 @@ async function main(): Promise<void> {
 
 function printScenario(report: ScenarioReport): void {
   const f = (n: number | undefined, digits = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : '-');
-  const rows = [['', report.unit, 'p50 ms', 'p99 ms', 'errors', ...BASELINES.map((b) => `× ${b}`), 'cpu ms/req', ...BASELINES.map((b) => `cpu × ${b}`)]];
+  const rows = [['', report.unit, 'p50 ms', 'p99 ms', 'errors', ...BASELINES.map((b) => `× ${b}`), 'cpu ms/req', 'main thread', ...BASELINES.map((b) => `cpu × ${b}`)]];
   for (const [name, s] of Object.entries(report.servers)) {
-    rows.push([name, f(s.rate), f(s.p50), f(s.p99), String(s.errors), ...BASELINES.map((b) => f(s.ratio[b], 2)), f(s.cpuPerRequestMs, 2), ...BASELINES.map((b) => f(s.cpuRatio[b], 2))]);
+    rows.push([name, f(s.rate), f(s.p50), f(s.p99), String(s.errors), ...BASELINES.map((b) => f(s.ratio[b], 2)), f(s.cpuPerRequestMs, 2), f(s.mainThreadCpuPerRequestMs, 2), ...BASELINES.map((b) => f(s.cpuRatio[b], 2))]);
   }
   console.log(`\n${report.scenario}: ${report.title}\n${table(rows)}`);
 }

@@ -29,6 +29,8 @@ export interface RunResult {
   total: number;
   /** The server's own CPU time per request (or flow), in ms: steadier than rates on a busy machine. */
   cpuPerRequestMs?: number;
+  /** The part of it on the server's main threads (Node's event loops); undefined for Authlib. */
+  mainThreadCpuPerRequestMs?: number;
 }
 
 export interface RunOptions {
