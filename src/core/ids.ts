@@ -9,7 +9,7 @@ import { randomFillSync } from 'node:crypto';
 /** Random bytes for 128 ids, drawn at once (as crypto.randomUUID does) and handed out 16 at a time. */
 const POOL_BYTES = 16 * 128;
 let pool = Buffer.alloc(0);
-let used = POOL_BYTES;
+let used = 0;
 
 function randomBytesForId(): Buffer {
   if (used + 16 > pool.length) {
