@@ -58,6 +58,11 @@ const OptionsSchema = z.object({
   compare: z.string().min(1).optional(),
   'skip-authlib': z.boolean().default(false),
   heap: count('--heap (MB)', 0, 65536).default(128),
+  'node-flags': z
+    .string()
+    .regex(/^\s*--[\w-]+(=\S+)?(\s+--[\w-]+(=\S+)?)*\s*$/, '--node-flags: Node or V8 flags, space-separated, given with = (e.g. --node-flags="--trace-gc --max-semi-space-size=8")')
+    .transform((flags) => flags.trim().split(/\s+/))
+    .default([]),
   help: z.boolean().default(false),
 });
 type Options = z.output<typeof OptionsSchema>;
@@ -76,6 +81,11 @@ const USAGE = `npm run bench -- [options]
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
   --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
   --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default)
+  --node-flags="<flags>"
+                        Node or V8 flags for every Node server here (both baselines and Gatehouse), e.g.
+                        "--trace-gc" (in each server's log; the logs are then kept) or
+                        "--max-semi-space-size=8"; NODE_OPTIONS refuses some flags, and
+                        --variant NODE_OPTIONS=... would replace the heap limit
   --compare <dir>       also run Gatehouse compiled in <dir>/dist (another build, e.g. of main) on each
                         database, as "<database> compared", for same-run before/after figures
   --skip-authlib        leave out Flask + Authlib and Gatehouse with WEB_CONCURRENCY=2 (both run by default)
@@ -101,6 +111,7 @@ function parseOptions(): Options {
       'skip-authlib': { type: 'boolean' },
       compare: { type: 'string' },
       heap: { type: 'string' },
+      'node-flags': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -181,6 +192,7 @@ async function main(): Promise<void> {
       specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`), sharesDatabase: true });
     });
   }
+  for (const spec of specs) if (spec.kind !== 'authlib') spec.nodeFlags = options['node-flags'];
   const running: RunningServer[] = [];
   const cleanUp = async () => {
     await Promise.all(running.map((s) => s.stop()));
@@ -191,7 +203,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
     console.log(
-      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}; logs in ${work}`,
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}${options['node-flags'].length ? `; Node flags ${options['node-flags'].join(' ')}` : ''}; logs in ${work}`,
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     for (const spec of specs) {
@@ -275,7 +287,8 @@ async function main(): Promise<void> {
     console.log(`\nJSON: ${file}`);
   } finally {
     await cleanUp();
-    if (!options.profile) rmSync(work, { recursive: true, force: true });
+    // Kept when profiles or the output of --node-flags (--trace-gc, say) are in it.
+    if (!options.profile && !options['node-flags'].length) rmSync(work, { recursive: true, force: true });
   }
 }
 

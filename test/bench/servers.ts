@@ -38,6 +38,8 @@ export interface ServerSpec {
   sharesDatabase?: boolean;
   /** Directory for --cpu-prof output; absent: no profiling. */
   profileDir?: string;
+  /** Node or V8 flags given before the script (bench --node-flags); not for Authlib. */
+  nodeFlags?: readonly string[];
 }
 
 export interface RunningServer {
@@ -114,7 +116,7 @@ function command(spec: ServerSpec, port: number): { file: string; args: string[]
   // answer, and under autocannon's kept-alive connections they queue for seconds and drop some.
   if (spec.kind === 'authlib') return { file: GUNICORN, args: ['--workers', '2', '--worker-class', 'gthread', '--threads', '4', '--bind', `127.0.0.1:${port}`, '--chdir', AUTHLIB_DIR, 'authlib_server:app'] };
   const flags = [...(spec.kind === 'gatehouse-dist' ? [] : ['--import', 'tsx']), ...(spec.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${spec.profileDir}`] : [])];
-  return { file: process.execPath, args: [...flags, spec.entry ?? ENTRIES[spec.kind]] };
+  return { file: process.execPath, args: [...flags, ...(spec.nodeFlags ?? []), spec.entry ?? ENTRIES[spec.kind]] };
 }
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
