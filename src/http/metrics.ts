@@ -9,7 +9,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type { FrontStep } from './front.js';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Tallies, TalliedCounter, TalliedHistogram } from './metric-tallies.js';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AuditLog } from '../audit/log.js';
 import type { EngineHook, EngineListener } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
@@ -45,14 +46,10 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const requests = new Counter({ name: 'gatehouse_http_requests_total', help: 'HTTP requests answered, by method, route and status.', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const requestDuration = new Histogram({
-    name: 'gatehouse_http_request_duration_seconds',
-    help: 'Time from receiving a request to finishing its response, by method, route and status.',
-    labelNames: ['method', 'route', 'status'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
+  // Requests and storage calls are tallied (metric-tallies.ts): they are on every request's path.
+  const requests = new Tallies(['method', 'route', 'status'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  new TalliedCounter('gatehouse_http_requests_total', 'HTTP requests answered, by method, route and status.', requests, registry);
+  new TalliedHistogram('gatehouse_http_request_duration_seconds', 'Time from receiving a request to finishing its response, by method, route and status.', requests, registry);
   const signIns = new Counter({ name: 'gatehouse_sign_ins_total', help: 'Password sign-in attempts, by outcome (success, failure, locked).', labelNames: ['outcome'], registers: [registry] });
   for (const outcome of SIGN_IN_OUTCOMES) signIns.inc({ outcome }, 0);
   const federatedSignIns = new Counter({
@@ -62,13 +59,8 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   const tokensIssued = new Counter({ name: 'gatehouse_tokens_issued_total', help: 'Successful token endpoint responses, by grant type.', labelNames: ['grant_type'], registers: [registry] });
-  const adapterDuration = new Histogram({
-    name: 'gatehouse_adapter_duration_seconds',
-    help: "Duration of the engine's storage calls, by model and method.",
-    labelNames: ['model', 'method'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-    registers: [registry],
-  });
+  const adapterCalls = new Tallies(['model', 'method'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
+  new TalliedHistogram('gatehouse_adapter_duration_seconds', "Duration of the engine's storage calls, by model and method.", adapterCalls, registry);
 
   const outboxOutcomes = new Counter({ name: 'gatehouse_outbox_deliveries_total', help: 'Outbox delivery attempts by this process, by kind (mail, backchannel_logout) and outcome (sent, retry, failed).', labelNames: ['kind', 'outcome'], registers: [registry] });
   for (const kind of ['mail', 'backchannel_logout']) for (const outcome of ['sent', 'retry', 'failed']) outboxOutcomes.inc({ kind, outcome }, 0);
@@ -91,9 +83,7 @@ export function createMetrics(): Metrics {
       const url = req.url ?? '';
       res.once('close', () => {
         const method = req.method ?? 'OTHER';
-        const labels = { method: METHODS.has(method) ? method : 'OTHER', route: routeOf(req, url), status: String(res.statusCode) };
-        requests.inc(labels);
-        requestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+        requests.observe([METHODS.has(method) ? method : 'OTHER', routeOf(req, url), String(res.statusCode)], Number(process.hrtime.bigint() - started) / 1e9);
       });
     },
     async serveMetrics(_req, res) {
@@ -121,7 +111,7 @@ export function createMetrics(): Metrics {
       federatedSignIns.inc({ provider: provider ?? UNKNOWN_PROVIDER, outcome });
     },
     observeAdapter(model, method, seconds) {
-      adapterDuration.observe({ model, method }, seconds);
+      adapterCalls.observe([model, method], seconds);
     },
     countOutboxOutcome(kind, outcome) {
       outboxOutcomes.inc({ kind, outcome });
