@@ -1,5 +1,5 @@
 // Counts and latency histograms for the metrics on every request's path (HTTP requests by route,
-// the engine's storage calls), tallied in plain arrays and read by prom-client's registry only
+// the engine's storage calls, tokens issued), tallied in plain arrays and read by prom-client's registry only
 // when it is scraped. prom-client's own observe() checks the label names and hashes the labels
 // into a string on every call: 6–7 µs a call in a busy server, three calls and about 5 % of a
 // /userinfo request's CPU (README "Performance"). A tally is a few Map lookups and additions.

@@ -46,7 +46,7 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  // Requests and storage calls are tallied (metric-tallies.ts): they are on every request's path.
+  // Requests, storage calls and tokens are tallied (metric-tallies.ts): they are on every request's path.
   const requests = new Tallies(['method', 'route', 'status'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   new TalliedCounter('gatehouse_http_requests_total', 'HTTP requests answered, by method, route and status.', requests, registry);
   new TalliedHistogram('gatehouse_http_request_duration_seconds', 'Time from receiving a request to finishing its response, by method, route and status.', requests, registry);
@@ -58,7 +58,8 @@ export function createMetrics(): Metrics {
     labelNames: ['provider', 'outcome'],
     registers: [registry],
   });
-  const tokensIssued = new Counter({ name: 'gatehouse_tokens_issued_total', help: 'Successful token endpoint responses, by grant type.', labelNames: ['grant_type'], registers: [registry] });
+  const tokensIssued = new Tallies(['grant_type']);
+  new TalliedCounter('gatehouse_tokens_issued_total', 'Successful token endpoint responses, by grant type.', tokensIssued, registry);
   const adapterCalls = new Tallies(['model', 'method'], [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
   new TalliedHistogram('gatehouse_adapter_duration_seconds', "Duration of the engine's storage calls, by model and method.", adapterCalls, registry);
 
@@ -96,7 +97,7 @@ export function createMetrics(): Metrics {
     },
     countTokensIssued(ctx) {
       const grantType = (ctx.oidc.params as { grant_type?: unknown } | undefined)?.grant_type;
-      tokensIssued.inc({ grant_type: typeof grantType === 'string' ? grantType : 'unknown' });
+      tokensIssued.observe([typeof grantType === 'string' ? grantType : 'unknown']);
     },
     countSignIns(audit) {
       return {
