@@ -23,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { BENCH_SECRET, seedBenchData } from './fixtures.js';
+import { describeDrift, workloadMs } from './machine-speed.js';
 import { SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
 import { startServer, type RunningServer, type ServerSpec } from './servers.js';
 import { authlibMissing, seedAuthlib } from './authlib.js';
@@ -206,6 +207,8 @@ async function main(): Promise<void> {
       `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}${options['node-flags'].length ? `; Node flags ${options['node-flags'].join(' ')}` : ''}; logs in ${work}`,
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
+    // Before anything of ours runs; read again at the end (machine-speed.ts).
+    const workloadAtStartMs = workloadMs();
     for (const spec of specs) {
       if (spec.sharesDatabase || spec.kind === 'bare') continue; // seeded with the plain server's; bare: no database
 
@@ -279,8 +282,10 @@ async function main(): Promise<void> {
     }
     for (const { server, report } of servers) report.peakRssMb = mb(server.peakRss());
     printServers(servers.map((s) => s.report));
+    const workloadAtEndMs = workloadMs();
+    console.log(`\n${describeDrift(workloadAtStartMs, workloadAtEndMs)}`);
     const targets = checkTargets(scenarios, servers.map((s) => s.report), options.connections);
-    const output = { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryMb: Math.round(mb(totalmem())), node: process.version }, options, servers: servers.map((s) => s.report), scenarios, targets };
+    const output = { date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryMb: Math.round(mb(totalmem())), node: process.version, workloadMs: { start: workloadAtStartMs, end: workloadAtEndMs } }, options, servers: servers.map((s) => s.report), scenarios, targets };
     const file = resolve(options.json);
     mkdirSync(resolve(file, '..'), { recursive: true });
     writeFileSync(file, `${JSON.stringify(output, null, 2)}\n`);
