@@ -9,8 +9,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import type { FrontStep } from './front.js';
-import { Tallies, TalliedCounter, TalliedHistogram } from './metric-tallies.js';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Tallies, TalliedCounter, TalliedHistogram } from './metric-tallies.js';
 import type { AuditLog } from '../audit/log.js';
 import type { EngineHook, EngineListener } from '../core/engine-types.js';
 import type { AdapterObserver } from '../oidc/instrumentation.js';
