@@ -29,6 +29,7 @@ import { startCounterSweeper } from './core/counters.js';
 import { installEngineHooks } from './oidc/hooks.js';
 import { listen } from './listen.js';
 import { shutDownOnRequest } from './shutdown.js';
+import { lowerHelperThreads } from './thread-priority.js';
 import { ensureDemo, type Demo } from './seed/demo.js';
 import { createInteractionSteps } from './oidc/interactions.js';
 import { createSignInHandoffs } from './people/sign-in-handoff.js';
@@ -234,6 +235,7 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
   const gatehouse = worker ? await createGatehouse({ ...config, database: { ...config.database, autoMigrate: false } }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
   if (worker && config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse.app.handle, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
+  lowerHelperThreads(config.server.helperThreadNice, { onRefused: (error) => logger.warn({ err: error }, 'could not lower the helper threads below the event loop (HELPER_THREAD_NICE)') });
   logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
   if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);

@@ -93,6 +93,13 @@ export const SETTINGS = {
     shutdownTimeout: setting('SHUTDOWN_TIMEOUT', duration('10s'), '10s', 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway (code 1).'),
     /** Processes serving HTTP on this machine (src/cluster.ts); 1: no workers, this process serves. */
     workers: setting('WEB_CONCURRENCY', workerCount, '1', 'Worker processes serving HTTP on one port (node:cluster); auto: one per CPU. 1: a single process, no workers.'),
+    /** Linux: the nice value of every thread of a serving process but its event loop's (src/thread-priority.ts). */
+    helperThreadNice: setting(
+      'HELPER_THREAD_NICE',
+      integer(0, 19, '10'),
+      '10',
+      "Linux: the nice value (0-19) of a serving process's helper threads (bcrypt, RSA signing, garbage collection, SQLite checkpoints), so that on a machine whose cores are all busy they give way to the event loop every request waits for. 0: leave them at the event loop's.",
+    ),
   },
   /** `port` set: /metrics is served there, not on the public port (http/metrics.ts). */
   metrics: {

@@ -35,7 +35,7 @@ describe('defaults', () => {
 
     expect(config).toMatchObject({
       nodeEnv: 'development',
-      server: { host: '127.0.0.1', port: 3000, trustProxy: false, shutdownTimeout: 10, workers: 1 },
+      server: { host: '127.0.0.1', port: 3000, trustProxy: false, shutdownTimeout: 10, workers: 1, helperThreadNice: 10 },
       issuer: 'http://localhost:3000',
       database: { url: 'file:./data/gatehouse.db', flavour: 'sqlite', poolSize: 10, autoMigrate: true, sweepInterval: 600 },
       passwords: { minLength: 10, bcryptCost: 12 },
@@ -177,6 +177,14 @@ describe('invalid values', () => {
     }
     expect(problemAbout(problems, 'LOG_LEVEL')).toContain('info');
     expect(problems).toHaveLength(Object.keys(bad).length);
+  });
+
+  it('HELPER_THREAD_NICE takes Linux nice values 0 to 19 (0: off), nothing else', () => {
+    expect(load({ HELPER_THREAD_NICE: '0' }).server.helperThreadNice).toBe(0);
+    expect(load({ HELPER_THREAD_NICE: '19' }).server.helperThreadNice).toBe(19);
+    for (const value of ['20', '-1', '5.5', 'low']) {
+      expect(problemAbout(problemsOf({ HELPER_THREAD_NICE: value }), 'HELPER_THREAD_NICE'), value).toContain('from 0 to 19');
+    }
   });
 
   it('a blank SECRETS_FILE is a ConfigError naming it, not a crash, and nothing is written', () => {
