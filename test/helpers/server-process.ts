@@ -1,6 +1,7 @@
 // The real server process (src/server.ts compiled, or `gatehouse serve`), for tests of what only a whole
 // process shows: clustering, signals, exit codes. Its JSON log lines are parsed as they come.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from './compiled.js';
 import { TEST_SECRET } from './gatehouse.js';
@@ -51,4 +52,19 @@ export function spawnServer(env: Record<string, string>, script = 'src/server.ts
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once('exit', (code) => resolve({ code, at: Date.now() })));
   return { child, logs, stderr: () => stderr, exited };
+}
+
+/** Resolves once discovery answers 200 on `port`; throws, with the server's stderr, if it exits first or takes longer than `timeoutMs`. */
+export async function untilDiscoveryAnswers({ child, stderr }: ServerProcess, port: number, timeoutMs = 45_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} before answering:\n${stderr()}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`discovery did not answer within ${timeoutMs / 1000} s:\n${stderr()}`);
+    await sleep(100);
+  }
 }

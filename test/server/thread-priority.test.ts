@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
-import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
+import { spawnServer, untilDiscoveryAnswers, type ServerProcess } from '../helpers/server-process.js';
 import { RESCAN_INTERVAL_MS } from '../../src/thread-priority.js';
 
 const MODULE = new URL('../../src/thread-priority.ts', import.meta.url).href;
@@ -49,19 +49,8 @@ async function startServer(env: Record<string, string>) {
   dir = mkdtempSync(join(tmpdir(), 'gatehouse-threads-'));
   const port = await freePort();
   running = spawnServer({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, ...env });
-  const { child, stderr } = running;
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode} before answering:\n${stderr()}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/.well-known/openid-configuration`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`discovery did not answer within 45 s:\n${stderr()}`);
-    await sleep(100);
-  }
-  return { pid: child.pid as number, port };
+  await untilDiscoveryAnswers(running, port);
+  return { pid: running.child.pid as number, port };
 }
 
 /** Each thread's nice value (field 19 of /proc/<pid>/task/<tid>/stat), by thread id. */
