@@ -1,9 +1,13 @@
 // The real server process (src/server.ts compiled, or `gatehouse serve`), for tests of what only a whole
 // process shows: clustering, signals, exit codes. Its JSON log lines are parsed as they come.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from './compiled.js';
+import { freePort } from './ports.js';
 import { TEST_SECRET } from './gatehouse.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,4 +71,29 @@ export async function untilDiscoveryAnswers({ child, stderr }: ServerProcess, po
     if (Date.now() > deadline) throw new Error(`discovery did not answer within ${timeoutMs / 1000} s:\n${stderr()}`);
     await sleep(100);
   }
+}
+
+/**
+ * One server at a time on a fresh SQLite file: `start` spawns it and resolves once discovery
+ * answers; `cleanUp` (for afterEach) kills it if it still runs and removes its file.
+ */
+export function serverOnFreshSqlite(name: string) {
+  let running: ServerProcess | undefined;
+  let dir: string | undefined;
+  return {
+    async start(env: Record<string, string> = {}): Promise<ServerProcess & { port: number }> {
+      dir = mkdtempSync(join(tmpdir(), `gatehouse-${name}-`));
+      const port = await freePort();
+      running = spawnServer({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, ...env });
+      await untilDiscoveryAnswers(running, port);
+      return { ...running, port };
+    },
+    cleanUp(): void {
+      const child = running?.child;
+      if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+      running = undefined;
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+    },
+  };
 }

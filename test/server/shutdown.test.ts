@@ -1,34 +1,18 @@
 // Graceful shutdown of the real process (src/server.ts compiled, test/helpers/compiled.ts): SIGTERM stops
 // accepting connections, lets a request already in flight finish, closes idle keep-alive
 // connections and exits 0; a request that never completes, or a second signal, ends it with 1.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
-import { spawnServer, untilDiscoveryAnswers, type ServerProcess } from '../helpers/server-process.js';
+import { serverOnFreshSqlite } from '../helpers/server-process.js';
 
-let running: ServerProcess | undefined;
-let dir: string | undefined;
+const server = serverOnFreshSqlite('shutdown');
 
-afterEach(() => {
-  const child = running?.child;
-  if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  running = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
-});
+afterEach(() => server.cleanUp());
 
 /** The server on a fresh SQLite file, once discovery answers. */
-async function startServer(env: Record<string, string> = {}) {
-  dir = mkdtempSync(join(tmpdir(), 'gatehouse-shutdown-'));
-  const port = await freePort();
-  running = spawnServer({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, ...env });
-  await untilDiscoveryAnswers(running, port);
-  return { ...running, port };
-}
+const startServer = (env: Record<string, string> = {}) => server.start(env);
 
 /** A raw connection that collects everything the server sends, until it closes the connection. */
 function rawConnection(port: number) {

@@ -2,13 +2,10 @@
 // loop's runs at that nice value, threads started after the first look included; 0 leaves them all
 // at the event loop's. Read from /proc, as the kernel schedules them.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/ports.js';
-import { spawnServer, untilDiscoveryAnswers, type ServerProcess } from '../helpers/server-process.js';
+import { serverOnFreshSqlite } from '../helpers/server-process.js';
 import { RESCAN_INTERVAL_MS } from '../../src/thread-priority.js';
 
 const MODULE = new URL('../../src/thread-priority.ts', import.meta.url).href;
@@ -34,23 +31,13 @@ console.log(JSON.stringify({ late: late.length, atStart, after: late.map(nice), 
 process.exit(0);
 `;
 
-let running: ServerProcess | undefined;
-let dir: string | undefined;
+const server = serverOnFreshSqlite('threads');
 
-afterEach(() => {
-  const child = running?.child;
-  if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  running = undefined;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  dir = undefined;
-});
+afterEach(() => server.cleanUp());
 
 async function startServer(env: Record<string, string>) {
-  dir = mkdtempSync(join(tmpdir(), 'gatehouse-threads-'));
-  const port = await freePort();
-  running = spawnServer({ PORT: String(port), DATABASE_URL: `file:${join(dir, 'gatehouse.db')}`, ...env });
-  await untilDiscoveryAnswers(running, port);
-  return { pid: running.child.pid as number, port };
+  const { child, port } = await server.start(env);
+  return { pid: child.pid as number, port };
 }
 
 /** Each thread's nice value (field 19 of /proc/<pid>/task/<tid>/stat), by thread id. */
