@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import type { Config, DatabaseFlavour } from '../config/index.js';
 import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
-import { sqliteExecutor, type EarlyAnswers, type Executor } from './executor.js';
+import { sqliteExecutor, type Executor } from './executor.js';
 import { pgExecutor } from './pg-executor.js';
 import { checkpointInBackground } from './sqlite-checkpoints.js';
 
@@ -72,63 +72,17 @@ function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma
 
 /**
  * Prisma's adapter factory, handing back the driver adapter it connects: the hot statements run
- * on that adapter's own connection (executor.ts). Prisma's own statements and transactions on it
- * go through `outside` (EarlyAnswers.outside, once the executor exists): they neither join nor
- * start inside a turn of writes answered early.
+ * on that adapter's own connection (executor.ts).
  */
-function keepingConnection<F extends { connect(): Promise<unknown> }>(factory: F, outside: () => EarlyAnswers | undefined): { factory: F; connected: () => unknown } {
+function keepingConnection<F extends { connect(): Promise<unknown> }>(factory: F): { factory: F; connected: () => unknown } {
   let connection: unknown;
   const keeping = Object.assign(Object.create(null) as F, {
     provider: (factory as { provider?: unknown }).provider,
     adapterName: (factory as { adapterName?: unknown }).adapterName,
-    connect: async () => {
-      connection = await factory.connect();
-      return outsideEarlyTurns(connection as DriverConnection, outside);
-    },
+    connect: async () => (connection = await factory.connect()),
     connectToShadowDb: () => (factory as unknown as { connectToShadowDb(): Promise<unknown> }).connectToShadowDb(),
   });
   return { factory: keeping, connected: () => connection };
-}
-
-type DriverCall = (...args: unknown[]) => Promise<unknown>;
-type DriverConnection = Record<string, unknown> & { startTransaction: DriverCall };
-/** The driver adapter's methods that touch the connection (Prisma's SqlDriverAdapter). */
-const DRIVER_CALLS = new Set(['queryRaw', 'executeRaw', 'executeScript', 'dispose']);
-
-/** The driver adapter with each statement, and each transaction from start to end, kept outside early turns. */
-function outsideEarlyTurns(connection: DriverConnection, early: () => EarlyAnswers | undefined): DriverConnection {
-  const startTransaction: DriverCall = (...args) => {
-    const turns = early();
-    if (!turns) return connection.startTransaction(...args);
-    return new Promise((resolve, reject) => {
-      // The transaction stays outside until Prisma ends it (commit or rollback, after its COMMIT or ROLLBACK statement).
-      void turns.outside(
-        () =>
-          new Promise<void>((ended) => {
-            connection.startTransaction(...args).then((transaction) => {
-              const tx = transaction as Record<string, unknown> & { commit: DriverCall; rollback: DriverCall };
-              const ending = (end: DriverCall): DriverCall => (...endArgs) => end.apply(tx, endArgs).finally(ended);
-              resolve(new Proxy(tx, { get: (target, key) => (key === 'commit' ? ending(tx.commit) : key === 'rollback' ? ending(tx.rollback) : Reflect.get(target, key)) }));
-            }, (error: unknown) => {
-              reject(error);
-              ended();
-            });
-          }),
-      );
-    });
-  };
-  return new Proxy(connection, {
-    get(target, key) {
-      if (key === 'startTransaction') return startTransaction;
-      const value = Reflect.get(target, key) as unknown;
-      if (typeof key !== 'string' || !DRIVER_CALLS.has(key) || typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const turns = early();
-        const call = () => (value as DriverCall).apply(target, args);
-        return turns ? turns.outside(call) : call();
-      };
-    },
-  });
 }
 
 export async function createDb(database: DbConfig): Promise<Db> {
@@ -138,14 +92,12 @@ export async function createDb(database: DbConfig): Promise<Db> {
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     // Only the configured database's client and driver are loaded: less memory, faster start.
     const [{ PrismaBetterSqlite3 }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-better-sqlite3'), import('../generated/sqlite/client.js')]);
-    const connected: { executor?: Executor } = {};
     const adapter = keepingConnection(
       new PrismaBetterSqlite3(
         { url: file, timeout: SQLITE_BUSY_TIMEOUT_MS },
         // Epoch milliseconds, as Prisma's own engine writes SQLite dates.
         { timestampFormat: 'unixepoch-ms' },
       ),
-      () => connected.executor?.early,
     );
     const base = new PrismaClient({ adapter: adapter.factory });
     await base.$connect();
@@ -165,8 +117,7 @@ export async function createDb(database: DbConfig): Promise<Db> {
       await checkpoints?.stop();
       await base.$disconnect();
     };
-    const executor = (connected.executor = sqliteExecutor(handle, { prepared }));
-    return { prisma, flavour: 'sqlite', url: database.url, executor, clientWrites, resourceWrites, close };
+    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, resourceWrites, close };
   }
   const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
   // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.

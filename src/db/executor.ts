@@ -28,35 +28,6 @@ export interface Executor {
   rows<T>(statement: Statement, args: readonly unknown[]): Promise<T[]>;
   /** How many rows an INSERT, UPDATE or DELETE changed. */
   changes(statement: Statement, args: readonly unknown[]): Promise<number>;
-  /** Early answers, where the executor has them (SQLite's); see EarlyAnswers. */
-  readonly early?: EarlyAnswers;
-}
-
-/**
- * Writes answered before they are committed, for a caller that holds back everything the writes
- * lead to until they are (oidc/write-barrier.ts holds the engine's answers). While `during()` is
- * true, a write runs at once inside a transaction of the event-loop turn's writes and its promise
- * resolves with its own answer right away, so the caller goes on in the same turn instead of
- * waiting a turn for each write; the turn's transaction commits once its callbacks have run. Reads
- * on the same connection see those writes at once; other connections and processes only once
- * they are committed.
- */
-export interface EarlyAnswers {
-  /**
-   * Answer writes early while `scope()` names a caller (the engine request being served), which
-   * then waits for committed(scope) before anything leaves; until called, never.
-   */
-  answerWhile(scope: () => object | undefined): void;
-  /**
-   * Resolves once every write answered early for `scope` is committed (at once when there was
-   * none); rejects with SQLite's error when their transaction failed and was rolled back.
-   */
-  committed(scope: object): Promise<void>;
-  /**
-   * Commits the open turn now and opens no other until `op` settles: for Prisma's statements on
-   * the same connection, which must neither join the turn's transaction nor start one inside it.
-   */
-  outside<T>(op: () => Promise<T>): Promise<T>;
 }
 
 /** The executor a store uses: the database's own, or a transaction's through its client. */
@@ -110,20 +81,6 @@ function rawReader(statement: SqliteStatement): Reader {
 const BUSY_RETRY_MS = 1;
 const isBusy = (error: unknown) => typeof (error as { code?: unknown })?.code === 'string' && (error as { code: string }).code.startsWith('SQLITE_BUSY');
 
-/** An event-loop turn's transaction of writes (EarlyAnswers). */
-interface Turn {
-  /** Writes that were not answered early, with their answers, resolved once the turn commits. */
-  late: { write: QueuedWrite; answer: unknown }[];
-  /** The scopes with writes answered early in it. */
-  scopes: Set<object>;
-  committed?: Promise<void>;
-  settle?: { resolve(): void; reject(error: unknown): void };
-  /** Committed, or failed: the turn's transaction is over. */
-  over?: true;
-  /** Why the transaction failed: committed() refuses with it. */
-  failed?: unknown;
-}
-
 interface QueuedWrite {
   statement: Statement;
   args: unknown[];
@@ -143,14 +100,6 @@ interface QueuedWrite {
  * with RETURNING asked for by rows()); a group in which anything
  * fails is rolled back and its writes run again one by one, so each gets its own answer. Reads run
  * at once (they see every write whose promise has resolved).
- *
- * Early answers (EarlyAnswers, for the engine's requests once oidc/write-barrier.ts turns them on):
- * a write in scope takes the write lock at once if it is free, runs at once in the turn's
- * transaction and resolves; every write after it in the turn, in scope or not, runs in that
- * transaction too, and the turn commits once its callbacks have run, as a group does. A statement
- * that fails undoes only itself; a commit that fails refuses the writes not yet answered and
- * every scope that had one answered in the turn. While the lock is taken, or Prisma has the
- * connection (outside()), writes in scope queue as any other.
  *
  * While another process holds SQLite's write lock (a second worker, the CLI), the group does not
  * wait inside SQLite: SQLite's busy handler sleeps on the event loop (1, 2, 5, 10 ms …), and
@@ -235,98 +184,11 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     group.forEach((write, i) => write.resolve(answers[i]));
   }
 
-  // Early answers (EarlyAnswers): the turn's transaction, opened by its first write.
-  let earlyScope: (() => object | undefined) | undefined;
-  let turn: Turn | undefined;
-  /** The turn of each scope's latest early answer. */
-  const turnOf = new WeakMap<object, Turn>();
-  /** Why a turn in which a scope had a write answered early failed: it stays refused. */
-  const failureOf = new WeakMap<object, unknown>();
-  /** Prisma statements and transactions under way (outside()): no turn opens meanwhile. */
-  let outsideTurns = 0;
-
-  /** Opens the turn's transaction (with the write lock) unless one is open; false when it cannot now. */
-  function openTurn(): Turn | undefined {
-    if (turn) return turn;
-    if (outsideTurns > 0 || queue.length > 0 || handle.inTransaction || !takeWriteLock().taken) return undefined;
-    const opened: Turn = { late: [], scopes: new Set() };
-    turn = opened;
-    setImmediate(() => commitTurn(opened));
-    return opened;
-  }
-  /** Runs `write` in the open turn: answered now when early, else once the turn is committed. */
-  function runInTurn(current: Turn, write: QueuedWrite, scope: object | undefined): void {
-    let answer: unknown;
-    try {
-      answer = run(write);
-    } catch (error) {
-      write.reject(error);
-      // A failed statement undoes only itself, unless SQLite rolled the whole transaction back (a full disk, say).
-      if (!handle.inTransaction) endTurn(current, error);
-      return;
-    }
-    if (scope) {
-      turnOf.set(scope, current);
-      current.scopes.add(scope);
-      write.resolve(answer);
-    } else current.late.push({ write, answer });
-  }
-  function commitTurn(current: Turn): void {
-    if (turn !== current) return;
-    try {
-      handle.exec('COMMIT');
-    } catch (error) {
-      if (handle.inTransaction) handle.exec('ROLLBACK');
-      return endTurn(current, error);
-    }
-    turn = undefined;
-    current.over = true;
-    for (const { write, answer } of current.late) write.resolve(answer);
-    current.settle?.resolve();
-  }
-  /** The turn's transaction is gone: what waited for its commit is refused. */
-  function endTurn(current: Turn, error: unknown): void {
-    if (turn === current) turn = undefined;
-    current.over = true;
-    current.failed = error;
-    for (const scope of current.scopes) failureOf.set(scope, error);
-    for (const { write } of current.late) write.reject(error);
-    current.settle?.reject(error);
-  }
-  const early: EarlyAnswers = {
-    answerWhile(scope) {
-      earlyScope = scope;
-    },
-    committed(scope) {
-      // A scope can write in several turns (it goes on after its first is answered): any that failed refuses it.
-      if (failureOf.has(scope)) return Promise.reject(failureOf.get(scope));
-      const current = turnOf.get(scope);
-      if (!current) return Promise.resolve();
-      if (current.over) return current.failed === undefined ? Promise.resolve() : Promise.reject(current.failed);
-      return (current.committed ??= new Promise<void>((resolve, reject) => (current.settle = { resolve, reject })));
-    },
-    async outside(op) {
-      if (turn) commitTurn(turn);
-      outsideTurns++;
-      try {
-        return await op();
-      } finally {
-        outsideTurns--;
-      }
-    },
-  };
-
   const queued = <T>(statement: Statement, args: readonly unknown[], returning: boolean) =>
     new Promise<T>((resolve, reject) => {
-      const write: QueuedWrite = { statement, args: args.map(sqliteArg), returning, resolve: resolve as (answer: unknown) => void, reject };
-      // A turn once open takes every write until it commits; only an early one opens it.
-      const scope = earlyScope?.();
-      const current = turn ?? (scope ? openTurn() : undefined);
-      if (current) return runInTurn(current, write, scope);
-      if (queue.push(write) === 1) setImmediate(commitQueued);
+      if (queue.push({ statement, args: args.map(sqliteArg), returning, resolve: resolve as (answer: unknown) => void, reject }) === 1) setImmediate(commitQueued);
     });
   return {
-    early,
     async rows<T>(statement: Statement, args: readonly unknown[]) {
       if (kindOf(statement) === 'write') return queued<T[]>(statement, args, true);
       return read(statement, args.map(sqliteArg)) as T[];

@@ -31,7 +31,6 @@ import { runEngineHooks } from './hook-runner.js';
 import { timeAdapterCalls, type AdapterObserver } from './instrumentation.js';
 import type { RenderPage } from './page-renderer.js';
 import { correctTokenEndpointErrors } from './token-errors.js';
-import { holdAnswersUntilCommitted } from './write-barrier.js';
 
 export type AdapterFactory = (model: string) => Adapter;
 
@@ -177,8 +176,6 @@ export function installEngineHooks(provider: Provider, { config, db, logger, aud
 
   // 3. Hooks around every request, outermost first
   const hooks: (EngineHook | false | undefined)[] = [
-    // Outermost: the answer leaves only once the request's writes are committed.
-    holdAnswersUntilCommitted(db.executor, logger),
     hideSecretPlaceholders,
     correctTokenEndpointErrors(provider),
     renderFormPostPages(renderPage),
