@@ -59,7 +59,7 @@ const helpersOf = (pid: number, values: Map<number, number>) => [...values].filt
 describe.skipIf(process.platform !== 'linux')('helper threads below the event loop', () => {
   it('HELPER_THREAD_NICE=7: every thread but the event loop at 7', async () => {
     const { pid, port } = await startServer({ HELPER_THREAD_NICE: '7' });
-    // Work for libuv's pool (an RS256 ID token is signed there), so that any pool thread started late exists.
+    // A request served first, so that threads started to serve one exist before the look.
     await fetch(`http://127.0.0.1:${port}/jwks`);
 
     let values = niceValues(pid);
