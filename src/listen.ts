@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { Config } from './config/index.js';
 import type { Logger } from './core/logger.js';
+import { REQUEST_OBJECTS } from './http/request-objects.js';
 import { listenForMetrics, type MetricsListener, type MetricsSource } from './http/metrics-port.js';
 
 export interface Listener {
@@ -25,7 +26,8 @@ export async function listen(app: RequestListener, config: Config, metrics?: { s
 }
 
 function listenForApp(app: RequestListener, config: Config, metricsListener: MetricsListener | undefined): Promise<Listener> {
-  const server = createServer();
+  // Express's methods on the objects from the start (http/request-objects.ts).
+  const server = createServer(REQUEST_OBJECTS);
   const inFlight = new Set<ServerResponse>();
   let draining = false;
   // Registered before the app, so the header is set before any handler can answer.

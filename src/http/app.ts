@@ -38,6 +38,7 @@ import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy }
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
 import { logRequests } from './request-log.js';
+import { adoptRequestObjects } from './request-objects.js';
 import { cacheControl, securityHeaders } from './security-headers.js';
 
 export interface AppDeps {
@@ -152,6 +153,7 @@ export function createApp(deps: AppDeps): App {
 
 function createExpressApp({ config, provider, steps, renderPage, logger, readiness, metrics, demo, account, admin, console: consoleDeps, federation, passwordReset, emailVerification, signUp, invitations }: AppDeps): Express {
   const app = express();
+  adoptRequestObjects(app);
   app.disable('x-powered-by');
   // Everything Express answers is no-store (security-headers.ts cacheControl; the assets set their
   // own ETags): a validator nobody may store would only cost a hash of every page it sends.

@@ -9,6 +9,7 @@ import type { Config, DatabaseFlavour } from '../../src/config/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createClientStore, type ClientMetadata } from '../../src/clients/store.js';
 import type { DbHandle } from '../../src/db/client.js';
+import { REQUEST_OBJECTS } from '../../src/http/request-objects.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createLogger, type Logger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
@@ -78,7 +79,8 @@ export async function startTestGatehouse(flavour: DatabaseFlavour, options: Test
   // as free could be taken meanwhile, by one of the database connections the Gatehouse opens.
   let handle: RequestListener = (_request, response) => response.writeHead(503).end();
   const server: Server = await new Promise((resolve) => {
-    const s = createServer((request, response) => handle(request, response)).listen(0, '127.0.0.1', () => resolve(s));
+    // With the request objects Gatehouse's own listener makes (src/listen.ts).
+    const s = createServer(REQUEST_OBJECTS, (request, response) => handle(request, response)).listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
