@@ -2,7 +2,7 @@
 // class from the start. Express gives every request its methods by swapping the prototypes of
 // `req` and `res` (Object.setPrototypeOf in app.handle). That swap changes each object's hidden
 // class after Node has built it, so V8 then runs Node's, Koa's and our own code on them through
-// its slow, megamorphic lookups: on the sign-in pages it cost a code flow 6–13 % of its main
+// its slow, megamorphic lookups: on the sign-in pages it cost a code flow 5–9 % of its main
 // thread (README, Performance). With these classes the swap sets the prototype an object already
 // has, which V8 skips, and each request keeps the one hidden class it was made with.
 //
@@ -32,7 +32,7 @@ export const REQUEST_OBJECTS = { IncomingMessage: AppRequest, ServerResponse: Ap
 
 /**
  * Makes `app` take these classes' prototypes as its request and response prototypes; call it
- * before anything else is added to `app`. Express's own prototypes (`app.request`,
+ * before anything else is added to `app`, and never mount `app` in another. Express's own prototypes (`app.request`,
  * `app.response`) are the app's alone and name it in an `app` property that its methods read
  * (`this.app.get('trust proxy fn')`). These are shared by every app in the process, so the app's
  * first middleware gives each request and response their app as their own property.
@@ -40,6 +40,10 @@ export const REQUEST_OBJECTS = { IncomingMessage: AppRequest, ServerResponse: Ap
 export function adoptRequestObjects(app: Express): void {
   app.request = AppRequest.prototype as unknown as Express['request'];
   app.response = AppResponse.prototype as unknown as Express['response'];
+  // Mounted in another app, Express would give these shared prototypes that app's as parents.
+  app.prependListener('mount', () => {
+    throw new Error('an app whose requests are made with AppRequest cannot be mounted in another app');
+  });
   app.use(function nameTheApp(req, res, next) {
     req.app = app;
     res.app = app;

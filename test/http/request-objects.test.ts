@@ -1,7 +1,7 @@
 // Gatehouse's listener makes its requests and responses with Express's methods from the start
 // (src/http/request-objects.ts), so Express never swaps their prototypes, and each app still reads
 // its own settings through them.
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, type RequestListener, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -78,6 +78,13 @@ describe("the listener's request objects", () => {
     const [first, second] = await Promise.all([fetch(`${url}/echo?to=trusting`, { headers }), fetch(`${url}/echo?to=wary`, { headers })]);
     expect(await first.json()).toMatchObject({ app: 'trusting', ip: '203.0.113.9', sameApp: true });
     expect(await second.json()).toMatchObject({ app: 'wary', ip: '127.0.0.1', sameApp: true });
+  });
+
+  it('refuse an app that uses them a place inside another app, whose prototypes Express would make their parents', () => {
+    const parent = express();
+    expect(() => parent.use('/inner', echoApp(false, 'inner'))).toThrow(/cannot be mounted in another app/);
+    expect(Object.getPrototypeOf(AppRequest.prototype)).toBe(IncomingMessage.prototype);
+    expect(Object.getPrototypeOf(AppResponse.prototype)).toBe(ServerResponse.prototype);
   });
 
   it("still give Express's methods to node:http's plain objects (another server, as supertest's)", async () => {
