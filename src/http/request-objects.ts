@@ -32,10 +32,11 @@ export const REQUEST_OBJECTS = { IncomingMessage: AppRequest, ServerResponse: Ap
 
 /**
  * Makes `app` take these classes' prototypes as its request and response prototypes; call it
- * before anything else is added to `app`, and never mount `app` in another. Express's own prototypes (`app.request`,
- * `app.response`) are the app's alone and name it in an `app` property that its methods read
- * (`this.app.get('trust proxy fn')`). These are shared by every app in the process, so the app's
- * first middleware gives each request and response their app as their own property.
+ * before anything else is added to `app`, and never mount `app` in another. Express's own
+ * prototypes (`app.request`, `app.response`) are the app's alone and name it in an `app` property
+ * that its methods read (`this.app.get('trust proxy fn')`). These are shared by every app in the
+ * process, so the app's first middleware gives each request and response their app as their own
+ * property.
  */
 export function adoptRequestObjects(app: Express): void {
   app.request = AppRequest.prototype as unknown as Express['request'];
