@@ -1,6 +1,6 @@
 // The little that differs between SQLite and PostgreSQL when a query is written in SQL rather
 // than through Prisma's query builder (the stores do so on the hot paths, where the builder costs
-// more than the statement itself; see the README's "Performance" section). Such statements run
+// more than the statement itself; see test/bench/ROUNDS.md, round 1). Such statements run
 // through executor.ts: on the driver below Prisma's client, or through a transaction's client.
 import type { DatabaseFlavour } from '../config/index.js';
 

@@ -2,7 +2,7 @@
 // so that the engine's paths, which skip Express, and the Express app get the same request id,
 // log line, metrics and security headers from the same code. Express's cost (it swaps the
 // request's and response's prototypes, after which the engine's and Node's own code run markedly
-// slower; see the README's "Performance") is paid only by our own pages and APIs.
+// slower; see test/bench/ROUNDS.md, round 1) is paid only by our own pages and APIs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** One step of the front: sets headers or listens for the response's end; never answers. */

@@ -2,10 +2,10 @@
 // the engine's storage calls, tokens issued), tallied in plain arrays and read by prom-client's
 // registry only when it is scraped. prom-client's own observe() checks the label names and hashes
 // the labels into a string on every call: 6–7 µs a call in a busy server, three calls and about
-// 5 % of a /userinfo request's CPU (README "Performance"). A tally is a few Map lookups and
-// additions. What a scrape shows is what prom-client's Counter and Histogram show for the same
-// observations (test/http/metric-tallies.test.ts), in the text format and in the JSON the
-// cluster's primary sums (metrics-port.ts).
+// 5 % of a /userinfo request's CPU (test/bench/ROUNDS.md, round 14). A tally is a few Map
+// lookups and additions. What a scrape shows is what prom-client's Counter and Histogram show for
+// the same observations (test/http/metric-tallies.test.ts), in the text format and in the JSON
+// the cluster's primary sums (metrics-port.ts).
 import type { Metric, Registry } from 'prom-client';
 
 /** One combination of label values: how many observations, their sum, and how many fell in each bucket. */

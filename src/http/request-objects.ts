@@ -3,8 +3,8 @@
 // `req` and `res` (Object.setPrototypeOf in app.handle). That swap changes each object's hidden
 // class after Node has built it, so V8 then runs Node's, Koa's and our own code on them through
 // its slow, megamorphic lookups: on the sign-in pages it cost a code flow 5–9 % of its main
-// thread (README, Performance). With these classes the swap sets the prototype an object already
-// has, which V8 skips, and each request keeps the one hidden class it was made with.
+// thread (test/bench/ROUNDS.md, round 17). With these classes the swap sets the prototype an
+// object already has, which V8 skips, and each request keeps the one hidden class it was made with.
 //
 // The engine's paths see the same objects (http/app.ts); Express's additions are methods and lazy
 // getters that neither Koa nor the engine read. A request that reaches Express on plain objects
