@@ -38,10 +38,12 @@ break", 4 AS "same", 5 AS "same", 6 AS "__proto__", 7 AS "constructor", 8 AS "ü
     const executor = sqliteExecutor(handle, { prepared: true });
     const [row] = await executor.rows<Record<string, unknown>>({ name: 'names_probe', text }, []);
     const [driverRow] = asDriverReadsIt(handle, text, []) as Record<string, unknown>[];
-    const { __proto__: _proto, ...rest } = Object.fromEntries(Object.entries(row!));
-    expect(Object.entries(rest)).toEqual(Object.entries(driverRow!));
+    // Compared without __proto__: the driver drops that column on Node 20 (it sets the row's
+    // __proto__ to the value, which a number cannot be) and keeps it on Node 22. Here it stays a
+    // column on every runtime.
+    const withoutProto = (r: Record<string, unknown>) => Object.entries(r).filter(([name]) => name !== '__proto__');
+    expect(withoutProto(row!)).toEqual(withoutProto(driverRow!));
     expect(row!['same']).toBe(5n);
-    // The driver makes a column named __proto__ the row's prototype; here it stays a column.
     expect(Object.hasOwn(row!, '__proto__')).toBe(true);
     expect(Object.getOwnPropertyDescriptor(row, '__proto__')?.value).toBe(6n);
     expect(Object.getPrototypeOf(row)).toBe(Object.prototype);
