@@ -342,9 +342,9 @@ function checkTargets(scenarios: ScenarioReport[], servers: ServerReport[], conn
     }
   }
   for (const server of servers) {
-    if (!(server.name in TARGETS)) continue;
-    results.push({ target: `${server.name} peak RSS < 200 MB`, value: `${server.peakRssMb.toFixed(1)} MB`, met: server.peakRssMb < 200 });
-    results.push({ target: `${server.name} cold start < 1 s`, value: `${server.coldStartMedianMs.toFixed(0)} ms`, met: server.coldStartMedianMs < 1000 });
+    // 200 MB holds for every process (the 2-worker server's figure is its largest); cold start is one process's.
+    if (server.name in TARGETS || server.name === TWO_WORKERS) results.push({ target: `${server.name} peak RSS < 200 MB`, value: `${server.peakRssMb.toFixed(1)} MB`, met: server.peakRssMb < 200 });
+    if (server.name in TARGETS) results.push({ target: `${server.name} cold start < 1 s`, value: `${server.coldStartMedianMs.toFixed(0)} ms`, met: server.coldStartMedianMs < 1000 });
   }
   console.log(`\ntargets\n${table([['', 'value', ''], ...results.map((r) => [r.target, r.value, r.met ? 'met' : 'MISSED'])])}`);
   return results;
