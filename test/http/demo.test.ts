@@ -1,11 +1,10 @@
 // The development demo's callback page: the curl command it shows is safe to paste into a shell
 // whatever `code` the URL carries, and it holds the demo client's secret only for a browser on
 // the machine Gatehouse runs on. The demo user may try the admin console.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_SECRET_PLACEHOLDER, isLoopback, shellQuote } from '../../src/http/demo.js';
@@ -14,8 +13,32 @@ import { ensureDemo, type Demo } from '../../src/seed/demo.js';
 import { Browser, findForm, type Page } from '../helpers/browser.js';
 import { startTestGatehouse, type TestGatehouse } from '../helpers/gatehouse.js';
 
-const run = promisify(execFile);
-const sh = (script: string, cwd: string) => run('sh', ['-c', script], { cwd, timeout: 10_000 });
+/**
+ * Runs `script` in a shell of its own process group; after 10 s the whole group is killed, the
+ * curl the shell started as well (killing only the shell would leave curl holding the output open).
+ */
+function sh(script: string, cwd: string): Promise<{ stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', script], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // The group ended meanwhile.
+      }
+    }, 10_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ stdout });
+      else reject(new Error(`sh -c ${JSON.stringify(script)} ended with ${signal ?? `exit code ${code}`}: ${stderr}`));
+    });
+  });
+}
 
 const decodeEntities = (text: string) => text.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 /** The command in the page's <pre>, as a person would copy it. */
