@@ -3,7 +3,7 @@
 import type Provider from 'oidc-provider';
 import { isClusterWorker, serveAsWorker, startPrimary, workerId } from './cluster.js';
 import { ConfigError, loadConfig, type Config } from './config/index.js';
-import { createDb, type Db } from './db/client.js';
+import { createDb, type Db, type DbOptions } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { startAnalyzingStaleTables } from './db/planner-statistics.js';
 import { sealStoredArtifacts } from './artifacts/at-rest.js';
@@ -76,9 +76,9 @@ export async function createEngine(config: Config, db: Db, logger: Logger, metri
  * Opens the database; with AUTO_MIGRATE, first applies the SQL migrations, then rewrites rows
  * stored before secret ids were hashed (artifacts/at-rest.ts; once per database, then a no-op).
  */
-async function openDatabase(config: Config, logger: Logger, database: Config['database'] = config.database): Promise<Db> {
+async function openDatabase(config: Config, logger: Logger, database: Config['database'] = config.database, options: DbOptions = {}): Promise<Db> {
   // The client is loaded and made while the migrations are checked: it runs no query before they are.
-  const [migration, opening] = await Promise.allSettled([config.database.autoMigrate ? migrate(database) : undefined, createDb(database)]);
+  const [migration, opening] = await Promise.allSettled([config.database.autoMigrate ? migrate(database) : undefined, createDb(database, options)]);
   if (migration.status === 'rejected') {
     if (opening.status === 'fulfilled') await opening.value.close();
     throw migration.reason;
@@ -158,9 +158,9 @@ export function createServices({ config, db, provider, audit, outbox, signIns = 
   return { mfa, passwords, passkeys, steps, account, federation, passwordReset, accountMail, signUp };
 }
 
-/** `backgroundJobs: false`: the sweepers run elsewhere (in the cluster's primary). */
+/** `backgroundJobs: false`: the sweepers and SQLite's checkpoints run elsewhere (in the cluster's primary). */
 export async function createGatehouse(config: Config, logger: Logger, options: { now?: () => Date; backgroundJobs?: boolean } = {}): Promise<Gatehouse> {
-  const db = await openDatabase(config, logger);
+  const db = await openDatabase(config, logger, config.database, { checkpoints: options.backgroundJobs !== false });
   try {
     const metrics = createMetrics();
     const { provider, keys, renderPage, audit, hooks, outbox } = await createEngine(config, db, logger, metrics);
@@ -246,7 +246,8 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
 
 /**
  * WEB_CONCURRENCY > 1, in the primary, before any worker starts: migrations and the demo data
- * once per machine, the sweepers in one process only, METRICS_PORT for the whole machine. The
+ * once per machine, the sweepers and SQLite's checkpoints in one process only (its database's
+ * checkpoint thread serves the workers' writes too), METRICS_PORT for the whole machine. The
  * development secret file already exists: loadConfig() created it.
  */
 async function prepareMachine(config: Config, logger: Logger): Promise<() => Promise<void>> {
@@ -257,8 +258,11 @@ async function prepareMachine(config: Config, logger: Logger): Promise<() => Pro
     const demo = config.demo ? await ensureDemo(db, config) : undefined;
     if (config.metrics.port !== undefined) metricsListener = await listenForMetrics(clusterMetrics(), { host: config.metrics.host, port: config.metrics.port }, logger);
     const stopBackgroundJobs = startBackgroundJobs(db, config, logger);
+    // The primary's checkpoint thread gives way to the workers' event loops, as theirs would.
+    const stopLowering = lowerHelperThreads(config.server.helperThreadNice, { onRefused: (error) => logger.warn({ err: error }, 'could not lower the helper threads below the event loop (HELPER_THREAD_NICE)') });
     if (demo) printDemo(demo);
     return async () => {
+      stopLowering();
       stopBackgroundJobs();
       await metricsListener?.close();
       await db.close();

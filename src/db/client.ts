@@ -11,7 +11,7 @@ import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
 import { sqliteExecutor, type Executor } from './executor.js';
 import { pgExecutor } from './pg-executor.js';
-import { checkpointInBackground } from './sqlite-checkpoints.js';
+import { checkpointElsewhere, checkpointInBackground, type Checkpoints } from './sqlite-checkpoints.js';
 
 export type Prisma = SqliteClient;
 
@@ -40,6 +40,14 @@ export interface Db {
 export type DbHandle = Pick<Db, 'prisma' | 'flavour'> & Partial<Pick<Db, 'executor'>>;
 
 export type DbConfig = Pick<Config['database'], 'url' | 'flavour'> & Partial<Pick<Config['database'], 'poolSize' | 'preparedStatements'>>;
+
+export interface DbOptions {
+  /**
+   * SQLite: false when another process on this machine runs the file's checkpoints (a cluster's
+   * primary, for its workers); this process then keeps only the backstop (sqlite-checkpoints.ts).
+   */
+  readonly checkpoints?: boolean;
+}
 
 /** How long a SQLite writer waits for another writer before giving up. */
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
@@ -91,7 +99,7 @@ function keepingConnection<F extends { connect(): Promise<unknown> }>(factory: F
   return { factory: keeping, connected: () => connection };
 }
 
-export async function createDb(database: DbConfig): Promise<Db> {
+export async function createDb(database: DbConfig, { checkpoints: runCheckpoints = true }: DbOptions = {}): Promise<Db> {
   const prepared = database.preparedStatements ?? true;
   if (database.flavour === 'sqlite') {
     const file = sqliteFilePath(database.url);
@@ -118,7 +126,9 @@ export async function createDb(database: DbConfig): Promise<Db> {
     // (0.5 ms each here, 5 ms at p99). The log is synced at checkpoints (sqlite-checkpoints.ts).
     handle.pragma('synchronous = NORMAL');
     handle.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
-    const checkpoints = file === ':memory:' ? undefined : checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
+    let checkpoints: Checkpoints | undefined;
+    if (file !== ':memory:' && runCheckpoints) checkpoints = checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
+    else if (file !== ':memory:') checkpointElsewhere(handle);
     const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
     const close = async () => {
       await checkpoints?.stop();

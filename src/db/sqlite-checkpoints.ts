@@ -6,6 +6,10 @@
 // checkpoint every CHECKPOINT_INTERVAL_MS; passive checkpoints never wait for, or block, the
 // process's reads and writes. The main connection keeps an automatic checkpoint only as a
 // backstop, at BACKSTOP_PAGES, should the worker fall behind, and at SQLite's usual size if it fails.
+//
+// A checkpoint works on the file, whichever connection runs it, so one thread on the machine is
+// enough: the workers of a cluster leave them to their primary's (checkpointElsewhere), each
+// saving a worker thread's isolate (17 MB on Node 20, 24 MB on Node 22).
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
@@ -49,9 +53,17 @@ export interface Checkpoints {
 /** Node's warning for a failed checkpoint (stderr): the worker keeps trying, and the backstop covers the gap. */
 const warn = (message: string) => process.emitWarning(`SQLite checkpoint in the background failed: ${message}`, { code: 'GATEHOUSE_SQLITE_CHECKPOINT' });
 
+/**
+ * For a process whose checkpoints another process on the machine runs (a cluster's primary):
+ * `handle` keeps only the backstop, for when that process falls behind or its thread fails.
+ */
+export function checkpointElsewhere(handle: Database): void {
+  handle.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+}
+
 /** Moves `handle`'s checkpoints for `file` to a worker thread; `onFailure` hears of a checkpoint that failed. */
 export function checkpointInBackground(handle: Database, file: string, busyTimeoutMs: number, onFailure: (message: string) => void = warn): Checkpoints {
-  handle.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+  checkpointElsewhere(handle);
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver, file, busyTimeoutMs, intervalMs: CHECKPOINT_INTERVAL_MS } });
   // It never keeps the process alive on its own; close() ends it.

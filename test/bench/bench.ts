@@ -91,7 +91,8 @@ const USAGE = `npm run bench -- [options]
                         database, as "<database> compared", for same-run before/after figures
   --skip-authlib        leave out Flask + Authlib and Gatehouse with WEB_CONCURRENCY=2 (both run by default)
   --variant <K=V,...>   also run each database's Gatehouse with these variables (repeatable),
-                        e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves`;
+                        e.g. --variant CLIENT_CACHE_TTL=0 to see what the client cache saves; with
+                        --compare, the build compared with runs each variant too`;
 
 function parseOptions(): Options {
   const { values } = parseArgs({
@@ -191,6 +192,8 @@ async function main(): Promise<void> {
     options.variant.forEach((variant, i) => {
       const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
       specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`), sharesDatabase: true });
+      // The build compared with runs each variant too, so that a change is measured in it as well (e.g. WEB_CONCURRENCY=2).
+      if (options.compare) specs.push({ name: `${database} compared ${variant}`, kind: 'gatehouse-dist', entry: resolve(options.compare, 'dist/server.js'), databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-compared-variant-${i}.log`), sharesDatabase: true });
     });
   }
   for (const spec of specs) if (spec.kind !== 'authlib') spec.nodeFlags = options['node-flags'];

@@ -1,7 +1,8 @@
 // SQLite's checkpoints run on a worker thread (db/sqlite-checkpoints.ts): the database file takes
 // in committed writes long before SQLite's own automatic checkpoint would have run, that automatic
 // checkpoint is left only as a backstop (SQLite's usual one again if the worker fails), and
-// closing runs a last checkpoint and ends the worker.
+// closing runs a last checkpoint and ends the worker. A process whose checkpoints another runs
+// (a cluster's workers, whose primary runs them) starts no worker and keeps only the backstop.
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +64,34 @@ describe('SQLite checkpoints in the background', () => {
       expect(await reopened.prisma.setting.count({ where: { key: { startsWith: 'filler-' } } })).toBe(20);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it('with checkpoints left to another process, runs none below the backstop: the file takes the writes in only when a connection that checkpoints does', async () => {
+    db = await migratedDb('sqlite');
+    const file = sqliteFilePath(db.url);
+    // The migrated database's own connection (which checkpoints) is closed, with its last checkpoint.
+    await db.close();
+    const worker = await createDb({ flavour: 'sqlite', url: db.url }, { checkpoints: false });
+    try {
+      const [row] = await worker.prisma.$queryRawUnsafe<{ wal_autocheckpoint: bigint }[]>('PRAGMA wal_autocheckpoint');
+      expect(Number(row!.wal_autocheckpoint)).toBe(BACKSTOP_PAGES);
+      const before = statSync(file);
+      await write(worker, 50);
+      await sleep(600);
+      expect(statSync(file).mtimeMs).toBe(before.mtimeMs);
+      expect(statSync(`${file}-wal`).size).toBeGreaterThanOrEqual(50 * PAGE_BYTES);
+      // The primary's connection, as a cluster's primary opens it.
+      const primary = await createDb({ flavour: 'sqlite', url: db.url });
+      try {
+        const deadline = Date.now() + 5000;
+        while (statSync(file).size < before.size + 40 * PAGE_BYTES && Date.now() < deadline) await sleep(25);
+        expect(statSync(file).size).toBeGreaterThanOrEqual(before.size + 40 * PAGE_BYTES);
+      } finally {
+        await primary.close();
+      }
+    } finally {
+      await worker.close();
     }
   });
 
