@@ -14,17 +14,53 @@
 // A CommonJS package imported with import() has only a default export in the bundle (esbuild
 // cannot see its names), while Node's own loader also offers its named exports: take `default`
 // (src/people/mfa.ts, src/cli/context.ts; the container test holds every such import to that).
+// Two things keep a running process's heap smaller: Prisma's query compilers ship as .wasm files in
+// dist/chunks/ rather than as base64 text (queryCompilerAsFile), and every file is ASCII, comments
+// included (keepAscii), so V8 holds the source at one byte a character.
 // dist/server.js runs main() when it is the file node was given (the end of src/server.ts): the
 // CLI imports it only dynamically, so it stays an entry file of its own, never a shared chunk.
-import { chmodSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions } from 'esbuild';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, transform, type BuildOptions, type Plugin } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('.', import.meta.url));
 
 /** Not bundled: native addons, and pg's optional native binding. */
 export const EXTERNAL = ['bcrypt', 'better-sqlite3', '@node-rs/argon2', 'pg-native'];
+
+/** Where chunks go in `outdir` (esbuild's `chunkNames`), Prisma's query compilers too. */
+const CHUNKS = 'chunks';
+
+/**
+ * Prisma's query compiler is WebAssembly, which each generated client imports from a module that
+ * holds it as base64 text (2.2 MB). Once loaded, that module's source and its string stay on the
+ * heap for as long as the process runs (4.4 MB), and the text is needed only once, to compile.
+ * The bundle ships the bytes as a file in chunks/ instead, and the module the client imports
+ * reads them from there: the same `wasm` export, as bytes (the client hands it to Buffer.from,
+ * which copies bytes as they are and decodes only text from base64).
+ */
+function queryCompilerAsFile(outdir: string): Plugin {
+  const namespace = 'query-compiler-file';
+  return {
+    name: namespace,
+    setup(build) {
+      build.onResolve({ filter: /^@prisma\/client\/runtime\/query_compiler_\w+\.(sqlite|postgresql)\.wasm-base64\.mjs$/ }, async (args) => {
+        if (args.pluginData === namespace) return undefined;
+        const resolved = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: namespace });
+        return resolved.errors.length ? { errors: resolved.errors } : { path: resolved.path, namespace };
+      });
+      build.onLoad({ filter: /.*/, namespace }, async (args) => {
+        const { wasm } = (await import(pathToFileURL(args.path).href)) as { wasm: unknown };
+        if (typeof wasm !== 'string') throw new Error(`${args.path} no longer exports its WebAssembly as base64 text: check @prisma/client`);
+        const file = basename(args.path).replace(/\.wasm-base64\.mjs$/, '.wasm');
+        mkdirSync(join(outdir, CHUNKS), { recursive: true });
+        writeFileSync(join(outdir, CHUNKS, file), Buffer.from(wasm, 'base64'));
+        return { contents: `import { readFileSync } from 'node:fs';\nexport const wasm = readFileSync(new URL(${JSON.stringify(`./${file}`)}, import.meta.url));\n`, loader: 'js', resolveDir: ROOT };
+      });
+    },
+  };
+}
 
 /**
  * Bundles into `outdir` (emptied first); `sourcemap`: esbuild's option ('linked' for dist/,
@@ -38,7 +74,8 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
     absWorkingDir: ROOT,
     entryPoints: { server: 'src/server.ts', cli: 'src/cli.ts' },
     outdir,
-    chunkNames: 'chunks/[name]-[hash]',
+    chunkNames: `${CHUNKS}/[name]-[hash]`,
+    plugins: [queryCompilerAsFile(outdir)],
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -55,12 +92,36 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
     metafile: true,
   });
   chmodSync(join(outdir, 'cli.js'), 0o755);
+  // The query compilers' modules find their bytes beside themselves, in chunks/.
+  for (const [file, output] of Object.entries(metafile.outputs)) {
+    if (Object.keys(output.inputs).some((input) => input.startsWith('query-compiler-file:')) && basename(dirname(file)) !== CHUNKS) throw new Error(`${file} holds a query compiler's module, outside ${CHUNKS}/ where its WebAssembly is`);
+  }
+  for (const file of Object.keys(metafile.outputs)) if (file.endsWith('.js')) await keepAscii(join(ROOT, file));
   const outputs = Object.values(metafile.outputs);
   const externalImports = outputs.flatMap((output) => output.imports.filter((i) => i.external).map((i) => i.path));
   const dynamicCommonJs = outputs
     .filter((output) => output.entryPoint?.includes('node_modules/') && output.exports.join() === 'default')
     .map((output) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(output.entryPoint!)![1]!);
   return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort() };
+}
+
+/**
+ * esbuild writes every character past ASCII in strings, regular expressions and names as an
+ * escape (its default `charset: 'ascii'`) but keeps comments as they were written. One character
+ * past Latin-1 in a comment (the Korean messages' notes, a dependency's "—") makes V8 hold that
+ * chunk's whole source text, which it keeps for as long as the process runs, at two bytes a
+ * character: 2 MB more of heap for the two chunks a server loads today. So each such character
+ * becomes "?", one per UTF-16 unit so that columns (and the source maps) stay right, and the
+ * build fails unless the file then differs from esbuild's only in comments (the same code once
+ * both are minified).
+ */
+export async function keepAscii(file: string): Promise<void> {
+  const written = readFileSync(file, 'utf8');
+  const ascii = written.replace(/[^\x00-\x7f]/g, '?');
+  if (ascii === written) return;
+  const code = async (text: string) => (await transform(text, { loader: 'js', minifyWhitespace: true, logLevel: 'silent' })).code;
+  if ((await code(ascii)) !== (await code(written))) throw new Error(`${file}: a character past ASCII outside a comment (esbuild escapes those); the bundle is left as esbuild wrote it`);
+  writeFileSync(file, ascii);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await bundle();

@@ -4,7 +4,7 @@
 // discovery and its HEALTHCHECK command, and stops on SIGTERM with exit 0; nothing the built
 // code imports is a dev dependency; compose.yaml wires Gatehouse to a healthy PostgreSQL 16.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, sep } from 'node:path';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { bundle, EXTERNAL } from '../../esbuild.config.js';
+import { bundle, EXTERNAL, keepAscii } from '../../esbuild.config.js';
 import { TEST_SECRET } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -225,6 +225,36 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
       expect(uses.length, `import('${name}') in src/`).toBeGreaterThan(0);
       for (const [text, before = '', , after = ''] of uses) expect(/\{ default: \w+ \}/.test(before) || /^\.then\(\(\{ default: \w+ \}\)/.test(after), `${text.trim()}: take { default }`).toBe(true);
     }
+  });
+
+  it("writes its code as ASCII, comments too, so that V8 holds each chunk's source at one byte a character", () => {
+    const files = readdirSync(join(work, 'build/dist'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.js'));
+    expect(files.length).toBeGreaterThan(10);
+    // src/http/messages/ko-mail.ts has comments in Korean.
+    expect(readFileSync(join(ROOT, 'src/http/messages/ko-mail.ts'), 'utf8')).toMatch(/[^\x00-\xff]/);
+    for (const name of files) expect(/[^\x00-\x7f]/.exec(readFileSync(join(work, 'build/dist', name), 'utf8'))?.[0], name).toBeUndefined();
+  });
+
+  it("ships Prisma's query compilers as WebAssembly files beside the chunks, not as base64 text a process would keep on its heap", () => {
+    const dist = join(work, 'build/dist');
+    for (const flavour of ['sqlite', 'postgresql']) {
+      const wasm = readFileSync(join(dist, `chunks/query_compiler_small_bg.${flavour}.wasm`));
+      expect(wasm.subarray(0, 4).toString('latin1'), flavour).toBe('\0asm');
+    }
+    const files = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.js'));
+    // "\0asm" in base64, as every WebAssembly module held as base64 text begins.
+    for (const name of files) expect(readFileSync(join(dist, name), 'utf8').includes('"AGFzbQ'), name).toBe(false);
+  });
+
+  it('turns only comments into ASCII, and refuses to touch code that holds a character past ASCII', async () => {
+    const file = join(work, 'ascii-check.js');
+    writeFileSync(file, 'export const a = "\\u2014"; // a note — in Korean: 메일\n/* … */ export const b = 1;\n');
+    await keepAscii(file);
+    expect(readFileSync(file, 'utf8')).toBe('export const a = "\\u2014"; // a note ? in Korean: ??\n/* ? */ export const b = 1;\n');
+    // String.raw keeps what it is given: esbuild cannot escape it, and "?" would change it.
+    writeFileSync(file, 'export const c = String.raw`—`;\n');
+    await expect(keepAscii(file)).rejects.toThrow('a character past ASCII outside a comment');
+    expect(readFileSync(file, 'utf8')).toBe('export const c = String.raw`—`;\n');
   });
 
   it('starts `node dist/server.js` in production mode, answers discovery and the HEALTHCHECK, and exits 0 on SIGTERM', async () => {
