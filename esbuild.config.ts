@@ -117,7 +117,7 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
  */
 export async function keepAscii(file: string): Promise<void> {
   const written = readFileSync(file, 'utf8');
-  const ascii = written.replace(/[^\x00-\x7f]/g, '?');
+  const ascii = written.replace(/[\u0080-\uffff]/g, '?');
   if (ascii === written) return;
   const code = async (text: string) => (await transform(text, { loader: 'js', minifyWhitespace: true, logLevel: 'silent' })).code;
   if ((await code(ascii)) !== (await code(written))) throw new Error(`${file}: a character past ASCII outside a comment (esbuild escapes those); the bundle is left as esbuild wrote it`);
