@@ -235,13 +235,18 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
   const gatehouse = worker ? await createGatehouse({ ...config, database: { ...config.database, autoMigrate: false } }, logger, { backgroundJobs: false }) : await createGatehouse(config, logger);
   if (worker && config.metrics.port !== undefined) reportToClusterPrimary(gatehouse.metrics.registry);
   const listener = await listen(gatehouse.app.handle, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
-  lowerHelperThreads(config.server.helperThreadNice, { onRefused: (error) => logger.warn({ err: error }, 'could not lower the helper threads below the event loop (HELPER_THREAD_NICE)') });
+  lowerHelpers(config, logger);
   logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
   if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
   return shutDown;
+}
+
+/** HELPER_THREAD_NICE for this process's helper threads (thread-priority.ts); returns the function that stops looking for new ones. */
+function lowerHelpers(config: Config, logger: Logger): () => void {
+  return lowerHelperThreads(config.server.helperThreadNice, { onRefused: (error) => logger.warn({ err: error }, 'could not lower the helper threads below the event loop (HELPER_THREAD_NICE)') });
 }
 
 /**
@@ -259,7 +264,7 @@ async function prepareMachine(config: Config, logger: Logger): Promise<() => Pro
     if (config.metrics.port !== undefined) metricsListener = await listenForMetrics(clusterMetrics(), { host: config.metrics.host, port: config.metrics.port }, logger);
     const stopBackgroundJobs = startBackgroundJobs(db, config, logger);
     // The primary's checkpoint thread gives way to the workers' event loops, as theirs would.
-    const stopLowering = lowerHelperThreads(config.server.helperThreadNice, { onRefused: (error) => logger.warn({ err: error }, 'could not lower the helper threads below the event loop (HELPER_THREAD_NICE)') });
+    const stopLowering = lowerHelpers(config, logger);
     if (demo) printDemo(demo);
     return async () => {
       stopLowering();

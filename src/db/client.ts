@@ -127,8 +127,10 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
     handle.pragma('synchronous = NORMAL');
     handle.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
     let checkpoints: Checkpoints | undefined;
-    if (file !== ':memory:' && runCheckpoints) checkpoints = checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
-    else if (file !== ':memory:') checkpointElsewhere(handle);
+    if (file !== ':memory:') {
+      if (runCheckpoints) checkpoints = checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
+      else checkpointElsewhere(handle);
+    }
     const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
     const close = async () => {
       await checkpoints?.stop();

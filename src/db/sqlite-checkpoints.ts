@@ -9,7 +9,8 @@
 //
 // A checkpoint works on the file, whichever connection runs it, so one thread on the machine is
 // enough: the workers of a cluster leave them to their primary's (checkpointElsewhere), each
-// saving a worker thread's isolate (17 MB on Node 20, 24 MB on Node 22).
+// saving a worker thread's isolate (about 11 MB of a Node 22 process's peak: round 19 in
+// test/bench/ROUNDS.md).
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
