@@ -178,6 +178,8 @@ async function main(): Promise<void> {
   if (!authlibSkipped) specs.push({ name: 'authlib', kind: 'authlib', databaseUrl: `file:${join(work, 'authlib.db')}`, env: { SECRETS: BENCH_SECRET, PYTHONDONTWRITEBYTECODE: '1' }, logFile: join(work, 'authlib.log') });
   BASELINES = ALL_BASELINES.filter((name) => name !== 'authlib' || !authlibSkipped);
   let postgres: TestDatabase | undefined;
+  /** The other build's server (--compare), run beside this one's, and with each variant. */
+  const comparedEntry = options.compare && resolve(options.compare, 'dist/server.js');
   for (const database of options.databases) {
     let url = `file:${join(work, 'gatehouse.db')}`;
     if (database === 'postgresql') {
@@ -188,12 +190,12 @@ async function main(): Promise<void> {
     // Beside Authlib's 2 workers: Gatehouse's 2 workers, on the same database as the plain server.
     if (database === 'sqlite' && !authlibSkipped) specs.push({ name: TWO_WORKERS, kind, databaseUrl: url, env: { ...gatehouseEnv, WEB_CONCURRENCY: '2' }, logFile: join(work, 'sqlite-2-workers.log'), sharesDatabase: true });
     // Variants, the build compared with and the 2-worker server share the database (and its data) with the plain server.
-    if (options.compare) specs.push({ name: `${database} compared`, kind: 'gatehouse-dist', entry: resolve(options.compare, 'dist/server.js'), databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}-compared.log`), sharesDatabase: true });
+    if (comparedEntry) specs.push({ name: `${database} compared`, kind: 'gatehouse-dist', entry: comparedEntry, databaseUrl: url, env: gatehouseEnv, logFile: join(work, `${database}-compared.log`), sharesDatabase: true });
     options.variant.forEach((variant, i) => {
       const extra = Object.fromEntries(variant.split(',').map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]));
       specs.push({ name: `${database} ${variant}`, kind, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-variant-${i}.log`), sharesDatabase: true });
       // The build compared with runs each variant too, so that a change is measured in it as well (e.g. WEB_CONCURRENCY=2).
-      if (options.compare) specs.push({ name: `${database} compared ${variant}`, kind: 'gatehouse-dist', entry: resolve(options.compare, 'dist/server.js'), databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-compared-variant-${i}.log`), sharesDatabase: true });
+      if (comparedEntry) specs.push({ name: `${database} compared ${variant}`, kind: 'gatehouse-dist', entry: comparedEntry, databaseUrl: url, env: { ...gatehouseEnv, ...extra }, logFile: join(work, `${database}-compared-variant-${i}.log`), sharesDatabase: true });
     });
   }
   for (const spec of specs) if (spec.kind !== 'authlib') spec.nodeFlags = options['node-flags'];
