@@ -11,7 +11,7 @@
 // enough: the workers of a cluster leave them to their primary's (checkpointElsewhere), each
 // saving a worker thread's isolate (about 11 MB of a Node 22 process's peak: round 19 in
 // test/bench/ROUNDS.md). Should the primary's thread fail, the primary warns, and the workers'
-// commits checkpoint at the backstop's size until it is restarted.
+// commits checkpoint at the backstop's size until Gatehouse is restarted.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Database } from 'better-sqlite3';
