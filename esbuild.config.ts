@@ -14,6 +14,8 @@
 // A CommonJS package imported with import() has only a default export in the bundle (esbuild
 // cannot see its names), while Node's own loader also offers its named exports: take `default`
 // (src/people/mfa.ts, src/cli/context.ts; the container test holds every such import to that).
+// The engine's own code is bundled as it is, but for one rewrite (engineErrorsWhenThrown): an
+// assertion's error is built only when the assertion fails.
 // Two things keep a running process's heap smaller: Prisma's query compilers ship as .wasm files in
 // dist/chunks/ rather than as base64 text (queryCompilerAsFile), and every file is ASCII, comments
 // included (keepAscii), so V8 holds the source at one byte a character.
@@ -62,20 +64,61 @@ function queryCompilerAsFile(outdir: string): Plugin {
   };
 }
 
+/** Where the engine's modules are, and the one form of its assertions engineErrorsWhenThrown rewrites. */
+const ENGINE_MODULE = /[\\/]node_modules[\\/]oidc-provider[\\/]lib[\\/].*\.js$/;
+const ENGINE_ASSERTION = /^(\s*)ctx\.assert\((.+), (new [A-Z]\w*\(.*\))\);$/gm;
+
+/**
+ * The engine checks a few things with Koa's `ctx.assert(value, new SomeError(...))`, which builds
+ * the error before it knows whether it will throw it, and an error captures the stack where it is
+ * made, twice for the engine's errors (its constructor and Error.captureStackTrace), async frames
+ * included. Every /userinfo request makes three such errors it never throws (the access token,
+ * its client and its account found): about a sixth of that request's CPU (README "Performance",
+ * round 20). Each becomes `if (!(value)) throw new SomeError(...)`, which throws the same error in
+ * the same case: Koa's assert, given an error, throws that error and sets its `status` and
+ * `expose` to what the engine's errors already hold. The build fails if an assertion of that kind
+ * is left in a form this does not know.
+ */
+export function rewriteEngineAssertions(source: string, file: string): { contents: string; rewritten: number } {
+  let rewritten = 0;
+  const contents = source.replace(ENGINE_ASSERTION, (_line, indent: string, value: string, error: string) => {
+    rewritten += 1;
+    return `${indent}if (!(${value})) throw ${error};`;
+  });
+  const left = /\bctx\.assert\([^;]*?\bnew [A-Z]\w*\(/s.exec(contents);
+  if (left) throw new Error(`${file}: an assertion that builds its error up front, in a form the build cannot rewrite: ${left[0].replace(/\s+/g, ' ')}`);
+  return { contents, rewritten };
+}
+
+function engineErrorsWhenThrown(rewrites: Map<string, number>): Plugin {
+  return {
+    name: 'engine-errors-when-thrown',
+    setup(build) {
+      build.onLoad({ filter: ENGINE_MODULE }, (args) => {
+        const { contents, rewritten } = rewriteEngineAssertions(readFileSync(args.path, 'utf8'), args.path);
+        if (rewritten) rewrites.set(args.path.slice(args.path.lastIndexOf('oidc-provider')), rewritten);
+        return { contents, loader: 'js' };
+      });
+    },
+  };
+}
+
 /**
  * Bundles into `outdir` (emptied first); `sourcemap`: esbuild's option ('linked' for dist/,
  * 'inline' for tests). Returns what test/server/container.test.ts checks: what the bundle imports
  * from outside itself (Node's built-ins and the packages it leaves to node_modules), and the
- * CommonJS packages it loads with import(), each a chunk with only a default export.
+ * CommonJS packages it loads with import(), each a chunk with only a default export; and how many
+ * of the engine's assertions each of its modules had rewritten (engineErrorsWhenThrown).
  */
-export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[] }> {
+export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[]; engineAssertions: Map<string, number> }> {
   rmSync(outdir, { recursive: true, force: true });
+  const engineAssertions = new Map<string, number>();
   const { metafile } = await build({
     absWorkingDir: ROOT,
     entryPoints: { server: 'src/server.ts', cli: 'src/cli.ts' },
     outdir,
     chunkNames: `${CHUNKS}/[name]-[hash]`,
-    plugins: [queryCompilerAsFile(outdir)],
+    plugins: [queryCompilerAsFile(outdir), engineErrorsWhenThrown(engineAssertions)],
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -102,7 +145,7 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
   const dynamicCommonJs = outputs
     .filter((output) => output.entryPoint?.includes('node_modules/') && output.exports.join() === 'default')
     .map((output) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(output.entryPoint!)![1]!);
-  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort() };
+  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort(), engineAssertions };
 }
 
 /**

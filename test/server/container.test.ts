@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { bundle, EXTERNAL, keepAscii } from '../../esbuild.config.js';
+import { bundle, EXTERNAL, keepAscii, rewriteEngineAssertions } from '../../esbuild.config.js';
 import { TEST_SECRET } from '../helpers/gatehouse.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -257,6 +257,24 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(readFileSync(file, 'utf8')).toBe('export const c = String.raw`—`;\n');
   });
 
+  it("builds the engine's assertion errors only when an assertion fails, in the form the engine throws them", () => {
+    // Every /userinfo request asserts these three (access token, client and account found).
+    expect(bundled.engineAssertions.get('oidc-provider/lib/shared/access_token.js')).toBe(3);
+    const files = readdirSync(join(work, 'build/dist'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.js'));
+    const engine = files.map((name) => readFileSync(join(work, 'build/dist', name), 'utf8')).find((text) => text.includes('associated account not found'));
+    expect(engine).toMatch(/if \(!account\d*\) throw new InvalidToken\("associated account not found"\);/);
+    expect(engine).not.toMatch(/ctx\.assert\(/);
+
+    const { contents, rewritten } = rewriteEngineAssertions(
+      "  ctx.assert(ctx.oidc.body.client_id === client.clientId, new InvalidRequest('the client\\'s id (a, b)'));\n  ctx.assert(ok, 400);\n",
+      'engine.js',
+    );
+    expect(rewritten).toBe(1);
+    expect(contents).toBe("  if (!(ctx.oidc.body.client_id === client.clientId)) throw new InvalidRequest('the client\\'s id (a, b)');\n  ctx.assert(ok, 400);\n");
+    // An assertion spread over lines is a form it does not know: the build stops rather than leave it.
+    expect(() => rewriteEngineAssertions("ctx.assert(found,\n  new InvalidToken('gone'));\n", 'engine.js')).toThrow('engine.js: an assertion that builds its error up front');
+  });
+
   it('starts `node dist/server.js` in production mode, answers discovery and the HEALTHCHECK, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const imageEnv: Record<string, string> = Object.fromEntries(
@@ -303,6 +321,10 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(discovery).toMatchObject({ issuer: 'https://id.example.test' });
     expect(discovery?.token_endpoint).toMatch(/^https:\/\//);
     expect(output).toMatch(/applied database migrations/);
+    // The engine's rewritten assertion (above) refuses an unknown access token as the engine does.
+    const userinfo = await fetch(`http://127.0.0.1:${port}/userinfo`, { headers: { authorization: 'Bearer not-a-token', 'X-Forwarded-Proto': 'https' } });
+    expect(userinfo.status).toBe(401);
+    expect(userinfo.headers.get('www-authenticate')).toMatch(/^Bearer .*error="invalid_token"/);
 
     // The image's HEALTHCHECK command, run as Docker would (exec form) with the container's env.
     const [healthKind, ...health] = JSON.parse(/\bCMD\s+(\[.*\])\s*$/s.exec(runtime.instructions.find((i) => i.keyword === 'HEALTHCHECK')!.args)![1]!) as string[];
