@@ -1,8 +1,9 @@
-// WEB_CONCURRENCY=2 with the real process (src/server.ts compiled, test/helpers/compiled.ts): the primary applies
-// the migrations and starts two workers on one port; a sign-in whose requests land on both
-// workers works; the primary runs SQLite's checkpoints for the workers; a worker that dies is restarted; SIGTERM stops everything with exit 0 and
-// leaves no process behind; workers that cannot start make the primary give up with exit 1; an
-// old configuration file key is logged once, by the primary.
+// WEB_CONCURRENCY=2 with the real process (src/server.ts compiled, test/helpers/compiled.ts): the
+// primary applies the migrations and starts two workers on one port; a sign-in whose requests
+// land on both workers works; the primary runs SQLite's checkpoints for the workers; a worker
+// that dies is restarted; SIGTERM stops everything with exit 0 and leaves no process behind;
+// workers that cannot start make the primary give up with exit 1; an old configuration file key
+// is logged once, by the primary.
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
