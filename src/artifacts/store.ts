@@ -2,7 +2,9 @@
 // (model, id). Expiry is compared against a `now` the caller passes, so tests can control time.
 // The statements the engine runs on every token and userinfo request (save, find, consume,
 // destroy) are written in SQL (dialect.ts) and run, kept prepared, on the driver
-// (db/executor.ts); the rest use Prisma's query builder.
+// (db/executor.ts); the rest use Prisma's query builder. While the engine serves a request whose
+// answer waits for its writes, save and destroy are kept until that answer (db/deferred-writes.ts),
+// and every other call first commits what the request kept.
 //
 // findWithBindings also reads the token's person (its accountId's User row), for the engine's
 // findAccount right after; the row's columns and mapping are the people store's own, kept in
@@ -90,6 +92,11 @@ export function createArtifactStore(db: DbHandle) {
   const { prisma } = db;
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
+  // Saves and deletes by id may be kept for the request's answer; everything else first runs what
+  // the request kept (`await kept()`), so that a request always sees its own writes.
+  const { deferred } = db;
+  const write = (run: () => Promise<unknown>) => (deferred ? deferred.write(run) : run());
+  const kept = () => deferred?.flush();
   const statement = (name: string, text: string) => ({ name: `artifact_${name}`, text: dialect.sql(text) });
   const statements = {
     // One statement whether the row is new or not; no read after the write.
@@ -133,24 +140,17 @@ export function createArtifactStore(db: DbHandle) {
   };
 
   return {
+    /** Kept until the answer while the engine serves a request whose answer waits for its writes (db/deferred-writes.ts). */
     async save(model: string, id: string, payload: Payload, lookups: ArtifactLookups, expiresAt: Date | null): Promise<void> {
       const { grantId, uid, userCode, accountId, clientId } = lookups;
-      await sql.changes(statements.save, [
-        model,
-        id,
-        JSON.stringify(payload),
-        grantId,
-        uid,
-        userCode,
-        accountId,
-        clientId,
-        expiresAt && dialect.time(expiresAt),
-        dialect.time(new Date()),
-      ]);
+      // The row as it is now: the engine may change its object after this call.
+      const args = [model, id, JSON.stringify(payload), grantId, uid, userCode, accountId, clientId, expiresAt && dialect.time(expiresAt), dialect.time(new Date())];
+      await write(() => sql.changes(statements.save, args));
     },
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(id)) return null;
+      await kept();
       const [row] = await sql.rows<RawArtifact>(statements.find, [model, id, dialect.time(now)]);
       return toRow(row);
     },
@@ -158,6 +158,7 @@ export function createArtifactStore(db: DbHandle) {
     /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid), its grant and its person. */
     async findWithBindings(model: string, id: string, now: Date): Promise<BoundArtifact | null> {
       if (hasNul(id)) return null;
+      await kept();
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
       if (!raw) return null;
@@ -166,6 +167,7 @@ export function createArtifactStore(db: DbHandle) {
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
+      await kept();
       const [row] = await sql.rows<RawArtifact>(field === 'uid' ? statements.findByUid : statements.findByUserCode, [model, value, dialect.time(now)]);
       return toRow(row);
     },
@@ -173,22 +175,26 @@ export function createArtifactStore(db: DbHandle) {
     /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
     async consume(model: string, id: string, now: Date): Promise<boolean> {
       if (hasNul(id)) return false;
+      await kept();
       const count = await sql.changes(statements.consume, [dialect.time(now), model, id, dialect.time(now)]);
       return count === 1;
     },
 
     async grantIdOf(model: string, id: string): Promise<string | null> {
       if (hasNul(id)) return null;
+      await kept();
       const [row] = await sql.rows<{ grantId: string | null }>(statements.grantIdOf, [model, id]);
       return row?.grantId ?? null;
     },
 
+    /** Kept until the answer, as save() is. */
     async destroy(model: string, id: string): Promise<void> {
       if (hasNul(id)) return;
-      await sql.changes(statements.destroy, [model, id]);
+      await write(() => sql.changes(statements.destroy, [model, id]));
     },
 
     async destroyByGrantId(grantId: string, model?: string): Promise<number> {
+      await kept();
       const { count } = await prisma.oidcArtifact.deleteMany({ where: model ? { model, grantId } : { grantId } });
       return count;
     },
@@ -196,13 +202,15 @@ export function createArtifactStore(db: DbHandle) {
     /** The newest live grant an account gave a client (its id and row, as find reads it), to remember consent across sessions. */
     async latestGrant(accountId: string, clientId: string, now: Date): Promise<{ id: string; row: ArtifactRow } | null> {
       if (hasNul(accountId) || hasNul(clientId)) return null;
+      await kept();
       const [raw] = await sql.rows<RawArtifact & { id: string }>(statements.latestGrant, [accountId, clientId, dialect.time(now)]);
       return raw ? { id: raw.id, row: toRow(raw) as ArtifactRow } : null;
     },
 
     /** An account's live artifacts of one model (its grants, its sessions), oldest first. */
-    listByAccount(model: string, accountId: string, now: Date) {
-      if (hasNul(accountId)) return Promise.resolve([]);
+    async listByAccount(model: string, accountId: string, now: Date) {
+      if (hasNul(accountId)) return [];
+      await kept();
       return prisma.oidcArtifact.findMany({
         where: { model, accountId, ...live(now) },
         orderBy: { createdAt: 'asc' },
@@ -212,6 +220,7 @@ export function createArtifactStore(db: DbHandle) {
 
     /** Deletes an account's artifacts of one model, except the ids given; returns how many. */
     async destroyByAccount(model: string, accountId: string, except: readonly string[] = []): Promise<number> {
+      await kept();
       const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, accountId, id: { notIn: [...except] } } });
       return count;
     },
@@ -219,6 +228,7 @@ export function createArtifactStore(db: DbHandle) {
     /** Deletes every artifact issued to a client (its grants, codes, tokens, registration token); returns how many. */
     async destroyByClient(clientId: string): Promise<number> {
       if (hasNul(clientId)) return 0;
+      await kept();
       const { count } = await prisma.oidcArtifact.deleteMany({ where: { clientId } });
       return count;
     },
@@ -226,6 +236,7 @@ export function createArtifactStore(db: DbHandle) {
     /** Deletes an account's artifact of one model found by its uid (a session); false when there is none. */
     async destroyByUid(model: string, uid: string, accountId: string): Promise<boolean> {
       if (hasNul(uid) || hasNul(accountId)) return false;
+      await kept();
       const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, uid, accountId } });
       return count > 0;
     },

@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import type { Config, DatabaseFlavour } from '../config/index.js';
 import type { Database } from 'better-sqlite3';
 import type { PrismaClient as SqliteClient } from '../generated/sqlite/client.js';
+import { deferredWrites, type DeferredWrites } from './deferred-writes.js';
 import { sqliteExecutor, type Executor } from './executor.js';
 import { pgExecutor } from './pg-executor.js';
 import { checkpointElsewhere, checkpointInBackground, type Checkpoints } from './sqlite-checkpoints.js';
@@ -21,6 +22,8 @@ export interface Db {
   readonly url: string;
   /** Runs the hot statements on the driver connection below the client (executor.ts). */
   readonly executor: Executor;
+  /** Writes a request keeps until its answer, through the executor (deferred-writes.ts). */
+  readonly deferred: DeferredWrites;
   /**
    * Counts writes to the Client table made through this Db (bumped when each starts and when it
    * ends): an in-process cache of clients that remembers this number with each entry knows an
@@ -37,7 +40,7 @@ export interface Db {
  * and the dialect its hand-written SQL needs. A Db is one; so is `{ prisma: tx, flavour }`, whose
  * hot statements then go through the transaction's client (executor.ts, executorOf).
  */
-export type DbHandle = Pick<Db, 'prisma' | 'flavour'> & Partial<Pick<Db, 'executor'>>;
+export type DbHandle = Pick<Db, 'prisma' | 'flavour'> & Partial<Pick<Db, 'executor' | 'deferred'>>;
 
 export type DbConfig = Pick<Config['database'], 'url' | 'flavour'> & Partial<Pick<Config['database'], 'poolSize' | 'preparedStatements'>>;
 
@@ -136,7 +139,8 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
       await checkpoints?.stop();
       await base.$disconnect();
     };
-    return { prisma, flavour: 'sqlite', url: database.url, executor: sqliteExecutor(handle, { prepared }), clientWrites, resourceWrites, close };
+    const executor = sqliteExecutor(handle, { prepared });
+    return { prisma, flavour: 'sqlite', url: database.url, executor, deferred: deferredWrites(executor), clientWrites, resourceWrites, close };
   }
   const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
   // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.
@@ -150,5 +154,5 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
     await executor.end();
     await base.$disconnect();
   };
-  return { prisma, flavour: 'postgresql', url: database.url, executor, clientWrites, resourceWrites, close };
+  return { prisma, flavour: 'postgresql', url: database.url, executor, deferred: deferredWrites(executor), clientWrites, resourceWrites, close };
 }

@@ -28,6 +28,8 @@ export interface Executor {
   rows<T>(statement: Statement, args: readonly unknown[]): Promise<T[]>;
   /** How many rows an INSERT, UPDATE or DELETE changed. */
   changes(statement: Statement, args: readonly unknown[]): Promise<number>;
+  /** Whether writes started in one turn commit together, in the order they were started (deferred-writes.ts relies on it). */
+  readonly groupsWrites?: boolean;
 }
 
 /** The executor a store uses: the database's own, or a transaction's through its client. */
@@ -196,5 +198,6 @@ export function sqliteExecutor(handle: Database, { prepared }: { prepared: boole
     changes(statement, args) {
       return queued<number>(statement, args, false);
     },
+    groupsWrites: true,
   };
 }

@@ -292,6 +292,10 @@ export function pgExecutor(
     async changes(statement, args) {
       return (await query(statement, args)).rowCount ?? 0;
     },
+    // Pipelined, a turn's writes go as one group on one connection; through the pool (and once ended), each on its own.
+    get groupsWrites() {
+      return !!writes && !ended;
+    },
     async end() {
       ended = true;
       await Promise.all([reads?.flush(), writes?.flush()]);

@@ -24,6 +24,7 @@ import type { Clock } from './adapter.js';
 import { ALLOWED_GROUPS } from '../groups/claims.js';
 import { REQUIRE_MFA_METADATA } from './provider.js';
 import { ADMIN_SCOPE, refuseAdminScope, refuseUnregisteredAdminScope, scopeOfRequestObject } from './admin-access.js';
+import { answerAfterWrites } from './answer-after-writes.js';
 import { deliverBackchannelLogoutsThroughOutbox } from './backchannel-logout.js';
 import { enforceDevicePollingInterval, limitUserCodeGuesses, recoverDeviceFormWithoutSession } from './device-flow.js';
 import { renderFormPostPages } from './form-post.js';
@@ -182,6 +183,8 @@ export function installEngineHooks(provider: Provider, { config, db, logger, aud
     features.deviceFlow && enforceDevicePollingInterval(),
     features.deviceFlow && recoverDeviceFormWithoutSession(renderPage),
     engineAudit.awaitAuditEvents,
+    // Inside the audit's hook: the kept writes start in the same turn as the request's audit events, and join their group commit.
+    answerAfterWrites(db.deferred, logger, renderPage),
     clientAuthLimit.countClientAuthFailures,
     observer?.nameEngineRoute,
     handBackUnmatchedRequests,
