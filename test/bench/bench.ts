@@ -24,7 +24,7 @@ import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { BENCH_SECRET, seedBenchData } from './fixtures.js';
 import { describeDrift, workloadMs } from './machine-speed.js';
-import { SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
+import { FLOW_SCENARIOS, SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
 import { startServer, type RunningServer, type ServerSpec } from './servers.js';
 import { authlibMissing, seedAuthlib } from './authlib.js';
 
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
           runs[i]!.push({ ...result, cpuPerRequestMs: perRequest(server.cpuMs() - cpuBefore), mainThreadCpuPerRequestMs: mainBefore === undefined || mainAfter === undefined ? undefined : perRequest(mainAfter - mainBefore) });
         }
       }
-      const report: ScenarioReport = { scenario, title: SCENARIO_TITLES[scenario], unit: scenario === 'code-flow' ? 'flows/s' : 'req/s', servers: {} };
+      const report: ScenarioReport = { scenario, title: SCENARIO_TITLES[scenario], unit: FLOW_SCENARIOS.includes(scenario) ? 'flows/s' : 'req/s', servers: {} };
       const rates = runs.map((mine) => median(mine.map((r) => r.rate)));
       const cpus = runs.map((mine) => median(mine.map((r) => r.cpuPerRequestMs ?? NaN)));
       const baselines = BASELINES.map((name) => servers.findIndex((s) => s.report.name === name));
@@ -317,13 +317,17 @@ function printServers(reports: ServerReport[]): void {
   console.log(`\nservers\n${table(rows)}`);
 }
 
-/** Issue 18's targets, each met or missed, from this run's figures (throughput against the bare engine). */
+/**
+ * Issue 18's targets, each met or missed, from this run's figures (throughput against the bare
+ * engine). The issue's code flow is an authorization with a session plus the code exchange
+ * (session-flow); the flow with a sign-in each time (code-flow) is held to the same figures.
+ */
 const TARGETS: Record<string, Partial<Record<ScenarioName, number>>> = {
-  sqlite: { discovery: 0.5, jwks: 0.5, 'cc-opaque': 0.4, 'cc-jwt': 0.4, userinfo: 0.45, refresh: 0.35, 'code-flow': 0.55 },
-  postgresql: { 'cc-opaque': 0.3, 'cc-jwt': 0.3, userinfo: 0.3, refresh: 0.3, 'code-flow': 0.4 },
+  sqlite: { discovery: 0.5, jwks: 0.5, 'cc-opaque': 0.4, 'cc-jwt': 0.4, userinfo: 0.45, refresh: 0.35, 'code-flow': 0.55, 'session-flow': 0.55 },
+  postgresql: { 'cc-opaque': 0.3, 'cc-jwt': 0.3, userinfo: 0.3, refresh: 0.3, 'code-flow': 0.4, 'session-flow': 0.4 },
 };
-/** Gatehouse on 2 workers against Flask + Authlib on 2: ahead everywhere, and by this much on tokens, userinfo and the code flow. */
-const AHEAD_OF_AUTHLIB: Partial<Record<ScenarioName, number>> = { 'cc-opaque': 1.5, 'cc-jwt': 1.5, userinfo: 1.5, 'code-flow': 1.5 };
+/** Gatehouse on 2 workers against Flask + Authlib on 2: ahead everywhere, and by this much on tokens, userinfo and the code flows. */
+const AHEAD_OF_AUTHLIB: Partial<Record<ScenarioName, number>> = { 'cc-opaque': 1.5, 'cc-jwt': 1.5, userinfo: 1.5, 'code-flow': 1.5, 'session-flow': 1.5 };
 
 function checkTargets(scenarios: ScenarioReport[], servers: ServerReport[], connections: number) {
   const results: { target: string; value: string; met: boolean }[] = [];

@@ -6,7 +6,7 @@ import { Browser, completeSignIn } from '../helpers/browser.js';
 import { authorizationUrl, basicAuth, redeemCode } from '../helpers/code-flow.js';
 import { MACHINE_CLIENT, JWT_API, OPAQUE_API, PASSWORD, WEB_CLIENT, userEmail } from './fixtures.js';
 
-export const SCENARIOS = ['discovery', 'jwks', 'cc-opaque', 'cc-jwt', 'userinfo', 'refresh', 'code-flow'] as const;
+export const SCENARIOS = ['discovery', 'jwks', 'cc-opaque', 'cc-jwt', 'userinfo', 'refresh', 'code-flow', 'session-flow'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export const SCENARIO_TITLES: Record<ScenarioName, string> = {
@@ -17,7 +17,11 @@ export const SCENARIO_TITLES: Record<ScenarioName, string> = {
   userinfo: 'GET /userinfo with a bearer token',
   refresh: 'POST /token refresh_token (rotating)',
   'code-flow': 'authorization code flow with PKCE: /authorize → sign-in → /token (flows/s)',
+  'session-flow': 'authorization code flow with PKCE, already signed in: /authorize → /token (flows/s)',
 };
+
+/** The scenarios whose rate counts whole flows, not requests. */
+export const FLOW_SCENARIOS: readonly ScenarioName[] = ['code-flow', 'session-flow'];
 
 export interface RunResult {
   /** Requests (or flows) per second. */
@@ -45,9 +49,11 @@ interface TokenSet {
   refresh_token?: string;
 }
 
-/** One whole sign-in: authorize with PKCE, the pages, the code exchange. Returns the tokens. */
-export async function signIn(url: string, user: number, { scope, consent }: { scope: string; consent: boolean }): Promise<TokenSet> {
-  const browser = new Browser(url);
+/**
+ * One whole authorization: authorize with PKCE, whatever pages appear (none when `browser`
+ * already holds a session and consent was given), the code exchange. Returns the tokens.
+ */
+export async function signIn(url: string, user: number, { scope, consent }: { scope: string; consent: boolean }, browser = new Browser(url)): Promise<TokenSet> {
   const { url: authorize, verifier } = authorizationUrl(url, WEB_CLIENT, { scope, prompt: consent ? 'consent' : undefined });
   const back = await completeSignIn(browser, await browser.visit(authorize.href), { email: userEmail(user), password: PASSWORD });
   const code = back.searchParams.get('code');
@@ -55,6 +61,16 @@ export async function signIn(url: string, user: number, { scope, consent }: { sc
   const { status, body } = await redeemCode(url, WEB_CLIENT, code, verifier);
   if (status !== 200) throw new Error(`code exchange answered ${status}: ${JSON.stringify(body)}`);
   return body;
+}
+
+/** An authorization that must need no page: `browser` is signed in and consent was given. */
+async function authorizeSignedIn(url: string, browser: Browser): Promise<void> {
+  const { url: authorize, verifier } = authorizationUrl(url, WEB_CLIENT, { scope: 'openid email', prompt: undefined });
+  const back = (await browser.visit(authorize.href)).redirectedTo;
+  const code = back?.searchParams.get('code');
+  if (!code) throw new Error(`a signed-in authorization showed a page or no code (${back?.href ?? 'no redirect'})`);
+  const { status, body } = await redeemCode(url, WEB_CLIENT, code, verifier);
+  if (status !== 200) throw new Error(`code exchange answered ${status}: ${JSON.stringify(body)}`);
 }
 
 function fromAutocannon(result: autocannon.Result): RunResult {
@@ -146,15 +162,32 @@ export async function prepareScenario(name: ScenarioName, url: string, users: nu
     case 'code-flow': {
       // Consent was given once (prompt=consent); the measured flows show the sign-in page only.
       for (let i = 0; i < users; i++) await signIn(url, i, { scope: 'openid email', consent: true });
-      return { run: (o) => runFlows(url, o) };
+      return { run: (o) => runFlows(o, (worker) => signIn(url, worker, { scope: 'openid email', consent: false })) };
+    }
+    case 'session-flow': {
+      // Each connection is one person's browser, signed in (and consent given) before the runs;
+      // the measured flows are the authorization request, answered at once with a code, and
+      // the code exchange.
+      const browsers: Browser[] = [];
+      const signInBrowsers = async (count: number) => {
+        while (browsers.length < count) {
+          const browser = new Browser(url);
+          await signIn(url, browsers.length % users, { scope: 'openid email', consent: true }, browser);
+          browsers.push(browser);
+        }
+      };
+      return {
+        beforeRun: (o) => signInBrowsers(o.connections),
+        run: (o) => runFlows(o, (worker) => authorizeSignedIn(url, browsers[worker] as Browser)),
+      };
     }
   }
 }
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? (sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number) : NaN);
 
-/** `connections` workers, each signing its own person in again and again until the time is up. */
-async function runFlows(url: string, { connections, durationSeconds }: RunOptions): Promise<RunResult> {
+/** `connections` workers, each running `flow` for its own person again and again until the time is up. */
+async function runFlows({ connections, durationSeconds }: RunOptions, flow: (worker: number) => Promise<unknown>): Promise<RunResult> {
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
@@ -164,7 +197,7 @@ async function runFlows(url: string, { connections, durationSeconds }: RunOption
       while (performance.now() < deadline) {
         const t0 = performance.now();
         try {
-          await signIn(url, worker, { scope: 'openid email', consent: false });
+          await flow(worker);
           latencies.push(performance.now() - t0);
         } catch {
           errors++;
