@@ -56,21 +56,22 @@ interface TokenSet {
 export async function signIn(url: string, user: number, { scope, consent }: { scope: string; consent: boolean }, browser = new Browser(url)): Promise<TokenSet> {
   const { url: authorize, verifier } = authorizationUrl(url, WEB_CLIENT, { scope, prompt: consent ? 'consent' : undefined });
   const back = await completeSignIn(browser, await browser.visit(authorize.href), { email: userEmail(user), password: PASSWORD });
-  const code = back.searchParams.get('code');
-  if (!code) throw new Error(`no code in the redirect: ${back.href}`);
-  const { status, body } = await redeemCode(url, WEB_CLIENT, code, verifier);
-  if (status !== 200) throw new Error(`code exchange answered ${status}: ${JSON.stringify(body)}`);
-  return body;
+  return exchangeCode(url, back, verifier);
 }
 
 /** An authorization that must need no page: `browser` is signed in and consent was given. */
 async function authorizeSignedIn(url: string, browser: Browser): Promise<void> {
   const { url: authorize, verifier } = authorizationUrl(url, WEB_CLIENT, { scope: 'openid email', prompt: undefined });
-  const back = (await browser.visit(authorize.href)).redirectedTo;
+  await exchangeCode(url, (await browser.visit(authorize.href)).redirectedTo, verifier);
+}
+
+/** The app's part: the code from where the browser was sent back, redeemed with the PKCE verifier. */
+async function exchangeCode(url: string, back: URL | undefined, verifier: string): Promise<TokenSet> {
   const code = back?.searchParams.get('code');
-  if (!code) throw new Error(`a signed-in authorization showed a page or no code (${back?.href ?? 'no redirect'})`);
+  if (!code) throw new Error(`no code in the redirect: ${back?.href ?? 'a page instead of a redirect'}`);
   const { status, body } = await redeemCode(url, WEB_CLIENT, code, verifier);
   if (status !== 200) throw new Error(`code exchange answered ${status}: ${JSON.stringify(body)}`);
+  return body;
 }
 
 function fromAutocannon(result: autocannon.Result): RunResult {
