@@ -108,6 +108,9 @@ const ignorePatterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
   .filter((line) => line && !line.startsWith('#'));
 const contextCopies = dockerfile.flatMap((stage) => stage.instructions.filter((i) => i.keyword === 'COPY').map((i) => parseCopy(i.args))).filter((copy) => !copy.from);
 
+/** The runtime stage's environment (`ENV NAME=value …`), name → value. */
+const runtimeEnv = new Map(runtime.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!] as const)));
+
 describe('Dockerfile', () => {
   it('copies only paths that exist in the repository', () => {
     const sources = contextCopies.flatMap((copy) => copy.sources);
@@ -126,6 +129,26 @@ describe('Dockerfile', () => {
     // …while what must be made inside the image, or never leave the host, stays out.
     for (const path of ['node_modules/express/package.json', 'dist/server.js', 'src/generated/sqlite/client.ts', '.env', 'data/gatehouse.db', '.git/HEAD']) {
       expect(dockerIgnored(ignorePatterns, path), path).toBe(true);
+    }
+  });
+
+  it("gives `npm run start:dist` the image's heap limit and malloc arenas, which NODE_OPTIONS and MALLOC_ARENA_MAX override as they do there", () => {
+    const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start:dist']!;
+    expect(script).toMatch(/(^| )(exec )?node dist\/server\.js$/);
+    const imageHeapMb = /--max-old-space-size=(\d+)/.exec(runtimeEnv.get('NODE_OPTIONS') ?? '')?.[1];
+    expect(imageHeapMb).toBeDefined();
+    // The script as npm runs it (sh -c), a probe in the server's place reporting what it was started with.
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-start-dist-'));
+    const probe = join(dir, 'probe.cjs');
+    writeFileSync(probe, "process.stdout.write(JSON.stringify({ heapLimit: require('node:v8').getHeapStatistics().heap_size_limit, arenas: process.env.MALLOC_ARENA_MAX }))");
+    const { NODE_OPTIONS: _options, MALLOC_ARENA_MAX: _arenas, ...unset } = process.env;
+    const started = (env: Record<string, string>) => JSON.parse(execFileSync('sh', ['-c', script.replace('dist/server.js', `'${probe}'`)], { env: { ...unset, ...env }, encoding: 'utf8' })) as unknown;
+    const heapLimitAt = (mb: string) => Number(execFileSync('node', [`--max-old-space-size=${mb}`, '-p', "require('node:v8').getHeapStatistics().heap_size_limit"], { env: unset, encoding: 'utf8' }));
+    try {
+      expect(started({})).toStrictEqual({ heapLimit: heapLimitAt(imageHeapMb!), arenas: runtimeEnv.get('MALLOC_ARENA_MAX') });
+      expect(started({ NODE_OPTIONS: '--max-old-space-size=256', MALLOC_ARENA_MAX: '4' })).toStrictEqual({ heapLimit: heapLimitAt('256'), arenas: '4' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
