@@ -34,6 +34,12 @@ const ALL_BASELINES = ['bare', 'baseline', 'authlib'] as const;
 let BASELINES: readonly string[] = ALL_BASELINES;
 /** Gatehouse on SQLite with WEB_CONCURRENCY=2, run beside the Authlib baseline. */
 const TWO_WORKERS = 'sqlite 2 workers';
+/**
+ * The young generation the Dockerfile pins (Node 20's and 22's default): Node 24's default is
+ * twice that, and beside the 128 MB heap limit it ran a full collection every 40 ms (README
+ * "Performance").
+ */
+const IMAGE_YOUNG_GENERATION = '--max-semi-space-size=16';
 const list = <T extends string>(allowed: readonly T[], name: string) =>
   z
     .string()
@@ -81,12 +87,13 @@ const USAGE = `npm run bench -- [options]
   --json <file>         where the results go as JSON (tmp/bench/latest.json)
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
   --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
-  --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default)
+  --heap <MB>           Gatehouse's --max-old-space-size, as the Dockerfile sets it (128; 0: Node's default),
+                        with the Dockerfile's young generation (${IMAGE_YOUNG_GENERATION}) unless 0
   --node-flags="<flags>"
                         Node or V8 flags for every Node server here (both baselines and Gatehouse), e.g.
                         "--trace-gc" (in each server's log; the logs are then kept) or
                         "--max-semi-space-size=8"; NODE_OPTIONS refuses some flags, and
-                        --variant NODE_OPTIONS=... would replace the heap limit
+                        --variant NODE_OPTIONS=... would replace the heap limit and young generation
   --compare <dir>       also run Gatehouse compiled in <dir>/dist (another build, e.g. of main) on each
                         database, as "<database> compared", for same-run before/after figures
   --skip-authlib        leave out Flask + Authlib and Gatehouse with WEB_CONCURRENCY=2 (both run by default)
@@ -164,10 +171,10 @@ async function main(): Promise<void> {
     BCRYPT_COST: String(options['bcrypt-cost']),
     LOG_LEVEL: options['log-level'],
   };
-  // Gatehouse runs as it ships (Dockerfile): compiled, with the same heap limit and malloc arenas.
+  // Gatehouse runs as it ships (Dockerfile): compiled, with the same heap limit, young generation and malloc arenas.
   // The baseline keeps Node's defaults (its in-memory adapter holds every token it issues).
   const imageEnv = { ...env, MALLOC_ARENA_MAX: '2' };
-  const gatehouseEnv = options.heap ? { ...imageEnv, NODE_OPTIONS: `--max-old-space-size=${options.heap}` } : imageEnv;
+  const gatehouseEnv = options.heap ? { ...imageEnv, NODE_OPTIONS: `--max-old-space-size=${options.heap} ${IMAGE_YOUNG_GENERATION}` } : imageEnv;
   const kind = options.source ? 'gatehouse' : 'gatehouse-dist';
   const users = options.connections;
   const specs: ServerSpec[] = [
@@ -209,7 +216,7 @@ async function main(): Promise<void> {
   try {
     console.log(`Gatehouse benchmark, ${new Date().toISOString()}: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${Math.round(mb(totalmem()))} MB, Node ${process.version}`);
     console.log(
-      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}${options['node-flags'].length ? `; Node flags ${options['node-flags'].join(' ')}` : ''}; logs in ${work}`,
+      `${options.connections} connections, ${options.runs} runs of ${options.duration} s after ${options.warmup} s warm-up; bcrypt cost ${options['bcrypt-cost']}; LOG_LEVEL=${options['log-level']}; Gatehouse ${options.source ? 'from src/ under tsx' : 'from dist/ (node)'}${options.heap ? ` with --max-old-space-size=${options.heap} ${IMAGE_YOUNG_GENERATION}` : ''}, MALLOC_ARENA_MAX=${imageEnv.MALLOC_ARENA_MAX}${options['node-flags'].length ? `; Node flags ${options['node-flags'].join(' ')}` : ''}; logs in ${work}`,
     );
     if (authlibSkipped) console.log(`Flask + Authlib baseline and Gatehouse on 2 workers skipped: ${authlibSkipped}`);
     // Before anything of ours runs; read again at the end (machine-speed.ts).

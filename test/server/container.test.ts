@@ -109,7 +109,7 @@ const ignorePatterns = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
 const contextCopies = dockerfile.flatMap((stage) => stage.instructions.filter((i) => i.keyword === 'COPY').map((i) => parseCopy(i.args))).filter((copy) => !copy.from);
 
 /** The runtime stage's environment (`ENV NAME=value …`), name → value. */
-const runtimeEnv = new Map(runtime.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!] as const)));
+const runtimeEnv = new Map(runtime.instructions.filter((i) => i.keyword === 'ENV').flatMap((i) => [...i.args.matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)].map((m) => [m[1]!, m[2] ?? m[3]!] as const)));
 
 describe('Dockerfile', () => {
   it('copies only paths that exist in the repository', () => {
@@ -132,21 +132,25 @@ describe('Dockerfile', () => {
     }
   });
 
-  it("gives `npm run start:dist` the image's heap limit and malloc arenas, which NODE_OPTIONS and MALLOC_ARENA_MAX override as they do there", () => {
+  it("gives `npm run start:dist` the image's Node options (heap limit, young generation) and malloc arenas, which NODE_OPTIONS and MALLOC_ARENA_MAX override as they do there", () => {
     const script = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start:dist']!;
     expect(script).toMatch(/(^| )(exec )?node dist\/server\.js$/);
-    const imageHeapMb = /--max-old-space-size=(\d+)/.exec(runtimeEnv.get('NODE_OPTIONS') ?? '')?.[1];
-    expect(imageHeapMb).toBeDefined();
+    const imageOptions = runtimeEnv.get('NODE_OPTIONS')?.split(' ') ?? [];
+    expect(imageOptions).toContainEqual(expect.stringMatching(/^--max-old-space-size=\d+$/));
+    expect(imageOptions).toContainEqual(expect.stringMatching(/^--max-semi-space-size=\d+$/));
     // The script as npm runs it (sh -c), a probe in the server's place reporting what it was started with.
     const dir = mkdtempSync(join(tmpdir(), 'gatehouse-start-dist-'));
     const probe = join(dir, 'probe.cjs');
-    writeFileSync(probe, "process.stdout.write(JSON.stringify({ heapLimit: require('node:v8').getHeapStatistics().heap_size_limit, arenas: process.env.MALLOC_ARENA_MAX }))");
+    writeFileSync(probe, "process.stdout.write(JSON.stringify({ options: process.env.NODE_OPTIONS.split(' ').filter(Boolean), heapLimit: require('node:v8').getHeapStatistics().heap_size_limit, arenas: process.env.MALLOC_ARENA_MAX }))");
     const { NODE_OPTIONS: _options, MALLOC_ARENA_MAX: _arenas, ...unset } = process.env;
     const started = (env: Record<string, string>) => JSON.parse(execFileSync('sh', ['-c', script.replace('dist/server.js', `'${probe}'`)], { env: { ...unset, ...env }, encoding: 'utf8' })) as unknown;
-    const heapLimitAt = (mb: string) => Number(execFileSync('node', [`--max-old-space-size=${mb}`, '-p', "require('node:v8').getHeapStatistics().heap_size_limit"], { env: unset, encoding: 'utf8' }));
+    const heapLimitWith = (flags: string[]) => Number(execFileSync('node', [...flags, '-p', "require('node:v8').getHeapStatistics().heap_size_limit"], { env: unset, encoding: 'utf8' }));
     try {
-      expect(started({})).toStrictEqual({ heapLimit: heapLimitAt(imageHeapMb!), arenas: runtimeEnv.get('MALLOC_ARENA_MAX') });
-      expect(started({ NODE_OPTIONS: '--max-old-space-size=256', MALLOC_ARENA_MAX: '4' })).toStrictEqual({ heapLimit: heapLimitAt('256'), arenas: '4' });
+      expect(started({})).toStrictEqual({ options: imageOptions, heapLimit: heapLimitWith(imageOptions), arenas: runtimeEnv.get('MALLOC_ARENA_MAX') });
+      // The later of two equal flags wins.
+      const raised = [...imageOptions, '--max-old-space-size=256'];
+      expect(started({ NODE_OPTIONS: '--max-old-space-size=256', MALLOC_ARENA_MAX: '4' })).toStrictEqual({ options: raised, heapLimit: heapLimitWith(raised), arenas: '4' });
+      expect(heapLimitWith(raised)).toBeGreaterThan(heapLimitWith(imageOptions));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -160,7 +164,8 @@ describe('Dockerfile', () => {
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/DATABASE_URL=file:\/data\//);
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
     // As the bench runs Gatehouse (test/bench/bench.ts).
-    expect(keywords(runtime, 'ENV').join(' ')).toMatch(/MALLOC_ARENA_MAX=2/);
+    expect(runtimeEnv.get('MALLOC_ARENA_MAX')).toBe('2');
+    expect(runtimeEnv.get('NODE_OPTIONS')).toBe('--max-old-space-size=128 --max-semi-space-size=16');
     expect(keywords(runtime, 'HEALTHCHECK')).toHaveLength(1);
     expect(JSON.parse(keywords(runtime, 'CMD').at(-1)!)).toStrictEqual(['node', 'dist/server.js']);
     // The build stage builds; dev dependencies never reach the runtime stage.
@@ -300,11 +305,7 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
 
   it('starts `node dist/server.js` in production mode, answers discovery and the HEALTHCHECK, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
-    const imageEnv: Record<string, string> = Object.fromEntries(
-      runtime.instructions
-        .filter((i) => i.keyword === 'ENV')
-        .flatMap((i) => [...i.args.matchAll(/(\w+)=(\S+)/g)].map(([, key = '', value = '']) => [key, value])),
-    );
+    const imageEnv: Record<string, string> = Object.fromEntries(runtimeEnv);
     const env: Record<string, string | undefined> = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
