@@ -27,9 +27,9 @@ FROM node:22-bookworm-slim AS runtime
 # The heap limit keeps a busy instance near 180 MB resident (README "Performance"); raise it
 # with NODE_OPTIONS for very large deployments. The young generation is pinned at Node 20's and
 # 22's size: Node 24's default is twice that, and beside this limit it ran a full collection
-# every 40 ms. Two malloc arenas instead of glibc's one per thread
-# (libuv's pool hashes passwords, a worker checkpoints SQLite): 9-18 MB less at peak, at the
-# same throughput. `npm run start:dist` starts the server with the same three.
+# every 40 ms. Two malloc arenas instead of glibc's one per thread (libuv's pool hashes
+# passwords, a worker checkpoints SQLite): 9-18 MB less at peak, at the same throughput.
+# `npm run start:dist` starts the server with the same three.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-old-space-size=128 --max-semi-space-size=16" \
     MALLOC_ARENA_MAX=2 \

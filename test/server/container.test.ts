@@ -163,7 +163,7 @@ describe('Dockerfile', () => {
     expect(keywords(runtime, 'VOLUME').join(' ')).toContain('/data');
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/DATABASE_URL=file:\/data\//);
     expect(keywords(runtime, 'ENV').join(' ')).toMatch(/NODE_ENV=production/);
-    // As the bench runs Gatehouse (test/bench/bench.ts).
+    // As the bench runs Gatehouse (test/bench/bench.ts: --heap's default, IMAGE_YOUNG_GENERATION, MALLOC_ARENA_MAX).
     expect(runtimeEnv.get('MALLOC_ARENA_MAX')).toBe('2');
     expect(runtimeEnv.get('NODE_OPTIONS')).toBe('--max-old-space-size=128 --max-semi-space-size=16');
     expect(keywords(runtime, 'HEALTHCHECK')).toHaveLength(1);
