@@ -1,18 +1,30 @@
-// Queries on Setting: per-deployment values created once and shared by every instance.
+// Queries on Setting: per-deployment values created once and shared by every instance. Every
+// start reads two (the at-rest rewrite's mark, the pairwise salt), written in SQL on the executor
+// like the signing keys it reads (keys/store.ts): a start then compiles none of Prisma's queries,
+// whose first compilations (in its WebAssembly query compiler, loaded on first use) took a start
+// about a sixth of its time (test/bench/ROUNDS.md, round 24).
 import type { DbHandle } from './client.js';
+import { dialectOf } from './dialect.js';
+import { executorOf } from './executor.js';
 
-export function createSettingStore({ prisma }: DbHandle) {
+export function createSettingStore(db: DbHandle) {
+  const { prisma } = db;
+  const sql = executorOf(db);
+  const byKey = { name: 'setting_by_key', text: dialectOf(db.flavour).sql('SELECT "valueEncrypted" FROM "Setting" WHERE "key" = ?') };
+  const get = async (key: string): Promise<string | null> => (await sql.rows<{ valueEncrypted: string }>(byKey, [key]))[0]?.valueEncrypted ?? null;
+
   return {
-    async get(key: string): Promise<string | null> {
-      return (await prisma.setting.findUnique({ where: { key } }))?.valueEncrypted ?? null;
-    },
+    get,
 
     /** Stores the value unless the key exists; returns whichever value is stored (first writer wins). */
     async getOrCreate(key: string, valueEncrypted: string): Promise<string> {
+      const stored = await get(key);
+      if (stored !== null) return stored;
       try {
         await prisma.setting.create({ data: { key, valueEncrypted } });
         return valueEncrypted;
       } catch (error) {
+        // Another instance created it first.
         if ((error as { code?: string }).code !== 'P2002') throw error;
         return (await prisma.setting.findUniqueOrThrow({ where: { key } })).valueEncrypted;
       }

@@ -1,5 +1,8 @@
-// Queries on SigningKey: token signing keys, private halves encrypted by the caller.
+// Queries on SigningKey: token signing keys, private halves encrypted by the caller. The two
+// lists every start reads are written in SQL on the executor (db/settings.ts says why).
 import type { DbHandle } from '../db/client.js';
+import { dialectOf, readJson, readTime } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 
 export interface StoredKey {
   id: string;
@@ -20,15 +23,45 @@ export type KeyMeta = Omit<StoredKey, 'publicJwk' | 'privateJwkEncrypted'>;
 
 export type NewKey = Pick<StoredKey, 'id' | 'alg' | 'generation' | 'publicJwk' | 'privateJwkEncrypted'> & { activatesAt?: Date | null; createdAt?: Date };
 
-export function createSigningKeyStore({ prisma }: DbHandle) {
+/** A key as the driver reads it: SQLite's integers as bigints, its times as epoch milliseconds, its JSON as text. */
+interface RawKey {
+  id: string;
+  alg: string;
+  generation: number | bigint;
+  publicJwk: unknown;
+  privateJwkEncrypted: string;
+  createdAt: unknown;
+  activatesAt: unknown;
+  retireAfter: unknown;
+  retiredAt: unknown;
+}
+
+const toStoredKey = (raw: RawKey): StoredKey => ({
+  id: raw.id,
+  alg: raw.alg,
+  generation: Number(raw.generation),
+  publicJwk: readJson(raw.publicJwk),
+  privateJwkEncrypted: raw.privateJwkEncrypted,
+  createdAt: readTime(raw.createdAt) as Date,
+  activatesAt: readTime(raw.activatesAt),
+  retireAfter: readTime(raw.retireAfter),
+  retiredAt: readTime(raw.retiredAt),
+});
+
+export function createSigningKeyStore(db: DbHandle) {
+  const { prisma } = db;
+  const sql = executorOf(db);
+  const { sql: dialect } = dialectOf(db.flavour);
+  const select = 'SELECT "id", "alg", "generation", "publicJwk", "privateJwkEncrypted", "createdAt", "activatesAt", "retireAfter", "retiredAt" FROM "SigningKey"';
+  const newestFirst = 'ORDER BY "alg" ASC, "generation" DESC';
+  const statements = {
+    active: { name: 'signing_keys_active', text: dialect(`${select} WHERE "retiredAt" IS NULL ${newestFirst}`) },
+    all: { name: 'signing_keys_all', text: dialect(`${select} ${newestFirst}`) },
+  };
   return {
     /** Keys not yet marked retired, newest generation first within each algorithm. */
     async listActive(): Promise<StoredKey[]> {
-      const rows = await prisma.signingKey.findMany({
-        where: { retiredAt: null },
-        orderBy: [{ alg: 'asc' }, { generation: 'desc' }],
-      });
-      return rows as StoredKey[];
+      return (await sql.rows<RawKey>(statements.active, [])).map(toStoredKey);
     },
 
     /** listActive without the key material: the key refresher's cheap poll. */
@@ -46,8 +79,7 @@ export function createSigningKeyStore({ prisma }: DbHandle) {
 
     /** Every key, retired ones included, newest generation first within each algorithm. */
     async listAll(): Promise<StoredKey[]> {
-      const rows = await prisma.signingKey.findMany({ orderBy: [{ alg: 'asc' }, { generation: 'desc' }] });
-      return rows as StoredKey[];
+      return (await sql.rows<RawKey>(statements.all, [])).map(toStoredKey);
     },
 
     /**

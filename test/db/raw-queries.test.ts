@@ -1,4 +1,5 @@
-// The statements written in SQL for speed (artifacts, a token with its session, grant and person, audit events, the user lookup; see
+// The statements written in SQL for speed (artifacts, a token with its session, grant and person, audit events, the user lookup,
+// and the settings and signing keys every start reads; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
 // PostgreSQL alike: rows written one way are read back identically the other way (a person's groups too). They run three
 // ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the
@@ -13,6 +14,8 @@ import { createGroupStore } from '../../src/groups/store.js';
 import { createFederationStore } from '../../src/federation/store.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
+import { createSettingStore } from '../../src/db/settings.js';
+import { createSigningKeyStore } from '../../src/keys/store.js';
 import { counter, counterPair } from '../../src/core/counters.js';
 import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
@@ -319,6 +322,41 @@ describe.each(
     ]);
     expect(rows[1]?.userAgent).toHaveLength(512);
     expect(await audit.list({ since: at })).toHaveLength(3);
+  });
+
+  it('reads settings as the query builder does, and creates one only when it is missing', async () => {
+    const settings = createSettingStore(handle);
+    await db.prisma.setting.create({ data: { key: 'kept', valueEncrypted: 'sealed-kept' } });
+    expect(await settings.get('kept')).toBe((await db.prisma.setting.findUnique({ where: { key: 'kept' } }))?.valueEncrypted);
+    expect(await settings.get('missing')).toBeNull();
+    // First writer wins: an existing value is returned and left as it is.
+    expect(await settings.getOrCreate('kept', 'another')).toBe('sealed-kept');
+    expect(await settings.getOrCreate('new', 'sealed-new')).toBe('sealed-new');
+    expect(await db.prisma.setting.findMany({ where: { key: { in: ['kept', 'new'] } }, orderBy: { key: 'asc' }, select: { key: true, valueEncrypted: true } })).toEqual([
+      { key: 'kept', valueEncrypted: 'sealed-kept' },
+      { key: 'new', valueEncrypted: 'sealed-new' },
+    ]);
+  });
+
+  it('lists signing keys exactly as the query builder does: key material, times and order', async () => {
+    const keys = createSigningKeyStore(handle);
+    const at = new Date('2031-02-03T04:05:06.789Z');
+    const later = (ms: number) => new Date(at.getTime() + ms);
+    const jwk = (n: number) => ({ kty: 'EC', crv: 'P-256', x: `x-${n}`, y: `y-${n}`, key_ops: ['verify'], nested: { n, none: null } });
+    await db.prisma.signingKey.createMany({
+      data: [
+        { id: 'rs-1', alg: 'RS256', generation: 1, publicJwk: jwk(1), privateJwkEncrypted: 'sealed-1', createdAt: at, retireAfter: later(1000), retiredAt: later(2000) },
+        { id: 'rs-2', alg: 'RS256', generation: 2, publicJwk: jwk(2), privateJwkEncrypted: 'sealed-2', createdAt: later(1), retireAfter: later(3000) },
+        { id: 'rs-3', alg: 'RS256', generation: 3, publicJwk: jwk(3), privateJwkEncrypted: 'sealed-3', createdAt: later(2), activatesAt: later(5000) },
+        { id: 'es-1', alg: 'ES256', generation: 1, publicJwk: jwk(4), privateJwkEncrypted: 'sealed-4', createdAt: later(3) },
+      ],
+    });
+    const newestFirst = [{ alg: 'asc' as const }, { generation: 'desc' as const }];
+    const all = await db.prisma.signingKey.findMany({ orderBy: newestFirst });
+    expect(all.map((key) => key.id)).toEqual(['es-1', 'rs-3', 'rs-2', 'rs-1']);
+    expect(await keys.listAll()).toEqual(all);
+    expect(await keys.listActive()).toEqual(await db.prisma.signingKey.findMany({ where: { retiredAt: null }, orderBy: newestFirst }));
+    expect((await keys.listActive()).map((key) => key.id)).toEqual(['es-1', 'rs-3', 'rs-2']);
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {
