@@ -1,8 +1,8 @@
 // Queries on Setting: per-deployment values created once and shared by every instance. Every
 // start reads two (the at-rest rewrite's mark, the pairwise salt), written in SQL on the executor
 // like the signing keys it reads (keys/store.ts): a start then compiles none of Prisma's queries,
-// whose first compilations (in its WebAssembly query compiler, loaded on first use) took a start
-// about a sixth of its time (test/bench/ROUNDS.md, round 24).
+// whose first compilations (in its WebAssembly query compiler, while that code is cold) took
+// 10–30 % of a start (test/bench/ROUNDS.md, round 24).
 import type { DbHandle } from './client.js';
 import { dialectOf } from './dialect.js';
 import { executorOf } from './executor.js';
