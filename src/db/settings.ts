@@ -24,9 +24,11 @@ export function createSettingStore(db: DbHandle) {
         await prisma.setting.create({ data: { key, valueEncrypted } });
         return valueEncrypted;
       } catch (error) {
-        // Another instance created it first.
+        // Another instance (or call) created it first: theirs is the value.
         if ((error as { code?: string }).code !== 'P2002') throw error;
-        return (await prisma.setting.findUniqueOrThrow({ where: { key } })).valueEncrypted;
+        const theirs = await get(key);
+        if (theirs === null) throw new Error(`the setting ${key} was refused as a duplicate but is not there`);
+        return theirs;
       }
     },
 

@@ -338,6 +338,14 @@ describe.each(
     ]);
   });
 
+  it('gives every caller creating the same setting at once the one value stored', async () => {
+    const settings = createSettingStore(handle);
+    // Each finds it missing before any inserts it: all but one insert is refused as a duplicate.
+    const values = await Promise.all(['a', 'b', 'c', 'd'].map((candidate) => settings.getOrCreate('raced', `sealed-${candidate}`)));
+    const [stored] = await db.prisma.setting.findMany({ where: { key: 'raced' } });
+    expect(values).toEqual(Array(4).fill(stored?.valueEncrypted));
+  });
+
   it('lists signing keys exactly as the query builder does: key material, times and order', async () => {
     const keys = createSigningKeyStore(handle);
     const at = new Date('2031-02-03T04:05:06.789Z');
