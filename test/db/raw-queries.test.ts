@@ -23,7 +23,7 @@ import { createAuditLog } from '../../src/audit/log.js';
 import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
 import { sqliteExecutor } from '../../src/db/executor.js';
 import { pgExecutor } from '../../src/db/pg-executor.js';
-import { createTestDatabase, flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
+import { createTestDatabase, flavours, migratedDb, testPool, type MigratedDb } from '../helpers/databases.js';
 
 /** How the store under test runs its statements; the query builder always goes through `db.prisma`. */
 const EXECUTORS: Record<string, (db: Db) => Promise<{ handle: DbHandle; close?: () => Promise<void> }>> = {
@@ -436,8 +436,9 @@ describe('keeping statements prepared', () => {
     const database = await createTestDatabase('postgresql');
     try {
       for (const prepared of [true, false]) {
-        // One connection, so the catalogue read sees the session that ran the statement.
-        const pool = new pg.Pool({ connectionString: database.config.url, max: 1 });
+        // One connection, so the catalogue read sees the session that ran the statement. testPool:
+        // a connection still closing when the database is dropped is not an unhandled pool error.
+        const pool = testPool(database.config.url, 1);
         const executor = pgExecutor(pool, pg.types, { prepared });
         expect(await executor.rows(statement, [])).toEqual([{ one: 1 }]);
         const { rows } = await pool.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
