@@ -4,9 +4,13 @@
 // picked with FOR UPDATE SKIP LOCKED, so instances claim different rows without waiting; on
 // SQLite the statement runs under the database's single write lock. A claim is a lease: when
 // the worker that holds it dies (kill -9), the row is claimable again once `claimedUntil` passes.
+// Every instance tries to claim every OUTBOX_POLL_INTERVAL and as it starts, mostly finding
+// nothing: the claim runs on the executor (db/executor.ts), so neither the polls nor a start go
+// through Prisma's client (test/server/start-queries.test.ts).
 import { randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
 import { dialectOf } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 import type { OutboxKind, OutboxState } from './schema.js';
 
@@ -51,12 +55,16 @@ const MAX_ERROR_LENGTH = 500;
 
 export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
   const { prisma } = db;
+  const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
   const due = `"state" = 'pending' AND "nextAttemptAt" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?)`;
   const pick = db.flavour === 'postgresql' ? `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1 FOR UPDATE SKIP LOCKED` : `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1`;
-  const claim = dialect.sql(
-    `UPDATE "OutboxMessage" SET "claimToken" = ?, "claimedUntil" = ?, "attempts" = "attempts" + 1 WHERE "id" = (${pick}) RETURNING "id", "kind", "topic", "recipient", "payloadEncrypted", "attempts", "maxAttempts"`,
-  );
+  const claim = {
+    name: 'outbox_claim',
+    text: dialect.sql(
+      `UPDATE "OutboxMessage" SET "claimToken" = ?, "claimedUntil" = ?, "attempts" = "attempts" + 1 WHERE "id" = (${pick}) RETURNING "id", "kind", "topic", "recipient", "payloadEncrypted", "attempts", "maxAttempts"`,
+    ),
+  };
   const cut = (error: string) => error.slice(0, MAX_ERROR_LENGTH);
 
   return {
@@ -74,7 +82,7 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
     async claimNext(now: Date, leaseSeconds: number): Promise<ClaimedMessage | null> {
       const claimToken = randomUUID();
       const until = new Date(now.getTime() + leaseSeconds * 1000);
-      const [row] = await prisma.$queryRawUnsafe<Record<string, unknown>[]>(claim, claimToken, dialect.time(until), dialect.time(now), dialect.time(now));
+      const [row] = await sql.rows<Record<string, unknown>>(claim, [claimToken, dialect.time(until), dialect.time(now), dialect.time(now)]);
       if (!row) return null;
       const id = String(row.id);
       return {

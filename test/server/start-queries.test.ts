@@ -1,0 +1,64 @@
+// A start after the first runs none of its statements through Prisma's client: the settings and
+// signing keys it reads and the outbox's first look for mail to send go through the executor
+// (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). Each
+// query shape Prisma's client runs for the first time in a process is compiled by its query
+// compiler first, 20–40 ms on a slow machine, which a cold start would pay once per shape
+// (test/bench/ROUNDS.md, round 24). Prisma's generated clients are wrapped here to record every
+// statement they log; the start runs against a database an earlier start set up, as every start
+// but the first does.
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { createLogger } from '../../src/core/logger.js';
+import { createGatehouse, type Gatehouse } from '../../src/server.js';
+import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
+import { testEnv } from '../helpers/gatehouse.js';
+
+const logged = vi.hoisted(() => ({ statements: [] as string[] }));
+
+/** A generated client module whose PrismaClient records each statement it runs in `logged`. */
+async function recording<M extends { PrismaClient: new (...args: never[]) => object }>(actual: M): Promise<M> {
+  const Base = actual.PrismaClient as unknown as new (options: Record<string, unknown>) => { $on(event: 'query', listener: (event: { query: string }) => void): void };
+  class RecordingPrismaClient extends Base {
+    constructor(options: Record<string, unknown>) {
+      super({ ...options, log: [{ emit: 'event', level: 'query' }] });
+      this.$on('query', ({ query }) => logged.statements.push(query));
+    }
+  }
+  return { ...actual, PrismaClient: RecordingPrismaClient };
+}
+
+vi.mock('../../src/generated/sqlite/client.js', async (importOriginal) => recording(await importOriginal()));
+vi.mock('../../src/generated/postgresql/client.js', async (importOriginal) => recording(await importOriginal()));
+
+describe.each(await flavours())('a start on %s', (flavour) => {
+  let database: TestDatabase | undefined;
+  let running: Gatehouse | undefined;
+
+  afterEach(async () => {
+    await running?.close();
+    running = undefined;
+    await database?.drop();
+    database = undefined;
+  });
+
+  const start = () => {
+    const config = loadConfig(testEnv(database!.config));
+    return createGatehouse(config, createLogger(config));
+  };
+
+  it("runs none of its statements through Prisma's client once the database is set up", async () => {
+    database = await createTestDatabase(flavour);
+    // The first start creates the signing keys and the settings (Prisma writes them).
+    await (await start()).close();
+
+    logged.statements.length = 0;
+    running = await start();
+    // Stopping the outbox's worker waits for its first look for mail to send, made as it starts.
+    await running.outbox.stop();
+    expect(logged.statements).toEqual([]);
+
+    // The recording works: a statement through Prisma's client is logged.
+    await running.db.prisma.client.count();
+    expect(logged.statements).toHaveLength(1);
+  });
+});
