@@ -1,5 +1,7 @@
 // Queries on SigningKey: token signing keys, private halves encrypted by the caller. The two
-// lists every start reads are written in SQL on the executor (db/settings.ts says why).
+// lists every start reads, and the key refresher's poll (every KEY_REFRESH_INTERVAL), are written
+// in SQL on the executor (db/settings.ts says why): the poll's first run, half a minute after a
+// start, no longer compiles a query of Prisma's while the instance serves.
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
@@ -36,26 +38,30 @@ interface RawKey {
   retiredAt: unknown;
 }
 
-const toStoredKey = (raw: RawKey): StoredKey => ({
+type RawKeyMeta = Omit<RawKey, 'publicJwk' | 'privateJwkEncrypted'>;
+
+const toKeyMeta = (raw: RawKeyMeta): KeyMeta => ({
   id: raw.id,
   alg: raw.alg,
   generation: Number(raw.generation),
-  publicJwk: readJson(raw.publicJwk),
-  privateJwkEncrypted: raw.privateJwkEncrypted,
   createdAt: readTime(raw.createdAt) as Date,
   activatesAt: readTime(raw.activatesAt),
   retireAfter: readTime(raw.retireAfter),
   retiredAt: readTime(raw.retiredAt),
 });
 
+const toStoredKey = (raw: RawKey): StoredKey => ({ ...toKeyMeta(raw), publicJwk: readJson(raw.publicJwk), privateJwkEncrypted: raw.privateJwkEncrypted });
+
 export function createSigningKeyStore(db: DbHandle) {
   const { prisma } = db;
   const sql = executorOf(db);
   const { sql: dialect } = dialectOf(db.flavour);
-  const select = 'SELECT "id", "alg", "generation", "publicJwk", "privateJwkEncrypted", "createdAt", "activatesAt", "retireAfter", "retiredAt" FROM "SigningKey"';
+  const meta = '"id", "alg", "generation", "createdAt", "activatesAt", "retireAfter", "retiredAt"';
+  const select = `SELECT ${meta}, "publicJwk", "privateJwkEncrypted" FROM "SigningKey"`;
   const newestFirst = 'ORDER BY "alg" ASC, "generation" DESC';
   const statements = {
     active: { name: 'signing_keys_active', text: dialect(`${select} WHERE "retiredAt" IS NULL ${newestFirst}`) },
+    activeMeta: { name: 'signing_keys_active_meta', text: dialect(`SELECT ${meta} FROM "SigningKey" WHERE "retiredAt" IS NULL ${newestFirst}`) },
     all: { name: 'signing_keys_all', text: dialect(`${select} ${newestFirst}`) },
   };
   return {
@@ -66,11 +72,7 @@ export function createSigningKeyStore(db: DbHandle) {
 
     /** listActive without the key material: the key refresher's cheap poll. */
     async listActiveMeta(): Promise<KeyMeta[]> {
-      return prisma.signingKey.findMany({
-        where: { retiredAt: null },
-        orderBy: [{ alg: 'asc' }, { generation: 'desc' }],
-        select: { id: true, alg: true, generation: true, createdAt: true, activatesAt: true, retireAfter: true, retiredAt: true },
-      });
+      return (await sql.rows<RawKeyMeta>(statements.activeMeta, [])).map(toKeyMeta);
     },
 
     async find(id: string): Promise<StoredKey | undefined> {

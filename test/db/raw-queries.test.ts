@@ -346,7 +346,7 @@ describe.each(
     expect(values).toEqual(Array(4).fill(stored?.valueEncrypted));
   });
 
-  it('lists signing keys exactly as the query builder does: key material, times and order', async () => {
+  it('lists signing keys exactly as the query builder does: key material, times and order, and without the material for the poll', async () => {
     const keys = createSigningKeyStore(handle);
     const at = new Date('2031-02-03T04:05:06.789Z');
     const later = (ms: number) => new Date(at.getTime() + ms);
@@ -365,6 +365,8 @@ describe.each(
     expect(await keys.listAll()).toEqual(all);
     expect(await keys.listActive()).toEqual(await db.prisma.signingKey.findMany({ where: { retiredAt: null }, orderBy: newestFirst }));
     expect((await keys.listActive()).map((key) => key.id)).toEqual(['es-1', 'rs-3', 'rs-2']);
+    const withoutMaterial = { id: true, alg: true, generation: true, createdAt: true, activatesAt: true, retireAfter: true, retiredAt: true } as const;
+    expect(await keys.listActiveMeta()).toEqual(await db.prisma.signingKey.findMany({ where: { retiredAt: null }, orderBy: newestFirst, select: withoutMaterial }));
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {
