@@ -1,9 +1,9 @@
 // A start after the first runs none of its statements through Prisma's client: the settings and
 // signing keys it reads, the outbox's first look for mail to send and the key refresher's poll go
-// through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). Each
-// query shape Prisma's client runs for the first time in a process is compiled by its query
-// compiler first, 20–40 ms on a slow machine, which a cold start would pay once per shape
-// (test/bench/ROUNDS.md, round 24). Prisma's generated clients are wrapped here to record every
+// through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). The first run
+// of each statement through Prisma's client in a process goes through its query compiler while
+// that is cold: 20–40 ms for a query of the builder, 6–8 ms for a raw statement, paid again by
+// every start (test/bench/ROUNDS.md, rounds 24 and 25). Prisma's generated clients are wrapped here to record every
 // statement they log; the start runs against a database an earlier start set up, as every start
 // but the first does.
 import { afterEach, describe, expect, it, vi } from 'vitest';
