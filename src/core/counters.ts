@@ -1,6 +1,7 @@
 // Failure counters shared by every limit on guessing (sign-in, client authentication): they live
 // in the database (the RateLimiterFlexible table, through rate-limiter-flexible's Prisma store
 // with its statements run as hot statements), so every instance sharing it enforces the same limits.
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import type { RateLimiterPrisma as RateLimiterPrismaClass } from 'rate-limiter-flexible';
@@ -13,6 +14,14 @@ import { executorOf, type Executor, type Statement } from '../db/executor.js';
 const RateLimiterPrisma = createRequire(import.meta.url)('rate-limiter-flexible/lib/RateLimiterPrisma.js') as typeof RateLimiterPrismaClass;
 
 const TABLE = '"RateLimiterFlexible"';
+
+/**
+ * The key a counter's row is stored under. A key holds what a request sent (the client_id a
+ * client authentication names), and PostgreSQL's text refuses the NUL character, so a key with
+ * one is stored as its SHA-256 instead, on both databases alike (every other key is stored as it
+ * is, and none begins with this prefix). Idempotent: a stored key has no NUL.
+ */
+const storedKey = (key: string) => (key.includes('\0') ? `nul-sha256:${createHash('sha256').update(key).digest('hex')}` : key);
 
 /** A counter's row as its statements return it: what RateLimiterFlexible builds its answer from. */
 interface CounterRow {
@@ -59,7 +68,8 @@ class CounterOnExecutor extends RateLimiterPrisma {
   }
 
   // The store's three calls (RateLimiterStoreAbstract), replacing RateLimiterPrisma's.
-  async _upsert(key: string, points: number, msDuration: number, forceExpire = false): Promise<CounterRow | null> {
+  async _upsert(rlKey: string, points: number, msDuration: number, forceExpire = false): Promise<CounterRow | null> {
+    const key = storedKey(rlKey);
     const now = new Date();
     const expire = msDuration > 0 ? this.time(new Date(now.getTime() + msDuration)) : null;
     const [row] = forceExpire
@@ -68,13 +78,13 @@ class CounterOnExecutor extends RateLimiterPrisma {
     return CounterOnExecutor.read(row);
   }
 
-  async _get(key: string): Promise<CounterRow | null> {
-    const [row] = await this.sql.rows<{ points: unknown; expire: unknown }>(this.statements.get, [key, this.time(new Date())]);
+  async _get(rlKey: string): Promise<CounterRow | null> {
+    const [row] = await this.sql.rows<{ points: unknown; expire: unknown }>(this.statements.get, [storedKey(rlKey), this.time(new Date())]);
     return CounterOnExecutor.read(row);
   }
 
-  async _delete(key: string): Promise<boolean> {
-    return (await this.sql.changes(this.statements.delete, [key])) > 0;
+  async _delete(rlKey: string): Promise<boolean> {
+    return (await this.sql.changes(this.statements.delete, [storedKey(rlKey)])) > 0;
   }
 }
 
@@ -115,24 +125,27 @@ export function counterPair(db: DbHandle): CounterPair {
     ),
   };
   return {
-    async count(first, second, windowSeconds) {
+    async count(firstKey, secondKey, windowSeconds) {
+      const [first, second] = [storedKey(firstKey), storedKey(secondKey)];
       const now = new Date();
       const [at, until] = [dialect.time(now), dialect.time(new Date(now.getTime() + windowSeconds * 1000))];
       const rows = await sql.rows<{ key: string; points: unknown }>(count, [first, until, second, until, at, at]);
       const points = (key: string) => Number(rows.find((row) => row.key === key)?.points ?? 0);
       return [points(first), points(second)];
     },
-    async clearAndTakeBack(cleared, rewarded) {
+    async clearAndTakeBack(clearedKey, rewardedKey) {
+      const [cleared, rewarded] = [storedKey(clearedKey), storedKey(rewardedKey)];
       await sql.changes(settle, [cleared, cleared, dialect.time(new Date()), cleared, rewarded]);
     },
   };
 }
 
 /**
- * The key of the row counting `key` under `keyPrefix`: rate-limiter-flexible's own getKey, for
- * code that reads or clears counters without a limiter (people/lockouts.ts).
+ * The key of the row counting `key` under `keyPrefix`: rate-limiter-flexible's own getKey, stored
+ * as a limiter stores it (storedKey), for code that reads or clears counters without a limiter
+ * (people/lockouts.ts).
  */
-export const counterRowKey = (keyPrefix: string, key: string) => `${keyPrefix}:${key}`;
+export const counterRowKey = (keyPrefix: string, key: string) => storedKey(`${keyPrefix}:${key}`);
 
 /** A counter in the RateLimiterFlexible table whose window starts at its first point. */
 export function counter(db: DbHandle, keyPrefix: string, points: number, windowSeconds: number): RateLimiterPrismaClass {

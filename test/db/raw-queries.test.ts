@@ -16,7 +16,7 @@ import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
 import { createSettingStore } from '../../src/db/settings.js';
 import { createSigningKeyStore } from '../../src/keys/store.js';
-import { counter, counterPair } from '../../src/core/counters.js';
+import { counter, counterPair, counterRowKey } from '../../src/core/counters.js';
 import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
 import { createAuditLog } from '../../src/audit/log.js';
@@ -136,6 +136,29 @@ describe.each(
     const rows = await db.prisma.rateLimiterFlexible.findMany({ where: { key: { in: ['ours:k', 'theirs:k'] } }, orderBy: { key: 'asc' } });
     expect(rows.map((r) => r.points)).toEqual([1, 1]);
     expect(Math.abs(rows[0]!.expire!.getTime() - rows[1]!.expire!.getTime())).toBeLessThan(5000);
+  });
+
+  it('counts, reads and clears a key holding a NUL character (which PostgreSQL refuses in text) like any other, in a row whose key has none', async () => {
+    const limiter = counter(handle, 'nul', 3, 60);
+    const key = 'client\0id 127.0.0.1';
+    expect((await limiter.penalty(key)).consumedPoints).toBe(1);
+    expect((await limiter.penalty(key)).consumedPoints).toBe(2);
+    expect((await limiter.get(key))?.consumedPoints).toBe(2);
+    const stored = counterRowKey('nul', key);
+    expect(stored).not.toContain('\0');
+    expect((await db.prisma.rateLimiterFlexible.findUnique({ where: { key: stored } }))?.points).toBe(2);
+    // Another key with a NUL has its own row.
+    expect((await limiter.penalty('client\0other 127.0.0.1')).consumedPoints).toBe(1);
+    expect(await limiter.delete(key)).toBe(true);
+    expect(await limiter.get(key)).toBeNull();
+
+    const pair = counterPair(handle);
+    const [first, second] = [counterRowKey('nul-a', 'a\0'), counterRowKey('nul-b', 'b\0')];
+    expect(await pair.count(first, second, 60)).toEqual([1, 1]);
+    expect(await pair.count(first, second, 60)).toEqual([2, 2]);
+    await pair.clearAndTakeBack(first, second);
+    expect(await counter(handle, 'nul-a', 3, 60).get('a\0')).toBeNull();
+    expect((await counter(handle, 'nul-b', 3, 60).get('b\0'))?.consumedPoints).toBe(1);
   });
 
   it('counts two rows in one statement as two penalties do, and clears one and takes a point back from the other as delete and reward do', async () => {

@@ -316,6 +316,20 @@ describe.each(await flavours())('hostile input on %s', (flavour) => {
       );
     });
 
+    it('answers a client_id holding a NUL character as an unknown client, in the body or in a client assertion', async () => {
+      const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      const assertion = `${part({ alg: 'RS256' })}.${part({ iss: 'app\0', sub: 'app\0', aud: server.issuer, exp: Math.floor(Date.now() / 1000) + 60, jti: 'nul' })}.c2ln`;
+      for (const body of [
+        'grant_type=client_credentials&client_id=%00',
+        `grant_type=client_credentials&client_id=${'%00'.repeat(300)}&client_secret=x`,
+        `grant_type=client_credentials&client_assertion_type=${encodeURIComponent('urn:ietf:params:oauth:client-assertion-type:jwt-bearer')}&client_assertion=${assertion}`,
+      ]) {
+        const reply = await go({ method: 'POST', path: '/token', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body }, 'refusal');
+        expect(reply.status, body).toBe(401);
+        expect(JSON.parse(reply.text), body).toMatchObject({ error: 'invalid_client' });
+      }
+    });
+
     it('refuses /userinfo with any Authorization header, query or body', async () => {
       await fc.assert(
         fc.asyncProperty(fc.constantFrom('GET', 'POST'), authorization, params, body, async (method, auth, query, { contentType, body: payload }) => {
