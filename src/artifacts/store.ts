@@ -10,7 +10,7 @@
 // findAccount right after; the row's columns and mapping are the people store's own, kept in
 // db/user-row.ts because this folder sits below people/.
 import type { DbHandle } from '../db/client.js';
-import { dialectOf, readJson, readTime } from '../db/dialect.js';
+import { dialectOf, hasNul, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 import { joinedUser, userColumns } from '../db/user-row.js';
 import type { User } from '../generated/sqlite/client.js';
@@ -81,12 +81,6 @@ export interface BoundArtifact {
 }
 
 const live = (now: Date) => ({ OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] });
-
-/**
- * PostgreSQL cannot store or compare U+0000 in text or jsonb, so a value containing it can
- * match nothing: look-ups with one find nothing on both databases alike.
- */
-export const hasNul = (value: string) => value.includes('\0');
 
 export function createArtifactStore(db: DbHandle) {
   const { prisma } = db;

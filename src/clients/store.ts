@@ -1,7 +1,7 @@
 // Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole (secrets
 // already sealed by the caller, clients/secrets.ts). The one writer of the Client table: the
 // engine's adapter, the admin API and CLI (service.ts) and the seed all write through here.
-import { hasNul } from '../artifacts/store.js';
+import { hasNul } from '../db/dialect.js';
 import type { DbHandle } from '../db/client.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };

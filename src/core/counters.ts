@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { isIPv6 } from 'node:net';
 import type { RateLimiterPrisma as RateLimiterPrismaClass } from 'rate-limiter-flexible';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf, readTime } from '../db/dialect.js';
+import { dialectOf, hasNul, readTime } from '../db/dialect.js';
 import { executorOf, type Executor, type Statement } from '../db/executor.js';
 
 // The Prisma store alone (the same class the package's index exports): the index loads every store
@@ -21,7 +21,7 @@ const TABLE = '"RateLimiterFlexible"';
  * one is stored as its SHA-256 instead, on both databases alike (every other key is stored as it
  * is, and none begins with this prefix). Idempotent: a stored key has no NUL.
  */
-const storedKey = (key: string) => (key.includes('\0') ? `nul-sha256:${createHash('sha256').update(key).digest('hex')}` : key);
+const storedKey = (key: string) => (hasNul(key) ? `nul-sha256:${createHash('sha256').update(key).digest('hex')}` : key);
 
 /** A counter's row as its statements return it: what RateLimiterFlexible builds its answer from. */
 interface CounterRow {

@@ -41,3 +41,9 @@ export function readTime(value: unknown): Date | null {
 export function readJson<T = Record<string, unknown>>(value: unknown): T {
   return (typeof value === 'string' ? JSON.parse(value) : value) as T;
 }
+
+/**
+ * PostgreSQL cannot store or compare U+0000 in text or jsonb, so a value containing it can
+ * match nothing: look-ups with one find nothing on both databases alike.
+ */
+export const hasNul = (value: string) => value.includes('\0');

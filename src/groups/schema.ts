@@ -3,7 +3,7 @@
 // `groups` claim), so it is short, exact and case-sensitive, and free of spaces and commas (the
 // CLI's `--groups a,b` splits on commas).
 import { z } from 'zod';
-import { hasNul } from '../artifacts/store.js';
+import { hasNul } from '../db/dialect.js';
 import { GROUP_NAME_RULE, groupName, required, text } from '../core/fields.js';
 
 export { GROUP_NAME_PATTERN, GROUP_NAME_RULE } from '../core/fields.js';

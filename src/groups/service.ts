@@ -8,7 +8,7 @@
 // ValidationError (core/errors.ts).
 import { actorDetails, type Actor, type AuditLog } from '../audit/log.js';
 import { ConflictError, NotFoundError, parseInput, ValidationError, type FieldIssue } from '../core/errors.js';
-import { hasNul } from '../artifacts/store.js';
+import { hasNul } from '../db/dialect.js';
 import type { Db, DbHandle } from '../db/client.js';
 import { CreateGroupInput, GroupMembersInput, GroupName, SetUserGroupsInput, UpdateGroupInput, type GroupMemberView, type GroupView } from './schema.js';
 import { createGroupStore, type Group, type MemberRow } from './store.js';

@@ -5,9 +5,8 @@
 // Groups sit below people/ (a person's view and claims name their groups), so the few fields of
 // a member that a group's views show (email, name) are read here rather than through people/.
 import { randomUUID } from 'node:crypto';
-import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf } from '../db/dialect.js';
+import { dialectOf, hasNul } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 import type { Group } from '../generated/sqlite/client.js';
 

@@ -2,7 +2,7 @@
 // ceremonies under way). Challenges live in the database so that a ceremony begun on one
 // instance can finish on another; each is used at most once and refused once expired.
 import { randomUUID } from 'node:crypto';
-import { hasNul } from '../artifacts/store.js';
+import { hasNul } from '../db/dialect.js';
 import type { DbHandle } from '../db/client.js';
 import { removeUnlessLastWay } from './sign-in-ways.js';
 import type { Passkey, PasskeyChallenge } from '../generated/sqlite/client.js';

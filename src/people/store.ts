@@ -1,7 +1,6 @@
 // Queries on User: the people who sign in. Emails are stored and looked up lower-cased.
-import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf } from '../db/dialect.js';
+import { dialectOf, hasNul } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 import { toUser, userColumns, type RawUser } from '../db/user-row.js';
 import { replaceRecoveryCodes } from './recovery-code-store.js';

@@ -1,7 +1,6 @@
 // Queries on Resource: the APIs access tokens can be issued for (RFC 8707).
-import { hasNul } from '../artifacts/store.js';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf, readTime } from '../db/dialect.js';
+import { dialectOf, hasNul, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 import type { Resource } from '../generated/sqlite/client.js';
 
