@@ -4,7 +4,8 @@
 // destroy) are written in SQL (dialect.ts) and run, kept prepared, on the driver
 // (db/executor.ts); the rest use Prisma's query builder. While the engine serves a request whose
 // answer waits for its writes, save and destroy are kept until that answer (db/deferred-writes.ts),
-// and every other call first commits what the request kept.
+// and every other call first commits what the request kept, if it kept a write of a model the
+// call touches.
 //
 // findWithBindings also reads the token's person (its accountId's User row), for the engine's
 // findAccount right after; the row's columns and mapping are the people store's own, kept in
@@ -87,10 +88,11 @@ export function createArtifactStore(db: DbHandle) {
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
   // Saves and deletes by id may be kept for the request's answer; everything else first runs what
-  // the request kept (`await kept()`), so that a request always sees its own writes.
+  // the request kept of the models it touches (`await kept(models)`; all of it without them), so
+  // that a request always sees its own writes.
   const { deferred } = db;
-  const write = (run: () => Promise<unknown>) => (deferred ? deferred.write(run) : run());
-  const kept = () => deferred?.flush();
+  const write = (model: string, run: () => Promise<unknown>) => (deferred ? deferred.write(run, model) : run());
+  const kept = (...models: string[]) => deferred?.flush(models.length ? models : undefined);
   const statement = (name: string, text: string) => ({ name: `artifact_${name}`, text: dialect.sql(text) });
   const statements = {
     // One statement whether the row is new or not; no read after the write.
@@ -139,12 +141,12 @@ export function createArtifactStore(db: DbHandle) {
       const { grantId, uid, userCode, accountId, clientId } = lookups;
       // The row as it is now: the engine may change its object after this call.
       const args = [model, id, JSON.stringify(payload), grantId, uid, userCode, accountId, clientId, expiresAt && dialect.time(expiresAt), dialect.time(new Date())];
-      await write(() => sql.changes(statements.save, args));
+      await write(model, () => sql.changes(statements.save, args));
     },
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(id)) return null;
-      await kept();
+      await kept(model);
       const [row] = await sql.rows<RawArtifact>(statements.find, [model, id, dialect.time(now)]);
       return toRow(row);
     },
@@ -152,7 +154,7 @@ export function createArtifactStore(db: DbHandle) {
     /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid), its grant and its person. */
     async findWithBindings(model: string, id: string, now: Date): Promise<BoundArtifact | null> {
       if (hasNul(id)) return null;
-      await kept();
+      await kept(model, 'Session', 'Grant');
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
       if (!raw) return null;
@@ -161,7 +163,7 @@ export function createArtifactStore(db: DbHandle) {
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
-      await kept();
+      await kept(model);
       const [row] = await sql.rows<RawArtifact>(field === 'uid' ? statements.findByUid : statements.findByUserCode, [model, value, dialect.time(now)]);
       return toRow(row);
     },
@@ -169,14 +171,14 @@ export function createArtifactStore(db: DbHandle) {
     /** Marks a live, unconsumed artifact consumed. False when it was already consumed, expired or gone. */
     async consume(model: string, id: string, now: Date): Promise<boolean> {
       if (hasNul(id)) return false;
-      await kept();
+      await kept(model);
       const count = await sql.changes(statements.consume, [dialect.time(now), model, id, dialect.time(now)]);
       return count === 1;
     },
 
     async grantIdOf(model: string, id: string): Promise<string | null> {
       if (hasNul(id)) return null;
-      await kept();
+      await kept(model);
       const [row] = await sql.rows<{ grantId: string | null }>(statements.grantIdOf, [model, id]);
       return row?.grantId ?? null;
     },
@@ -184,11 +186,11 @@ export function createArtifactStore(db: DbHandle) {
     /** Kept until the answer, as save() is. */
     async destroy(model: string, id: string): Promise<void> {
       if (hasNul(id)) return;
-      await write(() => sql.changes(statements.destroy, [model, id]));
+      await write(model, () => sql.changes(statements.destroy, [model, id]));
     },
 
     async destroyByGrantId(grantId: string, model?: string): Promise<number> {
-      await kept();
+      await (model ? kept(model) : kept());
       const { count } = await prisma.oidcArtifact.deleteMany({ where: model ? { model, grantId } : { grantId } });
       return count;
     },
@@ -196,7 +198,7 @@ export function createArtifactStore(db: DbHandle) {
     /** The newest live grant an account gave a client (its id and row, as find reads it), to remember consent across sessions. */
     async latestGrant(accountId: string, clientId: string, now: Date): Promise<{ id: string; row: ArtifactRow } | null> {
       if (hasNul(accountId) || hasNul(clientId)) return null;
-      await kept();
+      await kept('Grant');
       const [raw] = await sql.rows<RawArtifact & { id: string }>(statements.latestGrant, [accountId, clientId, dialect.time(now)]);
       return raw ? { id: raw.id, row: toRow(raw) as ArtifactRow } : null;
     },
@@ -204,7 +206,7 @@ export function createArtifactStore(db: DbHandle) {
     /** An account's live artifacts of one model (its grants, its sessions), oldest first. */
     async listByAccount(model: string, accountId: string, now: Date) {
       if (hasNul(accountId)) return [];
-      await kept();
+      await kept(model);
       return prisma.oidcArtifact.findMany({
         where: { model, accountId, ...live(now) },
         orderBy: { createdAt: 'asc' },
@@ -214,7 +216,7 @@ export function createArtifactStore(db: DbHandle) {
 
     /** Deletes an account's artifacts of one model, except the ids given; returns how many. */
     async destroyByAccount(model: string, accountId: string, except: readonly string[] = []): Promise<number> {
-      await kept();
+      await kept(model);
       const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, accountId, id: { notIn: [...except] } } });
       return count;
     },
@@ -230,7 +232,7 @@ export function createArtifactStore(db: DbHandle) {
     /** Deletes an account's artifact of one model found by its uid (a session); false when there is none. */
     async destroyByUid(model: string, uid: string, accountId: string): Promise<boolean> {
       if (hasNul(uid) || hasNul(accountId)) return false;
-      await kept();
+      await kept(model);
       const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, uid, accountId } });
       return count > 0;
     },

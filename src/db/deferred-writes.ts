@@ -8,11 +8,13 @@
 // committed. So no client ever holds a token, code or cookie whose row is not committed, and every
 // instance sees a revocation before its 200 is sent, as before.
 //
-// A request sees its own writes: anything else it asks of the same rows (a read, a consume, a
-// delete through Prisma) first runs what it kept and waits for it. Kept writes start in the order
-// they were made and commit in one group, in that order; an executor that cannot promise that
-// (PostgreSQL without prepared statements, where each write takes a pool connection of its own)
-// keeps nothing.
+// A request sees its own writes: anything else it asks of rows it may have written (a read, a
+// consume, a delete through Prisma) first runs what it kept and waits for it. Each kept write says
+// which model's rows it changes, and each of those steps which models it touches, so a step that
+// touches none of them (the grant looked up after an interaction was deleted) does not commit
+// them early, in a round trip of their own. Kept writes start in the order they were made and
+// commit in one group, in that order; an executor that cannot promise that (PostgreSQL without
+// prepared statements, where each write takes a pool connection of its own) keeps nothing.
 import type { Executor } from './executor.js';
 
 /** A write to run later: starts it, resolving once it is committed. */
@@ -21,20 +23,30 @@ export type KeptWrite = () => Promise<unknown>;
 export interface DeferredWrites {
   /** Which request is being served whose writes may wait for its answer (once, by the engine's hooks). */
   keepFor(scope: () => object | undefined): void;
-  /** Runs `write` now and waits for it; or, while a request's writes wait for its answer, keeps it for that answer and resolves at once. */
-  write(write: KeptWrite): Promise<void>;
-  /** Runs what the current request kept and waits for it; undefined when it kept nothing (nothing to wait for). */
-  flush(): Promise<void> | undefined;
+  /**
+   * Runs `write` now and waits for it; or, while a request's writes wait for its answer, keeps it
+   * for that answer and resolves at once. `model`: the one model whose rows it changes (without
+   * it, the write may change anything).
+   */
+  write(write: KeptWrite, model?: string): Promise<void>;
+  /**
+   * Runs what the current request kept and waits for it, if it kept a write that may change rows
+   * of `models` (without them: any write); undefined when there is nothing to wait for.
+   */
+  flush(models?: readonly string[]): Promise<void> | undefined;
   /** Runs what `request` kept, together, and waits until all of it is committed; rejects with the first failure. */
   settle(request: object): Promise<void>;
 }
 
+const ANY_MODEL = Symbol('any model');
+
 export function deferredWrites(executor: Pick<Executor, 'groupsWrites'>): DeferredWrites {
   let scope: () => object | undefined = () => undefined;
-  const kept = new WeakMap<object, KeptWrite[]>();
+  /** Per request: its kept writes, and the models they change (ANY_MODEL: a write that named none). */
+  const kept = new WeakMap<object, { writes: KeptWrite[]; models: Set<string | typeof ANY_MODEL> }>();
 
   const run = async (request: object): Promise<void> => {
-    const writes = kept.get(request);
+    const writes = kept.get(request)?.writes;
     if (!writes) return;
     kept.delete(request);
     // Started in one turn: they join the same group commit, in this order.
@@ -47,19 +59,23 @@ export function deferredWrites(executor: Pick<Executor, 'groupsWrites'>): Deferr
     keepFor(current) {
       scope = current;
     },
-    async write(write) {
+    async write(write, model) {
       const request = executor.groupsWrites ? scope() : undefined;
       if (!request) {
         await write();
         return;
       }
-      const writes = kept.get(request);
-      if (writes) writes.push(write);
-      else kept.set(request, [write]);
+      let pending = kept.get(request);
+      if (!pending) kept.set(request, (pending = { writes: [], models: new Set() }));
+      pending.writes.push(write);
+      pending.models.add(model ?? ANY_MODEL);
     },
-    flush() {
+    flush(models) {
       const request = scope();
-      return request && kept.has(request) ? run(request) : undefined;
+      const pending = request && kept.get(request);
+      if (!pending) return undefined;
+      const touched = !models || pending.models.has(ANY_MODEL) || models.some((model) => pending.models.has(model));
+      return touched ? run(request) : undefined;
     },
     settle: run,
   };

@@ -1,6 +1,7 @@
 // Writes kept until a request's answer (src/db/deferred-writes.ts), through the artifacts store
 // on each database: kept while the request is served, committed together when it settles, seen by
-// the request itself at once, and by another connection only once settled.
+// the request itself at once (committed before any step touching a model they change), and by
+// another connection only once settled.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createArtifactStore, type ArtifactLookups } from '../../src/artifacts/store.js';
 import { createDb, type Db } from '../../src/db/client.js';
@@ -67,6 +68,28 @@ describe.each(await flavours())('writes kept for the answer on %s', (flavour) =>
     await store.destroy('Session', 'mine');
     expect(await store.find('Session', 'mine', NOW)).toBeNull();
     expect(await seenElsewhere('mine')).toBeNull();
+  });
+
+  it("commits them early only for a step touching a model they change: the grant a request looks up does not wait for its interaction's deletion", async () => {
+    const request = (serving = {});
+    const store = createArtifactStore(db);
+    await store.destroy('Interaction', 'done');
+    await save('kept-session');
+    // Other models: nothing is committed before the read.
+    expect(await store.latestGrant('acc', 'client', NOW)).toBeNull();
+    expect(await store.find('Grant', 'g', NOW)).toBeNull();
+    expect(await store.consume('AuthorizationCode', 'code', NOW)).toBe(false);
+    expect(await seenElsewhere('kept-session')).toBeNull();
+    // A token read with its bindings reads sessions too: everything kept is committed first.
+    expect(await store.findWithBindings('AccessToken', 'token', NOW)).toBeNull();
+    expect(await seenElsewhere('kept-session')).toEqual({ n: 1 });
+    // A write that names no model is committed before any step.
+    let ran = false;
+    await db.deferred.write(async () => void (ran = true));
+    expect(ran).toBe(false);
+    expect(await store.find('Grant', 'g', NOW)).toBeNull();
+    expect(ran).toBe(true);
+    await db.deferred.settle(request);
   });
 
   it('commits kept saves and deletes in the order they were made', async () => {
