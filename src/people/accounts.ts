@@ -82,8 +82,9 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
   const dummy = () => (dummyHash ??= bcrypt.hash(randomBytes(16).toString('hex'), bcryptCost));
 
   async function refuse(attempt: SignInAttempt, user: User | null, origin: RequestOrigin, details: Record<string, unknown>): Promise<null> {
-    await audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details });
-    for (const scope of await attempt.failed()) {
+    // Written together: one commit (on PostgreSQL one round trip) for the failure and its count.
+    const [, locked] = await Promise.all([audit.record({ type: 'sign_in.failure', accountId: user?.id, ...origin, details }), attempt.failed()]);
+    for (const scope of locked) {
       const { lockout: lockoutSeconds, failureWindow: windowSeconds } = limits.settings;
       await audit.record({ type: 'sign_in.locked', accountId: user?.id, ...origin, details: { scope, lockoutSeconds, windowSeconds } });
     }
@@ -91,9 +92,9 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
   }
 
   async function signInWithPassword(email: string, password: string, origin: RequestOrigin): Promise<User | null> {
-    const attempt = await limits.begin(email, origin.ip);
+    // The attempt is counted and the person read at once (on PostgreSQL, in one round trip's time).
+    const [attempt, user] = await Promise.all([limits.begin(email, origin.ip), users.findByEmail(email)]);
     await sleep(attempt.delayMs);
-    const user = await users.findByEmail(email);
     // Locked: not even the right password gets in, so it is not checked.
     if (attempt.locked.length) return refuse(attempt, user, origin, { reason: 'locked', locked: attempt.locked });
     // bcrypt reads only the first 72 bytes, so a longer password would match whatever follows
@@ -107,8 +108,7 @@ export function createPasswordVerifier(db: Db, bcryptCost: number, audit: AuditL
       const reason = !user ? 'unknown_email' : user.disabled ? 'disabled' : !user.passwordHash ? 'no_password' : tooLong ? 'password_too_long' : 'wrong_password';
       return refuse(attempt, user, origin, { reason });
     }
-    await attempt.succeeded();
-    await audit.record({ type: 'sign_in.success', accountId: user.id, ...origin });
+    await Promise.all([attempt.succeeded(), audit.record({ type: 'sign_in.success', accountId: user.id, ...origin })]);
     // A longer password, right for an imported argon2id hash, keeps that hash: bcrypt could not hold it.
     if (needsRehash(user.passwordHash, bcryptCost) && !longerThanBcryptReads) await rehash(user.id, user.passwordHash, password, origin);
     return user;
