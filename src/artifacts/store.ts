@@ -8,8 +8,9 @@
 // call touches.
 //
 // findWithBindings also reads the token's person (its accountId's User row), for the engine's
-// findAccount right after; the row's columns and mapping are the people store's own, kept in
-// db/user-row.ts because this folder sits below people/.
+// findAccount right after, and findSessionWithBindings a session's person and grant; the row's
+// columns and mapping are the people store's own, kept in db/user-row.ts because this folder sits
+// below people/.
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, hasNul, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
@@ -48,25 +49,31 @@ const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
   raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
 
 /**
- * A token's row with its session's and its grant's, each null when there is none (LEFT JOIN),
- * prefixed s_ and g_; its accountId, and that person's columns prefixed u_ (userColumns('u')).
+ * A session's row with its grant's for one client, null when there is none (LEFT JOIN), prefixed
+ * g_; its accountId, and that person's columns prefixed u_ (userColumns('u')).
  */
-interface RawBoundArtifact extends RawArtifact {
+interface RawBoundSession extends RawArtifact {
   accountId: string | null;
-  s_payload: unknown;
-  s_grantId: string | null;
-  s_consumedAt: unknown;
-  s_expiresAt: unknown;
   g_payload: unknown;
   g_grantId: string | null;
   g_consumedAt: unknown;
   g_expiresAt: unknown;
 }
 
-const joined = (raw: RawBoundArtifact, prefix: 's_' | 'g_'): ArtifactRow | null =>
-  raw[`${prefix}payload`] === null || raw[`${prefix}payload`] === undefined
-    ? null
-    : toRow({ payload: raw[`${prefix}payload`], grantId: raw[`${prefix}grantId`], consumedAt: raw[`${prefix}consumedAt`], expiresAt: raw[`${prefix}expiresAt`] });
+/** A token's row, as a session's is read with its grant and person, and with its session's, prefixed s_. */
+interface RawBoundArtifact extends RawBoundSession {
+  s_payload: unknown;
+  s_grantId: string | null;
+  s_consumedAt: unknown;
+  s_expiresAt: unknown;
+}
+
+function joined(raw: RawBoundSession | RawBoundArtifact, prefix: 's_' | 'g_'): ArtifactRow | null {
+  const columns = raw as unknown as Record<string, unknown>;
+  const payload = columns[`${prefix}payload`];
+  if (payload === null || payload === undefined) return null;
+  return toRow({ payload, grantId: columns[`${prefix}grantId`] as string | null, consumedAt: columns[`${prefix}consumedAt`], expiresAt: columns[`${prefix}expiresAt`] });
+}
 
 /** What findWithBindings read: the token, and what the engine asks for after it. */
 export interface BoundArtifact {
@@ -78,6 +85,17 @@ export interface BoundArtifact {
   /** The account the token was issued for (its accountId column), if any. */
   accountId: string | null;
   /** That account's person, as people/store.ts findById reads it; null when the token has no account or it is gone. */
+  person: User | null;
+}
+
+/** What findSessionWithBindings read: the session, and what the engine's authorization endpoint asks for after it. */
+export interface BoundSession {
+  session: ArtifactRow;
+  /** The live grant the session holds for the client asked about (its authorizations[clientId].grantId), if any. */
+  grant: ArtifactRow | null;
+  /** The account signed in to the session (its accountId column), if any. */
+  accountId: string | null;
+  /** That account's person, as people/store.ts findById reads it; null when the session has no account or it is gone. */
   person: User | null;
 }
 
@@ -127,6 +145,21 @@ export function createArtifactStore(db: DbHandle) {
        WHERE t."model" = ? AND t."id" = ? AND (t."expiresAt" IS NULL OR t."expiresAt" > ?)
        LIMIT 1`,
     ),
+    // A session (by the browser's cookie), and in the same statement its person and its grant
+    // for one client (the payload's authorizations[clientId].grantId): an authorization request
+    // looks both up right after its session (the account; the grant, to remember consent).
+    // Each join applies the same conditions as the lookup it stands for (find, people/store.ts findById).
+    findSessionWithBindings: statement(
+      'find_session_with_bindings',
+      `SELECT s."payload", s."grantId", s."consumedAt", s."expiresAt", s."accountId",
+         g."payload" AS "g_payload", g."grantId" AS "g_grantId", g."consumedAt" AS "g_consumedAt", g."expiresAt" AS "g_expiresAt",
+         ${userColumns('u')}
+       FROM "OidcArtifact" s
+       LEFT JOIN "OidcArtifact" g ON g."model" = 'Grant' AND g."id" = ${dialect.jsonKeyedText('s."payload"', 'authorizations', 'grantId')} AND (g."expiresAt" IS NULL OR g."expiresAt" > ?)
+       LEFT JOIN "User" u ON u."id" = s."accountId"
+       WHERE s."model" = 'Session' AND s."id" = ? AND (s."expiresAt" IS NULL OR s."expiresAt" > ?)
+       LIMIT 1`,
+    ),
     // Every authorization request of a signed-in person asks whether consent was given before:
     // the grant's id and its row, which the engine looks up by that id right after.
     latestGrant: statement(
@@ -159,6 +192,16 @@ export function createArtifactStore(db: DbHandle) {
       const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
       if (!raw) return null;
       return { token: toRow(raw) as ArtifactRow, session: joined(raw, 's_'), grant: joined(raw, 'g_'), accountId: raw.accountId, person: joinedUser(raw, 'u') };
+    },
+
+    /** find() of a session, and with it, in the same statement, its person and its grant for `clientId` (null: for no client). */
+    async findSessionWithBindings(id: string, clientId: string | null, now: Date): Promise<BoundSession | null> {
+      if (hasNul(id)) return null;
+      await kept('Session', 'Grant');
+      const at = dialect.time(now);
+      const [raw] = await sql.rows<RawBoundSession>(statements.findSessionWithBindings, [clientId !== null && hasNul(clientId) ? null : clientId, at, id, at]);
+      if (!raw) return null;
+      return { session: toRow(raw) as ArtifactRow, grant: joined(raw, 'g_'), accountId: raw.accountId, person: joinedUser(raw, 'u') };
     },
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {

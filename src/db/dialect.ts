@@ -13,10 +13,23 @@ export interface Dialect {
   time(value: Date): Date | number;
   /** A string member of a JSON column as text, for a join (`key`: a plain identifier, written into the statement). */
   jsonText(column: string, key: string): string;
+  /**
+   * `column`'s `member`[key][`field`] as text, for a join, where the key is a `?` parameter (any
+   * string: a client_id) and `member` and `field` are plain identifiers written into the statement.
+   */
+  jsonKeyedText(column: string, member: string, field: string): string;
 }
 
 export function dialectOf(flavour: DatabaseFlavour): Dialect {
-  if (flavour === 'sqlite') return { sql: (text) => text, json: '?', time: (value) => value.getTime(), jsonText: (column, key) => `json_extract(${column}, '$.${key}')` };
+  if (flavour === 'sqlite')
+    return {
+      sql: (text) => text,
+      json: '?',
+      time: (value) => value.getTime(),
+      jsonText: (column, key) => `json_extract(${column}, '$.${key}')`,
+      // json_each matches the key exactly, whatever it holds (a path would have to quote dots and quotes).
+      jsonKeyedText: (column, member, field) => `(SELECT json_extract(m."value", '$.${field}') FROM json_each(${column}, '$.${member}') m WHERE m."key" = ?)`,
+    };
   return {
     sql(text) {
       let n = 0;
@@ -25,6 +38,7 @@ export function dialectOf(flavour: DatabaseFlavour): Dialect {
     json: '?::jsonb',
     time: (value) => value,
     jsonText: (column, key) => `(${column} ->> '${key}')`,
+    jsonKeyedText: (column, member, field) => `(${column} -> '${member}' -> ?::text ->> '${field}')`,
   };
 }
 

@@ -50,6 +50,16 @@ function toPayload(model: string, row: ArtifactRow | null, secrets: readonly str
 
 const text = (value: unknown) => (typeof value === 'string' ? value : null);
 
+/** The client_id in the query of the engine request `request` (a Koa context), if it names exactly one. */
+const clientInQuery = (request: object) => text((request as { query?: Record<string, unknown> }).query?.client_id);
+
+/** The grant a session's payload holds for a client, as the engine's session.grantIdFor reads it. */
+function grantIdFor(payload: Payload, clientId: string): string | undefined {
+  const authorizations = payload.authorizations as Record<string, { grantId?: unknown } | undefined> | undefined;
+  const grantId = authorizations && Object.hasOwn(authorizations, clientId) ? authorizations[clientId]?.grantId : undefined;
+  return typeof grantId === 'string' ? grantId : undefined;
+}
+
 /**
  * Request parameters end up in payloads, and PostgreSQL cannot store U+0000 in jsonb. JSON writes
  * it, in a key or a value, as \u0000 after an even number of backslashes (a backslash of the
@@ -147,8 +157,8 @@ export function createAdapterFactory(
       },
 
       async find(id) {
-        const request = READ_WITH_BINDINGS.has(model) ? reads.current() : undefined;
-        if (request) return findWithBindings(request, id);
+        const request = READ_WITH_BINDINGS.has(model) || model === 'Session' ? reads.current() : undefined;
+        if (request) return model === 'Session' ? findSessionWithBindings(request, id) : findWithBindings(request, id);
         const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
         const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
         return toPayload(model, row, secrets, id);
@@ -206,6 +216,23 @@ export function createAdapterFactory(
       reads.keep(request, rows);
       return toPayload(model, bound.token, secrets, id);
     }
+  }
+
+  /**
+   * The session a request's cookie names, and kept for the rest of the request (request-reads.ts):
+   * its person, and its grant for the client the request names in its query (the engine loads the
+   * session before it reads the request's parameters; a request naming none keeps no grant).
+   */
+  async function findSessionWithBindings(request: object, id: string) {
+    const clientId = clientInQuery(request);
+    const bound = await artifacts.findSessionWithBindings(storedId('Session', id), clientId, now());
+    if (!bound) return undefined;
+    const rows: KeptRead[] = [];
+    const grantId = clientId === null ? undefined : grantIdFor(bound.session.payload, clientId);
+    if (grantId) rows.push([grantKey(grantId), bound.grant]);
+    if (bound.accountId) rows.push([personKey(bound.accountId), bound.person]);
+    reads.keep(request, rows);
+    return toPayload('Session', bound.session, secrets, id);
   }
 
   const adapters = new Map<string, Adapter>();

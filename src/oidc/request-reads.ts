@@ -6,7 +6,9 @@
 // until the engine asks for them in the same request (the person through findAccount,
 // people/accounts.ts, wired in provider.ts). Likewise the newest grant an authorization request
 // looks up to remember consent (loadExistingGrant in provider.ts) is read with its row, kept here
-// for the engine's Grant.find right after.
+// for the engine's Grant.find right after; and the session a browser's cookie names is read with
+// its person and its grant for the client in the request's query (findSessionWithBindings), which
+// the authorization endpoint asks for right after the session (findAccount, loadExistingGrant).
 //
 // This is one read, not a cache: each row is handed out once (a second lookup reads the database
 // again), nothing outlives the request (a WeakMap keyed by the engine's request context), and any

@@ -279,6 +279,60 @@ describe.each(
     await db.prisma.user.deleteMany({ where: { id: { in: ['u-bound', 'u-plain-bound'] } } });
   });
 
+  it("reads a session with its person and its grant for a client in one statement, exactly as the three lookups read them", async () => {
+    const artifacts = createArtifactStore(handle);
+    const users = createUserStore(handle);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const later = new Date(now.getTime() + 60_000);
+    const row = (model: string, id: string, payload: Record<string, unknown>, extra: { accountId?: string; expiresAt?: Date | null } = {}) =>
+      db.prisma.oidcArtifact.create({ data: { model, id, payload: payload as object, grantId: model === 'Grant' ? id : null, accountId: extra.accountId ?? null, expiresAt: extra.expiresAt ?? null } });
+    await db.prisma.user.create({ data: { id: 'u-session', email: 'session@example.com', emailVerified: true, name: '세션 Person', disabled: true, totpLastStep: 12345 } });
+    // Client ids a JSON path would have to quote: a dot, quotes, a backslash, Hangul.
+    const odd = 'odd.client "q" \\ \'s 한';
+    const authorizations = { 'client-s': { sid: 'sid-1', grantId: 'g-s' }, [odd]: { grantId: 'g-odd' }, 'client-gone': { grantId: 'g-none' }, 'client-expired': { grantId: 'g-s-expired' }, 'client-no-grant': { sid: 'sid-2' } };
+    await row('Session', 's-full', { uid: 'uid-s', accountId: 'u-session', authorizations, nested: { ok: [1, '한'] } }, { accountId: 'u-session', expiresAt: later });
+    await row('Session', 's-anonymous', { uid: 'uid-anon' });
+    await row('Session', 's-person-gone', { uid: 'uid-gone', authorizations }, { accountId: 'u-gone' });
+    await row('Session', 's-expired', { uid: 'uid-x', authorizations }, { accountId: 'u-session', expiresAt: now });
+    await row('Grant', 'g-s', { accountId: 'u-session', clientId: 'client-s' }, { expiresAt: later });
+    await row('Grant', 'g-odd', { accountId: 'u-session', clientId: odd });
+    await row('Grant', 'g-s-expired', {}, { expiresAt: now });
+    // Not a session's: a session's id found under another model is not read as one.
+    await row('AccessToken', 's-token', { uid: 'uid-t', authorizations }, { accountId: 'u-session' });
+
+    const separately = async (id: string, clientId: string | null, at: Date) => {
+      const session = await artifacts.find('Session', id, at);
+      if (!session) return null;
+      const accountId = (await db.prisma.oidcArtifact.findUnique({ where: { model_id: { model: 'Session', id } } }))?.accountId ?? null;
+      const grantId = clientId === null ? undefined : (session.payload.authorizations as Record<string, { grantId?: string }> | undefined)?.[clientId]?.grantId;
+      return {
+        session,
+        grant: grantId ? await artifacts.find('Grant', grantId, at) : null,
+        accountId,
+        person: accountId ? await users.findById(accountId) : null,
+      };
+    };
+    for (const id of ['s-full', 's-anonymous', 's-person-gone', 's-expired', 's-token', 'nothing']) {
+      for (const clientId of ['client-s', odd, 'client-gone', 'client-expired', 'client-no-grant', 'client-unknown', null]) {
+        expect(await artifacts.findSessionWithBindings(id, clientId, now), `${id} ${clientId}`).toEqual(await separately(id, clientId, now));
+      }
+    }
+    expect(await artifacts.findSessionWithBindings('s-full', 'client-s', now)).toMatchObject({
+      session: { payload: { nested: { ok: [1, '한'] } } },
+      grant: { grantId: 'g-s', payload: { clientId: 'client-s' } },
+      accountId: 'u-session',
+      person: { id: 'u-session', disabled: true, emailVerified: true, totpLastStep: 12345, passwordHash: null },
+    });
+    expect(await artifacts.findSessionWithBindings('s-full', odd, now)).toMatchObject({ grant: { grantId: 'g-odd' } });
+    // Each part expires by the time given, to the millisecond; a NUL anywhere finds nothing.
+    expect(await artifacts.findSessionWithBindings('s-full', 'client-s', new Date(later.getTime() - 1))).toMatchObject({ grant: { grantId: 'g-s' } });
+    expect(await artifacts.findSessionWithBindings('s-full', 'client-s', later)).toBeNull();
+    expect(await artifacts.findSessionWithBindings('s-full\0', 'client-s', now)).toBeNull();
+    expect(await artifacts.findSessionWithBindings('s-full', 'client-s\0', now)).toMatchObject({ accountId: 'u-session', grant: null });
+    await db.prisma.oidcArtifact.deleteMany({ where: { id: { in: ['s-full', 's-anonymous', 's-person-gone', 's-expired', 'g-s', 'g-odd', 'g-s-expired', 's-token'] } } });
+    await db.prisma.user.deleteMany({ where: { id: 'u-session' } });
+  });
+
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
     const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');

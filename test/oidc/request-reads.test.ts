@@ -3,24 +3,27 @@
 // findAccount, src/people/accounts.ts): each once, never to another request or outside one, and
 // never past a write through the adapter (but for the person, past the token's consumption). The
 // statement itself is proven equal to the four lookups in test/db/raw-queries.test.ts; the last
-// describe counts the statements of /userinfo, a refresh and a code exchange through the engine.
+// describe counts the statements of /userinfo, a refresh, a code exchange and a signed-in
+// browser's authorization request (its session read with its person and grant) through the engine.
 import { createHash, randomBytes } from 'node:crypto';
 import type { Account, Adapter, AdapterPayload, FindAccount, KoaContextWithOIDC } from 'oidc-provider';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decodeJwt } from 'jose';
 import { createClientStore } from '../../src/clients/store.js';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/logger.js';
+import { cookieSigner } from '../../src/core/secrets.js';
 import type { Db, Prisma } from '../../src/db/client.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
 import { createRequestReads, personKey } from '../../src/oidc/request-reads.js';
 import { createFindAccount } from '../../src/people/accounts.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createEngine } from '../../src/server.js';
-import { basicAuth } from '../helpers/code-flow.js';
+import { authorizationUrl, basicAuth } from '../helpers/code-flow.js';
 import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 import { newPerson, WEB_APP, webApp } from '../helpers/fixtures.js';
-import { addUserTo, testEnv } from '../helpers/gatehouse.js';
+import { addUserTo, TEST_SECRET, testEnv } from '../helpers/gatehouse.js';
 
 const ADAPTER_SECRET = 'request-reads-test-secret-0123456789-abcdefghij';
 
@@ -185,7 +188,7 @@ describe.each(await flavours())("a token's session, grant and person, read with 
   });
 });
 
-describe.each(await flavours())('the statements of /userinfo, a refresh and a code exchange through the engine, on %s', (flavour) => {
+describe.each(await flavours())('the statements of /userinfo, a refresh, a code exchange and an authorization through the engine, on %s', (flavour) => {
   let db: MigratedDb;
   let engine: Awaited<ReturnType<typeof createEngine>>;
   /** Every statement run, hand-written (by name) or through Prisma's client. */
@@ -235,6 +238,8 @@ describe.each(await flavours())('the statements of /userinfo, a refresh and a co
     const challenge = { redirectUri: WEB_APP.redirectUri, codeChallenge: createHash('sha256').update(verifier).digest('base64url'), codeChallengeMethod: 'S256' };
     return {
       accountId,
+      /** The session cookie's value: the session's id. */
+      sessionCookie: session.jti,
       accessToken: await new provider.AccessToken(issued).save(),
       refreshToken: await new provider.RefreshToken(issued).save(),
       code: await new provider.AuthorizationCode({ ...issued, ...challenge } as ConstructorParameters<typeof provider.AuthorizationCode>[0]).save(),
@@ -278,6 +283,27 @@ describe.each(await flavours())('the statements of /userinfo, a refresh and a co
     expect(redeemed.response.body).toMatchObject({ id_token: expect.any(String), refresh_token: expect.any(String) });
     // The person, kept past the code's consumption, which comes before findAccount.
     expect(redeemed.statements).toEqual(['artifact_find_with_bindings', 'artifact_consume', 'artifact_save', 'artifact_save']);
+  });
+
+  it("answers a signed-in browser's authorization request reading its session, its person and its grant in one statement", async () => {
+    const { accountId, sessionCookie } = await issue();
+    const cookie = `_session=${sessionCookie}; _session.sig=${cookieSigner([TEST_SECRET]).sign(`_session=${sessionCookie}`)}`;
+    const authorize = () => {
+      const { verifier, url } = authorizationUrl('http://gatehouse.test', WEB_APP, { prompt: undefined, scope: 'openid email' });
+      return { verifier, send: (app: ReturnType<typeof request>) => app.get(`${url.pathname}${url.search}`).set('cookie', cookie) };
+    };
+    // The first authorization for the client also saves the session (its sid for the client).
+    expect((await counting(authorize().send)).statements).toEqual(['artifact_find_session_with_bindings', 'artifact_save', 'artifact_save']);
+    const { verifier, send } = authorize();
+    const authorized = await counting(send);
+    expect(authorized.response.status).toBe(303);
+    const code = new URL(authorized.response.headers.location as string).searchParams.get('code');
+    expect(code).toBeTruthy();
+    // Before, the session, the person (findAccount) and the grant (remembered consent) were three reads.
+    expect(authorized.statements).toEqual(['artifact_find_session_with_bindings', 'artifact_save']);
+    const redeemed = await token({ grant_type: 'authorization_code', code: code as string, redirect_uri: WEB_APP.redirectUri, code_verifier: verifier });
+    expect(redeemed.response.body).toMatchObject({ id_token: expect.any(String) });
+    expect(decodeJwt(redeemed.response.body.id_token as string).sub).toBe(accountId);
   });
 
   it('sees a person changed or disabled between requests in the next request', async () => {
