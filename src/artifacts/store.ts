@@ -68,7 +68,7 @@ interface RawBoundArtifact extends RawBoundSession {
   s_expiresAt: unknown;
 }
 
-function joined(raw: RawBoundSession | RawBoundArtifact, prefix: 's_' | 'g_'): ArtifactRow | null {
+function joined(raw: RawBoundSession | RawBoundArtifact | RawBoundInteraction, prefix: 's_' | 'g_'): ArtifactRow | null {
   const columns = raw as unknown as Record<string, unknown>;
   const payload = columns[`${prefix}payload`];
   if (payload === null || payload === undefined) return null;
@@ -86,6 +86,30 @@ export interface BoundArtifact {
   accountId: string | null;
   /** That account's person, as people/store.ts findById reads it; null when the token has no account or it is gone. */
   person: User | null;
+}
+
+/** The newest live grant an account gave a client: its id and its row, as find reads it. */
+export interface LatestGrant {
+  id: string;
+  row: ArtifactRow;
+}
+
+/** What findInteractionWithBindings read: the interaction, and what a resumed authorization asks for after it. */
+export interface BoundInteraction {
+  interaction: ArtifactRow;
+  /** The person its result's login names (result.login.accountId), as people/store.ts findById reads it; null when it names none or they are gone. */
+  person: User | null;
+  /** That account's newest live grant for the interaction's client (params.client_id), as latestGrant reads it. */
+  latestGrant: LatestGrant | null;
+}
+
+/** An interaction's row with its login's person (u_) and that person's newest grant for its client (g_, with its id). */
+interface RawBoundInteraction extends RawArtifact {
+  g_id: string | null;
+  g_payload: unknown;
+  g_grantId: string | null;
+  g_consumedAt: unknown;
+  g_expiresAt: unknown;
 }
 
 /** What findSessionWithBindings read: the session, and what the engine's authorization endpoint asks for after it. */
@@ -160,6 +184,25 @@ export function createArtifactStore(db: DbHandle) {
        WHERE s."model" = 'Session' AND s."id" = ? AND (s."expiresAt" IS NULL OR s."expiresAt" > ?)
        LIMIT 1`,
     ),
+    // An interaction, and in the same statement the person its result's login names and that
+    // person's newest live grant for its client (latestGrant's lookup): an authorization resumed
+    // after a sign-in looks both up right after its interaction. Each join applies the same
+    // conditions as the lookup it stands for (people/store.ts findById, latestGrant).
+    findInteractionWithBindings: statement(
+      'find_interaction_with_bindings',
+      `SELECT i."payload", i."grantId", i."consumedAt", i."expiresAt",
+         g."id" AS "g_id", g."payload" AS "g_payload", g."grantId" AS "g_grantId", g."consumedAt" AS "g_consumedAt", g."expiresAt" AS "g_expiresAt",
+         ${userColumns('u')}
+       FROM "OidcArtifact" i
+       LEFT JOIN "User" u ON u."id" = ${dialect.jsonText('i."payload"', 'result.login.accountId')}
+       LEFT JOIN "OidcArtifact" g ON g."model" = 'Grant' AND g."id" = (
+         SELECT n."id" FROM "OidcArtifact" n
+         WHERE n."model" = 'Grant' AND n."accountId" = ${dialect.jsonText('i."payload"', 'result.login.accountId')}
+           AND n."clientId" = ${dialect.jsonText('i."payload"', 'params.client_id')} AND (n."expiresAt" IS NULL OR n."expiresAt" > ?)
+         ORDER BY n."createdAt" DESC LIMIT 1)
+       WHERE i."model" = 'Interaction' AND i."id" = ? AND (i."expiresAt" IS NULL OR i."expiresAt" > ?)
+       LIMIT 1`,
+    ),
     // Every authorization request of a signed-in person asks whether consent was given before:
     // the grant's id and its row, which the engine looks up by that id right after.
     latestGrant: statement(
@@ -204,6 +247,17 @@ export function createArtifactStore(db: DbHandle) {
       return { session: toRow(raw) as ArtifactRow, grant: joined(raw, 'g_'), accountId: raw.accountId, person: joinedUser(raw, 'u') };
     },
 
+    /** find() of an interaction, and with it, in the same statement, its login's person and their newest grant for its client. */
+    async findInteractionWithBindings(id: string, now: Date): Promise<BoundInteraction | null> {
+      if (hasNul(id)) return null;
+      await kept('Interaction', 'Grant');
+      const at = dialect.time(now);
+      const [raw] = await sql.rows<RawBoundInteraction>(statements.findInteractionWithBindings, [at, id, at]);
+      if (!raw) return null;
+      const grant = joined(raw, 'g_');
+      return { interaction: toRow(raw) as ArtifactRow, person: joinedUser(raw, 'u'), latestGrant: grant && raw.g_id !== null ? { id: raw.g_id, row: grant } : null };
+    },
+
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
       await kept(model);
@@ -239,7 +293,7 @@ export function createArtifactStore(db: DbHandle) {
     },
 
     /** The newest live grant an account gave a client (its id and row, as find reads it), to remember consent across sessions. */
-    async latestGrant(accountId: string, clientId: string, now: Date): Promise<{ id: string; row: ArtifactRow } | null> {
+    async latestGrant(accountId: string, clientId: string, now: Date): Promise<LatestGrant | null> {
       if (hasNul(accountId) || hasNul(clientId)) return null;
       await kept('Grant');
       const [raw] = await sql.rows<RawArtifact & { id: string }>(statements.latestGrant, [accountId, clientId, dialect.time(now)]);

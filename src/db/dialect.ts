@@ -11,7 +11,10 @@ export interface Dialect {
   readonly json: string;
   /** A time as a parameter: epoch milliseconds on SQLite (how Prisma's adapter stores it there), a Date on PostgreSQL. */
   time(value: Date): Date | number;
-  /** A string member of a JSON column as text, for a join (`key`: a plain identifier, written into the statement). */
+  /**
+   * A string member of a JSON column as text, for a join (`key`: plain identifiers, written into
+   * the statement; dotted for a nested member: `result.login.accountId`).
+   */
   jsonText(column: string, key: string): string;
   /**
    * `column`'s `member`[key][`field`] as text, for a join, where the key is a `?` parameter (any
@@ -37,7 +40,7 @@ export function dialectOf(flavour: DatabaseFlavour): Dialect {
     },
     json: '?::jsonb',
     time: (value) => value,
-    jsonText: (column, key) => `(${column} ->> '${key}')`,
+    jsonText: (column, key) => (key.includes('.') ? `(${column} #>> '{${key.split('.').join(',')}}')` : `(${column} ->> '${key}')`),
     jsonKeyedText: (column, member, field) => `(${column} -> '${member}' -> ?::text ->> '${field}')`,
   };
 }

@@ -15,7 +15,7 @@ import { createArtifactStore, type ArtifactRow, type Payload } from '../artifact
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
-import { createRequestReads, engineRequest, grantKey, personKey, sessionKey, type KeptRead, type RequestReads } from './request-reads.js';
+import { createRequestReads, engineRequest, grantKey, latestGrantKey, personKey, sessionKey, type KeptRead, type RequestReads } from './request-reads.js';
 
 export type Clock = () => Date;
 
@@ -138,7 +138,7 @@ export function createAdapterFactory(
     return {
       async upsert(id, payload, expiresIn) {
         refuseNul(payload);
-        reads.drop();
+        reads.dropWritten(model);
         const expiresAt = expiresIn ? new Date(now().getTime() + (expiresIn + (KEPT_AFTER_EXPIRY[model] ?? 0)) * 1000) : null;
         await artifacts.save(
           model,
@@ -157,8 +157,12 @@ export function createAdapterFactory(
       },
 
       async find(id) {
-        const request = READ_WITH_BINDINGS.has(model) || model === 'Session' ? reads.current() : undefined;
-        if (request) return model === 'Session' ? findSessionWithBindings(request, id) : findWithBindings(request, id);
+        const request = READ_WITH_BINDINGS.has(model) || model === 'Session' || model === 'Interaction' ? reads.current() : undefined;
+        if (request) {
+          if (model === 'Session') return findSessionWithBindings(request, id);
+          if (model === 'Interaction') return findInteractionWithBindings(request, id);
+          return findWithBindings(request, id);
+        }
         const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
         const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
         return toPayload(model, row, secrets, id);
@@ -193,12 +197,12 @@ export function createAdapterFactory(
       },
 
       async destroy(id) {
-        reads.drop();
+        reads.dropWritten(model);
         await artifacts.destroy(model, storedId(model, id));
       },
 
       async revokeByGrantId(grantId) {
-        reads.drop();
+        reads.dropWritten(model);
         await artifacts.destroyByGrantId(grantId, model);
       },
     };
@@ -233,6 +237,26 @@ export function createAdapterFactory(
     if (bound.accountId) rows.push([personKey(bound.accountId), bound.person]);
     reads.keep(request, rows);
     return toPayload('Session', bound.session, secrets, id);
+  }
+
+  /**
+   * An interaction an engine request finds (an authorization resuming it), and kept for the rest
+   * of the request (request-reads.ts): the person its result's login names, and their newest grant
+   * for its client, which the engine asks for next (findAccount, loadExistingGrant).
+   */
+  async function findInteractionWithBindings(request: object, id: string) {
+    const bound = await artifacts.findInteractionWithBindings(id, now());
+    if (!bound) return undefined;
+    const { payload } = bound.interaction;
+    const accountId = text((payload.result as { login?: { accountId?: unknown } } | undefined)?.login?.accountId);
+    const clientId = text((payload.params as { client_id?: unknown } | undefined)?.client_id);
+    const rows: KeptRead[] = [];
+    if (accountId) {
+      rows.push([personKey(accountId), bound.person]);
+      if (clientId) rows.push([latestGrantKey(accountId, clientId), bound.latestGrant]);
+    }
+    reads.keep(request, rows);
+    return toPayload('Interaction', bound.interaction, secrets, id);
   }
 
   const adapters = new Map<string, Adapter>();

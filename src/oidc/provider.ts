@@ -13,7 +13,7 @@ import { CLAIMS_BY_SCOPE, createFindAccount } from '../people/accounts.js';
 import { createGroupsClaim, GROUPS_CLAIM, GROUPS_SCOPE } from '../groups/claims.js';
 import { GROUPS_CLIENT_METADATA, validateGroupsMetadata } from '../groups/client-metadata.js';
 import { createAdapterFactory, type Clock } from './adapter.js';
-import { createRequestReads, engineRequest, grantKey, personKey } from './request-reads.js';
+import { createRequestReads, engineRequest, grantKey, latestGrantKey, personKey } from './request-reads.js';
 import { deviceFlowFeature } from './device-flow.js';
 import { adapterWithHooks } from './hooks.js';
 import type { AdapterObserver } from './instrumentation.js';
@@ -220,8 +220,10 @@ export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now
       if (!client || !session?.accountId) return undefined;
       let grantId = (ctx.oidc.result?.consent as { grantId?: string } | undefined)?.grantId || session.grantIdFor(client.clientId);
       if (!grantId) {
-        // The newest grant is read with its row, kept for the Grant.find below (request-reads.ts).
-        const latest = await artifacts.latestGrant(session.accountId, client.clientId, now());
+        // The newest grant is read with its row (or was, with the interaction this request
+        // resumes), kept for the Grant.find below (request-reads.ts).
+        const readAhead = reads.take(latestGrantKey(session.accountId, client.clientId));
+        const latest = readAhead !== undefined ? readAhead : await artifacts.latestGrant(session.accountId, client.clientId, now());
         const request = reads.current();
         if (latest && request) reads.keep(request, [[grantKey(latest.id), latest.row]]);
         grantId = latest?.id;

@@ -10,16 +10,22 @@
 // its person and its grant for the client in the request's query (findSessionWithBindings), which
 // the authorization endpoint asks for right after the session (findAccount, loadExistingGrant).
 //
+// An authorization resumed after a sign-in finds its interaction, and then the account its result
+// names and that account's newest grant for the client: the interaction is read with both
+// (findInteractionWithBindings), the newest grant kept under the account and the client.
+//
 // This is one read, not a cache: each row is handed out once (a second lookup reads the database
-// again), nothing outlives the request (a WeakMap keyed by the engine's request context), and any
-// write through the adapter in the request drops what was kept, with one exception: consuming the
-// token keeps the person, because the engine redeems a code before it looks up the code's account
-// (actions/grants/authorization_code.js) and the adapter never writes a person.
+// again), nothing outlives the request (a WeakMap keyed by the engine's request context), and a
+// write through the adapter in the request drops what was kept of the model it writes (a session
+// written drops the sessions kept, a grant the grants); the adapter never writes a person, so the
+// person stays (the engine deletes the interaction it resumes before it looks up the account).
+// Consuming a token drops the sessions and grants kept, and keeps the person, because the engine
+// redeems a code before it looks up the code's account (actions/grants/authorization_code.js).
 // The request sees the session, the grant and the person as they were when it read its token, a
 // few statements earlier than it would have otherwise: a revocation, a person disabled, deleted
 // or changed after that read is seen by the next request, as before.
 import Provider from 'oidc-provider';
-import type { ArtifactRow } from '../artifacts/store.js';
+import type { ArtifactRow, LatestGrant } from '../artifacts/store.js';
 import type { User } from '../people/store.js';
 
 /** The engine's request being served (the engine keeps it in AsyncLocalStorage), if any. */
@@ -35,11 +41,16 @@ const PERSON = 'Person ';
 export const sessionKey = (uid: string) => `Session uid ${uid}` as ReadKey<ArtifactRow>;
 /** The key a grant read with a token is kept under. */
 export const grantKey = (id: string) => `Grant ${id}` as ReadKey<ArtifactRow>;
+/** The key the newest grant an account gave a client is kept under (a grant's key: a written grant drops it). */
+export const latestGrantKey = (accountId: string, clientId: string) => `Grant newest ${JSON.stringify([accountId, clientId])}` as ReadKey<LatestGrant>;
 /** The key the token's person is kept under. */
 export const personKey = (accountId: string) => `${PERSON}${accountId}` as ReadKey<User>;
 
 /** A row read with a token, under its key (null: read, and there was none). */
-export type KeptRead = readonly [key: ReadKey<ArtifactRow>, row: ArtifactRow | null] | readonly [key: ReadKey<User>, row: User | null];
+export type KeptRead =
+  | readonly [key: ReadKey<ArtifactRow>, row: ArtifactRow | null]
+  | readonly [key: ReadKey<LatestGrant>, row: LatestGrant | null]
+  | readonly [key: ReadKey<User>, row: User | null];
 
 export interface RequestReads {
   /** The engine request being served, if any: rows are kept only within one. */
@@ -48,8 +59,8 @@ export interface RequestReads {
   keep(scope: object, rows: readonly KeptRead[]): void;
   /** The row kept for `key` in the current request, handed out once; undefined when none is kept. */
   take<T>(key: ReadKey<T>): T | null | undefined;
-  /** Drops what the current request kept (a write may have changed it). */
-  drop(): void;
+  /** Drops what the current request kept of `model` (written through the adapter: it may have changed). */
+  dropWritten(model: string): void;
   /** Drops the artifacts the current request kept and keeps its person: what consuming the token read drops. */
   dropArtifacts(): void;
 }
@@ -74,9 +85,10 @@ export function createRequestReads(scope: RequestScope): RequestReads {
       map.delete(key);
       return row;
     },
-    drop() {
-      const request = scope();
-      if (request) kept.delete(request);
+    dropWritten(model) {
+      const map = keptNow();
+      // Every key starts with its model's name (the person's with one the engine has no model of).
+      for (const key of map?.keys() ?? []) if (key.startsWith(`${model} `)) map?.delete(key);
     },
     dropArtifacts() {
       const map = keptNow();

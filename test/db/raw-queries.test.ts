@@ -333,6 +333,60 @@ describe.each(
     await db.prisma.user.deleteMany({ where: { id: 'u-session' } });
   });
 
+  it("reads an interaction with its login's person and their newest grant for its client in one statement, exactly as the three lookups read them", async () => {
+    const artifacts = createArtifactStore(handle);
+    const users = createUserStore(handle);
+    const now = new Date('2030-05-06T07:08:09.123Z');
+    const later = new Date(now.getTime() + 60_000);
+    const odd = 'odd.client "q" \\ \'s 한';
+    await db.prisma.user.create({ data: { id: 'u-interaction', email: 'interaction@example.com', name: '로그인', emailVerified: true, totpLastStep: 7 } });
+    const interaction = (id: string, payload: Record<string, unknown>, expiresAt: Date | null = later) =>
+      db.prisma.oidcArtifact.create({ data: { model: 'Interaction', id, payload: payload as object, expiresAt } });
+    const grant = (id: string, clientId: string, createdAt: Date, expiresAt: Date | null, accountId = 'u-interaction') =>
+      db.prisma.oidcArtifact.create({ data: { model: 'Grant', id, payload: { accountId, clientId }, grantId: id, accountId, clientId, createdAt, expiresAt } });
+    await interaction('i-signed-in', { params: { client_id: 'client-i' }, result: { login: { accountId: 'u-interaction' } }, nested: { ok: [1, '한'] } });
+    await interaction('i-odd-client', { params: { client_id: odd }, result: { login: { accountId: 'u-interaction' } } });
+    await interaction('i-no-grant', { params: { client_id: 'client-none' }, result: { login: { accountId: 'u-interaction' } } });
+    await interaction('i-person-gone', { params: { client_id: 'client-i' }, result: { login: { accountId: 'u-gone' } } });
+    await interaction('i-not-signed-in', { params: { client_id: 'client-i' } });
+    await interaction('i-consented', { params: { client_id: 'client-i' }, result: { consent: { grantId: 'g-i-new' } } });
+    await interaction('i-expired', { params: { client_id: 'client-i' }, result: { login: { accountId: 'u-interaction' } } }, now);
+    await grant('g-i-old', 'client-i', new Date('2030-01-01T00:00:00.000Z'), null);
+    await grant('g-i-new', 'client-i', new Date('2030-02-01T00:00:00.000Z'), later);
+    await grant('g-i-newest-expired', 'client-i', new Date('2030-03-01T00:00:00.000Z'), now);
+    await grant('g-i-odd', odd, new Date('2030-01-01T00:00:00.000Z'), null);
+    await grant('g-i-gone', 'client-i', new Date('2030-04-01T00:00:00.000Z'), null, 'u-gone');
+
+    const separately = async (id: string, at: Date) => {
+      const found = await artifacts.find('Interaction', id, at);
+      if (!found) return null;
+      const accountId = (found.payload.result as { login?: { accountId?: string } } | undefined)?.login?.accountId;
+      const clientId = (found.payload.params as { client_id?: string }).client_id;
+      return {
+        interaction: found,
+        person: accountId ? await users.findById(accountId) : null,
+        latestGrant: accountId && clientId ? await artifacts.latestGrant(accountId, clientId, at) : null,
+      };
+    };
+    for (const id of ['i-signed-in', 'i-odd-client', 'i-no-grant', 'i-person-gone', 'i-not-signed-in', 'i-consented', 'i-expired', 'nothing']) {
+      expect(await artifacts.findInteractionWithBindings(id, now), id).toEqual(await separately(id, now));
+    }
+    expect(await artifacts.findInteractionWithBindings('i-signed-in', now)).toMatchObject({
+      interaction: { payload: { nested: { ok: [1, '한'] } } },
+      person: { id: 'u-interaction', name: '로그인', emailVerified: true, totpLastStep: 7 },
+      latestGrant: { id: 'g-i-new', row: { grantId: 'g-i-new', payload: { clientId: 'client-i' } } },
+    });
+    expect(await artifacts.findInteractionWithBindings('i-odd-client', now)).toMatchObject({ latestGrant: { id: 'g-i-odd' } });
+    // A grant gone by that time gives way to the one before it; an interaction gone by then, to nothing.
+    expect(await artifacts.findInteractionWithBindings('i-signed-in', later)).toBeNull();
+    await db.prisma.oidcArtifact.update({ where: { model_id: { model: 'Interaction', id: 'i-signed-in' } }, data: { expiresAt: null } });
+    expect(await artifacts.findInteractionWithBindings('i-signed-in', later)).toMatchObject({ latestGrant: { id: 'g-i-old' } });
+    expect(await artifacts.findInteractionWithBindings('i-signed-in\0', now)).toBeNull();
+    await db.prisma.oidcArtifact.deleteMany({ where: { id: { startsWith: 'i-' } } });
+    await db.prisma.oidcArtifact.deleteMany({ where: { id: { startsWith: 'g-i-' } } });
+    await db.prisma.user.deleteMany({ where: { id: 'u-interaction' } });
+  });
+
   it('stores artifacts the query builder reads back, and reads what it stored', async () => {
     const artifacts = createArtifactStore(handle);
     const now = new Date('2030-05-06T07:08:09.123Z');

@@ -16,7 +16,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { cookieSigner } from '../../src/core/secrets.js';
 import type { Db, Prisma } from '../../src/db/client.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
-import { createRequestReads, personKey } from '../../src/oidc/request-reads.js';
+import { createRequestReads, latestGrantKey, personKey, type RequestReads } from '../../src/oidc/request-reads.js';
 import { createFindAccount } from '../../src/people/accounts.js';
 import { createUserStore } from '../../src/people/store.js';
 import { createEngine } from '../../src/server.js';
@@ -41,6 +41,7 @@ describe.each(await flavours())("a token's session, grant and person, read with 
   let request: object | undefined;
   let scoped: (model: string) => Adapter;
   let findAccount: FindAccount;
+  let reads: RequestReads;
   const session = { jti: 'session-cookie-value-0123456789', uid: 'uid-r', accountId: 'acc-r', loginTs: 1, authorizations: { c: { sid: 'sid', grantId: 'g-r' } }, kind: 'Session' };
   const grant = { jti: 'g-r', accountId: 'acc-r', clientId: 'c', openid: { scope: 'openid' }, kind: 'Grant' };
   const token = { jti: 'at-r-0123456789-0123456789', accountId: 'acc-r', clientId: 'c', grantId: 'g-r', sessionUid: 'uid-r', expiresWithSession: true, kind: 'AccessToken' };
@@ -48,7 +49,7 @@ describe.each(await flavours())("a token's session, grant and person, read with 
 
   beforeEach(async () => {
     request = {};
-    const reads = createRequestReads(() => request);
+    reads = createRequestReads(() => request);
     scoped = createAdapterFactory(db, [ADAPTER_SECRET], now, 0, reads);
     findAccount = createFindAccount(db, (accountId) => reads.take(personKey(accountId)));
     await db.prisma.user.deleteMany();
@@ -138,28 +139,73 @@ describe.each(await flavours())("a token's session, grant and person, read with 
     expect(await accountClaims()).toBeUndefined();
   });
 
-  it('drops the kept person on a write through the adapter, but not on consuming the token (a code is redeemed before its account is found)', async () => {
+  it('keeps the person past every write through the adapter (which never writes one), a consumption of the token included (a code is redeemed before its account is found)', async () => {
     const writes: [string, () => Promise<unknown>][] = [
       ['upsert', () => scoped('Session').upsert(session.jti, session as unknown as AdapterPayload, 3600)],
       ['destroy', () => scoped('Interaction').destroy('no-such-interaction')],
-      ['revokeByGrantId', () => scoped('AuthorizationCode').revokeByGrantId('no-such-grant')],
+      ['revokeByGrantId', () => scoped('Grant').revokeByGrantId('no-such-grant')],
+      ['consume', () => scoped('AccessToken').consume(token.jti)],
     ];
     for (const [write, run] of writes) {
+      await changePerson(`Read before ${write}`);
       request = {};
       await scoped('AccessToken').find(token.jti);
       await run();
-      await changePerson(`After ${write}`);
-      expect(await accountClaims(), write).toMatchObject({ name: `After ${write}` });
+      await changePerson(`Changed after ${write}`);
+      expect(await accountClaims(), write).toMatchObject({ name: `Read before ${write}` });
     }
-    await changePerson('Read');
-    request = {};
-    await scoped('AccessToken').find(token.jti);
-    await scoped('AccessToken').consume(token.jti);
-    await changePerson('After consume');
-    expect(await accountClaims()).toMatchObject({ name: 'Read' });
-    // The session and the grant, though, are dropped by the consumption as by any write.
-    await deleteSessionAndGrant();
+  });
+
+  it('drops a kept session or grant when a write through the adapter may have changed it: a write of its model, or the consumption of the token', async () => {
+    const kept = async () => {
+      request = {};
+      await scoped('AccessToken').find(token.jti);
+      await deleteSessionAndGrant();
+    };
+    const restore = async () => {
+      request = undefined;
+      await scoped('Session').upsert(session.jti, session as unknown as AdapterPayload, 3600);
+      await scoped('Grant').upsert(grant.jti, grant as unknown as AdapterPayload, 3600);
+    };
+    // Written: an interaction (an authorization resumed deletes it). Both stay kept.
+    await kept();
+    await scoped('Interaction').destroy('no-such-interaction');
+    expect(await scoped('Session').findByUid('uid-r')).toEqual(session);
+    expect(await scoped('Grant').find('g-r')).toEqual(grant);
+    await restore();
+    // A session: the session is read again (and is gone), the grant stays.
+    await kept();
+    await scoped('Session').destroy('another-session');
+    expect(await scoped('Session').findByUid('uid-r')).toBeUndefined();
+    expect(await scoped('Grant').find('g-r')).toEqual(grant);
+    await restore();
+    // A grant: the other way round.
+    await kept();
+    await scoped('Grant').revokeByGrantId('another-grant');
     expect(await scoped('Grant').find('g-r')).toBeUndefined();
+    expect(await scoped('Session').findByUid('uid-r')).toEqual(session);
+    await restore();
+    // The token consumed: both.
+    await kept();
+    await scoped('AccessToken').consume(token.jti);
+    expect(await scoped('Session').findByUid('uid-r')).toBeUndefined();
+    expect(await scoped('Grant').find('g-r')).toBeUndefined();
+  });
+
+  it("keeps an interaction's login person and their newest grant for its client, found with the interaction in a request, for findAccount and the grant lookup", async () => {
+    const interaction = { jti: 'interaction-r', kind: 'Interaction', params: { client_id: 'c' }, result: { login: { accountId: 'acc-r' } }, exp: Math.floor(Date.now() / 1000) + 600 };
+    await scoped('Interaction').upsert(interaction.jti, interaction as unknown as AdapterPayload, 600);
+    request = {};
+    expect(await scoped('Interaction').find(interaction.jti)).toEqual(interaction);
+    await changePerson('After');
+    await deleteSessionAndGrant();
+    // The engine deletes the interaction before it looks up the account: that keeps both.
+    await scoped('Interaction').destroy(interaction.jti);
+    expect(await accountClaims()).toMatchObject({ name: 'Before' });
+    expect(reads.take(latestGrantKey('acc-r', 'c'))).toEqual({ id: 'g-r', row: expect.objectContaining({ grantId: 'g-r', payload: expect.objectContaining({ clientId: 'c' }) }) });
+    // Each once.
+    expect(reads.take(latestGrantKey('acc-r', 'c'))).toBeUndefined();
+    expect(await accountClaims()).toMatchObject({ name: 'After' });
   });
 
   it('keeps a missing person as missing, another account never, and nothing for a token without an account or outside a request', async () => {
