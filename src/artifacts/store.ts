@@ -48,16 +48,17 @@ interface RawArtifact {
 const toRow = (raw: RawArtifact | undefined): ArtifactRow | null =>
   raw ? { payload: readJson<Payload>(raw.payload), grantId: raw.grantId, consumedAt: readTime(raw.consumedAt), expiresAt: readTime(raw.expiresAt) } : null;
 
-/**
- * A session's row with its grant's for one client, null when there is none (LEFT JOIN), prefixed
- * g_; its accountId, and that person's columns prefixed u_ (userColumns('u')).
- */
-interface RawBoundSession extends RawArtifact {
-  accountId: string | null;
+/** A grant's columns read by a LEFT JOIN, prefixed g_ (each null when it matched none). */
+interface RawJoinedGrant {
   g_payload: unknown;
   g_grantId: string | null;
   g_consumedAt: unknown;
   g_expiresAt: unknown;
+}
+
+/** A session's row with its grant's for one client (g_); its accountId, and that person's columns prefixed u_ (userColumns('u')). */
+interface RawBoundSession extends RawArtifact, RawJoinedGrant {
+  accountId: string | null;
 }
 
 /** A token's row, as a session's is read with its grant and person, and with its session's, prefixed s_. */
@@ -104,12 +105,8 @@ export interface BoundInteraction {
 }
 
 /** An interaction's row with its login's person (u_) and that person's newest grant for its client (g_, with its id). */
-interface RawBoundInteraction extends RawArtifact {
+interface RawBoundInteraction extends RawArtifact, RawJoinedGrant {
   g_id: string | null;
-  g_payload: unknown;
-  g_grantId: string | null;
-  g_consumedAt: unknown;
-  g_expiresAt: unknown;
 }
 
 /** What findSessionWithBindings read: the session, and what the engine's authorization endpoint asks for after it. */

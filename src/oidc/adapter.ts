@@ -37,7 +37,7 @@ const KEPT_AFTER_EXPIRY: Record<string, number> = { DeviceCode: 3600, Backchanne
 
 const epochSeconds = (date: Date) => Math.floor(date.getTime() / 1000);
 
-/** Models the engine follows, within the request, by looking up their session, grant and account: read with them (request-reads.ts). */
+/** Tokens the engine follows, within the request, by looking up their session, grant and account: read with them (request-reads.ts). */
 const READ_WITH_BINDINGS = new Set(['AccessToken', 'RefreshToken', 'AuthorizationCode']);
 
 /** `id`: what the row was found by, when it was found by its id. */
@@ -135,6 +135,9 @@ export function createAdapterFactory(
   };
 
   function artifactAdapter(model: string): Adapter {
+    // Found within an engine request, these are read with what the engine asks for next (request-reads.ts).
+    const readWithBindings =
+      model === 'Session' ? findSessionWithBindings : model === 'Interaction' ? findInteractionWithBindings : READ_WITH_BINDINGS.has(model) ? findWithBindings : undefined;
     return {
       async upsert(id, payload, expiresIn) {
         refuseNul(payload);
@@ -157,12 +160,8 @@ export function createAdapterFactory(
       },
 
       async find(id) {
-        const request = READ_WITH_BINDINGS.has(model) || model === 'Session' || model === 'Interaction' ? reads.current() : undefined;
-        if (request) {
-          if (model === 'Session') return findSessionWithBindings(request, id);
-          if (model === 'Interaction') return findInteractionWithBindings(request, id);
-          return findWithBindings(request, id);
-        }
+        const request = readWithBindings && reads.current();
+        if (request) return readWithBindings(request, id);
         const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
         const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
         return toPayload(model, row, secrets, id);
