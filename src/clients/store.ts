@@ -1,8 +1,9 @@
 // Queries on Client: registered OAuth clients, their RFC 7591 metadata stored whole (secrets
 // already sealed by the caller, clients/secrets.ts). The one writer of the Client table: the
 // engine's adapter, the admin API and CLI (service.ts) and the seed all write through here.
-import { hasNul } from '../db/dialect.js';
+import { dialectOf, hasNul, readJson } from '../db/dialect.js';
 import type { DbHandle } from '../db/client.js';
+import { executorOf } from '../db/executor.js';
 
 export type ClientMetadata = Record<string, unknown> & { client_id: string };
 
@@ -14,7 +15,12 @@ export interface ClientRow {
   updatedAt: Date;
 }
 
-export function createClientStore({ prisma }: DbHandle) {
+export function createClientStore(db: DbHandle) {
+  const { prisma } = db;
+  const sql = executorOf(db);
+  // The engine looks a client up on every request that names one (reused for CLIENT_CACHE_TTL):
+  // a hand-written statement on the executor, not a query of Prisma's builder.
+  const metadataById = { name: 'client_metadata', text: dialectOf(db.flavour).sql('SELECT "metadata" FROM "Client" WHERE "id" = ?') };
   return {
     list: (): Promise<ClientRow[]> => prisma.client.findMany({ orderBy: { id: 'asc' } }),
 
@@ -40,8 +46,8 @@ export function createClientStore({ prisma }: DbHandle) {
 
     async find(clientId: string): Promise<ClientMetadata | null> {
       if (hasNul(clientId)) return null;
-      const row = await prisma.client.findUnique({ where: { id: clientId }, select: { metadata: true } });
-      return row ? ({ ...(row.metadata as object), client_id: clientId } as ClientMetadata) : null;
+      const [row] = await sql.rows<{ metadata: unknown }>(metadataById, [clientId]);
+      return row ? ({ ...readJson<object>(row.metadata), client_id: clientId } as ClientMetadata) : null;
     },
 
     async save(metadata: ClientMetadata): Promise<'created' | 'updated' | 'unchanged'> {

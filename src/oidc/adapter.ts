@@ -90,6 +90,21 @@ export function createAdapterFactory(
   const artifacts = createArtifactStore(db);
   const clients = createClientStore(db);
   const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
+  /** Client reads under way for the cache, by client_id, with the write count each started at. */
+  const reading = new Map<string, { writes: number; metadata: Promise<ClientMetadata | undefined> }>();
+
+  /** A client from the database, its secrets opened; cached (with `writes`, the write count before the read) unless resealed. */
+  async function readClient(id: string, writes: number): Promise<ClientMetadata | undefined> {
+    const stored = await clients.find(id);
+    if (!stored) return undefined;
+    const { metadata, resealed } = revealClientMetadata(stored, secrets);
+    if (resealed) await clients.save(resealed);
+    else if (clientCacheSeconds > 0) {
+      if (clientCache.size >= CLIENT_CACHE_ENTRIES) clientCache.delete(clientCache.keys().next().value as string);
+      clientCache.set(id, { metadata, writes, until: Date.now() + clientCacheSeconds * 1000 });
+    }
+    return metadata;
+  }
 
   const clientAdapter: Adapter = {
     // Dynamic registration stores through here: the secret is hashed or encrypted (clients/secrets.ts).
@@ -110,14 +125,15 @@ export function createAdapterFactory(
       const cached = clientCache.get(id);
       if (cached && cached.writes === writes && cached.until > Date.now()) return cached.metadata;
       clientCache.delete(id);
-      const stored = await clients.find(id);
-      if (!stored) return undefined;
-      const { metadata, resealed } = revealClientMetadata(stored, secrets);
-      if (resealed) await clients.save(resealed);
-      else if (clientCacheSeconds > 0) {
-        if (clientCache.size >= CLIENT_CACHE_ENTRIES) clientCache.delete(clientCache.keys().next().value as string);
-        clientCache.set(id, { metadata, writes, until: Date.now() + clientCacheSeconds * 1000 });
-      }
+      if (clientCacheSeconds <= 0) return readClient(id, writes);
+      // When an entry expires, every request in flight for that client misses at once: one read
+      // for all of them, unless a write came between (then it may be stale, and a new one starts).
+      const under = reading.get(id);
+      if (under && under.writes === writes) return under.metadata;
+      const metadata = readClient(id, writes).finally(() => {
+        if (reading.get(id)?.metadata === metadata) reading.delete(id);
+      });
+      reading.set(id, { writes, metadata });
       return metadata;
     },
     async destroy(id) {

@@ -8,6 +8,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClientStore } from '../../src/clients/store.js';
 import { createArtifactStore } from '../../src/artifacts/store.js';
 import { createAuditStore } from '../../src/audit/store.js';
 import { createGroupStore } from '../../src/groups/store.js';
@@ -81,6 +82,18 @@ describe.each(
     expect(await groups.namesOf('u-grouped')).toEqual(['Admins', 'ops']);
     expect(await groups.namesOf('u-nobody')).toEqual([]);
     expect(await groups.namesOf('nul\0id')).toEqual([]);
+  });
+
+  it("reads a client's metadata exactly as the query builder does, with its client_id", async () => {
+    const metadata = { client_name: '앱 "quoted" \\ name', redirect_uris: ['https://rp.example/cb'], nested: { list: [1, true, null, { deep: 'ok' }] }, client_secret: 'gatehouse-hashed-secret~x' };
+    await db.prisma.client.create({ data: { id: 'rp-raw', metadata } });
+    const clients = createClientStore(handle);
+    const built = await db.prisma.client.findUnique({ where: { id: 'rp-raw' }, select: { metadata: true } });
+    expect(await clients.find('rp-raw')).toEqual({ ...(built?.metadata as object), client_id: 'rp-raw' });
+    expect(await clients.find('rp-raw')).toEqual({ ...metadata, client_id: 'rp-raw' });
+    expect(await clients.find('rp-nothing')).toBeNull();
+    expect(await clients.find('rp-raw\0')).toBeNull();
+    await db.prisma.client.delete({ where: { id: 'rp-raw' } });
   });
 
   it('reads a resource exactly as the query builder does', async () => {

@@ -6,7 +6,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createArtifactStore } from '../../src/artifacts/store.js';
-import { createDb } from '../../src/db/client.js';
+import { createDb, type Db } from '../../src/db/client.js';
 import { createAdapterFactory, startSweeper } from '../../src/oidc/adapter.js';
 import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
@@ -477,6 +477,28 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       // ...and seen once the entry has expired.
       await new Promise((resolve) => setTimeout(resolve, 1100));
       expect(await cached('Client').find('rp-c')).toMatchObject({ client_name: 'Second' });
+    });
+
+    it('reads a client once for all the requests that miss it at the same time, and again for those after a write', async () => {
+      let reads = 0;
+      const counted: Db = { ...db, executor: { ...db.executor, rows: (statement, args) => ((reads += statement.name === 'client_metadata' ? 1 : 0), db.executor.rows(statement, args)) } };
+      const cached = createAdapterFactory(counted, [ADAPTER_SECRET], now, 3600);
+      await db.prisma.client.create({ data: { id: 'rp-c', metadata: stored('First') } });
+      const found = await Promise.all(Array.from({ length: 8 }, () => cached('Client').find('rp-c')));
+      expect(found.map((client) => client?.client_name)).toEqual(Array(8).fill('First'));
+      expect(reads).toBe(1);
+      // Kept: no read at all.
+      await cached('Client').find('rp-c');
+      expect(reads).toBe(1);
+
+      // A write in this process while a read is under way: who asks after it reads again, and sees it.
+      await db.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Second') } });
+      const before = cached('Client').find('rp-c');
+      await db.prisma.client.update({ where: { id: 'rp-c' }, data: { metadata: stored('Third') } });
+      const after = await cached('Client').find('rp-c');
+      expect(after).toMatchObject({ client_name: 'Third' });
+      expect((await before)?.client_name).toMatch(/^(Second|Third)$/);
+      expect(reads).toBe(3);
     });
 
     it('drops every entry as soon as this process writes a client, however it writes it', async () => {
