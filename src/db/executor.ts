@@ -1,9 +1,10 @@
 // The one place hot statements are executed: the few statements the engine runs on every token,
 // userinfo and code request (artifacts, audit events, the person by id and their groups, the
-// client once per CLIENT_CACHE_TTL; see the stores), the reads every start makes (settings, signing keys) and what an instance's timers run
-// every few seconds (the key refresher's poll, the outbox's claim), so that neither a start nor an
-// idle instance compiles any of Prisma's queries (db/settings.ts). They run
-// on Prisma's own driver connection, below its client runtime, with each statement prepared once:
+// client once per CLIENT_CACHE_TTL; see the stores), the reads every start makes (settings,
+// signing keys) and what an instance's timers run every few seconds (the key refresher's poll,
+// the outbox's claim), so that neither a start nor an idle instance compiles any of Prisma's
+// queries (db/settings.ts). They run on Prisma's own driver connection, below its client
+// runtime, with each statement prepared once:
 // - SQLite (here): the better-sqlite3 handle behind Prisma's adapter, one prepared statement per
 //   text, the writes of one event-loop turn committed together;
 // - PostgreSQL (pg-executor.ts): named statements, which pg prepares once per connection; reads on

@@ -196,8 +196,7 @@ export function createAdapterFactory(
       // `consumed` before it calls this, so a refusal here means another request redeemed the
       // same value in the meantime: treat it as replay, end the grant, and refuse this one.
       async consume(id) {
-        // Keeps the person: the engine finds the account of a code after redeeming it (request-reads.ts).
-        reads.dropArtifacts();
+        reads.dropWritten(model);
         const at = now();
         const key = storedId(model, id);
         if (await artifacts.consume(model, key, at)) return;
@@ -205,6 +204,7 @@ export function createAdapterFactory(
         if (!label) throw new errors.InvalidRequest(`${model} was already used or has expired`);
         const replayed = await artifacts.find(model, key, at);
         if (replayed?.consumedAt) {
+          reads.dropWritten();
           if (replayed.grantId) await artifacts.destroyByGrantId(replayed.grantId);
           throw new errors.InvalidGrant(`${label} already consumed`);
         }

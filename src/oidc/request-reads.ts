@@ -18,9 +18,10 @@
 // again), nothing outlives the request (a WeakMap keyed by the engine's request context), and a
 // write through the adapter in the request drops what was kept of the model it writes (a session
 // written drops the sessions kept, a grant the grants); the adapter never writes a person, so the
-// person stays (the engine deletes the interaction it resumes before it looks up the account).
-// Consuming a token drops the sessions and grants kept, and keeps the person, because the engine
-// redeems a code before it looks up the code's account (actions/grants/authorization_code.js).
+// person stays (the engine deletes the interaction it resumes before it looks up the account, and
+// redeems a code before it looks up the code's account: actions/grants/authorization_code.js).
+// Consuming a token changes that token alone, which is never kept; a replayed one ends its grant,
+// across models, and drops every artifact kept.
 // The request sees the session, the grant and the person as they were when it read its token, a
 // few statements earlier than it would have otherwise: a revocation, a person disabled, deleted
 // or changed after that read is seen by the next request, as before.
@@ -59,10 +60,12 @@ export interface RequestReads {
   keep(scope: object, rows: readonly KeptRead[]): void;
   /** The row kept for `key` in the current request, handed out once; undefined when none is kept. */
   take<T>(key: ReadKey<T>): T | null | undefined;
-  /** Drops what the current request kept of `model` (written through the adapter: it may have changed). */
-  dropWritten(model: string): void;
-  /** Drops the artifacts the current request kept and keeps its person: what consuming the token read drops. */
-  dropArtifacts(): void;
+  /**
+   * Drops what the current request kept of `model` (written through the adapter: it may have
+   * changed); without a model, every artifact it kept (a write across models). Never the person:
+   * the adapter does not write people.
+   */
+  dropWritten(model?: string): void;
 }
 
 export function createRequestReads(scope: RequestScope): RequestReads {
@@ -88,11 +91,8 @@ export function createRequestReads(scope: RequestScope): RequestReads {
     dropWritten(model) {
       const map = keptNow();
       // Every key starts with its model's name (the person's with one the engine has no model of).
-      for (const key of map?.keys() ?? []) if (key.startsWith(`${model} `)) map?.delete(key);
-    },
-    dropArtifacts() {
-      const map = keptNow();
-      for (const key of map?.keys() ?? []) if (!key.startsWith(PERSON)) map?.delete(key);
+      const written = (key: string) => (model === undefined ? !key.startsWith(PERSON) : key.startsWith(`${model} `));
+      for (const key of map?.keys() ?? []) if (written(key)) map?.delete(key);
     },
   };
 }

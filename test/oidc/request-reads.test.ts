@@ -156,7 +156,7 @@ describe.each(await flavours())("a token's session, grant and person, read with 
     }
   });
 
-  it('drops a kept session or grant when a write through the adapter may have changed it: a write of its model, or the consumption of the token', async () => {
+  it('drops a kept session or grant when a write through the adapter may have changed it: a write of its model, or a replayed token ending its grant', async () => {
     const kept = async () => {
       request = {};
       await scoped('AccessToken').find(token.jti);
@@ -185,9 +185,20 @@ describe.each(await flavours())("a token's session, grant and person, read with 
     expect(await scoped('Grant').find('g-r')).toBeUndefined();
     expect(await scoped('Session').findByUid('uid-r')).toEqual(session);
     await restore();
-    // The token consumed: both.
+    // The token consumed, which changes that token alone: both stay kept.
     await kept();
     await scoped('AccessToken').consume(token.jti);
+    expect(await scoped('Session').findByUid('uid-r')).toEqual(session);
+    expect(await scoped('Grant').find('g-r')).toEqual(grant);
+    await restore();
+    // A refresh token redeemed a second time (a replay), which ends its grant across models: both dropped.
+    const refresh = { ...token, jti: 'rt-r-0123456789-0123456789', kind: 'RefreshToken' };
+    await scoped('RefreshToken').upsert(refresh.jti, refresh as unknown as AdapterPayload, 3600);
+    await scoped('RefreshToken').consume(refresh.jti);
+    request = {};
+    await scoped('RefreshToken').find(refresh.jti);
+    await deleteSessionAndGrant();
+    await expect(scoped('RefreshToken').consume(refresh.jti)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect(await scoped('Session').findByUid('uid-r')).toBeUndefined();
     expect(await scoped('Grant').find('g-r')).toBeUndefined();
   });
