@@ -270,12 +270,12 @@ export const SETTINGS = {
   },
   auditRetention: setting('AUDIT_RETENTION', duration('90d'), '90d', 'How long audit events are kept.'),
   logLevel: setting('LOG_LEVEL', z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }), 'info', 'fatal, error, warn, info, debug, trace or silent.'),
-  /** Other instances' client and resource edits reach this one within it; 0: never cached. */
+  /** Other instances' client, resource and upstream-provider edits reach this one within it; 0: never cached. */
   clientCache: setting(
     'CLIENT_CACHE_TTL',
     duration('5s', { zeroMeansOff: true }),
     '5s',
-    'How long each instance reuses a client, or a resource (API), it read from the database. Edits made by this instance apply at once; edits made elsewhere (another instance, the CLI) within this time. 0 reads them on every request.',
+    "How long each instance reuses a client, a resource (API), or the sign-in page's list of upstream providers, read from the database. Edits made by this instance apply at once; edits made elsewhere (another instance, the CLI) within this time. 0 reads them on every request.",
   ),
   demo: setting('DEMO', booleanOrUnset('false'), undefined, 'Create and print a demo client and user at start-up. Default: true in development, refused in production.').resolvedAs<boolean>(),
   /** Absolute. */

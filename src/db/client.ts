@@ -32,6 +32,8 @@ export interface Db {
   clientWrites(): number;
   /** The same count for the Resource table (resources/engine.ts caches resources as clients are cached). */
   resourceWrites(): number;
+  /** The same count for the IdentityProvider table (federation/sign-in.ts caches the sign-in page's buttons). */
+  identityProviderWrites(): number;
   close(): Promise<void>;
 }
 
@@ -69,9 +71,11 @@ export function sqliteFilePath(url: string): string {
 
 const CLIENT_READS = new Set(['findUnique', 'findUniqueOrThrow', 'findFirst', 'findFirstOrThrow', 'findMany', 'count', 'aggregate', 'groupBy']);
 
-/** The client with every Client-table and Resource-table write counted (see Db.clientWrites, Db.resourceWrites). */
-function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma: T): { prisma: Prisma; clientWrites: () => number; resourceWrites: () => number } {
-  const writes = { client: 0, resource: 0 };
+type WriteCounts = Pick<Db, 'clientWrites' | 'resourceWrites' | 'identityProviderWrites'>;
+
+/** The client with every write to the tables cached in process counted (see Db.clientWrites, Db.resourceWrites, Db.identityProviderWrites). */
+function countingCachedWrites<T extends { $extends: Prisma['$extends'] }>(prisma: T): { prisma: Prisma } & WriteCounts {
+  const writes = { client: 0, resource: 0, identityProvider: 0 };
   const counted = (table: keyof typeof writes) => ({
     async $allOperations({ operation, args, query }: { operation: string; args: unknown; query: (args: unknown) => Promise<unknown> }) {
       if (CLIENT_READS.has(operation)) return query(args);
@@ -83,8 +87,13 @@ function countingClientWrites<T extends { $extends: Prisma['$extends'] }>(prisma
       }
     },
   });
-  const extended = prisma.$extends({ query: { client: counted('client'), resource: counted('resource') } });
-  return { prisma: extended as unknown as Prisma, clientWrites: () => writes.client, resourceWrites: () => writes.resource };
+  const extended = prisma.$extends({ query: { client: counted('client'), resource: counted('resource'), identityProvider: counted('identityProvider') } });
+  return {
+    prisma: extended as unknown as Prisma,
+    clientWrites: () => writes.client,
+    resourceWrites: () => writes.resource,
+    identityProviderWrites: () => writes.identityProvider,
+  };
 }
 
 /**
@@ -134,19 +143,19 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
       if (runCheckpoints) checkpoints = checkpointInBackground(handle, file, SQLITE_BUSY_TIMEOUT_MS);
       else checkpointElsewhere(handle);
     }
-    const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
+    const { prisma, ...writeCounts } = countingCachedWrites(base);
     const close = async () => {
       await checkpoints?.stop();
       await base.$disconnect();
     };
     const executor = sqliteExecutor(handle, { prepared });
-    return { prisma, flavour: 'sqlite', url: database.url, executor, deferred: deferredWrites(executor), clientWrites, resourceWrites, close };
+    return { prisma, flavour: 'sqlite', url: database.url, executor, deferred: deferredWrites(executor), ...writeCounts, close };
   }
   const [{ PrismaPg }, { PrismaClient }, { default: pg }] = await Promise.all([import('@prisma/adapter-pg'), import('../generated/postgresql/client.js'), import('pg')]);
   // The pool is Prisma's adapter's (it ends it on disconnect); the hot statements share it.
   const pool = new pg.Pool({ connectionString: database.url, max: database.poolSize ?? 10 });
   const base = new PrismaClient({ adapter: new PrismaPg(pool, { disposeExternalPool: true }) }) as unknown as Prisma;
-  const { prisma, clientWrites, resourceWrites } = countingClientWrites(base);
+  const { prisma, ...writeCounts } = countingCachedWrites(base);
   // Reads and writes have a pipelined connection each besides the pool (pg-executor.ts), unless
   // statements are sent unprepared for a pooler (PgBouncer): then everything goes through the pool.
   const executor = pgExecutor(pool, pg.types, { prepared, pipelined: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
@@ -154,5 +163,5 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
     await executor.end();
     await base.$disconnect();
   };
-  return { prisma, flavour: 'postgresql', url: database.url, executor, deferred: deferredWrites(executor), clientWrites, resourceWrites, close };
+  return { prisma, flavour: 'postgresql', url: database.url, executor, deferred: deferredWrites(executor), ...writeCounts, close };
 }

@@ -119,7 +119,8 @@ export type FederatedSignInObserver = (outcome: 'success' | 'failure' | 'link_of
 
 export interface FederationDeps {
   db: Db;
-  config: Pick<Config, 'issuer' | 'secrets' | 'nodeEnv'>;
+  /** `clientCache`: how long the sign-in page's buttons are reused (CLIENT_CACHE_TTL, as clients are). */
+  config: Pick<Config, 'issuer' | 'secrets' | 'nodeEnv' | 'clientCache'>;
   audit: AuditLog;
   upstreams?: Upstreams;
   now?: () => Date;
@@ -205,11 +206,31 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     await audit.record({ type: 'federation.linked', accountId, ...origin, details: { provider: idp.id, via } });
   }
 
+  const readButtons = async (): Promise<ProviderButton[]> =>
+    (await store.listEnabled()).map((row) => ({ id: row.id, displayName: row.displayName, iconUri: row.settings.icon_uri }));
+  /**
+   * The buttons as last read, shared by the pages rendered meanwhile, for CLIENT_CACHE_TTL: every
+   * sign-in page shows them, and on PostgreSQL each read is a round trip. Dropped at once when this
+   * process writes a provider (Db.identityProviderWrites); another instance's edit shows once it
+   * expires. Only what the page shows: starting a sign-in reads its provider afresh (begin).
+   */
+  let buttons: { read: Promise<ProviderButton[]>; writes: number; until: number } | undefined;
+
   return {
     /** The buttons of the sign-in page: every enabled provider. */
     async enabledProviders(): Promise<ProviderButton[]> {
-      const rows = await store.listEnabled();
-      return rows.map((row) => ({ id: row.id, displayName: row.displayName, iconUri: row.settings.icon_uri }));
+      if (config.clientCache <= 0) return readButtons();
+      // Taken before the read: a write that overlaps it makes the entry stale at once.
+      const writes = db.identityProviderWrites();
+      if (!buttons || buttons.writes !== writes || buttons.until <= Date.now()) {
+        const read = readButtons();
+        buttons = { read, writes, until: Date.now() + config.clientCache * 1000 };
+        // A failed read is not kept: the next page reads again.
+        read.catch(() => {
+          if (buttons?.read === read) buttons = undefined;
+        });
+      }
+      return buttons.read;
     },
 
     /**
