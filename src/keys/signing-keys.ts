@@ -7,7 +7,7 @@
 // (verify only) until `retireAfter`, when every token it can have signed has expired; then it
 // is *retired* and no longer published. States are worked out from those dates and the clock,
 // so every instance that has read the same rows agrees without talking to the others.
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
 import { createSigningKeyStore, type KeyMeta, type NewKey, type StoredKey } from './store.js';
@@ -49,10 +49,19 @@ const ENGINE_FIXED_TOKEN_SECONDS = 120;
 /** Relying parties commonly accept a token this long past its `exp` (clock skew leeway). */
 const CLOCK_LEEWAY_SECONDS = 60;
 
-function generate(alg: SigningAlgorithm): { privateKey: KeyObject; publicKey: KeyObject } {
-  return alg === 'RS256'
-    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+/**
+ * A new key pair, as JWKs straight from the generation. Not generated as KeyObjects and exported
+ * afterwards: on Node 20, exporting a fresh key while garbage collection frees the job that made
+ * it deadlocks the thread (the export holds the key's lock; the job's destructor, run by the
+ * collection inside the export, waits for it). It froze a CLI rotation and a test process here
+ * (test/bench/ROUNDS.md, round 27). Encoded by the generation, the key is exported while its job
+ * is still alive.
+ */
+function generate(alg: SigningAlgorithm): { privateKey: JsonWebKey; publicKey: JsonWebKey } {
+  const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } };
+  // Node has encoded generated keys as JWK since 15.9; @types/node has no overload for it.
+  const generated: unknown = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings } as never) : generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings } as never);
+  return generated as { privateKey: JsonWebKey; publicKey: JsonWebKey };
 }
 
 function newKey(alg: SigningAlgorithm, generation: number, secrets: readonly string[]): NewKey {
@@ -63,8 +72,8 @@ function newKey(alg: SigningAlgorithm, generation: number, secrets: readonly str
     id: kid,
     alg,
     generation,
-    publicJwk: { ...publicKey.export({ format: 'jwk' }), ...meta },
-    privateJwkEncrypted: encrypt(JSON.stringify({ ...privateKey.export({ format: 'jwk' }), ...meta }), secrets, `signing-key:${kid}`),
+    publicJwk: { ...publicKey, ...meta },
+    privateJwkEncrypted: encrypt(JSON.stringify({ ...privateKey, ...meta }), secrets, `signing-key:${kid}`),
   };
 }
 

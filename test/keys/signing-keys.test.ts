@@ -1,7 +1,8 @@
 // Signing keys: generated once, stored encrypted with SECRETS, shared by every instance on the
 // same database, and still readable after SECRETS rotates.
+import { generateKeyPairSync } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createDb } from '../../src/db/client.js';
 import { loadSigningKeys } from '../../src/keys/signing-keys.js';
 import { decrypt, DecryptionError } from '../../src/core/secrets.js';
@@ -27,6 +28,23 @@ describe.each(await flavours())('signing keys on %s', (flavour) => {
     const second = await loadSigningKeys(db, [OLD_SECRET]);
     expect(second.created).toHaveLength(0);
     expect(second.jwks.keys.map((k) => k.kid)).toEqual(first.jwks.keys.map((k) => k.kid));
+  });
+
+  it('makes its keys as JWKs from the generation itself, never exporting a fresh KeyObject (on Node 20 that can deadlock against garbage collection)', async () => {
+    const sample = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const exported = [vi.spyOn(Object.getPrototypeOf(sample.publicKey) as { export(): unknown }, 'export'), vi.spyOn(Object.getPrototypeOf(sample.privateKey) as { export(): unknown }, 'export')];
+    try {
+      const { jwks, created } = await loadSigningKeys(db, [OLD_SECRET]);
+      expect(created).toHaveLength(2);
+      for (const spy of exported) expect(spy).not.toHaveBeenCalled();
+      const rs256 = jwks.keys.find((key) => key.alg === 'RS256');
+      const es256 = jwks.keys.find((key) => key.alg === 'ES256');
+      expect(rs256).toMatchObject({ kty: 'RSA', e: 'AQAB', use: 'sig', kid: expect.stringMatching(/^rs256-/) as string });
+      expect(es256).toMatchObject({ kty: 'EC', crv: 'P-256', use: 'sig', kid: expect.stringMatching(/^es256-/) as string });
+      for (const key of [rs256, es256]) expect(key?.d).toBeTruthy();
+    } finally {
+      for (const spy of exported) spy.mockRestore();
+    }
   });
 
   it('never stores a private key in clear', async () => {
