@@ -59,7 +59,7 @@ const CLOCK_LEEWAY_SECONDS = 60;
  */
 function generate(alg: SigningAlgorithm): { privateKey: JsonWebKey; publicKey: JsonWebKey } {
   const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } };
-  // Node has encoded generated keys as JWK since 15.9; @types/node has no overload for it.
+  // Node encodes generated keys as JWK itself (format 'jwk'); @types/node has no overload for it.
   const generated: unknown = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings } as never) : generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings } as never);
   return generated as { privateKey: JsonWebKey; publicKey: JsonWebKey };
 }

@@ -7,7 +7,7 @@
 // (sign-in-pages.ts) and the same bcrypt cost.
 //
 // Environment: PORT, HOST, ISSUER (as the bench starts every server), BCRYPT_COST, BENCH_USERS.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import bcrypt from 'bcrypt';
 import Provider, { errors, type Configuration } from 'oidc-provider';
@@ -21,8 +21,10 @@ const people = new Map(Array.from({ length: users }, (_, i) => [userEmail(i), { 
 
 // One key per algorithm, as Gatehouse publishes: RS256 signs ID tokens and JWT access tokens.
 const privateJwk = (alg: 'RS256' | 'ES256') => {
-  const { privateKey } = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return { ...privateKey.export({ format: 'jwk' }), alg, use: 'sig', kid: alg.toLowerCase() };
+  // Encoded by the generation, not exported from a fresh KeyObject (src/keys/signing-keys.ts says why).
+  const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } };
+  const generated: unknown = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings } as never) : generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings } as never);
+  return { ...(generated as { privateKey: JsonWebKey }).privateKey, alg, use: 'sig', kid: alg.toLowerCase() };
 };
 
 const configuration: Configuration = {

@@ -3,7 +3,7 @@
 // `none`), so server-side tests can make valid answers and spoil exactly one part of them (the
 // origin, the RP ID, the challenge, the counter, the signature, user verification).
 // CBOR is encoded with the same library @simplewebauthn/server decodes with.
-import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
 
@@ -51,8 +51,13 @@ export class SoftwareAuthenticator {
 
   /** navigator.credentials.create(): a new ES256 discoverable credential, attestation none. */
   create(options: PublicKeyCredentialCreationOptionsJSON, spoil: Spoil = {}): RegistrationResponseJSON {
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = publicKey.export({ format: 'jwk' });
+    // Encoded by the generation, not exported from fresh KeyObjects (src/keys/signing-keys.ts says why).
+    const { privateKey: pem, publicKey: jwk } = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+      publicKeyEncoding: { format: 'jwk' },
+      privateKeyEncoding: { format: 'pem', type: 'pkcs8' },
+    } as never) as unknown as { privateKey: string; publicKey: JsonWebKey };
+    const privateKey = createPrivateKey(pem);
     const cose = isoCBOR.encode(
       new Map<number, number | Uint8Array>([
         [1, 2], // kty: EC2
