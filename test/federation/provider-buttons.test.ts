@@ -28,12 +28,15 @@ describe.each(await flavours())("the sign-in page's provider buttons on %s", (fl
     await db.prisma.identityProvider.deleteMany();
   });
 
-  const buttonsWith = (cacheSeconds: number) => {
-    const federation = createFederation({
+  const federationWith = (cacheSeconds: number) =>
+    createFederation({
       db,
       config: { issuer: 'http://127.0.0.1:1', secrets: ['provider-buttons-test-secret-0123456789'], nodeEnv: 'test', clientCache: cacheSeconds },
       audit: createAuditLog(db, createLogger({ logLevel: 'silent' })),
     });
+  /** The names on the buttons a sign-in page would show. */
+  const buttonsWith = (cacheSeconds: number) => {
+    const federation = federationWith(cacheSeconds);
     return async () => (await federation.enabledProviders()).map((button) => button.displayName);
   };
 
@@ -81,11 +84,7 @@ describe.each(await flavours())("the sign-in page's provider buttons on %s", (fl
   });
 
   it('shares one read among the pages that ask at once', async () => {
-    const federation = createFederation({
-      db,
-      config: { issuer: 'http://127.0.0.1:1', secrets: ['provider-buttons-test-secret-0123456789'], nodeEnv: 'test', clientCache: 3600 },
-      audit: createAuditLog(db, createLogger({ logLevel: 'silent' })),
-    });
+    const federation = federationWith(3600);
     await db.prisma.identityProvider.create({ data: provider('corp') });
     const pages = await Promise.all(Array.from({ length: 8 }, () => federation.enabledProviders()));
     expect(new Set(pages).size).toBe(1);
