@@ -34,10 +34,11 @@ describe.each(await flavours())('the account service on %s', (flavour) => {
   /** A session in which `accountId` signed in and used `clients`, saved as the engine saves it: what the account routes get for it. */
   async function signIn(accountId: string, clients: string[] = []): Promise<SignedIn> {
     const session = new services.provider.Session();
-    session.loginAccount({ accountId, amr: ['pwd'], acr: ACR_PASSWORD, loginTs: epochNow() });
+    const signedInAt = epochNow();
+    session.loginAccount({ accountId, amr: ['pwd'], acr: ACR_PASSWORD, loginTs: signedInAt });
     for (const clientId of clients) session.sidFor(clientId, `sid-${clientId}`);
     await session.save(3600);
-    return { sessionId: session.jti, sessionUid: session.uid, accountId, signedInAt: epochNow(), acr: ACR_PASSWORD };
+    return { sessionId: session.jti, sessionUid: session.uid, accountId, signedInAt, acr: ACR_PASSWORD };
   }
   const sessionExists = async (signedIn: SignedIn) => (await services.provider.Session.find(signedIn.sessionId)) !== undefined;
 
