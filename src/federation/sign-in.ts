@@ -21,6 +21,7 @@ import type { AuditLog, RequestOrigin } from '../audit/log.js';
 import type { Config } from '../config/index.js';
 import { decrypt, DecryptionError, encrypt } from '../core/secrets.js';
 import type { Db } from '../db/client.js';
+import { registrationCache } from '../db/registration-cache.js';
 import { createUserStore, hasPassword, profileColumnsOf } from '../people/store.js';
 import { federationCallbackUrl, type ResolvedIdp } from './schema.js';
 import { createFederationStore, openIdpSecret, resolvedOf } from './store.js';
@@ -206,32 +207,25 @@ export function createFederation({ db, config, audit, upstreams = createUpstream
     await audit.record({ type: 'federation.linked', accountId, ...origin, details: { provider: idp.id, via } });
   }
 
-  const readButtons = async (): Promise<ProviderButton[]> =>
-    (await store.listEnabled()).map((row) => ({ id: row.id, displayName: row.displayName, iconUri: row.settings.icon_uri }));
   /**
    * The buttons as last read, shared by the pages rendered meanwhile, for CLIENT_CACHE_TTL: every
    * sign-in page shows them, and on PostgreSQL each read is a round trip. Dropped at once when this
    * process writes a provider (Db.identityProviderWrites); another instance's edit shows once it
    * expires. Only what the page shows: starting a sign-in reads its provider afresh (begin).
    */
-  let buttons: { read: Promise<ProviderButton[]>; writes: number; until: number } | undefined;
+  const buttons = registrationCache<'enabled', ProviderButton[]>({
+    seconds: config.clientCache,
+    writes: db.identityProviderWrites,
+    maxEntries: 1,
+    read: async () => ({
+      value: (await store.listEnabled()).map((row) => ({ id: row.id, displayName: row.displayName, iconUri: row.settings.icon_uri })),
+      keep: true,
+    }),
+  });
 
   return {
     /** The buttons of the sign-in page: every enabled provider. */
-    async enabledProviders(): Promise<ProviderButton[]> {
-      if (config.clientCache <= 0) return readButtons();
-      // Taken before the read: a write that overlaps it makes the entry stale at once.
-      const writes = db.identityProviderWrites();
-      if (!buttons || buttons.writes !== writes || buttons.until <= Date.now()) {
-        const read = readButtons();
-        buttons = { read, writes, until: Date.now() + config.clientCache * 1000 };
-        // A failed read is not kept: the next page reads again.
-        read.catch(() => {
-          if (buttons?.read === read) buttons = undefined;
-        });
-      }
-      return buttons.read;
-    },
+    enabledProviders: () => buttons('enabled'),
 
     /**
      * Starts the upstream flow: where to send the browser, and the sealed cookie holding what

@@ -14,6 +14,7 @@ import { openPayload, sealPayload, storedId } from '../artifacts/at-rest.js';
 import { createArtifactStore, type ArtifactRow, type Payload } from '../artifacts/store.js';
 import type { Db } from '../db/client.js';
 import { createClientStore, type ClientMetadata } from '../clients/store.js';
+import { registrationCache } from '../db/registration-cache.js';
 import { revealClientMetadata, sealClientMetadata, UnsealableSecretError } from '../clients/secrets.js';
 import { createRequestReads, engineRequest, grantKey, latestGrantKey, personKey, sessionKey, type KeptRead, type RequestReads } from './request-reads.js';
 
@@ -89,22 +90,23 @@ export function createAdapterFactory(
 ): (model: string) => Adapter {
   const artifacts = createArtifactStore(db);
   const clients = createClientStore(db);
-  const clientCache = new Map<string, { metadata: ClientMetadata; writes: number; until: number }>();
-  /** Client reads under way for the cache, by client_id, with the write count each started at. */
-  const reading = new Map<string, { writes: number; metadata: Promise<ClientMetadata | undefined> }>();
-
-  /** A client from the database, its secrets opened; cached (with `writes`, the write count before the read) unless resealed. */
-  async function readClient(id: string, writes: number): Promise<ClientMetadata | undefined> {
-    const stored = await clients.find(id);
-    if (!stored) return undefined;
-    const { metadata, resealed } = revealClientMetadata(stored, secrets);
-    if (resealed) await clients.save(resealed);
-    else if (clientCacheSeconds > 0) {
-      if (clientCache.size >= CLIENT_CACHE_ENTRIES) clientCache.delete(clientCache.keys().next().value as string);
-      clientCache.set(id, { metadata, writes, until: Date.now() + clientCacheSeconds * 1000 });
-    }
-    return metadata;
-  }
+  /**
+   * A client from the database, its secrets opened. Not kept: an unknown client_id (anyone can
+   * send one, and it must not push the registered ones out) and a client whose secrets had to be
+   * resealed (saved anew) first.
+   */
+  const findClient = registrationCache<string, ClientMetadata | undefined>({
+    seconds: clientCacheSeconds,
+    writes: db.clientWrites,
+    maxEntries: CLIENT_CACHE_ENTRIES,
+    async read(id) {
+      const stored = await clients.find(id);
+      if (!stored) return { value: undefined, keep: false };
+      const { metadata, resealed } = revealClientMetadata(stored, secrets);
+      if (resealed) await clients.save(resealed);
+      return { value: metadata, keep: !resealed };
+    },
+  });
 
   const clientAdapter: Adapter = {
     // Dynamic registration stores through here: the secret is hashed or encrypted (clients/secrets.ts).
@@ -120,21 +122,7 @@ export function createAdapterFactory(
       await clients.save(sealed);
     },
     async find(id) {
-      // Taken before the read: a write that overlaps it makes the entry stale at once.
-      const writes = db.clientWrites();
-      const cached = clientCache.get(id);
-      if (cached && cached.writes === writes && cached.until > Date.now()) return cached.metadata;
-      clientCache.delete(id);
-      if (clientCacheSeconds <= 0) return readClient(id, writes);
-      // When an entry expires, every request in flight for that client misses at once: one read
-      // for all of them, unless a write came between (then it may be stale, and a new one starts).
-      const under = reading.get(id);
-      if (under && under.writes === writes) return under.metadata;
-      const metadata = readClient(id, writes).finally(() => {
-        if (reading.get(id)?.metadata === metadata) reading.delete(id);
-      });
-      reading.set(id, { writes, metadata });
-      return metadata;
+      return findClient(id);
     },
     async destroy(id) {
       await clients.destroy(id);

@@ -5,6 +5,7 @@
 import type { Configuration } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Db } from '../db/client.js';
+import { registrationCache } from '../db/registration-cache.js';
 import { createResourceStore, type Resource } from './store.js';
 
 type ResourceIndicators = NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>;
@@ -21,21 +22,16 @@ const RESOURCE_CACHE_ENTRIES = 1000;
  */
 export function resourceIndicators(db: Db, cacheSeconds = 0): ResourceIndicators {
   const resources = createResourceStore(db);
-  const cache = new Map<string, { resource: Resource | null; writes: number; until: number }>();
-  async function find(indicator: string): Promise<Resource | null> {
-    // Taken before the read: a write that overlaps it makes the entry stale at once.
-    const writes = db.resourceWrites();
-    const cached = cache.get(indicator);
-    if (cached && cached.writes === writes && cached.until > Date.now()) return cached.resource;
-    cache.delete(indicator);
-    const resource = await resources.find(indicator);
-    // Only resources that exist: unknown indicators (anyone can send one) must not fill the cache.
-    if (resource && cacheSeconds > 0) {
-      if (cache.size >= RESOURCE_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
-      cache.set(indicator, { resource, writes, until: Date.now() + cacheSeconds * 1000 });
-    }
-    return resource;
-  }
+  // Only resources that exist are kept: unknown indicators (anyone can send one) must not fill the cache.
+  const find = registrationCache<string, Resource | null>({
+    seconds: cacheSeconds,
+    writes: db.resourceWrites,
+    maxEntries: RESOURCE_CACHE_ENTRIES,
+    read: async (indicator) => {
+      const resource = await resources.find(indicator);
+      return { value: resource, keep: resource !== null };
+    },
+  });
   return {
     enabled: true,
     // With one resource requested at authorization, the token request may leave it out.
