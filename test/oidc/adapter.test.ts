@@ -512,6 +512,18 @@ describe.each(FLAVOURS)('OIDC adapter on %s', (flavour) => {
       await db.prisma.client.deleteMany({ where: { id: 'rp-c' } });
       expect(await cached('Client').find('rp-c')).toBeUndefined();
     });
+
+    it('does not remember a client_id that is not registered: registering it elsewhere takes effect at once', async () => {
+      const cached = createAdapterFactory(db, [ADAPTER_SECRET], now, 3600);
+      expect(await cached('Client').find('rp-later')).toBeUndefined();
+      const other = await createDb(db);
+      try {
+        await other.prisma.client.create({ data: { id: 'rp-later', metadata: stored('Later') } });
+      } finally {
+        await other.close();
+      }
+      expect(await cached('Client').find('rp-later')).toMatchObject({ client_name: 'Later' });
+    });
   });
 
   describe('sweeper', () => {
