@@ -97,18 +97,26 @@ function countingCachedWrites<T extends { $extends: Prisma['$extends'] }>(prisma
 }
 
 /**
- * Prisma's adapter factory, handing back the driver adapter it connects: the hot statements run
- * on that adapter's own connection (executor.ts).
+ * Prisma's adapter factory with its driver connection opened ahead of Prisma's client: the hot
+ * statements run on that connection (executor.ts) from the start, and the client takes the same
+ * one at its first query, when it starts its engine. So a process that never queries through the
+ * client never loads the engine's WebAssembly query compiler (10–15 MB a process on Node 22;
+ * README "Performance"). A reconnection after a disconnect opens a new connection.
  */
-function keepingConnection<F extends { connect(): Promise<unknown> }>(factory: F): { factory: F; connected: () => unknown } {
-  let connection: unknown;
-  const keeping = Object.assign(Object.create(null) as F, {
+async function openedAhead<F extends { connect(): Promise<unknown> }>(factory: F): Promise<{ factory: F; connection: unknown }> {
+  let ahead: unknown = await factory.connect();
+  const connection = ahead;
+  const wrapped = Object.assign(Object.create(null) as F, {
     provider: (factory as { provider?: unknown }).provider,
     adapterName: (factory as { adapterName?: unknown }).adapterName,
-    connect: async () => (connection = await factory.connect()),
+    connect: async () => {
+      const taken = ahead ?? (await factory.connect());
+      ahead = undefined;
+      return taken;
+    },
     connectToShadowDb: () => (factory as unknown as { connectToShadowDb(): Promise<unknown> }).connectToShadowDb(),
   });
-  return { factory: keeping, connected: () => connection };
+  return { factory: wrapped, connection };
 }
 
 export async function createDb(database: DbConfig, { checkpoints: runCheckpoints = true }: DbOptions = {}): Promise<Db> {
@@ -118,7 +126,7 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     // Only the configured database's client and driver are loaded: less memory, faster start.
     const [{ PrismaBetterSqlite3 }, { PrismaClient }] = await Promise.all([import('@prisma/adapter-better-sqlite3'), import('../generated/sqlite/client.js')]);
-    const adapter = keepingConnection(
+    const adapter = await openedAhead(
       new PrismaBetterSqlite3(
         { url: file, timeout: SQLITE_BUSY_TIMEOUT_MS },
         // Epoch milliseconds, as Prisma's own engine writes SQLite dates.
@@ -126,9 +134,8 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
       ),
     );
     const base = new PrismaClient({ adapter: adapter.factory });
-    await base.$connect();
     // The adapter keeps its better-sqlite3 Database in `client` (@prisma/adapter-better-sqlite3 7.10).
-    const handle = (adapter.connected() as { client?: Database } | undefined)?.client;
+    const handle = (adapter.connection as { client?: Database } | undefined)?.client;
     if (typeof handle?.prepare !== 'function') throw new Error("Prisma's SQLite adapter no longer exposes its better-sqlite3 handle (its `client`): check @prisma/adapter-better-sqlite3");
     // WAL lets readers run while one writer writes; it is a property of the file and persists.
     if (file !== ':memory:') handle.pragma('journal_mode = WAL');
@@ -146,7 +153,9 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
     const { prisma, ...writeCounts } = countingCachedWrites(base);
     const close = async () => {
       await checkpoints?.stop();
+      // Closes the connection if the client ever started; if it never did, it is closed here.
       await base.$disconnect();
+      if (handle.open) handle.close();
     };
     const executor = sqliteExecutor(handle, { prepared });
     return { prisma, flavour: 'sqlite', url: database.url, executor, deferred: deferredWrites(executor), ...writeCounts, close };

@@ -1,4 +1,5 @@
-// A start after the first runs none of its statements through Prisma's client: the settings and
+// A start after the first runs none of its statements through Prisma's client, nor starts its
+// query engine (whose WebAssembly query compiler takes 10–15 MB): the settings and
 // signing keys it reads, the outbox's first look for mail to send and the key refresher's poll go
 // through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). The first run
 // of each statement through Prisma's client in a process goes through its query compiler while
@@ -13,14 +14,25 @@ import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
 import { testEnv } from '../helpers/gatehouse.js';
 
-const logged = vi.hoisted(() => ({ statements: [] as string[] }));
+const logged = vi.hoisted(() => ({ statements: [] as string[], engineStarts: 0 }));
 
-/** A generated client module whose PrismaClient records each statement it runs in `logged`. */
+/**
+ * A generated client module whose PrismaClient records in `logged` each statement it runs and each
+ * start of its query engine (which connects the driver adapter it was given, and loads the
+ * engine's WebAssembly query compiler).
+ */
 async function recording<M extends { PrismaClient: new (...args: never[]) => object }>(actual: M): Promise<M> {
   const Base = actual.PrismaClient as unknown as new (options: Record<string, unknown>) => { $on(event: 'query', listener: (event: { query: string }) => void): void };
   class RecordingPrismaClient extends Base {
     constructor(options: Record<string, unknown>) {
-      super({ ...options, log: [{ emit: 'event', level: 'query' }] });
+      const given = options.adapter as { connect(): Promise<unknown> };
+      const adapter = Object.assign(Object.create(given) as object, {
+        connect: () => {
+          logged.engineStarts++;
+          return given.connect();
+        },
+      });
+      super({ ...options, adapter, log: [{ emit: 'event', level: 'query' }] });
       this.$on('query', ({ query }) => logged.statements.push(query));
     }
   }
@@ -52,6 +64,7 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     await (await start()).close();
 
     logged.statements.length = 0;
+    logged.engineStarts = 0;
     running = await start();
     // Stopping the outbox's worker waits for its first look for mail to send, made as it starts.
     await running.outbox.stop();
@@ -59,9 +72,12 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     // Nor does the key refresher's poll, first made half a minute later (KEY_REFRESH_INTERVAL).
     await running.signingKeys.refresh();
     expect(logged.statements).toEqual([]);
+    // So the client's engine, and its query compiler, have not even been started.
+    expect(logged.engineStarts).toBe(0);
 
-    // The recording works: a statement through Prisma's client is logged.
+    // The recording works: a statement through Prisma's client is logged, and starts the engine.
     await running.db.prisma.client.count();
     expect(logged.statements).toHaveLength(1);
+    expect(logged.engineStarts).toBe(1);
   });
 });
