@@ -13,12 +13,16 @@ export type ReadinessCheck = () => Promise<void>;
 
 const CHECK_TIMEOUT_MS = 3000;
 
+const READY_PROBE = { name: 'readiness_probe', text: 'SELECT 1' };
+
 export function readinessChecks({ config, db, keys }: { config: Pick<Config, 'database'>; db: Db; keys: SigningKeys }): Record<string, ReadinessCheck> {
   // Migrations are only ever added by a deploy, which restarts the process: once applied, always applied.
   let migrated = false;
   return {
+    // On the executor's connection, the one the hot paths use; a probe every few seconds then
+    // never starts Prisma's client engine (and its query compiler) in an instance that needs none.
     async database() {
-      await db.prisma.$queryRawUnsafe('SELECT 1');
+      await db.executor.rows(READY_PROBE, []);
     },
     async migrations() {
       if (migrated) return;

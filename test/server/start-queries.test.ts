@@ -7,6 +7,7 @@
 // every start (test/bench/ROUNDS.md, rounds 24 and 25). Prisma's generated clients are wrapped here to record every
 // statement they log; the start runs against a database an earlier start set up, as every start
 // but the first does.
+import request from 'supertest';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/core/logger.js';
@@ -58,7 +59,7 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     return createGatehouse(config, createLogger(config));
   };
 
-  it("runs none of its statements through Prisma's client once the database is set up, nor do the outbox's first look and the key poll", async () => {
+  it("runs none of its statements through Prisma's client once the database is set up, nor do the outbox's first look, the key poll and a readiness probe", async () => {
     database = await createTestDatabase(flavour);
     // The first start creates the signing keys and the settings (Prisma writes them).
     await (await start()).close();
@@ -71,6 +72,9 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     expect(logged.statements).toEqual([]);
     // Nor does the key refresher's poll, first made half a minute later (KEY_REFRESH_INTERVAL).
     await running.signingKeys.refresh();
+    expect(logged.statements).toEqual([]);
+    // Nor does a readiness probe, which a load balancer sends every few seconds.
+    expect((await request(running.app.handle).get('/readyz')).status).toBe(200);
     expect(logged.statements).toEqual([]);
     // So the client's engine, and its query compiler, have not even been started.
     expect(logged.engineStarts).toBe(0);
