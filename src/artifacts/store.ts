@@ -126,6 +126,12 @@ export function createArtifactStore(db: DbHandle) {
   const { prisma } = db;
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
+  // The outer condition is checked again on the row as it is when deleted: one an upsert renewed
+  // after the inner SELECT saw it expired stays (PostgreSQL rechecks it on the new row version).
+  const expiredBatch = {
+    name: 'artifact_sweep',
+    text: dialect.sql('DELETE FROM "OidcArtifact" WHERE "expiresAt" <= ? AND ("model", "id") IN (SELECT "model", "id" FROM "OidcArtifact" WHERE "expiresAt" <= ? LIMIT ?)'),
+  };
   // Saves and deletes by id may be kept for the request's answer; everything else first runs what
   // the request kept of the models it touches (`await kept(models)`; all of it without them), so
   // that a request always sees its own writes.
@@ -334,25 +340,16 @@ export function createArtifactStore(db: DbHandle) {
     /**
      * Deletes what expired by `now`, `batchSize` rows per statement: one DELETE of a million rows
      * would hold SQLite's write lock (and a PostgreSQL transaction) for its whole duration, while
-     * between batches the engine's own writes get their turn.
+     * between batches the engine's own writes get their turn. In SQL, as every background job's
+     * statement: through Prisma's client it would start the client's engine, and load its query
+     * compiler, in a process that otherwise never needs it (db/client.ts).
      */
     async deleteExpired(now: Date, batchSize = 2000): Promise<number> {
       let deleted = 0;
       for (;;) {
-        const expired = await prisma.oidcArtifact.findMany({ where: { expiresAt: { lte: now } }, select: { model: true, id: true }, take: batchSize });
-        if (!expired.length) return deleted;
-        const byModel = new Map<string, string[]>();
-        for (const { model, id } of expired) {
-          const ids = byModel.get(model);
-          if (ids) ids.push(id);
-          else byModel.set(model, [id]);
-        }
-        for (const [model, ids] of byModel) {
-          // Still expired: an upsert may have renewed a row since it was listed.
-          const { count } = await prisma.oidcArtifact.deleteMany({ where: { model, id: { in: ids }, expiresAt: { lte: now } } });
-          deleted += count;
-        }
-        if (expired.length < batchSize) return deleted;
+        const count = await sql.changes(expiredBatch, [dialect.time(now), dialect.time(now), batchSize]);
+        deleted += count;
+        if (count < batchSize) return deleted;
       }
     },
   };

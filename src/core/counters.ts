@@ -171,11 +171,21 @@ export function ipKey(ip: string | null | undefined): string {
   return `${all.slice(0, 4).map((g) => Number.parseInt(g, 16).toString(16)).join(':')}::/64`;
 }
 
+/**
+ * Deletes the counters that expired before `now`; how many. In SQL, as every background job's
+ * statement: through Prisma's client it would start the client's engine, and load its query
+ * compiler, in a process that otherwise never needs it (db/client.ts).
+ */
+export function sweepExpiredCounters(db: DbHandle, now: Date = new Date()): Promise<number> {
+  const expired = { name: 'counter_sweep', text: dialectOf(db.flavour).sql(`DELETE FROM ${TABLE} WHERE "expire" < ?`) };
+  return executorOf(db).changes(expired, [dialectOf(db.flavour).time(now)]);
+}
+
 /** Deletes expired counters every `intervalSeconds` (0: never); returns the stop function. */
 export function startCounterSweeper(db: DbHandle, intervalSeconds: number, onError: (error: unknown) => void): () => void {
   if (intervalSeconds <= 0) return () => {};
   const timer = setInterval(() => {
-    db.prisma.rateLimiterFlexible.deleteMany({ where: { expire: { lt: new Date() } } }).catch(onError);
+    sweepExpiredCounters(db).catch(onError);
   }, intervalSeconds * 1000);
   timer.unref();
   return () => clearInterval(timer);

@@ -22,12 +22,18 @@ const STALE_TABLES = `
     AND s.n_mod_since_analyze > current_setting('autovacuum_analyze_threshold')::float8 + current_setting('autovacuum_analyze_scale_factor')::float8 * s.n_live_tup
   ORDER BY s.relname`;
 
+const STALE_TABLES_CHECK = { name: 'stale_tables', text: STALE_TABLES };
+
 const quoted = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
 /** Analyzes the tables autovacuum would have analyzed if it ran for them; returns their names. Nothing on SQLite. */
-export async function analyzeStaleTables(db: Pick<Db, 'prisma' | 'flavour'>): Promise<string[]> {
+export async function analyzeStaleTables(db: Pick<Db, 'prisma' | 'flavour' | 'executor'>): Promise<string[]> {
   if (db.flavour !== 'postgresql') return [];
-  const stale = await db.prisma.$queryRawUnsafe<{ table: string }[]>(STALE_TABLES);
+  // The check, every 30 seconds, reads on the executor: through Prisma's client it would start the
+  // client's engine, and load its query compiler, in an instance that otherwise never needs it.
+  // ANALYZE, needed only where autovacuum is off, goes through the client: on the pool, never
+  // inside a group of the executor's writes.
+  const stale = await db.executor.rows<{ table: string }>(STALE_TABLES_CHECK, []);
   for (const { table } of stale) await db.prisma.$executeRawUnsafe(`ANALYZE ${quoted(table)}`);
   return stale.map(({ table }) => table);
 }

@@ -57,6 +57,7 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
   const { prisma } = db;
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
+  const pruneFinished = { name: 'outbox_prune', text: dialect.sql(`DELETE FROM "OutboxMessage" WHERE "state" IN ('sent', 'failed') AND "finishedAt" < ?`) };
   const due = `"state" = 'pending' AND "nextAttemptAt" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?)`;
   const pick = db.flavour === 'postgresql' ? `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1 FOR UPDATE SKIP LOCKED` : `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1`;
   const claim = {
@@ -146,8 +147,7 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
 
     /** Deletes finished messages older than `before`; how many. */
     async pruneFinished(before: Date): Promise<number> {
-      const { count } = await prisma.outboxMessage.deleteMany({ where: { state: { in: ['sent', 'failed'] }, finishedAt: { lt: before } } });
-      return count;
+      return sql.changes(pruneFinished, [dialect.time(before)]);
     },
   };
 }

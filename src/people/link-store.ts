@@ -3,6 +3,12 @@
 // older ones of that purpose; using one is a conditional update, so it works exactly once.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
+import type { DatabaseFlavour } from '../config/index.js';
+import { dialectOf } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
+
+/** Expired links, deleted by a background job: in SQL, as every such job's statement (db/client.ts). */
+const pruneExpired = (flavour: DatabaseFlavour) => ({ name: 'account_link_prune', text: dialectOf(flavour).sql('DELETE FROM "AccountLink" WHERE "expiresAt" < ?') });
 
 /** `invitation_sign_in`: the sign-in handoff after accepting an invitation (sign-in-handoff.ts), never mailed. */
 export type LinkPurpose = 'password_reset' | 'email_verification' | 'invitation' | 'invitation_sign_in';
@@ -52,8 +58,7 @@ export function createLinkStore(db: DbHandle) {
 
     /** Deletes links that expired before `before`. */
     async pruneExpired(before: Date): Promise<number> {
-      const { count } = await prisma.accountLink.deleteMany({ where: { expiresAt: { lt: before } } });
-      return count;
+      return executorOf(db).changes(pruneExpired(db.flavour), [dialectOf(db.flavour).time(before)]);
     },
   };
 }

@@ -9,7 +9,13 @@
 // but the first does.
 import request from 'supertest';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createArtifactStore } from '../../src/artifacts/store.js';
+import { pruneAuditEvents } from '../../src/audit/log.js';
 import { loadConfig } from '../../src/config/index.js';
+import { sweepExpiredCounters } from '../../src/core/counters.js';
+import { analyzeStaleTables } from '../../src/db/planner-statistics.js';
+import { createOutboxStore } from '../../src/mail/store.js';
+import { createLinkStore } from '../../src/people/link-store.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
@@ -59,7 +65,7 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     return createGatehouse(config, createLogger(config));
   };
 
-  it("runs none of its statements through Prisma's client once the database is set up, nor do the outbox's first look, the key poll and a readiness probe", async () => {
+  it("runs none of its statements through Prisma's client once the database is set up, nor do the outbox's first look, the key poll, a readiness probe and the background jobs", async () => {
     database = await createTestDatabase(flavour);
     // The first start creates the signing keys and the settings (Prisma writes them).
     await (await start()).close();
@@ -75,6 +81,15 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     expect(logged.statements).toEqual([]);
     // Nor does a readiness probe, which a load balancer sends every few seconds.
     expect((await request(running.app.handle).get('/readyz')).status).toBe(200);
+    expect(logged.statements).toEqual([]);
+    // Nor do the background jobs, every SWEEP_INTERVAL (and PostgreSQL's check for tables to analyze, every 30 s).
+    const { db } = running;
+    await createArtifactStore(db).deleteExpired(new Date());
+    await pruneAuditEvents(db, 3600);
+    await sweepExpiredCounters(db);
+    await createOutboxStore(db, loadConfig(testEnv(database!.config)).secrets).pruneFinished(new Date());
+    await createLinkStore(db).pruneExpired(new Date());
+    await analyzeStaleTables(db);
     expect(logged.statements).toEqual([]);
     // So the client's engine, and its query compiler, have not even been started.
     expect(logged.engineStarts).toBe(0);
