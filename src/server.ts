@@ -100,7 +100,10 @@ async function openDatabase(config: Config, logger: Logger, database: Config['da
 
 /**
  * Deletes what has expired, every SWEEP_INTERVAL; on PostgreSQL without autovacuum, analyzes what
- * it would (db/planner-statistics.ts). Idempotent, so any number of instances may run it. Returns the stop function.
+ * it would (db/planner-statistics.ts). Idempotent, so any number of instances may run it. Every
+ * job's statements are SQL on the executor: through Prisma's client the first would start the
+ * client's engine, and load its query compiler, in a process that otherwise never needs it
+ * (db/client.ts). Returns the stop function.
  */
 function startBackgroundJobs(db: Db, config: Config, logger: Logger): () => void {
   const stops = [

@@ -340,9 +340,8 @@ export function createArtifactStore(db: DbHandle) {
     /**
      * Deletes what expired by `now`, `batchSize` rows per statement: one DELETE of a million rows
      * would hold SQLite's write lock (and a PostgreSQL transaction) for its whole duration, while
-     * between batches the engine's own writes get their turn. In SQL, as every background job's
-     * statement: through Prisma's client it would start the client's engine, and load its query
-     * compiler, in a process that otherwise never needs it (db/client.ts).
+     * between batches the engine's own writes get their turn. SQL on the executor, as every
+     * background job's statement (server.ts, startBackgroundJobs).
      */
     async deleteExpired(now: Date, batchSize = 2000): Promise<number> {
       let deleted = 0;

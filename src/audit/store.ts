@@ -168,8 +168,7 @@ export function createAuditStore(db: DbHandle) {
       return prisma.auditEvent.count({ where: { type: filter.type, at: { gte: filter.since } } });
     },
 
-    // In SQL, as every background job's statement is: a job through Prisma's client would start its
-    // engine, and load its query compiler, in a process that otherwise never needs it (db/client.ts).
+    // SQL on the executor, as every background job's statement (server.ts, startBackgroundJobs).
     async deleteBefore(cutoff: Date): Promise<number> {
       return sql.changes(pruneBefore, [dialect.time(cutoff)]);
     },

@@ -172,9 +172,8 @@ export function ipKey(ip: string | null | undefined): string {
 }
 
 /**
- * Deletes the counters that expired before `now`; how many. In SQL, as every background job's
- * statement: through Prisma's client it would start the client's engine, and load its query
- * compiler, in a process that otherwise never needs it (db/client.ts).
+ * Deletes the counters that expired before `now`; how many. SQL on the executor, as every
+ * background job's statement (server.ts, startBackgroundJobs).
  */
 export function sweepExpiredCounters(db: DbHandle, now: Date = new Date()): Promise<number> {
   const expired = { name: 'counter_sweep', text: dialectOf(db.flavour).sql(`DELETE FROM ${TABLE} WHERE "expire" < ?`) };

@@ -100,7 +100,7 @@ function countingCachedWrites<T extends { $extends: Prisma['$extends'] }>(prisma
  * Prisma's adapter factory with its driver connection opened ahead of Prisma's client: the hot
  * statements run on that connection (executor.ts) from the start, and the client takes the same
  * one at its first query, when it starts its engine. So a process that never queries through the
- * client never loads the engine's WebAssembly query compiler (10–15 MB a process on Node 22;
+ * client never loads the engine's WebAssembly query compiler (10–22 MB a process on Node 22;
  * README "Performance"). A reconnection after a disconnect opens a new connection.
  */
 async function openedAhead<F extends { connect(): Promise<unknown> }>(factory: F): Promise<{ factory: F; connection: unknown }> {

@@ -29,10 +29,9 @@ const quoted = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 /** Analyzes the tables autovacuum would have analyzed if it ran for them; returns their names. Nothing on SQLite. */
 export async function analyzeStaleTables(db: Pick<Db, 'prisma' | 'flavour' | 'executor'>): Promise<string[]> {
   if (db.flavour !== 'postgresql') return [];
-  // The check, every 30 seconds, reads on the executor: through Prisma's client it would start the
-  // client's engine, and load its query compiler, in an instance that otherwise never needs it.
-  // ANALYZE, needed only where autovacuum is off, goes through the client: on the pool, never
-  // inside a group of the executor's writes.
+  // The check, every 30 seconds, reads on the executor, as every background job's statement
+  // (server.ts, startBackgroundJobs). ANALYZE, needed only where autovacuum is off, goes through
+  // the client: on the pool, never inside a group of the executor's writes.
   const stale = await db.executor.rows<{ table: string }>(STALE_TABLES_CHECK, []);
   for (const { table } of stale) await db.prisma.$executeRawUnsafe(`ANALYZE ${quoted(table)}`);
   return stale.map(({ table }) => table);

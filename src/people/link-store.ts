@@ -7,7 +7,7 @@ import type { DatabaseFlavour } from '../config/index.js';
 import { dialectOf } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 
-/** Expired links, deleted by a background job: in SQL, as every such job's statement (db/client.ts). */
+/** Expired links, deleted by a background job: SQL on the executor, as every such job's statement (server.ts, startBackgroundJobs). */
 const pruneExpired = (flavour: DatabaseFlavour) => ({ name: 'account_link_prune', text: dialectOf(flavour).sql('DELETE FROM "AccountLink" WHERE "expiresAt" < ?') });
 
 /** `invitation_sign_in`: the sign-in handoff after accepting an invitation (sign-in-handoff.ts), never mailed. */
