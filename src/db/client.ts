@@ -170,7 +170,9 @@ export async function createDb(database: DbConfig, { checkpoints: runCheckpoints
   const executor = pgExecutor(pool, pg.types, { prepared, pipelined: prepared ? () => new pg.Client({ connectionString: database.url, pipeline: true }) : undefined });
   const close = async () => {
     await executor.end();
+    // Ends the pool if the client ever started (its adapter owns it); if it never did, it is ended here.
     await base.$disconnect();
+    if (!pool.ended) await pool.end();
   };
   return { prisma, flavour: 'postgresql', url: database.url, executor, deferred: deferredWrites(executor), ...writeCounts, close };
 }

@@ -20,11 +20,14 @@ import type { Prisma } from './client.js';
 
 /**
  * A statement in the database's own dialect (dialect.ts). `name` (unique per text) lets the
- * executor keep it prepared; a statement whose text varies (a batch's size) has none.
+ * executor keep it prepared; a statement whose text varies (a batch's size) has none. `alone`:
+ * on PostgreSQL, sent on its own through the pool, outside the pipelined connections and their
+ * groups of writes (maintenance, such as ANALYZE, which must not hold up or fail a group).
  */
 export interface Statement {
   readonly name?: string;
   readonly text: string;
+  readonly alone?: boolean;
 }
 
 export interface Executor {

@@ -282,7 +282,7 @@ export function pgExecutor(
     const { name, text } = statement;
     const config: pg.QueryConfig = { ...(prepared && name ? { name } : {}), text, values: args.map(pgArg), types };
     // Once ended, everything goes through the pool (Prisma's disconnect ends it afterwards).
-    const channel = ended ? undefined : channels[kindOf(statement)];
+    const channel = ended || statement.alone ? undefined : channels[kindOf(statement)];
     return channel ? channel.query(config) : pool.query(config);
   };
   return {

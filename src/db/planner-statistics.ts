@@ -27,13 +27,12 @@ const STALE_TABLES_CHECK = { name: 'stale_tables', text: STALE_TABLES };
 const quoted = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
 
 /** Analyzes the tables autovacuum would have analyzed if it ran for them; returns their names. Nothing on SQLite. */
-export async function analyzeStaleTables(db: Pick<Db, 'prisma' | 'flavour' | 'executor'>): Promise<string[]> {
+export async function analyzeStaleTables(db: Pick<Db, 'flavour' | 'executor'>): Promise<string[]> {
   if (db.flavour !== 'postgresql') return [];
-  // The check, every 30 seconds, reads on the executor, as every background job's statement
-  // (server.ts, startBackgroundJobs). ANALYZE, needed only where autovacuum is off, goes through
-  // the client: on the pool, never inside a group of the executor's writes.
+  // On the executor, as every background job's statement (server.ts, startBackgroundJobs); each
+  // ANALYZE alone, through the pool, never inside a group of the hot writes.
   const stale = await db.executor.rows<{ table: string }>(STALE_TABLES_CHECK, []);
-  for (const { table } of stale) await db.prisma.$executeRawUnsafe(`ANALYZE ${quoted(table)}`);
+  for (const { table } of stale) await db.executor.changes({ text: `ANALYZE ${quoted(table)}`, alone: true }, []);
   return stale.map(({ table }) => table);
 }
 

@@ -125,6 +125,15 @@ describe.runIf(available.includes('postgresql'))('hot statements on pipelined Po
     expect(checkouts.pids).toHaveLength(1);
   });
 
+  it('sends a statement marked alone through the pool, outside any group, even while writes are grouped', async () => {
+    const checkouts = countCheckouts();
+    const [analyzed] = await Promise.all([executor.changes({ text: 'ANALYZE probe', alone: true }, []), executor.changes(insert, ['beside-analyze'])]);
+    checkouts.stop();
+    expect(analyzed).toBe(0);
+    expect(checkouts.pids).toHaveLength(1);
+    expect(await rowsOf(['beside-analyze'])).toHaveLength(1);
+  });
+
   it('gives way when a group waits on a row lock held elsewhere: its other writes are committed while the lock is held', async () => {
     expect(await executor.changes(insert, ['held'])).toBe(1);
     const holder = await pool.connect();
