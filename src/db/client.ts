@@ -104,15 +104,15 @@ function countingCachedWrites<T extends { $extends: Prisma['$extends'] }>(prisma
  * README "Performance"). A reconnection after a disconnect opens a new connection.
  */
 async function openedAhead<F extends { connect(): Promise<unknown> }>(factory: F): Promise<{ factory: F; connection: unknown }> {
-  let ahead: unknown = await factory.connect();
-  const connection = ahead;
+  const connection = await factory.connect();
+  let taken = false;
   const wrapped = Object.assign(Object.create(null) as F, {
     provider: (factory as { provider?: unknown }).provider,
     adapterName: (factory as { adapterName?: unknown }).adapterName,
     connect: async () => {
-      const taken = ahead ?? (await factory.connect());
-      ahead = undefined;
-      return taken;
+      if (taken) return factory.connect();
+      taken = true;
+      return connection;
     },
     connectToShadowDb: () => (factory as unknown as { connectToShadowDb(): Promise<unknown> }).connectToShadowDb(),
   });

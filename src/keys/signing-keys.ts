@@ -57,7 +57,7 @@ const CLOCK_LEEWAY_SECONDS = 60;
  * (test/bench/ROUNDS.md, round 27). Encoded by the generation, the key is exported while its job
  * is still alive.
  */
-function generate(alg: SigningAlgorithm): { privateKey: JsonWebKey; publicKey: JsonWebKey } {
+export function generateJwkPair(alg: SigningAlgorithm): { privateKey: JsonWebKey; publicKey: JsonWebKey } {
   const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } };
   // Node encodes generated keys as JWK itself (format 'jwk'); @types/node has no overload for it.
   const generated: unknown = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings } as never) : generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings } as never);
@@ -65,7 +65,7 @@ function generate(alg: SigningAlgorithm): { privateKey: JsonWebKey; publicKey: J
 }
 
 function newKey(alg: SigningAlgorithm, generation: number, secrets: readonly string[]): NewKey {
-  const { privateKey, publicKey } = generate(alg);
+  const { privateKey, publicKey } = generateJwkPair(alg);
   const kid = `${alg.toLowerCase()}-${randomBytes(12).toString('base64url')}`;
   const meta = { kid, alg, use: 'sig' };
   return {

@@ -3,12 +3,8 @@
 // older ones of that purpose; using one is a conditional update, so it works exactly once.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
-import type { DatabaseFlavour } from '../config/index.js';
 import { dialectOf } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
-
-/** Expired links, deleted by a background job: SQL on the executor, as every such job's statement (server.ts, startBackgroundJobs). */
-const pruneExpired = (flavour: DatabaseFlavour) => ({ name: 'account_link_prune', text: dialectOf(flavour).sql('DELETE FROM "AccountLink" WHERE "expiresAt" < ?') });
 
 /** `invitation_sign_in`: the sign-in handoff after accepting an invitation (sign-in-handoff.ts), never mailed. */
 export type LinkPurpose = 'password_reset' | 'email_verification' | 'invitation' | 'invitation_sign_in';
@@ -32,6 +28,9 @@ export interface AccountLinkRow {
 
 export function createLinkStore(db: DbHandle) {
   const { prisma } = db;
+  const dialect = dialectOf(db.flavour);
+  // SQL on the executor, as every background job's statement (server.ts, startBackgroundJobs).
+  const expired = { name: 'account_link_prune', text: dialect.sql('DELETE FROM "AccountLink" WHERE "expiresAt" < ?') };
   return {
     /** Revokes the person's unused links of this purpose and stores a new one; the secret to send. */
     async issue({ purpose, userId, email, details, expiresAt }: { purpose: LinkPurpose; userId: string; email: string; details?: Record<string, string> | undefined; expiresAt: Date }, now: Date = new Date()) {
@@ -58,7 +57,7 @@ export function createLinkStore(db: DbHandle) {
 
     /** Deletes links that expired before `before`. */
     async pruneExpired(before: Date): Promise<number> {
-      return executorOf(db).changes(pruneExpired(db.flavour), [dialectOf(db.flavour).time(before)]);
+      return executorOf(db).changes(expired, [dialect.time(before)]);
     },
   };
 }

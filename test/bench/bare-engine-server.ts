@@ -7,10 +7,10 @@
 // (sign-in-pages.ts) and the same bcrypt cost.
 //
 // Environment: PORT, HOST, ISSUER (as the bench starts every server), BCRYPT_COST, BENCH_USERS.
-import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { createServer } from 'node:http';
 import bcrypt from 'bcrypt';
 import Provider, { errors, type Configuration } from 'oidc-provider';
+import { generateJwkPair } from '../../src/keys/signing-keys.js';
 import { JWT_API, MACHINE_CLIENT, OPAQUE_API, PASSWORD, WEB_CLIENT, userEmail } from './fixtures.js';
 import { engineWithSignInPages } from './sign-in-pages.js';
 
@@ -20,12 +20,8 @@ const passwordHash = await bcrypt.hash(PASSWORD, Number(process.env.BCRYPT_COST 
 const people = new Map(Array.from({ length: users }, (_, i) => [userEmail(i), { id: `bench-${i}`, passwordHash }]));
 
 // One key per algorithm, as Gatehouse publishes: RS256 signs ID tokens and JWT access tokens.
-const privateJwk = (alg: 'RS256' | 'ES256') => {
-  // Encoded by the generation, not exported from a fresh KeyObject (src/keys/signing-keys.ts says why).
-  const encodings = { publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } };
-  const generated: unknown = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048, ...encodings } as never) : generateKeyPairSync('ec', { namedCurve: 'P-256', ...encodings } as never);
-  return { ...(generated as { privateKey: JsonWebKey }).privateKey, alg, use: 'sig', kid: alg.toLowerCase() };
-};
+// Made as Gatehouse makes its keys (generateJwkPair says why that way); only the key, none of Gatehouse's serving code.
+const privateJwk = (alg: 'RS256' | 'ES256') => ({ ...generateJwkPair(alg).privateKey, alg, use: 'sig', kid: alg.toLowerCase() });
 
 const configuration: Configuration = {
   clients: [

@@ -3,9 +3,10 @@
 // `none`), so server-side tests can make valid answers and spoil exactly one part of them (the
 // origin, the RP ID, the challenge, the counter, the signature, user verification).
 // CBOR is encoded with the same library @simplewebauthn/server decodes with.
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, randomBytes, sign, type KeyObject } from 'node:crypto';
 import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
 import { isoCBOR } from '@simplewebauthn/server/helpers';
+import { generateJwkPair } from '../../src/keys/signing-keys.js';
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest();
 
@@ -51,13 +52,9 @@ export class SoftwareAuthenticator {
 
   /** navigator.credentials.create(): a new ES256 discoverable credential, attestation none. */
   create(options: PublicKeyCredentialCreationOptionsJSON, spoil: Spoil = {}): RegistrationResponseJSON {
-    // Encoded by the generation, not exported from fresh KeyObjects (src/keys/signing-keys.ts says why).
-    const { privateKey: pem, publicKey: jwk } = generateKeyPairSync('ec', {
-      namedCurve: 'P-256',
-      publicKeyEncoding: { format: 'jwk' },
-      privateKeyEncoding: { format: 'pem', type: 'pkcs8' },
-    } as never) as unknown as { privateKey: string; publicKey: JsonWebKey };
-    const privateKey = createPrivateKey(pem);
+    // Made as Gatehouse makes its ES256 keys (generateJwkPair says why that way).
+    const { privateKey: privateJwk, publicKey: jwk } = generateJwkPair('ES256');
+    const privateKey = createPrivateKey({ key: privateJwk, format: 'jwk' });
     const cose = isoCBOR.encode(
       new Map<number, number | Uint8Array>([
         [1, 2], // kty: EC2
