@@ -14,6 +14,8 @@
 import { hash } from 'node:crypto';
 import { decrypt, encrypt, memoryPerSecrets } from '../core/secrets.js';
 import type { DbHandle } from '../db/client.js';
+import { dialectOf, readJson } from '../db/dialect.js';
+import { executorOf } from '../db/executor.js';
 import { createSettingStore } from '../db/settings.js';
 import type { Payload } from './store.js';
 
@@ -121,19 +123,22 @@ const BATCH = 500;
 /**
  * Rewrites artifacts stored before ids were hashed and payloads sealed, in batches; each row is
  * rewritten only if it is still as it was read, so instances starting together do the work once.
- * Recorded in the Setting table, so later starts skip it. Returns how many rows it rewrote.
+ * Recorded in the Setting table, so later starts skip it. Returns how many rows it rewrote. The
+ * batches are read in SQL on the executor, so that the first start on a new database (which has
+ * none to rewrite) runs nothing through Prisma's client (db/settings.ts says why).
  */
 export async function sealStoredArtifacts(db: DbHandle, secrets: readonly string[]): Promise<number> {
   const settings = createSettingStore(db);
   if ((await settings.get(MIGRATION_SETTING)) === MIGRATION_VERSION) return 0;
+  const batchAfter = { name: 'artifact_batch_after', text: dialectOf(db.flavour).sql('SELECT "id", "payload" FROM "OidcArtifact" WHERE "model" = ? AND "id" > ? ORDER BY "id" ASC LIMIT ?') };
   let rewritten = 0;
   for (const model of [...SECRET_ID_MODELS, 'Interaction']) {
     for (let after = ''; ; ) {
-      const rows = await db.prisma.oidcArtifact.findMany({ where: { model, id: { gt: after } }, orderBy: { id: 'asc' }, take: BATCH, select: { id: true, payload: true } });
+      const rows = await executorOf(db).rows<{ id: string; payload: unknown }>(batchAfter, [model, after, BATCH]);
       if (!rows.length) break;
       after = rows.at(-1)?.id as string;
       for (const row of rows) {
-        const payload = row.payload as Payload;
+        const payload = readJson<Payload>(row.payload);
         if (row.id.startsWith(HASHED_PREFIX) || payload[SEALED_KEY] !== undefined) continue;
         if (!SECRET_ID_MODELS.has(model) && Object.keys(secretsIn(model, payload)).length === 0) continue;
         // A secret-id model's id is its jti: sealed where a lookup needs it back, otherwise dropped (sealPayload).

@@ -1,7 +1,8 @@
 // Queries on SigningKey: token signing keys, private halves encrypted by the caller. The two
-// lists every start reads, and the key refresher's poll (every KEY_REFRESH_INTERVAL), are written
-// in SQL on the executor (db/settings.ts says why): the poll's first run, half a minute after a
-// start, no longer compiles a query of Prisma's while the instance serves.
+// lists every start reads, the first keys a first start writes, and the key refresher's poll
+// (every KEY_REFRESH_INTERVAL) are written in SQL on the executor (db/settings.ts says why): the
+// poll's first run, half a minute after a start, no longer compiles a query of Prisma's while the
+// instance serves.
 import type { DbHandle } from '../db/client.js';
 import { dialectOf, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
@@ -55,14 +56,22 @@ const toStoredKey = (raw: RawKey): StoredKey => ({ ...toKeyMeta(raw), publicJwk:
 export function createSigningKeyStore(db: DbHandle) {
   const { prisma } = db;
   const sql = executorOf(db);
-  const { sql: dialect } = dialectOf(db.flavour);
+  const dialect = dialectOf(db.flavour);
   const meta = '"id", "alg", "generation", "createdAt", "activatesAt", "retireAfter", "retiredAt"';
   const select = `SELECT ${meta}, "publicJwk", "privateJwkEncrypted" FROM "SigningKey"`;
   const newestFirst = 'ORDER BY "alg" ASC, "generation" DESC';
   const statements = {
-    active: { name: 'signing_keys_active', text: dialect(`${select} WHERE "retiredAt" IS NULL ${newestFirst}`) },
-    activeMeta: { name: 'signing_keys_active_meta', text: dialect(`SELECT ${meta} FROM "SigningKey" WHERE "retiredAt" IS NULL ${newestFirst}`) },
-    all: { name: 'signing_keys_all', text: dialect(`${select} ${newestFirst}`) },
+    active: { name: 'signing_keys_active', text: dialect.sql(`${select} WHERE "retiredAt" IS NULL ${newestFirst}`) },
+    activeMeta: { name: 'signing_keys_active_meta', text: dialect.sql(`SELECT ${meta} FROM "SigningKey" WHERE "retiredAt" IS NULL ${newestFirst}`) },
+    all: { name: 'signing_keys_all', text: dialect.sql(`${select} ${newestFirst}`) },
+    // Refused without an error when (alg, generation) is taken (or, never in practice, the id).
+    insertUnlessTaken: {
+      name: 'signing_key_insert_unless_taken',
+      text: dialect.sql(
+        `INSERT INTO "SigningKey" ("id", "alg", "generation", "publicJwk", "privateJwkEncrypted", "createdAt", "activatesAt")
+         VALUES (?, ?, ?, ${dialect.json}, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      ),
+    },
   };
   return {
     /** Keys not yet marked retired, newest generation first within each algorithm. */
@@ -89,13 +98,9 @@ export function createSigningKeyStore(db: DbHandle) {
      * starts and concurrent rotations agree on one key: the loser's insert is refused.
      */
     async insertIfGenerationFree(key: NewKey): Promise<boolean> {
-      try {
-        await prisma.signingKey.create({ data: { ...key, publicJwk: key.publicJwk as object } });
-        return true;
-      } catch (error) {
-        if ((error as { code?: string }).code === 'P2002') return false;
-        throw error;
-      }
+      const { id, alg, generation, publicJwk, privateJwkEncrypted, createdAt = new Date(), activatesAt = null } = key;
+      const args = [id, alg, generation, JSON.stringify(publicJwk), privateJwkEncrypted, dialect.time(createdAt), activatesAt && dialect.time(activatesAt)];
+      return (await sql.changes(statements.insertUnlessTaken, args)) === 1;
     },
 
     /**

@@ -475,11 +475,16 @@ describe.each(
     expect(await settings.get('missing')).toBeNull();
     // First writer wins: an existing value is returned and left as it is.
     expect(await settings.getOrCreate('kept', 'another')).toBe('sealed-kept');
+    const before = Date.now();
     expect(await settings.getOrCreate('new', 'sealed-new')).toBe('sealed-new');
     expect(await db.prisma.setting.findMany({ where: { key: { in: ['kept', 'new'] } }, orderBy: { key: 'asc' }, select: { key: true, valueEncrypted: true } })).toEqual([
       { key: 'kept', valueEncrypted: 'sealed-kept' },
       { key: 'new', valueEncrypted: 'sealed-new' },
     ]);
+    // The time it was created reads back through the query builder as the time it was.
+    const created = (await db.prisma.setting.findUniqueOrThrow({ where: { key: 'new' } })).createdAt.getTime();
+    expect(created).toBeGreaterThanOrEqual(before);
+    expect(created).toBeLessThanOrEqual(Date.now());
   });
 
   it('gives every caller creating the same setting at once the one value stored', async () => {
@@ -511,6 +516,25 @@ describe.each(
     expect((await keys.listActive()).map((key) => key.id)).toEqual(['es-1', 'rs-3', 'rs-2']);
     const withoutMaterial = { id: true, alg: true, generation: true, createdAt: true, activatesAt: true, retireAfter: true, retiredAt: true } as const;
     expect(await keys.listActiveMeta()).toEqual(await db.prisma.signingKey.findMany({ where: { retiredAt: null }, orderBy: newestFirst, select: withoutMaterial }));
+  });
+
+  it('inserts a signing key as the query builder reads it back, and refuses a generation already taken without an error', async () => {
+    const keys = createSigningKeyStore(handle);
+    const createdAt = new Date('2032-03-04T05:06:07.089Z');
+    const activatesAt = new Date('2032-03-05T05:06:07.089Z');
+    const publicJwk = { kty: 'RSA', n: 'n-1', e: 'AQAB', key_ops: ['verify'], nested: { none: null, n: 1 } };
+    expect(await keys.insertIfGenerationFree({ id: 'ins-1', alg: 'PS256', generation: 1, publicJwk, privateJwkEncrypted: 'sealed-ins-1', createdAt })).toBe(true);
+    expect(await keys.insertIfGenerationFree({ id: 'ins-2', alg: 'PS256', generation: 2, publicJwk, privateJwkEncrypted: 'sealed-ins-2', createdAt, activatesAt })).toBe(true);
+    // Another instance's key for the same generation is left as it is.
+    expect(await keys.insertIfGenerationFree({ id: 'ins-other', alg: 'PS256', generation: 2, publicJwk, privateJwkEncrypted: 'sealed-other', createdAt })).toBe(false);
+    expect(await db.prisma.signingKey.findMany({ where: { alg: 'PS256' }, orderBy: { generation: 'asc' } })).toEqual([
+      { id: 'ins-1', alg: 'PS256', generation: 1, publicJwk, privateJwkEncrypted: 'sealed-ins-1', createdAt, activatesAt: null, retireAfter: null, retiredAt: null },
+      { id: 'ins-2', alg: 'PS256', generation: 2, publicJwk, privateJwkEncrypted: 'sealed-ins-2', createdAt, activatesAt, retireAfter: null, retiredAt: null },
+    ]);
+    // Concurrent first starts: of four keys for one generation, exactly one is stored.
+    const raced = await Promise.all(['a', 'b', 'c', 'd'].map((n) => keys.insertIfGenerationFree({ id: `race-${n}`, alg: 'PS384', generation: 1, publicJwk, privateJwkEncrypted: `sealed-${n}` })));
+    expect(raced.filter(Boolean)).toHaveLength(1);
+    expect(await db.prisma.signingKey.count({ where: { alg: 'PS384' } })).toBe(1);
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {
