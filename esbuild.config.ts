@@ -15,7 +15,8 @@
 // cannot see its names), while Node's own loader also offers its named exports: take `default`
 // (src/people/mfa.ts, src/cli/context.ts; the container test holds every such import to that).
 // The engine's own code is bundled as it is, but for one rewrite (engineErrorsWhenThrown): an
-// assertion's error is built only when the assertion fails.
+// assertion's error is built only when the assertion fails; and Koa's, under it, but for its check
+// for a fetch Response (koaWithoutFetchUntilNeeded), which loaded Node's fetch in every process.
 // Two things keep a running process's heap smaller: Prisma's query compilers ship as .wasm files in
 // dist/chunks/ rather than as base64 text (queryCompilerAsFile), and every file is ASCII, comments
 // included (keepAscii), so V8 holds the source at one byte a character.
@@ -103,22 +104,61 @@ function engineErrorsWhenThrown(rewrites: Map<string, number>): Plugin {
   };
 }
 
+/** Koa's modules, and how they ask whether a body is a fetch Response. */
+const KOA_MODULE = /[\\/]node_modules[\\/]koa[\\/]lib[\\/].*\.js$/;
+const FETCH_RESPONSE_CHECK = /\b([\w$]+) instanceof Response\b/g;
+
+/**
+ * Koa asks of every response body that is not a string or a Buffer (the engine's JSON answers)
+ * whether it is a fetch `Response`, and reading Node's global `Response` loads Node's copy of
+ * undici, the fetch implementation, which compiles its HTTP parser's WebAssembly as it loads:
+ * 13 MB more resident on Node 20, 15 MB on Node 22 and 18 MB on Node 24, for a class no answer
+ * of Gatehouse's is (README "Performance", round 29). Each `x instanceof Response` becomes
+ * `(typeof x?.arrayBuffer === "function" && x instanceof Response)`: the same answer for every
+ * value (a Response has `arrayBuffer` from its prototype), reading the global only for a value
+ * that could be one. A process that fetches something (a client's `jwks_uri`, an upstream
+ * provider) loads undici then, as it would have.
+ */
+export function rewriteFetchResponseChecks(source: string): { contents: string; rewritten: number } {
+  let rewritten = 0;
+  const contents = source.replace(FETCH_RESPONSE_CHECK, (_check, value: string) => {
+    rewritten += 1;
+    return `(typeof ${value}?.arrayBuffer === "function" && ${value} instanceof Response)`;
+  });
+  return { contents, rewritten };
+}
+
+function koaWithoutFetchUntilNeeded(rewrites: Map<string, number>): Plugin {
+  return {
+    name: 'koa-without-fetch-until-needed',
+    setup(build) {
+      build.onLoad({ filter: KOA_MODULE }, (args) => {
+        const { contents, rewritten } = rewriteFetchResponseChecks(readFileSync(args.path, 'utf8'));
+        if (rewritten) rewrites.set(args.path.slice(args.path.lastIndexOf('koa')), rewritten);
+        return { contents, loader: 'js' };
+      });
+    },
+  };
+}
+
 /**
  * Bundles into `outdir` (emptied first); `sourcemap`: esbuild's option ('linked' for dist/,
  * 'inline' for tests). Returns what test/server/container.test.ts checks: what the bundle imports
  * from outside itself (Node's built-ins and the packages it leaves to node_modules), and the
- * CommonJS packages it loads with import(), each a chunk with only a default export; and how many
- * of the engine's assertions each of its modules had rewritten (engineErrorsWhenThrown).
+ * CommonJS packages it loads with import(), each a chunk with only a default export; how many
+ * of the engine's assertions each of its modules had rewritten (engineErrorsWhenThrown), and
+ * how many fetch Response checks each of Koa's (koaWithoutFetchUntilNeeded).
  */
-export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[]; engineAssertions: Map<string, number> }> {
+export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[]; engineAssertions: Map<string, number>; fetchResponseChecks: Map<string, number> }> {
   rmSync(outdir, { recursive: true, force: true });
   const engineAssertions = new Map<string, number>();
+  const fetchResponseChecks = new Map<string, number>();
   const { metafile } = await build({
     absWorkingDir: ROOT,
     entryPoints: { server: 'src/server.ts', cli: 'src/cli.ts' },
     outdir,
     chunkNames: `${CHUNKS}/[name]-[hash]`,
-    plugins: [queryCompilerAsFile(outdir), engineErrorsWhenThrown(engineAssertions)],
+    plugins: [queryCompilerAsFile(outdir), engineErrorsWhenThrown(engineAssertions), koaWithoutFetchUntilNeeded(fetchResponseChecks)],
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -145,7 +185,7 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
   const dynamicCommonJs = outputs
     .filter((output) => output.entryPoint?.includes('node_modules/') && output.exports.join() === 'default')
     .map((output) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(output.entryPoint!)![1]!);
-  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort(), engineAssertions };
+  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort(), engineAssertions, fetchResponseChecks };
 }
 
 /**
