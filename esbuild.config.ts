@@ -15,8 +15,9 @@
 // cannot see its names), while Node's own loader also offers its named exports: take `default`
 // (src/people/mfa.ts, src/cli/context.ts; the container test holds every such import to that).
 // The engine's own code is bundled as it is, but for one rewrite (engineErrorsWhenThrown): an
-// assertion's error is built only when the assertion fails; and Koa's, under it, but for its check
-// for a fetch Response (koaWithoutFetchUntilNeeded), which loaded Node's fetch in every process.
+// assertion's error is built only when the assertion fails. Koa's and pg's checks for fetch's
+// Response, and ES imports of node:http, are changed so as not to load Node's fetch in every
+// process (withoutFetchUntilUsed).
 // Two things keep a running process's heap smaller: Prisma's query compilers ship as .wasm files in
 // dist/chunks/ rather than as base64 text (queryCompilerAsFile), and every file is ASCII, comments
 // included (keepAscii), so V8 holds the source at one byte a character.
@@ -104,39 +105,73 @@ function engineErrorsWhenThrown(rewrites: Map<string, number>): Plugin {
   };
 }
 
-/** Koa's modules, and how they ask whether a body is a fetch Response. */
-const KOA_MODULE = /[\\/]node_modules[\\/]koa[\\/]lib[\\/].*\.js$/;
-const FETCH_RESPONSE_CHECK = /\b([\w$]+) instanceof Response\b/g;
-
 /**
- * Koa asks of every response body that is not a string or a Buffer (the engine's JSON answers)
- * whether it is a fetch `Response`, and reading Node's global `Response` loads Node's copy of
- * undici, the fetch implementation, which compiles its HTTP parser's WebAssembly as it loads:
- * 13 MB more resident on Node 20, 15 MB on Node 22 and 18 MB on Node 24, for a class no answer
- * of Gatehouse's is (README "Performance", round 29). Each `x instanceof Response` becomes
- * `(typeof x?.arrayBuffer === "function" && x instanceof Response)`: the same answer for every
- * value (a Response has `arrayBuffer` from its prototype), reading the global only for a value
- * that could be one. A process that fetches something (a client's `jwks_uri`, an upstream
- * provider) loads undici then, as it would have.
+ * Node's fetch (its copy of undici) loads the first time anything reads one of the globals it
+ * serves (`Response`, `Headers`, `fetch`, …) or, on Node 22 and 24, the lazy `WebSocket` export
+ * of node:http, and compiles its HTTP parser's WebAssembly as it loads: in a small process 13 MB
+ * more resident on Node 20, 15 MB on Node 22, 18 MB on Node 24 (README "Performance", round 29).
+ * Gatehouse fetches only for a client's `jwks_uri` or `sector_identifier_uri`, an upstream
+ * provider or a back-channel logout, yet three things loaded it in every process; the bundle
+ * changes each so that it asks only when the answer can matter (withoutFetchUntilUsed):
+ * - Koa asks of every response body that is not a string or a Buffer (the engine's JSON answers)
+ *   whether it is a fetch `Response`. Each `x instanceof Response` in Koa's modules becomes
+ *   `(typeof x?.arrayBuffer === "function" && x instanceof Response)`: the same answer for every
+ *   value (a Response has `arrayBuffer` from its prototype), the global read only for a value
+ *   that could be one.
+ * - pg, as it loads, asks whether it runs in a Cloudflare Worker: by `navigator.userAgent` where
+ *   there is a `navigator` (Node 21 and later, Workers since 2022), else by making a `Response`.
+ *   Only the first way is kept: where there is no `navigator` (Node 20), it is not a Worker.
+ * - An ES module's `import … from 'node:http'` makes Node read every export of node:http to
+ *   build the module's ES facade, `WebSocket` among them on Node 22 and 24. Every such import in
+ *   the bundle gets a CommonJS module of the build's own that requires node:http (through the
+ *   banner's `require`), whose exports are read one by one where they are used; `require()`
+ *   calls stay as they are (httpThroughRequire).
+ * The build fails if Koa's or pg's code is no longer in the form these rewrites know.
  */
+const FETCH_PROBES: { module: RegExp; rewrite(source: string): { contents: string; rewritten: number } }[] = [
+  { module: /[\\/]node_modules[\\/]koa[\\/]lib[\\/](response|application)\.js$/, rewrite: rewriteFetchResponseChecks },
+  { module: /[\\/]node_modules[\\/]pg[\\/]lib[\\/]stream\.js$/, rewrite: rewriteWorkerProbe },
+];
+
 export function rewriteFetchResponseChecks(source: string): { contents: string; rewritten: number } {
   let rewritten = 0;
-  const contents = source.replace(FETCH_RESPONSE_CHECK, (_check, value: string) => {
+  const contents = source.replace(/\b([\w$]+) instanceof Response\b/g, (_check, value: string) => {
     rewritten += 1;
     return `(typeof ${value}?.arrayBuffer === "function" && ${value} instanceof Response)`;
   });
   return { contents, rewritten };
 }
 
-function koaWithoutFetchUntilNeeded(rewrites: Map<string, number>): Plugin {
+export function rewriteWorkerProbe(source: string): { contents: string; rewritten: number } {
+  const probe = "if (typeof Response === 'function') {";
+  const count = source.split(probe).length - 1;
+  return { contents: source.replace(probe, "if (typeof navigator === 'object' && typeof Response === 'function') {"), rewritten: count };
+}
+
+function withoutFetchUntilUsed(rewrites: Map<string, number>): Plugin {
   return {
-    name: 'koa-without-fetch-until-needed',
+    name: 'without-fetch-until-used',
     setup(build) {
-      build.onLoad({ filter: KOA_MODULE }, (args) => {
-        const { contents, rewritten } = rewriteFetchResponseChecks(readFileSync(args.path, 'utf8'));
-        if (rewritten) rewrites.set(args.path.slice(args.path.lastIndexOf('koa')), rewritten);
-        return { contents, loader: 'js' };
-      });
+      for (const { module, rewrite } of FETCH_PROBES) {
+        build.onLoad({ filter: module }, (args) => {
+          const { contents, rewritten } = rewrite(readFileSync(args.path, 'utf8'));
+          const name = /node_modules[\\/](.*)$/.exec(args.path)![1]!.replaceAll('\\', '/');
+          if (rewritten !== 1) throw new Error(`${name}: ${rewritten} checks for fetch's Response where the build rewrites exactly one; see withoutFetchUntilUsed`);
+          rewrites.set(name, rewritten);
+          return { contents, loader: 'js' };
+        });
+      }
+    },
+  };
+}
+
+function httpThroughRequire(): Plugin {
+  const namespace = 'http-through-require';
+  return {
+    name: namespace,
+    setup(build) {
+      build.onResolve({ filter: /^(node:)?http$/ }, (args) => (args.kind === 'require-call' ? undefined : { path: 'node:http', namespace }));
+      build.onLoad({ filter: /.*/, namespace }, () => ({ contents: "module.exports = require('node:http');", loader: 'js' }));
     },
   };
 }
@@ -147,18 +182,18 @@ function koaWithoutFetchUntilNeeded(rewrites: Map<string, number>): Plugin {
  * from outside itself (Node's built-ins and the packages it leaves to node_modules), and the
  * CommonJS packages it loads with import(), each a chunk with only a default export; how many
  * of the engine's assertions each of its modules had rewritten (engineErrorsWhenThrown), and
- * how many fetch Response checks each of Koa's (koaWithoutFetchUntilNeeded).
+ * the checks for fetch's Response rewritten in each module (withoutFetchUntilUsed).
  */
-export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[]; engineAssertions: Map<string, number>; fetchResponseChecks: Map<string, number> }> {
+export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked' }: { outdir?: string; sourcemap?: BuildOptions['sourcemap'] } = {}): Promise<{ externalImports: string[]; dynamicCommonJs: string[]; engineAssertions: Map<string, number>; fetchProbes: Map<string, number> }> {
   rmSync(outdir, { recursive: true, force: true });
   const engineAssertions = new Map<string, number>();
-  const fetchResponseChecks = new Map<string, number>();
+  const fetchProbes = new Map<string, number>();
   const { metafile } = await build({
     absWorkingDir: ROOT,
     entryPoints: { server: 'src/server.ts', cli: 'src/cli.ts' },
     outdir,
     chunkNames: `${CHUNKS}/[name]-[hash]`,
-    plugins: [queryCompilerAsFile(outdir), engineErrorsWhenThrown(engineAssertions), koaWithoutFetchUntilNeeded(fetchResponseChecks)],
+    plugins: [queryCompilerAsFile(outdir), engineErrorsWhenThrown(engineAssertions), withoutFetchUntilUsed(fetchProbes), httpThroughRequire()],
     bundle: true,
     splitting: true,
     format: 'esm',
@@ -185,7 +220,7 @@ export async function bundle({ outdir = join(ROOT, 'dist'), sourcemap = 'linked'
   const dynamicCommonJs = outputs
     .filter((output) => output.entryPoint?.includes('node_modules/') && output.exports.join() === 'default')
     .map((output) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(output.entryPoint!)![1]!);
-  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort(), engineAssertions, fetchResponseChecks };
+  return { externalImports: [...new Set(externalImports)].sort(), dynamicCommonJs: [...new Set(dynamicCommonJs)].sort(), engineAssertions, fetchProbes };
 }
 
 /**

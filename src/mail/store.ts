@@ -57,6 +57,8 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
   const { prisma } = db;
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
+  // Counted at every scrape of the metrics (the gatehouse_outbox_messages gauge), so on the executor too.
+  const countByState = { name: 'outbox_count_by_state', text: 'SELECT "state", COUNT(*) AS "n" FROM "OutboxMessage" GROUP BY "state"' };
   const pruneFinished = { name: 'outbox_prune', text: dialect.sql(`DELETE FROM "OutboxMessage" WHERE "state" IN ('sent', 'failed') AND "finishedAt" < ?`) };
   const due = `"state" = 'pending' AND "nextAttemptAt" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?)`;
   const pick = db.flavour === 'postgresql' ? `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1 FOR UPDATE SKIP LOCKED` : `SELECT "id" FROM "OutboxMessage" WHERE ${due} ORDER BY "nextAttemptAt" LIMIT 1`;
@@ -139,9 +141,8 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
     },
 
     async countByState(): Promise<Record<OutboxState, number>> {
-      const groups = await prisma.outboxMessage.groupBy({ by: ['state'], _count: { _all: true } });
       const counts: Record<OutboxState, number> = { pending: 0, sent: 0, failed: 0 };
-      for (const group of groups) if (group.state in counts) counts[group.state as OutboxState] = group._count._all;
+      for (const { state, n } of await sql.rows<{ state: string; n: number | bigint | string }>(countByState, [])) if (state in counts) counts[state as OutboxState] = Number(n);
       return counts;
     },
 

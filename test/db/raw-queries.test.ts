@@ -17,6 +17,7 @@ import { createUserStore } from '../../src/people/store.js';
 import { createResourceStore } from '../../src/resources/store.js';
 import { createSettingStore } from '../../src/db/settings.js';
 import { createSigningKeyStore } from '../../src/keys/store.js';
+import { createOutboxStore } from '../../src/mail/store.js';
 import { counter, counterPair, counterRowKey } from '../../src/core/counters.js';
 import { RateLimiterPrisma, RateLimiterRes } from 'rate-limiter-flexible';
 import { createLogger } from '../../src/core/logger.js';
@@ -25,6 +26,7 @@ import { createDb, type Db, type DbHandle } from '../../src/db/client.js';
 import { sqliteExecutor } from '../../src/db/executor.js';
 import { pgExecutor } from '../../src/db/pg-executor.js';
 import { createTestDatabase, flavours, migratedDb, testPool, type MigratedDb } from '../helpers/databases.js';
+import { TEST_SECRET } from '../helpers/gatehouse.js';
 
 /** How the store under test runs its statements; the query builder always goes through `db.prisma`. */
 const EXECUTORS: Record<string, (db: Db) => Promise<{ handle: DbHandle; close?: () => Promise<void> }>> = {
@@ -535,6 +537,16 @@ describe.each(
     const raced = await Promise.all(['a', 'b', 'c', 'd'].map((n) => keys.insertIfGenerationFree({ id: `race-${n}`, alg: 'PS384', generation: 1, publicJwk, privateJwkEncrypted: `sealed-${n}` })));
     expect(raced.filter(Boolean)).toHaveLength(1);
     expect(await db.prisma.signingKey.count({ where: { alg: 'PS384' } })).toBe(1);
+  });
+
+  it("counts the outbox's messages by state as the query builder groups them (the metrics' gauge, at every scrape)", async () => {
+    const outbox = createOutboxStore(handle, [TEST_SECRET]);
+    const message = (id: string, state: string) => ({ id, kind: 'mail', recipient: 'a@example.test', topic: 'test', payloadEncrypted: 'sealed', state, maxAttempts: 3 });
+    await db.prisma.outboxMessage.createMany({ data: [message('o-1', 'pending'), message('o-2', 'sent'), message('o-3', 'sent'), message('o-4', 'failed'), message('o-5', 'sent')] });
+    const grouped = await db.prisma.outboxMessage.groupBy({ by: ['state'], _count: { _all: true } });
+    const expected = { pending: 0, sent: 0, failed: 0, ...Object.fromEntries(grouped.map((group) => [group.state, group._count._all])) };
+    expect(await outbox.countByState()).toEqual(expected);
+    expect(expected.sent).toBeGreaterThanOrEqual(3);
   });
 
   it('records a burst of events larger than one statement takes, every one of them', async () => {

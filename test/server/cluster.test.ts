@@ -19,6 +19,7 @@ import { basicAuth, signInForCode } from '../helpers/code-flow.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
 import { ALICE, WEB_APP, webApp } from '../helpers/fixtures.js';
 import { addUserTo, TEST_SECRET } from '../helpers/gatehouse.js';
+import { loadedProbe, type LoadedProbe } from '../helpers/loaded-probe.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnServer, type ServerProcess } from '../helpers/server-process.js';
 
@@ -103,6 +104,7 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
   let cluster: Cluster;
   let metricsPort: number;
   let configDir: string;
+  let loaded: LoadedProbe;
 
   beforeAll(async () => {
     database = await createTestDatabase(flavour);
@@ -110,7 +112,8 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     // METRICS_HOST from a configuration file, under its old key.
     configDir = mkdtempSync(join(tmpdir(), 'gatehouse-cluster-'));
     writeFileSync(join(configDir, 'gatehouse.yaml'), 'server: { metricsHost: 127.0.0.1 }\n');
-    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), CONFIG_FILE: join(configDir, 'gatehouse.yaml') });
+    loaded = loadedProbe(configDir);
+    cluster = startCluster(database, await freePort(), { METRICS_PORT: String(metricsPort), CONFIG_FILE: join(configDir, 'gatehouse.yaml'), NODE_OPTIONS: loaded.nodeOptions() });
     await until(() => cluster.logs.some((line) => line.msg === 'all 2 workers are listening'), 'both workers to listen', cluster);
   }, 120_000);
   afterAll(async () => {
@@ -219,6 +222,14 @@ describe.each(await flavours())('WEB_CONCURRENCY=2 on %s', (flavour: DatabaseFla
     // Workers log their own drain before they exit; their pids are gone once the primary exits.
     expect(cluster.logs.filter((line) => line.msg === 'shut down' && line.pid !== undefined)).toHaveLength(2);
     for (const pid of pids) expect(isRunning(pid), `worker ${pid}`).toBe(false);
+    // Neither the primary nor a worker, after sign-ins, tokens and metrics, loaded Node's fetch or
+    // compiled WebAssembly: on Node 22 and 24 an ES import of node:http loads the first (through its
+    // lazy WebSocket export), which the bundle avoids (README "Performance", round 29).
+    const exits = loaded.all();
+    // The primary and the two workers it stopped (the one killed earlier wrote nothing).
+    expect(exits.has(cluster.child.pid!)).toBe(true);
+    expect(exits.size).toBe(3);
+    for (const [pid, what] of exits) expect(what, `process ${pid}`).toEqual({ webAssembly: 0, fetch: false });
   }, 60_000);
 });
 

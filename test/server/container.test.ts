@@ -14,8 +14,9 @@ import { promisify } from 'node:util';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { bundle, EXTERNAL, keepAscii, rewriteEngineAssertions, rewriteFetchResponseChecks } from '../../esbuild.config.js';
+import { bundle, EXTERNAL, keepAscii, rewriteEngineAssertions, rewriteFetchResponseChecks, rewriteWorkerProbe } from '../../esbuild.config.js';
 import { TEST_SECRET } from '../helpers/gatehouse.js';
+import { loadedProbe } from '../helpers/loaded-probe.js';
 import { freePort } from '../helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -304,17 +305,20 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(() => rewriteEngineAssertions("ctx.assert(found,\n  new InvalidToken('gone'));\n", 'engine.js')).toThrow('engine.js: an assertion that builds its error up front');
   });
 
-  it("asks whether a body is a fetch Response, which loads Node's fetch, only of a value that could be one", () => {
-    // Koa's body setter and its answer to the request each ask it once.
-    expect(Object.fromEntries(bundled.fetchResponseChecks)).toEqual({ 'koa/lib/response.js': 1, 'koa/lib/application.js': 1 });
+  it("asks whether something is fetch's Response, which loads Node's fetch, only where the answer can matter", () => {
+    // Koa's body setter and its answer to the request, and pg's check for a Cloudflare Worker as it loads.
+    expect(Object.fromEntries(bundled.fetchProbes)).toEqual({ 'koa/lib/response.js': 1, 'koa/lib/application.js': 1, 'pg/lib/stream.js': 1 });
     const { contents, rewritten } = rewriteFetchResponseChecks('val instanceof Response');
     expect(rewritten).toBe(1);
     const ask = (val: unknown) => {
       let reads = 0;
-      const globals = { val, get Response() {
-        reads++;
-        return Response;
-      } };
+      const globals = {
+        val,
+        get Response() {
+          reads++;
+          return Response;
+        },
+      };
       return { answer: runInNewContext(contents, globals) as boolean, reads };
     };
     // The engine's JSON answers, and every other value that is no Response, never read the global.
@@ -322,31 +326,21 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(ask({ issuer: 'x' }).reads).toBe(0);
     expect(ask(null).reads).toBe(0);
     expect(ask(new Response('body'))).toEqual({ answer: true, reads: 1 });
+    // pg's check is made by navigator alone, and a module not in the form the build knows stops it.
+    expect(rewriteWorkerProbe("if (typeof Response === 'function') {\n").contents).toBe("if (typeof navigator === 'object' && typeof Response === 'function') {\n");
+    expect(rewriteWorkerProbe('if (globalThis.Response) {').rewritten).toBe(0);
   });
 
   it('starts `node dist/server.js` in production mode, answers discovery and the HEALTHCHECK, and exits 0 on SIGTERM', async () => {
     const port = await freePort();
     const imageEnv: Record<string, string> = Object.fromEntries(runtimeEnv);
     // What the server's process loaded that it should not need, written as it exits (below).
-    const probe = join(work, 'loaded-probe.cjs');
-    writeFileSync(
-      probe,
-      `let compiled = 0;
-       for (const name of ['compile', 'instantiate', 'compileStreaming', 'instantiateStreaming']) {
-         const original = WebAssembly[name];
-         WebAssembly[name] = function (...args) { compiled++; return original.apply(this, args); };
-       }
-       WebAssembly.Module = new Proxy(WebAssembly.Module, { construct(target, args) { compiled++; return new target(...args); } });
-       process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(join(work, 'loaded-'))} + process.pid + '.json', JSON.stringify({
-         webAssembly: compiled,
-         fetch: process.moduleLoadList.some((name) => name.includes('undici')),
-       })));`,
-    );
+    const loaded = loadedProbe(work);
     const env: Record<string, string | undefined> = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       ...imageEnv,
-      NODE_OPTIONS: `${imageEnv.NODE_OPTIONS ?? ''} --require=${probe}`,
+      NODE_OPTIONS: loaded.nodeOptions(imageEnv.NODE_OPTIONS),
       HOST: '127.0.0.1',
       PORT: String(port),
       ISSUER: 'https://id.example.test',
@@ -398,8 +392,8 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(output).toContain('shutting down');
     // Its first start on a new database, discovery, a refused token and the health checks compiled
     // no WebAssembly: neither Prisma's query compiler (10-20 MB) nor, through Koa's check for a
-    // fetch Response, Node's fetch with its HTTP parser (13-18 MB) (README "Performance", round 29).
-    expect(JSON.parse(readFileSync(join(work, `loaded-${child.pid}.json`), 'utf8'))).toEqual({ webAssembly: 0, fetch: false });
+    // fetch Response, Node's fetch with its HTTP parser (README "Performance", round 29).
+    expect(loaded.of(child.pid!)).toEqual({ webAssembly: 0, fetch: false });
   }, 45_000);
 
   it('has the `gatehouse` command line compiled in, as the package\'s bin, and it runs there', async () => {

@@ -64,7 +64,7 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     return createGatehouse(config, createLogger(config));
   };
 
-  it("runs none of its statements through Prisma's client, the first on a new database included, nor do the outbox's first look, the key poll, a readiness probe and the background jobs", async () => {
+  it("runs none of its statements through Prisma's client, the first on a new database included, nor do the outbox's first look, the key poll, a readiness probe, a metrics scrape and the background jobs", async () => {
     database = await createTestDatabase(flavour);
     logged.statements.length = 0;
     logged.engineStarts = 0;
@@ -82,6 +82,9 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     expect(logged.statements).toEqual([]);
     // Nor does a readiness probe, which a load balancer sends every few seconds.
     expect((await request(running.app.handle).get('/readyz')).status).toBe(200);
+    expect(logged.statements).toEqual([]);
+    // Nor does a scrape of the metrics (every 15 s or so where Prometheus watches), which counts the outbox's messages.
+    expect(await running.metrics.registry.metrics()).toMatch(/gatehouse_outbox_messages\{state="pending"\} 0/);
     expect(logged.statements).toEqual([]);
     // Nor do the background jobs, every SWEEP_INTERVAL (and PostgreSQL's check for tables to analyze, every 30 s).
     const { db } = running;
