@@ -108,8 +108,10 @@ function engineErrorsWhenThrown(rewrites: Map<string, number>): Plugin {
 /**
  * Node's fetch (its copy of undici) loads the first time anything reads one of the globals it
  * serves (`Response`, `Headers`, `fetch`, …) or, on Node 22 and 24, the lazy `WebSocket` export
- * of node:http, and compiles its HTTP parser's WebAssembly as it loads: in a small process 13 MB
- * more resident on Node 20, 15 MB on Node 22, 18 MB on Node 24 (README "Performance", round 29).
+ * of node:http, and compiles its HTTP parser's WebAssembly as it loads: 13, 15 and 18 MB more
+ * resident in an empty process on Node 20, 22 and 24; in a started Gatehouse on Node 22, 2-4 MB
+ * at rest, and on Node 20 50-100 ms of the first request that loaded it (README "Performance",
+ * round 29).
  * Gatehouse fetches only for a client's `jwks_uri` or `sector_identifier_uri`, an upstream
  * provider or a back-channel logout, yet three things loaded it in every process; the bundle
  * changes each so that it asks only when the answer can matter (withoutFetchUntilUsed):

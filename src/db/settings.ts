@@ -3,7 +3,7 @@
 // them, in SQL on the executor like the signing keys (keys/store.ts): a start then compiles none
 // of Prisma's queries, whose first compilations (in its WebAssembly query compiler, while that
 // code is cold) took 10–30 % of a start (test/bench/ROUNDS.md, round 24), nor, on a new
-// database, loads that compiler at all (10–20 MB kept for the process's life; round 29).
+// database, loads that compiler at all (8–30 MB kept for the process's life; round 29).
 import type { DbHandle } from './client.js';
 import { dialectOf } from './dialect.js';
 import { executorOf } from './executor.js';

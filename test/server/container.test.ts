@@ -391,8 +391,8 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(await exited, output).toBe(0);
     expect(output).toContain('shutting down');
     // Its first start on a new database, discovery, a refused token and the health checks compiled
-    // no WebAssembly: neither Prisma's query compiler (10-20 MB) nor, through Koa's check for a
-    // fetch Response, Node's fetch with its HTTP parser (README "Performance", round 29).
+    // no WebAssembly: neither Prisma's query compiler (8-30 MB) nor Node's fetch with its HTTP
+    // parser, neither of which serving needs (README "Performance", round 29).
     expect(loaded.of(child.pid!)).toEqual({ webAssembly: 0, fetch: false });
   }, 45_000);
 

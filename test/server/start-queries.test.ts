@@ -1,5 +1,5 @@
 // A start runs none of its statements through Prisma's client, nor starts its query engine (whose
-// WebAssembly query compiler takes 10–20 MB for as long as the process runs): the settings and
+// WebAssembly query compiler takes 8–30 MB for as long as the process runs): the settings and
 // signing keys it reads (and, on a new database, writes), the outbox's first look for mail to
 // send and the key refresher's poll go through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). The first run
 // of each statement through Prisma's client in a process goes through its query compiler while
