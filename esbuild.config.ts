@@ -167,6 +167,7 @@ function withoutFetchUntilUsed(rewrites: Map<string, number>): Plugin {
   };
 }
 
+/** The third change above: every ES import of node:http becomes a `require` of it. */
 function httpThroughRequire(): Plugin {
   const namespace = 'http-through-require';
   return {
