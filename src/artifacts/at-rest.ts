@@ -130,11 +130,12 @@ const BATCH = 500;
 export async function sealStoredArtifacts(db: DbHandle, secrets: readonly string[]): Promise<number> {
   const settings = createSettingStore(db);
   if ((await settings.get(MIGRATION_SETTING)) === MIGRATION_VERSION) return 0;
+  const sql = executorOf(db);
   const batchAfter = { name: 'artifact_batch_after', text: dialectOf(db.flavour).sql('SELECT "id", "payload" FROM "OidcArtifact" WHERE "model" = ? AND "id" > ? ORDER BY "id" ASC LIMIT ?') };
   let rewritten = 0;
   for (const model of [...SECRET_ID_MODELS, 'Interaction']) {
     for (let after = ''; ; ) {
-      const rows = await executorOf(db).rows<{ id: string; payload: unknown }>(batchAfter, [model, after, BATCH]);
+      const rows = await sql.rows<{ id: string; payload: unknown }>(batchAfter, [model, after, BATCH]);
       if (!rows.length) break;
       after = rows.at(-1)?.id as string;
       for (const row of rows) {
