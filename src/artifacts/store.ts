@@ -155,6 +155,10 @@ export function createArtifactStore(db: DbHandle) {
     consume: statement('consume', `UPDATE "OidcArtifact" SET "consumedAt" = ? WHERE "model" = ? AND "id" = ? AND "consumedAt" IS NULL AND ${LIVE}`),
     grantIdOf: statement('grant_id_of', `SELECT "grantId" FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
     destroy: statement('destroy', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "id" = ?`),
+    // A grant's artifacts: the engine revokes a grant model by model (a revoked refresh token, a
+    // sign-out, a replayed code), and a replay or a person's action ends all of it at once.
+    destroyByGrant: statement('destroy_by_grant', `DELETE FROM "OidcArtifact" WHERE "grantId" = ?`),
+    destroyByGrantOfModel: statement('destroy_by_grant_of_model', `DELETE FROM "OidcArtifact" WHERE "model" = ? AND "grantId" = ?`),
     // A token, and in the same statement the session it is bound to, its grant and its person:
     // the engine looks the first two up right after a token on /userinfo, /token (refresh, code)
     // and introspection, and the person (findAccount) on the first two. Each join applies the same
@@ -290,9 +294,9 @@ export function createArtifactStore(db: DbHandle) {
     },
 
     async destroyByGrantId(grantId: string, model?: string): Promise<number> {
+      if (hasNul(grantId)) return 0;
       await (model ? kept(model) : kept());
-      const { count } = await prisma.oidcArtifact.deleteMany({ where: model ? { model, grantId } : { grantId } });
-      return count;
+      return sql.changes(model ? statements.destroyByGrantOfModel : statements.destroyByGrant, model ? [model, grantId] : [grantId]);
     },
 
     /** The newest live grant an account gave a client (its id and row, as find reads it), to remember consent across sessions. */

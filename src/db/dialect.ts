@@ -21,6 +21,8 @@ export interface Dialect {
    * string: a client_id) and `member` and `field` are plain identifiers written into the statement.
    */
   jsonKeyedText(column: string, member: string, field: string): string;
+  /** Whether text `column` holds a `?` parameter anywhere in it, as it is (no pattern, case counts). */
+  containsText(column: string): string;
 }
 
 export function dialectOf(flavour: DatabaseFlavour): Dialect {
@@ -32,6 +34,7 @@ export function dialectOf(flavour: DatabaseFlavour): Dialect {
       jsonText: (column, key) => `json_extract(${column}, '$.${key}')`,
       // json_each matches the key exactly, whatever it holds (a path would have to quote dots and quotes).
       jsonKeyedText: (column, member, field) => `(SELECT json_extract(m."value", '$.${field}') FROM json_each(${column}, '$.${member}') m WHERE m."key" = ?)`,
+      containsText: (column) => `instr(${column}, ?) > 0`,
     };
   return {
     sql(text) {
@@ -42,6 +45,7 @@ export function dialectOf(flavour: DatabaseFlavour): Dialect {
     time: (value) => value,
     jsonText: (column, key) => (key.includes('.') ? `(${column} #>> '{${key.split('.').join(',')}}')` : `(${column} ->> '${key}')`),
     jsonKeyedText: (column, member, field) => `(${column} -> '${member}' -> ?::text ->> '${field}')`,
+    containsText: (column) => `strpos(${column}, ?::text) > 0`,
   };
 }
 

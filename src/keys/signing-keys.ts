@@ -10,6 +10,7 @@
 import { generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
 import type { Config } from '../config/index.js';
 import type { Db } from '../db/client.js';
+import { createResourceStore } from '../resources/store.js';
 import { createSigningKeyStore, type KeyMeta, type NewKey, type StoredKey } from './store.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
@@ -174,10 +175,10 @@ export async function listSigningKeys(db: Db, now: Date = new Date()): Promise<S
  * tokens signed before the first attempt.
  */
 export async function longestSignedTokenLifetime(db: Db, config: KeyConfig): Promise<number> {
-  const { _max } = await db.prisma.resource.aggregate({ _max: { accessTokenTtl: true }, where: { accessTokenFormat: { not: 'opaque' } } });
+  const longestJwtAccessToken = await createResourceStore(db).longestJwtAccessTokenTtl();
   const { retryDelaysMs, timeoutMs } = config.backchannelLogout;
   const deliverySeconds = config.features.backchannelLogout ? Math.ceil((retryDelaysMs.reduce((sum, ms) => sum + ms, 0) + (retryDelaysMs.length + 1) * timeoutMs) / 1000) : 0;
-  return Math.max(config.ttl.idToken, config.ttl.accessToken, _max.accessTokenTtl ?? 0, ENGINE_FIXED_TOKEN_SECONDS + deliverySeconds);
+  return Math.max(config.ttl.idToken, config.ttl.accessToken, longestJwtAccessToken ?? 0, ENGINE_FIXED_TOKEN_SECONDS + deliverySeconds);
 }
 
 export interface RotateOptions {

@@ -1,10 +1,12 @@
-// Queries on SigningKey: token signing keys, private halves encrypted by the caller. The two
-// lists every start reads, the first keys a first start writes, and the key refresher's poll
-// (every KEY_REFRESH_INTERVAL) are written in SQL on the executor (db/settings.ts says why): the
-// poll's first run, half a minute after a start, no longer compiles a query of Prisma's while the
-// instance serves.
+// Queries on SigningKey: token signing keys, private halves encrypted by the caller. Every one is
+// written in SQL on the executor (db/settings.ts says why), for each runs in a serving process:
+// the lists every start reads, the first keys a first start writes, the key refresher's poll
+// (every KEY_REFRESH_INTERVAL) and its read of a key another instance added, a scheduled
+// rotation, the retirement of keys past their date (every SWEEP_INTERVAL) and the re-sealing of
+// keys after SECRETS changed. Through Prisma's client, the first of them would load its query
+// compiler into the process for as long as it runs (test/server/start-queries.test.ts).
 import type { DbHandle } from '../db/client.js';
-import { dialectOf, readJson, readTime } from '../db/dialect.js';
+import { dialectOf, hasNul, readJson, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 
 export interface StoredKey {
@@ -54,7 +56,6 @@ const toKeyMeta = (raw: RawKeyMeta): KeyMeta => ({
 const toStoredKey = (raw: RawKey): StoredKey => ({ ...toKeyMeta(raw), publicJwk: readJson(raw.publicJwk), privateJwkEncrypted: raw.privateJwkEncrypted });
 
 export function createSigningKeyStore(db: DbHandle) {
-  const { prisma } = db;
   const sql = executorOf(db);
   const dialect = dialectOf(db.flavour);
   const meta = '"id", "alg", "generation", "createdAt", "activatesAt", "retireAfter", "retiredAt"';
@@ -64,6 +65,7 @@ export function createSigningKeyStore(db: DbHandle) {
     active: { name: 'signing_keys_active', text: dialect.sql(`${select} WHERE "retiredAt" IS NULL ${newestFirst}`) },
     activeMeta: { name: 'signing_keys_active_meta', text: dialect.sql(`SELECT ${meta} FROM "SigningKey" WHERE "retiredAt" IS NULL ${newestFirst}`) },
     all: { name: 'signing_keys_all', text: dialect.sql(`${select} ${newestFirst}`) },
+    byId: { name: 'signing_key_by_id', text: dialect.sql(`${select} WHERE "id" = ?`) },
     // Refused without an error when (alg, generation) is taken (or, never in practice, the id).
     insertUnlessTaken: {
       name: 'signing_key_insert_unless_taken',
@@ -72,7 +74,16 @@ export function createSigningKeyStore(db: DbHandle) {
          VALUES (?, ?, ?, ${dialect.json}, ?, ?, ?) ON CONFLICT DO NOTHING`,
       ),
     },
+    // Each stamps only the rows still without the stamp and names them, in one statement: of two
+    // instances retiring or rotating at once, each key is named by exactly one.
+    scheduleRetirement: {
+      name: 'signing_keys_schedule_retirement',
+      text: dialect.sql('UPDATE "SigningKey" SET "retireAfter" = ? WHERE "alg" = ? AND "generation" < ? AND "retireAfter" IS NULL AND "retiredAt" IS NULL RETURNING "id"'),
+    },
+    retireDue: { name: 'signing_keys_retire_due', text: dialect.sql('UPDATE "SigningKey" SET "retiredAt" = ? WHERE "retiredAt" IS NULL AND "retireAfter" <= ? RETURNING "id"') },
+    reseal: { name: 'signing_key_reseal', text: dialect.sql('UPDATE "SigningKey" SET "privateJwkEncrypted" = ? WHERE "id" = ?') },
   };
+  const ids = (rows: { id: string }[]) => rows.map((row) => row.id);
   return {
     /** Keys not yet marked retired, newest generation first within each algorithm. */
     async listActive(): Promise<StoredKey[]> {
@@ -85,7 +96,9 @@ export function createSigningKeyStore(db: DbHandle) {
     },
 
     async find(id: string): Promise<StoredKey | undefined> {
-      return ((await prisma.signingKey.findUnique({ where: { id } })) as StoredKey | null) ?? undefined;
+      if (hasNul(id)) return undefined;
+      const [raw] = await sql.rows<RawKey>(statements.byId, [id]);
+      return raw && toStoredKey(raw);
     },
 
     /** Every key, retired ones included, newest generation first within each algorithm. */
@@ -108,23 +121,18 @@ export function createSigningKeyStore(db: DbHandle) {
      * the first (later-or-equal keys only ever extend how long it stays published).
      */
     async scheduleRetirement(alg: string, belowGeneration: number, retireAfter: Date): Promise<string[]> {
-      const rows = await prisma.signingKey.findMany({
-        where: { alg, generation: { lt: belowGeneration }, retireAfter: null, retiredAt: null },
-        select: { id: true },
-      });
-      if (rows.length) await prisma.signingKey.updateMany({ where: { id: { in: rows.map((r) => r.id) }, retireAfter: null }, data: { retireAfter } });
-      return rows.map((r) => r.id);
+      return ids(await sql.rows<{ id: string }>(statements.scheduleRetirement, [dialect.time(retireAfter), alg, belowGeneration]));
     },
 
     /** Marks keys whose retirement date has passed as retired; returns their ids. */
     async retireDue(now: Date): Promise<string[]> {
-      const rows = await prisma.signingKey.findMany({ where: { retiredAt: null, retireAfter: { lte: now } }, select: { id: true } });
-      if (rows.length) await prisma.signingKey.updateMany({ where: { id: { in: rows.map((r) => r.id) }, retiredAt: null }, data: { retiredAt: now } });
-      return rows.map((r) => r.id);
+      const at = dialect.time(now);
+      return ids(await sql.rows<{ id: string }>(statements.retireDue, [at, at]));
     },
 
+    /** Replaces a key's sealed private half (sealed again with the newest secret); a key deleted meanwhile stays deleted. */
     async reencrypt(id: string, privateJwkEncrypted: string): Promise<void> {
-      await prisma.signingKey.update({ where: { id }, data: { privateJwkEncrypted } });
+      await sql.changes(statements.reseal, [privateJwkEncrypted, id]);
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Db } from '../db/client.js';
 import { createSettingStore } from '../db/settings.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 
-const SALT_KEY = 'pairwise-subject-salt';
+export const SALT_KEY = 'pairwise-subject-salt';
 
 export async function loadPairwiseSalt(db: Db, secrets: readonly string[]): Promise<string> {
   const settings = createSettingStore(db);

@@ -14,7 +14,14 @@ export function createResourceStore(db: DbHandle) {
   const { prisma } = db;
   // Written in SQL and kept prepared: the engine looks the resource up on every token request that names one (db/executor.ts).
   const sql = executorOf(db);
-  const byId = { name: 'resource_by_id', text: dialectOf(db.flavour).sql(`SELECT ${COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "Resource" WHERE "id" = ?`) };
+  const dialect = dialectOf(db.flavour);
+  const byId = { name: 'resource_by_id', text: dialect.sql(`SELECT ${COLUMNS.map((c) => `"${c}"`).join(', ')} FROM "Resource" WHERE "id" = ?`) };
+  // Introspection by a resource server (every such request) and a key rotation (its keys' retirement date) read these.
+  const introspectors = {
+    name: 'resource_introspectors',
+    text: dialect.sql(`SELECT "id", "introspectionClients" FROM "Resource" WHERE ${dialect.containsText('"introspectionClients"')}`),
+  };
+  const longestJwtTtl = { name: 'resource_longest_jwt_ttl', text: `SELECT MAX("accessTokenTtl") AS "ttl" FROM "Resource" WHERE "accessTokenFormat" <> 'opaque'` };
   return {
     async find(id: string): Promise<Resource | null> {
       if (hasNul(id)) return null;
@@ -29,8 +36,16 @@ export function createResourceStore(db: DbHandle) {
 
     /** Resources whose tokens the given client may introspect. */
     async introspectableBy(clientId: string): Promise<string[]> {
-      const rows = await prisma.resource.findMany({ where: { introspectionClients: { contains: clientId } }, select: { id: true, introspectionClients: true } });
+      if (!clientId || hasNul(clientId)) return [];
+      // The statement finds the lists holding the id anywhere; a resource counts only where it is one of the list's names.
+      const rows = await sql.rows<{ id: string; introspectionClients: string }>(introspectors, [clientId]);
       return rows.filter((r) => r.introspectionClients.split(' ').includes(clientId)).map((r) => r.id);
+    },
+
+    /** The longest lifetime of a resource's JWT access tokens, in seconds; null without such a resource. */
+    async longestJwtAccessTokenTtl(): Promise<number | null> {
+      const [row] = await sql.rows<{ ttl: unknown }>(longestJwtTtl, []);
+      return row?.ttl == null ? null : Number(row.ttl);
     },
   };
 }

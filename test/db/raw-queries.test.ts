@@ -109,6 +109,34 @@ describe.each(
     expect(await resources.find('nul\0id')).toBeNull();
   });
 
+  it('finds the resources a client may introspect, and the longest JWT access token lifetime, as the query builder does', async () => {
+    await db.prisma.resource.createMany({
+      data: [
+        { id: 'https://orders.example', scope: 'read', accessTokenFormat: 'opaque', introspectionClients: 'gateway billing' },
+        { id: 'https://stock.example', scope: 'read', accessTokenTtl: 7200, introspectionClients: 'Gateway gateway-2' },
+        { id: 'https://long.example', scope: 'read', accessTokenFormat: 'opaque', accessTokenTtl: 86_400, introspectionClients: 'gateway' },
+      ],
+    });
+    const resources = createResourceStore(handle);
+    // Only a whole name in the list counts: not another case, nor a longer name that holds it.
+    const builder = async (clientId: string) =>
+      (await db.prisma.resource.findMany({ where: { introspectionClients: { contains: clientId } } }))
+        .filter((r) => r.introspectionClients.split(' ').includes(clientId))
+        .map((r) => r.id)
+        .sort();
+    for (const clientId of ['gateway', 'Gateway', 'gateway-2', 'billing', 'bill', 'nobody', '%', '_']) {
+      expect((await resources.introspectableBy(clientId)).sort(), clientId).toEqual(await builder(clientId));
+    }
+    expect((await resources.introspectableBy('gateway')).sort()).toEqual(['https://long.example', 'https://orders.example']);
+    expect(await resources.introspectableBy('gateway\0')).toEqual([]);
+    expect(await resources.introspectableBy('')).toEqual([]);
+    // Opaque tokens are not signed: a day-long opaque lifetime does not count.
+    const { _max } = await db.prisma.resource.aggregate({ _max: { accessTokenTtl: true }, where: { accessTokenFormat: { not: 'opaque' } } });
+    expect(await resources.longestJwtAccessTokenTtl()).toBe(_max.accessTokenTtl);
+    expect(await resources.longestJwtAccessTokenTtl()).toBeGreaterThanOrEqual(7200);
+    expect(await resources.longestJwtAccessTokenTtl()).toBeLessThan(86_400);
+  });
+
   it("lists the enabled identity providers (the sign-in page's buttons) as the query builder finds them, by id", async () => {
     const store = createFederationStore(handle);
     const provider = (id: string, enabled: boolean, settings: object) => ({ id, displayName: `Name of ${id}`, kind: 'oidc', enabled, settings: { issuer: 'https://idp.example', client_id: 'c', trusted: false, create_accounts: false, link_by_verified_email: false, ...settings }, clientSecretEncrypted: 'sealed' });
@@ -452,6 +480,33 @@ describe.each(
     expect(await db.prisma.oidcArtifact.count({ where: { model: 'DeviceCode' } })).toBe(1);
   });
 
+  it("deletes a grant's artifacts, of one model or of all, exactly those the query builder finds by the grant", async () => {
+    const artifacts = createArtifactStore(handle);
+    const row = (model: string, id: string, grantId: string | null) => ({ model, id, payload: { jti: id }, grantId, expiresAt: null });
+    await db.prisma.oidcArtifact.createMany({
+      data: [
+        row('AccessToken', 'dg-at-1', 'dg-1'),
+        row('AccessToken', 'dg-at-2', 'dg-1'),
+        row('RefreshToken', 'dg-rt-1', 'dg-1'),
+        row('Grant', 'dg-1', 'dg-1'),
+        row('AccessToken', 'dg-at-3', 'dg-2'),
+        row('AccessToken', 'dg-at-4', null),
+      ],
+    });
+    const left = async () => (await db.prisma.oidcArtifact.findMany({ where: { id: { startsWith: 'dg-' } }, select: { id: true } })).map((r) => r.id).sort();
+    // The engine's revocation, model by model.
+    const found = await db.prisma.oidcArtifact.count({ where: { model: 'AccessToken', grantId: 'dg-1' } });
+    expect(await artifacts.destroyByGrantId('dg-1', 'AccessToken')).toBe(found);
+    expect(found).toBe(2);
+    expect(await left()).toEqual(['dg-1', 'dg-at-3', 'dg-at-4', 'dg-rt-1']);
+    expect(await artifacts.destroyByGrantId('dg-1', 'AuthorizationCode')).toBe(0);
+    // All of a grant at once; another grant's and grantless artifacts stay.
+    expect(await artifacts.destroyByGrantId('dg-1')).toBe(2);
+    expect(await left()).toEqual(['dg-at-3', 'dg-at-4']);
+    expect(await artifacts.destroyByGrantId('dg-2\0')).toBe(0);
+    expect(await left()).toEqual(['dg-at-3', 'dg-at-4']);
+  });
+
   it('writes audit events, one or many in a statement, that the query builder lists', async () => {
     const audit = createAuditStore(handle);
     const at = new Date('2030-07-08T09:10:11.012Z');
@@ -470,7 +525,7 @@ describe.each(
     expect(await audit.list({ since: at })).toHaveLength(3);
   });
 
-  it('reads settings as the query builder does, and creates one only when it is missing', async () => {
+  it('reads settings as the query builder does, creates one only when it is missing, and replaces a stored one', async () => {
     const settings = createSettingStore(handle);
     await db.prisma.setting.create({ data: { key: 'kept', valueEncrypted: 'sealed-kept' } });
     expect(await settings.get('kept')).toBe((await db.prisma.setting.findUnique({ where: { key: 'kept' } }))?.valueEncrypted);
@@ -487,6 +542,11 @@ describe.each(
     const created = (await db.prisma.setting.findUniqueOrThrow({ where: { key: 'new' } })).createdAt.getTime();
     expect(created).toBeGreaterThanOrEqual(before);
     expect(created).toBeLessThanOrEqual(Date.now());
+    // Sealed again (after SECRETS changed), it keeps when it was created; a key never stored is refused.
+    await settings.set('new', 'sealed-again');
+    expect(await db.prisma.setting.findUniqueOrThrow({ where: { key: 'new' } })).toMatchObject({ valueEncrypted: 'sealed-again', createdAt: new Date(created) });
+    await expect(settings.set('never-stored', 'sealed')).rejects.toThrow('the setting never-stored is not stored');
+    expect(await db.prisma.setting.count({ where: { key: 'never-stored' } })).toBe(0);
   });
 
   it('gives every caller creating the same setting at once the one value stored', async () => {
@@ -537,6 +597,46 @@ describe.each(
     const raced = await Promise.all(['a', 'b', 'c', 'd'].map((n) => keys.insertIfGenerationFree({ id: `race-${n}`, alg: 'PS384', generation: 1, publicJwk, privateJwkEncrypted: `sealed-${n}` })));
     expect(raced.filter(Boolean)).toHaveLength(1);
     expect(await db.prisma.signingKey.count({ where: { alg: 'PS384' } })).toBe(1);
+  });
+
+  it('finds a signing key, schedules and stamps retirements and re-seals a key as the query builder reads them, each key named by one caller of many', async () => {
+    const keys = createSigningKeyStore(handle);
+    const at = new Date('2033-04-05T06:07:08.901Z');
+    const later = (ms: number) => new Date(at.getTime() + ms);
+    const key = (id: string, generation: number, extra: object = {}) => ({ id, alg: 'EdDSA', generation, publicJwk: { kty: 'OKP', x: id }, privateJwkEncrypted: `sealed-${id}`, createdAt: at, ...extra });
+    await db.prisma.signingKey.createMany({
+      data: [key('ed-1', 1, { retireAfter: later(1000), retiredAt: later(500) }), key('ed-2', 2, { retireAfter: later(2000) }), key('ed-3', 3), key('ed-4', 4), key('ed-5', 5, { activatesAt: later(10) })],
+    });
+    const stored = (id: string) => db.prisma.signingKey.findUniqueOrThrow({ where: { id } });
+    expect(await keys.find('ed-5')).toEqual(await stored('ed-5'));
+    expect(await keys.find('ed-1')).toEqual(await stored('ed-1'));
+    expect(await keys.find('ed-none')).toBeUndefined();
+    expect(await keys.find('ed-5\0')).toBeUndefined();
+
+    // A rotation to generation 5 dates the keys below it that have no date yet; two instances rotating at once date each of them once.
+    const raced = await Promise.all([keys.scheduleRetirement('EdDSA', 5, later(3000)), keys.scheduleRetirement('EdDSA', 5, later(4000))]);
+    expect(raced.flat().sort()).toEqual(['ed-3', 'ed-4']);
+    for (const [i, date] of [later(3000), later(4000)].entries()) for (const id of raced[i]!) expect((await stored(id)).retireAfter).toEqual(date);
+    expect((await stored('ed-2')).retireAfter).toEqual(later(2000));
+    expect((await stored('ed-5')).retireAfter).toBeNull();
+
+    // Keys whose date has come are stamped retired, each by one of the instances sweeping at once; the date is compared to the millisecond.
+    // (Other tests' keys in this database may be due as well: only these are looked at.)
+    const own = (ids: string[]) => ids.filter((id) => id.startsWith('ed-')).sort();
+    expect(own(await keys.retireDue(later(1999)))).toEqual([]);
+    const swept = await Promise.all([keys.retireDue(later(3000)), keys.retireDue(later(3000)), keys.retireDue(later(3000))]);
+    expect(own(swept.flat())).toEqual(['ed-2', ...raced[0]!].sort());
+    expect((await stored('ed-2')).retiredAt).toEqual(later(3000));
+    expect((await stored('ed-1')).retiredAt).toEqual(later(500));
+    expect(await keys.listActiveMeta()).toEqual(
+      (await db.prisma.signingKey.findMany({ where: { retiredAt: null }, orderBy: [{ alg: 'asc' }, { generation: 'desc' }], omit: { publicJwk: true, privateJwkEncrypted: true } })),
+    );
+
+    await keys.reencrypt('ed-5', 'sealed-again');
+    expect(await stored('ed-5')).toEqual({ ...(await keys.find('ed-5')), privateJwkEncrypted: 'sealed-again' });
+    // A key deleted meanwhile stays deleted.
+    await keys.reencrypt('ed-none', 'sealed-again');
+    expect(await db.prisma.signingKey.count({ where: { id: 'ed-none' } })).toBe(0);
   });
 
   it("counts the outbox's messages by state as the query builder groups them (the metrics' gauge, at every scrape)", async () => {

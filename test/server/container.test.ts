@@ -348,6 +348,10 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
       TRUST_PROXY: '1',
       DATABASE_URL: `file:${join(work, 'data/gatehouse.db')}`,
       LOG_LEVEL: 'info',
+      // The background jobs every serving process runs (the sweeps, the signing keys' retirement,
+      // the key poll), every second here instead of every 10 minutes and 30 seconds.
+      SWEEP_INTERVAL: '1s',
+      KEY_REFRESH_INTERVAL: '1s',
     };
     expect(env.NODE_ENV).toBe('production');
     // Outside production the default is 127.0.0.1; the image listens on every interface on purpose.
@@ -386,13 +390,15 @@ describe('the runtime stage, rebuilt from its COPY lines in a temporary director
     expect(healthKind).toBe('node');
     expect(health.join(' ')).toContain('/healthz');
     await expect(promisify(execFile)(process.execPath, health, { env, timeout: 5000 })).resolves.toBeDefined();
+    // Long enough for two rounds of the background jobs.
+    await sleep(2500);
 
     child.kill('SIGTERM');
     expect(await exited, output).toBe(0);
     expect(output).toContain('shutting down');
-    // Its first start on a new database, discovery, a refused token and the health checks compiled
-    // no WebAssembly: neither Prisma's query compiler (8-30 MB) nor Node's fetch with its HTTP
-    // parser, neither of which serving needs (README "Performance", round 29).
+    // Its first start on a new database, discovery, a refused token, the health checks and the
+    // background jobs compiled no WebAssembly: neither Prisma's query compiler (8-30 MB) nor Node's
+    // fetch with its HTTP parser, neither of which serving needs (README "Performance", rounds 29 and 30).
     expect(loaded.of(child.pid!)).toEqual({ webAssembly: 0, fetch: false });
   }, 45_000);
 

@@ -12,13 +12,18 @@ import { createArtifactStore } from '../../src/artifacts/store.js';
 import { pruneAuditEvents } from '../../src/audit/log.js';
 import { loadConfig } from '../../src/config/index.js';
 import { sweepExpiredCounters } from '../../src/core/counters.js';
+import { dialectOf } from '../../src/db/dialect.js';
+import { executorOf } from '../../src/db/executor.js';
 import { analyzeStaleTables } from '../../src/db/planner-statistics.js';
+import { retireExpiredKeys, rotateIfDue } from '../../src/keys/signing-keys.js';
+import { SALT_KEY } from '../../src/oidc/subjects.js';
+import { tokenPolicies } from '../../src/resources/engine.js';
 import { createOutboxStore } from '../../src/mail/store.js';
 import { createLinkStore } from '../../src/people/link-store.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createGatehouse, type Gatehouse } from '../../src/server.js';
 import { createTestDatabase, flavours, type TestDatabase } from '../helpers/databases.js';
-import { testEnv } from '../helpers/gatehouse.js';
+import { TEST_SECRET, testEnv } from '../helpers/gatehouse.js';
 
 const logged = vi.hoisted(() => ({ statements: [] as string[], engineStarts: 0 }));
 
@@ -59,8 +64,8 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     database = undefined;
   });
 
-  const start = () => {
-    const config = loadConfig(testEnv(database!.config));
+  const start = (env: Record<string, string> = {}) => {
+    const config = loadConfig(testEnv(database!.config, env));
     return createGatehouse(config, createLogger(config));
   };
 
@@ -102,5 +107,58 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     await running.db.prisma.client.count();
     expect(logged.statements).toHaveLength(1);
     expect(logged.engineStarts).toBe(1);
+  });
+
+  it("nor do a scheduled key rotation and what follows it, a start after SECRETS changed, the revocation of a grant or a resource server's introspection", async () => {
+    database = await createTestDatabase(flavour);
+    const env = { KEY_ROTATION_INTERVAL: '90d' };
+    running = await start(env);
+    const { db } = running;
+    const config = loadConfig(testEnv(database.config, env));
+    const sql = executorOf(db);
+    const dialect = dialectOf(db.flavour);
+    // A resource server registered to introspect another client's tokens (written in SQL: Prisma's client is what is watched).
+    await sql.changes({ text: dialect.sql('INSERT INTO "Resource" ("id", "scope", "introspectionClients", "createdAt", "updatedAt") VALUES (?, ?, ?, ?, ?)') }, [
+      'https://api.example',
+      'read',
+      'gateway',
+      dialect.time(new Date()),
+      dialect.time(new Date()),
+    ]);
+    logged.statements.length = 0;
+    logged.engineStarts = 0;
+
+    // A scheduled rotation, due 91 days on (the key poll runs it), dates the old keys' retirement.
+    const later = new Date(Date.now() + 91 * 86_400_000);
+    const rotation = await rotateIfDue(db, config, later);
+    expect(rotation?.created.length).toBeGreaterThan(0);
+    expect(rotation?.retiring.length).toBeGreaterThan(0);
+    // The poll reads the keys it has not opened yet (another instance's rotation, as well).
+    expect(await running.signingKeys.refresh()).toBe(true);
+    // The sweep, every SWEEP_INTERVAL, stamps the keys past that date retired.
+    expect(await retireExpiredKeys(db, undefined, new Date(later.getTime() + 365 * 86_400_000))).toHaveLength(rotation!.retiring.length);
+    // A revoked refresh token or a sign-out revokes its grant model by model; a replayed code, all of it.
+    const artifacts = createArtifactStore(db);
+    expect(await artifacts.destroyByGrantId('some-grant', 'RefreshToken')).toBe(0);
+    expect(await artifacts.destroyByGrantId('some-grant')).toBe(0);
+    // Introspection of another client's token by the resource server it was issued for.
+    const policies = tokenPolicies(db);
+    expect(await policies.introspectionAllowed('gateway', { clientId: 'app', aud: 'https://api.example' })).toBe(true);
+    expect(await policies.introspectionAllowed('app-2', { clientId: 'app', aud: 'https://api.example' })).toBe(false);
+    expect(logged.statements).toEqual([]);
+
+    // A start after a new secret was put first seals the keys and the pairwise salt with it.
+    const sealed = async (executor = sql) => [
+      ...(await executor.rows<{ sealed: string }>({ text: 'SELECT "privateJwkEncrypted" AS "sealed" FROM "SigningKey" WHERE "retiredAt" IS NULL ORDER BY "id"' }, [])),
+      ...(await executor.rows<{ sealed: string }>({ text: dialect.sql('SELECT "valueEncrypted" AS "sealed" FROM "Setting" WHERE "key" = ?') }, [SALT_KEY])),
+    ].map((row) => row.sealed);
+    const before = await sealed();
+    await running.close();
+    running = await start({ ...env, SECRETS: `a-new-secret-put-first-0123456789,${TEST_SECRET}` });
+    expect(logged.statements).toEqual([]);
+    expect(logged.engineStarts).toBe(0);
+    const after = await sealed(executorOf(running.db));
+    expect(after).toHaveLength(before.length);
+    for (const [i, value] of after.entries()) expect(value).not.toBe(before[i]);
   });
 });
