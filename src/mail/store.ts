@@ -5,11 +5,12 @@
 // SQLite the statement runs under the database's single write lock. A claim is a lease: when
 // the worker that holds it dies (kill -9), the row is claimable again once `claimedUntil` passes.
 // Every instance tries to claim every OUTBOX_POLL_INTERVAL and as it starts, mostly finding
-// nothing: the claim runs on the executor (db/executor.ts), so neither the polls nor a start go
-// through Prisma's client (test/server/start-queries.test.ts).
+// nothing. Queuing, claiming and finishing a message run on the executor (db/executor.ts), so
+// neither the polls, a start, nor a sign-out's back-channel logouts go through Prisma's client
+// (test/server/start-queries.test.ts); only the admin's list does.
 import { randomUUID } from 'node:crypto';
 import type { DbHandle } from '../db/client.js';
-import { dialectOf } from '../db/dialect.js';
+import { dialectOf, readTime } from '../db/dialect.js';
 import { executorOf } from '../db/executor.js';
 import { decrypt, encrypt } from '../core/secrets.js';
 import type { OutboxKind, OutboxState } from './schema.js';
@@ -53,6 +54,9 @@ export interface OutboxRow {
 /** Error texts are cut to this length: they come from other servers. */
 const MAX_ERROR_LENGTH = 500;
 
+/** An error text as stored: cut, and without NUL characters (PostgreSQL refuses them in text). */
+const storedError = (error: string) => error.replace(/\0/g, '').slice(0, MAX_ERROR_LENGTH);
+
 export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
   const { prisma } = db;
   const sql = executorOf(db);
@@ -68,16 +72,27 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
       `UPDATE "OutboxMessage" SET "claimToken" = ?, "claimedUntil" = ?, "attempts" = "attempts" + 1 WHERE "id" = (${pick}) RETURNING "id", "kind", "topic", "recipient", "payloadEncrypted", "attempts", "maxAttempts"`,
     ),
   };
-  const cut = (error: string) => error.slice(0, MAX_ERROR_LENGTH);
+  const statement = (name: string, text: string) => ({ name: `outbox_${name}`, text: dialect.sql(text) });
+  const finishing = 'WHERE "id" = ? AND "claimToken" = ?';
+  const statements = {
+    enqueue: statement(
+      'enqueue',
+      'INSERT INTO "OutboxMessage" ("id", "kind", "topic", "recipient", "payloadEncrypted", "state", "attempts", "maxAttempts", "nextAttemptAt", "createdAt") VALUES (?, ?, ?, ?, ?, \'pending\', 0, ?, ?, ?)',
+    ),
+    // Each finishes the message only while the claim is still this worker's.
+    sent: statement('sent', `UPDATE "OutboxMessage" SET "state" = 'sent', "payloadEncrypted" = '', "finishedAt" = ?, "claimToken" = NULL, "claimedUntil" = NULL, "lastError" = NULL ${finishing}`),
+    retry: statement('retry', `UPDATE "OutboxMessage" SET "nextAttemptAt" = ?, "claimToken" = NULL, "claimedUntil" = NULL, "lastError" = ? ${finishing}`),
+    failed: statement('failed', `UPDATE "OutboxMessage" SET "state" = 'failed', "payloadEncrypted" = '', "finishedAt" = ?, "claimToken" = NULL, "claimedUntil" = NULL, "lastError" = ? ${finishing}`),
+    pending: statement('pending', `SELECT "nextAttemptAt", "claimedUntil" FROM "OutboxMessage" WHERE "state" = 'pending' ORDER BY "nextAttemptAt" ASC LIMIT 50`),
+  };
 
   return {
     /** Queues a message; with a transaction's handle, it exists exactly when that transaction commits. */
     async enqueue(message: NewOutboxMessage, now: Date = new Date()): Promise<string> {
       const id = randomUUID();
       const payloadEncrypted = encrypt(JSON.stringify(message.payload), secrets, `outbox:${id}`);
-      await prisma.outboxMessage.create({
-        data: { id, kind: message.kind, topic: message.topic, recipient: message.recipient, payloadEncrypted, maxAttempts: message.maxAttempts, nextAttemptAt: now, createdAt: now },
-      });
+      const at = dialect.time(now);
+      await sql.changes(statements.enqueue, [id, message.kind, message.topic, message.recipient, payloadEncrypted, message.maxAttempts, at, at]);
       return id;
     },
 
@@ -102,36 +117,24 @@ export function createOutboxStore(db: DbHandle, secrets: readonly string[]) {
 
     /** Sent: the payload (its links) is dropped. False when the claim had lapsed and another worker holds it. */
     async markSent(message: ClaimedMessage, now: Date = new Date()): Promise<boolean> {
-      const { count } = await prisma.outboxMessage.updateMany({
-        where: { id: message.id, claimToken: message.claimToken },
-        data: { state: 'sent', payloadEncrypted: '', finishedAt: now, claimToken: null, claimedUntil: null, lastError: null },
-      });
-      return count === 1;
+      return (await sql.changes(statements.sent, [dialect.time(now), message.id, message.claimToken])) === 1;
     },
 
     /** Another attempt at `at`. */
     async retryAt(message: ClaimedMessage, at: Date, error: string): Promise<boolean> {
-      const { count } = await prisma.outboxMessage.updateMany({
-        where: { id: message.id, claimToken: message.claimToken },
-        data: { nextAttemptAt: at, claimToken: null, claimedUntil: null, lastError: cut(error) },
-      });
-      return count === 1;
+      return (await sql.changes(statements.retry, [dialect.time(at), storedError(error), message.id, message.claimToken])) === 1;
     },
 
     /** No more attempts: failed, its payload dropped. */
     async markFailed(message: ClaimedMessage, error: string, now: Date = new Date()): Promise<boolean> {
-      const { count } = await prisma.outboxMessage.updateMany({
-        where: { id: message.id, claimToken: message.claimToken },
-        data: { state: 'failed', payloadEncrypted: '', finishedAt: now, claimToken: null, claimedUntil: null, lastError: cut(error) },
-      });
-      return count === 1;
+      return (await sql.changes(statements.failed, [dialect.time(now), storedError(error), message.id, message.claimToken])) === 1;
     },
 
     /** When the next pending message is due (now or later, a lapsed claim counting from its lease's end); null when none is pending. */
     async nextDue(): Promise<Date | null> {
-      const pending = await prisma.outboxMessage.findMany({ where: { state: 'pending' }, select: { nextAttemptAt: true, claimedUntil: true }, orderBy: { nextAttemptAt: 'asc' }, take: 50 });
+      const pending = await sql.rows<{ nextAttemptAt: unknown; claimedUntil: unknown }>(statements.pending, []);
       if (!pending.length) return null;
-      return new Date(Math.min(...pending.map((row) => Math.max(row.nextAttemptAt.getTime(), row.claimedUntil?.getTime() ?? 0))));
+      return new Date(Math.min(...pending.map((row) => Math.max((readTime(row.nextAttemptAt) as Date).getTime(), readTime(row.claimedUntil)?.getTime() ?? 0))));
     },
 
     /** Newest first. */

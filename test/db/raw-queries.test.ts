@@ -649,6 +649,62 @@ describe.each(
     expect(expected.sent).toBeGreaterThanOrEqual(3);
   });
 
+  it("queues, finishes and schedules the outbox's messages as the query builder reads them, each finish only under its claim", async () => {
+    const outbox = createOutboxStore(handle, [TEST_SECRET]);
+    // Long ago, so that no other test's message in this database is due before these.
+    const at = new Date('2020-05-06T07:08:09.012Z');
+    const later = (ms: number) => new Date(at.getTime() + ms);
+    const row = (id: string) => db.prisma.outboxMessage.findUniqueOrThrow({ where: { id } });
+    const payload = { to: 'b@example.test', text: '한국어 ✓', nested: [1, null] };
+    const id = await outbox.enqueue({ kind: 'backchannel_logout', topic: 'logout', recipient: 'client-a', payload, maxAttempts: 3 }, at);
+    expect(await row(id)).toEqual({
+      id,
+      kind: 'backchannel_logout',
+      recipient: 'client-a',
+      topic: 'logout',
+      payloadEncrypted: expect.any(String),
+      state: 'pending',
+      attempts: 0,
+      maxAttempts: 3,
+      nextAttemptAt: at,
+      claimToken: null,
+      claimedUntil: null,
+      lastError: null,
+      createdAt: at,
+      finishedAt: null,
+    });
+    const earliest = async () => {
+      const pending = await db.prisma.outboxMessage.findMany({ where: { state: 'pending' } });
+      return pending.length ? new Date(Math.min(...pending.map((m) => Math.max(m.nextAttemptAt.getTime(), m.claimedUntil?.getTime() ?? 0)))) : null;
+    };
+    expect(await outbox.nextDue()).toEqual(await earliest());
+
+    // Claimed (the payload opened), then sent back for another try with the error, cut and without NUL characters.
+    const claimed = await outbox.claimNext(later(1), 60);
+    expect(claimed).toMatchObject({ id, payload, attempt: 1 });
+    expect(await outbox.nextDue()).toEqual(await earliest());
+    const stale = { ...claimed!, claimToken: 'someone-else' };
+    expect(await outbox.retryAt(stale, later(5000), 'not mine')).toBe(false);
+    expect(await outbox.retryAt(claimed!, later(5000), `refused\0 by ${'x'.repeat(600)}`)).toBe(true);
+    expect(await row(id)).toMatchObject({ state: 'pending', attempts: 1, nextAttemptAt: later(5000), claimToken: null, claimedUntil: null, lastError: `refused by ${'x'.repeat(489)}` });
+    expect(await outbox.nextDue()).toEqual(await earliest());
+
+    // Sent: its payload dropped; a finish under a lapsed claim changes nothing.
+    const again = await outbox.claimNext(later(5000), 60);
+    expect(await outbox.markSent(stale, later(5001))).toBe(false);
+    expect(await outbox.markSent(again!, later(5001))).toBe(true);
+    expect(await row(id)).toMatchObject({ state: 'sent', attempts: 2, payloadEncrypted: '', finishedAt: later(5001), claimToken: null, lastError: null });
+    expect(await outbox.markSent(again!, later(5002))).toBe(false);
+
+    // Failed after its last attempt.
+    const other = await outbox.enqueue({ kind: 'mail', topic: 'test', recipient: 'c@example.test', payload: {}, maxAttempts: 1 }, later(6000));
+    const last = await outbox.claimNext(later(6000), 60);
+    expect(last?.id).toBe(other);
+    expect(await outbox.markFailed(last!, 'gave up', later(6001))).toBe(true);
+    expect(await row(other)).toMatchObject({ state: 'failed', attempts: 1, payloadEncrypted: '', finishedAt: later(6001), lastError: 'gave up' });
+    expect(await outbox.nextDue()).toEqual(await earliest());
+  });
+
   it('records a burst of events larger than one statement takes, every one of them', async () => {
     const log = createAuditLog(handle, createLogger({ logLevel: 'silent' }));
     await Promise.all(Array.from({ length: 1234 }, (_, i) => log.record({ type: 'token.issued', clientId: `burst-${i}` })));

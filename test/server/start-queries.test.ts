@@ -109,7 +109,7 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     expect(logged.engineStarts).toBe(1);
   });
 
-  it("nor do a scheduled key rotation and what follows it, a start after SECRETS changed, the revocation of a grant or a resource server's introspection", async () => {
+  it("nor do a scheduled key rotation and what follows it, a start after SECRETS changed, the revocation of a grant, a resource server's introspection or the outbox's deliveries", async () => {
     database = await createTestDatabase(flavour);
     const env = { KEY_ROTATION_INTERVAL: '90d' };
     running = await start(env);
@@ -145,6 +145,19 @@ describe.each(await flavours())('a start on %s', (flavour) => {
     const policies = tokenPolicies(db);
     expect(await policies.introspectionAllowed('gateway', { clientId: 'app', aud: 'https://api.example' })).toBe(true);
     expect(await policies.introspectionAllowed('app-2', { clientId: 'app', aud: 'https://api.example' })).toBe(false);
+    // A sign-out's back-channel logout (or a mail): queued, claimed, tried again, delivered, and the outbox's next due time.
+    // (The instance's own worker stopped, so that the claims below are this test's.)
+    await running.outbox.stop();
+    const outbox = createOutboxStore(db, config.secrets);
+    const message = { kind: 'backchannel_logout' as const, topic: 'logout', recipient: 'app', payload: { logout_token: 'x' }, maxAttempts: 2 };
+    await outbox.enqueue(message);
+    const claimed = await outbox.claimNext(new Date(), 60);
+    expect(await outbox.retryAt(claimed!, new Date(), 'refused')).toBe(true);
+    expect(await outbox.nextDue()).toBeInstanceOf(Date);
+    expect(await outbox.markSent((await outbox.claimNext(new Date(Date.now() + 1000), 60))!)).toBe(true);
+    await outbox.enqueue({ ...message, maxAttempts: 1 });
+    expect(await outbox.markFailed((await outbox.claimNext(new Date(Date.now() + 1000), 60))!, 'refused')).toBe(true);
+    expect(await outbox.nextDue()).toBeNull();
     expect(logged.statements).toEqual([]);
 
     // A start after a new secret was put first seals the keys and the pairwise salt with it.
