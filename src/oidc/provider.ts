@@ -111,7 +111,7 @@ const clientName = (ctx: KoaContextWithOIDC) => ctx.oidc.client?.clientName ?? c
 
 export function createProvider({ config, db, keys, pairwiseSalt, renderPage, now = () => new Date(), observeAdapter, adapter }: ProviderDeps): Provider {
   const artifacts = createArtifactStore(db);
-  const policies = tokenPolicies(db);
+  const policies = tokenPolicies(db, config.clientCache);
   const groupsClaim = createGroupsClaim(db);
   const { features } = config;
   const epochNow = () => Math.floor(now().getTime() / 1000);

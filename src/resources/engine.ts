@@ -52,16 +52,28 @@ export function resourceIndicators(db: Db, cacheSeconds = 0): ResourceIndicators
   };
 }
 
-/** Which tokens a client may introspect or revoke. */
-export function tokenPolicies(db: Db) {
+/**
+ * Which tokens a client may introspect or revoke. A resource server asks on every introspection;
+ * which resources name it is registration, read and reused for `cacheSeconds` (CLIENT_CACHE_TTL)
+ * as the resources themselves are (resourceIndicators), and dropped at once when this process
+ * writes a resource. The token itself is read afresh every time.
+ */
+export function tokenPolicies(db: Db, cacheSeconds = 0) {
   const resources = createResourceStore(db);
+  // Keyed by authenticated clients only (introspection requires client authentication).
+  const introspectableBy = registrationCache<string, string[]>({
+    seconds: cacheSeconds,
+    writes: db.resourceWrites,
+    maxEntries: RESOURCE_CACHE_ENTRIES,
+    read: async (clientId) => ({ value: await resources.introspectableBy(clientId), keep: true }),
+  });
   return {
     /** Its own tokens, or, for a resource server registered to introspect, tokens for that resource. */
     async introspectionAllowed(clientId: string, token: { clientId?: string; aud?: string | string[] }): Promise<boolean> {
       if (token.clientId === clientId) return true;
       const audiences = token.aud === undefined ? [] : Array.isArray(token.aud) ? token.aud : [token.aud];
       if (!audiences.length) return false;
-      const allowed = await resources.introspectableBy(clientId);
+      const allowed = await introspectableBy(clientId);
       return audiences.some((aud) => allowed.includes(aud));
     },
     /** Only its own tokens. */

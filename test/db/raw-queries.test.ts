@@ -1,5 +1,5 @@
 // The statements written in SQL for speed (artifacts, a token with its session, grant and person, audit events, the user lookup,
-// and the settings and signing keys every start reads; see
+// the settings and signing keys, the outbox, and a resource server's introspection; see
 // src/db/dialect.ts) must read and write exactly what Prisma's query builder does, on SQLite and
 // PostgreSQL alike: rows written one way are read back identically the other way (a person's groups too). They run three
 // ways (src/db/executor.ts), each checked here: prepared once on the driver connection (the

@@ -1,11 +1,12 @@
 // The engine asks for the registered resource on every token request that names one; each
 // instance reuses what it read for CLIENT_CACHE_TTL, as it does clients (resources/engine.ts).
 // Edits made in this process apply at once, edits made elsewhere once the entry expires, and an
-// unknown indicator is never remembered.
+// unknown indicator is never remembered. Which resources a resource server may introspect tokens
+// for is reused the same way (tokenPolicies).
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDb } from '../../src/db/client.js';
-import { resourceIndicators } from '../../src/resources/engine.js';
+import { resourceIndicators, tokenPolicies } from '../../src/resources/engine.js';
 import { flavours, migratedDb, type MigratedDb } from '../helpers/databases.js';
 
 const API = 'https://api.cache.example';
@@ -59,6 +60,35 @@ describe.each(await flavours())('the resource cache on %s', (flavour) => {
 
     await db.prisma.resource.deleteMany({ where: { id: API } });
     await expect(scopeOf(cached)).rejects.toMatchObject({ error: 'invalid_target' });
+  });
+
+  it("reuses which resources a client may introspect as it reuses the resources: this process's edits at once, another instance's when the time is up", async () => {
+    const policies = tokenPolicies(db, 1);
+    const uncached = tokenPolicies(db, 0);
+    const token = { clientId: 'app', aud: API };
+    await db.prisma.resource.create({ data: { ...resource('read'), introspectionClients: 'gateway' } });
+    expect(await policies.introspectionAllowed('gateway', token)).toBe(true);
+    expect(await policies.introspectionAllowed('billing', token)).toBe(false);
+    // Its own tokens, whatever the resources say.
+    expect(await policies.introspectionAllowed('app', token)).toBe(true);
+
+    // Written in this process: seen at once.
+    await db.prisma.resource.update({ where: { id: API }, data: { introspectionClients: 'billing' } });
+    expect(await policies.introspectionAllowed('gateway', token)).toBe(false);
+    expect(await policies.introspectionAllowed('billing', token)).toBe(true);
+
+    // Written by another instance: seen once the entry expires, and at once without a cache.
+    const other = await createDb(db);
+    try {
+      await other.prisma.resource.update({ where: { id: API }, data: { introspectionClients: 'gateway' } });
+    } finally {
+      await other.close();
+    }
+    expect(await policies.introspectionAllowed('gateway', token)).toBe(false);
+    expect(await uncached.introspectionAllowed('gateway', token)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(await policies.introspectionAllowed('gateway', token)).toBe(true);
+    expect(await policies.introspectionAllowed('billing', token)).toBe(false);
   });
 
   it('does not remember an indicator that is not registered: registering it elsewhere takes effect at once', async () => {

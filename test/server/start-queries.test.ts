@@ -1,7 +1,10 @@
 // A start runs none of its statements through Prisma's client, nor starts its query engine (whose
 // WebAssembly query compiler takes 8–30 MB for as long as the process runs): the settings and
 // signing keys it reads (and, on a new database, writes), the outbox's first look for mail to
-// send and the key refresher's poll go through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts). The first run
+// send and the key refresher's poll go through the executor (src/db/settings.ts, src/keys/store.ts, src/mail/store.ts).
+// Nor does what a serving process does later on its own or for the protocol's rarer requests:
+// a key rotation and the retirement sweep, a start after SECRETS changed, a grant's revocation, a
+// resource server's introspection, the outbox's deliveries (round 30). The first run
 // of each statement through Prisma's client in a process goes through its query compiler while
 // that is cold: 20–40 ms for a query of the builder, 6–8 ms for a raw statement, paid again by
 // every start (test/bench/ROUNDS.md, rounds 24, 25 and 29). Prisma's generated clients are
