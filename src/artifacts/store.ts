@@ -134,7 +134,9 @@ export function createArtifactStore(db: DbHandle) {
   };
   // Saves and deletes by id may be kept for the request's answer; everything else first runs what
   // the request kept of the models it touches (`await kept(models)`; all of it without them), so
-  // that a request always sees its own writes.
+  // that a request always sees its own writes. The reads a request makes on every token, userinfo
+  // and authorization request await only when there is something to wait for: an `await` costs a
+  // promise even on nothing, and with the engine's AsyncLocalStorage an async-hook call for it.
   const { deferred } = db;
   const write = (model: string, run: () => Promise<unknown>) => (deferred ? deferred.write(run, model) : run());
   const kept = (...models: string[]) => deferred?.flush(models.length ? models : undefined);
@@ -229,7 +231,8 @@ export function createArtifactStore(db: DbHandle) {
 
     async find(model: string, id: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(id)) return null;
-      await kept(model);
+      const pending = kept(model);
+      if (pending) await pending;
       const [row] = await sql.rows<RawArtifact>(statements.find, [model, id, dialect.time(now)]);
       return toRow(row);
     },
@@ -237,7 +240,8 @@ export function createArtifactStore(db: DbHandle) {
     /** find(), and with the token, read in the same statement, its session (by the payload's sessionUid), its grant and its person. */
     async findWithBindings(model: string, id: string, now: Date): Promise<BoundArtifact | null> {
       if (hasNul(id)) return null;
-      await kept(model, 'Session', 'Grant');
+      const pending = kept(model, 'Session', 'Grant');
+      if (pending) await pending;
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundArtifact>(statements.findWithBindings, [at, at, model, id, at]);
       if (!raw) return null;
@@ -247,7 +251,8 @@ export function createArtifactStore(db: DbHandle) {
     /** find() of a session, and with it, in the same statement, its person and its grant for `clientId` (null: for no client). */
     async findSessionWithBindings(id: string, clientId: string | null, now: Date): Promise<BoundSession | null> {
       if (hasNul(id)) return null;
-      await kept('Session', 'Grant');
+      const pending = kept('Session', 'Grant');
+      if (pending) await pending;
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundSession>(statements.findSessionWithBindings, [clientId !== null && hasNul(clientId) ? null : clientId, at, id, at]);
       if (!raw) return null;
@@ -257,7 +262,8 @@ export function createArtifactStore(db: DbHandle) {
     /** find() of an interaction, and with it, in the same statement, its login's person and their newest grant for its client. */
     async findInteractionWithBindings(id: string, now: Date): Promise<BoundInteraction | null> {
       if (hasNul(id)) return null;
-      await kept('Interaction', 'Grant');
+      const pending = kept('Interaction', 'Grant');
+      if (pending) await pending;
       const at = dialect.time(now);
       const [raw] = await sql.rows<RawBoundInteraction>(statements.findInteractionWithBindings, [at, id, at]);
       if (!raw) return null;
@@ -267,7 +273,8 @@ export function createArtifactStore(db: DbHandle) {
 
     async findBy(model: string, field: 'uid' | 'userCode', value: string, now: Date): Promise<ArtifactRow | null> {
       if (hasNul(value)) return null;
-      await kept(model);
+      const pending = kept(model);
+      if (pending) await pending;
       const [row] = await sql.rows<RawArtifact>(field === 'uid' ? statements.findByUid : statements.findByUserCode, [model, value, dialect.time(now)]);
       return toRow(row);
     },

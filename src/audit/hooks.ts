@@ -66,9 +66,9 @@ export function createEngineAudit(audit: AuditLog): EngineAudit {
     before(ctx) {
       writesByRequest.set(ctx, []);
     },
-    async settle(ctx) {
+    settle(ctx) {
       const writes = writesByRequest.get(ctx);
-      if (writes?.length) await Promise.all(writes);
+      if (writes?.length) return Promise.all(writes).then(() => undefined);
     },
   };
 

@@ -19,8 +19,8 @@ export interface EngineHook {
   after?(ctx: KoaContextWithOIDC): void | Promise<void>;
   /** The route (or an inner hook) threw: answers instead and returns true, or returns false to let the error through. */
   recover?(ctx: KoaContextWithOIDC, error: unknown): Promise<boolean>;
-  /** Always, once the inner part is done, failed or not (a `finally`). */
-  settle?(ctx: KoaContextWithOIDC): Promise<void>;
+  /** Always, once the inner part is done, failed or not (a `finally`); returns nothing when it has nothing to wait for. */
+  settle?(ctx: KoaContextWithOIDC): void | Promise<void>;
 }
 
 /** A listener for one of the engine's events (provider.on); the arguments depend on the event. */

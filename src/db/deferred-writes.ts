@@ -34,8 +34,11 @@ export interface DeferredWrites {
    * of `models` (without them: any write); undefined when there is nothing to wait for.
    */
   flush(models?: readonly string[]): Promise<void> | undefined;
-  /** Runs what `request` kept, together, and waits until all of it is committed; rejects with the first failure. */
-  settle(request: object): Promise<void>;
+  /**
+   * Runs what `request` kept, together, and waits until all of it is committed; rejects with the
+   * first failure. Undefined when it kept nothing (most reads), so that nothing is awaited.
+   */
+  settle(request: object): Promise<void> | undefined;
 }
 
 const ANY_MODEL = Symbol('any model');
@@ -77,6 +80,6 @@ export function deferredWrites(executor: Pick<Executor, 'groupsWrites'>): Deferr
       const touched = !models || pending.models.has(ANY_MODEL) || models.some((model) => pending.models.has(model));
       return touched ? run(request) : undefined;
     },
-    settle: run,
+    settle: (request) => (kept.has(request) ? run(request) : undefined),
   };
 }

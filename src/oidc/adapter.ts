@@ -121,7 +121,8 @@ export function createAdapterFactory(
       }
       await clients.save(sealed);
     },
-    async find(id) {
+    // The cache's own promise (a cached one on a hit), not an async wrapper's around it.
+    find(id) {
       return findClient(id);
     },
     async destroy(id) {
@@ -163,12 +164,10 @@ export function createAdapterFactory(
         );
       },
 
-      async find(id) {
+      // Hands back the promise of the read it chose: an async wrapper returning it would add two promises.
+      find(id) {
         const request = readWithBindings && reads.current();
-        if (request) return readWithBindings(request, id);
-        const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
-        const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
-        return toPayload(model, row, secrets, id);
+        return request ? readWithBindings(request, id) : findById(id);
       },
 
       async findByUid(uid) {
@@ -209,6 +208,13 @@ export function createAdapterFactory(
         await artifacts.destroyByGrantId(grantId, model);
       },
     };
+
+    /** find() by id alone: a grant the request read with its token, or the row. */
+    async function findById(id: string) {
+      const readAhead = model === 'Grant' ? reads.take(grantKey(id)) : undefined;
+      const row = readAhead !== undefined ? readAhead : await artifacts.find(model, storedId(model, id), now());
+      return toPayload(model, row, secrets, id);
+    }
 
     /** The token, and kept for the rest of the request: its session, its grant and its person, read in the same statement. */
     async function findWithBindings(request: object, id: string) {

@@ -43,14 +43,12 @@ export function answerAfterWrites(deferred: DeferredWrites, logger: Logger, rend
     before(ctx) {
       waiting.add(ctx);
     },
-    async settle(ctx) {
+    settle(ctx) {
       waiting.delete(ctx);
-      try {
-        await deferred.settle(ctx);
-      } catch (error) {
+      return deferred.settle(ctx)?.catch(async (error: unknown) => {
         logger.error({ err: error, request_id: requestIdOf(ctx.res) }, "the request's writes were not committed; its answer is refused");
         await refuse(ctx, renderPage);
-      }
+      });
     },
   };
 }

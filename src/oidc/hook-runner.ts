@@ -1,7 +1,9 @@
 // The nouns' hooks around every engine request (core/engine-types.ts, EngineHook), run from one
 // provider.use middleware. Each Koa middleware layer costs a few promises (and, with the
 // engine's AsyncLocalStorage, an async-hook call for each) on every request the engine serves;
-// one layer for all of Gatehouse's hooks keeps that cost off the token and userinfo paths. The
+// one layer for all of Gatehouse's hooks keeps that cost off the token and userinfo paths, and it
+// awaits a hook's `after` or `settle` only when the hook returned a promise (an answer with no
+// audit event and no kept write, such as /userinfo, has nothing to wait for). The
 // order and the error handling are those of one middleware per hook, outermost first: an error
 // skips the `after` of every hook it passes, a `recover` can answer instead, and a `settle` runs
 // either way.
@@ -36,7 +38,8 @@ export function runEngineHooks(hooks: readonly EngineHook[]): EngineMiddleware {
       }
       if (hook.settle) {
         try {
-          await hook.settle(ctx);
+          const pending = hook.settle(ctx);
+          if (pending) await pending;
         } catch (thrown) {
           failed = true;
           error = thrown;

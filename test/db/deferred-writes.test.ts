@@ -46,8 +46,14 @@ describe.each(await flavours())('writes kept for the answer on %s', (flavour) =>
     await db.deferred.settle(request);
     expect(await seenElsewhere('a')).toEqual({ n: 1 });
     expect(await seenElsewhere('b')).toEqual({ n: 2 });
-    // Nothing is kept any more: settling again waits for nothing.
-    await db.deferred.settle(request);
+    // Nothing is kept any more: settling again has nothing to wait for, and no promise to await.
+    expect(db.deferred.settle(request)).toBeUndefined();
+  });
+
+  it('gives no promise to settle a request that kept nothing (a read), nor to flush before its reads', () => {
+    const request = (serving = {});
+    expect(db.deferred.flush(['Session'])).toBeUndefined();
+    expect(db.deferred.settle(request)).toBeUndefined();
   });
 
   it('keeps the row as it was saved, whatever becomes of the object afterwards', async () => {

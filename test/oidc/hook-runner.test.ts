@@ -37,10 +37,14 @@ interface Case {
   afterThrows?: string;
   /** Whether the recovering hook answers instead of the error. */
   recovers: boolean;
-  settleThrows?: boolean;
+  /** Which `settle` throws, if any: the one that returns a promise, or the one that returns nothing. */
+  settleThrows?: 'async' | 'sync';
 }
 
-/** Four hooks, outermost first: plain, recovering, settling, and async; each writes what it does to `log`. */
+/**
+ * Five hooks, outermost first: plain, recovering, settling (with a promise), settling with nothing
+ * to wait for (no promise), and async; each writes what it does to `log`.
+ */
 function hooksFor(log: string[], c: Case): EngineHook[] {
   const after = (name: string) => () => {
     log.push(`after ${name}`);
@@ -59,7 +63,13 @@ function hooksFor(log: string[], c: Case): EngineHook[] {
       before: () => log.push('before settling'),
       async settle() {
         log.push('settle');
-        if (c.settleThrows) throw new Error('settle failed');
+        if (c.settleThrows === 'async') throw new Error('settle failed');
+      },
+    },
+    {
+      settle() {
+        log.push('settle sync');
+        if (c.settleThrows === 'sync') throw new Error('settle sync failed');
       },
     },
     {
@@ -91,19 +101,19 @@ async function run(kind: 'runner' | 'nested', c: Case): Promise<{ log: string[];
 const CASES: Case[] = [];
 for (const routeThrows of [false, true])
   for (const afterThrows of [undefined, 'outer', 'recovering', 'async'])
-    for (const recovers of [false, true]) for (const settleThrows of [false, true]) CASES.push({ routeThrows, afterThrows, recovers, settleThrows });
+    for (const recovers of [false, true]) for (const settleThrows of [undefined, 'async', 'sync'] as const) CASES.push({ routeThrows, afterThrows, recovers, settleThrows });
 
 describe('engine hooks run from one middleware', () => {
   it('run before, the route, then after and settle from the innermost hook out', async () => {
     const { log, outcome } = await run('runner', { routeThrows: false, recovers: false });
     expect(outcome).toBe('answered');
-    expect(log).toEqual(['before outer', 'before settling', 'route', 'after async', 'settle', 'after recovering', 'after outer']);
+    expect(log).toEqual(['before outer', 'before settling', 'route', 'after async', 'settle sync', 'settle', 'after recovering', 'after outer']);
   });
 
   it('skip the afters an error passes, let a hook answer instead, and settle either way', async () => {
     const { log, outcome } = await run('runner', { routeThrows: true, recovers: true });
     expect(outcome).toBe('answered');
-    expect(log).toEqual(['before outer', 'before settling', 'route', 'settle', 'recover route failed', 'after outer']);
+    expect(log).toEqual(['before outer', 'before settling', 'route', 'settle sync', 'settle', 'recover route failed', 'after outer']);
   });
 
   it.each(CASES)('behave as nested middleware: %o', async (c) => {
