@@ -14,13 +14,21 @@ function timeAdapter(model: string, inner: Adapter, observe: AdapterObserver): A
     if (!call) continue;
     // The call's own promise goes back to the engine, and the time is taken when it settles: an
     // async wrapper would add two promises (and, with the engine's AsyncLocalStorage, two
-    // async-hook calls) to every storage call.
+    // async-hook calls) to every storage call. (Promise.resolve hands a promise back as it is.)
+    // A failing observer loses its measurement, never the call's answer: nothing awaits the
+    // promise that runs it, so its error would otherwise end the process as unhandled.
     timed[method] = function timedAdapterCall(...args: unknown[]) {
       const started = process.hrtime.bigint();
-      const done = () => observe(model, method, Number(process.hrtime.bigint() - started) / 1e9);
+      const done = () => {
+        try {
+          observe(model, method, Number(process.hrtime.bigint() - started) / 1e9);
+        } catch {
+          // the measurement is lost; the call's answer is not
+        }
+      };
       let answer: Promise<unknown>;
       try {
-        answer = call.apply(inner, args);
+        answer = Promise.resolve(call.apply(inner, args));
       } catch (error) {
         done();
         return Promise.reject(error);

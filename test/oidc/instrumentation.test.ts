@@ -56,6 +56,33 @@ describe('timed storage calls', () => {
     expect(observed.map(({ method }) => method)).toEqual(['consume']);
   });
 
+  it('still answer the engine, once, when the observer fails', async () => {
+    const factory = timeAdapterCalls(
+      () => ({ find: async () => ({ accountId: 'alice' }) }) as unknown as Adapter,
+      () => {
+        throw new Error('metrics broke');
+      },
+    );
+    const unhandled: unknown[] = [];
+    const note = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', note);
+    try {
+      await expect(factory('Grant').find('grant-1')).resolves.toEqual({ accountId: 'alice' });
+      await settled();
+      await settled();
+    } finally {
+      process.off('unhandledRejection', note);
+    }
+    expect(unhandled).toEqual([]);
+  });
+
+  it('accept a plain value from a storage call as its answer, and time it', async () => {
+    const { adapter, observed } = timed({ findByUid: (() => undefined) as unknown as Adapter['findByUid'] });
+    await expect(adapter.findByUid('uid-1')).resolves.toBeUndefined();
+    await settled();
+    expect(observed.map(({ method }) => method)).toEqual(['findByUid']);
+  });
+
   it('leave out the methods the adapter does not have', () => {
     const { adapter } = timed({ find: async () => undefined });
     expect(adapter.find).toBeTypeOf('function');
