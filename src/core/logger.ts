@@ -26,9 +26,24 @@ const CREDENTIAL_SUFFIXES = ['token', 'tokens', 'tokenhint', 'cookie', 'cookies'
 /** Key names containing these hold credentials: password, passwordHash, clientSecret, secrets, privateJwk… */
 const CREDENTIAL_PARTS = ['password', 'secret', 'private'];
 
-export function isCredentialKey(key: string): boolean {
+function namesCredential(key: string): boolean {
   const name = key.toLowerCase().replace(/[-_]/g, '');
   return CREDENTIAL_KEYS.has(name) || CREDENTIAL_SUFFIXES.some((suffix) => name.endsWith(suffix)) || CREDENTIAL_PARTS.some((part) => name.includes(part));
+}
+
+/**
+ * The answers for the key names seen so far: a log line's keys are nearly always the same few
+ * dozen. Bounded, since request bodies and engine params bring keys a caller chose.
+ */
+const KNOWN_KEYS = new Map<string, boolean>();
+const KNOWN_KEYS_LIMIT = 1000;
+
+export function isCredentialKey(key: string): boolean {
+  const known = KNOWN_KEYS.get(key);
+  if (known !== undefined) return known;
+  const answer = namesCredential(key);
+  if (KNOWN_KEYS.size < KNOWN_KEYS_LIMIT) KNOWN_KEYS.set(key, answer);
+  return answer;
 }
 
 const QUERY_CREDENTIAL = /([?&#;]\s*(?:code|user_code|device_code|code_verifier|token|access_token|refresh_token|id_token|id_token_hint|logout_token|client_secret|client_assertion|password|xsrf)=)[^&#\s"';]*/gi;
@@ -39,7 +54,10 @@ const AUTH_SCHEME = /\b(Bearer|Basic|DPoP)\s+[\w\-.~+/]+=*/gi;
 const URL_PASSWORD = /(\b[a-z][\w+.-]*:\/\/[^\s/:@"']*:)[^\s/@"']+@/gi;
 
 export function maskCredentialsInText(text: string): string {
-  return text.replace(QUERY_CREDENTIAL, `$1${CENSOR}`).replace(AUTH_SCHEME, `$1 ${CENSOR}`).replace(URL_PASSWORD, `$1${CENSOR}@`);
+  // Each pattern needs a character most logged strings (ids, paths, names) lack: skip its scan then.
+  let masked = text.includes('=') ? text.replace(QUERY_CREDENTIAL, `$1${CENSOR}`) : text;
+  masked = masked.replace(AUTH_SCHEME, `$1 ${CENSOR}`);
+  return masked.includes('@') ? masked.replace(URL_PASSWORD, `$1${CENSOR}@`) : masked;
 }
 
 function isPlainObject(value: object): value is Record<string, unknown> {
@@ -83,9 +101,13 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
         err: (error: Error) => redactCredentials({ ...stdSerializers.err(error) }),
       },
       hooks: {
-        // Values interpolated into the message (logger.info('%o', value)) bypass formatters.log.
+        // The merging object goes through formatters.log and the message through the msg
+        // serializer, after interpolation; only the values interpolated into the message
+        // (logger.info('%o', value)) bypass both, and only they are redacted here.
         logMethod(args, method) {
-          method.apply(this, args.map((arg: unknown) => redactCredentials(arg)) as Parameters<typeof method>);
+          const firstValue = typeof args[0] === 'object' ? 2 : 1;
+          if (args.length <= firstValue) return method.apply(this, args);
+          method.apply(this, args.map((arg: unknown, i) => (i < firstValue ? arg : redactCredentials(arg))) as Parameters<typeof method>);
         },
       },
     },

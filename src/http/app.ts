@@ -37,7 +37,7 @@ import { createInvitationRouter } from './invitation.js';
 import { clientAddress, frontPipeline, pathOf, type FrontStep, type TrustProxy } from './front.js';
 import type { Metrics } from './metrics.js';
 import { ASSETS_DIR, WEBAUTHN_SCRIPT_FILE, WEBAUTHN_SCRIPT_PATH } from './pages.js';
-import { logRequests } from './request-log.js';
+import { identifyRequest, logRequests } from './request-log.js';
 import { adoptRequestObjects } from './request-objects.js';
 import { cacheControl, securityHeaders } from './security-headers.js';
 
@@ -138,7 +138,7 @@ const asMiddleware = (step: FrontStep): express.RequestHandler =>
 export function createApp(deps: AppDeps): App {
   const { config, provider, logger, metrics } = deps;
   const app = createExpressApp(deps);
-  const front = frontPipeline([logRequests(logger), metrics.recordRequests, securityHeaders(config)]);
+  const front = frontPipeline([identifyRequest, securityHeaders(config)], [logRequests(logger), metrics.recordRequest]);
   const isEnginePath = enginePaths(config.server.authorizationPost === true);
   const engine = engineEntry(provider, config.issuer, app.get('trust proxy fn') as TrustProxy);
   return {

@@ -4,14 +4,37 @@
 // request's and response's prototypes, after which the engine's and Node's own code run markedly
 // slower; see test/bench/ROUNDS.md, round 1) is paid only by our own pages and APIs.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 
-/** One step of the front: sets headers or listens for the response's end; never answers. */
+/** One step of the front: sets headers as the request arrives; never answers. */
 export type FrontStep = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** The steps, in order, as one. */
-export function frontPipeline(steps: readonly FrontStep[]): FrontStep {
+/**
+ * Told once a response has closed (sent, or its connection lost first), with the request's path
+ * and query as it arrived (Express rewrites `req.url` while a router handles it) and the seconds
+ * since it arrived.
+ */
+export type ClosedListener = (req: IncomingMessage, res: ServerResponse, url: string, seconds: number) => void;
+
+/**
+ * The steps, in order, as one; and the listeners, in order, once the response has closed. Every
+ * listener shares one clock reading and one `close` listener on the response (round 32 in
+ * test/bench/ROUNDS.md: a listener and a clock per listener cost a request about 15 µs).
+ */
+export function frontPipeline(steps: readonly FrontStep[], listeners: readonly ClosedListener[] = []): FrontStep {
+  if (listeners.length === 0) {
+    return function front(req, res) {
+      for (const step of steps) step(req, res);
+    };
+  }
   return function front(req, res) {
+    const arrived = performance.now();
+    const url = req.url ?? '';
     for (const step of steps) step(req, res);
+    res.on('close', () => {
+      const seconds = (performance.now() - arrived) / 1000;
+      for (const listener of listeners) listener(req, res, url, seconds);
+    });
   };
 }
 

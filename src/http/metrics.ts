@@ -8,7 +8,7 @@
 // Paths carry ids and queries carry codes; labels stay few and free of secrets.
 import type { IncomingMessage } from 'node:http';
 import type { Request, RequestHandler } from 'express';
-import type { FrontStep } from './front.js';
+import type { ClosedListener } from './front.js';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { Tallies, TalliedCounter, TalliedHistogram } from './metric-tallies.js';
 import type { AuditLog } from '../audit/log.js';
@@ -23,8 +23,8 @@ const UNKNOWN_PROVIDER = '_unknown';
 
 export interface Metrics {
   readonly registry: Registry;
-  /** Counts and times every request once its response is done (a step of the front, front.ts). */
-  readonly recordRequests: FrontStep;
+  /** Counts and times every request once its response has closed (a listener of the front, front.ts). */
+  readonly recordRequest: ClosedListener;
   /** Serves the registry in Prometheus's text format. */
   readonly serveMetrics: RequestHandler;
   /** Engine hook: labels engine requests with their route name (installed by oidc/hooks.ts). */
@@ -79,13 +79,9 @@ export function createMetrics(): Metrics {
 
   return {
     registry,
-    recordRequests(req, res) {
-      const started = process.hrtime.bigint();
-      const url = req.url ?? '';
-      res.once('close', () => {
-        const method = req.method ?? 'OTHER';
-        requests.observe([METHODS.has(method) ? method : 'OTHER', routeOf(req, url), String(res.statusCode)], Number(process.hrtime.bigint() - started) / 1e9);
-      });
+    recordRequest(req, res, url, seconds) {
+      const method = req.method ?? 'OTHER';
+      requests.observe([METHODS.has(method) ? method : 'OTHER', routeOf(req, url), String(res.statusCode)], seconds);
     },
     async serveMetrics(_req, res) {
       res.type(registry.contentType).send(await registry.metrics());

@@ -4,8 +4,8 @@
 // in X-Request-Id. The line names the path without its query (which may carry codes) and
 // with long opaque segments masked: /interaction/<uid> holds the interaction cookie's value.
 import { randomUUID } from 'node:crypto';
-import { REQUEST_ID_HEADER, type Logger } from '../core/logger.js';
-import type { FrontStep } from './front.js';
+import { REQUEST_ID_HEADER, requestIdOf, type Logger } from '../core/logger.js';
+import type { ClosedListener, FrontStep } from './front.js';
 
 const VALID_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** The engine's ids (interaction uids, 43 characters) and the like; no route name is this long. */
@@ -16,28 +16,26 @@ function loggablePath(url: string): string {
   return path.length > 512 ? `${path.slice(0, 512)}…` : path;
 }
 
-export function logRequests(logger: Logger): FrontStep {
-  return function logRequest(req, res) {
-    const started = process.hrtime.bigint();
-    // As it arrived: Express rewrites req.url while a router handles it.
-    const url = req.url ?? '';
-    const offered = req.headers['x-request-id'];
-    const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
-    res.setHeader(REQUEST_ID_HEADER, requestId);
-    // LOG_LEVEL above info: no line, so nothing to listen for.
+/** Gives the request its id, in the response's X-Request-Id, as it arrives. */
+export const identifyRequest: FrontStep = function identifyRequest(req, res) {
+  const offered = req.headers['x-request-id'];
+  res.setHeader(REQUEST_ID_HEADER, typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID());
+};
+
+/** The request's line, once its response has closed; none when LOG_LEVEL is above info. */
+export function logRequests(logger: Logger): ClosedListener {
+  return function logRequest(req, res, url, seconds) {
     if (!logger.isLevelEnabled('info')) return;
-    res.once('close', () => {
-      logger.info(
-        {
-          request_id: requestId,
-          method: req.method,
-          path: loggablePath(url),
-          status: res.statusCode,
-          duration_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
-          ...(res.writableFinished ? {} : { aborted: true }),
-        },
-        'request',
-      );
-    });
+    logger.info(
+      {
+        request_id: requestIdOf(res),
+        method: req.method,
+        path: loggablePath(url),
+        status: res.statusCode,
+        duration_ms: Math.round(seconds * 1e5) / 100,
+        ...(res.writableFinished ? {} : { aborted: true }),
+      },
+      'request',
+    );
   };
 }

@@ -42,6 +42,10 @@ describe('the logger', () => {
     // A connection string's password, and a mailed link's token.
     logger.error({ reason: `connect smtps://id%40acme.test:${s.smtpPassword}@smtp.kept-host.test:465 refused` }, `GET /password/reset?token=${s.resetToken}`);
     logger.info('interpolated %s %o %j', `?access_token=${s.accessToken}`, { password: s.password }, { client_secret: s.clientSecret });
+    logger.info({ note: 'merged-kept' }, 'merged, then interpolated %o', { refresh_token: s.refreshToken });
+    // More key names than the logger remembers answers for: those past its memory are still judged.
+    logger.info(Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`field_${i}`, i])), 'many keys');
+    logger.info({ late_password_field: s.password, 'X-Late-Cookie': s.cookie }, 'keys first seen after many');
     // Errors: their own properties and messages, as `err` and as the first argument.
     logger.error({ err: Object.assign(new Error(`refused /token?code=${s.code}`), { password: s.password }) }, 'failed');
     logger.error(Object.assign(new Error(`Bearer ${s.bearer}`), { headers: { authorization: `Basic ${s.basic}` } }));
@@ -51,8 +55,8 @@ describe('the logger', () => {
     const output = text();
     for (const [name, value] of Object.entries(SECRETS)) expect(output, name).not.toContain(value);
     // What is not a credential stays readable.
-    for (const kept of ['kept-agent', 'kept@example.com', 'kept_grant', 'kept-state', 'child-kept', 'refused /token?code=[redacted]', 'smtp.kept-host.test']) expect(output).toContain(kept);
-    expect(output.split('\n').filter(Boolean)).toHaveLength(14);
+    for (const kept of ['kept-agent', 'kept@example.com', 'kept_grant', 'kept-state', 'child-kept', 'refused /token?code=[redacted]', 'smtp.kept-host.test', 'merged-kept', '"field_1499":1499']) expect(output).toContain(kept);
+    expect(output.split('\n').filter(Boolean)).toHaveLength(17);
   });
 });
 

@@ -1,10 +1,99 @@
-// The front pipeline's client address (src/http/front.ts) is what Express's req.ip would be:
-// the engine's paths are served before Express, and the engine is told this address.
+// The front pipeline (src/http/front.ts): its steps run as a request arrives, its listeners once
+// the response has closed, told the URL as it arrived and the time since; and its client address
+// is what Express's req.ip would be: the engine's paths are served before Express, and the engine
+// is told this address.
+import { createServer, request, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { describe, expect, it } from 'vitest';
-import { clientAddress, type TrustProxy } from '../../src/http/front.js';
+import { clientAddress, frontPipeline, type TrustProxy } from '../../src/http/front.js';
+import { identifyRequest, logRequests } from '../../src/http/request-log.js';
 import { trustProxy } from '../../src/config/parsers.js';
+import { captureLogger } from '../helpers/logs.js';
+
+async function serving(handle: RequestListener, use: (url: string) => Promise<void>): Promise<void> {
+  const server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await use(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+describe('the front pipeline', () => {
+  it('runs its steps in order as the request arrives, and its listeners in order once, after the response, with the URL as it arrived', async () => {
+    const heard: string[] = [];
+    let closed!: () => void;
+    const allClosed = new Promise<void>((resolve) => (closed = resolve));
+    const front = frontPipeline(
+      [(_req, res) => res.setHeader('x-first', '1'), (_req, res) => res.setHeader('x-second', String(res.getHeader('x-first')))],
+      [
+        (req, res, url, seconds) => heard.push(`first ${url} ${req.url} ${res.statusCode} ${seconds >= 0.05}`),
+        (_req, _res, url) => {
+          heard.push(`second ${url}`);
+          closed();
+        },
+      ],
+    );
+    await serving(
+      (req, res) => {
+        front(req, res);
+        heard.push('answered');
+        // As a router does: the listeners still hear the URL as it arrived.
+        req.url = '/rewritten';
+        setTimeout(() => res.writeHead(201).end('done'), 60);
+      },
+      async (url) => {
+        const response = await fetch(`${url}/path?query=1`);
+        expect(response.status).toBe(201);
+        expect(response.headers.get('x-second')).toBe('1');
+        await allClosed;
+      },
+    );
+    expect(heard).toEqual(['answered', 'first /path?query=1 /rewritten 201 true', 'second /path?query=1']);
+  });
+
+  it('logs a request whose client went away before the answer as aborted', async () => {
+    const { logger, lines } = captureLogger('info');
+    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    let arrived!: () => void;
+    const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
+    await serving(
+      (req: IncomingMessage, res: ServerResponse) => {
+        front(req, res);
+        arrived();
+      },
+      async (url) => {
+        const client = request(`${url}/slow`, { headers: { 'x-request-id': 'gone-early' } });
+        client.on('error', () => {});
+        client.end();
+        await requestArrived;
+        client.destroy();
+        await expect.poll(() => lines.length).toBe(1);
+      },
+    );
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ request_id: 'gone-early', method: 'GET', path: '/slow', aborted: true, msg: 'request' });
+  });
+
+  it('writes no request line above info, and still gives the request its id', async () => {
+    const { logger, lines } = captureLogger('warn');
+    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    await serving(
+      (req, res) => {
+        front(req, res);
+        res.end();
+      },
+      async (url) => {
+        const response = await fetch(`${url}/quiet`);
+        expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(lines).toEqual([]);
+  });
+});
 
 const FORWARDED = [undefined, '203.0.113.7', '6.6.6.6, 203.0.113.7', '10.1.2.3, 127.0.0.1', ' , 198.51.100.1 ,, 10.0.0.1', 'not an address, 192.0.2.9', '2001:db8::1, ::1'];
 
