@@ -12,7 +12,7 @@ import { readinessChecks } from './http/health.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { clusterMetrics, listenForMetrics, reportToClusterPrimary, type MetricsListener } from './http/metrics-port.js';
 import { createPageRenderer } from './http/pages.js';
-import { createLogger, type Logger } from './core/logger.js';
+import { batchedStdout, createLogger, type Logger } from './core/logger.js';
 import { createAccountService } from './people/self-service.js';
 import { createPasswordVerifier } from './people/accounts.js';
 import { createSignUp } from './people/sign-up.js';
@@ -217,7 +217,7 @@ export async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config);
+  const logger = createLogger(config, batchedStdout());
   if (isClusterWorker()) return serveAsWorker(() => serve(config, logger.child({ worker: workerId(), pid: process.pid }), { worker: true }));
   for (const warning of config.warnings) logger.warn(warning);
   if (config.generatedSecretFile) {

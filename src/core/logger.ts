@@ -3,7 +3,7 @@
 // context), and credentials inside strings (a logged URL such as /logout?id_token_hint=…, or an
 // "Authorization: Bearer …" value) are masked, in messages and error messages too.
 import type { ServerResponse } from 'node:http';
-import { pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
+import { destination as outputStream, pino, stdSerializers, type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config/index.js';
 
 export type { Logger };
@@ -86,6 +86,48 @@ export function redactCredentials(value: unknown, depth = 0, seen = new WeakSet<
 
 function redactObject(object: Record<string, unknown>): Record<string, unknown> {
   return redactCredentials(object) as Record<string, unknown>;
+}
+
+/** A batch is written once it holds this many bytes, or after BATCH_WAIT_MS. */
+const BATCH_BYTES = 2048;
+/** A pipe keeps a write of up to 4 KB whole (PIPE_BUF): workers sharing one never mix their lines. */
+const WRITE_MAX_BYTES = 4096;
+const BATCH_WAIT_MS = 100;
+
+/**
+ * Standard output as the server writes its log: lines gathered and written together once 2 KB
+ * wait or 100 ms after the first of them, and whatever waits when the process exits or logs a
+ * fatal line. A write(2) per line cost a request about 20 µs of CPU at LOG_LEVEL=info, a tenth of
+ * a /userinfo (test/bench/ROUNDS.md, round 32). A process killed outright (SIGKILL, out of
+ * memory) loses at most its last 100 ms of lines.
+ */
+export function batchedStdout(): DestinationStream & { flushSync(): void } {
+  // pino's own standard output: each batch in one write, retried while a pipe is full.
+  const out = outputStream({ dest: 1, sync: true });
+  let batch = '';
+  let bytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flushSync = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (bytes === 0) return;
+    const lines = batch;
+    batch = '';
+    bytes = 0;
+    out.write(lines);
+  };
+  process.once('exit', flushSync);
+  return {
+    write(line: string) {
+      const length = Buffer.byteLength(line);
+      if (bytes + length > WRITE_MAX_BYTES) flushSync();
+      batch += line;
+      bytes += length;
+      if (bytes >= BATCH_BYTES) flushSync();
+      else timer ??= setTimeout(flushSync, BATCH_WAIT_MS).unref();
+    },
+    flushSync,
+  };
 }
 
 export function createLogger(config: Pick<Config, 'logLevel'>, destination?: DestinationStream): Logger {
