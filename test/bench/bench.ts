@@ -25,7 +25,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { BENCH_SECRET, seedBenchData } from './fixtures.js';
 import { describeDrift, workloadMs } from './machine-speed.js';
 import { FLOW_SCENARIOS, SCENARIO_TITLES, SCENARIOS, prepareScenario, type PreparedScenario, type RunResult, type ScenarioName } from './scenarios.js';
-import { startServer, type RunningServer, type ServerSpec } from './servers.js';
+import { dropRequestLines, startServer, type RunningServer, type ServerSpec } from './servers.js';
 import { authlibMissing, seedAuthlib } from './authlib.js';
 
 const DATABASES = ['sqlite', 'postgresql'] as const;
@@ -57,7 +57,7 @@ const OptionsSchema = z.object({
   databases: list(DATABASES, '--databases').default([...DATABASES]),
   'cold-starts': count('--cold-starts', 1, 20).default(3),
   'bcrypt-cost': count('--bcrypt-cost', 4, 15).default(4),
-  'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('warn'),
+  'log-level': z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   json: z.string().min(1).default('tmp/bench/latest.json'),
   profile: z.string().min(1).optional(),
   variant: z.array(z.string().regex(/^[A-Z][A-Z0-9_]*=[^,]*(,[A-Z][A-Z0-9_]*=[^,]*)*$/, '--variant: KEY=VALUE[,KEY=VALUE] (e.g. CLIENT_CACHE_TTL=0)')).default([]),
@@ -83,7 +83,8 @@ const USAGE = `npm run bench -- [options]
   --databases <list>    sqlite,postgresql (both baselines always run)
   --cold-starts <n>     measured starts per server, after one unmeasured first start (3)
   --bcrypt-cost <n>     bcrypt cost of the people who sign in (4)
-  --log-level <level>   LOG_LEVEL of the servers (warn)
+  --log-level <level>   LOG_LEVEL of the servers (info, as the image ships: a line per request;
+                        between scenarios the bench drops those lines from the servers' logs)
   --json <file>         where the results go as JSON (tmp/bench/latest.json)
   --profile <dir>       run the Gatehouse servers with node --cpu-prof, profiles in <dir>
   --source              run Gatehouse from src/ under tsx instead of dist/ (npm run bench builds dist/ first)
@@ -291,6 +292,7 @@ async function main(): Promise<void> {
       });
       scenarios.push(report);
       printScenario(report);
+      for (const { server } of servers) dropRequestLines(server.spec.logFile);
     }
     for (const { server, report } of servers) report.peakRssMb = mb(server.peakRss());
     printServers(servers.map((s) => s.report));
