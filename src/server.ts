@@ -240,7 +240,7 @@ async function serve(config: Config, logger: Logger, { worker }: { worker: boole
   const listener = await listen(gatehouse.app.handle, config, worker ? undefined : { source: gatehouse.metrics.registry, logger });
   lowerHelpers(config, logger);
   logger.info({ issuer: config.issuer, port: config.server.port, database: config.database.flavour }, `Gatehouse ${worker ? 'worker ' : ''}is listening on ${config.issuer}`);
-  if (gatehouse.demo && !worker) printDemo(gatehouse.demo);
+  if (gatehouse.demo && !worker) printDemo(gatehouse.demo, logger);
   const shutDown = shutDownOnRequest(listener, gatehouse, config, logger);
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
@@ -268,7 +268,7 @@ async function prepareMachine(config: Config, logger: Logger): Promise<() => Pro
     const stopBackgroundJobs = startBackgroundJobs(db, config, logger);
     // The primary's checkpoint thread gives way to the workers' event loops, as theirs would.
     const stopLowering = lowerHelpers(config, logger);
-    if (demo) printDemo(demo);
+    if (demo) printDemo(demo, logger);
     return async () => {
       stopLowering();
       stopBackgroundJobs();
@@ -282,7 +282,9 @@ async function prepareMachine(config: Config, logger: Logger): Promise<() => Pro
   }
 }
 
-function printDemo(demo: Demo): void {
+function printDemo(demo: Demo, logger: Logger): void {
+  // After the log lines before it, which may still wait in the log's batch.
+  logger.flush();
   console.log(
     [
       '',

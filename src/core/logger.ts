@@ -33,16 +33,18 @@ function namesCredential(key: string): boolean {
 
 /**
  * The answers for the key names seen so far: a log line's keys are nearly always the same few
- * dozen. Bounded, since request bodies and engine params bring keys a caller chose.
+ * dozen. Bounded in number and length, since request bodies and engine params bring keys a caller
+ * chose.
  */
 const KNOWN_KEYS = new Map<string, boolean>();
 const KNOWN_KEYS_LIMIT = 1000;
+const KNOWN_KEY_MAX_LENGTH = 64;
 
 export function isCredentialKey(key: string): boolean {
   const known = KNOWN_KEYS.get(key);
   if (known !== undefined) return known;
   const answer = namesCredential(key);
-  if (KNOWN_KEYS.size < KNOWN_KEYS_LIMIT) KNOWN_KEYS.set(key, answer);
+  if (KNOWN_KEYS.size < KNOWN_KEYS_LIMIT && key.length <= KNOWN_KEY_MAX_LENGTH) KNOWN_KEYS.set(key, answer);
   return answer;
 }
 
@@ -84,30 +86,47 @@ export function redactCredentials(value: unknown, depth = 0, seen = new WeakSet<
   return copy;
 }
 
+/** What pino replaces with its request or response serializer's summary before formatters.log sees it. */
+function summarisedAsHttp(value: object): boolean {
+  const candidate = value as { method?: unknown; headers?: unknown; socket?: unknown; setHeader?: unknown };
+  return Boolean(candidate.method && candidate.headers && candidate.socket) || typeof candidate.setHeader === 'function';
+}
+
 function redactObject(object: Record<string, unknown>): Record<string, unknown> {
   return redactCredentials(object) as Record<string, unknown>;
 }
 
-/** A batch is written once it holds this many bytes, or after BATCH_WAIT_MS. */
+/** A batch is handed on once it holds this many bytes, or BATCH_WAIT_MS after its first line. */
 const BATCH_BYTES = 2048;
-/** A pipe keeps a write of up to 4 KB whole (PIPE_BUF): workers sharing one never mix their lines. */
+/** A pipe keeps a write of up to 4 KB whole (PIPE_BUF): workers sharing one never mix lines of up to that size. */
 const WRITE_MAX_BYTES = 4096;
 const BATCH_WAIT_MS = 100;
 
+/** The server's log output: pino's, with the lines waiting written out at once when asked. */
+export type LogOutput = DestinationStream & {
+  /** Writes what waits before returning (pino calls it after a fatal line). */
+  flushSync(): void;
+  /** The same, for pino's `logger.flush()`; `done` is called once it is written. */
+  flush(done?: (error?: Error) => void): void;
+};
+
 /**
- * Standard output as the server writes its log: lines gathered and written together once 2 KB
- * wait or 100 ms after the first of them, and whatever waits when the process exits or logs a
- * fatal line. A write(2) per line cost a request about 20 µs of CPU at LOG_LEVEL=info, a tenth of
- * a /userinfo (test/bench/ROUNDS.md, round 32). A process killed outright (SIGKILL, out of
- * memory) loses at most its last 100 ms of lines.
+ * Standard output as the server writes its log: lines gathered, and handed to pino's own
+ * asynchronous standard output (its default, which writes off the main thread and holds what a
+ * slow reader has not taken yet) once 2 KB wait or 100 ms after the first of them; written out
+ * at once on a fatal line, on `logger.flush()` and when the process exits. A write per line cost
+ * a request about 20 µs of CPU at LOG_LEVEL=info, a tenth of a discovery request
+ * (test/bench/ROUNDS.md, round 32). Each write holds whole lines and at most 4 KB, unless one line
+ * is longer. A process that ends without running its exit handlers (SIGKILL, an unhandled signal,
+ * running out of memory) loses the lines still waiting: under 2 KB, from the last 100 ms or, when
+ * the event loop is busy, a little longer.
  */
-export function batchedStdout(): DestinationStream & { flushSync(): void } {
-  // pino's own standard output: each batch in one write, retried while a pipe is full.
-  const out = outputStream({ dest: 1, sync: true });
+export function batchedStdout(): LogOutput {
+  const out = outputStream({ dest: 1, sync: false, maxWrite: WRITE_MAX_BYTES });
   let batch = '';
   let bytes = 0;
   let timer: NodeJS.Timeout | undefined;
-  const flushSync = () => {
+  const handOn = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
     if (bytes === 0) return;
@@ -116,17 +135,30 @@ export function batchedStdout(): DestinationStream & { flushSync(): void } {
     bytes = 0;
     out.write(lines);
   };
+  const flushSync = () => {
+    handOn();
+    try {
+      out.flushSync();
+    } catch {
+      // Standard output is gone (a closed pipe): nothing is left to write to.
+    }
+  };
+  // After pino's own exit handler for `out`, registered as it was made: what waits here comes last.
   process.once('exit', flushSync);
   return {
     write(line: string) {
       const length = Buffer.byteLength(line);
-      if (bytes + length > WRITE_MAX_BYTES) flushSync();
+      if (bytes + length > WRITE_MAX_BYTES) handOn();
       batch += line;
       bytes += length;
-      if (bytes >= BATCH_BYTES) flushSync();
-      else timer ??= setTimeout(flushSync, BATCH_WAIT_MS).unref();
+      if (bytes >= BATCH_BYTES) handOn();
+      else timer ??= setTimeout(handOn, BATCH_WAIT_MS).unref();
     },
     flushSync,
+    flush(done) {
+      flushSync();
+      done?.();
+    },
   };
 }
 
@@ -143,13 +175,16 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Des
         err: (error: Error) => redactCredentials({ ...stdSerializers.err(error) }),
       },
       hooks: {
-        // The merging object goes through formatters.log and the message through the msg
-        // serializer, after interpolation; only the values interpolated into the message
-        // (logger.info('%o', value)) bypass both, and only they are redacted here.
+        // A merging object goes through formatters.log, and a message string through the msg
+        // serializer after interpolation. The hook redacts what neither sees: the values
+        // interpolated into the message (logger.info('%o', value)), a message that is not a
+        // string, and a merging object pino first turns into a request's or response's summary.
         logMethod(args, method) {
-          const firstValue = typeof args[0] === 'object' ? 2 : 1;
-          if (args.length <= firstValue) return method.apply(this, args);
-          method.apply(this, args.map((arg: unknown, i) => (i < firstValue ? arg : redactCredentials(arg))) as Parameters<typeof method>);
+          const merging = args[0] !== null && typeof args[0] === 'object' ? (args[0] as object) : undefined;
+          const fromIndex = merging !== undefined && typeof args[1] === 'string' ? 2 : 1;
+          const redactMerging = merging !== undefined && summarisedAsHttp(merging);
+          if (args.length <= fromIndex && !redactMerging) return method.apply(this, args);
+          method.apply(this, args.map((arg: unknown, i) => (i >= fromIndex || (i === 0 && redactMerging) ? redactCredentials(arg) : arg)) as Parameters<typeof method>);
         },
       },
     },

@@ -19,6 +19,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -292,6 +293,8 @@ async function main(): Promise<void> {
       });
       scenarios.push(report);
       printScenario(report);
+      // The servers write their log in batches, within 100 ms.
+      await sleep(250);
       for (const { server } of servers) dropRequestLines(server.spec.logFile);
     }
     for (const { server, report } of servers) report.peakRssMb = mb(server.peakRss());

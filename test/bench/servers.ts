@@ -5,7 +5,7 @@
 // processes (gunicorn's workers, Gatehouse's with WEB_CONCURRENCY): its CPU time is the whole
 // process tree's, its peak RSS the largest of any one process.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../helpers/ports.js';
@@ -136,14 +136,18 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
 /**
  * Drops the request lines (`"msg":"request"`, one per request at LOG_LEVEL=info, as the image
  * ships) from a server's log and keeps every other line. The bench calls it between scenarios,
- * when no load runs, so that a full run's logs stay small instead of growing by a gigabyte; the
- * server keeps appending to the same file (it opened it to append).
+ * when no load runs and the servers have written their batched lines (within 100 ms), so that a
+ * full run's logs stay small instead of growing by a gigabyte; the server keeps appending to the
+ * same file (it opened it to append). A file that grew while it was read is left for next time.
  */
 export function dropRequestLines(file: string): void {
   if (!existsSync(file)) return;
-  const text = readFileSync(file, 'utf8');
+  const content = readFileSync(file);
+  const text = content.toString('utf8');
   if (!text.includes('"msg":"request"')) return;
-  writeFileSync(file, text.split('\n').filter((line) => !line.includes('"msg":"request"')).join('\n'));
+  const kept = text.split('\n').filter((line) => !line.includes('"msg":"request"')).join('\n');
+  if (statSync(file).size !== content.length) return;
+  writeFileSync(file, kept);
 }
 
 /** Starts the server and resolves once discovery answers 200; `coldStartMs` is spawn → that answer. */

@@ -21,11 +21,22 @@ interface Run {
   signal: NodeJS.Signals | null;
 }
 
-/** Runs `body` in a child process with `logger` (batchedStdout, at info) in scope; `onLine` sees each line as it arrives. */
-function runWithLogger(name: string, body: string, onLine: (line: Record<string, unknown>, kill: (signal: NodeJS.Signals) => void) => void = () => {}): Promise<Run> {
+/** A script that runs `body` with `logger` (batchedStdout, at info) in scope. */
+function scriptWithLogger(name: string, body: string): string {
   const script = join(dir, `${name}.ts`);
   writeFileSync(script, `import { batchedStdout, createLogger } from ${JSON.stringify(LOGGER)};\nconst logger = createLogger({ logLevel: 'info' }, batchedStdout());\n${body}\n`);
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return script;
+}
+
+/** Runs `body` in a child process with `logger` in scope (or, with `copies`, that many processes sharing one pipe); `onLine` sees each line as it arrives. */
+function runWithLogger(name: string, body: string, onLine: (line: Record<string, unknown>, kill: (signal: NodeJS.Signals) => void) => void = () => {}, copies = 1): Promise<Run> {
+  const script = scriptWithLogger(name, body);
+  const node = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(script)}`;
+  const child =
+    copies === 1
+      ? spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+      : // The pipe's reader starts late, so that the pipe fills and the writers wait on it, as behind a slow log collector.
+        spawn('sh', ['-c', `(${Array.from({ length: copies }, (_, i) => `COPY=${i} ${node} &`).join(' ')} wait) | (sleep 1; cat)`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const started = Date.now();
   const lines: Run['lines'] = [];
   let buffered = '';
@@ -74,6 +85,31 @@ describe('the batched log output', () => {
     expect(run.code).toBe(3);
     expect(run.rest).toBe('');
     expect(run.lines.map(({ line }) => line.n)).toEqual(Array.from({ length: 5000 }, (_, n) => n));
+  });
+
+  it('keeps the lines of processes sharing one pipe whole, each process\'s in order', async () => {
+    const run = await runWithLogger(
+      'shared',
+      `const copy = Number(process.env.COPY);
+       for (let n = 0; n < 4000; n++) logger.info({ copy, n, padding: 'p'.repeat((n * 37) % 900) }, 'shared');`,
+      () => {},
+      2,
+    );
+    expect(run.rest).toBe('');
+    for (const copy of [0, 1]) {
+      expect(run.lines.filter(({ line }) => line.copy === copy).map(({ line }) => line.n)).toEqual(Array.from({ length: 4000 }, (_, n) => n));
+    }
+  });
+
+  it("writes what waits when asked to (logger.flush()), before the process's next direct write to standard output", async () => {
+    const run = await runWithLogger(
+      'flushed',
+      `logger.info('logged');
+       logger.flush();
+       console.log(JSON.stringify({ msg: 'printed' }));
+       logger.info('logged after');`,
+    );
+    expect(run.lines.map(({ line }) => line.msg)).toEqual(['logged', 'printed', 'logged after']);
   });
 
   it('writes a fatal line and everything before it at once, so that a process killed right after keeps them', async () => {

@@ -43,6 +43,10 @@ describe('the logger', () => {
     logger.error({ reason: `connect smtps://id%40acme.test:${s.smtpPassword}@smtp.kept-host.test:465 refused` }, `GET /password/reset?token=${s.resetToken}`);
     logger.info('interpolated %s %o %j', `?access_token=${s.accessToken}`, { password: s.password }, { client_secret: s.clientSecret });
     logger.info({ note: 'merged-kept' }, 'merged, then interpolated %o', { refresh_token: s.refreshToken });
+    // A merging object followed by an object where the message goes (pino formats it into the message), a null one, and a plain object pino summarises as a request.
+    logger.info({ note: 'kept' }, { client_secret: s.clientSecret }, { password: s.password });
+    logger.info(null, 'null, then interpolated %j', { password: s.password });
+    logger.info({ method: 'POST', url: '/token', headers: { authorization: `Basic ${s.basic}`, cookie: s.cookie }, socket: {} }, 'request-shaped');
     // More key names than the logger remembers answers for: those past its memory are still judged.
     logger.info(Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`field_${i}`, i])), 'many keys');
     logger.info({ late_password_field: s.password, 'X-Late-Cookie': s.cookie }, 'keys first seen after many');
@@ -56,7 +60,7 @@ describe('the logger', () => {
     for (const [name, value] of Object.entries(SECRETS)) expect(output, name).not.toContain(value);
     // What is not a credential stays readable.
     for (const kept of ['kept-agent', 'kept@example.com', 'kept_grant', 'kept-state', 'child-kept', 'refused /token?code=[redacted]', 'smtp.kept-host.test', 'merged-kept', '"field_1499":1499']) expect(output).toContain(kept);
-    expect(output.split('\n').filter(Boolean)).toHaveLength(17);
+    expect(output.split('\n').filter(Boolean)).toHaveLength(20);
   });
 });
 

@@ -77,6 +77,25 @@ describe('the front pipeline', () => {
     expect(JSON.parse(lines[0] as string)).toMatchObject({ request_id: 'gone-early', method: 'GET', path: '/slow', aborted: true, msg: 'request' });
   });
 
+  it("logs the request's id when a handler took the header off (as Koa's error handler clears every header)", async () => {
+    const { logger, lines } = captureLogger('info');
+    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    await serving(
+      (req, res) => {
+        front(req, res);
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        res.writeHead(500).end();
+      },
+      async (url) => {
+        const response = await fetch(`${url}/failing`, { headers: { 'x-request-id': 'kept-through-errors' } });
+        expect(response.status).toBe(500);
+        expect(response.headers.get('x-request-id')).toBeNull();
+        await expect.poll(() => lines.length).toBe(1);
+      },
+    );
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ request_id: 'kept-through-errors', status: 500 });
+  });
+
   it('writes no request line above info, and still gives the request its id', async () => {
     const { logger, lines } = captureLogger('warn');
     const front = frontPipeline([identifyRequest], [logRequests(logger)]);
