@@ -44,7 +44,7 @@ describe('the logger', () => {
     logger.info('interpolated %s %o %j', `?access_token=${s.accessToken}`, { password: s.password }, { client_secret: s.clientSecret });
     logger.info({ note: 'merged-kept' }, 'merged, then interpolated %o', { refresh_token: s.refreshToken });
     // A merging object followed by an object where the message goes (pino formats it into the message), a null one, and a plain object pino summarises as a request.
-    logger.info({ note: 'kept' }, { client_secret: s.clientSecret }, { password: s.password });
+    (logger.info as (...args: unknown[]) => void)({ note: 'kept' }, { client_secret: s.clientSecret }, { password: s.password });
     logger.info(null, 'null, then interpolated %j', { password: s.password });
     logger.info({ method: 'POST', url: '/token', headers: { authorization: `Basic ${s.basic}`, cookie: s.cookie }, socket: {} }, 'request-shaped');
     // More key names than the logger remembers answers for: those past its memory are still judged.
