@@ -119,31 +119,40 @@ export type LogOutput = DestinationStream & {
  * (test/bench/ROUNDS.md, round 32). Each write holds whole lines and at most 4 KB, unless one line
  * is longer. A process that ends without running its exit handlers (SIGKILL, an unhandled signal,
  * running out of memory) loses the lines still waiting: under 2 KB, from the last 100 ms or, when
- * the event loop is busy, a little longer.
+ * the event loop is busy, a little longer. A batch already handed to the pool when the process
+ * exits is written only if the pool gets to it first, as with pino's default output.
  */
 export function batchedStdout(): LogOutput {
   const out = outputStream({ dest: 1, sync: false, maxWrite: WRITE_MAX_BYTES });
+  // For what must be out before the call returns: handed to `out`, a batch would start a write on
+  // the pool that its flushSync leaves to finish on its own, and an exiting process never waits for.
+  const outNow = outputStream({ dest: 1, sync: true, maxWrite: WRITE_MAX_BYTES });
   let batch = '';
   let bytes = 0;
   let timer: NodeJS.Timeout | undefined;
-  const handOn = () => {
+  const take = () => {
     if (timer) clearTimeout(timer);
     timer = undefined;
-    if (bytes === 0) return;
     const lines = batch;
     batch = '';
     bytes = 0;
-    out.write(lines);
+    return lines;
+  };
+  const handOn = () => {
+    const lines = take();
+    if (lines) out.write(lines);
   };
   const flushSync = () => {
-    handOn();
+    const lines = take();
     try {
+      // The batches handed on before these lines first.
       out.flushSync();
+      if (lines) outNow.write(lines);
     } catch {
       // Standard output is gone (a closed pipe): nothing is left to write to.
     }
   };
-  // After pino's own exit handler for `out`, registered as it was made: what waits here comes last.
+  // After pino's own exit handler for `out`, registered as it was made.
   process.once('exit', flushSync);
   return {
     write(line: string) {

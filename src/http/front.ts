@@ -20,12 +20,7 @@ export type ClosedListener = (req: IncomingMessage, res: ServerResponse, url: st
  * The steps, in order, as one; and the listeners, in order, once the response has closed. Every
  * listener shares one clock reading and one `close` listener on the response.
  */
-export function frontPipeline(steps: readonly FrontStep[], listeners: readonly ClosedListener[] = []): FrontStep {
-  if (listeners.length === 0) {
-    return function front(req, res) {
-      for (const step of steps) step(req, res);
-    };
-  }
+export function frontPipeline(steps: readonly FrontStep[], listeners: readonly ClosedListener[]): FrontStep {
   return function front(req, res) {
     const arrived = performance.now();
     const url = req.url ?? '';

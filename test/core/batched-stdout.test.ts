@@ -101,6 +101,20 @@ describe('the batched log output', () => {
     }
   });
 
+  it("writes what waits at exit and on logger.flush() even while libuv's pool, where the output's own writes run, is busy", async () => {
+    const run = await runWithLogger(
+      'busy-pool',
+      `import { pbkdf2 } from 'node:crypto';
+       // Every thread of the pool (4) busy for a second or two: a write handed to it would still wait when the process exits.
+       for (let i = 0; i < 4; i++) pbkdf2('password', 'salt', 4_000_000, 32, 'sha256', () => {});
+       logger.info('flushed');
+       logger.flush();
+       logger.info('at exit');
+       process.exit(0);`,
+    );
+    expect(run.lines.map(({ line }) => line.msg)).toEqual(['flushed', 'at exit']);
+  });
+
   it("writes what waits when asked to (logger.flush()), before the process's next direct write to standard output", async () => {
     const run = await runWithLogger(
       'flushed',
