@@ -8,13 +8,21 @@ import type { Config } from '../config/index.js';
 
 export type { Logger };
 
-/** The header that carries a request's id (http/request-log.ts sets it on every response). */
-export const REQUEST_ID_HEADER = 'X-Request-Id';
+/** The header that carries a request's id to the caller. */
+const REQUEST_ID_HEADER = 'X-Request-Id';
 
-/** The id given to the request this response answers, for log lines written elsewhere (the engine's, errors). */
-export function requestIdOf(res: Pick<ServerResponse, 'getHeader'>): string | undefined {
-  const id = res.getHeader(REQUEST_ID_HEADER);
-  return typeof id === 'string' ? id : undefined;
+/** Each response's request id, kept apart from its header: a handler may take the header off (Koa's error handler clears every header). */
+const requestIds = new WeakMap<ServerResponse, string>();
+
+/** Gives the request this response answers its id (http/request-log.ts, as every request arrives), and sends it back in X-Request-Id. */
+export function identifyResponse(res: ServerResponse, requestId: string): void {
+  requestIds.set(res, requestId);
+  res.setHeader(REQUEST_ID_HEADER, requestId);
+}
+
+/** The id given to the request this response answers, for every log line about it (the request's own, the engine's, errors). */
+export function requestIdOf(res: ServerResponse): string | undefined {
+  return requestIds.get(res);
 }
 
 const CENSOR = '[redacted]';

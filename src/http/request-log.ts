@@ -4,8 +4,7 @@
 // in X-Request-Id. The line names the path without its query (which may carry codes) and
 // with long opaque segments masked: /interaction/<uid> holds the interaction cookie's value.
 import { randomUUID } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
-import { REQUEST_ID_HEADER, type Logger } from '../core/logger.js';
+import { identifyResponse, requestIdOf, type Logger } from '../core/logger.js';
 import type { ClosedListener, FrontStep } from './front.js';
 
 const VALID_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -17,15 +16,10 @@ function loggablePath(url: string): string {
   return path.length > 512 ? `${path.slice(0, 512)}…` : path;
 }
 
-/** Each response's request id, for its line: a handler may take the header off (Koa's error handler clears every header). */
-const requestIds = new WeakMap<ServerResponse, string>();
-
 /** Gives the request its id, in the response's X-Request-Id, as it arrives. */
 export const identifyRequest: FrontStep = function identifyRequest(req, res) {
   const offered = req.headers['x-request-id'];
-  const requestId = typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID();
-  requestIds.set(res, requestId);
-  res.setHeader(REQUEST_ID_HEADER, requestId);
+  identifyResponse(res, typeof offered === 'string' && VALID_REQUEST_ID.test(offered) ? offered : randomUUID());
 };
 
 /** The request's line, once its response has closed; none when LOG_LEVEL is above info. */
@@ -34,7 +28,7 @@ export function logRequests(logger: Logger): ClosedListener {
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
       {
-        request_id: requestIds.get(res),
+        request_id: requestIdOf(res),
         method: req.method,
         path: loggablePath(url),
         status: res.statusCode,

@@ -22,6 +22,12 @@ async function serving(handle: RequestListener, use: (url: string) => Promise<vo
   }
 }
 
+/** A front that only gives requests their ids and logs them, with its log lines. */
+function loggingFront(level: 'info' | 'warn') {
+  const { logger, lines } = captureLogger(level);
+  return { front: frontPipeline([identifyRequest], [logRequests(logger)]), lines };
+}
+
 describe('the front pipeline', () => {
   it('runs its steps in order as the request arrives, and its listeners in order once, after the response, with the URL as it arrived', async () => {
     const heard: string[] = [];
@@ -56,8 +62,7 @@ describe('the front pipeline', () => {
   });
 
   it('logs a request whose client went away before the answer as aborted', async () => {
-    const { logger, lines } = captureLogger('info');
-    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    const { front, lines } = loggingFront('info');
     let arrived!: () => void;
     const requestArrived = new Promise<void>((resolve) => (arrived = resolve));
     await serving(
@@ -78,8 +83,7 @@ describe('the front pipeline', () => {
   });
 
   it("logs the request's id when a handler took the header off (as Koa's error handler clears every header)", async () => {
-    const { logger, lines } = captureLogger('info');
-    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    const { front, lines } = loggingFront('info');
     await serving(
       (req, res) => {
         front(req, res);
@@ -97,8 +101,7 @@ describe('the front pipeline', () => {
   });
 
   it('writes no request line above info, and still gives the request its id', async () => {
-    const { logger, lines } = captureLogger('warn');
-    const front = frontPipeline([identifyRequest], [logRequests(logger)]);
+    const { front, lines } = loggingFront('warn');
     await serving(
       (req, res) => {
         front(req, res);
